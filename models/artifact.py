@@ -1,0 +1,148 @@
+"""The release artifact: a folder with config.json + model.safetensors (+ card, curves, ...).
+
+A run directory and a Hub model repo have the same files, so one loader serves both:
+`load_model("runs/mnist/2026...")` or `load_model("user/cnn-studio-mnist@v1")`.
+Model files are data, never code: weights are safetensors only, loaded strictly, and
+checked for shapes and finite values before they reach a model.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from models.atomic import atomic_write, atomic_write_json
+from models.registry import ModelConfig, create_model
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+# What a Hub model repo holds: the run directory without checkpoint.pt (resume state only).
+RELEASE_PATTERNS = [CONFIG_FILE, WEIGHTS_FILE, "README.md", "curves.png", "history.json",
+                    "metrics.json", "predictions.json", "examples/*", "tb/*"]
+_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+class ArtifactError(Exception):
+    """A model folder or Hub repo that cannot be used; the message names the file and problem."""
+
+
+@dataclass
+class LoadedModel:
+    model: nn.Module
+    config: ModelConfig
+    info: dict                        # the whole config.json (task, recipe, versions, ...)
+    root: Path                        # local folder holding the files (run dir or Hub snapshot)
+    source: str                       # what the user asked for: a path or repo_id[@revision]
+    extras: dict = field(default_factory=dict)
+
+    def read_json(self, name: str, default=None):
+        """history.json, metrics.json, ... of this model, or `default` when absent."""
+        path = self.root / name
+        if not path.is_file():
+            return default
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise ArtifactError(f"{path}: not valid JSON ({e})") from e
+
+
+def save_release(run_dir: str | os.PathLike, model: nn.Module, config: dict) -> None:
+    """Write config.json and model.safetensors into `run_dir`, each atomically.
+
+    `config` must contain the ModelConfig keys; anything else (task, recipe, versions)
+    is kept as written.
+    """
+    ModelConfig.from_dict(config)  # refuse to write a config that could not be loaded
+    run_dir = Path(run_dir)
+    state = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
+    atomic_write(run_dir / WEIGHTS_FILE, lambda p: save_file(state, str(p), metadata={"format": "pt"}))
+    atomic_write_json(run_dir / CONFIG_FILE, config)
+
+
+def is_hub_id(source: str) -> bool:
+    repo = source.split("@", 1)[0]
+    return bool(_REPO_ID.match(repo)) and not Path(source).exists()
+
+
+def resolve_source(source: str | os.PathLike, revision: str | None = None) -> Path:
+    """A local folder for `source`: the folder itself, or a Hub snapshot (cache, HF_HUB_OFFLINE aware)."""
+    text = str(source)
+    local = Path(text)
+    if local.is_dir():
+        return local
+    if not is_hub_id(text):
+        raise ArtifactError(f"{text}: no such model folder, and not a Hub repo id (user/name[@revision])")
+    repo_id, _, rev = text.partition("@")
+    revision = revision or rev or None
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
+    try:
+        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=RELEASE_PATTERNS))
+    except LocalEntryNotFoundError as e:
+        raise ArtifactError(f"{text}: not in the local Hub cache and the Hub cannot be reached "
+                            f"(offline or no network): {e}") from e
+    except RepositoryNotFoundError as e:
+        raise ArtifactError(f"{text}: no such Hub repo, or it is private and no token was given") from e
+    except (HfHubHTTPError, OSError, ValueError) as e:
+        raise ArtifactError(f"{text}: download failed: {e}") from e
+
+
+def read_config(path: Path) -> tuple[dict, ModelConfig]:
+    if not path.is_file():
+        raise ArtifactError(f"{path}: missing")
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise ArtifactError(f"{path}: not valid JSON ({e})") from e
+    if not isinstance(info, dict):
+        raise ArtifactError(f"{path}: expected a JSON object")
+    try:
+        return info, ModelConfig.from_dict(info)
+    except (TypeError, ValueError) as e:
+        raise ArtifactError(f"{path}: {e}") from e
+
+
+def read_weights(path: Path, model: nn.Module) -> dict[str, torch.Tensor]:
+    """Parse `path` with safetensors and check it against `model`: same keys, shapes, finite."""
+    if not path.is_file():
+        raise ArtifactError(f"{path}: missing")
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise ArtifactError(f"{path}: not a valid safetensors file ({e})") from e
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise ArtifactError(f"{path}: tensors do not match the architecture in config.json "
+                            f"(missing {missing[:3]}{'...' if len(missing) > 3 else ''}, "
+                            f"unexpected {unexpected[:3]}{'...' if len(unexpected) > 3 else ''})")
+    for name, tensor in state.items():
+        if tensor.shape != expected[name].shape:
+            raise ArtifactError(f"{path}: {name} has shape {tuple(tensor.shape)}, "
+                                f"the architecture needs {tuple(expected[name].shape)}")
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise ArtifactError(f"{path}: {name} contains NaN or infinite values")
+    return state
+
+
+def load_model(source: str | os.PathLike, *, revision: str | None = None,
+               device: str | torch.device = "cpu") -> LoadedModel:
+    """Load a run directory or Hub repo: config.json, then model.safetensors, strictly, in eval mode."""
+    root = resolve_source(source, revision)
+    info, cfg = read_config(root / CONFIG_FILE)
+    try:
+        model = create_model(cfg)
+    except ValueError as e:
+        raise ArtifactError(f"{root / CONFIG_FILE}: {e}") from e
+    state = read_weights(root / WEIGHTS_FILE, model)
+    model.load_state_dict(state, strict=True)
+    model.to(device).eval()
+    return LoadedModel(model=model, config=cfg, info=info, root=root, source=str(source))

@@ -1,0 +1,1 @@
+"""Training: task specs, data, augmentation, the engine and the CLIs that write run directories."""

@@ -1,0 +1,134 @@
+"""The three tasks and their default recipes: one recipe dict per task, grouped by concern.
+
+Why these recipes:
+- cifar10 (VGG19-BN, 40 epochs): SGD with Nesterov momentum and weight decay 5e-4 is the
+  standard for VGG on CIFAR; a one-cycle schedule (warm-up over the first quarter, then
+  annealing to ~0) reaches in 40 epochs what a step schedule needs ~150 for. Random crop
+  with 4 px zero padding and horizontal flip are the classic CIFAR augmentations; label
+  smoothing 0.1 adds a few tenths of a percent. The aim is 94% test accuracy.
+- mnist (VGG19-BN with one input channel, images resized 28 -> 32): Adam with
+  cross-entropy as the original asks; a one-cycle schedule on Adam's step size; random
+  crop with 2 px padding (no flip: a flipped digit is another digit or none). The aim is
+  99.6% test accuracy.
+- catsdogs (ResNet50, 224x224, one logit): SGD with Nesterov momentum and a cosine
+  schedule with warm-up; images decoded once to 256 px, random 224 crop + flip for
+  training, centre crop for evaluation. `--random-erasing` adds Random Erasing with the
+  paper's defaults (Zhong et al. 2017: p=0.5, area 0.02-0.4, aspect 0.3-3.3, random
+  values), to training batches only, after normalisation.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+from models.registry import ModelConfig
+
+CIFAR10_LABELS = ("airplane", "automobile", "bird", "cat", "deer",
+                  "dog", "frog", "horse", "ship", "truck")
+MNIST_LABELS = tuple(str(i) for i in range(10))
+CATSDOGS_LABELS = ("cat", "dog")
+
+# Paper defaults (Zhong et al., "Random Erasing Data Augmentation", 2017).
+RANDOM_ERASING = {
+    "p": 0.5,                 # probability that an image gets a rectangle
+    "scale": [0.02, 0.4],     # erased area, as a fraction of the image
+    "ratio": [0.3, 3.3],      # aspect ratio h/w of the rectangle (sampled log-uniformly)
+    "value": "random",        # fill: "random" (per-pixel normal noise, after normalisation) or a number
+}
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str                 # human name, for cards
+    hub_id: str | None        # Hugging Face dataset id, for card metadata
+    source: str               # how CNN Studio reads it
+    train_split: str
+    val_split: str
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str
+    model: ModelConfig
+    dataset: DatasetInfo
+    stored_size: int          # images are kept on the device at this size (uint8)
+    recipe: dict = field(default_factory=dict)
+
+    def resolved_recipe(self, *, random_erasing: bool = False, **overrides) -> dict:
+        """A deep copy of the default recipe with CLI overrides applied (None = keep default)."""
+        recipe = copy.deepcopy(self.recipe)
+        if overrides.get("epochs") is not None:
+            recipe["epochs"] = overrides["epochs"]
+        if overrides.get("batch_size") is not None:
+            recipe["batch_size"] = overrides["batch_size"]
+        if overrides.get("lr") is not None:
+            recipe["optimizer"]["lr"] = overrides["lr"]
+        if random_erasing:
+            recipe["augment"]["random_erasing"] = dict(RANDOM_ERASING)
+        return recipe
+
+
+TASKS: dict[str, TaskSpec] = {
+    "cifar10": TaskSpec(
+        name="cifar10",
+        model=ModelConfig(architecture="vgg19_bn_32", num_classes=10, in_channels=3, input_size=32,
+                          mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616),
+                          labels=CIFAR10_LABELS),
+        dataset=DatasetInfo(name="CIFAR-10", hub_id="uoft-cs/cifar10",
+                            source="torchvision.datasets.CIFAR10", train_split="train", val_split="test"),
+        stored_size=32,
+        recipe={
+            "epochs": 40,
+            "batch_size": 256,                         # images per step
+            "optimizer": {"name": "sgd", "lr": 0.1,     # peak learning rate
+                          "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4},
+            "schedule": {"name": "onecycle", "pct_start": 0.25,  # fraction of steps warming up
+                         "div_factor": 10.0, "final_div_factor": 1000.0},
+            "loss": {"name": "cross_entropy", "label_smoothing": 0.1},
+            "augment": {"crop": 32, "padding": 4,      # pixels of zero padding before the crop
+                        "flip": True, "random_erasing": None},
+        },
+    ),
+    "mnist": TaskSpec(
+        name="mnist",
+        model=ModelConfig(architecture="vgg19_bn_32", num_classes=10, in_channels=1, input_size=32,
+                          mean=(0.1307,), std=(0.3081,), labels=MNIST_LABELS),
+        dataset=DatasetInfo(name="MNIST", hub_id="ylecun/mnist", source="torchvision.datasets.MNIST",
+                            train_split="train", val_split="test"),
+        stored_size=32,
+        recipe={
+            "epochs": 40,
+            "batch_size": 128,
+            "optimizer": {"name": "adam", "lr": 1e-3, "weight_decay": 0.0},
+            "schedule": {"name": "onecycle", "pct_start": 0.2, "div_factor": 10.0, "final_div_factor": 1000.0},
+            "loss": {"name": "cross_entropy", "label_smoothing": 0.1},
+            "augment": {"crop": 32, "padding": 2, "flip": False, "random_erasing": None},
+        },
+    ),
+    "catsdogs": TaskSpec(
+        name="catsdogs",
+        model=ModelConfig(architecture="resnet50_binary", num_classes=2, in_channels=3, input_size=224,
+                          resize_size=256, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
+                          labels=CATSDOGS_LABELS),
+        dataset=DatasetInfo(name="Oxford-IIIT Pet (cat vs dog)", hub_id="timm/oxford-iiit-pet",
+                            source="torchvision.datasets.OxfordIIITPet(target_types='binary-category')",
+                            train_split="trainval", val_split="test"),
+        stored_size=256,
+        recipe={
+            "epochs": 40,
+            "batch_size": 64,
+            "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 1e-4},
+            "schedule": {"name": "cosine", "warmup_epochs": 2},
+            "loss": {"name": "bce_with_logits"},
+            "augment": {"crop": 224, "padding": 0, "flip": True, "random_erasing": None},
+            "pretrained": None,                         # or "IMAGENET1K_V2" (torchvision weights)
+        },
+    ),
+}
+
+
+def get_task(name: str) -> TaskSpec:
+    try:
+        return TASKS[name]
+    except KeyError:
+        raise ValueError(f"unknown task {name!r}; choose one of {', '.join(TASKS)}") from None
