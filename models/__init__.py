@@ -2,3 +2,5 @@
 
 Nothing here imports `training/`: the app and any Hub user need only this package.
 """
+
+__version__ = "0.1.0"

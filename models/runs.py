@@ -1,0 +1,86 @@
+"""Find run directories on disk: `<root>/<task>/<run>/` holding config.json + model.safetensors.
+
+Only the two files that make a run loadable are required ("complete"); everything else
+(history, metrics, card, examples) is optional and read when present. Nothing here loads
+weights: discovery reads config.json only, so listing many runs is cheap.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from models.artifact import CONFIG_FILE, WEIGHTS_FILE
+
+BASELINE = "baseline"
+RANDOM_ERASING = "random-erasing"
+
+
+@dataclass(frozen=True)
+class RunRef:
+    """A run directory found on disk, described by its config.json (weights not loaded)."""
+    path: Path
+    task: str          # config.json "task" (cifar10 | mnist | catsdogs | ...)
+    variant: str       # config.json "variant" (baseline | random-erasing)
+    run_name: str      # config.json "run_name", else the folder name
+    created: str       # config.json "created" (ISO 8601), else "" (sorts oldest)
+
+    @property
+    def key(self) -> str:
+        """A short, stable name: `<task folder>/<run folder>` (never an absolute path)."""
+        return f"{self.path.parent.name}/{self.path.name}"
+
+
+def read_run(path: str | os.PathLike) -> RunRef | None:
+    """The RunRef of `path` when it holds config.json + model.safetensors and a readable
+    config with a task; None otherwise (an incomplete or foreign folder)."""
+    path = Path(path)
+    if not (path / CONFIG_FILE).is_file() or not (path / WEIGHTS_FILE).is_file():
+        return None
+    try:
+        info = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(info, dict) or not isinstance(info.get("task"), str):
+        return None
+    variant = info.get("variant")
+    if not isinstance(variant, str) or not variant:
+        variant = RANDOM_ERASING if path.parent.name.endswith("-re") else BASELINE
+    return RunRef(path=path, task=info["task"], variant=variant,
+                  run_name=str(info.get("run_name") or path.name),
+                  created=str(info.get("created") or ""))
+
+
+def discover_runs(root: str | os.PathLike) -> list[RunRef]:
+    """Every complete run under `root` (`<root>/<task>/<run>/`), newest first.
+
+    Newest is by config.json "created", then by run name (timestamps), then by the
+    weights' modification time. A missing `root` gives an empty list.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    found = []
+    for task_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for run_dir in sorted(p for p in task_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            ref = read_run(run_dir)
+            if ref is not None:
+                found.append(ref)
+
+    def newest_first(ref: RunRef):
+        try:
+            mtime = (ref.path / WEIGHTS_FILE).stat().st_mtime
+        except OSError:
+            mtime = 0.0
+        return (ref.created, ref.run_name, mtime)
+
+    return sorted(found, key=newest_first, reverse=True)
+
+
+def newest_runs(refs: list[RunRef]) -> dict[tuple[str, str], RunRef]:
+    """The newest run per (task, variant), from a newest-first list such as discover_runs()."""
+    newest: dict[tuple[str, str], RunRef] = {}
+    for ref in refs:
+        newest.setdefault((ref.task, ref.variant), ref)
+    return newest

@@ -1,0 +1,224 @@
+"""Datasets for the three tasks, held as uint8 tensors and served in augmented batches.
+
+Every dataset downloads on first use into `data_dir` through torchvision's own dataset
+classes (which verify what they download); when the files are already there, no network
+is touched. Splits are loaded once as uint8 (N, C, H, W) tensors; `DeviceLoader` keeps them
+on the training device and augments whole batches there (models/augment.py).
+
+Cats vs dogs images are decoded and resized once into a uint8 cache in the data dir
+(a .npy file, memory-mapped), rebuilt when the source files change.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+from torchvision.transforms.v2 import functional as TF
+
+from models.atomic import atomic_write, atomic_write_json
+from models.predict import ImageInputError, decode_image
+from training.tasks import TaskSpec
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"}
+CACHE_DIR = ".cnn_studio_cache"
+
+
+@dataclass
+class Split:
+    name: str                 # "train" / "test" / "val" / "trainval"
+    images: torch.Tensor      # uint8 (N, C, H, W)
+    labels: torch.Tensor      # int64 (N,)
+    indices: torch.Tensor     # int64 (N,): position of each image in the full split
+    skipped: int = 0          # unreadable files left out (image folders)
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+
+def subset_indices(n: int, limit: int | None, seed: int) -> torch.Tensor:
+    """A deterministic, seeded subset of `limit` positions out of `n`, in ascending order."""
+    if limit is None or limit >= n:
+        return torch.arange(n)
+    if limit <= 0:
+        raise ValueError(f"limit must be positive, got {limit}")
+    g = torch.Generator().manual_seed(seed)
+    return torch.randperm(n, generator=g)[:limit].sort().values
+
+
+def load_splits(task: TaskSpec, data_dir: str | os.PathLike, *, limit_train: int | None = None,
+                limit_val: int | None = None, seed: int = 0, workers: int = 4,
+                download: bool = True) -> tuple[Split, Split]:
+    loaders = {"cifar10": _load_cifar10, "mnist": _load_mnist, "catsdogs": _load_catsdogs}
+    load = loaders[task.name]
+    # Different seeds for the two subsets, so a train and a val limit of the same size
+    # do not pick the same positions.
+    train = load(task, Path(data_dir), train=True, limit=limit_train, seed=seed, workers=workers, download=download)
+    val = load(task, Path(data_dir), train=False, limit=limit_val, seed=seed + 1, workers=workers, download=download)
+    for split in (train, val):
+        if len(split) == 0:
+            raise RuntimeError(f"{task.name}: the {split.name} split has no usable images in {data_dir}")
+    return train, val
+
+
+def _load_cifar10(task, data_dir, *, train, limit, seed, workers, download) -> Split:
+    from torchvision.datasets import CIFAR10
+    ds = CIFAR10(str(data_dir), train=train, download=download)
+    idx = subset_indices(len(ds.targets), limit, seed)
+    images = torch.from_numpy(ds.data)[idx].permute(0, 3, 1, 2).contiguous()   # (N, 3, 32, 32)
+    labels = torch.as_tensor(ds.targets, dtype=torch.int64)[idx]
+    return Split("train" if train else "test", images, labels, idx)
+
+
+def _load_mnist(task, data_dir, *, train, limit, seed, workers, download) -> Split:
+    from torchvision.datasets import MNIST
+    ds = MNIST(str(data_dir), train=train, download=download)
+    idx = subset_indices(len(ds.targets), limit, seed)
+    images = ds.data[idx].unsqueeze(1)                                           # (N, 1, 28, 28)
+    size = task.stored_size
+    images = TF.resize(images, [size, size], antialias=True)                     # 28 -> 32, uint8
+    return Split("train" if train else "test", images.contiguous(), ds.targets[idx].long(), idx)
+
+
+# --- cats vs dogs -------------------------------------------------------------------------
+
+def _class_folder(root: Path, name: str) -> Path | None:
+    for candidate in (name, name.capitalize(), name.upper()):
+        if (root / candidate).is_dir():
+            return root / candidate
+    return None
+
+
+def image_folder_files(root: Path, labels: tuple[str, ...]) -> tuple[list[Path], list[int]]:
+    """Files of an image-folder split: root/<label>/* for each label (cat/Cat, dog/Dog)."""
+    files, targets = [], []
+    for label_id, label in enumerate(labels):
+        folder = _class_folder(root, label)
+        if folder is None:
+            raise FileNotFoundError(f"{root}: no '{label}' folder (expected {root}/{label}/*.jpg)")
+        found = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        files += found
+        targets += [label_id] * len(found)
+    return files, targets
+
+
+def _catsdogs_files(task, data_dir: Path, train: bool, download: bool) -> tuple[list[Path], list[int], str]:
+    folder_split = "train" if train else "val"
+    if (data_dir / folder_split).is_dir():
+        files, targets = image_folder_files(data_dir / folder_split, task.model.labels)
+        return files, targets, folder_split
+    from torchvision.datasets import OxfordIIITPet
+    split = "trainval" if train else "test"
+    ds = OxfordIIITPet(str(data_dir), split=split, target_types="binary-category", download=download)
+    # The dataset object exposes file paths and binary labels (0 = Cat, 1 = Dog) as
+    # attributes; reading them lets us decode each file once into the cache below.
+    return list(ds._images), list(ds._bin_labels), split
+
+
+def _decode_resized(path: Path, size: int) -> np.ndarray | None:
+    """Decode, apply EXIF orientation, resize the shorter side to `size`, centre crop; None if unreadable."""
+    try:
+        img = decode_image(path).convert("RGB")
+    except ImageInputError as e:
+        log.warning("skipping unreadable image %s: %s", path, e)
+        return None
+    img = ImageOps.fit(img, (size, size), method=Image.Resampling.BILINEAR)
+    return np.asarray(img, dtype=np.uint8)
+
+
+def _files_digest(files: list[Path], targets: list[int], size: int) -> str:
+    h = hashlib.sha256(f"v1 size={size}".encode())
+    for f, t in zip(files, targets):
+        st = f.stat()
+        h.update(f"{f.resolve()}|{st.st_size}|{st.st_mtime_ns}|{t}\n".encode())
+    return h.hexdigest()[:20]
+
+
+def _load_catsdogs(task, data_dir, *, train, limit, seed, workers, download) -> Split:
+    files, targets, split_name = _catsdogs_files(task, data_dir, train, download)
+    idx = subset_indices(len(files), limit, seed)
+    files = [files[i] for i in idx.tolist()]
+    targets = [targets[i] for i in idx.tolist()]
+    size = task.stored_size
+    digest = _files_digest(files, targets, size)
+    cache = data_dir / CACHE_DIR / f"catsdogs-{split_name}-{digest}"
+    images_file, meta_file = cache.with_suffix(".npy"), cache.with_suffix(".json")
+    if images_file.is_file() and meta_file.is_file():
+        meta = json.loads(meta_file.read_text())
+        arr = np.load(images_file, mmap_mode="r")
+        kept = meta["kept"]
+        log.info("cats vs dogs %s: %d images from cache %s", split_name, len(kept), images_file)
+    else:
+        with ThreadPoolExecutor(max(1, workers)) as pool:
+            decoded = list(pool.map(lambda p: _decode_resized(p, size), files))
+        kept = [i for i, a in enumerate(decoded) if a is not None]
+        skipped = len(files) - len(kept)
+        arr = np.stack([decoded[i] for i in kept]) if kept else np.zeros((0, size, size, 3), np.uint8)
+        atomic_write(images_file, lambda p: np.save(open(p, "wb"), arr))
+        atomic_write_json(meta_file, {"kept": kept, "skipped": skipped, "files": len(files)})
+        log.info("cats vs dogs %s: decoded %d images, skipped %d unreadable", split_name, len(kept), skipped)
+    skipped = len(files) - len(kept)
+    if skipped:
+        log.warning("cats vs dogs %s: skipped %d unreadable image(s)", split_name, skipped)
+    images = torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2).contiguous()
+    labels = torch.as_tensor([targets[i] for i in kept], dtype=torch.int64)
+    return Split(split_name, images, labels, idx[torch.as_tensor(kept, dtype=torch.int64)], skipped)
+
+
+# --- batches on the device -----------------------------------------------------------------
+
+class DeviceLoader:
+    """Batches of a uint8 split kept on `device`, shuffled with `randperm`, augmented per batch.
+
+    The order of epoch E depends only on (seed, E), so a resumed run sees the data in the
+    same order, and two runs with the same seed (baseline and Random Erasing) see the same
+    batches. Augmentation draws from its own generators; Random Erasing from a third one,
+    so the two variants also get identical crops and flips and differ only in erasing.
+    """
+
+    def __init__(self, split: Split, *, batch_size: int, transform, device: torch.device,
+                 shuffle: bool, drop_last: bool = False, seed: int = 0):
+        self.images = split.images.to(device, non_blocking=True)
+        self.labels = split.labels.to(device, non_blocking=True)
+        self.indices = split.indices
+        self.batch_size = batch_size
+        self.transform = transform
+        self.device = device
+        self.shuffle = shuffle
+        self.drop_last = drop_last and len(split) >= batch_size
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        n = len(self.labels)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def _generator(self, stream: int, device: torch.device) -> torch.Generator:
+        g = torch.Generator(device=device)
+        g.manual_seed(self.seed * 1_000_003 + self.epoch * 7919 + stream)
+        return g
+
+    def __iter__(self):
+        n = len(self.labels)
+        if self.shuffle:
+            # Drawn on the CPU so the order is the same on every device.
+            order = torch.randperm(n, generator=self._generator(0, torch.device("cpu"))).to(self.device)
+        else:
+            order = torch.arange(n, device=self.device)
+        aug_gen, erase_gen = self._generator(1, self.device), self._generator(2, self.device)
+        for b in range(len(self)):
+            batch_idx = order[b * self.batch_size:(b + 1) * self.batch_size]
+            x = self.transform(self.images[batch_idx], generator=aug_gen, erase_generator=erase_gen)
+            yield x, self.labels[batch_idx], batch_idx

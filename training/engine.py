@@ -1,0 +1,140 @@
+"""One epoch of training and one evaluation pass, returning plain metric dicts."""
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Callable
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from models.predict import logits_to_probs
+from models.registry import ModelConfig
+
+
+class NonFiniteLossError(RuntimeError):
+    pass
+
+
+def make_loss(recipe_loss: dict, cfg: ModelConfig) -> nn.Module:
+    if cfg.binary:
+        if recipe_loss["name"] != "bce_with_logits":
+            raise ValueError("a binary (one-logit) model trains with bce_with_logits")
+        return nn.BCEWithLogitsLoss()
+    return nn.CrossEntropyLoss(label_smoothing=recipe_loss.get("label_smoothing", 0.0))
+
+
+def compute_loss(loss_fn: nn.Module, logits: torch.Tensor, labels: torch.Tensor, cfg: ModelConfig) -> torch.Tensor:
+    if cfg.binary:
+        return loss_fn(logits.float().squeeze(1), labels.float())
+    return loss_fn(logits.float(), labels)
+
+
+def predicted_classes(logits: torch.Tensor, cfg: ModelConfig) -> torch.Tensor:
+    if cfg.binary:
+        return (logits.squeeze(1) > 0).long()   # sigmoid(logit) > 0.5
+    return logits.argmax(dim=1)
+
+
+def _autocast(device: torch.device, dtype: torch.dtype | None):
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def train_one_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer, scheduler, loss_fn: nn.Module,
+                    cfg: ModelConfig, *, device: torch.device, epoch: int, autocast_dtype=None,
+                    channels_last: bool = False, on_step: Callable[[int, float], None] | None = None,
+                    should_stop: Callable[[], bool] = lambda: False, progress: bool = True) -> dict:
+    """Train for one pass over `loader`; returns loss, accuracy, images, seconds, images_per_s.
+
+    Raises NonFiniteLossError on a NaN/inf loss before the optimizer step, so the weights and
+    the last checkpoint stay as they were. Stops early (returns `interrupted=True`) when
+    `should_stop()` turns true between steps.
+    """
+    model.train()
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    seen = 0
+    start = time.perf_counter()
+    bar = tqdm(total=len(loader), desc=f"epoch {epoch}", leave=False, disable=not progress, unit="batch")
+    interrupted = False
+    for step, (x, y, _) in enumerate(loader):
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with _autocast(device, autocast_dtype):
+            logits = model(x)
+        loss = compute_loss(loss_fn, logits, y, cfg)
+        if not torch.isfinite(loss):
+            bar.close()
+            raise NonFiniteLossError(f"non-finite loss at epoch {epoch} step {step}")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        n = y.shape[0]
+        seen += n
+        loss_sum += loss.detach() * n
+        correct += (predicted_classes(logits.detach(), cfg) == y).sum()
+        if on_step is not None:
+            on_step(step, float(loss.detach()))
+        if progress and (step % 10 == 0 or step == len(loader) - 1):
+            elapsed = time.perf_counter() - start
+            bar.set_postfix(loss=f"{float(loss_sum) / seen:.4f}", acc=f"{float(correct) / seen:.4f}",
+                            img_s=f"{seen / max(elapsed, 1e-9):.0f}")
+        bar.update(1)
+        if should_stop():
+            interrupted = True
+            break
+    bar.close()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    seconds = time.perf_counter() - start
+    return {"loss": float(loss_sum) / max(seen, 1), "accuracy": float(correct) / max(seen, 1),
+            "images": seen, "seconds": seconds, "images_per_s": seen / max(seconds, 1e-9),
+            "interrupted": interrupted}
+
+
+@torch.inference_mode()
+def evaluate(model: nn.Module, loader, loss_fn: nn.Module, cfg: ModelConfig, *, device: torch.device,
+             autocast_dtype=None, channels_last: bool = False, tta_flip: bool = False) -> dict:
+    """Loss, accuracy, per-class accuracy, confusion matrix and per-image predictions.
+
+    `tta_flip` averages the probabilities of the image and its horizontal mirror.
+    """
+    model.eval()
+    k = cfg.num_classes
+    confusion = torch.zeros(k, k, dtype=torch.long, device=device)
+    loss_sum, seen = 0.0, 0
+    all_probs, all_idx = [], []
+    for x, y, idx in loader:
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with _autocast(device, autocast_dtype):
+            logits = model(x)
+        loss_sum += float(compute_loss(loss_fn, logits, y, cfg)) * y.shape[0]
+        probs = logits_to_probs(logits, cfg)
+        if tta_flip:
+            with _autocast(device, autocast_dtype):
+                probs = (probs + logits_to_probs(model(x.flip(-1)), cfg)) / 2
+        pred = probs.argmax(dim=1)
+        confusion += torch.bincount(y * k + pred, minlength=k * k).view(k, k)
+        seen += y.shape[0]
+        all_probs.append(probs.cpu())
+        all_idx.append(idx.cpu())
+    confusion = confusion.cpu()
+    per_class_total = confusion.sum(dim=1)
+    per_class = {label: (float(confusion[i, i]) / float(per_class_total[i]) if per_class_total[i] else None)
+                 for i, label in enumerate(cfg.labels)}
+    probs = torch.cat(all_probs) if all_probs else torch.zeros(0, k)
+    return {
+        "loss": loss_sum / max(seen, 1),
+        "accuracy": float(confusion.diag().sum()) / max(seen, 1),
+        "num_images": seen,
+        "per_class_accuracy": per_class,
+        "confusion_matrix": confusion.tolist(),
+        "probabilities": probs,
+        "positions": torch.cat(all_idx) if all_idx else torch.zeros(0, dtype=torch.long),
+    }

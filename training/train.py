@@ -1,0 +1,420 @@
+"""Train one task end to end and write its run directory (docs/run-directory.md).
+
+    python -m training.train --task cifar10
+    python -m training.train --task mnist
+    python -m training.train --task catsdogs [--random-erasing]
+    python -m training.train --resume --out runs/mnist/20261129-170000
+
+Structure after torchvision's classification reference: get_args_parser / main, with
+train_one_epoch / evaluate in training/engine.py.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import platform
+import signal
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+import torchvision
+from PIL import Image
+
+import models
+from models.artifact import save_release
+from models.atomic import atomic_write, atomic_write_json
+from models.augment import EvalTransform, TrainAugment
+from models.registry import create_model
+from training.checkpoint import (CHECKPOINT_FILE, CheckpointError, check_resumable, config_hash,
+                                 load_checkpoint, rng_state, save_checkpoint, set_rng_state)
+from training.curves import write_curves
+from training.data import DeviceLoader, Split, load_splits
+from training.engine import NonFiniteLossError, evaluate, make_loss, train_one_epoch
+from training.tasks import TASKS, TaskSpec, get_task
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description="Train a CNN Studio model and write its run directory.",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--task", choices=sorted(TASKS), help="what to train (required unless --resume)")
+    p.add_argument("--random-erasing", action="store_true", default=None,
+                   help="add Random Erasing (p=0.5, area 0.02-0.4, aspect 0.3-3.3) to training batches")
+    p.add_argument("--epochs", type=int, help="epochs (default: the task's recipe, 40)")
+    p.add_argument("--batch-size", type=int, help="images per step (default: the task's recipe)")
+    p.add_argument("--lr", type=float, help="peak learning rate (default: the task's recipe)")
+    p.add_argument("--data-dir", default="data", help="where datasets are downloaded / found")
+    p.add_argument("--out", help="run directory (default: runs/<task>[-re]/<timestamp>)")
+    p.add_argument("--seed", type=int, help="seed for initial weights, data order and augmentation (default 0)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--resume", nargs="?", const="auto", metavar="CHECKPOINT",
+                   help="continue from --out's checkpoint.pt, or from the named checkpoint file")
+    p.add_argument("--limit-train", type=int, help="train on a seeded subset of N images (smoke runs)")
+    p.add_argument("--limit-val", type=int, help="evaluate on a seeded subset of N images")
+    p.add_argument("--workers", type=int, default=4, help="threads for decoding image folders")
+    p.add_argument("--pretrained", choices=["IMAGENET1K_V1", "IMAGENET1K_V2"],
+                   help="catsdogs: start ResNet50 from torchvision's ImageNet weights (downloaded once)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--deterministic", action="store_true",
+                   help="use deterministic algorithms (bit-identical resume on CPU; slower on GPU)")
+    p.add_argument("--stop-after", type=int, metavar="N",
+                   help="stop cleanly after N epochs of this invocation (resume later with --resume)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars, summary lines only")
+    return p
+
+
+# --- small pieces ---------------------------------------------------------------------------
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: no CUDA device is available")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise SystemExit("--device mps: MPS is not available")
+    return torch.device(name)
+
+
+def weights_sha256(model: torch.nn.Module) -> str:
+    """SHA-256 over the state dict (names, dtypes, shapes, bytes), in key order."""
+    h = hashlib.sha256()
+    for name, t in model.state_dict().items():
+        t = t.detach().to("cpu").contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def build_optimizer(model: torch.nn.Module, opt: dict, device: torch.device) -> torch.optim.Optimizer:
+    # Fused kernels are faster on CUDA; on CPU the default (foreach) implementation is used.
+    fused = {"fused": True} if device.type == "cuda" else {}
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        (no_decay if param.ndim <= 1 else decay).append(param)  # no weight decay on BN and biases
+    groups = [{"params": decay, "weight_decay": opt.get("weight_decay", 0.0)},
+              {"params": no_decay, "weight_decay": 0.0}]
+    if opt["name"] == "sgd":
+        return torch.optim.SGD(groups, lr=opt["lr"], momentum=opt.get("momentum", 0.0),
+                               nesterov=opt.get("nesterov", False), **fused)
+    if opt["name"] == "adam":
+        return torch.optim.Adam(groups, lr=opt["lr"], **fused)
+    if opt["name"] == "adamw":
+        return torch.optim.AdamW(groups, lr=opt["lr"], **fused)
+    raise ValueError(f"unknown optimizer {opt['name']!r}")
+
+
+def build_scheduler(optimizer, sched: dict, *, epochs: int, steps_per_epoch: int):
+    total = epochs * steps_per_epoch
+    if sched["name"] == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=[g["lr"] for g in optimizer.param_groups], total_steps=total,
+            pct_start=sched.get("pct_start", 0.25), div_factor=sched.get("div_factor", 25.0),
+            final_div_factor=sched.get("final_div_factor", 1e4), anneal_strategy="cos",
+            cycle_momentum=False)
+    if sched["name"] == "cosine":
+        warmup = min(sched.get("warmup_epochs", 0) * steps_per_epoch, max(total - 1, 0))
+        cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(total - warmup, 1))
+        if not warmup:
+            return cosine
+        ramp = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=0.01, total_iters=warmup)
+        return torch.optim.lr_scheduler.SequentialLR(optimizer, [ramp, cosine], milestones=[warmup])
+    if sched["name"] == "constant":
+        return None
+    raise ValueError(f"unknown schedule {sched['name']!r}")
+
+
+def save_examples(run_dir: Path, val: Split, labels: tuple[str, ...], per_class: int) -> list[dict]:
+    """A few validation images per class as PNG, for the app's examples; index.json lists them."""
+    folder = run_dir / "examples"
+    folder.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for class_id, label in enumerate(labels):
+        positions = (val.labels == class_id).nonzero().flatten()[:per_class].tolist()
+        for k, pos in enumerate(positions):
+            img = val.images[pos]
+            arr = img[0].numpy() if img.shape[0] == 1 else img.permute(1, 2, 0).numpy()
+            name = f"{class_id:02d}_{label}_{k}.png" if per_class > 1 else f"{class_id:02d}_{label}.png"
+            atomic_write(folder / name, lambda p, a=arr: Image.fromarray(a).save(p, format="PNG"))
+            entries.append({"file": name, "label": label, "index": int(val.indices[pos])})
+    atomic_write_json(folder / "index.json", entries)
+    return entries
+
+
+def default_out(task: str, random_erasing: bool) -> Path:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{task}{'-re' if random_erasing else ''}" / stamp
+
+
+def versions() -> dict:
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "torchvision": torchvision.__version__, "cnn_studio": models.__version__}
+
+
+class StopFlag:
+    """Set by SIGINT/SIGTERM; the training loop checks it between steps."""
+
+    def __init__(self):
+        self.signal: int | None = None
+        self._previous = {}
+
+    def __call__(self) -> bool:
+        return self.signal is not None
+
+    def _handle(self, signum, frame):
+        if self.signal is not None:          # a second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        self.signal = signum
+        print(f"\n{signal.Signals(signum).name} received: finishing this step, then saving", file=sys.stderr)
+
+    def install(self):
+        for s in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._previous[s] = signal.signal(s, self._handle)
+            except ValueError:               # not the main thread (e.g. inside a test runner thread)
+                pass
+        return self
+
+    def restore(self):
+        for s, h in self._previous.items():
+            signal.signal(s, h)
+
+
+# --- the run --------------------------------------------------------------------------------
+
+def resolve_run(args) -> tuple[TaskSpec, dict, Path, dict | None]:
+    """Task, run config, run directory and (when resuming) the checkpoint."""
+    checkpoint = None
+    stored: dict = {}
+    if args.resume:
+        if args.resume != "auto":
+            ckpt_path = Path(args.resume)
+        elif args.out:
+            ckpt_path = Path(args.out) / CHECKPOINT_FILE
+        else:
+            raise SystemExit("--resume needs --out RUN_DIR (or a checkpoint path)")
+        checkpoint = load_checkpoint(ckpt_path)
+        stored = checkpoint.get("config") or {}
+    task_name = args.task or stored.get("task")
+    if not task_name:
+        raise SystemExit("--task is required (cifar10, mnist or catsdogs)")
+    task = get_task(task_name)
+    random_erasing = args.random_erasing if args.random_erasing is not None else (
+        stored.get("variant") == "random-erasing")
+    pick = lambda arg, key: arg if arg is not None else stored.get(key)  # noqa: E731
+    if stored and args.epochs is None and args.batch_size is None and args.lr is None:
+        recipe = stored["recipe"]
+    else:
+        recipe = task.resolved_recipe(random_erasing=random_erasing, epochs=args.epochs,
+                                      batch_size=args.batch_size, lr=args.lr)
+        if args.pretrained:
+            recipe["pretrained"] = args.pretrained
+    seed = pick(args.seed, "seed") or 0
+    if args.out:
+        out = Path(args.out)
+    elif args.resume and args.resume != "auto":
+        out = Path(args.resume).parent
+    else:
+        out = default_out(task.name, random_erasing)
+    config = {
+        **task.model.to_dict(),
+        "task": task.name,
+        "variant": "random-erasing" if random_erasing else "baseline",
+        "run_name": out.name,
+        "dataset": {"name": task.dataset.name, "hub_id": task.dataset.hub_id, "source": task.dataset.source,
+                    "train_split": task.dataset.train_split, "val_split": task.dataset.val_split},
+        "recipe": recipe,
+        "seed": seed,
+        "limit_train": pick(args.limit_train, "limit_train"),
+        "limit_val": pick(args.limit_val, "limit_val"),
+    }
+    if checkpoint is not None:
+        check_resumable(checkpoint, config, Path(args.resume if args.resume != "auto" else out / CHECKPOINT_FILE))
+    elif (out / CHECKPOINT_FILE).exists():
+        raise SystemExit(f"{out} already holds a run; continue it with --resume --out {out}, or choose another --out")
+    return task, config, out, checkpoint
+
+
+def main(args) -> Path:
+    task, config, run_dir, checkpoint = resolve_run(args)
+    recipe = config["recipe"]
+    device = resolve_device(args.device)
+    seed = config["seed"]
+    cuda = device.type == "cuda"
+    if cuda:
+        torch.backends.cudnn.benchmark = not args.deterministic
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    if args.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+    train_split, val_split = load_splits(task, args.data_dir, limit_train=config["limit_train"],
+                                         limit_val=config["limit_val"], seed=seed, workers=args.workers)
+    config["dataset"].update(train_images=len(train_split), val_images=len(val_split),
+                             skipped_unreadable=train_split.skipped + val_split.skipped)
+
+    torch.manual_seed(seed)  # initial weights depend on the seed only, not on the variant
+    model = create_model(task.model)
+    if recipe.get("pretrained"):
+        load_pretrained_backbone(model, recipe["pretrained"])
+    config["init_sha256"] = weights_sha256(model)
+    config["parameters"] = sum(p.numel() for p in model.parameters())
+    model.to(device)
+    channels_last = cuda
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    autocast_dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else None
+
+    batch_size = recipe["batch_size"]
+    train_loader = DeviceLoader(train_split, batch_size=batch_size, device=device, shuffle=True,
+                                drop_last=True, seed=seed,
+                                transform=TrainAugment.from_recipe(recipe["augment"], task.model))
+    val_loader = DeviceLoader(val_split, batch_size=max(batch_size, 256), device=device, shuffle=False,
+                              transform=EvalTransform.from_config(task.model))
+    optimizer = build_optimizer(model, recipe["optimizer"], device)
+    scheduler = build_scheduler(optimizer, recipe["schedule"], epochs=recipe["epochs"],
+                                steps_per_epoch=len(train_loader))
+    loss_fn = make_loss(recipe["loss"], task.model)
+    step_model = torch.compile(model) if args.compile else model
+
+    history: list[dict] = []
+    start_epoch = 0
+    if checkpoint is not None:
+        model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        if scheduler is not None and checkpoint.get("scheduler"):
+            scheduler.load_state_dict(checkpoint["scheduler"])
+        history = list(checkpoint["history"])
+        start_epoch = int(checkpoint["epoch"])
+        config["init_sha256"] = checkpoint["config"]["init_sha256"]
+        config["created"] = checkpoint["config"].get("created")
+        set_rng_state(checkpoint["rng"])
+        print(f"resuming {run_dir} after epoch {start_epoch}/{recipe['epochs']}")
+    else:
+        config["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    config.update(device=str(device), versions=versions())
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    per_class = 1 if task.model.num_classes > 2 else 4
+    save_examples(run_dir, val_split, task.model.labels, per_class)
+
+    from torch.utils.tensorboard import SummaryWriter
+    steps_per_epoch = len(train_loader)
+    writer = SummaryWriter(log_dir=str(run_dir / "tb"), purge_step=start_epoch * steps_per_epoch)
+
+    def checkpoint_state(epoch: int) -> dict:
+        return {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                "epoch": epoch, "history": history, "rng": rng_state(),
+                "config": config, "config_hash": config_hash(config)}
+
+    ckpt_path = run_dir / CHECKPOINT_FILE
+    if checkpoint is None:
+        save_checkpoint(ckpt_path, checkpoint_state(0))   # a resumable point before the first step
+
+    stop = StopFlag().install()
+    last_eval = None
+    epochs_this_run = 0
+    try:
+        for epoch in range(start_epoch + 1, recipe["epochs"] + 1):
+            train_loader.set_epoch(epoch)
+            base_step = (epoch - 1) * steps_per_epoch
+            lr = optimizer.param_groups[0]["lr"]
+            tr = train_one_epoch(step_model, train_loader, optimizer, scheduler, loss_fn, task.model,
+                                 device=device, epoch=epoch, autocast_dtype=autocast_dtype,
+                                 channels_last=channels_last, should_stop=stop, progress=not args.no_progress,
+                                 on_step=lambda s, loss: writer.add_scalar("train/step_loss", loss, base_step + s))
+            if tr["interrupted"]:
+                return _interrupted(stop, run_dir, epoch, writer)
+            ev = evaluate(step_model, val_loader, loss_fn, task.model, device=device,
+                          autocast_dtype=autocast_dtype, channels_last=channels_last)
+            last_eval = ev
+            row = {"epoch": epoch, "train_loss": tr["loss"], "train_accuracy": tr["accuracy"],
+                   "val_loss": ev["loss"], "val_accuracy": ev["accuracy"], "lr": lr,
+                   "seconds": tr["seconds"], "images_per_s": tr["images_per_s"]}
+            history.append(row)
+            step = epoch * steps_per_epoch
+            for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "images_per_s"):
+                writer.add_scalar(key.replace("_", "/", 1), row[key], step)
+            writer.flush()
+            atomic_write_json(run_dir / "history.json", history)
+            save_checkpoint(ckpt_path, checkpoint_state(epoch))
+            print(f"epoch {epoch}/{recipe['epochs']}  train loss {tr['loss']:.4f} acc {tr['accuracy']:.4f}  "
+                  f"val loss {ev['loss']:.4f} acc {ev['accuracy']:.4f}  lr {lr:.2e}  "
+                  f"{tr['images_per_s']:.0f} img/s  {tr['seconds']:.1f}s", flush=True)
+            epochs_this_run += 1
+            if stop():
+                return _interrupted(stop, run_dir, epoch + 1, writer)
+            if args.stop_after and epochs_this_run >= args.stop_after and epoch < recipe["epochs"]:
+                writer.close()
+                print(f"stopped after epoch {epoch} as asked; continue with: "
+                      f"python -m training.train --resume --out {run_dir}")
+                return run_dir
+    except NonFiniteLossError as e:
+        writer.close()
+        raise SystemExit(f"{e}; the last good checkpoint ({ckpt_path}) is untouched")
+    finally:
+        stop.restore()
+
+    if last_eval is None:   # resumed a finished run: evaluate the weights once more
+        last_eval = evaluate(step_model, val_loader, loss_fn, task.model, device=device,
+                             autocast_dtype=autocast_dtype, channels_last=channels_last)
+    writer.close()
+    finish_run(run_dir, model, config, history, last_eval, val_split)
+    return run_dir
+
+
+def _interrupted(stop: StopFlag, run_dir: Path, epoch: int, writer) -> Path:
+    writer.close()
+    code = 128 + (stop.signal or signal.SIGINT)
+    print(f"interrupted during epoch {epoch}; the checkpoint of the last finished epoch is saved. "
+          f"Resume with: python -m training.train --resume --out {run_dir}", file=sys.stderr, flush=True)
+    raise SystemExit(code)
+
+
+def finish_run(run_dir: Path, model, config: dict, history: list[dict], ev: dict, val_split: Split) -> None:
+    """Write the release files: metrics, predictions, weights + config, curves, card."""
+    cfg_labels = config["labels"]
+    metrics = {"accuracy": ev["accuracy"], "loss": ev["loss"], "split": config["dataset"]["val_split"],
+               "num_images": ev["num_images"], "epoch": history[-1]["epoch"] if history else 0,
+               "labels": cfg_labels, "per_class_accuracy": ev["per_class_accuracy"],
+               "confusion_matrix": ev["confusion_matrix"]}
+    atomic_write_json(run_dir / "metrics.json", metrics)
+    atomic_write_json(run_dir / "predictions.json", predictions_record(ev, val_split, config))
+    save_release(run_dir, model, config)
+    title = f"{config['task']} ({config['variant']}), {config['architecture']}"
+    write_curves(run_dir, history, title)
+    from cards import write_card
+    write_card(run_dir)
+    print(f"done: {run_dir}  val accuracy {metrics['accuracy']:.4f} on {metrics['num_images']} images")
+
+
+def predictions_record(ev: dict, val_split: Split, config: dict) -> dict:
+    probs = ev["probabilities"]
+    return {"split": config["dataset"]["val_split"],
+            "indices": val_split.indices[ev["positions"]].tolist(),
+            "labels": val_split.labels[ev["positions"]].tolist(),
+            "predicted": probs.argmax(dim=1).tolist(),
+            "probabilities": [[round(float(p), 6) for p in row] for row in probs]}
+
+
+def load_pretrained_backbone(model: torch.nn.Module, weights_name: str) -> None:
+    """ResNet50 from torchvision's ImageNet weights (downloaded once into the torch hub cache), new fc."""
+    from torchvision.models import ResNet50_Weights
+    state = ResNet50_Weights[weights_name].get_state_dict(progress=True)
+    state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or set(missing) != {"fc.weight", "fc.bias"}:
+        raise RuntimeError(f"pretrained weights do not fit: missing {missing}, unexpected {unexpected}")
+
+
+if __name__ == "__main__":
+    try:
+        main(get_args_parser().parse_args())
+    except CheckpointError as e:
+        raise SystemExit(str(e))
