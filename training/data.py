@@ -55,19 +55,24 @@ def subset_indices(n: int, limit: int | None, seed: int) -> torch.Tensor:
     return torch.randperm(n, generator=g)[:limit].sort().values
 
 
+def load_split(task: TaskSpec, data_dir: str | os.PathLike, *, train: bool, limit: int | None = None,
+               seed: int = 0, workers: int = 4, download: bool = True) -> Split:
+    """The training or validation split of `task`, as uint8 tensors (a seeded subset with `limit`)."""
+    loaders = {"cifar10": _load_cifar10, "mnist": _load_mnist, "catsdogs": _load_catsdogs}
+    # Different subset seeds for the two splits, so equal limits do not pick the same positions.
+    split = loaders[task.name](task, Path(data_dir), train=train, limit=limit, seed=seed + (0 if train else 1),
+                               workers=workers, download=download)
+    if len(split) == 0:
+        raise RuntimeError(f"{task.name}: the {split.name} split has no usable images in {data_dir}")
+    return split
+
+
 def load_splits(task: TaskSpec, data_dir: str | os.PathLike, *, limit_train: int | None = None,
                 limit_val: int | None = None, seed: int = 0, workers: int = 4,
                 download: bool = True) -> tuple[Split, Split]:
-    loaders = {"cifar10": _load_cifar10, "mnist": _load_mnist, "catsdogs": _load_catsdogs}
-    load = loaders[task.name]
-    # Different seeds for the two subsets, so a train and a val limit of the same size
-    # do not pick the same positions.
-    train = load(task, Path(data_dir), train=True, limit=limit_train, seed=seed, workers=workers, download=download)
-    val = load(task, Path(data_dir), train=False, limit=limit_val, seed=seed + 1, workers=workers, download=download)
-    for split in (train, val):
-        if len(split) == 0:
-            raise RuntimeError(f"{task.name}: the {split.name} split has no usable images in {data_dir}")
-    return train, val
+    common = dict(seed=seed, workers=workers, download=download)
+    return (load_split(task, data_dir, train=True, limit=limit_train, **common),
+            load_split(task, data_dir, train=False, limit=limit_val, **common))
 
 
 def _load_cifar10(task, data_dir, *, train, limit, seed, workers, download) -> Split:
@@ -169,7 +174,7 @@ def _load_catsdogs(task, data_dir, *, train, limit, seed, workers, download) -> 
     skipped = len(files) - len(kept)
     if skipped:
         log.warning("cats vs dogs %s: skipped %d unreadable image(s)", split_name, skipped)
-    images = torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2).contiguous()
+    images = torch.from_numpy(np.array(arr)).permute(0, 3, 1, 2).contiguous()  # copy out of the memmap
     labels = torch.as_tensor([targets[i] for i in kept], dtype=torch.int64)
     return Split(split_name, images, labels, idx[torch.as_tensor(kept, dtype=torch.int64)], skipped)
 

@@ -414,6 +414,8 @@ def load_pretrained_backbone(model: torch.nn.Module, weights_name: str) -> None:
 
 
 if __name__ == "__main__":
+    import logging
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:
         main(get_args_parser().parse_args())
     except CheckpointError as e:

@@ -1,0 +1,93 @@
+"""Shared fixtures: real data (MNIST at ../shared/data), generated data in real formats, tiny runs.
+
+Tiny runs use the real architectures and the real training CLI on a few dozen images; they
+are session-scoped so the whole suite trains each one once.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+HAVE_MNIST = (SHARED_DATA / "MNIST" / "raw" / "train-images-idx3-ubyte").is_file()
+requires_mnist = pytest.mark.skipif(not HAVE_MNIST, reason=f"real MNIST not found at {SHARED_DATA}/MNIST/raw")
+
+
+def train_tiny(out: Path, task: str, data_dir: Path, *extra: str, epochs: int = 1,
+               limit_train: int = 64, limit_val: int = 32, batch_size: int = 32) -> Path:
+    from training.train import get_args_parser, main
+    args = get_args_parser().parse_args([
+        "--task", task, "--data-dir", str(data_dir), "--out", str(out), "--epochs", str(epochs),
+        "--limit-train", str(limit_train), "--limit-val", str(limit_val), "--batch-size", str(batch_size),
+        "--device", "cpu", "--no-progress", *extra])
+    return main(args)
+
+
+def _skip_cifar_md5(mp: pytest.MonkeyPatch) -> None:
+    # torchvision checks each CIFAR-10 file against the md5 of the real release (in
+    # CIFAR10._check_integrity and _load_meta, both through cifar.check_integrity).
+    # Generated batches cannot match it, so tests skip that check; the product never does.
+    import torchvision.datasets.cifar as cifar
+    mp.setattr(cifar, "check_integrity", lambda *args, **kwargs: True)
+
+
+@pytest.fixture
+def cifar_unchecked(monkeypatch):
+    """Generated CIFAR-10 batches have other md5s than the real ones: skip that check, in tests only."""
+    _skip_cifar_md5(monkeypatch)
+
+
+@pytest.fixture(scope="session")
+def cifar10_dir(tmp_path_factory) -> Path:
+    from tests.datagen import write_cifar10
+    return write_cifar10(tmp_path_factory.mktemp("cifar10-data"))
+
+
+@pytest.fixture(scope="session")
+def catsdogs_dir(tmp_path_factory) -> Path:
+    from tests.datagen import write_catsdogs
+    return write_catsdogs(tmp_path_factory.mktemp("catsdogs-data"))
+
+
+@pytest.fixture(scope="session")
+def runs_root(tmp_path_factory) -> Path:
+    """A runs/ folder laid out as the app expects: runs/<task>[-re]/<run>/."""
+    return tmp_path_factory.mktemp("runs")
+
+
+@pytest.fixture(scope="session")
+def mnist_run(runs_root) -> Path:
+    if not HAVE_MNIST:
+        pytest.skip(f"real MNIST not found at {SHARED_DATA}")
+    return train_tiny(runs_root / "mnist" / "tiny", "mnist", SHARED_DATA, epochs=2)
+
+
+@pytest.fixture(scope="session")
+def cifar10_run(runs_root, cifar10_dir) -> Path:
+    with pytest.MonkeyPatch.context() as mp:
+        _skip_cifar_md5(mp)
+        return train_tiny(runs_root / "cifar10" / "tiny", "cifar10", cifar10_dir, limit_train=40, limit_val=40,
+                          batch_size=20)
+
+
+def _catsdogs_run(runs_root, catsdogs_dir, *extra) -> Path:
+    name = "catsdogs-re" if extra else "catsdogs"
+    return train_tiny(runs_root / name / "tiny", "catsdogs", catsdogs_dir, *extra,
+                      limit_train=16, limit_val=8, batch_size=8)
+
+
+@pytest.fixture(scope="session")
+def catsdogs_run(runs_root, catsdogs_dir) -> Path:
+    return _catsdogs_run(runs_root, catsdogs_dir)
+
+
+@pytest.fixture(scope="session")
+def catsdogs_re_run(runs_root, catsdogs_dir) -> Path:
+    return _catsdogs_run(runs_root, catsdogs_dir, "--random-erasing")

@@ -1,0 +1,74 @@
+"""Small datasets written in the real on-disk formats that torchvision reads."""
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+CIFAR_FOLDER = "cifar-10-batches-py"
+
+
+def write_cifar10(root: Path, *, per_batch: int = 20, test_images: int = 40, seed: int = 0) -> Path:
+    """CIFAR-10 in torchvision's pickle layout: five data batches, a test batch, batches.meta.
+
+    Images are coloured blobs whose hue depends on the class, so a model can learn something.
+    torchvision verifies the md5 of each real batch file; tests that read these files patch
+    `CIFAR10._check_integrity` (see conftest.py), the product never skips the check.
+    """
+    rng = np.random.default_rng(seed)
+    folder = Path(root) / CIFAR_FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def batch(n, name):
+        labels = [int(i % 10) for i in range(n)]
+        rng.shuffle(labels)
+        data = np.stack([_cifar_image(rng, label) for label in labels]).reshape(n, -1)  # (N, 3072) CHW
+        with open(folder / name, "wb") as f:
+            # The real files are Python 2 pickles with str keys, read by torchvision with
+            # encoding="latin1"; protocol 2 with str keys reads back the same way.
+            pickle.dump({"batch_label": name, "labels": labels, "data": data,
+                         "filenames": [f"{name}_{i}.png" for i in range(n)]}, f, protocol=2)
+
+    for i in range(1, 6):
+        batch(per_batch, f"data_batch_{i}")
+    batch(test_images, "test_batch")
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump({"label_names": ["airplane", "automobile", "bird", "cat", "deer",
+                                     "dog", "frog", "horse", "ship", "truck"],
+                     "num_cases_per_batch": per_batch, "num_vis": 3072}, f, protocol=2)
+    return Path(root)
+
+
+def _cifar_image(rng, label: int) -> np.ndarray:
+    img = rng.integers(0, 60, size=(3, 32, 32), dtype=np.uint8)
+    colour = np.array([(label * 25) % 256, (label * 70) % 256, 255 - label * 20], dtype=np.uint8)
+    y, x = rng.integers(4, 20, size=2)
+    img[:, y:y + 12, x:x + 12] = colour[:, None, None]
+    return img
+
+
+def write_catsdogs(root: Path, *, train_per_class: int = 8, val_per_class: int = 4, seed: int = 0,
+                   corrupt: bool = True) -> Path:
+    """An image folder: train/{cat,dog}/*.jpg and val/{Cat,Dog}/*.jpg (capitalised, as in Kaggle's set).
+
+    Varied sizes and modes; with `corrupt`, one truncated JPEG per split to be skipped.
+    """
+    rng = np.random.default_rng(seed)
+    root = Path(root)
+    for split, n, names in (("train", train_per_class, ("cat", "dog")), ("val", val_per_class, ("Cat", "Dog"))):
+        for label_id, name in enumerate(names):
+            folder = root / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                w, h = int(rng.integers(180, 320)), int(rng.integers(180, 320))
+                arr = rng.integers(0, 80, size=(h, w, 3), dtype=np.uint8)
+                arr[h // 4: 3 * h // 4, w // 4: 3 * w // 4, label_id * 2] = 230  # red cats, blue dogs
+                Image.fromarray(arr).save(folder / f"{name.lower()}.{i}.jpg", quality=90)
+            if corrupt:
+                good = (folder / f"{name.lower()}.0.jpg").read_bytes()
+                (folder / f"{name.lower()}.broken.jpg").write_bytes(good[: len(good) // 3])
+        if corrupt:
+            (root / split / names[0] / "notes.txt").write_text("not an image, ignored by suffix")
+    return root

@@ -1,0 +1,345 @@
+"""Model cards: render_card is a pure function of the run's facts; write_card writes README.md.
+
+The hand-made facts below have the shape docs/run-directory.md fixes; the last tests use a
+real tiny training run (tests/conftest.py: mnist_run, catsdogs_re_run) and run the card's usage snippet.
+"""
+from __future__ import annotations
+
+import builtins
+import copy
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from huggingface_hub import ModelCard
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from cards import CardError, read_facts, render_card, write_card
+from cards.card import flatten
+from models.artifact import save_release
+from models.registry import create_model
+from training.tasks import get_task
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+BASE_TAGS = {"image-classification", "pytorch", "safetensors", "cnn-studio"}
+
+
+def make_config(task_name: str = "mnist", *, random_erasing: bool = False) -> dict:
+    """A config.json as training.train writes it (docs/run-directory.md)."""
+    task = get_task(task_name)
+    return {
+        **task.model.to_dict(),
+        "task": task.name,
+        "variant": "random-erasing" if random_erasing else "baseline",
+        "run_name": "20261129-170000",
+        "dataset": {"name": task.dataset.name, "hub_id": task.dataset.hub_id, "source": task.dataset.source,
+                    "train_split": task.dataset.train_split, "val_split": task.dataset.val_split,
+                    "train_images": 640, "val_images": 320},
+        "recipe": task.resolved_recipe(random_erasing=random_erasing, epochs=3),
+        "seed": 7,
+        "init_sha256": "0123456789abcdef" * 4,
+        "parameters": 20296522 if task_name == "mnist" else 23510081,
+        "device": "cpu",
+        "versions": {"python": "3.11.7", "torch": "2.14.1", "torchvision": "0.29.1", "cnn_studio": "0.1.0"},
+        "created": "2026-11-29T17:00:00+00:00",
+    }
+
+
+def make_metrics(config: dict, accuracy: float = 0.8125) -> dict:
+    labels = config["labels"]
+    n = len(labels)
+    matrix = [[(7 if i == j else (i + 2 * j) % 3) for j in range(n)] for i in range(n)]
+    return {"accuracy": accuracy, "loss": 0.53125, "split": config["dataset"]["val_split"],
+            "num_images": sum(map(sum, matrix)), "epoch": 3, "labels": labels,
+            "per_class_accuracy": {lab: round(matrix[i][i] / sum(matrix[i]), 6) for i, lab in enumerate(labels)},
+            "confusion_matrix": matrix}
+
+
+def make_history(epochs: int = 3) -> list[dict]:
+    return [{"epoch": e, "train_loss": 2.0 / e, "train_accuracy": 0.3 + 0.11 * e, "val_loss": 1.9 / e,
+             "val_accuracy": 0.25 + 0.13 * e, "lr": 0.001 * e, "seconds": 12.5 * e, "images_per_s": 51.2}
+            for e in range(1, epochs + 1)]
+
+
+def make_facts(task_name: str = "mnist", *, random_erasing: bool = False, curves: bool = True,
+               metrics: bool = True) -> dict:
+    config = make_config(task_name, random_erasing=random_erasing)
+    return {"config": config, "history": make_history(), "has_curves": curves,
+            "metrics": make_metrics(config) if metrics else None, "examples": [],
+            "source": "runs/example"}
+
+
+def parse(text: str) -> ModelCard:
+    return ModelCard(text)
+
+
+def snippet_of(text: str) -> str:
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    assert len(blocks) == 1, "the card has exactly one Python block: the usage snippet"
+    return blocks[0]
+
+
+def point_snippet_at(snippet: str, source: str) -> str:
+    new, count = re.subn(r'load_model\("[^"]*"\)', lambda m: f"load_model({json.dumps(source)})", snippet)
+    assert count == 1
+    return new
+
+
+# --------------------------------------------------------------------------- metadata
+
+
+@pytest.mark.parametrize("task_name,hub_id", [("mnist", "ylecun/mnist"), ("cifar10", "uoft-cs/cifar10"),
+                                               ("catsdogs", "timm/oxford-iiit-pet")])
+def test_metadata_and_model_index_come_from_the_facts(task_name, hub_id):
+    facts = make_facts(task_name)
+    card = parse(render_card(facts))
+    data = card.data
+    assert data.library_name == "pytorch"
+    assert data.license == "mit"
+    assert data.pipeline_tag == "image-classification"
+    assert data.datasets == [hub_id]
+    assert data.metrics == ["accuracy"]
+    assert BASE_TAGS | {facts["config"]["architecture"], task_name} <= set(data.tags)
+    assert "random-erasing" not in data.tags
+    [result] = data.eval_results
+    assert result.task_type == "image-classification"
+    assert result.dataset_type == hub_id
+    assert result.dataset_name == facts["config"]["dataset"]["name"]
+    assert result.dataset_split == facts["metrics"]["split"]
+    assert result.metric_type == "accuracy"
+    assert result.metric_value == facts["metrics"]["accuracy"]
+    assert data.model_name == f"cnn-studio-{task_name}"
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(accuracy=st.floats(min_value=0.0, max_value=1.0, allow_nan=False),
+       labels=st.lists(st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")),
+                               min_size=1, max_size=8), min_size=2, max_size=4, unique=True))
+def test_any_accuracy_and_labels_round_trip_through_the_card(accuracy, labels):
+    facts = make_facts("mnist")
+    config = facts["config"]
+    config.update(labels=labels, num_classes=len(labels))
+    facts["metrics"] = make_metrics(config, accuracy=accuracy)
+    text = render_card(facts)
+    card = parse(text)
+    assert card.data.eval_results[0].metric_value == accuracy
+    # tables keep their shape whatever the labels hold ("|" is escaped)
+    matrix_rows = [line for line in text.splitlines() if line.startswith("| **")]
+    assert len(matrix_rows) == len(labels)
+    for line in matrix_rows:
+        cells = re.split(r"(?<!\\)\|", line)[1:-1]
+        assert len(cells) == len(labels) + 1
+
+
+def test_without_metrics_the_card_has_no_model_index_and_says_so():
+    text = render_card(make_facts(metrics=False))
+    card = parse(text)
+    assert card.data.eval_results is None
+    assert "model-index" not in text
+    assert "no `metrics.json` yet" in text
+
+
+# --------------------------------------------------------------------------- body
+
+
+def test_body_shows_every_recipe_key_history_row_and_class():
+    facts = make_facts("cifar10")
+    text = render_card(facts)
+    config, metrics = facts["config"], facts["metrics"]
+    for key, _ in flatten(config["recipe"]):
+        assert f"| `{key}` |" in text, key
+    assert "| `augment.random_erasing` | none |" in text
+    rows = [line for line in text.splitlines() if re.match(r"\| \d+ \| \d\.\d{4} \|", line)]
+    assert len(rows) == len(facts["history"])
+    for row, line in zip(facts["history"], rows):
+        assert line.startswith(f"| {row['epoch']} | {row['train_loss']:.4f} |")
+        assert f"{100 * row['val_accuracy']:.2f}%" in line
+    for label, acc in metrics["per_class_accuracy"].items():
+        assert f"| {label} | {100 * acc:.2f}% |" in text
+    for label, counts in zip(metrics["labels"], metrics["confusion_matrix"]):
+        assert f"| **{label}** | " + " | ".join(map(str, counts)) + " |" in text
+    assert f"{config['parameters']:,}" in text                  # 20,297,674-style
+    assert config["init_sha256"] in text and "| seed | 7 |" in text
+    for name, version in config["versions"].items():
+        assert f"- {name}: {version}" in text
+    assert f"{config['dataset']['train_images']:,} (split `train`)" in text
+    assert f"{config['dataset']['val_images']:,} (split `test`)" in text
+    assert "uoft-cs/cifar10" in text and config["dataset"]["name"] in text
+    assert "## Intended uses and limitations" in text
+
+
+def test_numbers_change_with_the_files():
+    facts = make_facts()
+    a = render_card(facts)
+    changed = copy.deepcopy(facts)
+    changed["metrics"]["accuracy"] = 0.4321
+    changed["config"]["parameters"] = 1234567
+    changed["history"][0]["val_accuracy"] = 0.111
+    b = render_card(changed)
+    assert "43.21%" in b and "43.21%" not in a
+    assert "1,234,567" in b
+    assert "11.10%" in b
+
+
+def test_random_erasing_variant_names_its_parameters():
+    facts = make_facts("catsdogs", random_erasing=True)
+    text = render_card(facts)
+    card = parse(text)
+    re_params = facts["config"]["recipe"]["augment"]["random_erasing"]
+    assert "random-erasing" in card.data.tags
+    assert card.data.model_name == "cnn-studio-catsdogs-re"
+    section = text.split("### Random Erasing", 1)[1].split("###", 1)[0]
+    assert f"p = {re_params['p']}" in section
+    assert f"{re_params['scale'][0]}–{re_params['scale'][1]}" in section
+    assert f"{re_params['ratio'][0]}–{re_params['ratio'][1]}" in section
+    assert "arXiv:1708.04896" in text
+    baseline = render_card(make_facts("catsdogs"))
+    assert "### Random Erasing" not in baseline and "random-erasing" not in parse(baseline).data.tags
+
+
+def test_curves_image_only_when_the_file_exists():
+    assert "![curves](curves.png)" in render_card(make_facts(curves=True))
+    assert "curves.png" not in render_card(make_facts(curves=False))
+
+
+def test_render_card_does_no_io(monkeypatch):
+    facts = make_facts()
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("render_card opened a file")
+    monkeypatch.setattr(builtins, "open", refuse)
+    monkeypatch.setattr(Path, "open", refuse)
+    monkeypatch.setattr(os, "open", refuse)
+    assert render_card(facts).startswith("---\n")
+
+
+def test_render_card_does_not_change_its_input():
+    facts = make_facts("catsdogs", random_erasing=True)
+    before = copy.deepcopy(facts)
+    render_card(facts)
+    assert facts == before
+
+
+# --------------------------------------------------------------------------- files
+
+
+@pytest.fixture(scope="module")
+def handmade_run(tmp_path_factory) -> Path:
+    """config/history/metrics written by hand, real weights via save_release, one example."""
+    run = tmp_path_factory.mktemp("handmade") / "run"
+    config = make_config("mnist")
+    torch.manual_seed(0)
+    save_release(run, create_model(get_task("mnist").model), config)
+    (run / "history.json").write_text(json.dumps(make_history()))
+    (run / "metrics.json").write_text(json.dumps(make_metrics(config)))
+    (run / "examples").mkdir()
+    Image.new("L", (32, 32)).save(run / "examples" / "00_0.png")
+    (run / "examples" / "index.json").write_text(json.dumps([{"file": "00_0.png", "label": "0", "index": 3}]))
+    return run
+
+
+def test_read_facts_reads_the_run_directory(handmade_run):
+    facts = read_facts(handmade_run)
+    assert facts["config"] == json.loads((handmade_run / "config.json").read_text())
+    assert facts["history"] == make_history()
+    assert facts["metrics"]["accuracy"] == 0.8125
+    assert facts["has_curves"] is False
+    assert facts["examples"] == [{"file": "00_0.png", "label": "0", "index": 3}]
+    assert read_facts(handmade_run, source="me/model")["source"] == "me/model"
+
+
+def test_read_facts_names_a_missing_or_broken_file(tmp_path):
+    with pytest.raises(CardError, match="config.json: missing"):
+        read_facts(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps(make_config()))
+    (tmp_path / "metrics.json").write_text("{not json")
+    with pytest.raises(CardError, match="metrics.json: not valid JSON"):
+        read_facts(tmp_path)
+
+
+def test_write_card_writes_readme_atomically_and_the_snippet_runs(handmade_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(handmade_run, run)
+    path = write_card(run)
+    assert path == run / "README.md"
+    assert sorted(p.name for p in run.iterdir() if p.name.startswith(".")) == []  # no temp file left
+    card = ModelCard.load(path)
+    assert card.data.eval_results[0].metric_value == 0.8125
+    snippet = snippet_of(path.read_text())
+    assert 'image = loaded.root / "examples" / "00_0.png"' in snippet
+    namespace: dict = {}
+    exec(point_snippet_at(snippet, str(run)), namespace)
+    probs = namespace["probs"]
+    assert list(probs) == list(get_task("mnist").model.labels)
+    assert sum(probs.values()) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_snippet_without_examples_runs_too(handmade_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(handmade_run, run, ignore=shutil.ignore_patterns("examples"))
+    text = render_card(read_facts(run))
+    snippet = snippet_of(text)
+    assert "Image.new(" in snippet and "loaded.root" not in snippet
+    namespace: dict = {}
+    exec(point_snippet_at(snippet, str(run)), namespace)
+    assert sum(namespace["probs"].values()) == pytest.approx(1.0, abs=1e-5)
+
+
+# --------------------------------------------------------------------------- a real run
+
+
+def test_real_run_card(mnist_run):
+    run = mnist_run
+    readme = run / "README.md"
+    assert readme.is_file(), "training.train writes the card"
+    card = ModelCard.load(readme)
+    metrics = json.loads((run / "metrics.json").read_text())
+    config = json.loads((run / "config.json").read_text())
+    history = json.loads((run / "history.json").read_text())
+    data = card.data
+    assert data.eval_results[0].metric_value == metrics["accuracy"]
+    assert data.eval_results[0].dataset_type == "ylecun/mnist"
+    assert data.eval_results[0].dataset_split == metrics["split"]
+    assert data.library_name == "pytorch" and data.license == "mit"
+    assert data.pipeline_tag == "image-classification" and data.datasets == ["ylecun/mnist"]
+    assert BASE_TAGS | {"vgg19_bn_32", "mnist"} <= set(data.tags)
+    text = readme.read_text()
+    for key, _ in flatten(config["recipe"]):
+        assert f"| `{key}` |" in text, key
+    assert f"{config['parameters']:,}" in text and config["init_sha256"] in text
+    assert ("![curves](curves.png)" in text) == (run / "curves.png").is_file()
+    assert len([ln for ln in text.splitlines() if re.match(r"\| \d+ \| \d\.\d{4} \|", ln)]) == len(history)
+    # the card train.py wrote is exactly what render_card gives for the files now
+    assert text == render_card(read_facts(run))
+
+
+def test_real_run_snippet_runs_in_a_fresh_python(mnist_run, tmp_path):
+    """The usage snippet, run as a user would: a new interpreter with the repo on the path."""
+    snippet = point_snippet_at(snippet_of((mnist_run / "README.md").read_text()), str(mnist_run))
+    snippet += "\nimport json; print('PROBS=' + json.dumps(probs))\n"
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-c", snippet], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    probs = json.loads(proc.stdout.split("PROBS=", 1)[1])
+    assert list(probs) == [str(i) for i in range(10)]
+    assert sum(probs.values()) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_real_random_erasing_run_card(catsdogs_re_run):
+    config = json.loads((catsdogs_re_run / "config.json").read_text())
+    metrics = json.loads((catsdogs_re_run / "metrics.json").read_text())
+    card = ModelCard.load(catsdogs_re_run / "README.md")
+    assert "random-erasing" in card.data.tags and "resnet50_binary" in card.data.tags
+    assert card.data.eval_results[0].metric_value == metrics["accuracy"]
+    params = config["recipe"]["augment"]["random_erasing"]
+    section = card.text.split("### Random Erasing", 1)[1].split("###", 1)[0]
+    assert f"p = {params['p']}" in section and f"{params['ratio'][0]}–{params['ratio'][1]}" in section

@@ -1,0 +1,83 @@
+"""Evaluate a released model on its validation split.
+
+    python -m training.evaluate RUN_DIR [--data-dir data] [--limit-val N] [--out metrics.json]
+
+Loads the release files only (config.json + model.safetensors, through models.artifact, the
+same loader the app and Hub users have) and evaluates on the same split and, by default,
+the same seeded subset the run used, so it reproduces the run's metrics.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from models.artifact import ArtifactError, load_model
+from models.atomic import atomic_write_json
+from models.augment import EvalTransform
+from training.data import DeviceLoader, load_split
+from training.engine import evaluate, make_loss
+from training.tasks import get_task
+from training.train import resolve_device
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description="Evaluate a CNN Studio model on its validation split.")
+    p.add_argument("run_dir", help="run directory or Hub repo id (user/name[@revision])")
+    p.add_argument("--data-dir", default="data")
+    p.add_argument("--limit-val", type=int, help="seeded subset of N images (default: as in the run)")
+    p.add_argument("--seed", type=int, help="seed of the subset (default: the run's)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--tta", action="store_true", help="also report flip test-time augmentation accuracy")
+    p.add_argument("--out", help="write the metrics as JSON to this file")
+    return p
+
+
+def main(args) -> dict:
+    device = resolve_device(args.device)
+    loaded = load_model(args.run_dir, device=device)
+    info, cfg = loaded.info, loaded.config
+    task = get_task(info["task"])
+    seed = args.seed if args.seed is not None else info.get("seed", 0)
+    limit_val = args.limit_val if args.limit_val is not None else info.get("limit_val")
+    val = load_split(task, args.data_dir, train=False, limit=limit_val, seed=seed)
+    loader = DeviceLoader(val, batch_size=args.batch_size, device=device, shuffle=False,
+                          transform=EvalTransform.from_config(cfg))
+    loss_fn = make_loss(info["recipe"]["loss"], cfg)
+    ev = evaluate(loaded.model, loader, loss_fn, cfg, device=device)
+    metrics = {"accuracy": ev["accuracy"], "loss": ev["loss"], "split": info["dataset"]["val_split"],
+               "num_images": ev["num_images"], "labels": list(cfg.labels),
+               "per_class_accuracy": ev["per_class_accuracy"], "confusion_matrix": ev["confusion_matrix"]}
+    if args.tta:
+        if cfg.in_channels == 1:
+            print("note: flip TTA on digits changes their meaning; reported anyway", file=sys.stderr)
+        metrics["tta_flip_accuracy"] = evaluate(loaded.model, loader, loss_fn, cfg, device=device,
+                                                tta_flip=True)["accuracy"]
+    print_report(metrics)
+    if args.out:
+        atomic_write_json(Path(args.out), metrics)
+    return metrics
+
+
+def print_report(metrics: dict) -> None:
+    print(f"accuracy {metrics['accuracy']:.4f} on {metrics['num_images']} images ({metrics['split']} split)")
+    if "tta_flip_accuracy" in metrics:
+        print(f"accuracy with flip TTA {metrics['tta_flip_accuracy']:.4f}")
+    print("per-class accuracy:")
+    for label, acc in metrics["per_class_accuracy"].items():
+        print(f"  {label:>12}  {'n/a' if acc is None else f'{acc:.4f}'}")
+    labels = metrics["labels"]
+    width = max(5, max(len(str(l)) for l in labels))
+    print("confusion matrix (rows: true, columns: predicted):")
+    print(" " * (width + 2) + " ".join(f"{l[:width]:>{width}}" for l in labels))
+    for label, row in zip(labels, metrics["confusion_matrix"]):
+        print(f"{label[:width]:>{width}}  " + " ".join(f"{v:>{width}}" for v in row))
+
+
+if __name__ == "__main__":
+    try:
+        main(get_args_parser().parse_args())
+    except ArtifactError as e:
+        raise SystemExit(f"error: {e}")
