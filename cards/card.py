@@ -1,0 +1,445 @@
+"""A run directory's facts -> a Hugging Face model card (README.md).
+
+    read_facts(run_dir)  the only I/O: config.json, history.json, metrics.json,
+                         examples/index.json, and whether curves.png exists
+    render_card(facts)   pure: facts in, markdown out (YAML metadata + body)
+    write_card(run_dir)  both, then README.md written atomically
+
+Every number on the card comes from those files; the text around them is in
+cards/template.md (Jinja, rendered by huggingface_hub's ModelCard.from_template).
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+from models.atomic import atomic_write_text
+from models.registry import ARCHITECTURES
+
+TEMPLATE_PATH = Path(__file__).with_name("template.md")
+TEMPLATE = TEMPLATE_PATH.read_text(encoding="utf-8")  # read once, so render_card does no I/O
+CARD_FILE = "README.md"
+LICENSE = "mit"
+LIBRARY_NAME = "pytorch"
+BASE_TAGS = ["image-classification", "pytorch", "safetensors", "cnn-studio"]
+
+ARCHITECTURE_NAMES = {"vgg19_bn_32": "VGG19-BN", "resnet50_binary": "ResNet50"}
+REFERENCES = {
+    "vgg19_bn_32": "K. Simonyan, A. Zisserman. *Very Deep Convolutional Networks for Large-Scale "
+                   "Image Recognition*. ICLR 2015. [arXiv:1409.1556](https://arxiv.org/abs/1409.1556)",
+    "resnet50_binary": "K. He, X. Zhang, S. Ren, J. Sun. *Deep Residual Learning for Image "
+                       "Recognition*. CVPR 2016. [arXiv:1512.03385](https://arxiv.org/abs/1512.03385)",
+}
+RANDOM_ERASING_REFERENCE = ("Z. Zhong, L. Zheng, G. Kang, S. Li, Y. Yang. *Random Erasing Data "
+                            "Augmentation*. AAAI 2020. [arXiv:1708.04896](https://arxiv.org/abs/1708.04896)")
+INTENDED_USE = {
+    "mnist": "Classifying a single handwritten digit, as in MNIST: grayscale, white digit on a black "
+             "background, centred. Dark-on-light drawings, photos of digits or several digits in one "
+             "image must first be turned into MNIST-like input (the CNN Studio app does this for its "
+             "sketchpad: invert, crop to the digit, centre by mass).",
+    "cifar10": "Classifying small natural images into the ten CIFAR-10 classes. Every image is "
+               "resized to the model's input size, so small objects and fine detail are lost; "
+               "CIFAR-10 photos are centred on one object, and the model expects the same.",
+    "catsdogs": "Telling a photo of a cat from a photo of a dog (trained on the breeds of the "
+                "Oxford-IIIT Pet dataset). An image with both, or with neither, still gets one of "
+                "the two labels.",
+}
+HISTORY_COLUMNS = [  # key, header, format
+    ("epoch", "epoch", "int"),
+    ("train_loss", "train loss", "loss"),
+    ("train_accuracy", "train accuracy", "pct"),
+    ("val_loss", "val loss", "loss"),
+    ("val_accuracy", "val accuracy", "pct"),
+    ("lr", "learning rate", "lr"),
+    ("seconds", "seconds", "sec"),
+    ("images_per_s", "images/s", "rate"),
+]
+REPRO_KEYS = [("seed", "seed"), ("init_sha256", "initial weights SHA-256"), ("device", "device"),
+              ("run_name", "run name"), ("created", "created")]
+
+
+class CardError(ValueError):
+    """The run directory lacks what a card needs; the message names the file."""
+
+
+# --------------------------------------------------------------------------- I/O
+
+
+def read_facts(run_dir: str | os.PathLike, *, source: str | None = None) -> dict:
+    """Everything the card shows, read from `run_dir`. The only function here that reads files.
+
+    `source` is what the usage snippet passes to `load_model`: a Hub repo id when the card is
+    for a pushed repo, otherwise the run directory (relative to the working directory when
+    it lies below it, so that the card holds no absolute local paths).
+    """
+    run_dir = Path(run_dir)
+    config = _read_json(run_dir / "config.json", required=True)
+    if not isinstance(config, dict):
+        raise CardError(f"{run_dir / 'config.json'}: expected a JSON object")
+    index = _read_json(run_dir / "examples" / "index.json")
+    return {
+        "config": config,
+        "history": _read_json(run_dir / "history.json"),
+        "metrics": _read_json(run_dir / "metrics.json"),
+        "has_curves": (run_dir / "curves.png").is_file(),
+        "examples": [e for e in (index or []) if (run_dir / "examples" / str(e.get("file", ""))).is_file()],
+        "source": source or _display_path(run_dir),
+    }
+
+
+def write_card(run_dir: str | os.PathLike, *, source: str | None = None) -> Path:
+    """Render the card of `run_dir` and write it to `run_dir/README.md` atomically."""
+    text = render_card(read_facts(run_dir, source=source))
+    return atomic_write_text(Path(run_dir) / CARD_FILE, text)
+
+
+def _read_json(path: Path, *, required: bool = False):
+    if not path.is_file():
+        if required:
+            raise CardError(f"{path}: missing (a model card needs the run's config.json)")
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise CardError(f"{path}: not valid JSON ({e})") from e
+
+
+def _display_path(path: Path) -> str:
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+# --------------------------------------------------------------------------- pure
+
+
+def card_data(facts: dict) -> ModelCardData:
+    """The YAML metadata: library, license, tags, datasets, metrics and the model-index."""
+    config, metrics = facts["config"], facts.get("metrics")
+    dataset = config.get("dataset") or {}
+    hub_id = dataset.get("hub_id")
+    eval_results = None
+    if metrics and metrics.get("accuracy") is not None:
+        eval_results = [EvalResult(
+            task_type="image-classification", task_name="Image Classification",
+            dataset_type=hub_id or _slug(dataset.get("name") or config.get("task", "dataset")),
+            dataset_name=dataset.get("name") or hub_id or config.get("task", "dataset"),
+            dataset_split=metrics.get("split"),
+            metric_type="accuracy", metric_name="Accuracy", metric_value=metrics["accuracy"],
+        )]
+    return ModelCardData(
+        library_name=LIBRARY_NAME, license=LICENSE, tags=tags(config),
+        pipeline_tag="image-classification", datasets=[hub_id] if hub_id else None,
+        metrics=["accuracy"], model_name=model_name(config), eval_results=eval_results,
+    )
+
+
+def render_card(facts: dict) -> str:
+    """The whole README.md for `facts` (as read_facts returns them). Pure: no I/O."""
+    card = ModelCard.from_template(card_data(facts), template_str=TEMPLATE,
+                                   **template_context(facts))
+    text = str(card)
+    while "\n\n\n" in text:  # the template's optional sections leave blank runs
+        text = text.replace("\n\n\n", "\n\n")
+    return text.rstrip("\n") + "\n"
+
+
+def template_context(facts: dict) -> dict:
+    """The values the template shows, already formatted (strings and rows of strings)."""
+    config = facts["config"]
+    history = facts.get("history") or []
+    metrics = facts.get("metrics") or None
+    dataset = config.get("dataset") or {}
+    labels = [str(v) for v in config.get("labels", [])]
+    arch = config.get("architecture", "?")
+    arch_name = ARCHITECTURE_NAMES.get(arch, arch)
+    data_name = dataset.get("name") or config.get("task", "?")
+    re_params = random_erasing_params(config)
+
+    title = f"{arch_name} on {data_name}" + (" with Random Erasing" if re_params else "")
+    summary = f"An image classifier trained on {data_name}, with {len(labels)} classes ({', '.join(labels)})"
+    if metrics and metrics.get("accuracy") is not None:
+        summary += (f": {_pct(metrics['accuracy'])} accuracy on the {metrics.get('split', '?')} split "
+                    f"({_int(metrics.get('num_images'))} images).")
+    else:
+        summary += "."
+
+    return {
+        "title": title,
+        "summary": summary,
+        "num_classes": config.get("num_classes", len(labels)),
+        "model_rows": _model_rows(config, arch, arch_name, labels),
+        "architecture_text": _architecture_text(config, arch, labels),
+        "intended_use": INTENDED_USE.get(config.get("task"), "Classifying images into the labels above."),
+        "eval_scope": _eval_scope(metrics, dataset),
+        "data_text": _data_text(dataset),
+        "data_rows": _data_rows(dataset, config),
+        "recipe_rows": [(k, _cell(_value(v))) for k, v in flatten(config.get("recipe") or {})],
+        "random_erasing_text": _random_erasing_text(re_params),
+        "repro_rows": [(label, f"`{config[k]}`" if k == "init_sha256" else _cell(_value(config[k])))
+                       for k, label in REPRO_KEYS if k in config],
+        "history_header": [h for k, h, _ in _history_columns(history)],
+        "history_rows": [[_fmt(row.get(k), f) for k, _, f in _history_columns(history)] for row in history],
+        "has_curves": bool(facts.get("has_curves")),
+        "eval_text": _eval_text(metrics, dataset) if metrics else "",
+        "per_class_rows": _per_class_rows(metrics) if metrics else [],
+        "confusion_header": [_cell(v) for v in _metric_labels(metrics, labels)] if metrics else [],
+        "confusion_rows": _confusion_rows(metrics, labels) if metrics else [],
+        "usage_snippet": usage_snippet(facts),
+        "version_rows": [(k, _cell(_value(v))) for k, v in (config.get("versions") or {}).items()],
+        "references": [r for r in (REFERENCES.get(arch), RANDOM_ERASING_REFERENCE if re_params else None) if r],
+    }
+
+
+def usage_snippet(facts: dict) -> str:
+    """Python that loads the weights and classifies an image; it runs as written."""
+    config = facts["config"]
+    source = json.dumps(str(facts.get("source", ".")))
+    examples = facts.get("examples") or []
+    lines = ["from models.artifact import load_model",
+             "from models.predict import predict_probs"]
+    if examples:
+        image = (f'image = loaded.root / "examples" / {json.dumps(str(examples[0]["file"]))}'
+                 "  # or any image file, bytes, PIL image or array")
+    else:
+        lines.append("from PIL import Image")
+        size = int(config.get("input_size", 32))
+        mode = "L" if config.get("in_channels") == 1 else "RGB"
+        image = f'image = Image.new("{mode}", ({size}, {size}))  # replace with your image: a path, bytes or PIL image'
+    lines += ["",
+              f"loaded = load_model({source})  # a run directory, or a Hub repo id user/name[@revision]",
+              image,
+              "probs = predict_probs(loaded.model, loaded.config, image)  # {label: probability}",
+              "print(max(probs, key=probs.get), probs)"]
+    return "\n".join(lines)
+
+
+def tags(config: dict) -> list[str]:
+    dataset = config.get("dataset") or {}
+    extra = [config.get("architecture"), config.get("task")]
+    if dataset.get("hub_id"):
+        extra.append(dataset["hub_id"].split("/")[-1].lower())
+    if random_erasing_params(config):
+        extra.append("random-erasing")
+    out: list[str] = []
+    for t in BASE_TAGS + [str(e) for e in extra if e]:
+        if t not in out:
+            out.append(t)
+    return out
+
+
+def model_name(config: dict) -> str:
+    suffix = "-re" if random_erasing_params(config) else ""
+    return f"cnn-studio-{config.get('task', 'model')}{suffix}"
+
+
+def random_erasing_params(config: dict) -> dict | None:
+    """The Random Erasing settings of the recipe, or None when the run did not use it."""
+    params = ((config.get("recipe") or {}).get("augment") or {}).get("random_erasing")
+    if params:
+        return params
+    if config.get("variant") == "random-erasing":
+        return {}
+    return None
+
+
+def flatten(d: dict, prefix: str = "") -> list[tuple[str, object]]:
+    """{"a": {"b": 1}, "c": None} -> [("a.b", 1), ("c", None)]: every leaf, in order."""
+    out: list[tuple[str, object]] = []
+    for key, value in d.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out += flatten(value, name + ".")
+        else:
+            out.append((name, value))
+    return out
+
+
+# --------------------------------------------------------------------------- pieces
+
+
+def _model_rows(config: dict, arch: str, arch_name: str, labels: list[str]) -> list[tuple[str, str]]:
+    rows = [("architecture", f"{arch_name} (`{arch}`)")]
+    if config.get("parameters") is not None:
+        rows.append(("parameters", _int(config["parameters"])))
+    c, s = config.get("in_channels"), config.get("input_size")
+    channels = {1: "grayscale", 3: "RGB"}.get(c, f"{c} channels")
+    inp = f"{channels}, {s}×{s} pixels ({c}×{s}×{s} tensor)"
+    if config.get("resize_size"):
+        inp += f"; shorter side resized to {config['resize_size']}, then centre-cropped"
+    rows.append(("input", inp))
+    rows.append(("normalisation", f"mean {_value(config.get('mean'))}, std {_value(config.get('std'))}"))
+    if labels == [str(i) for i in range(len(labels))]:
+        rows.append(("labels", _cell(", ".join(labels))))
+    else:
+        rows.append(("labels", _cell(", ".join(f"{i}: {name}" for i, name in enumerate(labels)))))
+    if arch in ARCHITECTURES and ARCHITECTURES[arch].binary:
+        out = f"one logit; sigmoid gives P({labels[1] if len(labels) > 1 else 'class 1'})"
+    else:
+        out = f"{len(labels)} logits; softmax gives the class probabilities"
+    rows.append(("output", _cell(out)))
+    for key in ("task", "variant"):
+        if config.get(key):
+            rows.append((key, f"`{config[key]}`"))
+    rows.append(("weights", "`model.safetensors` (final epoch)"))
+    return rows
+
+
+def _architecture_text(config: dict, arch: str, labels: list[str]) -> str:
+    desc = ARCHITECTURES[arch].description if arch in ARCHITECTURES else arch
+    text = f"Architecture: {desc} (`models/registry.py` builds it from `config.json`)."
+    if arch in ARCHITECTURES and ARCHITECTURES[arch].binary and len(labels) == 2:
+        text += (f" The head outputs one logit, trained with `BCEWithLogitsLoss`; sigmoid is applied "
+                 f"once, at inference, and gives P({labels[1]}); P({labels[0]}) = 1 − P({labels[1]}).")
+    return text
+
+
+def _data_text(dataset: dict) -> str:
+    name = dataset.get("name", "?")
+    text = f"**{name}**"
+    if dataset.get("hub_id"):
+        text += f" ([`{dataset['hub_id']}`](https://huggingface.co/datasets/{dataset['hub_id']}))"
+    if dataset.get("source"):
+        text += f", read with `{dataset['source']}`"
+    return text + "."
+
+
+def _data_rows(dataset: dict, config: dict) -> list[tuple[str, str]]:
+    rows = []
+    for split_key, count_key, what in (("train_split", "train_images", "training"),
+                                       ("val_split", "val_images", "validation")):
+        if split_key in dataset or count_key in dataset:
+            split = dataset.get(split_key, "?")
+            count = _int(dataset[count_key]) if dataset.get(count_key) is not None else "?"
+            rows.append((f"{what} images", f"{count} (split `{split}`)"))
+    shown = {"name", "hub_id", "source", "train_split", "val_split", "train_images", "val_images"}
+    rows += [(k.replace("_", " "), _cell(_value(v))) for k, v in dataset.items() if k not in shown]
+    for key, flag in (("limit_train", "--limit-train"), ("limit_val", "--limit-val")):
+        if config.get(key) is not None:
+            rows.append((f"`{flag}`", f"{_int(config[key])} (a seeded subset of the split)"))
+    return rows
+
+
+def _eval_scope(metrics: dict | None, dataset: dict) -> str:
+    if not metrics:
+        return "The model has not been evaluated yet (no `metrics.json`)."
+    n, total = metrics.get("num_images"), dataset.get("val_images")
+    split = metrics.get("split", "?")
+    text = (f"The accuracy below is measured on {_int(n)} images of the `{split}` split of "
+            f"{dataset.get('name', 'the dataset')}")
+    if isinstance(n, int) and isinstance(total, int) and n < total:
+        text += f" (a subset of its {_int(total)} images)"
+    return text + "; it says little about images from other sources."
+
+
+def _eval_text(metrics: dict, dataset: dict) -> str:
+    parts = [f"Accuracy **{_pct(metrics.get('accuracy'))}** on {_int(metrics.get('num_images'))} images "
+             f"of the `{metrics.get('split', '?')}` split"]
+    if metrics.get("epoch") is not None:
+        parts.append(f"after epoch {metrics['epoch']}")
+    text = ", ".join(parts)
+    if metrics.get("loss") is not None:
+        text += f"; loss {_fmt(metrics['loss'], 'loss')}"
+    return text + "."
+
+
+def _metric_labels(metrics: dict, labels: list[str]) -> list[str]:
+    return [str(v) for v in (metrics.get("labels") or labels)]
+
+
+def _per_class_rows(metrics: dict) -> list[tuple[str, str]]:
+    per_class = metrics.get("per_class_accuracy") or {}
+    return [(_cell(k), _pct(v)) for k, v in per_class.items()]
+
+
+def _confusion_rows(metrics: dict, labels: list[str]) -> list[list[str]]:
+    matrix = metrics.get("confusion_matrix") or []
+    names = _metric_labels(metrics, labels)
+    return [[f"**{_cell(names[i]) if i < len(names) else i}**"] + [_int(v) for v in row]
+            for i, row in enumerate(matrix)]
+
+
+def _random_erasing_text(params: dict | None) -> str:
+    if params is None:
+        return ""
+    text = ("This run adds Random Erasing (Zhong et al.) to the training batches only, after "
+            "normalisation, with a rectangle drawn independently for every image; validation "
+            "images are never erased.")
+    if params:
+        scale, ratio = params.get("scale"), params.get("ratio")
+        details = []
+        if "p" in params:
+            details.append(f"probability p = {params['p']}")
+        if scale:
+            details.append(f"erased area {scale[0]}–{scale[1]} of the image")
+        if ratio:
+            details.append(f"aspect ratio {ratio[0]}–{ratio[1]}")
+        if "value" in params:
+            fill = params["value"]
+            details.append("fill: random values" if fill == "random" else f"fill value {fill}")
+        known = {"p", "scale", "ratio", "value"}
+        details += [f"{k} = {_value(v)}" for k, v in params.items() if k not in known]
+        text += " Parameters: " + "; ".join(details) + "."
+    text += (" A baseline run of the same task with the same seed starts from the same initial "
+             "weights (compare `init_sha256`) and differs only in this augmentation.")
+    return text
+
+
+def _history_columns(history: list[dict]) -> list[tuple[str, str, str]]:
+    present = {k for row in history for k in row}
+    cols = [c for c in HISTORY_COLUMNS if c[0] in present]
+    known = {c[0] for c in HISTORY_COLUMNS}
+    extra = [k for row in history for k in row if k not in known]
+    cols += [(k, k.replace("_", " "), "auto") for k in dict.fromkeys(extra)]
+    return cols
+
+
+# --------------------------------------------------------------------------- formatting
+
+
+def _fmt(v, kind: str) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return _cell(_value(v))
+    if kind == "pct":
+        return _pct(v)
+    if kind == "loss":
+        return f"{v:.4f}"
+    if kind == "lr":
+        return f"{v:.4g}"
+    if kind == "sec":
+        return f"{v:.1f}"
+    if kind == "rate":
+        return f"{v:,.0f}"
+    if kind == "int":
+        return _int(v)
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def _pct(v) -> str:
+    return "–" if v is None else f"{100 * v:.2f}%"
+
+
+def _int(v) -> str:
+    return f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else ("?" if v is None else str(v))
+
+
+def _value(v) -> str:
+    if isinstance(v, str):
+        return v
+    if v is None:
+        return "none"
+    return json.dumps(v)
+
+
+def _cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _slug(text: str) -> str:
+    return "".join(ch if ch.isalnum() else "-" for ch in str(text).lower()).strip("-")
