@@ -1,0 +1,141 @@
+"""End-to-end tiny runs of all three tasks through the real CLI, and the run directory contract."""
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from models.artifact import load_model
+from tests.conftest import HAVE_MNIST, REPO, SHARED_DATA, requires_mnist, train_tiny
+
+RUN_FILES = {"config.json", "model.safetensors", "history.json", "metrics.json", "predictions.json",
+             "README.md", "curves.png", "examples", "tb", "checkpoint.pt"}
+
+
+def check_run_directory(run_dir, *, task, epochs, val_images, train_images):
+    assert {p.name for p in run_dir.iterdir()} == RUN_FILES
+    config = json.loads((run_dir / "config.json").read_text())
+    history = json.loads((run_dir / "history.json").read_text())
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert config["task"] == task
+    assert config["dataset"]["val_images"] == val_images and config["dataset"]["train_images"] == train_images
+    assert config["recipe"]["epochs"] == epochs and len(history) == epochs
+    assert len(config["init_sha256"]) == 64
+    assert set(config["versions"]) >= {"python", "torch", "torchvision"}
+    for row in history:
+        assert set(row) >= {"epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds"}
+        assert all(math.isfinite(row[k]) for k in row)
+        assert 0 <= row["val_accuracy"] <= 1
+    # The reported accuracy is the final epoch's.
+    assert metrics["accuracy"] == history[-1]["val_accuracy"]
+    assert metrics["num_images"] == val_images
+    assert sum(map(sum, metrics["confusion_matrix"])) == val_images
+    assert set(metrics["per_class_accuracy"]) == set(config["labels"])
+    weights = load_file(str(run_dir / "model.safetensors"))
+    assert all(torch.isfinite(t).all() for t in weights.values() if t.is_floating_point())
+    with Image.open(run_dir / "curves.png") as img:
+        assert img.size[0] > 400
+    assert list((run_dir / "tb").glob("events.out.tfevents.*"))
+    index = json.loads((run_dir / "examples" / "index.json").read_text())
+    assert all((run_dir / "examples" / e["file"]).is_file() for e in index)
+    return config, history, metrics, index
+
+
+@requires_mnist
+def test_mnist_run_directory(mnist_run):
+    config, history, metrics, index = check_run_directory(mnist_run, task="mnist", epochs=2, val_images=32,
+                                                          train_images=64)
+    assert config["in_channels"] == 1 and config["input_size"] == 32
+    assert config["recipe"]["optimizer"]["name"] == "adam"
+    assert config["recipe"]["loss"]["name"] == "cross_entropy"
+
+
+def test_cifar10_run_directory_and_ten_examples(cifar10_run):
+    config, history, metrics, index = check_run_directory(cifar10_run, task="cifar10", epochs=1, val_images=40,
+                                                          train_images=40)
+    # The app's ten test images: one per class, taken from the validation split.
+    assert sorted(e["label"] for e in index) == sorted(config["labels"])
+    assert len(index) == 10
+    with Image.open(cifar10_run / "examples" / index[0]["file"]) as img:
+        assert img.size == (32, 32) and img.mode == "RGB"
+    opt = config["recipe"]["optimizer"]
+    assert opt["name"] == "sgd" and opt["nesterov"] and opt["weight_decay"] > 0
+
+
+def test_catsdogs_skips_corrupt_images_and_counts_them(catsdogs_run):
+    config, *_ = check_run_directory(catsdogs_run, task="catsdogs", epochs=1, val_images=7, train_images=14)
+    # 16 train files (one truncated per class) -> 14; 8 val files picked from 9 (one broken) -> 7.
+    assert config["dataset"]["skipped_unreadable"] >= 2
+    assert config["labels"] == ["cat", "dog"] and config["architecture"] == "resnet50_binary"
+    assert config["recipe"]["loss"]["name"] == "bce_with_logits"
+
+
+def test_random_erasing_run_starts_from_the_same_weights_and_differs_only_in_augmentation(
+        catsdogs_run, catsdogs_re_run):
+    base = json.loads((catsdogs_run / "config.json").read_text())
+    re = json.loads((catsdogs_re_run / "config.json").read_text())
+    assert base["init_sha256"] == re["init_sha256"]
+    assert base["variant"] == "baseline" and re["variant"] == "random-erasing"
+    assert base["recipe"]["augment"]["random_erasing"] is None
+    assert re["recipe"]["augment"]["random_erasing"] == {"p": 0.5, "scale": [0.02, 0.4], "ratio": [0.3, 3.3],
+                                                          "value": "random"}
+    differing = {k for k in base["recipe"] if base["recipe"][k] != re["recipe"][k]}
+    assert differing == {"augment"}
+    # Random Erasing never touches validation: same images, same labels evaluated.
+    pb = json.loads((catsdogs_run / "predictions.json").read_text())
+    pr = json.loads((catsdogs_re_run / "predictions.json").read_text())
+    assert pb["indices"] == pr["indices"] and pb["labels"] == pr["labels"]
+
+
+@requires_mnist
+def test_evaluate_reproduces_metrics_exactly(mnist_run, tmp_path):
+    from training.evaluate import get_args_parser, main
+    out = tmp_path / "m.json"
+    metrics = main(get_args_parser().parse_args([str(mnist_run), "--data-dir", str(SHARED_DATA),
+                                                 "--device", "cpu", "--out", str(out)]))
+    stored = json.loads((mnist_run / "metrics.json").read_text())
+    for key in ("accuracy", "num_images", "per_class_accuracy", "confusion_matrix", "split"):
+        assert metrics[key] == stored[key]
+    assert json.loads(out.read_text())["accuracy"] == stored["accuracy"]
+
+
+@requires_mnist
+def test_loaded_release_predicts_what_training_evaluated(mnist_run):
+    loaded = load_model(mnist_run)
+    preds = json.loads((mnist_run / "predictions.json").read_text())
+    from training.data import load_split
+    from training.tasks import TASKS
+    from models.augment import EvalTransform
+    val = load_split(TASKS["mnist"], SHARED_DATA, train=False, limit=32, seed=0)
+    with torch.no_grad():
+        probs = torch.softmax(loaded.model(EvalTransform.from_config(loaded.config)(val.images)), 1)
+    assert val.indices.tolist() == preds["indices"]
+    assert probs.argmax(1).tolist() == preds["predicted"]
+
+
+def test_same_seed_same_weights_different_seed_different_weights(tmp_path, cifar10_dir, cifar_unchecked):
+    a = train_tiny(tmp_path / "a", "cifar10", cifar10_dir, limit_train=20, limit_val=10, batch_size=10, epochs=1)
+    b = train_tiny(tmp_path / "b", "cifar10", cifar10_dir, "--seed", "1", limit_train=20, limit_val=10,
+                   batch_size=10, epochs=1)
+    ca, cb = (json.loads((r / "config.json").read_text()) for r in (a, b))
+    assert ca["init_sha256"] != cb["init_sha256"]
+    assert ca["dataset"]["train_images"] == 20
+
+
+def test_refuses_to_overwrite_an_existing_run(cifar10_run, cifar10_dir, cifar_unchecked):
+    with pytest.raises(SystemExit, match="--resume"):
+        train_tiny(cifar10_run, "cifar10", cifar10_dir)
+
+
+def test_help_lists_every_flag():
+    out = subprocess.run([sys.executable, "-m", "training.train", "--help"], cwd=REPO, capture_output=True,
+                         text=True, check=True).stdout
+    for flag in ("--task", "--random-erasing", "--epochs", "--batch-size", "--lr", "--data-dir", "--out",
+                 "--seed", "--device", "--resume", "--limit-train", "--limit-val", "--workers"):
+        assert flag in out
