@@ -191,7 +191,7 @@ class DeviceLoader:
     """
 
     def __init__(self, split: Split, *, batch_size: int, transform, device: torch.device,
-                 shuffle: bool, drop_last: bool = False, seed: int = 0):
+                 shuffle: bool, drop_last: bool = False, seed: int = 0, rank: int = 0, world_size: int = 1):
         self.images = split.images.to(device, non_blocking=True)
         self.labels = split.labels.to(device, non_blocking=True)
         self.indices = split.indices
@@ -199,15 +199,21 @@ class DeviceLoader:
         self.transform = transform
         self.device = device
         self.shuffle = shuffle
-        self.drop_last = drop_last and len(split) >= batch_size
         self.seed = seed
         self.epoch = 0
+        # Distributed: every rank draws the same permutation (shared seed) and takes every
+        # world_size-th entry from its rank on. Shuffled (training) shards are cut to equal
+        # length so all ranks run the same number of steps; evaluation shards cover every image once.
+        self.rank, self.world_size = rank, world_size
+        n = len(split)
+        self.shard_size = n // world_size if shuffle else len(range(rank, n, world_size))
+        self.drop_last = drop_last and self.shard_size >= batch_size
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        n = len(self.labels)
+        n = self.shard_size
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def _generator(self, stream: int, device: torch.device) -> torch.Generator:
@@ -222,6 +228,9 @@ class DeviceLoader:
             order = torch.randperm(n, generator=self._generator(0, torch.device("cpu"))).to(self.device)
         else:
             order = torch.arange(n, device=self.device)
+        if self.world_size > 1:
+            order = order[:self.shard_size * self.world_size] if self.shuffle else order
+            order = order[self.rank::self.world_size]
         aug_gen, erase_gen = self._generator(1, self.device), self._generator(2, self.device)
         for b in range(len(self)):
             batch_idx = order[b * self.batch_size:(b + 1) * self.batch_size]

@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from models.predict import logits_to_probs
 from models.registry import ModelConfig
+from training.distributed import all_reduce_sum, gather_cat
 
 
 class NonFiniteLossError(RuntimeError):
@@ -92,8 +93,12 @@ def train_one_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer, 
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
-    return {"loss": float(loss_sum) / max(seen, 1), "accuracy": float(correct) / max(seen, 1),
-            "images": seen, "seconds": seconds, "images_per_s": seen / max(seconds, 1e-9),
+    # Under torchrun: sums over all ranks, so the numbers describe the whole epoch.
+    totals = all_reduce_sum(torch.stack([loss_sum.float(), correct.float(),
+                                         torch.tensor(float(seen), device=device)]))
+    loss_total, correct_total, seen_total = (float(v) for v in totals)
+    return {"loss": loss_total / max(seen_total, 1), "accuracy": correct_total / max(seen_total, 1),
+            "images": int(seen_total), "seconds": seconds, "images_per_s": seen_total / max(seconds, 1e-9),
             "interrupted": interrupted}
 
 
@@ -107,14 +112,15 @@ def evaluate(model: nn.Module, loader, loss_fn: nn.Module, cfg: ModelConfig, *, 
     model.eval()
     k = cfg.num_classes
     confusion = torch.zeros(k, k, dtype=torch.long, device=device)
-    loss_sum, seen = 0.0, 0
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    seen = 0
     all_probs, all_idx = [], []
     for x, y, idx in loader:
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with _autocast(device, autocast_dtype):
             logits = model(x)
-        loss_sum += float(compute_loss(loss_fn, logits, y, cfg)) * y.shape[0]
+        loss_sum += compute_loss(loss_fn, logits, y, cfg).double() * y.shape[0]
         probs = logits_to_probs(logits, cfg)
         if tta_flip:
             with _autocast(device, autocast_dtype):
@@ -124,17 +130,22 @@ def evaluate(model: nn.Module, loader, loss_fn: nn.Module, cfg: ModelConfig, *, 
         seen += y.shape[0]
         all_probs.append(probs.cpu())
         all_idx.append(idx.cpu())
-    confusion = confusion.cpu()
+    # Under torchrun each rank saw its own shard: add them up, and gather the per-image rows.
+    confusion = all_reduce_sum(confusion).cpu()
+    loss_sum = all_reduce_sum(loss_sum)
+    seen = int(confusion.sum())
     per_class_total = confusion.sum(dim=1)
     per_class = {label: (float(confusion[i, i]) / float(per_class_total[i]) if per_class_total[i] else None)
                  for i, label in enumerate(cfg.labels)}
-    probs = torch.cat(all_probs) if all_probs else torch.zeros(0, k)
+    probs = gather_cat(torch.cat(all_probs) if all_probs else torch.zeros(0, k))
+    positions = gather_cat(torch.cat(all_idx) if all_idx else torch.zeros(0, dtype=torch.long))
+    order = positions.argsort()
     return {
-        "loss": loss_sum / max(seen, 1),
+        "loss": float(loss_sum) / max(seen, 1),
         "accuracy": float(confusion.diag().sum()) / max(seen, 1),
         "num_images": seen,
         "per_class_accuracy": per_class,
         "confusion_matrix": confusion.tolist(),
-        "probabilities": probs,
-        "positions": torch.cat(all_idx) if all_idx else torch.zeros(0, dtype=torch.long),
+        "probabilities": probs[order],
+        "positions": positions[order],
     }

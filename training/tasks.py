@@ -55,17 +55,24 @@ class TaskSpec:
     recipe: dict = field(default_factory=dict)
 
     def resolved_recipe(self, *, random_erasing: bool = False, **overrides) -> dict:
-        """A deep copy of the default recipe with CLI overrides applied (None = keep default)."""
+        """A deep copy of the default recipe with Random Erasing and CLI overrides applied."""
         recipe = copy.deepcopy(self.recipe)
-        if overrides.get("epochs") is not None:
-            recipe["epochs"] = overrides["epochs"]
-        if overrides.get("batch_size") is not None:
-            recipe["batch_size"] = overrides["batch_size"]
-        if overrides.get("lr") is not None:
-            recipe["optimizer"]["lr"] = overrides["lr"]
         if random_erasing:
             recipe["augment"]["random_erasing"] = dict(RANDOM_ERASING)
-        return recipe
+        return override_recipe(recipe, **overrides)
+
+
+def override_recipe(recipe: dict, *, epochs: int | None = None, batch_size: int | None = None,
+                    lr: float | None = None) -> dict:
+    """A copy of `recipe` with the CLI's values where given (None keeps the recipe's)."""
+    recipe = copy.deepcopy(recipe)
+    if epochs is not None:
+        recipe["epochs"] = epochs
+    if batch_size is not None:
+        recipe["batch_size"] = batch_size
+    if lr is not None:
+        recipe["optimizer"]["lr"] = lr
+    return recipe
 
 
 TASKS: dict[str, TaskSpec] = {

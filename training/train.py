@@ -25,15 +25,16 @@ from PIL import Image
 
 import models
 from models.artifact import save_release
-from models.atomic import atomic_write, atomic_write_json
+from models.atomic import atomic_write, atomic_write_json, remove_stale_temps
 from models.augment import EvalTransform, TrainAugment
 from models.registry import create_model
 from training.checkpoint import (CHECKPOINT_FILE, CheckpointError, check_resumable, config_hash,
                                  load_checkpoint, rng_state, save_checkpoint, set_rng_state)
 from training.curves import write_curves
+from training import distributed
 from training.data import DeviceLoader, Split, load_splits
 from training.engine import NonFiniteLossError, evaluate, make_loss, train_one_epoch
-from training.tasks import TASKS, TaskSpec, get_task
+from training.tasks import TASKS, TaskSpec, get_task, override_recipe
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -54,6 +55,10 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit-train", type=int, help="train on a seeded subset of N images (smoke runs)")
     p.add_argument("--limit-val", type=int, help="evaluate on a seeded subset of N images")
     p.add_argument("--workers", type=int, default=4, help="threads for decoding image folders")
+    p.add_argument("--loader", choices=["device", "dataloader"], default="device",
+                   help="device: whole splits held as uint8 on the device, augmented in batches; "
+                        "dataloader: per-image transforms in a torch DataLoader with --workers processes "
+                        "(training/usual.py), for image folders too large for memory")
     p.add_argument("--pretrained", choices=["IMAGENET1K_V1", "IMAGENET1K_V2"],
                    help="catsdogs: start ResNet50 from torchvision's ImageNet weights (downloaded once)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
@@ -62,6 +67,12 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--stop-after", type=int, metavar="N",
                    help="stop cleanly after N epochs of this invocation (resume later with --resume)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars, summary lines only")
+    ddp = p.add_argument_group("distributed (under torchrun; --batch-size is per rank)")
+    ddp.add_argument("--sync-bn", action="store_true", help="synchronise BatchNorm statistics across ranks (CUDA)")
+    ddp.add_argument("--lr-scaling", choices=["none", "linear"], default="none",
+                     help="linear: multiply the learning rate by the number of ranks")
+    ddp.add_argument("--dist-timeout", type=int, default=600,
+                     help="seconds before a collective with a dead rank fails instead of hanging")
     return p
 
 
@@ -207,13 +218,11 @@ def resolve_run(args) -> tuple[TaskSpec, dict, Path, dict | None]:
     random_erasing = args.random_erasing if args.random_erasing is not None else (
         stored.get("variant") == "random-erasing")
     pick = lambda arg, key: arg if arg is not None else stored.get(key)  # noqa: E731
-    if stored and args.epochs is None and args.batch_size is None and args.lr is None:
-        recipe = stored["recipe"]
-    else:
-        recipe = task.resolved_recipe(random_erasing=random_erasing, epochs=args.epochs,
-                                      batch_size=args.batch_size, lr=args.lr)
-        if args.pretrained:
-            recipe["pretrained"] = args.pretrained
+    # Resuming starts from the stored recipe; flags given again must agree with it (checked below).
+    base = stored["recipe"] if stored else task.resolved_recipe(random_erasing=random_erasing)
+    recipe = override_recipe(base, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr)
+    if args.pretrained:
+        recipe["pretrained"] = args.pretrained
     seed = pick(args.seed, "seed") or 0
     if args.out:
         out = Path(args.out)
@@ -240,10 +249,35 @@ def resolve_run(args) -> tuple[TaskSpec, dict, Path, dict | None]:
     return task, config, out, checkpoint
 
 
+class NullWriter:
+    """TensorBoard stand-in for ranks other than 0, which write nothing."""
+
+    def add_scalar(self, *args, **kwargs):
+        pass
+
+    def flush(self):
+        pass
+
+    def close(self):
+        pass
+
+
 def main(args) -> Path:
-    task, config, run_dir, checkpoint = resolve_run(args)
-    recipe = config["recipe"]
     device = resolve_device(args.device)
+    rank_info, device = distributed.setup(device, args.dist_timeout)
+    try:
+        return _main(args, device, rank_info)
+    finally:
+        distributed.cleanup()
+
+
+def _main(args, device: torch.device, rank_info: distributed.DistInfo) -> Path:
+    is_main = rank_info.is_main
+    task, config, run_dir, checkpoint = resolve_run(args)
+    run_dir = Path(distributed.broadcast_object(str(run_dir)))  # one run directory for all ranks
+    config["run_name"] = run_dir.name
+    distributed.barrier()  # every rank has checked the run directory before rank 0 writes to it
+    recipe = config["recipe"]
     seed = config["seed"]
     cuda = device.type == "cuda"
     if cuda:
@@ -253,7 +287,12 @@ def main(args) -> Path:
     if args.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
 
-    train_split, val_split = load_splits(task, args.data_dir, limit_train=config["limit_train"],
+    split_loader, batch_loader = load_splits, DeviceLoader
+    if args.loader == "dataloader":   # same splits and batch contract, read per image (training/usual.py)
+        from training.usual import dataloader_path
+        split_loader, batch_loader = dataloader_path(workers=args.workers)
+    config["data_loader"] = args.loader
+    train_split, val_split = split_loader(task, args.data_dir, limit_train=config["limit_train"],
                                          limit_val=config["limit_val"], seed=seed, workers=args.workers)
     config["dataset"].update(train_images=len(train_split), val_images=len(val_split),
                              skipped_unreadable=train_split.skipped + val_split.skipped)
@@ -271,16 +310,35 @@ def main(args) -> Path:
     autocast_dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else None
 
     batch_size = recipe["batch_size"]
-    train_loader = DeviceLoader(train_split, batch_size=batch_size, device=device, shuffle=True,
-                                drop_last=True, seed=seed,
+    world = rank_info.world_size
+    lr_factor = world if args.lr_scaling == "linear" else 1
+    config["distributed"] = {"world_size": world, "per_rank_batch_size": batch_size,
+                             "effective_batch_size": batch_size * world, "lr_scaling": args.lr_scaling,
+                             "effective_lr": recipe["optimizer"]["lr"] * lr_factor, "sync_bn": args.sync_bn}
+    shard = {"rank": rank_info.rank, "world_size": world}
+    train_loader = batch_loader(train_split, batch_size=batch_size, device=device, shuffle=True,
+                                drop_last=True, seed=seed, **shard,
                                 transform=TrainAugment.from_recipe(recipe["augment"], task.model))
-    val_loader = DeviceLoader(val_split, batch_size=max(batch_size, 256), device=device, shuffle=False,
+    val_loader = batch_loader(val_split, batch_size=max(batch_size, 256), device=device, shuffle=False, **shard,
                               transform=EvalTransform.from_config(task.model))
-    optimizer = build_optimizer(model, recipe["optimizer"], device)
+    train_model = model
+    if rank_info.enabled:
+        if args.sync_bn:
+            if not cuda:
+                raise SystemExit("--sync-bn needs CUDA (SyncBatchNorm has no CPU implementation)")
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        train_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if cuda else None)
+        if is_main:
+            print(f"distributed: {world} ranks x {batch_size} images = {batch_size * world} per step, "
+                  f"lr {config['distributed']['effective_lr']:g} ({args.lr_scaling} scaling)")
+    optimizer = build_optimizer(model, {**recipe["optimizer"], "lr": config["distributed"]["effective_lr"]}, device)
     scheduler = build_scheduler(optimizer, recipe["schedule"], epochs=recipe["epochs"],
                                 steps_per_epoch=len(train_loader))
     loss_fn = make_loss(recipe["loss"], task.model)
-    step_model = torch.compile(model) if args.compile else model
+    step_model = torch.compile(train_model) if args.compile else train_model
+    # Evaluation runs on each rank's shard without DDP (no per-batch collectives: shards may
+    # differ in length); engine.evaluate reduces the totals afterwards.
+    eval_model = step_model if not rank_info.enabled else model
 
     history: list[dict] = []
     start_epoch = 0
@@ -294,18 +352,25 @@ def main(args) -> Path:
         config["init_sha256"] = checkpoint["config"]["init_sha256"]
         config["created"] = checkpoint["config"].get("created")
         set_rng_state(checkpoint["rng"])
-        print(f"resuming {run_dir} after epoch {start_epoch}/{recipe['epochs']}")
+        if is_main:
+            print(f"resuming {run_dir} after epoch {start_epoch}/{recipe['epochs']}")
     else:
         config["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     config.update(device=str(device), versions=versions())
-    run_dir.mkdir(parents=True, exist_ok=True)
-
-    per_class = 1 if task.model.num_classes > 2 else 4
-    save_examples(run_dir, val_split, task.model.labels, per_class)
-
-    from torch.utils.tensorboard import SummaryWriter
     steps_per_epoch = len(train_loader)
-    writer = SummaryWriter(log_dir=str(run_dir / "tb"), purge_step=start_epoch * steps_per_epoch)
+    if is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_examples(run_dir, val_split, task.model.labels, per_class=1 if task.model.num_classes > 2 else 4)
+        if checkpoint is not None:
+            remove_stale_temps(run_dir)   # half-written files of a killed run (never the real ones)
+        from torch.utils.tensorboard import SummaryWriter
+        # TensorBoard steps count optimizer steps taken: step losses at 1..N, epoch E's scalars
+        # at E * steps_per_epoch. On resume, purge_step drops whatever a killed or interrupted
+        # run logged after the checkpoint, so every step has exactly one value.
+        writer = SummaryWriter(log_dir=str(run_dir / "tb"),
+                               purge_step=start_epoch * steps_per_epoch + 1 if checkpoint is not None else None)
+    else:
+        writer = NullWriter()
 
     def checkpoint_state(epoch: int) -> dict:
         return {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
@@ -314,10 +379,12 @@ def main(args) -> Path:
                 "config": config, "config_hash": config_hash(config)}
 
     ckpt_path = run_dir / CHECKPOINT_FILE
-    if checkpoint is None:
+    if checkpoint is None and is_main:
         save_checkpoint(ckpt_path, checkpoint_state(0))   # a resumable point before the first step
 
     stop = StopFlag().install()
+    # Under torchrun all ranks must stop at the same step, or the others wait in a collective.
+    should_stop = (lambda: distributed.any_rank(stop(), device)) if rank_info.enabled else stop
     last_eval = None
     epochs_this_run = 0
     try:
@@ -327,11 +394,12 @@ def main(args) -> Path:
             lr = optimizer.param_groups[0]["lr"]
             tr = train_one_epoch(step_model, train_loader, optimizer, scheduler, loss_fn, task.model,
                                  device=device, epoch=epoch, autocast_dtype=autocast_dtype,
-                                 channels_last=channels_last, should_stop=stop, progress=not args.no_progress,
-                                 on_step=lambda s, loss: writer.add_scalar("train/step_loss", loss, base_step + s))
+                                 channels_last=channels_last, should_stop=should_stop,
+                                 progress=not args.no_progress and is_main,
+                                 on_step=lambda s, loss: writer.add_scalar("train/step_loss", loss, base_step + s + 1))
             if tr["interrupted"]:
                 return _interrupted(stop, run_dir, epoch, writer)
-            ev = evaluate(step_model, val_loader, loss_fn, task.model, device=device,
+            ev = evaluate(eval_model, val_loader, loss_fn, task.model, device=device,
                           autocast_dtype=autocast_dtype, channels_last=channels_last)
             last_eval = ev
             row = {"epoch": epoch, "train_loss": tr["loss"], "train_accuracy": tr["accuracy"],
@@ -342,18 +410,20 @@ def main(args) -> Path:
             for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "images_per_s"):
                 writer.add_scalar(key.replace("_", "/", 1), row[key], step)
             writer.flush()
-            atomic_write_json(run_dir / "history.json", history)
-            save_checkpoint(ckpt_path, checkpoint_state(epoch))
-            print(f"epoch {epoch}/{recipe['epochs']}  train loss {tr['loss']:.4f} acc {tr['accuracy']:.4f}  "
-                  f"val loss {ev['loss']:.4f} acc {ev['accuracy']:.4f}  lr {lr:.2e}  "
-                  f"{tr['images_per_s']:.0f} img/s  {tr['seconds']:.1f}s", flush=True)
+            if is_main:
+                atomic_write_json(run_dir / "history.json", history)
+                save_checkpoint(ckpt_path, checkpoint_state(epoch))
+                print(f"epoch {epoch}/{recipe['epochs']}  train loss {tr['loss']:.4f} acc {tr['accuracy']:.4f}  "
+                      f"val loss {ev['loss']:.4f} acc {ev['accuracy']:.4f}  lr {lr:.2e}  "
+                      f"{tr['images_per_s']:.0f} img/s  {tr['seconds']:.1f}s", flush=True)
             epochs_this_run += 1
-            if stop():
+            if should_stop():
                 return _interrupted(stop, run_dir, epoch + 1, writer)
             if args.stop_after and epochs_this_run >= args.stop_after and epoch < recipe["epochs"]:
                 writer.close()
-                print(f"stopped after epoch {epoch} as asked; continue with: "
-                      f"python -m training.train --resume --out {run_dir}")
+                if is_main:
+                    print(f"stopped after epoch {epoch} as asked; continue with: "
+                          f"python -m training.train --resume --out {run_dir}")
                 return run_dir
     except NonFiniteLossError as e:
         writer.close()
@@ -362,10 +432,12 @@ def main(args) -> Path:
         stop.restore()
 
     if last_eval is None:   # resumed a finished run: evaluate the weights once more
-        last_eval = evaluate(step_model, val_loader, loss_fn, task.model, device=device,
+        last_eval = evaluate(eval_model, val_loader, loss_fn, task.model, device=device,
                              autocast_dtype=autocast_dtype, channels_last=channels_last)
     writer.close()
-    finish_run(run_dir, model, config, history, last_eval, val_split)
+    if is_main:
+        finish_run(run_dir, model, config, history, last_eval, val_split)
+    distributed.barrier()
     return run_dir
 
 
