@@ -1,0 +1,295 @@
+"""Why a model answers as it does: Grad-CAM heatmaps and occlusion (erase-box) sweeps.
+
+Grad-CAM (Selvaraju et al. 2017) is computed with captum's `LayerGradCam` at the last conv
+stage of each architecture (`GRADCAM_LAYERS`) and upsampled to the input size with
+`LayerAttribution.interpolate`. It explains one class score:
+
+- multi-class models (VGG19-BN): the logit of the class (before softmax);
+- the one-logit binary model (ResNet50, P(dog) = sigmoid(logit)): the logit for class 1
+  ("dog") and its negation for class 0 ("cat"), since sigmoid(-logit) = P(cat). So both
+  classes are explained the same way and a map for "cat" highlights cat evidence.
+
+The occlusion sweep slides an erase box over the model input and records P(class) at each
+position: where covering the image changes the answer, the model was looking there. It is
+what Random Erasing trains a model to withstand, so the app shows it for the baseline and
+the Random Erasing model side by side.
+
+Everything works on the normalised model input (N, C, S, S) as `models.predict.to_model_input`
+makes it; `explain_image` goes from any image to a heatmap in one call. Nothing here
+imports `training/`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from models.predict import decode_image, logits_to_probs, to_model_input
+from models.registry import ModelConfig
+
+# Architecture -> the module whose output Grad-CAM weighs: the last conv stage.
+#   vgg19_bn_32: the ReLU after the last conv + BN of `features` (512 x 2 x 2 for 32x32 input,
+#                before the final max-pool); found by `gradcam_layer`.
+#   resnet50_binary: `layer4`, the last residual stage (2048 x 7 x 7 for 224x224 input).
+GRADCAM_LAYERS = {"vgg19_bn_32": "features.<last ReLU>", "resnet50_binary": "layer4"}
+
+
+# --- Grad-CAM ------------------------------------------------------------------------------
+
+def gradcam_layer(model: nn.Module, cfg: ModelConfig) -> nn.Module:
+    """The last conv stage of `model` (see GRADCAM_LAYERS)."""
+    if cfg.architecture == "resnet50_binary":
+        return model.layer4
+    if cfg.architecture == "vgg19_bn_32":
+        relus = [m for m in model.features if isinstance(m, nn.ReLU)]
+        return relus[-1]
+    raise ValueError(f"no Grad-CAM layer known for architecture {cfg.architecture!r}")
+
+
+class ClassScores(nn.Module):
+    """One score per class, whatever the head: the logits, or (-logit, logit) for a one-logit model.
+
+    For the binary model, score[c] is the log-odds of class c: sigmoid(score[c]) = P(c).
+    """
+
+    def __init__(self, model: nn.Module, cfg: ModelConfig):
+        super().__init__()
+        self.model = model
+        self.binary = cfg.binary
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.model(x).float()
+        if self.binary:
+            return torch.cat([-logits, logits], dim=1)
+        return logits
+
+
+def resolve_target(cfg: ModelConfig, target: int | str | None, probs: torch.Tensor) -> torch.Tensor:
+    """Class ids (N,) for `target`: a class index, a label name, or None for the predicted class."""
+    n = probs.shape[0]
+    if target is None:
+        return probs.argmax(dim=1)
+    if isinstance(target, str):
+        if target not in cfg.labels:
+            raise ValueError(f"unknown class {target!r}; the model knows {', '.join(cfg.labels)}")
+        target = cfg.labels.index(target)
+    target = int(target)
+    if not 0 <= target < cfg.num_classes:
+        raise ValueError(f"class index {target} out of range 0..{cfg.num_classes - 1}")
+    return torch.full((n,), target, dtype=torch.long, device=probs.device)
+
+
+def gradcam(model: nn.Module, cfg: ModelConfig, x: torch.Tensor, target: int | str | None = None, *,
+            layer: nn.Module | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Grad-CAM of normalised inputs `x` (N, C, S, S) for `target` (None: the predicted class).
+
+    `layer` defaults to the architecture's last conv stage (`gradcam_layer`).
+
+    Returns (maps, classes, probs): maps (N, S, S) float32, ReLU-ed (>= 0, not rescaled),
+    bilinearly upsampled from the layer's grid to the input size; classes (N,) the explained
+    class ids; probs (N, num_classes) the model's probabilities for `x`.
+    """
+    from captum.attr import LayerAttribution, LayerGradCam
+
+    was_training = model.training
+    model.eval()
+    try:
+        scores_fn = ClassScores(model, cfg)
+        with torch.no_grad():
+            scores = scores_fn(x)
+            probs = logits_to_probs(scores[:, 1:] if cfg.binary else scores, cfg)
+        classes = resolve_target(cfg, target, probs)
+        with torch.enable_grad():
+            cam = LayerGradCam(scores_fn, layer if layer is not None else gradcam_layer(model, cfg))
+            attr = cam.attribute(x, target=classes.tolist(), relu_attributions=True)
+        maps = LayerAttribution.interpolate(attr.detach(), tuple(x.shape[-2:]), interpolate_mode="bilinear")
+    finally:
+        model.train(was_training)
+    maps = maps[:, 0].float()
+    maps = torch.nan_to_num(maps, nan=0.0, posinf=0.0, neginf=0.0).clamp_min(0)
+    return maps.cpu(), classes.cpu(), probs.cpu()
+
+
+@dataclass
+class GradCamResult:
+    heatmap: np.ndarray            # (S, S) float32 in [0, 1] (the map divided by its maximum)
+    raw_max: float                 # the map's maximum before scaling (0: no positive evidence)
+    target: int                    # the explained class id
+    label: str                     # its name
+    probs: dict[str, float]        # the model's probabilities for the image
+    view: Image.Image              # what the model sees: the preprocessed input as pixels (S x S)
+
+
+def explain_image(model: nn.Module, cfg: ModelConfig, image, target: int | str | None = None, *,
+                  layer: nn.Module | None = None) -> GradCamResult:
+    """Any image (path, bytes, PIL, array) -> Grad-CAM of `target` (None: the predicted class)."""
+    img = image if isinstance(image, Image.Image) and image.mode in ("RGB", "L") else decode_image(image)
+    device = next(model.parameters()).device
+    x = to_model_input(img, cfg).to(device)
+    maps, classes, probs = gradcam(model, cfg, x, target, layer=layer)
+    raw = maps[0].numpy()
+    peak = float(raw.max())
+    heat = (raw / peak if peak > 0 else np.zeros_like(raw)).astype(np.float32)
+    cls = int(classes[0])
+    return GradCamResult(heatmap=heat, raw_max=peak, target=cls, label=cfg.labels[cls],
+                         probs={label: float(p) for label, p in zip(cfg.labels, probs[0])},
+                         view=input_to_image(x[0].cpu(), cfg))
+
+
+def input_to_image(x: torch.Tensor, cfg: ModelConfig) -> Image.Image:
+    """A normalised input (C, S, S) back to an RGB or L image of the same size."""
+    mean = torch.tensor(cfg.mean).view(-1, 1, 1)
+    std = torch.tensor(cfg.std).view(-1, 1, 1)
+    pixels = ((x.detach().float().cpu() * std + mean).clamp(0, 1) * 255).round().to(torch.uint8)
+    arr = pixels.permute(1, 2, 0).numpy()
+    return Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr)
+
+
+def overlay(image: Image.Image | np.ndarray, heatmap: np.ndarray, *, alpha: float = 0.5,
+            colormap: str = "jet", size: int | None = None) -> Image.Image:
+    """The heatmap (H, W) in colour over `image`, as RGB.
+
+    The heatmap is scaled to [0, 1] by its maximum (an all-zero map leaves the image as it is)
+    and resized to the image; with `size`, both are enlarged to size x size first
+    (nearest neighbour for the image, so 32x32 pixels stay visible; bilinear for the map).
+    """
+    from matplotlib import colormaps
+
+    img = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image))
+    img = img.convert("RGB")
+    if size is not None and img.size != (size, size):
+        img = img.resize((size, size), Image.NEAREST)
+    heat = np.nan_to_num(np.asarray(heatmap, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    heat = np.clip(heat, 0, None)
+    peak = float(heat.max()) if heat.size else 0.0
+    if peak <= 0:
+        return img
+    heat = heat / peak
+    if heat.shape != (img.height, img.width):
+        heat = np.asarray(Image.fromarray(heat, mode="F").resize(img.size, Image.BILINEAR))
+        heat = np.clip(heat, 0, 1)
+    colour = colormaps[colormap](heat)[..., :3]                       # (H, W, 3) in [0, 1]
+    base = np.asarray(img, dtype=np.float32) / 255.0
+    # Stronger colour where the map is high, so low-evidence regions keep the photo visible.
+    weight = alpha * heat[..., None]
+    out = base * (1 - weight) + colour * weight
+    return Image.fromarray((out * 255).round().clip(0, 255).astype(np.uint8))
+
+
+# --- occlusion ---------------------------------------------------------------------------------
+
+FILLS = ("mean", "black", "noise")
+
+
+def erase(x: torch.Tensor, box: tuple[int, int, int, int], cfg: ModelConfig, fill: str | float = "mean",
+          seed: int = 0) -> torch.Tensor:
+    """A copy of normalised inputs `x` (N, C, S, S) with the box (top, left, height, width) erased.
+
+    fill: "mean" (0 after normalisation: the dataset's mean colour), "black" (pixel value 0),
+    "noise" (standard-normal values after normalisation, Random Erasing's fill; seeded), or
+    a number (the normalised value).
+    """
+    top, left, h, w = (int(v) for v in box)
+    size_y, size_x = x.shape[-2:]
+    top, left = max(0, top), max(0, left)
+    bottom, right = min(size_y, top + max(0, h)), min(size_x, left + max(0, w))
+    out = x.clone()
+    if bottom <= top or right <= left:
+        return out
+    region = out[..., top:bottom, left:right]
+    if fill == "mean":
+        region.zero_()
+    elif fill == "black":
+        mean = torch.tensor(cfg.mean, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
+        std = torch.tensor(cfg.std, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
+        region.copy_((-mean / std).expand_as(region))
+    elif fill == "noise":
+        g = torch.Generator(device="cpu").manual_seed(seed)
+        region.copy_(torch.randn(region.shape, generator=g).to(x.device, x.dtype))
+    elif isinstance(fill, (int, float)) and not isinstance(fill, bool):
+        region.fill_(float(fill))
+    else:
+        raise ValueError(f"fill must be one of {', '.join(FILLS)} or a number, not {fill!r}")
+    return out
+
+
+@torch.inference_mode()
+def class_probability(model: nn.Module, cfg: ModelConfig, x: torch.Tensor, class_index: int,
+                      batch_size: int = 16) -> torch.Tensor:
+    """P(class_index) for each input of `x` (N, C, S, S), in batches; float (N,) on the CPU."""
+    model.eval()
+    out = []
+    for i in range(0, x.shape[0], batch_size):
+        out.append(logits_to_probs(model(x[i:i + batch_size]), cfg)[:, class_index].cpu())
+    return torch.cat(out) if out else torch.zeros(0)
+
+
+@dataclass
+class OcclusionMap:
+    probs: np.ndarray       # (rows, cols): P(class) with the box at each position
+    tops: list[int]         # box top edge of each row
+    lefts: list[int]        # box left edge of each column
+    box: int                # box side in input pixels
+    base: float             # P(class) of the unoccluded input
+    class_index: int
+    label: str
+
+    def pixel_map(self, size: int) -> np.ndarray:
+        """(size, size): for each input pixel, the mean P(class) over the box positions covering
+        it (the unoccluded P where no box reaches)."""
+        total = np.zeros((size, size), dtype=np.float64)
+        count = np.zeros((size, size), dtype=np.float64)
+        for r, top in enumerate(self.tops):
+            for c, left in enumerate(self.lefts):
+                total[top:top + self.box, left:left + self.box] += self.probs[r, c]
+                count[top:top + self.box, left:left + self.box] += 1
+        out = np.full((size, size), self.base, dtype=np.float64)
+        covered = count > 0
+        out[covered] = total[covered] / count[covered]
+        return out.astype(np.float32)
+
+    def most_sensitive(self) -> tuple[int, int, float]:
+        """(top, left, P) of the box position that lowers P(class) most."""
+        r, c = np.unravel_index(int(np.argmin(self.probs)), self.probs.shape)
+        return self.tops[r], self.lefts[c], float(self.probs[r, c])
+
+
+def sweep_positions(size: int, box: int, stride: int) -> list[int]:
+    """Box start positions along one side: every `stride` pixels, the last one flush with the edge."""
+    if box <= 0 or stride <= 0:
+        raise ValueError("box and stride must be positive")
+    box = min(box, size)
+    starts = list(range(0, size - box + 1, stride))
+    if starts[-1] != size - box:
+        starts.append(size - box)
+    return starts
+
+
+def occlusion_sweep(model: nn.Module, cfg: ModelConfig, x: torch.Tensor, *, box: int | None = None,
+                    stride: int | None = None, class_index: int | str | None = None,
+                    fill: str | float = "mean", seed: int = 0, batch_size: int = 16) -> OcclusionMap:
+    """Slide a box x box erase box over one normalised input `x` (1, C, S, S) or (C, S, S).
+
+    Returns P(class_index) at every box position (class_index: an index, a label, or None for
+    the last class, i.e. P(dog) for cats vs dogs). Defaults: box = S/4, stride = box/2.
+    """
+    if x.ndim == 3:
+        x = x.unsqueeze(0)
+    size = x.shape[-1]
+    box = max(1, min(box or size // 4, size))
+    stride = max(1, stride or box // 2)
+    if class_index is None:
+        class_index = cfg.num_classes - 1
+    elif isinstance(class_index, str):
+        class_index = cfg.labels.index(class_index)
+    tops = sweep_positions(x.shape[-2], box, stride)
+    lefts = sweep_positions(size, box, stride)
+    occluded = torch.cat([erase(x, (t, l, box, box), cfg, fill, seed) for t in tops for l in lefts])
+    probs = class_probability(model, cfg, occluded, class_index, batch_size)
+    base = float(class_probability(model, cfg, x, class_index)[0])
+    return OcclusionMap(probs=probs.numpy().reshape(len(tops), len(lefts)).astype(np.float64),
+                        tops=tops, lefts=lefts, box=box, base=base, class_index=int(class_index),
+                        label=cfg.labels[class_index])

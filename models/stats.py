@@ -1,0 +1,374 @@
+"""Numbers from a run's per-image predictions (predictions.json), and paired comparisons.
+
+Pure functions on arrays, no model and no torch: the app (confusion gallery, threshold
+slider, reliability diagram, top losses, the Random Erasing comparison) and
+`training.compare` use the same code, so what the app shows is what the files say.
+
+predictions.json (docs/run-directory.md):
+    {"split": "test", "indices": [...], "labels": [...], "predicted": [...],
+     "probabilities": [[p_0, ..., p_{K-1}], ...]}
+`indices` are positions in the full validation split; rows are in evaluation order.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+PREDICTIONS_FILE = "predictions.json"
+
+
+# --- predictions.json ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Predictions:
+    indices: np.ndarray         # (N,) int: position of each image in the full validation split
+    labels: np.ndarray          # (N,) int: true class
+    predicted: np.ndarray       # (N,) int: predicted class (argmax of probabilities)
+    probabilities: np.ndarray   # (N, K) float
+    split: str = ""
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.probabilities.shape[1])
+
+    @property
+    def correct(self) -> np.ndarray:
+        return self.predicted == self.labels
+
+    @property
+    def accuracy(self) -> float:
+        return float(self.correct.mean()) if len(self) else float("nan")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Predictions":
+        """Validate and convert a predictions.json object; ValueError says what is wrong."""
+        if not isinstance(d, dict):
+            raise ValueError("predictions: expected a JSON object")
+        missing = [k for k in ("indices", "labels", "predicted", "probabilities") if k not in d]
+        if missing:
+            raise ValueError(f"predictions: missing {', '.join(missing)}")
+        try:
+            indices = np.asarray(d["indices"], dtype=np.int64).reshape(-1)
+            labels = np.asarray(d["labels"], dtype=np.int64).reshape(-1)
+            predicted = np.asarray(d["predicted"], dtype=np.int64).reshape(-1)
+            probs = np.asarray(d["probabilities"], dtype=np.float64)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"predictions: not numeric ({e})") from e
+        n = labels.shape[0]
+        if probs.ndim != 2 or probs.shape[0] != n or indices.shape[0] != n or predicted.shape[0] != n:
+            raise ValueError("predictions: indices, labels, predicted and probabilities differ in length")
+        k = probs.shape[1]
+        if n and (k < 2 or labels.min() < 0 or labels.max() >= k or predicted.min() < 0 or predicted.max() >= k):
+            raise ValueError("predictions: a class id is outside the probability columns")
+        if not np.isfinite(probs).all() or (probs < 0).any() or (probs > 1).any():
+            raise ValueError("predictions: probabilities must be finite and in [0, 1]")
+        return cls(indices=indices, labels=labels, predicted=predicted, probabilities=probs,
+                   split=str(d.get("split", "")))
+
+
+def load_predictions(path: str | os.PathLike) -> Predictions:
+    """predictions.json of a run directory (or the file itself); ValueError/OSError if unusable."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / PREDICTIONS_FILE
+    return Predictions.from_dict(json.loads(path.read_text(encoding="utf-8")))
+
+
+def confusion_matrix(preds: Predictions) -> np.ndarray:
+    """(K, K) counts, rows: true class, columns: predicted (as metrics.json)."""
+    k = preds.num_classes
+    return np.bincount(preds.labels * k + preds.predicted, minlength=k * k).reshape(k, k)
+
+
+def confusion_cell(preds: Predictions, true_class: int, predicted_class: int) -> np.ndarray:
+    """Rows of `preds` with that true and predicted class, most confident first (ties: row order).
+
+    `preds.indices[rows]` are the images' positions in the validation split.
+    """
+    rows = np.flatnonzero((preds.labels == true_class) & (preds.predicted == predicted_class))
+    conf = preds.probabilities[rows, predicted_class]
+    return rows[np.argsort(-conf, kind="stable")]
+
+
+# --- calibration -------------------------------------------------------------------------------
+
+def reliability_bins(confidence: np.ndarray, outcome: np.ndarray, n_bins: int = 10) -> dict:
+    """Equal-width bins over [0, 1]: per bin the count, mean confidence and observed frequency.
+
+    A value c falls in bin i when edges[i] < c <= edges[i+1] (bin 0 also takes c = 0).
+    Returns {"bins": [{"lo", "hi", "count", "confidence", "accuracy"}], "ece", "mce", "count"};
+    ECE = sum over bins of (count / N) * |accuracy - confidence| (Guo et al. 2017); MCE the
+    largest gap. Empty bins have None for confidence and accuracy.
+    """
+    confidence = np.asarray(confidence, dtype=np.float64).reshape(-1)
+    outcome = np.asarray(outcome, dtype=np.float64).reshape(-1)
+    if confidence.shape != outcome.shape:
+        raise ValueError("confidence and outcome differ in length")
+    if n_bins < 1:
+        raise ValueError("n_bins must be positive")
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    which = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, n_bins - 1)
+    n = confidence.shape[0]
+    bins, ece, mce = [], 0.0, 0.0
+    for i in range(n_bins):
+        mask = which == i
+        count = int(mask.sum())
+        if count:
+            conf, acc = float(confidence[mask].mean()), float(outcome[mask].mean())
+            gap = abs(acc - conf)
+            ece += count / n * gap
+            mce = max(mce, gap)
+        else:
+            conf = acc = None
+        bins.append({"lo": float(edges[i]), "hi": float(edges[i + 1]), "count": count,
+                     "confidence": conf, "accuracy": acc})
+    return {"bins": bins, "ece": float(ece) if n else None, "mce": float(mce) if n else None, "count": n}
+
+
+def reliability(preds: Predictions, n_bins: int = 10, class_index: int | None = None) -> dict:
+    """Reliability diagram + ECE of a run.
+
+    class_index None: top-label calibration (confidence = max probability, outcome = the
+    prediction is right). class_index k: P(k) against how often the label is k (for the binary
+    model, k=1 gives the calibration of P(dog)).
+    """
+    if class_index is None:
+        conf = preds.probabilities.max(axis=1)
+        outcome = preds.correct
+    else:
+        conf = preds.probabilities[:, class_index]
+        outcome = preds.labels == class_index
+    out = reliability_bins(conf, outcome, n_bins)
+    out["kind"] = "top-label" if class_index is None else f"class {class_index}"
+    return out
+
+
+# --- decision threshold ------------------------------------------------------------------------
+
+def _ratio(num: int, den: int) -> float | None:
+    return num / den if den else None
+
+
+def threshold_metrics(preds: Predictions, threshold: float, positive: int = 1) -> dict:
+    """Accuracy, precision, recall (and counts) when "positive" means P(positive) > threshold.
+
+    Strictly greater, so that threshold 0.5 reproduces the model's own predictions (the binary
+    model predicts class 1 when its logit is > 0, i.e. P > 0.5).
+    """
+    p = preds.probabilities[:, positive]
+    says = p > threshold
+    truth = preds.labels == positive
+    tp = int((says & truth).sum())
+    fp = int((says & ~truth).sum())
+    fn = int((~says & truth).sum())
+    tn = int((~says & ~truth).sum())
+    precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
+    f1 = (2 * precision * recall / (precision + recall)
+          if precision is not None and recall is not None and precision + recall > 0 else None)
+    return {"threshold": float(threshold), "tp": tp, "fp": fp, "fn": fn, "tn": tn,
+            "accuracy": _ratio(tp + tn, len(preds)), "precision": precision, "recall": recall, "f1": f1}
+
+
+def threshold_sweep(preds: Predictions, thresholds: Sequence[float] | None = None, positive: int = 1) -> list[dict]:
+    """threshold_metrics at each threshold (default 0.00, 0.01, ..., 1.00), for a curve."""
+    if thresholds is None:
+        thresholds = np.round(np.linspace(0, 1, 101), 2)
+    return [threshold_metrics(preds, float(t), positive) for t in thresholds]
+
+
+# --- top losses --------------------------------------------------------------------------------
+
+def top_losses(preds: Predictions, k: int = 16, *, wrong_only: bool = True) -> list[dict]:
+    """The k images with the highest cross-entropy -log P(true class), highest first.
+
+    With `wrong_only` (default) only misclassified images: the most confidently wrong.
+    Each row: row, index (position in the validation split), label, predicted,
+    p_true, confidence (P of the predicted class), loss.
+    """
+    n = len(preds)
+    p_true = preds.probabilities[np.arange(n), preds.labels]
+    loss = -np.log(np.clip(p_true, 1e-12, 1.0))
+    rows = np.arange(n)
+    if wrong_only:
+        rows = rows[~preds.correct]
+    rows = rows[np.argsort(-loss[rows], kind="stable")][:max(0, k)]
+    return [{"row": int(r), "index": int(preds.indices[r]), "label": int(preds.labels[r]),
+             "predicted": int(preds.predicted[r]), "p_true": float(p_true[r]),
+             "confidence": float(preds.probabilities[r, preds.predicted[r]]), "loss": float(loss[r])}
+            for r in rows]
+
+
+# --- paired comparison -------------------------------------------------------------------------
+
+def mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
+    """Mean and sample standard deviation (n - 1); std is None for fewer than two values."""
+    v = np.asarray(list(values), dtype=np.float64)
+    if v.size == 0:
+        return None, None
+    return float(v.mean()), (float(v.std(ddof=1)) if v.size > 1 else None)
+
+
+def discordant_counts(correct_a: np.ndarray, correct_b: np.ndarray) -> dict:
+    """Paired outcomes: both right, only a right, only b right, both wrong."""
+    a = np.asarray(correct_a, dtype=bool)
+    b = np.asarray(correct_b, dtype=bool)
+    if a.shape != b.shape:
+        raise ValueError("paired predictions differ in length")
+    return {"both_correct": int((a & b).sum()), "only_a_correct": int((a & ~b).sum()),
+            "only_b_correct": int((~a & b).sum()), "both_wrong": int((~a & ~b).sum())}
+
+
+def mcnemar_exact(only_a: int, only_b: int) -> float:
+    """Two-sided exact McNemar test: P-value of the binomial test of the discordant pairs.
+
+    Under H0 (both models equally accurate), each of the n = only_a + only_b discordant pairs
+    goes either way with probability 1/2; p = min(1, 2 * P(X <= min(only_a, only_b))),
+    X ~ Binomial(n, 1/2). No discordant pairs (e.g. identical predictions) gives p = 1.
+    Computed exactly with integers (math.comb), then divided once.
+    """
+    only_a, only_b = int(only_a), int(only_b)
+    if only_a < 0 or only_b < 0:
+        raise ValueError("counts must be non-negative")
+    n = only_a + only_b
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(min(only_a, only_b) + 1))
+    return min(1.0, 2 * tail / 2 ** n)
+
+
+def paired_bootstrap_ci(groups: Sequence[tuple[np.ndarray, np.ndarray]], *, replicates: int = 10_000,
+                        level: float = 0.95, seed: int = 0, resample_groups: bool = True) -> tuple[float, float]:
+    """Percentile bootstrap CI of mean over groups of (accuracy of b - accuracy of a).
+
+    `groups` holds one (correct_a, correct_b) pair of boolean arrays per seed, paired by image.
+    Each replicate draws the groups (seeds) with replacement (when `resample_groups` and there
+    are at least two), then, within each drawn group, its images with replacement, keeping the
+    pairs together; the statistic is the mean of the per-group accuracy differences.
+    Resampling images only changes how many of the group's "only b right" and "only a right"
+    pairs are drawn, so it is drawn exactly as one multinomial per group and replicate.
+    Deterministic for a given `seed`.
+    """
+    if not groups:
+        raise ValueError("no paired predictions")
+    if not 0 < level < 1:
+        raise ValueError("level must be in (0, 1)")
+    rng = np.random.default_rng(seed)
+    k = len(groups)
+    sizes, pvals = [], []
+    for correct_a, correct_b in groups:
+        counts = discordant_counts(correct_a, correct_b)
+        n = len(np.asarray(correct_a))
+        if n == 0:
+            raise ValueError("a group has no images")
+        sizes.append(n)
+        pvals.append([counts["only_b_correct"] / n, counts["only_a_correct"] / n,
+                      (counts["both_correct"] + counts["both_wrong"]) / n])
+    if resample_groups and k > 1:
+        chosen = rng.integers(0, k, size=(replicates, k))
+    else:
+        chosen = np.broadcast_to(np.arange(k), (replicates, k))
+    diffs = np.empty((replicates, k), dtype=np.float64)
+    for g in range(k):
+        draws = rng.multinomial(sizes[g], pvals[g], size=(replicates, k))       # (R, k, 3)
+        per_slot = (draws[..., 0] - draws[..., 1]) / sizes[g]                  # (R, k)
+        mask = chosen == g
+        diffs[mask] = per_slot[mask]
+    stat = diffs.mean(axis=1)
+    alpha = (1 - level) / 2
+    lo, hi = np.quantile(stat, [alpha, 1 - alpha])
+    return float(lo), float(hi)
+
+
+def paired_comparison(pairs: Sequence[tuple[int, Predictions, Predictions]], names: tuple[str, str] = ("a", "b"),
+                      *, replicates: int = 10_000, level: float = 0.95, bootstrap_seed: int = 0) -> dict:
+    """Compare two variants trained once per seed: `pairs` = [(seed, preds_a, preds_b), ...].
+
+    Each pair must cover the same images in the same order (same validation indices).
+    Returns per-variant accuracies with mean and std over seeds, the per-seed and mean paired
+    difference (b - a) with its bootstrap CI, and McNemar's exact test on the per-image
+    outcomes pooled over seeds.
+    """
+    if not pairs:
+        raise ValueError("no pairs to compare")
+    name_a, name_b = names
+    seeds, acc_a, acc_b, groups = [], [], [], []
+    pooled = {"both_correct": 0, "only_a_correct": 0, "only_b_correct": 0, "both_wrong": 0}
+    for seed, pa, pb in pairs:
+        if len(pa) != len(pb) or not np.array_equal(pa.indices, pb.indices):
+            raise ValueError(f"seed {seed}: the two runs were evaluated on different images")
+        if not np.array_equal(pa.labels, pb.labels):
+            raise ValueError(f"seed {seed}: the two runs disagree about the labels of the same images")
+        seeds.append(int(seed))
+        acc_a.append(pa.accuracy)
+        acc_b.append(pb.accuracy)
+        groups.append((pa.correct, pb.correct))
+        for key, value in discordant_counts(pa.correct, pb.correct).items():
+            pooled[key] += value
+    diffs = [b - a for a, b in zip(acc_a, acc_b)]
+    mean_a, std_a = mean_std(acc_a)
+    mean_b, std_b = mean_std(acc_b)
+    mean_d, std_d = mean_std(diffs)
+    lo, hi = paired_bootstrap_ci(groups, replicates=replicates, level=level, seed=bootstrap_seed)
+    return {
+        "seeds": seeds,
+        "variants": {
+            name_a: {"accuracy": acc_a, "mean": mean_a, "std": std_a},
+            name_b: {"accuracy": acc_b, "mean": mean_b, "std": std_b},
+        },
+        "difference": {
+            "of": f"{name_b} - {name_a}", "per_seed": diffs, "mean": mean_d, "std": std_d,
+            "ci": [lo, hi], "level": level,
+            "bootstrap": {"replicates": replicates, "seed": bootstrap_seed, "method":
+                          "percentile; seeds resampled, then images within each seed (paired)"
+                          if len(groups) > 1 else "percentile; images resampled (paired)"},
+        },
+        "mcnemar": {
+            "pairs": int(sum(pooled.values())),
+            "both_correct": pooled["both_correct"], "both_wrong": pooled["both_wrong"],
+            f"only_{name_a}_correct": pooled["only_a_correct"],
+            f"only_{name_b}_correct": pooled["only_b_correct"],
+            "p_value": mcnemar_exact(pooled["only_a_correct"], pooled["only_b_correct"]),
+            "test": "exact two-sided binomial test on discordant pairs, pooled over seeds",
+        },
+        "images_per_seed": [len(pa) for _, pa, _ in pairs],
+    }
+
+
+def _pct(v: float | None, signed: bool = False) -> str:
+    if v is None:
+        return "n/a"
+    return f"{v * 100:+.2f}" if signed else f"{v * 100:.2f}"
+
+
+def comparison_markdown(comparison: dict) -> str:
+    """A short markdown summary of `paired_comparison`'s result (percentage points)."""
+    variants = comparison["variants"]
+    (name_a, va), (name_b, vb) = list(variants.items())
+    d, m = comparison["difference"], comparison["mcnemar"]
+    seeds = comparison["seeds"]
+    lines = [f"| variant | accuracy per seed (%) | mean ± std (%) |", "| --- | --- | --- |"]
+    for name, v in ((name_a, va), (name_b, vb)):
+        per_seed = ", ".join(f"{a * 100:.2f}" for a in v["accuracy"])
+        std = f" ± {_pct(v['std'])}" if v["std"] is not None else " (one seed)"
+        lines.append(f"| {name} | {per_seed} | {_pct(v['mean'])}{std} |")
+    lines += [
+        "",
+        f"**Paired difference ({d['of']})**, {len(seeds)} seed(s) ({', '.join(map(str, seeds))}): "
+        f"{_pct(d['mean'], True)} points, {int(d['level'] * 100)}% bootstrap CI "
+        f"[{_pct(d['ci'][0], True)}, {_pct(d['ci'][1], True)}] "
+        f"({d['bootstrap']['replicates']} replicates, {d['bootstrap']['method']}).",
+        "",
+        f"**McNemar's exact test** on {m['pairs']} paired image predictions (pooled over seeds): "
+        f"only {name_a} right {m[f'only_{name_a}_correct']}, only {name_b} right {m[f'only_{name_b}_correct']}, "
+        f"p = {m['p_value']:.3g}.",
+    ]
+    return "\n".join(lines) + "\n"
