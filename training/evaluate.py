@@ -1,10 +1,15 @@
 """Evaluate a released model on its validation split.
 
     python -m training.evaluate RUN_DIR [--data-dir data] [--limit-val N] [--out metrics.json]
+                                [--tta] [--predictions [FILE]]
 
 Loads the release files only (config.json + model.safetensors, through models.artifact, the
 same loader the app and Hub users have) and evaluates on the same split and, by default,
 the same seeded subset the run used, so it reproduces the run's metrics.json.
+
+--tta adds test-time augmentation accuracies beside the plain one (flip only, and flip +
+small shifts, models/tta.py); the plain numbers stay what they are. --predictions writes the
+per-image predictions (predictions.json, the format train writes) to FILE, or into RUN_DIR.
 """
 from __future__ import annotations
 
@@ -16,10 +21,11 @@ from pathlib import Path
 from models.artifact import ArtifactError, load_model
 from models.atomic import atomic_write_json
 from models.augment import EvalTransform
+from models.tta import FullImageTransform, TTAModel
 from training.data import DeviceLoader, load_split
 from training.engine import evaluate, make_loss
 from training.tasks import get_task
-from training.train import resolve_device
+from training.train import predictions_record, resolve_device
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -30,7 +36,11 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="seed of the subset (default: the run's)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--tta", action="store_true", help="also report flip test-time augmentation accuracy")
+    p.add_argument("--tta", action="store_true",
+                   help="also report test-time augmentation accuracy (flip; flip + small shifts)")
+    p.add_argument("--predictions", nargs="?", const="", metavar="FILE",
+                   help="write per-image predictions (predictions.json format) to FILE "
+                        "(no FILE: RUN_DIR/predictions.json)")
     p.add_argument("--out", help="write the metrics as JSON to this file")
     return p
 
@@ -55,9 +65,21 @@ def main(args) -> dict:
             print("note: flip TTA on digits changes their meaning; reported anyway", file=sys.stderr)
         metrics["tta_flip_accuracy"] = evaluate(loaded.model, loader, loss_fn, cfg, device=device,
                                                 tta_flip=True)["accuracy"]
+        # Flip (only for tasks trained with flips) + shifted crops of the stored image.
+        tta_model = TTAModel(loaded.model, cfg, flip=bool(info["recipe"]["augment"].get("flip", True)))
+        full_loader = DeviceLoader(val, batch_size=args.batch_size, device=device, shuffle=False,
+                                   transform=FullImageTransform(cfg))
+        metrics["tta_accuracy"] = evaluate(tta_model, full_loader, loss_fn, cfg, device=device)["accuracy"]
+        metrics["tta"] = tta_model.describe()
     print_report(metrics)
     if args.out:
         atomic_write_json(Path(args.out), metrics)
+    if args.predictions is not None:
+        target = Path(args.predictions) if args.predictions else Path(args.run_dir) / "predictions.json"
+        if not args.predictions and not Path(args.run_dir).is_dir():
+            raise SystemExit("--predictions without FILE needs a local run directory; give a file name")
+        atomic_write_json(target, predictions_record(ev, val, info))
+        print(f"predictions: {target}")
     return metrics
 
 
@@ -65,6 +87,10 @@ def print_report(metrics: dict) -> None:
     print(f"accuracy {metrics['accuracy']:.4f} on {metrics['num_images']} images ({metrics['split']} split)")
     if "tta_flip_accuracy" in metrics:
         print(f"accuracy with flip TTA {metrics['tta_flip_accuracy']:.4f}")
+    if "tta_accuracy" in metrics:
+        t = metrics["tta"]
+        what = ("flip + " if t["flip"] else "") + f"{t['shift_px']} px shifts, {t['views']} views"
+        print(f"accuracy with TTA ({what}) {metrics['tta_accuracy']:.4f}")
     print("per-class accuracy:")
     for label, acc in metrics["per_class_accuracy"].items():
         print(f"  {label:>12}  {'n/a' if acc is None else f'{acc:.4f}'}")

@@ -1,0 +1,91 @@
+"""Test-time augmentation: average the probabilities over a few shifted (and mirrored) views.
+
+Reported beside plain accuracy, never instead of it (`python -m training.evaluate --tta`).
+
+The views are exact crops of the stored image: the centre crop the model is evaluated on,
+and the same crop moved by `shift` pixels up, down, left and right; with `flip`, each of
+these mirrored too (5 or 10 views). Where the stored image is no larger than the input
+(CIFAR-10, MNIST: 32 px stored, 32 px input) it is first padded with black pixels, as the
+training crops of those tasks are; for cats vs dogs (256 px stored, 224 px input) the
+shifted crops see real pixels. Flips are used only for tasks trained with flips (not for
+digits, where a mirrored 2 is not a 2).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from models.augment import normalize
+from models.predict import logits_to_probs
+from models.registry import ModelConfig
+
+
+def default_shift(cfg: ModelConfig) -> int:
+    """A small shift: 1/16 of the input side (2 px at 32, 14 px at 224)."""
+    return max(1, round(cfg.input_size / 16))
+
+
+class FullImageTransform:
+    """uint8 (N, C, H, W) -> normalised float, not cropped: TTAModel takes its own crops."""
+
+    def __init__(self, cfg: ModelConfig):
+        self.mean, self.std = tuple(cfg.mean), tuple(cfg.std)
+
+    def __call__(self, batch: torch.Tensor, generator=None, erase_generator=None) -> torch.Tensor:
+        return normalize(batch, self.mean, self.std)
+
+
+class TTAModel(nn.Module):
+    """Wraps a model: input the normalised *uncropped* batch (FullImageTransform), output logits
+    whose probabilities are the mean of the views' probabilities (log p for softmax models,
+    logit(p) for the one-logit model), so evaluation code treats it as any model."""
+
+    def __init__(self, model: nn.Module, cfg: ModelConfig, *, flip: bool = True, shift: int | None = None):
+        super().__init__()
+        self.model = model
+        self.cfg = cfg
+        self.flip = flip
+        self.shift = default_shift(cfg) if shift is None else int(shift)
+        offsets = [(0, 0)]
+        if self.shift:
+            s = self.shift
+            offsets += [(-s, 0), (s, 0), (0, -s), (0, s)]
+        self.offsets = offsets
+
+    @property
+    def num_views(self) -> int:
+        return len(self.offsets) * (2 if self.flip else 1)
+
+    def describe(self) -> dict:
+        return {"views": self.num_views, "flip": self.flip, "shift_px": self.shift}
+
+    def views(self, x: torch.Tensor):
+        size = self.cfg.input_size
+        h, w = x.shape[-2:]
+        margin = min((h - size) // 2, (w - size) // 2)
+        if margin < 0:
+            raise ValueError(f"input {h}x{w} is smaller than the model's {size}x{size}")
+        pad = max(0, self.shift - margin)
+        if pad:
+            black = torch.tensor([-m / s for m, s in zip(self.cfg.mean, self.cfg.std)],
+                                 dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+            padded = black.expand(x.shape[0], -1, h + 2 * pad, w + 2 * pad).clone()   # black pixels
+            padded[..., pad:pad + h, pad:pad + w] = x
+            x, h, w = padded, h + 2 * pad, w + 2 * pad
+        top0, left0 = (h - size) // 2, (w - size) // 2
+        for dy, dx in self.offsets:
+            crop = x[..., top0 + dy:top0 + dy + size, left0 + dx:left0 + dx + size]
+            yield crop
+            if self.flip:
+                yield crop.flip(-1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        total = None
+        for view in self.views(x):
+            p = logits_to_probs(self.model(view.contiguous()), self.cfg)
+            total = p if total is None else total + p
+        p = (total / self.num_views).clamp(1e-7, 1 - 1e-7)
+        if self.cfg.binary:
+            q = p[:, 1]
+            return torch.log(q / (1 - q)).unsqueeze(1)
+        return torch.log(p)
