@@ -245,28 +245,29 @@ def mcnemar_exact(only_a: int, only_b: int) -> float:
     return min(1.0, 2 * tail / 2 ** n)
 
 
-def paired_bootstrap_ci(groups: Sequence[tuple[np.ndarray, np.ndarray]], *, replicates: int = 10_000,
-                        level: float = 0.95, seed: int = 0, resample_groups: bool = True) -> tuple[float, float]:
-    """Percentile bootstrap CI of mean over groups of (accuracy of b - accuracy of a).
+def bootstrap_differences(groups: Sequence[tuple[np.ndarray, np.ndarray]], *, replicates: int = 10_000,
+                          seed: int = 0, resample_groups: bool = True) -> np.ndarray:
+    """Bootstrap replicates (replicates,) of the mean over groups of (accuracy of b - accuracy of a).
 
     `groups` holds one (correct_a, correct_b) pair of boolean arrays per seed, paired by image.
     Each replicate draws the groups (seeds) with replacement (when `resample_groups` and there
     are at least two), then, within each drawn group, its images with replacement, keeping the
     pairs together; the statistic is the mean of the per-group accuracy differences.
-    Resampling images only changes how many of the group's "only b right" and "only a right"
-    pairs are drawn, so it is drawn exactly as one multinomial per group and replicate.
-    Deterministic for a given `seed`.
+    Resampling a group's images only changes how many of its "only b right" and "only a right"
+    pairs are drawn, so each (replicate, drawn group) is one multinomial draw over
+    (only b right, only a right, same outcome): the same distribution as resampling rows, at a
+    cost independent of the number of images. Deterministic for a given `seed`.
     """
     if not groups:
         raise ValueError("no paired predictions")
-    if not 0 < level < 1:
-        raise ValueError("level must be in (0, 1)")
+    if replicates < 1:
+        raise ValueError("replicates must be positive")
     rng = np.random.default_rng(seed)
     k = len(groups)
     sizes, pvals = [], []
     for correct_a, correct_b in groups:
         counts = discordant_counts(correct_a, correct_b)
-        n = len(np.asarray(correct_a))
+        n = sum(counts.values())
         if n == 0:
             raise ValueError("a group has no images")
         sizes.append(n)
@@ -282,7 +283,16 @@ def paired_bootstrap_ci(groups: Sequence[tuple[np.ndarray, np.ndarray]], *, repl
         per_slot = (draws[..., 0] - draws[..., 1]) / sizes[g]                  # (R, k)
         mask = chosen == g
         diffs[mask] = per_slot[mask]
-    stat = diffs.mean(axis=1)
+    return diffs.mean(axis=1)
+
+
+def paired_bootstrap_ci(groups: Sequence[tuple[np.ndarray, np.ndarray]], *, replicates: int = 10_000,
+                        level: float = 0.95, seed: int = 0, resample_groups: bool = True) -> tuple[float, float]:
+    """Percentile bootstrap CI (at `level`) of the mean paired accuracy difference b - a over
+    groups (seeds); see `bootstrap_differences` for the resampling."""
+    if not 0 < level < 1:
+        raise ValueError("level must be in (0, 1)")
+    stat = bootstrap_differences(groups, replicates=replicates, seed=seed, resample_groups=resample_groups)
     alpha = (1 - level) / 2
     lo, hi = np.quantile(stat, [alpha, 1 - alpha])
     return float(lo), float(hi)
