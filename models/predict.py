@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import io
 import os
-import struct
+import re
 import warnings
 from pathlib import Path
 
@@ -19,8 +19,25 @@ from torchvision.transforms.v2 import functional as TF
 from models.registry import ModelConfig
 
 ALLOWED_FORMATS = {"PNG", "JPEG", "WEBP", "GIF", "BMP"}
+# Variants Pillow names differently: MPO is a camera JPEG with extra (preview/stereo) frames.
+FORMAT_ALIASES = {"MPO": "JPEG"}
 # Well below Pillow's decompression-bomb limit (~89M pixels): an upload never needs more.
 MAX_PIXELS = 40_000_000
+MAX_BYTES = 64 * 1024 * 1024       # larger files are refused before they are read
+MAX_ASPECT = 100                   # longer side / shorter side; beyond it, resizing explodes
+
+# Pillow warns (DecompressionBombWarning) above MAX_IMAGE_PIXELS and raises above twice that.
+# Every image the warning fires for is over MAX_PIXELS anyway, so the warning is an error here.
+# This is set once, process-wide: a per-call `warnings.catch_warnings()` is not thread-safe,
+# and the app decodes uploads in several threads.
+warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
+
+# Formats refused by name when recognised (the decoders of these formats never run).
+_SIGNATURES = [(b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"), (b"%!PS", "EPS"), (b"\xc5\xd0\xd3\xc6", "EPS"),
+               (b"%PDF", "PDF"), (b"8BPS", "PSD"), (b"\x00\x00\x01\x00", "ICO"), (b"icns", "ICNS"),
+               (b"P1", "PNM"), (b"P2", "PNM"), (b"P3", "PNM"), (b"P4", "PNM"), (b"P5", "PNM"), (b"P6", "PNM"),
+               (b"\xff\x4f\xff\x51", "JPEG 2000"), (b"\x00\x00\x00\x0cjP  ", "JPEG 2000"),
+               (b"<svg", "SVG"), (b"<?xml", "SVG/XML"), (b"qoif", "QOI"), (b"DDS ", "DDS")]
 
 
 class ImageInputError(ValueError):
@@ -28,64 +45,154 @@ class ImageInputError(ValueError):
 
 
 def decode_image(source: bytes | str | os.PathLike | Image.Image | np.ndarray) -> Image.Image:
-    """Decode to an RGB or L image: format allowlist, pixel cap, EXIF orientation, first frame.
+    """Decode to an RGB or L image: format allowlist, size caps, EXIF orientation, first frame.
 
-    RGBA/LA/P with transparency are composited onto white; CMYK becomes RGB; 16-bit and
-    float grayscale are rescaled to 0-255 (not clipped); mode 1 becomes L.
+    The one decode path for everything a user (or a dataset folder) hands in. Raises
+    ImageInputError, and nothing else, for anything unusable: empty, garbage, truncated,
+    a format outside ALLOWED_FORMATS (whose decoders are never even tried), more than
+    MAX_PIXELS pixels (checked from the header, before any pixel is decoded), a file over
+    MAX_BYTES. RGBA/LA/PA/P with transparency are composited onto white; CMYK becomes RGB;
+    16-bit grayscale is scaled to 0-255 (not clipped); float images are rescaled; mode 1
+    becomes L; animations give their first frame.
     """
-    if isinstance(source, np.ndarray):
-        return _normalise_mode(_from_array(source))
-    if isinstance(source, Image.Image):
-        return _normalise_mode(ImageOps.exif_transpose(source))
-    if isinstance(source, (bytes, bytearray)):
+    try:
+        if isinstance(source, np.ndarray):
+            img = _from_array(source)
+        elif isinstance(source, Image.Image):
+            img = source
+            _check_format(_format_of(img))
+            _check_size(img.size)
+            img.load()
+        else:
+            img = _open_bytes(_read(source))
+        img = ImageOps.exif_transpose(img)
+        return _normalise_mode(img)
+    except ImageInputError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        # Raised by Image.open from the header alone, before any pixel is decoded.
+        found = re.search(r"\((\d+) pixels\)", str(e))
+        size = f"{int(found.group(1)):,} pixels; " if found else ""
+        raise ImageInputError(f"the image is too large ({size}at most {MAX_PIXELS:,} pixels)") from e
+    except UnidentifiedImageError as e:
+        raise ImageInputError("not a readable image") from e
+    except MemoryError as e:
+        raise ImageInputError("the image is too large to decode") from e
+    except Exception as e:  # decoders of damaged files raise many types (OSError, SyntaxError, struct.error, ...)
+        raise ImageInputError(f"the image is damaged or truncated ({type(e).__name__}: {_one_line(e)})") from e
+
+
+def _read(source: bytes | str | os.PathLike) -> bytes:
+    if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
-    else:
+    elif isinstance(source, (str, os.PathLike)):
+        path = Path(source)
         try:
-            data = Path(source).read_bytes()
+            size = path.stat().st_size
+            if size > MAX_BYTES:
+                raise ImageInputError(f"the file is too large ({size / 2**20:.0f} MiB; "
+                                      f"at most {MAX_BYTES // 2**20} MiB)")
+            data = path.read_bytes()
         except OSError as e:
-            raise ImageInputError(f"cannot read the image file: {e.strerror or e}") from e
+            raise ImageInputError(f"cannot read the image file ({e.strerror or type(e).__name__})") from e
+    else:
+        raise ImageInputError(f"expected image bytes, a file, a PIL image or an array, not {type(source).__name__}")
     if not data:
         raise ImageInputError("the file is empty")
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        try:
-            img = Image.open(io.BytesIO(data))
-            if img.format not in ALLOWED_FORMATS:
-                raise ImageInputError(f"unsupported image format {img.format or 'unknown'}; "
-                                      f"use {', '.join(sorted(ALLOWED_FORMATS))}")
-            width, height = img.size
-            if width * height > MAX_PIXELS:
-                raise ImageInputError(f"the image is too large ({width}x{height} pixels; "
-                                      f"at most {MAX_PIXELS:,} pixels)")
-            if width < 1 or height < 1:
-                raise ImageInputError("the image has no pixels")
-            img.seek(0)  # first frame of an animation
-            img.load()
-        except ImageInputError:
-            raise
-        except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-            raise ImageInputError(f"not a readable image ({type(e).__name__})") from e
-        except (OSError, ValueError, SyntaxError, EOFError, struct.error) as e:
-            raise ImageInputError(f"the image is damaged or truncated ({e})") from e
-    return _normalise_mode(ImageOps.exif_transpose(img))
+    if len(data) > MAX_BYTES:
+        raise ImageInputError(f"the file is too large ({len(data) / 2**20:.0f} MiB; at most {MAX_BYTES // 2**20} MiB)")
+    return data
+
+
+def _open_bytes(data: bytes) -> Image.Image:
+    """Open with only the allowed decoders, check the header's size, then decode frame 0."""
+    try:
+        img = Image.open(io.BytesIO(data), formats=sorted(ALLOWED_FORMATS))
+    except UnidentifiedImageError:
+        named = _sniff(data)
+        if named:
+            raise ImageInputError(f"unsupported image format {named}; use {_allowed_list()}") from None
+        raise ImageInputError(f"not a readable image (expected {_allowed_list()})") from None
+    _check_format(_format_of(img))
+    _check_size(img.size)
+    img.seek(0)  # first frame of an animation
+    img.load()
+    return img
+
+
+def _format_of(img: Image.Image) -> str | None:
+    return FORMAT_ALIASES.get(img.format, img.format) if img.format else None
+
+
+def _check_format(fmt: str | None) -> None:
+    if fmt is not None and fmt not in ALLOWED_FORMATS:
+        raise ImageInputError(f"unsupported image format {fmt}; use {_allowed_list()}")
+
+
+def _check_size(size: tuple[int, int]) -> None:
+    width, height = size
+    if width < 1 or height < 1:
+        raise ImageInputError(f"the image has no pixels ({width}x{height})")
+    if width * height > MAX_PIXELS:
+        raise ImageInputError(f"the image is too large ({width}x{height} pixels; at most {MAX_PIXELS:,} pixels)")
+    if max(width, height) > MAX_ASPECT * min(width, height):
+        raise ImageInputError(f"the image is too elongated ({width}x{height}; the longer side may be at most "
+                              f"{MAX_ASPECT} times the shorter)")
+
+
+def _sniff(data: bytes) -> str | None:
+    head = data[:16]
+    for magic, name in _SIGNATURES:
+        if head.startswith(magic):
+            return name
+    if head[4:8] == b"ftyp":
+        return "HEIF/AVIF"
+    return None
+
+
+def _allowed_list() -> str:
+    return ", ".join(sorted(ALLOWED_FORMATS))
+
+
+def _one_line(e: BaseException, limit: int = 160) -> str:
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _from_array(arr: np.ndarray) -> Image.Image:
-    if arr.ndim not in (2, 3) or arr.size == 0:
-        raise ImageInputError(f"expected an image array, got shape {arr.shape}")
-    if arr.dtype != np.uint8:
-        arr = _rescale_to_uint8(arr.astype(np.float64))
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[:, :, 0]
-    return Image.fromarray(arr)
+    if arr.ndim not in (2, 3) or arr.size == 0 or (arr.ndim == 3 and arr.shape[2] not in (2, 3, 4)):
+        raise ImageInputError(f"expected an image array (H, W) or (H, W, 1-4), got shape {arr.shape}")
+    _check_size((arr.shape[1], arr.shape[0]))
+    if arr.dtype == bool:
+        arr = arr.astype(np.uint8) * 255
+    elif arr.dtype != np.uint8:
+        if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+            raise ImageInputError(f"expected an array of numbers, got {arr.dtype}")
+        arr = _rescale_to_uint8(arr)
+    return Image.fromarray(np.ascontiguousarray(arr))
 
 
 def _rescale_to_uint8(arr: np.ndarray) -> np.ndarray:
-    lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
-    if hi <= 1.0 and lo >= 0.0:  # a 0-1 float image
-        return np.round(np.nan_to_num(arr) * 255).astype(np.uint8)
-    scale = 255.0 / (hi - lo) if hi > lo else 0.0
-    return np.round((np.nan_to_num(arr, nan=lo) - lo) * scale).astype(np.uint8)
+    """Integers: kept if in 0-255, scaled from 0-65535 if 16-bit (never clipped); floats: 0-1
+    scaled to 0-255; anything else stretched from its own min-max. NaN becomes the minimum."""
+    integer = np.issubdtype(arr.dtype, np.integer)
+    arr = arr.astype(np.float64)
+    finite = arr[np.isfinite(arr)]
+    if finite.size == 0:
+        return np.zeros(arr.shape, np.uint8)
+    lo, hi = float(finite.min()), float(finite.max())
+    arr = np.nan_to_num(arr, nan=lo, posinf=hi, neginf=lo)
+    if integer and lo >= 0 and hi <= 255:
+        out = arr
+    elif integer and lo >= 0 and hi <= 65535:
+        out = arr / 257.0                       # 65535 -> 255
+    elif not integer and lo >= 0 and hi <= 1:
+        out = arr * 255.0
+    else:
+        out = (arr - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(arr)
+    return np.clip(np.round(out), 0, 255).astype(np.uint8)
 
 
 def _normalise_mode(img: Image.Image) -> Image.Image:
@@ -99,9 +206,12 @@ def _normalise_mode(img: Image.Image) -> Image.Image:
         return Image.alpha_composite(white, rgba).convert("RGB")
     if img.mode == "1":
         return img.convert("L")
-    if img.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
-        return Image.fromarray(_rescale_to_uint8(np.asarray(img, dtype=np.float64)), mode="L")
-    return img.convert("RGB")  # CMYK, YCbCr, LAB, HSV, ...
+    if img.mode.startswith("I;16"):
+        # 16-bit samples: 0-65535 -> 0-255 by scaling (Pillow's convert("L") would clip at 255).
+        return Image.fromarray(_rescale_to_uint8(np.asarray(img).astype(np.uint16)), mode="L")
+    if img.mode in ("I", "F"):
+        return Image.fromarray(_rescale_to_uint8(np.asarray(img)), mode="L")
+    return img.convert("RGB")  # CMYK, YCbCr, LAB, HSV, RGBX, ...
 
 
 def to_model_input(img: Image.Image, cfg: ModelConfig) -> torch.Tensor:
@@ -134,7 +244,7 @@ def logits_to_probs(logits: torch.Tensor, cfg: ModelConfig) -> torch.Tensor:
 @torch.inference_mode()
 def predict_probs(model: torch.nn.Module, cfg: ModelConfig, image) -> dict[str, float]:
     """Any image input -> {label: probability} over all labels, summing to 1."""
-    img = image if isinstance(image, Image.Image) and image.mode in ("RGB", "L") else decode_image(image)
+    img = decode_image(image)  # the one decode path, also for PIL images (caps, EXIF, modes)
     device = next(model.parameters()).device
     x = to_model_input(img, cfg).to(device)
     probs = logits_to_probs(model(x), cfg)[0].cpu()
