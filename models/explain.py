@@ -34,7 +34,8 @@ from models.registry import ModelConfig
 #   vgg19_bn_32: the ReLU after the last conv + BN of `features` (512 x 2 x 2 for 32x32 input,
 #                before the final max-pool); found by `gradcam_layer`.
 #   resnet50_binary: `layer4`, the last residual stage (2048 x 7 x 7 for 224x224 input).
-GRADCAM_LAYERS = {"vgg19_bn_32": "features.<last ReLU>", "resnet50_binary": "layer4"}
+GRADCAM_LAYERS = {"vgg19_bn_32": "the last conv block of features (a 2x2 grid at 32x32)",
+                  "resnet50_binary": "layer4 (a 7x7 grid at 224x224)"}
 
 
 # --- Grad-CAM ------------------------------------------------------------------------------

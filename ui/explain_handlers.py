@@ -74,7 +74,7 @@ def gradcam_view(loaded: LoadedModel, img: Image.Image, target: str | None = Non
     shown = overlay(res.view, res.heatmap, alpha=alpha, size=max(VIEW_SIZE, cfg.input_size))
     where = GRADCAM_LAYERS.get(cfg.architecture, "last conv stage")
     caption = (f"Grad-CAM for **{res.label}** ({'predicted' if chosen is None else 'chosen'}; "
-               f"P = {res.probs[res.label]:.1%}), at `{where}`. Warm colours: evidence for {res.label}.")
+               f"P = {res.probs[res.label]:.1%}), at {where}. Warm colours: evidence for {res.label}.")
     if res.raw_max <= 0:
         caption += f" No region adds evidence for {res.label}: the map is empty."
     return shown, caption
