@@ -26,6 +26,7 @@ WEIGHTS_FILE = "model.safetensors"
 # What a Hub model repo holds: the run directory without checkpoint.pt (resume state only).
 RELEASE_PATTERNS = [CONFIG_FILE, WEIGHTS_FILE, "README.md", "curves.png", "history.json",
                     "metrics.json", "predictions.json", "examples/*", "tb/*"]
+MAX_CONFIG_BYTES = 1_000_000
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
@@ -76,10 +77,14 @@ def resolve_source(source: str | os.PathLike, revision: str | None = None) -> Pa
     text = str(source)
     local = Path(text)
     if local.is_dir():
+        if revision:
+            raise ArtifactError(f"{text}: a local folder has no revisions (revision={revision!r} is for Hub repos)")
         return local
     if not is_hub_id(text):
         raise ArtifactError(f"{text}: no such model folder, and not a Hub repo id (user/name[@revision])")
     repo_id, _, rev = text.partition("@")
+    if revision and rev and revision != rev:
+        raise ArtifactError(f"{text}: two different revisions asked for ({rev!r} in the id, {revision!r} given)")
     revision = revision or rev or None
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
@@ -97,9 +102,11 @@ def resolve_source(source: str | os.PathLike, revision: str | None = None) -> Pa
 def read_config(path: Path) -> tuple[dict, ModelConfig]:
     if not path.is_file():
         raise ArtifactError(f"{path}: missing")
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise ArtifactError(f"{path}: too large for a config ({path.stat().st_size:,} bytes)")
     try:
         info = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as e:
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
         raise ArtifactError(f"{path}: not valid JSON ({e})") from e
     if not isinstance(info, dict):
         raise ArtifactError(f"{path}: expected a JSON object")
@@ -128,6 +135,9 @@ def read_weights(path: Path, model: nn.Module) -> dict[str, torch.Tensor]:
         if tensor.shape != expected[name].shape:
             raise ArtifactError(f"{path}: {name} has shape {tuple(tensor.shape)}, "
                                 f"the architecture needs {tuple(expected[name].shape)}")
+        if tensor.dtype != expected[name].dtype:
+            raise ArtifactError(f"{path}: {name} is {str(tensor.dtype).removeprefix('torch.')}, "
+                                f"the architecture needs {str(expected[name].dtype).removeprefix('torch.')}")
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
             raise ArtifactError(f"{path}: {name} contains NaN or infinite values")
     return state
@@ -140,7 +150,7 @@ def load_model(source: str | os.PathLike, *, revision: str | None = None,
     info, cfg = read_config(root / CONFIG_FILE)
     try:
         model = create_model(cfg)
-    except ValueError as e:
+    except (ValueError, TypeError) as e:
         raise ArtifactError(f"{root / CONFIG_FILE}: {e}") from e
     state = read_weights(root / WEIGHTS_FILE, model)
     model.load_state_dict(state, strict=True)

@@ -7,6 +7,7 @@ no training code.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import MISSING, asdict, dataclass, fields
 from typing import Callable
 
@@ -29,11 +30,15 @@ class ModelConfig:
                                     # centre-crop input_size (None: resize to input_size)
 
     def __post_init__(self) -> None:
+        # config.json comes from anywhere (a Hub repo): check types before using any value.
+        _check_types(self)
         # JSON gives lists; keep tuples so the config stays hashable and immutable.
         object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
         object.__setattr__(self, "std", tuple(float(v) for v in self.std))
         object.__setattr__(self, "labels", tuple(str(v) for v in self.labels))
         problems = []
+        if not all(math.isfinite(v) for v in self.mean + self.std):
+            problems.append("mean and std must be finite numbers")
         if self.architecture not in ARCHITECTURES:
             problems.append(f"unknown architecture {self.architecture!r} "
                             f"(known: {', '.join(sorted(ARCHITECTURES))})")
@@ -73,6 +78,33 @@ class ModelConfig:
         if missing:
             raise ValueError(f"config is missing {', '.join(missing)}")
         return cls(**{n: d[n] for n in names})
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _check_types(cfg: "ModelConfig") -> None:
+    problems = []
+    if not isinstance(cfg.architecture, str):
+        problems.append(f"architecture must be a string, not {cfg.architecture!r}")
+    for name in ("num_classes", "in_channels", "input_size"):
+        if not _is_int(getattr(cfg, name)):
+            problems.append(f"{name} must be an integer, not {getattr(cfg, name)!r}")
+    if cfg.resize_size is not None and not _is_int(cfg.resize_size):
+        problems.append(f"resize_size must be an integer or null, not {cfg.resize_size!r}")
+    for name in ("mean", "std"):
+        value = getattr(cfg, name)
+        if not isinstance(value, (list, tuple)) or not all(_is_number(v) for v in value):
+            problems.append(f"{name} must be a list of numbers, not {value!r}"[:120])
+    if not isinstance(cfg.labels, (list, tuple)) or not all(isinstance(v, str) and v for v in cfg.labels):
+        problems.append("labels must be a list of non-empty strings")
+    if problems:
+        raise ValueError("invalid model config: " + "; ".join(problems))
 
 
 @dataclass(frozen=True)
