@@ -1,7 +1,7 @@
 """The default ModelConfig of each task, for code that must describe a model before any
 run exists (the app's Architecture tab, docs) without importing `training/`.
 
-These are the same values as `training.tasks.TASKS[task].model`; tests/test_app_handlers.py
+These are the same values as `training.tasks.TASKS[task]` (model and augment recipe); tests/test_app_handlers.py
 checks that the two agree. A trained model's own config.json always takes precedence.
 """
 from __future__ import annotations
@@ -23,3 +23,14 @@ DEFAULT_MODEL_CONFIGS: dict[str, ModelConfig] = {
                             resize_size=256, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
                             labels=CATSDOGS_LABELS),
 }
+
+# The training augmentation of each task (recipe["augment"] in config.json), for showing
+# the transforms before a run exists; the same values as training.tasks' recipes.
+DEFAULT_AUGMENT: dict[str, dict] = {
+    "cifar10": {"crop": 32, "padding": 4, "flip": True, "random_erasing": None},
+    "mnist": {"crop": 32, "padding": 2, "flip": False, "random_erasing": None},
+    "catsdogs": {"crop": 224, "padding": 0, "flip": True, "random_erasing": None},
+}
+
+# Random Erasing with the paper's defaults (Zhong et al. 2017), as `--random-erasing` adds it.
+RANDOM_ERASING_DEFAULTS: dict = {"p": 0.5, "scale": [0.02, 0.4], "ratio": [0.3, 3.3], "value": "random"}

@@ -91,3 +91,42 @@ def catsdogs_run(runs_root, catsdogs_dir) -> Path:
 @pytest.fixture(scope="session")
 def catsdogs_re_run(runs_root, catsdogs_dir) -> Path:
     return _catsdogs_run(runs_root, catsdogs_dir, "--random-erasing")
+
+
+# --- the app (tests/test_app_*.py) ------------------------------------------------------------
+
+UNREACHABLE_HUB_REPO = "cnn-studio-tests/not-on-this-machine"   # HF_HUB_OFFLINE=1: fails fast
+
+
+@pytest.fixture(scope="session")
+def app_runs(request, runs_root) -> Path:
+    """runs_root holding every tiny run that can be trained here (MNIST needs ../shared/data)."""
+    for name in ("cifar10_run", "catsdogs_run", "catsdogs_re_run", "mnist_run"):
+        try:
+            request.getfixturevalue(name)
+        except pytest.skip.Exception:
+            pass  # that tab then shows its training command, which the tests check too
+    return runs_root
+
+
+@pytest.fixture(scope="session")
+def app_catalog(app_runs):
+    """The models the app serves, loaded once: the tiny runs plus a Hub repo that cannot load."""
+    from ui.catalog import Catalog
+    return Catalog.from_sources(app_runs, [UNREACHABLE_HUB_REPO])
+
+
+@pytest.fixture(scope="session")
+def app_server(app_catalog):
+    """One launched app (demo, url) for all server and browser tests, on a free local port."""
+    import socket
+
+    import app
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    demo = app.build_demo(app_catalog)
+    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True,
+                            **app.launch_options())
+    yield demo, url
+    demo.close()

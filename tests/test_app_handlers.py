@@ -1,0 +1,397 @@
+"""The app's handlers called directly (no server): every image mode, the sketch preprocessing,
+the missing-model messages, run discovery, and every tab's data read from real tiny runs.
+"""
+from __future__ import annotations
+
+import io
+import json
+import math
+import shutil
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageDraw
+
+from models.presets import DEFAULT_AUGMENT, DEFAULT_MODEL_CONFIGS, RANDOM_ERASING_DEFAULTS
+from models.runs import discover_runs, newest_runs
+from tests.conftest import UNREACHABLE_HUB_REPO
+from ui import architecture_tab, augment_tab, cards_tab, catsdogs_tab, cifar10_tab, curves_tab, mnist_tab
+from ui.catalog import TRAIN_COMMANDS, Catalog, hub_ids_from_env, missing_model_message
+from ui.common import notice, read_image
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+MNIST_DIGIT = ASSETS / "mnist_3.png"
+
+
+def payload(path: Path) -> dict:
+    """What an image event receives from Gradio with preprocess=False: a FileData dict."""
+    return {"path": str(path), "url": None, "orig_name": path.name, "meta": {"_type": "gradio.FileData"}}
+
+
+def assert_distribution(probs: dict, labels) -> None:
+    assert list(probs) == list(labels)
+    assert all(0.0 <= p <= 1.0 for p in probs.values())
+    assert math.isclose(sum(probs.values()), 1.0, abs_tol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def empty_catalog(tmp_path_factory) -> Catalog:
+    return Catalog.from_sources(tmp_path_factory.mktemp("no-runs"))
+
+
+# --- every upload, whatever its mode, orientation or size -----------------------------------
+
+def _scene(w: int = 64, h: int = 48) -> Image.Image:
+    img = Image.new("RGB", (w, h), (30, 90, 200))
+    ImageDraw.Draw(img).rectangle([0, 0, w // 2 - 1, h - 1], fill=(220, 40, 40))
+    return img
+
+
+def _write(tmp: Path, name: str, img: Image.Image, **save) -> Path:
+    path = tmp / name
+    img.save(path, **save)
+    return path
+
+
+MODES = {
+    "RGB": lambda t: _write(t, "rgb.png", _scene()),
+    "RGBA": lambda t: _write(t, "rgba.png", _scene().convert("RGBA")),
+    "LA": lambda t: _write(t, "la.png", _scene().convert("LA")),
+    "P": lambda t: _write(t, "p.png", _scene().convert("P", palette=Image.ADAPTIVE)),
+    "P-transparent": lambda t: _write(t, "pt.gif", _scene().convert("P"), transparency=0),
+    "CMYK": lambda t: _write(t, "cmyk.jpg", _scene().convert("CMYK"), quality=95),
+    "L": lambda t: _write(t, "l.png", _scene().convert("L")),
+    "1": lambda t: _write(t, "bw.png", _scene().convert("1")),
+    "I;16": lambda t: _write(t, "i16.png", Image.fromarray(
+        (np.linspace(0, 65535, 64 * 48).reshape(48, 64)).astype(np.uint16))),
+    "tiny-1x1": lambda t: _write(t, "one.png", Image.new("RGB", (1, 1), (9, 9, 9))),
+    "large-webp": lambda t: _write(t, "big.webp", _scene(1500, 1000)),
+    "bmp": lambda t: _write(t, "img.bmp", _scene()),
+}
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_cifar10_handler_takes_every_image_mode(app_catalog, tmp_path, mode):
+    path = MODES[mode](tmp_path)
+    probs, frame, seen = cifar10_tab.classify_cifar10(app_catalog, payload(path))
+    assert_distribution(probs, DEFAULT_MODEL_CONFIGS["cifar10"].labels)
+    assert frame["probability"].sum() == pytest.approx(1.0, abs=1e-4)
+    assert list(frame["class"]) == list(probs)
+    assert seen.size == (256, 256) and seen.mode == "RGB"
+
+
+def test_other_input_forms_work_too(app_catalog, tmp_path):
+    path = MODES["RGBA"](tmp_path)
+    by_payload = cifar10_tab.classify_cifar10(app_catalog, payload(path))[0]
+    for form in (str(path), path, path.read_bytes(), Image.open(path), np.asarray(Image.open(path).convert("RGB"))):
+        probs = cifar10_tab.classify_cifar10(app_catalog, form)[0]
+        assert probs == pytest.approx(by_payload, abs=1e-6)
+
+
+def test_sixteen_bit_is_rescaled_not_clipped(tmp_path):
+    img = read_image(payload(MODES["I;16"](tmp_path)))
+    arr = np.asarray(img)
+    assert img.mode == "L" and arr.min() == 0 and arr.max() == 255
+    assert len(np.unique(arr)) > 200  # a ramp, not a clipped white image
+
+
+def test_exif_orientation_is_applied(app_catalog, tmp_path):
+    upright = _scene(64, 32)                               # red left half, blue right half
+    stored = upright.transpose(Image.Transpose.ROTATE_90)  # as a camera stores it
+    exif = Image.Exif()
+    exif[0x0112] = 6                                       # "rotate 90 CW to display"
+    rotated = _write(tmp_path, "exif.jpg", stored, exif=exif.tobytes(), quality=95)
+    plain = _write(tmp_path, "plain.jpg", upright, quality=95)
+    img = read_image(payload(rotated))
+    assert img.size == (64, 32)
+    left, right = np.asarray(img)[:, :16].mean(axis=(0, 1)), np.asarray(img)[:, -16:].mean(axis=(0, 1))
+    assert left[0] > 150 > left[2] and right[2] > 150 > right[0]
+    via_exif = cifar10_tab.classify_cifar10(app_catalog, payload(rotated))[2]
+    direct = cifar10_tab.classify_cifar10(app_catalog, payload(plain))[2]
+    assert np.abs(np.asarray(via_exif, float) - np.asarray(direct, float)).mean() < 4
+
+
+@pytest.mark.parametrize("content", [b"", b"not an image at all" * 10, "truncated-png", "eps"])
+def test_unreadable_upload_is_a_one_line_error_and_the_next_one_works(app_catalog, tmp_path, content):
+    if content == "truncated-png":
+        buf = io.BytesIO()
+        _scene().save(buf, format="PNG")
+        content = buf.getvalue()[:60]
+    elif content == "eps":
+        content = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n"
+    bad = tmp_path / "upload.png"
+    bad.write_bytes(content)
+    with pytest.raises(gr.Error) as err:
+        cifar10_tab.classify_cifar10(app_catalog, payload(bad))
+    message = err.value.message
+    assert message.startswith("Could not read the image") and "\n" not in message
+    assert "Traceback" not in message
+    probs = cifar10_tab.classify_cifar10(app_catalog, payload(MODES["RGB"](tmp_path)))[0]
+    assert_distribution(probs, DEFAULT_MODEL_CONFIGS["cifar10"].labels)
+
+
+def test_no_image_gives_empty_outputs_not_an_error(app_catalog):
+    for value in (None, {"path": None, "url": None}):
+        label, frame, seen = cifar10_tab.classify_cifar10(app_catalog, value)
+        assert label is None and seen is None and frame["probability"].sum() == 0
+    assert catsdogs_tab.classify_catdog(app_catalog, None)[:3] == (None, None, None)
+
+
+def test_runs_are_chosen_by_key_never_by_path(app_catalog, tmp_path):
+    image = payload(MODES["RGB"](tmp_path))
+    for bad in ("../../etc/passwd", str(tmp_path), "mnist/tiny", "hub:someone/else"):
+        with pytest.raises(gr.Error):
+            cifar10_tab.classify_cifar10(app_catalog, image, bad)
+
+
+# --- MNIST: a drawing becomes MNIST-like input --------------------------------------------------
+
+def _sketch(tmp: Path, strokes, size=400, width=28, colour=(0, 0, 0, 255)) -> dict:
+    """A Sketchpad value as Gradio sends it: the composite is RGBA with a transparent background."""
+    img = Image.new("RGBA", (size, size), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(img)
+    for stroke in strokes:
+        draw.line(stroke, fill=colour, width=width, joint="curve")
+    path = _write(tmp, "composite.png", img)
+    return {"background": None, "layers": [payload(path)], "composite": payload(path)}
+
+
+def _centre_of_mass(arr: np.ndarray) -> tuple[float, float]:
+    ys, xs = np.indices(arr.shape)
+    total = arr.sum()
+    return (ys * arr).sum() / total, (xs * arr).sum() / total
+
+
+def test_a_stroke_becomes_a_centred_white_on_black_digit(tmp_path):
+    # A small "7" drawn in the top-left corner of the canvas.
+    sketch = _sketch(tmp_path, [[(40, 40), (140, 40), (80, 190)]])
+    digit = mnist_tab.to_mnist_digit(read_image(sketch["composite"]))
+    arr = np.asarray(digit, dtype=float)
+    assert digit.size == (28, 28) and digit.mode == "L"
+    assert arr.max() >= 250                                   # the digit is bright
+    rows, cols = np.flatnonzero(arr.any(axis=1)), np.flatnonzero(arr.any(axis=0))
+    assert np.ptp(rows) + 1 <= 21 and np.ptp(cols) + 1 <= 21      # scaled into the 20x20 box (+1 px of filter)
+    assert max(np.ptp(rows), np.ptp(cols)) + 1 >= 19              # ...and it fills it
+    frame = np.concatenate([arr[0], arr[-1], arr[:, 0], arr[:, -1]])
+    assert frame.max() == 0                                   # background is black
+    assert arr[:3, :3].max() == arr[-3:, :3].max() == arr[-3:, -3:].max() == 0
+    assert (arr == 0).mean() > 0.6
+    cy, cx = _centre_of_mass(arr)
+    assert abs(cy - 14) <= 0.75 and abs(cx - 14) <= 0.75      # centred by mass, as MNIST
+
+
+def test_a_real_mnist_digit_passes_through_unchanged():
+    original = np.asarray(Image.open(MNIST_DIGIT), dtype=float)
+    processed = np.asarray(mnist_tab.to_mnist_digit(read_image(payload(MNIST_DIGIT))), dtype=float)
+    assert np.abs(original - processed).mean() < 1.0
+
+
+def test_dark_on_light_upload_is_inverted(tmp_path):
+    img = Image.new("RGB", (120, 160), (245, 240, 230))          # paper
+    ImageDraw.Draw(img).line([(60, 20), (60, 140)], fill=(20, 20, 40), width=12)
+    arr = np.asarray(mnist_tab.to_mnist_digit(read_image(payload(_write(tmp_path, "photo.jpg", img)))), float)
+    assert arr[0, 0] == 0 and arr.max() >= 200
+    assert arr[4:24, 13:15].mean() > 200 and arr[:, :10].max() == 0                           # the vertical bar, now white, centred
+
+
+def test_classify_digit_shows_the_processed_input(app_catalog, tmp_path):
+    if app_catalog.default_key("mnist") is None:
+        pytest.skip("no MNIST run (real MNIST not found)")
+    seen, probs, frame = mnist_tab.classify_digit(app_catalog, _sketch(tmp_path, [[(200, 60), (210, 340)]]))
+    assert_distribution(probs, [str(d) for d in range(10)])
+    assert frame["probability"].sum() == pytest.approx(1.0, abs=1e-4)
+    view = np.asarray(seen)
+    assert seen.size == (256, 256) and view[0, 0] == 0 and view.max() >= 200   # white on black, 32x32 upscaled
+    assert np.array_equal(view[::8, ::8].repeat(8, 0).repeat(8, 1), view)      # nearest-neighbour of 32x32
+    upload = mnist_tab.classify_digit_image(app_catalog, payload(MNIST_DIGIT))
+    assert_distribution(upload[1], [str(d) for d in range(10)])
+
+
+def test_an_empty_sketch_gives_empty_outputs(app_catalog, tmp_path):
+    seen, probs, _ = mnist_tab.classify_digit(app_catalog, _sketch(tmp_path, []))
+    assert seen is None and probs is None
+    assert mnist_tab.classify_digit(app_catalog, {"background": None, "layers": [], "composite": None})[1] is None
+
+
+# --- no models: every tab says how to train one ---------------------------------------------
+
+def test_missing_models_name_the_command_that_trains_them(empty_catalog, tmp_path):
+    image = payload(MODES["RGB"](tmp_path))
+    cases = [(cifar10_tab.classify_cifar10, "cifar10", [TRAIN_COMMANDS[("cifar10", "baseline")]]),
+             (mnist_tab.classify_digit_image, "mnist", [TRAIN_COMMANDS[("mnist", "baseline")]]),
+             (catsdogs_tab.classify_catdog, "catsdogs", [TRAIN_COMMANDS[("catsdogs", "baseline")],
+                                                         TRAIN_COMMANDS[("catsdogs", "random-erasing")]])]
+    for handler, task, commands in cases:
+        with pytest.raises(gr.Error) as err:
+            handler(empty_catalog, image)
+        assert all(c in err.value.message for c in commands), err.value.message
+        text = notice(empty_catalog, task, ("baseline", "random-erasing") if task == "catsdogs" else ("baseline",))
+        assert all(f"`{c}`" in text for c in commands)
+    assert TRAIN_COMMANDS[("catsdogs", "random-erasing")] == "python -m training.train --task catsdogs --random-erasing"
+    assert missing_model_message("cifar10") == ("No CIFAR-10 model is available. "
+                                                "Train one with: python -m training.train --task cifar10")
+
+
+def test_one_missing_cats_dogs_model_still_shows_the_other(app_catalog, tmp_path):
+    only_baseline = Catalog([e for e in app_catalog.entries_ if e.variant == "baseline"])
+    base, erasing, seen, summary = catsdogs_tab.classify_catdog(only_baseline, payload(ASSETS / "cat_drawing.png"))
+    assert_distribution(base, ("cat", "dog"))
+    assert erasing is None and seen is not None
+    assert TRAIN_COMMANDS[("catsdogs", "random-erasing")] in summary
+
+
+def test_tabs_without_models_still_work(empty_catalog):
+    table, text = architecture_tab.architecture(empty_catalog, "CIFAR-10: vgg19_bn_32")
+    assert "20,297,674" in text
+    items, _ = augment_tab.augment_grid(empty_catalog, "MNIST", "mnist 3", None, 0, 3)
+    assert len(items) == 4
+    acc, loss = curves_tab.curves(empty_catalog, [])
+    assert acc.empty and loss.empty
+    frame, text = curves_tab.erasing_comparison(empty_catalog)
+    assert frame.empty and TRAIN_COMMANDS[("catsdogs", "random-erasing")] in text
+
+
+# --- run discovery and the catalog --------------------------------------------------------------
+
+def _fake_run(root: Path, folder: str, name: str, task: str, variant: str | None, created: str,
+              weights: bool = True) -> Path:
+    run = root / folder / name
+    run.mkdir(parents=True)
+    config = {"task": task, "run_name": name, "created": created}
+    if variant:
+        config["variant"] = variant
+    (run / "config.json").write_text(json.dumps(config))
+    if weights:
+        (run / "model.safetensors").write_bytes(b"x")
+    return run
+
+
+def test_discovery_picks_the_newest_complete_run_per_task_and_variant(tmp_path):
+    _fake_run(tmp_path, "cifar10", "old", "cifar10", "baseline", "2026-01-01T00:00:00+00:00")
+    _fake_run(tmp_path, "cifar10", "new", "cifar10", "baseline", "2026-02-01T00:00:00+00:00")
+    _fake_run(tmp_path, "cifar10", "newer-unfinished", "cifar10", "baseline", "2026-03-01T00:00:00+00:00",
+              weights=False)
+    _fake_run(tmp_path, "catsdogs", "a", "catsdogs", "baseline", "2026-01-01T00:00:00+00:00")
+    _fake_run(tmp_path, "catsdogs-re", "b", "catsdogs", None, "2026-01-02T00:00:00+00:00")  # variant from folder
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "x").mkdir()
+    refs = discover_runs(tmp_path)
+    assert [r.key for r in refs][0] == "cifar10/new"
+    newest = newest_runs(refs)
+    assert {k: r.key for k, r in newest.items()} == {("cifar10", "baseline"): "cifar10/new",
+                                                     ("catsdogs", "baseline"): "catsdogs/a",
+                                                     ("catsdogs", "random-erasing"): "catsdogs-re/b"}
+    assert discover_runs(tmp_path / "missing") == []
+
+
+def test_a_broken_newest_run_is_reported_and_the_previous_one_serves(app_runs, tmp_path):
+    if not (app_runs / "cifar10" / "tiny").is_dir():
+        pytest.skip("no cifar10 run")
+    good = tmp_path / "cifar10" / "good"
+    shutil.copytree(app_runs / "cifar10" / "tiny", good, ignore=shutil.ignore_patterns("checkpoint.pt", "tb"))
+    broken = tmp_path / "cifar10" / "broken"
+    broken.mkdir()
+    config = json.loads((good / "config.json").read_text())
+    config["created"] = "2999-01-01T00:00:00+00:00"
+    (broken / "config.json").write_text(json.dumps(config))
+    (broken / "model.safetensors").write_bytes(b"\x00" * 100)  # not safetensors
+    catalog = Catalog.from_sources(tmp_path, [UNREACHABLE_HUB_REPO])
+    assert catalog.default_key("cifar10") == "cifar10/good"
+    status = catalog.status_markdown()
+    assert "cifar10/broken" in status and "unavailable: " in status and "model.safetensors" in status
+    assert f"Hub repo `{UNREACHABLE_HUB_REPO}`" in status
+    with pytest.raises(gr.Error, match="unavailable"):
+        cifar10_tab.classify_cifar10(catalog, payload(MODES["RGB"](tmp_path)), "cifar10/broken")
+
+
+def test_hub_ids_from_the_environment():
+    env = {"CNN_STUDIO_HUB_MODELS": "me/cifar10, me/mnist@v1  me/catsdogs,,"}
+    assert hub_ids_from_env(env) == ["me/cifar10", "me/mnist@v1", "me/catsdogs"]
+    assert hub_ids_from_env({}) == []
+
+
+def test_presets_match_the_training_tasks():
+    from training.tasks import RANDOM_ERASING, TASKS
+    for name, task in TASKS.items():
+        assert DEFAULT_MODEL_CONFIGS[name] == task.model
+        assert DEFAULT_AUGMENT[name] == task.recipe["augment"]
+    assert RANDOM_ERASING_DEFAULTS == RANDOM_ERASING
+
+
+# --- the other tabs, from the tiny runs' files ----------------------------------------------
+
+def test_augmentation_uses_the_training_transforms_per_sample(app_catalog):
+    plain, _ = augment_tab.augment_grid(app_catalog, "Cats vs Dogs", "cat drawing", None, seed=3, copies=8)
+    erased, text = augment_tab.augment_grid(app_catalog, "Cats vs Dogs + Random Erasing", "cat drawing", None,
+                                            seed=3, copies=8)
+    assert "Random Erasing (p=0.5" in text and len(plain) == len(erased) == 9
+    a = [np.asarray(img, dtype=int) for img, _ in plain[1:]]
+    b = [np.asarray(img, dtype=int) for img, _ in erased[1:]]
+    assert len({x.tobytes() for x in a}) > 1                 # each copy its own crop and flip
+    same = [np.array_equal(x, y) for x, y in zip(a, b)]
+    assert any(same) and not all(same)                       # erasing (p=0.5) only on some copies...
+    for x, y in zip(a, b):                                   # ...as one rectangle, crops and flips shared
+        diff = (x != y).any(axis=2)
+        if diff.any():
+            rows, cols = np.flatnonzero(diff.any(axis=1)), np.flatnonzero(diff.any(axis=0))
+            box = diff[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+            assert box.mean() > 0.9 and 0.02 * 0.8 <= box.size / diff.size <= 0.4 * 1.2
+    mnist, text = augment_tab.augment_grid(app_catalog, "MNIST", "mnist 3", None, seed=0, copies=2)
+    assert mnist[0][0].size == (160, 160) and "padding" in text  # 32x32 stored, shown 5x
+    with pytest.raises(gr.Error):
+        augment_tab.augment_grid(app_catalog, "MNIST", "../../etc/passwd", None)
+
+
+def test_architecture_table_totals(app_catalog):
+    expected = {"CIFAR-10": 20_297_674, "MNIST": 20_296_522, "Cats vs Dogs": 23_510_081}
+    for name in architecture_tab.model_configs(app_catalog):
+        table, text = architecture_tab.architecture(app_catalog, name, 2)
+        total = expected[name.split(":")[0]]
+        assert f"{total:,}" in text and "multiply-adds" in text
+        assert list(table.columns) == ["layer", "output shape", "parameters", "mult-adds"]
+        counted = sum(int(v.replace(",", "")) for v in table["parameters"] if v != "--")
+        assert counted == total
+    table, _ = architecture_tab.architecture(app_catalog, "Cats vs Dogs: resnet50_binary", 1)
+    assert table["output shape"].iloc[-1] == "1 x 1"          # one logit
+    assert table["output shape"].iloc[0] == "1 x 64 x 112 x 112"  # at the real 224x224 input
+
+
+def test_curves_and_erasing_comparison_come_from_the_run_files(app_catalog, app_runs):
+    keys = [e.key for e in curves_tab.runs_with_history(app_catalog)]
+    assert "cifar10/tiny" in keys
+    acc, loss = curves_tab.curves(app_catalog, ["cifar10/tiny"])
+    history = json.loads((app_runs / "cifar10" / "tiny" / "history.json").read_text())
+    assert sorted(acc.loc[acc.series == "cifar10/tiny val", "value"]) == sorted(r["val_accuracy"] for r in history)
+    assert sorted(loss.loc[loss.series == "cifar10/tiny train", "value"]) == sorted(r["train_loss"] for r in history)
+    frame, text = curves_tab.erasing_comparison(app_catalog)
+    for folder, variant in (("catsdogs", "baseline"), ("catsdogs-re", "Random Erasing")):
+        metrics = json.loads((app_runs / folder / "tiny" / "metrics.json").read_text())
+        assert frame.loc[frame.run == f"{folder}/tiny", "accuracy"].item() == metrics["accuracy"]
+        assert frame.loc[frame.run == f"{folder}/tiny", "variant"].item() == variant
+    assert f"{metrics['accuracy']:.1%}" in text
+    with pytest.raises(gr.Error):
+        curves_tab.curves(app_catalog, ["/etc"])
+
+
+def test_model_card_is_rendered_without_front_matter(app_catalog):
+    keys = [e.key for e in cards_tab.card_entries(app_catalog)]
+    assert "cifar10/tiny" in keys
+    text, curves = cards_tab.model_card(app_catalog, "cifar10/tiny")
+    assert not text.startswith("---") and "model-index" not in text
+    assert text.lstrip().startswith("#") and "CIFAR-10" in text
+    assert curves is not None and curves.size[0] > 100
+    with pytest.raises(gr.Error):
+        cards_tab.model_card(app_catalog, "../cifar10")
+
+
+def test_models_are_in_eval_mode_and_inference_is_deterministic(app_catalog, tmp_path):
+    for entry in app_catalog.entries(available_only=True):
+        if entry.loaded is not None:
+            assert not entry.loaded.model.training
+    image = payload(MODES["RGB"](tmp_path))
+    first = cifar10_tab.classify_cifar10(app_catalog, image)[0]
+    assert cifar10_tab.classify_cifar10(app_catalog, image)[0] == first
+    assert not torch.is_inference_mode_enabled()

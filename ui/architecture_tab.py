@@ -1,0 +1,92 @@
+"""Architecture tab: each model's layer table from torchinfo, at the model's real input size.
+
+Works without weights: the table depends only on the architecture, so a freshly built model
+(models.registry.create_model) is summarised. The config is the default run's config.json
+when one is loaded, else the task's default from models.presets.
+"""
+from __future__ import annotations
+
+from functools import lru_cache, partial
+
+import gradio as gr
+import pandas as pd
+import torch
+import torchinfo
+
+from models.presets import DEFAULT_MODEL_CONFIGS
+from models.registry import ARCHITECTURES, ModelConfig, create_model
+from models.runs import BASELINE
+from ui.catalog import TASK_TITLES, Catalog
+from ui.common import LIGHT_CONCURRENCY, user_error
+
+DEPTHS = (1, 2, 3, 4)
+
+
+def model_configs(catalog: Catalog) -> dict[str, ModelConfig]:
+    """Display name -> config, one per task: the default run's config, else the preset."""
+    out = {}
+    for task, preset in DEFAULT_MODEL_CONFIGS.items():
+        key = catalog.default_key(task, BASELINE)
+        cfg = catalog.entry(key).loaded.config if key else preset
+        out[f"{TASK_TITLES.get(task, task)}: {cfg.architecture}"] = cfg
+    return out
+
+
+@lru_cache(maxsize=16)
+def summarise(cfg: ModelConfig, depth: int = 2) -> tuple[pd.DataFrame, int, int]:
+    """(layer table, total parameters, total multiply-adds) of `cfg`'s architecture.
+
+    Rows are torchinfo's: a container's parameters are shown on its sublayers ("--" on the
+    container itself) unless the table stops at its depth, so the parameter column sums to
+    the total.
+    """
+    torch.manual_seed(0)
+    model = create_model(cfg).eval()
+    stats = torchinfo.summary(model, input_size=(1, cfg.in_channels, cfg.input_size, cfg.input_size),
+                              depth=depth, verbose=0, device="cpu",
+                              col_names=("output_size", "num_params", "mult_adds"))
+    rows = []
+    for layer in stats.summary_list:
+        if layer.depth == 0 or layer.depth > depth:
+            continue
+        shown = layer.is_leaf_layer or layer.depth == depth
+        rows.append({
+            "layer": "  " * (layer.depth - 1) + layer.get_layer_name(show_var_name=True, show_depth=False),
+            "output shape": " x ".join(str(d) for d in layer.output_size),
+            "parameters": f"{layer.num_params:,}" if shown else "--",
+            "mult-adds": f"{layer.macs:,}" if shown else "--",
+        })
+    return pd.DataFrame(rows), int(stats.total_params), int(stats.total_mult_adds)
+
+
+def architecture(catalog: Catalog, name: str, depth: int = 2):
+    """(model name, table depth) -> (layer table, totals markdown)."""
+    configs = model_configs(catalog)
+    if name not in configs:
+        raise user_error(f"unknown model {name!r}; choose one of: {', '.join(configs)}")
+    depth = int(depth or 2)
+    if depth not in DEPTHS:
+        raise user_error(f"depth must be one of {DEPTHS}")
+    cfg = configs[name]
+    table, params, macs = summarise(cfg, depth)
+    side = cfg.input_size
+    text = (f"**{ARCHITECTURES[cfg.architecture].description}**. Input 1x{cfg.in_channels}x{side}x{side}, "
+            f"{cfg.num_outputs} output{'s' if cfg.num_outputs > 1 else ''} "
+            f"({'sigmoid: P(' + cfg.labels[1] + ')' if cfg.binary else 'softmax over ' + str(cfg.num_classes) + ' classes'}).  \n"
+            f"Total parameters: **{params:,}** · multiply-adds per image: **{macs / 1e9:.3f} G** ({macs:,})")
+    return table, text
+
+
+def build(catalog: Catalog) -> None:
+    names = list(model_configs(catalog))
+    gr.Markdown("The layers of each model with their output shapes and parameter counts (torchinfo), "
+                "computed at the model's real input size. No weights needed.")
+    with gr.Row():
+        name = gr.Dropdown(names, value=names[0], label="Model", scale=3)
+        depth = gr.Radio(list(DEPTHS), value=2, label="Table depth", scale=2)
+    first_table, first_text = architecture(catalog, names[0], 2)
+    totals = gr.Markdown(first_text, label="Totals", elem_id="architecture-totals")
+    table = gr.Dataframe(first_table, interactive=False, wrap=False, max_height=520,
+                         column_widths=["45%", "25%", "15%", "15%"], label="Layers")
+    gr.on([name.change, depth.change], partial(architecture, catalog), inputs=[name, depth],
+          outputs=[table, totals], api_name="architecture", **LIGHT_CONCURRENCY)

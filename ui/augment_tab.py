@@ -1,0 +1,165 @@
+"""Augmentation tab: a grid of augmented versions of one image, with a task's training transforms.
+
+The transforms are `models.augment.TrainAugment`, the very class training applies to its
+batches, built from the recipe in the run's config.json (or, before any run exists, the
+task's default recipe from models.presets). The image is first put in the form training
+stores (a square of the stored size, uint8), then one batch of copies is augmented at once,
+so each copy gets its own crop, flip and erasing rectangle, exactly as in training.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+
+import gradio as gr
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+from models.augment import TrainAugment
+from models.presets import DEFAULT_AUGMENT, DEFAULT_MODEL_CONFIGS, RANDOM_ERASING_DEFAULTS
+from models.registry import ModelConfig
+from models.runs import BASELINE, RANDOM_ERASING
+from ui.catalog import Catalog
+from ui.common import ASSETS_DIR, LIGHT_CONCURRENCY, is_empty, read_image, user_error
+from ui.mnist_tab import to_mnist_digit
+
+MAX_COPIES = 24
+TILE = 160            # gallery tiles are upscaled (nearest neighbour) to at least this size
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    task: str
+    config: ModelConfig
+    augment: dict
+    source: str        # where the recipe comes from, for the caption
+
+
+RECIPES = (("CIFAR-10", "cifar10", BASELINE), ("MNIST", "mnist", BASELINE),
+           ("Cats vs Dogs", "catsdogs", BASELINE), ("Cats vs Dogs + Random Erasing", "catsdogs", RANDOM_ERASING))
+
+
+def recipes(catalog: Catalog) -> dict[str, Recipe]:
+    """Each task's augmentation recipe: from its default run's config.json, else the defaults."""
+    out = {}
+    for name, task, variant in RECIPES:
+        key = catalog.default_key(task, variant)
+        if key is not None:
+            loaded = catalog.entry(key).loaded
+            augment = (loaded.info.get("recipe") or {}).get("augment")
+            if isinstance(augment, dict) and "crop" in augment:
+                out[name] = Recipe(name, task, loaded.config, dict(augment), f"recipe of run {key}")
+                continue
+        augment = dict(DEFAULT_AUGMENT[task])
+        if variant == RANDOM_ERASING:
+            augment["random_erasing"] = dict(RANDOM_ERASING_DEFAULTS)
+        out[name] = Recipe(name, task, DEFAULT_MODEL_CONFIGS[task], augment, "default recipe (no run yet)")
+    return out
+
+
+def samples() -> dict[str, str]:
+    """Sample images shipped in assets/: display name -> path (the only files this tab opens)."""
+    return {p.stem.replace("_", " "): str(p) for p in sorted(ASSETS_DIR.glob("*.png"))}
+
+
+def stored_form(img: Image.Image, recipe: Recipe) -> torch.Tensor:
+    """An image as training stores it: uint8 (C, S, S), S = resize_size or input_size.
+
+    Digits for MNIST are first made MNIST-like (28x28 white on black), as the MNIST tab does.
+    """
+    cfg = recipe.config
+    size = cfg.resize_size or cfg.input_size
+    if recipe.task == "mnist":
+        digit = to_mnist_digit(img)
+        img = digit if digit is not None else img.convert("L")
+    img = img.convert("L" if cfg.in_channels == 1 else "RGB")
+    img = ImageOps.fit(img, (size, size), method=Image.Resampling.BILINEAR)
+    arr = torch.from_numpy(np.asarray(img, dtype=np.uint8).copy())
+    return arr.unsqueeze(0) if arr.ndim == 2 else arr.permute(2, 0, 1).contiguous()
+
+
+def to_pixels(x: torch.Tensor, cfg: ModelConfig) -> Image.Image:
+    """A normalised float (C, S, S) back to an image (erased noise shows as coloured noise)."""
+    mean = torch.tensor(cfg.mean).view(-1, 1, 1)
+    std = torch.tensor(cfg.std).view(-1, 1, 1)
+    return _tile(((x * std + mean).clamp(0, 1) * 255).round().to(torch.uint8))
+
+
+def _tile(pixels: torch.Tensor) -> Image.Image:
+    """uint8 (C, S, S) -> an image, small ones upscaled (nearest neighbour) for the gallery."""
+    arr = pixels.permute(1, 2, 0).numpy()
+    img = Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr)
+    if img.width < TILE:
+        factor = -(-TILE // img.width)
+        img = img.resize((img.width * factor, img.height * factor), Image.NEAREST)
+    return img
+
+
+def augment_grid(catalog: Catalog, recipe_name: str, sample: str | None = None, image=None,
+                 seed: int = 0, copies: int = 12):
+    """(recipe, sample name or uploaded image, seed, copies) -> (gallery items, recipe markdown).
+
+    The uploaded image wins over the sample; the sample must be one of `samples()`.
+    """
+    table = recipes(catalog)
+    if recipe_name not in table:
+        raise user_error(f"unknown recipe {recipe_name!r}; choose one of: {', '.join(table)}")
+    recipe = table[recipe_name]
+    if not is_empty(image):
+        img, what = read_image(image), "your image"
+    else:
+        known = samples()
+        if sample not in known:
+            raise user_error("choose a sample image or upload one")
+        img, what = read_image(known[sample]), sample
+    copies = int(max(1, min(MAX_COPIES, int(copies or 1))))
+    stored = stored_form(img, recipe)
+    augment = TrainAugment(crop=recipe.augment["crop"], padding=recipe.augment.get("padding", 0),
+                           flip=bool(recipe.augment.get("flip", False)),
+                           random_erasing=recipe.augment.get("random_erasing"),
+                           mean=recipe.config.mean, std=recipe.config.std)
+    generator = torch.Generator().manual_seed(int(seed or 0))
+    with torch.inference_mode():
+        batch = augment(stored.unsqueeze(0).repeat(copies, 1, 1, 1), generator)
+    shown = recipe.config.input_size
+    items = [(_tile(stored), f"as stored, {stored.shape[-1]}x{stored.shape[-1]}")]
+    items += [(to_pixels(x, recipe.config), f"#{i + 1}") for i, x in enumerate(batch)]
+    re = recipe.augment.get("random_erasing")
+    parts = [f"random crop {recipe.augment['crop']}x{recipe.augment['crop']}"
+             + (f" after {recipe.augment['padding']} px zero padding" if recipe.augment.get("padding") else ""),
+             "horizontal flip (p=0.5)" if recipe.augment.get("flip") else "no flip",
+             f"normalise (mean {list(recipe.config.mean)}, std {list(recipe.config.std)})"]
+    if re:
+        parts.append(f"Random Erasing (p={re['p']}, area {re['scale'][0]}-{re['scale'][1]}, "
+                     f"aspect {re['ratio'][0]}-{re['ratio'][1]}, fill {re.get('value', 'random')})")
+    text = (f"**{recipe.name}** on {what}: " + " → ".join(parts) + f". Model input {shown}x{shown}. "
+            f"Source: {recipe.source}; seed {int(seed or 0)}.")
+    return items, text
+
+
+def build(catalog: Catalog) -> None:
+    names = list(recipes(catalog))
+    sample_names = list(samples())
+    gr.Markdown("The training augmentation of each model, applied to one image many times. Every copy "
+                "gets its own random crop, flip and (with Random Erasing) rectangle: these are the "
+                "exact transforms of training, read from the run's recipe.")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3):
+            recipe = gr.Dropdown(names, value=names[0], label="Recipe")
+            sample = gr.Dropdown(sample_names, value=sample_names[0] if sample_names else None,
+                                 label="Sample image")
+            image = gr.Image(label="…or your own image", sources=["upload", "clipboard"], type="filepath",
+                             image_mode=None, height=200)
+            with gr.Row():
+                seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=2**31 - 1)
+                copies = gr.Slider(1, MAX_COPIES, value=11, step=1, label="Copies")
+            button = gr.Button("Augment", variant="primary")
+        with gr.Column(scale=7):
+            gallery = gr.Gallery(label="Augmented copies (first: the image as stored)", columns=4,
+                                 height="auto", object_fit="contain", format="png", elem_id="augment-gallery")
+            caption = gr.Markdown(label="Recipe", elem_id="augment-recipe")
+    gr.on([button.click, recipe.change, sample.change, image.change], partial(augment_grid, catalog),
+          inputs=[recipe, sample, image, seed, copies], outputs=[gallery, caption], api_name="augment",
+          preprocess=False, **LIGHT_CONCURRENCY)

@@ -1,0 +1,61 @@
+"""Model cards tab: each model's README.md (the card written by cards/), rendered."""
+from __future__ import annotations
+
+import re
+from functools import partial
+
+import gradio as gr
+
+from models.predict import ImageInputError, decode_image
+from ui.catalog import Catalog
+from ui.common import LIGHT_CONCURRENCY, user_error
+
+FRONT_MATTER = re.compile(r"\A---\s*\n.*?\n---\s*\n", re.S)
+MAX_CARD_CHARS = 200_000
+
+
+def card_entries(catalog: Catalog):
+    return [e for e in catalog.with_files() if (e.root / "README.md").is_file()]
+
+
+def model_card(catalog: Catalog, key: str | None):
+    """A catalog key -> (card markdown without its YAML front matter, curves.png image or None)."""
+    entries = {e.key: e for e in card_entries(catalog)}
+    if key not in entries:
+        raise user_error(f"no model card for {key!r}" if key else "choose a model")
+    root = entries[key].root
+    try:
+        text = (root / "README.md").read_text(encoding="utf-8", errors="replace")[:MAX_CARD_CHARS]
+    except OSError as e:
+        raise user_error(f"cannot read the card of {key}: {e.strerror or e}") from e
+    text = FRONT_MATTER.sub("", text, count=1)
+    # Relative images (curves.png) cannot be served from the card; the plot is shown beside it.
+    text = re.sub(r"!\[[^\]]*\]\((?!https?://)[^)]*\)", "", text)
+    return text, _curves_image(root / "curves.png")
+
+
+def _curves_image(path):
+    """curves.png as an image (served from Gradio's cache, never from the run folder), or None."""
+    if not path.is_file():
+        return None
+    try:
+        return decode_image(path)
+    except ImageInputError:
+        return None
+
+
+def build(catalog: Catalog) -> None:
+    entries = card_entries(catalog)
+    keys = [e.key for e in entries]
+    default = next((e.key for e in entries if e.default), keys[0] if keys else None)
+    gr.Markdown("The model card of each run: data, recipe, results and limits, as published with the weights.")
+    if not entries:
+        gr.Markdown("⚠️ No model cards yet: every training run writes one (`README.md` in its run folder).",
+                    elem_classes=["notice"])
+    chooser = gr.Dropdown(keys, value=default, label="Model")
+    text, curves = model_card(catalog, default) if default else ("", None)
+    with gr.Row(equal_height=False):
+        card = gr.Markdown(text, label="Model card", elem_id="model-card", container=True, padding=True)
+        plot = gr.Image(curves, label="curves.png", interactive=False, buttons=["fullscreen"], height=360)
+    chooser.change(partial(model_card, catalog), inputs=[chooser], outputs=[card, plot],
+                   api_name="model_card", **LIGHT_CONCURRENCY)

@@ -1,0 +1,231 @@
+"""The models the app serves: local run directories and Hub repos, loaded once.
+
+At start the newest complete run per (task, variant) is loaded, and every Hub repo asked
+for. Older runs are listed and loaded on first use (then kept, a few at a time). A model
+that cannot be loaded is listed as "unavailable: reason" and everything else keeps working.
+
+Choices shown to users (and accepted from API callers) are catalog keys such as
+`cifar10/20261129-170000` or `hub:user/repo`, never file paths.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from models.artifact import ArtifactError, LoadedModel, load_model
+from models.runs import BASELINE, RANDOM_ERASING, discover_runs
+
+TASK_TITLES = {"cifar10": "CIFAR-10", "mnist": "MNIST", "catsdogs": "Cats vs Dogs"}
+VARIANT_TITLES = {BASELINE: "baseline", RANDOM_ERASING: "Random Erasing"}
+
+# The exact command that trains each model (README and app say the same).
+TRAIN_COMMANDS = {
+    ("cifar10", BASELINE): "python -m training.train --task cifar10",
+    ("mnist", BASELINE): "python -m training.train --task mnist",
+    ("catsdogs", BASELINE): "python -m training.train --task catsdogs",
+    ("catsdogs", RANDOM_ERASING): "python -m training.train --task catsdogs --random-erasing",
+}
+
+HUB_ENV = "CNN_STUDIO_HUB_MODELS"   # space- or comma-separated Hub repo ids (user/name[@revision])
+MAX_EXTRA_LOADED = 4                # older runs kept in memory besides the newest per task/variant
+
+
+class ModelUnavailable(Exception):
+    """No usable model for a request; the message is one line meant for the user."""
+
+
+def hub_ids_from_env(environ: dict | None = None) -> list[str]:
+    text = (os.environ if environ is None else environ).get(HUB_ENV, "")
+    return [part for part in text.replace(",", " ").split() if part]
+
+
+def train_command(task: str, variant: str = BASELINE) -> str:
+    return TRAIN_COMMANDS.get((task, variant), f"python -m training.train --task {task}")
+
+
+def missing_model_message(task: str, variant: str = BASELINE) -> str:
+    """One line: no model for (task, variant), and the command that trains one."""
+    title = TASK_TITLES.get(task, task)
+    what = f"{title} {VARIANT_TITLES.get(variant, variant)} model" if variant != BASELINE or task == "catsdogs" \
+        else f"{title} model"
+    return f"No {what} is available. Train one with: {train_command(task, variant)}"
+
+
+@dataclass
+class ModelEntry:
+    key: str                        # what the UI shows and accepts
+    source: str                     # run folder or Hub repo id, for load_model()
+    kind: str                       # "run" | "hub"
+    task: str | None = None         # None for a Hub repo that could not be read
+    variant: str = BASELINE
+    run_name: str = ""
+    created: str = ""
+    root: Path | None = None        # folder with the run's files (None until a Hub repo loads)
+    loaded: LoadedModel | None = None
+    error: str | None = None        # why it is unavailable, one line
+    default: bool = False           # the one a tab starts with for its task and variant
+
+    @property
+    def available(self) -> bool:
+        return self.error is None
+
+    @property
+    def label(self) -> str:
+        """Dropdown text: the key plus variant, e.g. 'catsdogs-re/2026... (Random Erasing)'."""
+        return f"{self.key} ({VARIANT_TITLES.get(self.variant, self.variant)})"
+
+    def status(self) -> str:
+        if self.error:
+            return f"unavailable: {self.error}"
+        return "loaded" if self.loaded is not None else "available (loaded on first use)"
+
+
+class Catalog:
+    """Every model the app knows, in order: local runs newest first, then Hub repos."""
+
+    def __init__(self, entries: Sequence[ModelEntry] = (), *, device: str = "cpu",
+                 runs_dir: Path | None = None) -> None:
+        self.entries_ = list(entries)
+        self.device = device
+        self.runs_dir = runs_dir
+        self._lock = threading.Lock()
+        self._extra: OrderedDict[str, None] = OrderedDict()  # lazily loaded keys, oldest first
+
+    # ------------------------------------------------------------------ building
+    @classmethod
+    def from_sources(cls, runs_dir: str | os.PathLike | None = "runs", hub_ids: Iterable[str] = (),
+                     *, device: str = "cpu") -> "Catalog":
+        """Discover runs under `runs_dir`, load the newest per task/variant and every Hub repo."""
+        entries: list[ModelEntry] = []
+        runs_path = Path(runs_dir) if runs_dir is not None else None
+        refs = discover_runs(runs_path) if runs_path is not None else []
+        # Tasks in a fixed order (newest first within each): that is how every list shows them.
+        refs = sorted(refs, key=lambda r: (_rank(TASK_TITLES, r.task), _rank(VARIANT_TITLES, r.variant)))
+        for ref in refs:
+            entries.append(ModelEntry(key=ref.key, source=str(ref.path), kind="run", task=ref.task,
+                                      variant=ref.variant, run_name=ref.run_name, created=ref.created,
+                                      root=ref.path))
+        for repo_id in dict.fromkeys(hub_ids):  # keep order, drop repeats
+            entries.append(ModelEntry(key=f"hub:{repo_id}", source=repo_id, kind="hub", run_name=repo_id))
+        catalog = cls(entries, device=device, runs_dir=runs_path)
+        catalog._load_at_start()
+        return catalog
+
+    def _load_at_start(self) -> None:
+        for entry in self.entries_:
+            if entry.kind == "hub":
+                self._load(entry)
+        # Newest first; when the newest run of a task/variant is broken, the next one serves.
+        for entry in self.entries_:
+            if entry.kind != "run" or self._default_entry(entry.task, entry.variant) is not None:
+                continue
+            if self._load(entry) is not None:
+                entry.default = True
+        for entry in self.entries_:  # a Hub repo serves a task/variant no local run covers
+            if entry.kind == "hub" and entry.loaded is not None \
+                    and self._default_entry(entry.task, entry.variant) is None:
+                entry.default = True
+
+    def _load(self, entry: ModelEntry) -> LoadedModel | None:
+        try:
+            loaded = load_model(entry.source, device=self.device)
+        except ArtifactError as e:
+            entry.error = " ".join(str(e).split())
+            return None
+        except Exception as e:  # anything else a broken file can raise: report, keep serving
+            entry.error = " ".join(f"{type(e).__name__}: {e}".split())
+            return None
+        entry.loaded, entry.root = loaded, loaded.root
+        if entry.kind == "hub":
+            entry.task = str(loaded.info.get("task") or "") or None
+            entry.variant = str(loaded.info.get("variant") or BASELINE)
+            entry.created = str(loaded.info.get("created") or "")
+        return loaded
+
+    # ------------------------------------------------------------------ queries
+    def entries(self, task: str | None = None, variant: str | None = None, *,
+                available_only: bool = False) -> list[ModelEntry]:
+        return [e for e in self.entries_
+                if (task is None or e.task == task) and (variant is None or e.variant == variant)
+                and (not available_only or e.available)]
+
+    def _default_entry(self, task: str | None, variant: str | None) -> ModelEntry | None:
+        return next((e for e in self.entries_ if e.default and e.task == task and e.variant == variant), None)
+
+    def default_key(self, task: str, variant: str = BASELINE) -> str | None:
+        entry = self._default_entry(task, variant)
+        return entry.key if entry else None
+
+    def entry(self, key: str) -> ModelEntry:
+        for e in self.entries_:
+            if e.key == key:
+                return e
+        raise ModelUnavailable(f"unknown model {key!r}; choose one from the list")
+
+    def get(self, key: str | None, task: str, variant: str = BASELINE) -> ModelEntry:
+        """The loaded entry for `key` (or the default of task/variant when key is empty).
+
+        Raises ModelUnavailable with a one-line message: no model (and how to train one),
+        an unknown key, a model of another task, or one that failed to load.
+        """
+        if not key:
+            key = self.default_key(task, variant)
+            if key is None:
+                raise ModelUnavailable(missing_model_message(task, variant))
+        entry = self.entry(key)
+        if entry.task != task:
+            raise ModelUnavailable(f"{key} is not a {TASK_TITLES.get(task, task)} model")
+        with self._lock:
+            if entry.loaded is None and entry.error is None:
+                self._load(entry)
+                if entry.loaded is not None:
+                    self._remember(entry)
+            elif entry.key in self._extra:
+                self._extra.move_to_end(entry.key)
+        if entry.loaded is None:
+            raise ModelUnavailable(f"{key} is unavailable: {entry.error}")
+        return entry
+
+    def _remember(self, entry: ModelEntry) -> None:
+        self._extra[entry.key] = None
+        while len(self._extra) > MAX_EXTRA_LOADED:
+            old, _ = self._extra.popitem(last=False)
+            self.entry(old).loaded = None  # the folder stays listed; it reloads when chosen again
+
+    def choices(self, task: str, variants: Sequence[str] | None = None) -> list[tuple[str, str]]:
+        """(label, key) pairs for a dropdown: available models of `task`, newest first."""
+        return [(e.label, e.key) for e in self.entries(task, available_only=True)
+                if variants is None or e.variant in variants]
+
+    def unavailable(self, task: str | None = None) -> list[ModelEntry]:
+        """Entries that failed to load: of `task`, or all (including Hub repos of unknown task)."""
+        return [e for e in self.entries_ if e.error and (task is None or e.task == task)]
+
+    def with_files(self) -> list[ModelEntry]:
+        """Entries whose files can be read (runs, and Hub repos that loaded)."""
+        return [e for e in self.entries_ if e.root is not None and e.task]
+
+    def status_markdown(self) -> str:
+        """A table of every model the app knows, with its status."""
+        if not self.entries_:
+            where = f"`{self.runs_dir}`" if self.runs_dir is not None else "the runs folder"
+            return (f"No trained models found in {where}. Each tab says which command trains its model; "
+                    "the Architecture tab works without weights.")
+        rows = ["| model | task | status |", "| --- | --- | --- |"]
+        for e in self.entries_:
+            name = f"Hub repo `{e.source}`" if e.kind == "hub" else f"run `{e.key}`"
+            status = e.status() + (" · default" if e.default else "")
+            rows.append(f"| {name} | {_cell(TASK_TITLES.get(e.task or '', e.task or '?'))} | {_cell(status)} |")
+        return "\n".join(rows)
+
+
+def _rank(order: dict, key) -> int:
+    return list(order).index(key) if key in order else len(order)
+
+
+def _cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")

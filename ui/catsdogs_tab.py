@@ -1,0 +1,82 @@
+"""Cats vs Dogs tab: one image, the baseline ResNet50 and the Random Erasing one side by side."""
+from __future__ import annotations
+
+from functools import partial
+
+import gradio as gr
+
+from models.runs import BASELINE, RANDOM_ERASING
+from ui.catalog import Catalog, ModelUnavailable
+from ui.common import (INFERENCE_CONCURRENCY, asset_examples, is_empty, model_view, notice, read_image,
+                       run_examples, run_model, user_error)
+
+TASK = "catsdogs"
+VARIANTS = (BASELINE, RANDOM_ERASING)
+
+
+def classify_catdog(catalog: Catalog, image, baseline_run: str | None = None, erasing_run: str | None = None):
+    """Image -> (baseline {cat, dog}, Random Erasing {cat, dog}, model view, summary markdown).
+
+    A model that is missing gives an empty output and a line in the summary saying how to
+    train it; with neither model there is nothing to show, so it is a gr.Error.
+    """
+    if is_empty(image):
+        return None, None, None, ""
+    results, notes, seen = [], [], None
+    img = None
+    for variant, key in zip(VARIANTS, (baseline_run, erasing_run)):
+        try:
+            entry = catalog.get(key, TASK, variant)
+        except ModelUnavailable as e:
+            results.append(None)
+            notes.append(str(e))
+            continue
+        if img is None:
+            img = read_image(image)
+        probs, x = run_model(entry, img)
+        results.append(probs)
+        if seen is None:
+            seen = model_view(x, entry.loaded.config)
+    if all(r is None for r in results):
+        raise user_error(" ".join(notes))
+    summary = " · ".join(
+        f"**{name}**: {max(r, key=r.get)} ({max(r.values()):.1%})"
+        for name, r in zip(("Baseline", "Random Erasing"), results) if r is not None)
+    if notes:
+        summary += "\n\n" + "\n\n".join(f"⚠️ {n}" for n in notes)
+    return results[0], results[1], seen, summary
+
+
+def build(catalog: Catalog) -> None:
+    defaults = {v: catalog.default_key(TASK, v) for v in VARIANTS}
+    gr.Markdown("One photo, two ResNet50s trained the same way from the same initial weights: "
+                "one without and one with Random Erasing. Each gives P(cat) and P(dog).")
+    message = notice(catalog, TASK, VARIANTS)
+    if message:
+        gr.Markdown(message, elem_classes=["notice"])
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=5):
+            image = gr.Image(label="Image", sources=["upload", "webcam", "clipboard"], type="filepath",
+                             image_mode=None, height=300, elem_id="catsdogs-input")
+            button = gr.Button("Classify", variant="primary")
+            entry = catalog.entry(defaults[BASELINE]) if defaults[BASELINE] else None
+            examples = run_examples(entry) or asset_examples("cat*.png") + asset_examples("sample_*.png")
+            if examples:
+                gr.Examples([[path] for path, _ in examples], api_name="catdog_example", inputs=[image],
+                            example_labels=[caption for _, caption in examples], label="Examples")
+            seen = gr.Image(label="What the models see (224x224 centre crop)", format="png",
+                            interactive=False, height=200, buttons=[])
+        with gr.Column(scale=6):
+            with gr.Row():
+                with gr.Column():
+                    base_run = gr.Dropdown(catalog.choices(TASK, (BASELINE,)), value=defaults[BASELINE],
+                                           label="Baseline run")
+                    base_label = gr.Label(num_top_classes=2, label="Baseline", elem_id="catsdogs-baseline")
+                with gr.Column():
+                    re_run = gr.Dropdown(catalog.choices(TASK, (RANDOM_ERASING,)), value=defaults[RANDOM_ERASING],
+                                         label="Random Erasing run")
+                    re_label = gr.Label(num_top_classes=2, label="Random Erasing", elem_id="catsdogs-erasing")
+            summary = gr.Markdown(label="Summary", elem_id="catsdogs-summary")
+    gr.on([image.change, button.click, base_run.change, re_run.change], partial(classify_catdog, catalog),
+          inputs=[image, base_run, re_run], outputs=[base_label, re_label, seen, summary],
+          api_name="classify_catdog", preprocess=False, **INFERENCE_CONCURRENCY)

@@ -1,0 +1,59 @@
+"""CIFAR-10 tab: any image in; top classes, all ten probabilities, and the 32x32 input the model sees."""
+from __future__ import annotations
+
+from functools import partial
+
+import gradio as gr
+
+from models.runs import BASELINE
+from ui.catalog import Catalog
+from ui.common import (INFERENCE_CONCURRENCY, asset_examples, get_model, is_empty, model_view, notice,
+                       probs_frame, read_image, run_examples, run_model)
+
+TASK = "cifar10"
+
+
+def classify_cifar10(catalog: Catalog, image, run: str | None = None):
+    """Image (payload, path, bytes, PIL or array) -> (top-k label dict, bar-chart frame, model view).
+
+    No image gives empty outputs (a cleared input); an unreadable one a one-line gr.Error.
+    """
+    if is_empty(image):
+        return None, probs_frame(None), None
+    entry = get_model(catalog, run, TASK, BASELINE)
+    probs, x = run_model(entry, read_image(image))
+    return probs, probs_frame(probs), model_view(x, entry.loaded.config)
+
+
+def build(catalog: Catalog) -> None:
+    """The tab's components and events, inside an open gr.Tab."""
+    default = catalog.default_key(TASK, BASELINE)
+    gr.Markdown("Upload, drag and drop, paste or take a photo; the VGG19-BN trained on CIFAR-10 "
+                "says which of its ten classes it looks like.")
+    message = notice(catalog, TASK, (BASELINE,))
+    if message:
+        gr.Markdown(message, elem_classes=["notice"])
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=5):
+            image = gr.Image(label="Image", sources=["upload", "webcam", "clipboard"], type="filepath",
+                             image_mode=None, height=300, elem_id="cifar10-input")
+            with gr.Row():
+                run = gr.Dropdown(catalog.choices(TASK), value=default, label="Model run", scale=3)
+                button = gr.Button("Classify", variant="primary", scale=1, min_width=100)
+            entry = catalog.entry(default) if default else None
+            examples = run_examples(entry) or asset_examples("sample_*.png")
+            if examples:
+                gr.Examples([[path] for path, _ in examples], api_name="cifar10_example", inputs=[image],
+                            example_labels=[caption for _, caption in examples],
+                            label="Validation images of this run" if run_examples(entry) else "Samples",
+                            examples_per_page=10)
+        with gr.Column(scale=6):
+            label = gr.Label(num_top_classes=3, label="Top classes", elem_id="cifar10-label")
+            bars = gr.BarPlot(probs_frame(None, entry.loaded.config.labels if entry else None),
+                              x="class", y="probability", y_lim=[0, 1], label="All ten classes",
+                              sort=list(entry.loaded.config.labels) if entry else None, height=240)
+            seen = gr.Image(label="What the model sees (32x32 after preprocessing, upscaled)",
+                            format="png", interactive=False, height=200, buttons=[])
+    gr.on([image.change, button.click, run.change], partial(classify_cifar10, catalog),
+          inputs=[image, run], outputs=[label, bars, seen], api_name="classify_cifar10",
+          preprocess=False, **INFERENCE_CONCURRENCY)

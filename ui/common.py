@@ -1,0 +1,145 @@
+"""Helpers shared by the tabs: reading an uploaded image, running a model, showing its input.
+
+Every image a user sends goes through `models.predict.decode_image` (format allowlist,
+pixel cap, EXIF orientation, every mode converted). The image events are wired with
+`preprocess=False`, so Gradio hands over the uploaded file untouched instead of opening
+and converting it first; `read_image` accepts that payload (a dict with a `path` inside
+Gradio's upload folder) as well as a path, bytes, a PIL image or an array, for tests.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import os
+from pathlib import Path
+
+import gradio as gr
+import pandas as pd
+import torch
+from PIL import Image
+
+from models.predict import ImageInputError, decode_image, logits_to_probs, to_model_input
+from models.registry import ModelConfig
+from ui.catalog import Catalog, ModelEntry, ModelUnavailable, missing_model_message, train_command
+
+ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
+VIEW_SIZE = 256          # "what the model sees" is upscaled to this many pixels (nearest neighbour)
+
+# Events that run a model share one concurrency group: on a CPU, requests in parallel only
+# compete for the same cores. Cheap events (cards, curves) get their own, wider limit.
+INFERENCE_CONCURRENCY = dict(concurrency_id="inference", concurrency_limit=1)
+LIGHT_CONCURRENCY = dict(concurrency_id="light", concurrency_limit=4)
+
+
+def user_error(message: str) -> gr.Error:
+    """A one-line message shown to the user (no traceback, nothing logged as a crash)."""
+    return gr.Error(" ".join(str(message).split()), print_exception=False)
+
+
+def is_empty(value) -> bool:
+    """True for "no image yet": None, an empty payload, a cleared component."""
+    if value is None:
+        return True
+    if isinstance(value, dict):
+        return not (value.get("path") or value.get("url"))
+    if isinstance(value, (str, bytes, bytearray)):
+        return len(value) == 0
+    return False
+
+
+def read_image(value) -> Image.Image:
+    """Any image input -> decoded RGB or L image; gr.Error with a one-line message if unusable."""
+    try:
+        if isinstance(value, dict):  # Gradio FileData payload (preprocess=False)
+            path, url = value.get("path"), value.get("url") or ""
+            if path:
+                return decode_image(Path(path))
+            if url.startswith("data:") and "," in url:
+                return decode_image(base64.b64decode(url.split(",", 1)[1], validate=False))
+            raise ImageInputError("no image data received")
+        if isinstance(value, (str, os.PathLike)):
+            return decode_image(Path(value))
+        return decode_image(value)
+    except ImageInputError as e:
+        raise user_error(f"Could not read the image: {e}") from e
+    except (ValueError, TypeError, OSError) as e:  # e.g. malformed base64, odd array
+        raise user_error(f"Could not read the image: {type(e).__name__}") from e
+
+
+def get_model(catalog: Catalog, key: str | None, task: str, variant: str) -> ModelEntry:
+    try:
+        return catalog.get(key, task, variant)
+    except ModelUnavailable as e:
+        raise user_error(str(e)) from e
+
+
+@torch.inference_mode()
+def run_model(entry: ModelEntry, img: Image.Image) -> tuple[dict[str, float], torch.Tensor]:
+    """Probabilities over all labels (sum 1) and the normalised input tensor (C, S, S).
+
+    Same steps as models.predict.predict_probs, keeping the input to show it.
+    """
+    loaded = entry.loaded
+    cfg = loaded.config
+    device = next(loaded.model.parameters()).device
+    x = to_model_input(img, cfg).to(device)
+    probs = logits_to_probs(loaded.model(x), cfg)[0].double().cpu()
+    probs = probs / probs.sum()
+    return {label: float(p) for label, p in zip(cfg.labels, probs)}, x[0].cpu()
+
+
+def model_view(x: torch.Tensor, cfg: ModelConfig, size: int = VIEW_SIZE) -> Image.Image:
+    """A normalised input tensor (C, S, S) back to pixels, upscaled with nearest neighbour."""
+    mean = torch.tensor(cfg.mean).view(-1, 1, 1)
+    std = torch.tensor(cfg.std).view(-1, 1, 1)
+    pixels = ((x.float() * std + mean).clamp(0, 1) * 255).round().to(torch.uint8)
+    arr = pixels.permute(1, 2, 0).numpy()
+    img = Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr)
+    if img.width < size:
+        img = img.resize((size, size), Image.NEAREST)
+    return img
+
+
+def probs_frame(probs: dict[str, float] | None, labels=None) -> pd.DataFrame:
+    """A bar-chart frame: one row per class, in label order."""
+    if probs is None:
+        return pd.DataFrame({"class": list(labels or []), "probability": [0.0] * len(labels or [])})
+    return pd.DataFrame({"class": list(probs), "probability": [round(p, 6) for p in probs.values()]})
+
+
+def run_examples(entry: ModelEntry | None, limit: int = 10) -> list[tuple[str, str]]:
+    """(path, caption) for a run's examples/ (index.json order when present)."""
+    if entry is None or entry.root is None:
+        return []
+    folder = entry.root / "examples"
+    if not folder.is_dir():
+        return []
+    items: list[tuple[str, str]] = []
+    index = folder / "index.json"
+    if index.is_file():
+        try:
+            for row in json.loads(index.read_text(encoding="utf-8")):
+                path = (folder / str(row.get("file", ""))).resolve()
+                if path.parent == folder.resolve() and path.is_file():
+                    items.append((str(path), str(row.get("label", path.stem))))
+        except (OSError, ValueError, TypeError, AttributeError):
+            items = []
+    if not items:
+        items = [(str(p), p.stem) for p in sorted(folder.glob("*.png"))]
+    return items[:limit]
+
+
+def asset_examples(pattern: str, limit: int = 10) -> list[tuple[str, str]]:
+    return [(str(p), p.stem.replace("_", " ")) for p in sorted(ASSETS_DIR.glob(pattern))][:limit]
+
+
+def notice(catalog: Catalog, task: str, variants: tuple[str, ...]) -> str:
+    """Markdown for the top of a model tab: how to train what is missing, what failed to load."""
+    lines = []
+    for variant in variants:
+        if catalog.default_key(task, variant) is None:
+            command = train_command(task, variant)
+            lines.append("⚠️ " + missing_model_message(task, variant).replace(command, f"`{command}`"))
+    for e in catalog.unavailable(task):
+        lines.append(f"⚠️ `{e.key}` unavailable: {e.error}")
+    return "\n\n".join(lines)

@@ -1,0 +1,107 @@
+"""Training curves tab: accuracy and loss per epoch from history.json, several runs side by side,
+and the Random Erasing comparison from metrics.json. Every number is read from the run files.
+"""
+from __future__ import annotations
+
+import json
+from functools import partial
+from pathlib import Path
+
+import gradio as gr
+import pandas as pd
+
+from models.runs import BASELINE, RANDOM_ERASING
+from ui.catalog import TRAIN_COMMANDS, VARIANT_TITLES, Catalog, ModelEntry
+from ui.common import LIGHT_CONCURRENCY, user_error
+
+CURVE_COLUMNS = ["epoch", "value", "series"]
+
+
+def _read_json(root: Path | None, name: str):
+    if root is None:
+        return None
+    try:
+        return json.loads((root / name).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def runs_with_history(catalog: Catalog) -> list[ModelEntry]:
+    return [e for e in catalog.with_files() if isinstance(_read_json(e.root, "history.json"), list)]
+
+
+def curves(catalog: Catalog, selected: list[str] | str | None):
+    """Chosen run keys -> (accuracy frame, loss frame): columns epoch, value, series ("<run> train|val")."""
+    if isinstance(selected, str):
+        selected = [selected]
+    known = {e.key: e for e in runs_with_history(catalog)}
+    unknown = [k for k in selected or [] if k not in known]
+    if unknown:
+        raise user_error(f"no training history for {', '.join(unknown)}")
+    acc, loss = [], []
+    for key in selected or []:
+        for row in _read_json(known[key].root, "history.json") or []:
+            if not isinstance(row, dict) or "epoch" not in row:
+                continue
+            for split in ("train", "val"):
+                series = f"{key} {split}"
+                if isinstance(row.get(f"{split}_accuracy"), (int, float)):
+                    acc.append((row["epoch"], float(row[f"{split}_accuracy"]), series))
+                if isinstance(row.get(f"{split}_loss"), (int, float)):
+                    loss.append((row["epoch"], float(row[f"{split}_loss"]), series))
+    return pd.DataFrame(acc, columns=CURVE_COLUMNS), pd.DataFrame(loss, columns=CURVE_COLUMNS)
+
+
+def erasing_comparison(catalog: Catalog, task: str = "catsdogs") -> tuple[pd.DataFrame, str]:
+    """Final validation accuracy of every baseline and Random Erasing run of `task` (metrics.json)."""
+    rows = []
+    for e in catalog.with_files():
+        if e.task != task or e.variant not in (BASELINE, RANDOM_ERASING):
+            continue
+        metrics = _read_json(e.root, "metrics.json")
+        if isinstance(metrics, dict) and isinstance(metrics.get("accuracy"), (int, float)):
+            rows.append({"run": e.key, "variant": VARIANT_TITLES[e.variant],
+                         "accuracy": float(metrics["accuracy"]), "images": metrics.get("num_images"),
+                         "split": metrics.get("split")})
+    frame = pd.DataFrame(rows, columns=["run", "variant", "accuracy", "images", "split"])
+    if frame.empty:
+        return frame, ("No cats vs dogs runs with metrics yet. Train both with "
+                       f"`{TRAIN_COMMANDS[(task, BASELINE)]}` and `{TRAIN_COMMANDS[(task, RANDOM_ERASING)]}`.")
+    lines = []
+    for variant in (BASELINE, RANDOM_ERASING):
+        sub = frame[frame.variant == VARIANT_TITLES[variant]]
+        if len(sub):
+            spread = f" ± {sub.accuracy.std(ddof=1):.1%} over {len(sub)} runs" if len(sub) > 1 else ""
+            lines.append(f"**{VARIANT_TITLES[variant]}**: {sub.accuracy.mean():.1%}{spread} "
+                         f"({int(sub.images.iloc[0]) if pd.notna(sub.images.iloc[0]) else '?'} {sub.split.iloc[0]} images)")
+        else:
+            lines.append(f"**{VARIANT_TITLES[variant]}**: no run yet (`{TRAIN_COMMANDS[(task, variant)]}`)")
+    return frame, " · ".join(lines)
+
+
+def build(catalog: Catalog) -> None:
+    entries = runs_with_history(catalog)
+    keys = [e.key for e in entries]
+    defaults = [e.key for e in entries if e.default] or keys[:2]
+    gr.Markdown("Accuracy and loss per epoch, training and validation, read from each run's "
+                "`history.json`. Pick several runs to compare them.")
+    if not entries:
+        gr.Markdown("⚠️ No runs with a training history yet. Train one, e.g. "
+                    f"`{TRAIN_COMMANDS[('cifar10', BASELINE)]}`.", elem_classes=["notice"])
+    chooser = gr.Dropdown(keys, value=defaults, multiselect=True, label="Runs")
+    acc0, loss0 = curves(catalog, defaults)
+    with gr.Row():
+        acc_plot = gr.LinePlot(acc0, x="epoch", y="value", color="series", y_lim=[0, 1],
+                               title="Accuracy", y_title="accuracy", height=320,
+                               label="Accuracy")
+        loss_plot = gr.LinePlot(loss0, x="epoch", y="value", color="series", title="Loss",
+                                y_title="loss", height=320, label="Loss")
+    chooser.change(partial(curves, catalog), inputs=[chooser], outputs=[acc_plot, loss_plot],
+                   api_name="curves", **LIGHT_CONCURRENCY)
+
+    gr.Markdown("### Random Erasing: does it help?\nFinal validation accuracy (`metrics.json`) of the "
+                "cats vs dogs ResNet50 trained without and with Random Erasing, same seed and initial weights.")
+    frame, text = erasing_comparison(catalog)
+    gr.BarPlot(frame, x="run", y="accuracy", color="variant", y_lim=[0, 1], height=300,
+               title="Validation accuracy", x_label_angle=0)
+    gr.Markdown(text, elem_id="erasing-summary")
