@@ -65,6 +65,14 @@ def test_upload_an_image_and_see_probabilities(page):
     assert not page.errors
 
 
+def test_clicking_an_example_classifies_it(page):
+    page.get_by_role("tab", name="CIFAR-10").click()
+    page.locator("#cifar10-input").get_by_role("button", name=re.compile("Clear|Remove", re.I)).first.click()
+    page.locator("#cifar10-label").filter(has_text=PERCENT).wait_for(state="detached")
+    page.get_by_role("button", name="ship", exact=True).first.click()
+    shows_probabilities(page, "#cifar10-label")
+
+
 def test_draw_a_digit_with_the_mouse_and_see_probabilities(page, app_catalog):
     if app_catalog.default_key("mnist") is None:
         pytest.skip("no MNIST run (real MNIST not found)")

@@ -6,7 +6,10 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import gradio as gr
@@ -311,6 +314,16 @@ def test_hub_ids_from_the_environment():
     env = {"CNN_STUDIO_HUB_MODELS": "me/cifar10, me/mnist@v1  me/catsdogs,,"}
     assert hub_ids_from_env(env) == ["me/cifar10", "me/mnist@v1", "me/catsdogs"]
     assert hub_ids_from_env({}) == []
+
+
+def test_the_app_never_imports_training(tmp_path):
+    code = ("import sys, app; app.build_demo(sys.argv[1]); "
+            "bad = sorted(m for m in sys.modules if m == 'training' or m.startswith('training.')); "
+            "print(bad); sys.exit(1 if bad else 0)")
+    repo = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=repo, capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "PYTHONPATH": str(repo)})
+    assert done.returncode == 0, done.stdout + done.stderr[-2000:]
 
 
 def test_presets_match_the_training_tasks():

@@ -120,9 +120,12 @@ def augment_grid(catalog: Catalog, recipe_name: str, sample: str | None = None, 
                            flip=bool(recipe.augment.get("flip", False)),
                            random_erasing=recipe.augment.get("random_erasing"),
                            mean=recipe.config.mean, std=recipe.config.std)
-    generator = torch.Generator().manual_seed(int(seed or 0))
+    # As in training, Random Erasing draws from its own generator, so with the same seed a
+    # recipe with and one without erasing show the same crops and flips.
+    seed = int(seed or 0)
     with torch.inference_mode():
-        batch = augment(stored.unsqueeze(0).repeat(copies, 1, 1, 1), generator)
+        batch = augment(stored.unsqueeze(0).repeat(copies, 1, 1, 1), torch.Generator().manual_seed(seed),
+                        erase_generator=torch.Generator().manual_seed(seed + 1))
     shown = recipe.config.input_size
     items = [(_tile(stored), f"as stored, {stored.shape[-1]}x{stored.shape[-1]}")]
     items += [(to_pixels(x, recipe.config), f"#{i + 1}") for i, x in enumerate(batch)]
@@ -135,7 +138,7 @@ def augment_grid(catalog: Catalog, recipe_name: str, sample: str | None = None, 
         parts.append(f"Random Erasing (p={re['p']}, area {re['scale'][0]}-{re['scale'][1]}, "
                      f"aspect {re['ratio'][0]}-{re['ratio'][1]}, fill {re.get('value', 'random')})")
     text = (f"**{recipe.name}** on {what}: " + " → ".join(parts) + f". Model input {shown}x{shown}. "
-            f"Source: {recipe.source}; seed {int(seed or 0)}.")
+            f"Source: {recipe.source}; seed {seed}.")
     return items, text
 
 

@@ -30,6 +30,17 @@ def runs_with_history(catalog: Catalog) -> list[ModelEntry]:
     return [e for e in catalog.with_files() if isinstance(_read_json(e.root, "history.json"), list)]
 
 
+def default_selection(entries: list[ModelEntry]) -> list[str]:
+    """What the plots show first: the Random Erasing comparison (cats vs dogs baseline and RE)
+    when both exist, else the default run of the first task (losses of different tasks do
+    not share a scale)."""
+    pair = [e.key for e in entries if e.default and e.task == "catsdogs"]
+    if len(pair) == 2:
+        return pair
+    first = next((e for e in entries if e.default), entries[0] if entries else None)
+    return [first.key] if first else []
+
+
 def curves(catalog: Catalog, selected: list[str] | str | None):
     """Chosen run keys -> (accuracy frame, loss frame): columns epoch, value, series ("<run> train|val")."""
     if isinstance(selected, str):
@@ -82,7 +93,7 @@ def erasing_comparison(catalog: Catalog, task: str = "catsdogs") -> tuple[pd.Dat
 def build(catalog: Catalog) -> None:
     entries = runs_with_history(catalog)
     keys = [e.key for e in entries]
-    defaults = [e.key for e in entries if e.default] or keys[:2]
+    defaults = default_selection(entries)
     gr.Markdown("Accuracy and loss per epoch, training and validation, read from each run's "
                 "`history.json`. Pick several runs to compare them.")
     if not entries:
@@ -91,11 +102,10 @@ def build(catalog: Catalog) -> None:
     chooser = gr.Dropdown(keys, value=defaults, multiselect=True, label="Runs")
     acc0, loss0 = curves(catalog, defaults)
     with gr.Row():
+        # No fixed height: with one, Gradio 6 clips the legend (which run is which line).
         acc_plot = gr.LinePlot(acc0, x="epoch", y="value", color="series", y_lim=[0, 1],
-                               title="Accuracy", y_title="accuracy", height=320,
-                               label="Accuracy")
-        loss_plot = gr.LinePlot(loss0, x="epoch", y="value", color="series", title="Loss",
-                                y_title="loss", height=320, label="Loss")
+                               y_title="accuracy", label="Accuracy")
+        loss_plot = gr.LinePlot(loss0, x="epoch", y="value", color="series", y_title="loss", label="Loss")
     chooser.change(partial(curves, catalog), inputs=[chooser], outputs=[acc_plot, loss_plot],
                    api_name="curves", **LIGHT_CONCURRENCY)
 
@@ -103,5 +113,5 @@ def build(catalog: Catalog) -> None:
                 "cats vs dogs ResNet50 trained without and with Random Erasing, same seed and initial weights.")
     frame, text = erasing_comparison(catalog)
     gr.BarPlot(frame, x="run", y="accuracy", color="variant", y_lim=[0, 1], height=300,
-               title="Validation accuracy", x_label_angle=0)
+               title="Validation accuracy", x_label_angle=0, visible=not frame.empty)
     gr.Markdown(text, elem_id="erasing-summary")

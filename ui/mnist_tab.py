@@ -112,9 +112,9 @@ def _classify(catalog: Catalog, image, run):
 def build(catalog: Catalog) -> None:
     default = catalog.default_key(TASK, BASELINE)
     entry = catalog.entry(default) if default else None
-    gr.Markdown("Draw a digit with the mouse (or a finger), or upload a picture of one. It is turned "
-                "into MNIST-style input (white on black, centred by mass in 28x28) and classified by "
-                "the VGG19-BN trained on MNIST.")
+    gr.Markdown("Pick the brush (left of the canvas) and draw a digit with the mouse or a finger, or "
+                "upload a picture of one. It is turned into MNIST-style input (white on black, centred "
+                "by mass in 28x28) and classified by the VGG19-BN trained on MNIST.")
     message = notice(catalog, TASK, (BASELINE,))
     if message:
         gr.Markdown(message, elem_classes=["notice"])
