@@ -291,3 +291,35 @@ def test_no_public_link_and_limits_on_launch(app_server):
     assert demo.max_file_size == 10 * 1024 * 1024
     assert demo._queue.max_size == app.QUEUE_MAX_SIZE
     json.dumps(options, default=str)   # plain values only
+
+
+def test_a_broken_model_is_listed_unavailable_and_the_rest_keeps_serving(cifar10_run, tmp_path):
+    """The newest CIFAR-10 run has truncated weights: it is reported (file and problem), the
+    next one serves, and asking for the broken one by name is a one-line error."""
+    import shutil
+
+    import gradio as gr
+
+    import app
+    from ui import cifar10_tab
+    runs = tmp_path / "runs" / "cifar10"
+    good, broken = runs / "a-good", runs / "b-broken"
+    shutil.copytree(cifar10_run, good, ignore=shutil.ignore_patterns("checkpoint.pt", "tb"))
+    shutil.copytree(good, broken)
+    weights = broken / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    config = json.loads((broken / "config.json").read_text())
+    config["created"] = "2999-01-01T00:00:00+00:00"          # the newest: tried first
+    (broken / "config.json").write_text(json.dumps(config))
+    demo = app.build_demo(tmp_path / "runs")
+    catalog = demo.catalog
+    [bad] = catalog.unavailable()
+    assert bad.key.endswith("b-broken") and str(weights) in bad.error and "not a valid safetensors" in bad.error
+    assert "unavailable" in catalog.status_markdown() and "\n" not in bad.error
+    assert catalog.default_key("cifar10").endswith("a-good")
+    image = _write(tmp_path / "x.png", encode(photo(), "PNG"))
+    probs, _, _ = cifar10_tab.classify_cifar10(catalog, str(image))
+    assert math.isclose(sum(probs.values()), 1.0, abs_tol=1e-4)
+    with pytest.raises(gr.Error) as err:
+        cifar10_tab.classify_cifar10(catalog, str(image), bad.key)
+    assert "unavailable" in err.value.message and "\n" not in err.value.message

@@ -7,12 +7,10 @@ with a one-line message, or a correctly decoded image that the models then accep
 from __future__ import annotations
 
 import io
-import os
 import random
 import re
 import struct
 import zlib
-from pathlib import Path
 
 import numpy as np
 import pytest
