@@ -1,0 +1,476 @@
+"""Training survives faults: stop/resume is bit-identical, SIGINT and SIGKILL lose no work,
+a NaN loss stops cleanly, checkpoints are data (weights_only) and refuse the wrong run.
+
+All runs are VGG19-BN on generated CIFAR-10 (tests/datagen.py): 10 training images in
+batches of 5 (two steps per epoch), 10 validation images, CPU, --deterministic. Bit-identical
+results assume the same machine and the same number of threads for both runs.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import pickle
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from tests.conftest import REPO
+
+EPOCHS = 4
+STEPS_PER_EPOCH = 2
+TIMING = ("seconds", "images_per_s")
+RUN_FILES = {"config.json", "model.safetensors", "history.json", "metrics.json", "predictions.json",
+             "README.md", "curves.png", "examples", "tb", "checkpoint.pt"}
+
+# The CLI in a child process, with CIFAR-10's md5 check skipped (generated batches; tests only).
+CHILD = ("import sys, runpy; import torchvision.datasets.cifar as c; "
+         "c.check_integrity = lambda *a, **k: True; "
+         "sys.argv = ['training.train'] + sys.argv[1:]; "
+         "runpy.run_module('training.train', run_name='__main__')")
+
+
+def tiny_args(data: Path, out: Path, *extra: str, epochs: int = EPOCHS) -> list[str]:
+    return ["--task", "cifar10", "--data-dir", str(data), "--out", str(out), "--epochs", str(epochs),
+            "--limit-train", "10", "--limit-val", "10", "--batch-size", "5", "--device", "cpu",
+            "--no-progress", "--deterministic", "--workers", "1", *extra]
+
+
+def resume_args(data: Path, out: Path, *extra: str) -> list[str]:
+    return ["--resume", "--out", str(out), "--data-dir", str(data), "--device", "cpu", "--no-progress",
+            "--deterministic", "--workers", "1", *extra]
+
+
+def run_main(argv: list[str]) -> Path:
+    from training.train import get_args_parser, main
+    return main(get_args_parser().parse_args(argv))
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def weights(run: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(run / "model.safetensors"))
+
+
+def assert_same_weights(a: Path, b: Path) -> None:
+    wa, wb = weights(a), weights(b)
+    assert wa.keys() == wb.keys()
+    different = [k for k in wa if not torch.equal(wa[k], wb[k])]
+    assert not different, f"tensors differ: {different[:5]}"
+
+
+def history(run: Path) -> list[dict]:
+    rows = json.loads((run / "history.json").read_text())
+    return [{k: v for k, v in row.items() if k not in TIMING} for row in rows]
+
+
+def assert_same_run(a: Path, b: Path) -> None:
+    """Same weights bit for bit, same history (timing aside), same evaluation."""
+    assert_same_weights(a, b)
+    assert history(a) == history(b)
+    for name in ("metrics.json", "predictions.json"):
+        assert json.loads((a / name).read_text()) == json.loads((b / name).read_text()), name
+
+
+def assert_complete(run: Path) -> None:
+    assert {p.name for p in run.iterdir()} == RUN_FILES
+    assert not list(run.rglob("*.tmp")), "temporary files left behind"
+    assert len(json.loads((run / "history.json").read_text())) == EPOCHS
+    assert json.loads((run / "metrics.json").read_text())["epoch"] == EPOCHS
+    from models.artifact import load_model
+    load_model(run)
+
+
+def scalars(run: Path) -> dict[str, list[tuple[int, float]]]:
+    """(step, value) per tag, as TensorBoard shows them (purged events removed)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    acc = EventAccumulator(str(run / "tb"), size_guidance={"scalars": 0})
+    acc.Reload()
+    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+
+
+def assert_one_value_per_step(run: Path, reference: Path | None = None) -> None:
+    got = scalars(run)
+    steps = EPOCHS * STEPS_PER_EPOCH
+    assert [s for s, _ in got["train/step_loss"]] == list(range(1, steps + 1))
+    for tag in ("train/loss", "val/loss", "val/accuracy", "lr"):
+        assert [s for s, _ in got[tag]] == [e * STEPS_PER_EPOCH for e in range(1, EPOCHS + 1)], tag
+    if reference is not None:  # deterministic: the resumed curves are the straight run's curves
+        ref = scalars(reference)
+        for tag in ("train/step_loss", "train/loss", "val/loss", "val/accuracy", "lr"):
+            assert got[tag] == ref[tag], tag
+
+
+@pytest.fixture(autouse=True)
+def _restore_determinism():
+    # main(--deterministic) switches torch to deterministic algorithms process-wide.
+    before = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    yield
+    torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+
+
+@pytest.fixture(scope="module")
+def data(cifar10_dir) -> Path:
+    return cifar10_dir
+
+
+@pytest.fixture(scope="module")
+def unchecked():
+    with pytest.MonkeyPatch.context() as mp:
+        import torchvision.datasets.cifar as cifar
+        mp.setattr(cifar, "check_integrity", lambda *a, **k: True)
+        yield
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory, data, unchecked) -> Path:
+    """The reference: four epochs in one go."""
+    return run_main(tiny_args(data, tmp_path_factory.mktemp("straight") / "run"))
+
+
+@pytest.fixture(scope="module")
+def stopped_and_resumed(tmp_path_factory, data, unchecked) -> tuple[Path, dict]:
+    """Two epochs (--stop-after 2), then --resume for the other two. Returns the run and the
+    checkpoint as it was after the stop."""
+    out = tmp_path_factory.mktemp("split") / "run"
+    run_main(tiny_args(data, out, "--stop-after", "2"))
+    assert not (out / "model.safetensors").exists()   # not finished: no release weights yet
+    from training.checkpoint import load_checkpoint
+    after_stop = load_checkpoint(out / "checkpoint.pt")
+    run_main(resume_args(data, out))
+    return out, after_stop
+
+
+# --- stop, resume, same result ------------------------------------------------------------
+
+def test_stop_after_two_then_resume_equals_four_straight(straight, stopped_and_resumed):
+    run, _ = stopped_and_resumed
+    assert_same_run(straight, run)
+    assert_complete(run)
+    assert_one_value_per_step(run, reference=straight)
+    assert_one_value_per_step(straight)
+
+
+def test_checkpoint_holds_the_whole_resume_state(stopped_and_resumed):
+    run, ckpt = stopped_and_resumed
+    from training.checkpoint import config_hash
+    assert ckpt["epoch"] == 2 and [r["epoch"] for r in ckpt["history"]] == [1, 2]
+    assert set(ckpt) >= {"model", "optimizer", "scheduler", "epoch", "history", "rng", "config",
+                         "config_hash", "best", "data_order"}
+    assert ckpt["optimizer"]["state"], "optimizer state (momentum buffers) is saved"
+    assert ckpt["scheduler"]["last_epoch"] == 2 * STEPS_PER_EPOCH   # OneCycleLR counts steps
+    assert isinstance(ckpt["rng"]["torch"], torch.Tensor) and ckpt["rng"]["python"]
+    assert ckpt["config_hash"] == config_hash(ckpt["config"])
+    assert ckpt["best"]["metric"] == "val_accuracy"
+    assert ckpt["best"]["value"] == max(r["val_accuracy"] for r in ckpt["history"])
+    # Data order and augmentation are functions of (seed, epoch): that pair is the data-order state.
+    assert ckpt["data_order"]["seed"] == 0 and ckpt["data_order"]["next_epoch"] == 3
+    # The config is stored as plain JSON data (no TorchVersion objects), so weights_only loads it.
+    assert json.loads(json.dumps(ckpt["config"])) == ckpt["config"]
+
+
+def test_data_order_depends_only_on_seed_and_epoch(data, unchecked):
+    from models.augment import TrainAugment
+    from training.data import DeviceLoader, load_split
+    from training.tasks import get_task
+    task = get_task("cifar10")
+    split = load_split(task, data, train=True, limit=20, seed=0)
+    augment = TrainAugment.from_recipe(task.resolved_recipe()["augment"], task.model)
+
+    def epoch_batches(epoch, burn_rng):
+        loader = DeviceLoader(split, batch_size=10, device=torch.device("cpu"), shuffle=True, drop_last=True,
+                              seed=0, transform=augment)
+        if burn_rng:                      # whatever else used the global RNGs does not matter
+            torch.rand(100), random.random()
+        loader.set_epoch(epoch)
+        return [(x.clone(), idx.clone()) for x, _, idx in loader]
+
+    a, b = epoch_batches(3, False), epoch_batches(3, True)
+    assert all(torch.equal(xa, xb) and torch.equal(ia, ib) for (xa, ia), (xb, ib) in zip(a, b))
+    c = epoch_batches(4, False)
+    assert not all(torch.equal(ia, ic) for (_, ia), (_, ic) in zip(a, c))
+
+
+# --- refusing the wrong checkpoint ---------------------------------------------------------
+
+@pytest.mark.parametrize("extra, what", [
+    (["--lr", "0.5"], "recipe"),
+    (["--epochs", "6"], "recipe"),
+    (["--task", "mnist"], "task"),
+    (["--seed", "3"], "seed"),
+    (["--random-erasing"], "variant"),
+])
+def test_resume_refuses_another_task_or_recipe(stopped_and_resumed, data, extra, what):
+    from training.checkpoint import CheckpointError
+    run, _ = stopped_and_resumed
+    before = sha256(run / "checkpoint.pt")
+    with pytest.raises(CheckpointError, match=rf"checkpoint\.pt: was written for a different run \(.*{what}"):
+        run_main(resume_args(data, run, *extra))
+    assert sha256(run / "checkpoint.pt") == before
+
+
+def test_resume_accepts_a_named_checkpoint_file(stopped_and_resumed, data):
+    from training.train import get_args_parser, resolve_run
+    run, _ = stopped_and_resumed
+    args = get_args_parser().parse_args(["--resume", str(run / "checkpoint.pt"), "--data-dir", str(data)])
+    task, config, out, ckpt = resolve_run(args)
+    assert out == run and task.name == "cifar10" and ckpt["epoch"] == EPOCHS
+
+
+def test_resume_without_a_checkpoint_is_a_clear_error(tmp_path, data):
+    from training.checkpoint import CheckpointError
+    with pytest.raises(CheckpointError, match="no checkpoint to resume from"):
+        run_main(resume_args(data, tmp_path / "nothing-here"))
+
+
+# --- checkpoints are data -----------------------------------------------------------------
+
+class _CreatesAFile:
+    """Unpickling this would create `marker`: what a malicious checkpoint does."""
+
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _evil_checkpoints(marker: Path) -> dict[str, bytes]:
+    buf = io.BytesIO()
+    torch.save({"model": {}, "epoch": 1, "payload": _CreatesAFile(marker)}, buf)
+    return {"torch.save zip": buf.getvalue(),
+            "plain pickle": pickle.dumps({"epoch": 1, "payload": _CreatesAFile(marker)}, protocol=2),
+            "legacy torch.save": _legacy_torch_save(_CreatesAFile(marker))}
+
+
+def _legacy_torch_save(obj) -> bytes:
+    buf = io.BytesIO()
+    torch.save(obj, buf, _use_new_zipfile_serialization=False)
+    return buf.getvalue()
+
+
+def test_malicious_checkpoint_is_refused_and_runs_nothing(tmp_path, data):
+    from training.checkpoint import CheckpointError, load_checkpoint
+    marker = tmp_path / "pwned"
+    # The payload works: plain pickle would run it.
+    pickle.loads(pickle.dumps(_CreatesAFile(marker)))
+    assert marker.exists()
+    marker.unlink()
+    for kind, payload in _evil_checkpoints(marker).items():
+        run = tmp_path / kind.replace(" ", "-")
+        run.mkdir()
+        (run / "checkpoint.pt").write_bytes(payload)
+        with pytest.raises(CheckpointError, match=r"checkpoint\.pt: not a loadable checkpoint, refused"):
+            load_checkpoint(run / "checkpoint.pt")
+        with pytest.raises(CheckpointError, match="refused"):
+            run_main(resume_args(data, run))
+        assert not marker.exists(), f"{kind}: unpickling ran code"
+        assert sorted(p.name for p in run.iterdir()) == ["checkpoint.pt"], f"{kind}: side effects"
+
+
+def test_malicious_checkpoint_through_the_cli(tmp_path, data):
+    marker = tmp_path / "pwned"
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "checkpoint.pt").write_bytes(_evil_checkpoints(marker)["torch.save zip"])
+    proc = subprocess.run([sys.executable, "-c", CHILD, *resume_args(data, run)], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert "not a loadable checkpoint, refused" in proc.stderr and "Traceback" not in proc.stderr
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("damage", ["truncated", "random bytes", "empty", "not a dict", "missing keys"])
+def test_damaged_checkpoint_is_a_clear_error(tmp_path, damage):
+    from training.checkpoint import CheckpointError, load_checkpoint
+    buf = io.BytesIO()
+    torch.save({"model": {"w": torch.ones(1000)}, "epoch": 1}, buf)
+    good = buf.getvalue()
+    payloads = {"truncated": good[: len(good) // 2], "random bytes": os.urandom(4096), "empty": b"",
+                "not a dict": _legacy_torch_save([1, 2, 3]), "missing keys": good}
+    path = tmp_path / "checkpoint.pt"
+    path.write_bytes(payloads[damage])
+    with pytest.raises(CheckpointError, match=r"checkpoint\.pt: not a"):
+        load_checkpoint(path)
+
+
+def test_a_checkpoint_that_would_not_load_is_never_written(tmp_path):
+    from training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+    path = tmp_path / "checkpoint.pt"
+    state = {"model": {"w": torch.zeros(3)}, "optimizer": {}, "epoch": 1, "history": [], "rng": {},
+             "config": {"seed": 0, "versions": {"torch": torch.__version__}}, "config_hash": "x"}
+    save_checkpoint(path, state)   # torch.__version__ is a TorchVersion: stored as a plain str
+    assert load_checkpoint(path)["config"]["versions"]["torch"] == str(torch.__version__)
+    before = sha256(path)
+    with pytest.raises(CheckpointError, match="would not load with weights_only=True"):
+        save_checkpoint(path, {**state, "epoch": 2, "extra": _CreatesAFile(tmp_path / "never")})
+    assert sha256(path) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]
+
+
+# --- faults -------------------------------------------------------------------------------
+
+def _start_child(argv: list[str], stderr_path: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}   # same thread count as the in-process reference
+    return subprocess.Popen([sys.executable, "-c", CHILD, *argv], cwd=REPO, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=open(stderr_path, "w"))
+
+
+def _wait_for_line(proc: subprocess.Popen, prefix: str, timeout: float = 300) -> list[str]:
+    """Read the child's stdout until a line starts with `prefix`; the rest is drained in a thread."""
+    seen: list[str] = []
+    found = threading.Event()
+
+    def read():
+        for line in proc.stdout:
+            seen.append(line)
+            if line.startswith(prefix):
+                found.set()
+        found.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    assert found.wait(timeout), f"no line starting with {prefix!r} within {timeout}s: {seen}"
+    assert any(line.startswith(prefix) for line in seen), f"child ended first: {seen}"
+    return seen
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_signal_saves_closes_tensorboard_and_says_how_to_resume(signum, tmp_path, data, unchecked):
+    """Ctrl-C / SIGTERM mid-run: the step finishes, the last epoch's checkpoint stays resumable,
+    TensorBoard is flushed and closed, the exit code is 128 + signal, stderr says how to resume.
+    (Resuming after a fault all the way to identical weights is the SIGKILL test below.)"""
+    run = tmp_path / "run"
+    proc = _start_child(tiny_args(data, run), tmp_path / "stderr.txt")
+    try:
+        _wait_for_line(proc, "epoch 1/")
+        proc.send_signal(signum)
+        code = proc.wait(timeout=120)
+    finally:
+        proc.kill()
+    stderr = (tmp_path / "stderr.txt").read_text()
+    assert code == 128 + signum, stderr
+    assert f"{signal.Signals(signum).name} received" in stderr
+    assert f"Resume with: python -m training.train --resume --out {run}" in stderr
+    assert "Traceback" not in stderr
+    assert not (run / "model.safetensors").exists()
+    assert not list(run.rglob("*.tmp"))
+    from models.registry import create_model
+    from training.checkpoint import load_checkpoint
+    from training.train import get_args_parser, resolve_run
+    ckpt = load_checkpoint(run / "checkpoint.pt")
+    assert 1 <= ckpt["epoch"] < EPOCHS
+    assert len(json.loads((run / "history.json").read_text())) == ckpt["epoch"]
+    # The checkpoint is accepted by --resume and its weights fit the model strictly.
+    task, _, out, resumed = resolve_run(get_args_parser().parse_args(resume_args(data, run)))
+    assert out == run and resumed["epoch"] == ckpt["epoch"]
+    create_model(task.model).load_state_dict(resumed["model"], strict=True)
+    # TensorBoard was flushed and closed: the steps of every finished epoch are readable.
+    logged = [s for s, _ in scalars(run)["train/step_loss"]]
+    done = ckpt["epoch"] * STEPS_PER_EPOCH
+    assert logged[:done] == list(range(1, done + 1))
+
+
+def test_sigkill_during_a_checkpoint_write_then_resume(tmp_path, data, straight, unchecked):
+    """kill -9 while checkpoint.pt is being replaced: the old file survives intact, --resume
+    cleans the half-written temporary file and finishes the same run as the straight one."""
+    run = tmp_path / "run"
+    proc = _start_child(tiny_args(data, run), tmp_path / "stderr.txt")
+    try:
+        _wait_for_line(proc, "epoch 1/")
+        deadline = time.monotonic() + 300
+        while not list(run.glob(".checkpoint.pt.*.tmp")) and proc.poll() is None:
+            assert time.monotonic() < deadline, "no checkpoint write seen"
+            time.sleep(0.001)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == -signal.SIGKILL
+    from training.checkpoint import load_checkpoint
+    ckpt = load_checkpoint(run / "checkpoint.pt")   # the previous (or the new) file, never half of one
+    assert ckpt["epoch"] in (1, 2)
+    run_main(resume_args(data, run))
+    assert_complete(run)
+    assert_same_run(straight, run)
+    assert_one_value_per_step(run, reference=straight)
+
+
+def test_nan_loss_stops_with_epoch_and_step_and_keeps_the_last_checkpoint(tmp_path, data, unchecked,
+                                                                          monkeypatch):
+    import training.engine as engine
+    run = tmp_path / "run"
+    real = engine.compute_loss
+    train_calls = []
+    snapshot = {}
+
+    def poisoned(loss_fn, logits, labels, cfg):
+        loss = real(loss_fn, logits, labels, cfg)
+        if not torch.is_grad_enabled():        # evaluation: leave alone
+            return loss
+        train_calls.append(1)
+        if len(train_calls) == STEPS_PER_EPOCH + 2:   # epoch 2, second step (step 1)
+            snapshot["checkpoint"] = sha256(run / "checkpoint.pt")
+            snapshot["history"] = (run / "history.json").read_bytes()
+            return loss * float("nan")
+        return loss
+
+    monkeypatch.setattr(engine, "compute_loss", poisoned)
+    with pytest.raises(SystemExit, match=r"non-finite loss at epoch 2 step 1; the last good checkpoint"):
+        run_main(tiny_args(data, run, epochs=3))
+    assert sha256(run / "checkpoint.pt") == snapshot["checkpoint"]
+    assert (run / "history.json").read_bytes() == snapshot["history"]
+    assert not (run / "model.safetensors").exists()
+    assert not list(run.rglob("*.tmp"))
+    from training.checkpoint import load_checkpoint
+    ckpt = load_checkpoint(run / "checkpoint.pt")
+    assert ckpt["epoch"] == 1 and all(torch.isfinite(t).all() for t in ckpt["model"].values()
+                                      if t.is_floating_point())
+    # TensorBoard was closed with the steps before the NaN and nothing after.
+    assert [s for s, _ in scalars(run)["train/step_loss"]] == [1, 2, 3]
+
+
+# --- atomic writes under kill -9 ----------------------------------------------------------
+
+WRITER = """
+import sys
+from models.atomic import atomic_write_bytes
+path, size = sys.argv[1], int(sys.argv[2])
+blobs = [bytes([65]) * size, bytes([66]) * (size + 7)]
+print("ready", flush=True)
+i = 0
+while True:
+    atomic_write_bytes(path, blobs[i % 2])
+    i += 1
+"""
+
+
+def test_atomic_write_survives_sigkill_at_any_moment(tmp_path):
+    from models.atomic import atomic_write_bytes, remove_stale_temps
+    target = tmp_path / "file.bin"
+    size = 4_000_000
+    valid = {b"A" * size, b"B" * (size + 7)}
+    atomic_write_bytes(target, b"A" * size)
+    rng = random.Random(0)
+    for _ in range(6):
+        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(target), str(size)], cwd=REPO,
+                                stdout=subprocess.PIPE, text=True)
+        try:
+            assert proc.stdout.readline().strip() == "ready"
+            time.sleep(rng.uniform(0.0, 0.3))
+        finally:
+            proc.kill()
+            proc.wait()
+        assert target.read_bytes() in valid
+    remove_stale_temps(tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == ["file.bin"]
