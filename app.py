@@ -22,7 +22,7 @@ import gradio as gr
 import torch
 
 from ui import (architecture_tab, augment_tab, cards_tab, catsdogs_tab, cifar10_tab, curves_tab,
-                mnist_tab)
+                explain_tab, mnist_tab)
 from ui.catalog import HUB_ENV, Catalog, hub_ids_from_env
 
 TITLE = "CNN Studio"
@@ -77,6 +77,8 @@ def build_demo(runs: str | os.PathLike | Catalog | None = "runs", hub: Sequence[
                 architecture_tab.build(catalog)
             with gr.Tab("Training curves", id="curves"):
                 curves_tab.build(catalog)
+            with gr.Tab("See why", id="why"):
+                explain_tab.build(catalog)
             with gr.Tab("Model cards", id="cards"):
                 cards_tab.build(catalog)
     demo.catalog = catalog  # for tests and scripts: the models this app serves

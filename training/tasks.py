@@ -21,20 +21,16 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 
+from models.presets import (CATSDOGS_LABELS, CIFAR10_LABELS, DEFAULT_AUGMENT, DEFAULT_MODEL_CONFIGS,
+                            MNIST_LABELS, RANDOM_ERASING_DEFAULTS)
 from models.registry import ModelConfig
 
-CIFAR10_LABELS = ("airplane", "automobile", "bird", "cat", "deer",
-                  "dog", "frog", "horse", "ship", "truck")
-MNIST_LABELS = tuple(str(i) for i in range(10))
-CATSDOGS_LABELS = ("cat", "dog")
-
-# Paper defaults (Zhong et al., "Random Erasing Data Augmentation", 2017).
-RANDOM_ERASING = {
-    "p": 0.5,                 # probability that an image gets a rectangle
-    "scale": [0.02, 0.4],     # erased area, as a fraction of the image
-    "ratio": [0.3, 3.3],      # aspect ratio h/w of the rectangle (sampled log-uniformly)
-    "value": "random",        # fill: "random" (per-pixel normal noise, after normalisation) or a number
-}
+# Model configs, augmentations and Random Erasing's paper defaults (p=0.5, area 0.02-0.4,
+# aspect 0.3-3.3, random fill) live in models/presets.py, so the app can show them without
+# importing training/; the recipes below take them from there.
+RANDOM_ERASING = RANDOM_ERASING_DEFAULTS
+__all__ = ["CATSDOGS_LABELS", "CIFAR10_LABELS", "MNIST_LABELS", "RANDOM_ERASING", "TASKS", "TaskSpec",
+           "DatasetInfo", "get_task", "override_recipe"]
 
 
 @dataclass(frozen=True)
@@ -78,9 +74,7 @@ def override_recipe(recipe: dict, *, epochs: int | None = None, batch_size: int 
 TASKS: dict[str, TaskSpec] = {
     "cifar10": TaskSpec(
         name="cifar10",
-        model=ModelConfig(architecture="vgg19_bn_32", num_classes=10, in_channels=3, input_size=32,
-                          mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616),
-                          labels=CIFAR10_LABELS),
+        model=DEFAULT_MODEL_CONFIGS["cifar10"],
         dataset=DatasetInfo(name="CIFAR-10", hub_id="uoft-cs/cifar10",
                             source="torchvision.datasets.CIFAR10", train_split="train", val_split="test"),
         stored_size=32,
@@ -92,14 +86,12 @@ TASKS: dict[str, TaskSpec] = {
             "schedule": {"name": "onecycle", "pct_start": 0.25,  # fraction of steps warming up
                          "div_factor": 10.0, "final_div_factor": 1000.0},
             "loss": {"name": "cross_entropy", "label_smoothing": 0.1},
-            "augment": {"crop": 32, "padding": 4,      # pixels of zero padding before the crop
-                        "flip": True, "random_erasing": None},
+            "augment": dict(DEFAULT_AUGMENT["cifar10"]),   # crop 32 after 4 px zero padding, flip
         },
     ),
     "mnist": TaskSpec(
         name="mnist",
-        model=ModelConfig(architecture="vgg19_bn_32", num_classes=10, in_channels=1, input_size=32,
-                          mean=(0.1307,), std=(0.3081,), labels=MNIST_LABELS),
+        model=DEFAULT_MODEL_CONFIGS["mnist"],
         dataset=DatasetInfo(name="MNIST", hub_id="ylecun/mnist", source="torchvision.datasets.MNIST",
                             train_split="train", val_split="test"),
         stored_size=32,
@@ -109,14 +101,12 @@ TASKS: dict[str, TaskSpec] = {
             "optimizer": {"name": "adam", "lr": 1e-3, "weight_decay": 0.0},
             "schedule": {"name": "onecycle", "pct_start": 0.2, "div_factor": 10.0, "final_div_factor": 1000.0},
             "loss": {"name": "cross_entropy", "label_smoothing": 0.1},
-            "augment": {"crop": 32, "padding": 2, "flip": False, "random_erasing": None},
+            "augment": dict(DEFAULT_AUGMENT["mnist"]),     # crop 32 after 2 px padding, no flip
         },
     ),
     "catsdogs": TaskSpec(
         name="catsdogs",
-        model=ModelConfig(architecture="resnet50_binary", num_classes=2, in_channels=3, input_size=224,
-                          resize_size=256, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
-                          labels=CATSDOGS_LABELS),
+        model=DEFAULT_MODEL_CONFIGS["catsdogs"],
         dataset=DatasetInfo(name="Oxford-IIIT Pet (cat vs dog)", hub_id="timm/oxford-iiit-pet",
                             source="torchvision.datasets.OxfordIIITPet(target_types='binary-category')",
                             train_split="trainval", val_split="test"),
@@ -127,7 +117,7 @@ TASKS: dict[str, TaskSpec] = {
             "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 1e-4},
             "schedule": {"name": "cosine", "warmup_epochs": 2},
             "loss": {"name": "bce_with_logits"},
-            "augment": {"crop": 224, "padding": 0, "flip": True, "random_erasing": None},
+            "augment": dict(DEFAULT_AUGMENT["catsdogs"]),  # random 224 crop of the 256 px image, flip
             "pretrained": None,                         # or "IMAGENET1K_V2" (torchvision weights)
         },
     ),

@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image
 
 from models.runs import BASELINE
+from ui import explain_tab
 from ui.catalog import Catalog
 from ui.common import (INFERENCE_CONCURRENCY, asset_examples, get_model, is_empty, model_view, notice,
                        probs_frame, read_image, run_examples, run_model)
@@ -151,3 +152,5 @@ def build(catalog: Catalog) -> None:
           **INFERENCE_CONCURRENCY)
     gr.on([upload.change, upload_button.click], partial(classify_digit_image, catalog), inputs=[upload, run],
           outputs=outputs, api_name="classify_digit_image", preprocess=False, **INFERENCE_CONCURRENCY)
+    explain_tab.add_gradcam(catalog, TASK, upload, run, prepare=to_mnist_digit, api_name="gradcam_mnist",
+                            title="Why? Grad-CAM of the uploaded digit: where the model looked")
