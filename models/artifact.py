@@ -25,7 +25,8 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 # What a Hub model repo holds: the run directory without checkpoint.pt (resume state only).
 RELEASE_PATTERNS = [CONFIG_FILE, WEIGHTS_FILE, "README.md", "curves.png", "history.json",
-                    "metrics.json", "predictions.json", "examples/*", "tb/*"]
+                    "metrics.json", "predictions.json", "examples/*.png", "examples/index.json",
+                    "tb/events.out.tfevents.*"]
 MAX_CONFIG_BYTES = 1_000_000
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 

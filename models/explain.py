@@ -127,7 +127,7 @@ class GradCamResult:
 def explain_image(model: nn.Module, cfg: ModelConfig, image, target: int | str | None = None, *,
                   layer: nn.Module | None = None) -> GradCamResult:
     """Any image (path, bytes, PIL, array) -> Grad-CAM of `target` (None: the predicted class)."""
-    img = image if isinstance(image, Image.Image) and image.mode in ("RGB", "L") else decode_image(image)
+    img = decode_image(image)  # the one decode path, also for PIL images (EXIF, modes, caps)
     device = next(model.parameters()).device
     x = to_model_input(img, cfg).to(device)
     maps, classes, probs = gradcam(model, cfg, x, target, layer=layer)

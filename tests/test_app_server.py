@@ -113,7 +113,7 @@ def test_runs_and_samples_are_names_not_paths(client):
 def test_files_outside_the_served_folders_are_refused(app_server):
     import httpx
     _, url = app_server
-    for path in ("/etc/passwd", "../../../etc/passwd", "%2e%2e/%2e%2e/etc/passwd", str(ASSETS / "make_assets.py")):
+    for path in ("/etc/passwd", "../../../etc/passwd", "%2e%2e/%2e%2e/etc/passwd", str(ASSETS.parent / "scripts" / "make_assets.py")):
         response = httpx.get(f"{url.rstrip('/')}/gradio_api/file={path}", timeout=10)
         assert response.status_code in (403, 404), path
 

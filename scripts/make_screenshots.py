@@ -1,6 +1,6 @@
 """Screenshots of every tab of the app, for the README: assets/screenshots/<tab>.png.
 
-    python assets/make_screenshots.py [--runs runs] [--out assets/screenshots] [--width 1000]
+    python scripts/make_screenshots.py [--runs runs] [--out assets/screenshots] [--width 1000]
 
 Launches the app on a free local port with the runs found under --runs, opens it in Chromium
 (Playwright; Debian's /usr/bin/chromium when present), uses each tab the way a visitor would
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from PIL import Image
 
-ASSETS = Path(__file__).resolve().parent
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
 REPO = ASSETS.parent
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run"]

@@ -1,6 +1,6 @@
 """Write the app's sample images into assets/ (committed; rerun to regenerate them).
 
-    python assets/make_assets.py [--mnist ../shared/data]
+    python scripts/make_assets.py [--mnist ../shared/data]
 
 - mnist_<d>.png: the first test image of each digit 0-9 from the real MNIST files
   (`<root>/MNIST/raw/t10k-*-ubyte`), 28x28 white on black, exactly as stored.
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-ASSETS = Path(__file__).resolve().parent
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
 DEFAULT_DATA = ASSETS.parent.parent / "shared" / "data"
 
 
