@@ -107,7 +107,7 @@ def main(argv=None) -> None:
             page.locator("#augment-gallery img").first.wait_for()
             shot("augmentation")
             for name, file in (("Architecture", "architecture"), ("Training curves", "curves"),
-                               ("Model cards", "cards")):
+                               ("See why", "why"), ("Model cards", "cards")):
                 tab(name)
                 shot(file)
             browser.close()
