@@ -16,6 +16,10 @@ ASSETS = Path(__file__).resolve().parents[1] / "assets"
 MODEL_APIS = {"classify_cifar10", "classify_digit", "classify_digit_image", "classify_catdog"}
 OTHER_APIS = {"augment", "architecture", "curves", "model_card"}
 EXAMPLE_LOADERS = {"cifar10_example", "digit_example", "catdog_example"}
+# The "See why" tab and the Grad-CAM panels of the classify tabs (tested in test_explain_tab.py).
+EXPLAIN_APIS = {"gradcam", "gradcam_targets", "confusion", "confusion_cell", "occlusion_probe", "occlusion_click",
+                "occlusion_sweep", "threshold", "calibration", "top_losses", "erasing_study",
+                "gradcam_cifar10", "gradcam_mnist", "gradcam_catsdogs", "gradcam_catsdogs_re"}
 
 
 @pytest.fixture(scope="module")
@@ -37,12 +41,12 @@ def test_every_event_has_its_own_api_name(app_server):
     demo, _ = app_server
     names = [fn.api_name for fn in demo.fns.values()]
     assert None not in names and len(names) == len(set(names))
-    assert set(names) == MODEL_APIS | OTHER_APIS | EXAMPLE_LOADERS
+    assert set(names) == MODEL_APIS | OTHER_APIS | EXAMPLE_LOADERS | EXPLAIN_APIS
 
 
 def test_the_api_page_lists_every_endpoint(client):
     endpoints = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
-    assert {f"/{name}" for name in MODEL_APIS | OTHER_APIS} <= endpoints
+    assert {f"/{name}" for name in MODEL_APIS | OTHER_APIS | EXPLAIN_APIS} <= endpoints
 
 
 def test_classify_cifar10(client):
@@ -155,3 +159,13 @@ class _Fake:
 
     def launch(self, **kwargs):
         _Fake.launched = kwargs
+
+
+@pytest.mark.parametrize("api, sample", [("/gradcam_cifar10", "sample_boat.png"),
+                                         ("/gradcam_catsdogs", "cat_drawing.png"),
+                                         ("/gradcam_catsdogs_re", "cat_drawing.png")])
+def test_gradcam_panels_of_the_classify_tabs_answer(client, api, sample):
+    from gradio_client import handle_file
+    from ui.explain_handlers import PREDICTED
+    heat, caption = client.predict(handle_file(ASSETS / sample), None, PREDICTED, 0.5, api_name=api)
+    assert heat and "Grad-CAM" in caption
