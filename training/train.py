@@ -103,8 +103,9 @@ def weights_sha256(model: torch.nn.Module) -> str:
 
 
 def build_optimizer(model: torch.nn.Module, opt: dict, device: torch.device) -> torch.optim.Optimizer:
-    # Fused kernels are faster on CUDA; on CPU the default (foreach) implementation is used.
-    fused = {"fused": True} if device.type == "cuda" else {}
+    # Fused kernels on CUDA and on CPU: measured on the 2-core CPU (VGG19-BN, 20M parameters), one
+    # SGD step takes 38 ms fused vs 198 ms foreach (Adam 60 vs 239 ms), ~10% of a whole training step.
+    fused = {"fused": True} if device.type in ("cuda", "cpu") else {}
     decay, no_decay = [], []
     for name, param in model.named_parameters():
         (no_decay if param.ndim <= 1 else decay).append(param)  # no weight decay on BN and biases
