@@ -133,13 +133,15 @@ def erased_boxes(before: torch.Tensor, after: torch.Tensor) -> list[tuple | None
     return boxes
 
 
-def test_random_erasing_draws_a_rectangle_per_image_unlike_torchvision_on_a_batch():
+@pytest.mark.parametrize("sparse", [True, False], ids=["sparse-fill(cpu)", "dense-fill(gpu)"])
+def test_random_erasing_draws_a_rectangle_per_image_unlike_torchvision_on_a_batch(sparse):
     x = torch.ones(16, 3, 32, 32)
     # torchvision's RandomErasing treats the batch as one image: one rectangle, erased in all of them.
     theirs = erased_boxes(x, v2.RandomErasing(p=1.0, value=0)(x))
     assert len(set(theirs)) == 1 and theirs[0] is not None
     # Ours: every image its own rectangle.
-    ours = erased_boxes(x, random_erasing(x, p=1.0, value=0.0, generator=torch.Generator().manual_seed(0)))
+    ours = erased_boxes(x, random_erasing(x, p=1.0, value=0.0, sparse=sparse,
+                                          generator=torch.Generator().manual_seed(0)))
     assert all(b is not None for b in ours)
     assert len(set(ours)) == len(ours)
     # Area and aspect within the recipe's ranges, as in the paper.
@@ -149,9 +151,14 @@ def test_random_erasing_draws_a_rectangle_per_image_unlike_torchvision_on_a_batc
         assert 0.3 * 0.7 <= h / w <= 3.3 * 1.4
     # p is a per-image probability: about half the images of a large batch are erased.
     half = erased_boxes(torch.ones(400, 1, 32, 32),
-                        random_erasing(torch.ones(400, 1, 32, 32), p=0.5, value=0.0,
+                        random_erasing(torch.ones(400, 1, 32, 32), p=0.5, value=0.0, sparse=sparse,
                                        generator=torch.Generator().manual_seed(1)))
     assert 140 < sum(b is not None for b in half) < 260
+    # value="random": standard-normal noise inside the rectangles, the rest untouched.
+    noisy = random_erasing(torch.zeros(64, 3, 32, 32), p=1.0, sparse=sparse,
+                           generator=torch.Generator().manual_seed(2))
+    inside = noisy[noisy != 0]
+    assert inside.numel() > 64 * 3 * 20 and abs(float(inside.mean())) < 0.05 and abs(float(inside.std()) - 1) < 0.05
 
 
 def test_augmentation_is_reproducible_with_a_seed():

@@ -1,0 +1,126 @@
+"""Augmentation alone: CNN Studio's batched per-sample pipeline vs torchvision per image.
+
+    python benchmarks/augment_throughput.py [--task cifar10] [--device cpu] [--batch-size 256]
+                                            [--images 2048] [--repeats 5] [--no-random-erasing]
+
+The same training transform three ways, on CIFAR-shaped random uint8 images:
+
+- cnn_studio: models.augment.TrainAugment on whole uint8 batches on the device (per-sample
+  crop offsets, flips and Random Erasing rectangles drawn as tensor ops);
+- torchvision_pil: the usual loop's per-image pipeline (training/usual.py: v2 RandomCrop with
+  padding, RandomHorizontalFlip, ToImage, ToDtype, Normalize, RandomErasing) applied to each
+  PIL image in turn, then stacked into a batch, in one process;
+- torchvision_tensor: the same v2 transforms per image on uint8 tensors instead of PIL.
+
+PIL images are made before timing, so the per-image paths are not charged for decoding.
+A DataLoader with W workers would run the per-image paths up to W times faster on W free
+cores; the result records the core count. Interleaved repeats; mean ± std of images/s.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as `python benchmarks/<name>.py`
+
+import torch
+from PIL import Image
+from torchvision.transforms import v2
+
+from benchmarks.common import Timer, add_common_args, fmt, print_table, ratio_summary, setup, summary, write_result
+from models.augment import TrainAugment
+from training.tasks import RANDOM_ERASING, get_task
+from training.usual import per_image_transform
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--task", default="cifar10", choices=["cifar10", "mnist"])
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--images", type=int, default=2048, help="images per timed repeat of the per-image paths")
+    p.add_argument("--passes", type=int, default=20,
+                   help="passes over the images per timed repeat of the batched path (it is that much faster)")
+    add_common_args(p, repeats=5)
+    p.add_argument("--no-random-erasing", action="store_true", help="crop + flip + normalise only")
+    return p
+
+
+def main(args) -> dict:
+    device, env = setup(args)
+    task = get_task(args.task)
+    cfg = task.model
+    augment = dict(task.recipe["augment"])
+    if not args.no_random_erasing:
+        augment["random_erasing"] = dict(RANDOM_ERASING)
+    aug = TrainAugment.from_recipe(augment, cfg)
+    per_image = per_image_transform(aug)
+
+    n, bs = args.images, args.batch_size
+    g = torch.Generator().manual_seed(0)
+    size = task.stored_size
+    stored = torch.randint(0, 256, (n, cfg.in_channels, size, size), dtype=torch.uint8, generator=g)
+    on_device = stored.to(device)
+    mode = "L" if cfg.in_channels == 1 else "RGB"
+    arrays = stored.permute(0, 2, 3, 1).numpy()
+    pil_images = [Image.fromarray(a[:, :, 0] if mode == "L" else a, mode) for a in arrays]
+    tensor_images = list(stored)
+    gen = torch.Generator(device=device).manual_seed(1)
+
+    def fast():
+        for _ in range(args.passes):
+            for start in range(0, n, bs):
+                out = aug(on_device[start:start + bs], generator=gen)
+        return out
+
+    def pil_path():
+        for start in range(0, n, bs):
+            out = torch.stack([per_image(img) for img in pil_images[start:start + bs]]).to(device)
+        return out
+
+    def tensor_path():
+        for start in range(0, n, bs):
+            out = torch.stack([per_image(img) for img in tensor_images[start:start + bs]]).to(device)
+        return out
+
+    paths = {"cnn_studio": fast, "torchvision_pil": pil_path, "torchvision_tensor": tensor_path}
+    images = {"cnn_studio": n * args.passes, "torchvision_pil": n, "torchvision_tensor": n}
+    for fn in paths.values():      # warm-up (allocator, kernels, lazy imports)
+        fn()
+    rates = {name: [] for name in paths}
+    cpu_rates = {name: [] for name in paths}
+    names = list(paths)
+    for r in range(args.repeats):
+        for name in names[r % 3:] + names[:r % 3]:
+            cpu_start = time.process_time()
+            with Timer(device) as t:
+                paths[name]()
+            rates[name].append(images[name] / t.seconds)
+            cpu_rates[name].append(images[name] / max(time.process_time() - cpu_start, 1e-9))
+
+    results = {name: summary(v) for name, v in rates.items()}
+    cpu_results = {name: summary(v) for name, v in cpu_rates.items()}
+    ratios = {f"cnn_studio / {name}": ratio_summary(rates["cnn_studio"], rates[name])
+              for name in ("torchvision_pil", "torchvision_tensor")}
+    cpu_ratios = {f"cnn_studio / {name}": ratio_summary(cpu_rates["cnn_studio"], cpu_rates[name])
+                  for name in ("torchvision_pil", "torchvision_tensor")}
+    print(f"augmentation, {args.task}, {device} ({env['gpu'] or env['cpu']}), batch {bs}, "
+          f"{'with' if aug.random_erasing else 'without'} Random Erasing, {args.repeats} repeats")
+    print_table(["path", "images/s (wall)", "cnn_studio is", "images per CPU-second", "cnn_studio is"],
+                [[name, fmt(s, 0), "-" if name == "cnn_studio" else f"{fmt(ratios[f'cnn_studio / {name}'], 1)}x",
+                  fmt(cpu_results[name], 0),
+                  "-" if name == "cnn_studio" else f"{fmt(cpu_ratios[f'cnn_studio / {name}'], 1)}x"]
+                 for name, s in results.items()])
+    result = {"task": args.task, "batch_size": bs, "images": n, "passes": args.passes, "repeats": args.repeats,
+              "random_erasing": bool(aug.random_erasing), "transform": repr(aug),
+              "per_image_transform": repr(per_image), "images_per_s": results, "ratios": ratios,
+              "images_per_cpu_second": cpu_results, "cpu_time_ratios": cpu_ratios,
+              "note": "images per CPU-second: process CPU time (all threads of this process), "
+                      "insensitive to other processes sharing the machine"}
+    write_result(f"augment_throughput-{args.task}-{'re' if aug.random_erasing else 'plain'}", device, result, env)
+    return result
+
+
+if __name__ == "__main__":
+    main(get_args_parser().parse_args())

@@ -1,0 +1,161 @@
+"""What every benchmark records with its numbers: hardware, versions, load, mean ± std.
+
+Results go to benchmarks/results/<name>-<device>.json (git-ignored), or under $BENCH_OUT
+when set (benchmarks/gpu_suite.sh points it at the device machine's $OUT).
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+
+RESULTS = REPO / "benchmarks" / "results"
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cpu_features() -> dict:
+    feats = {"capability": torch.backends.cpu.get_cpu_capability()}
+    for name in ("avx512_bf16", "amx_tile"):
+        probe = getattr(torch.cpu, f"_is_{name}_supported", None)
+        feats[name] = bool(probe()) if probe else None
+    return feats
+
+
+def load_average() -> list[float] | None:
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def git_commit() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+                              text=True, timeout=5).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def environment(device: torch.device) -> dict:
+    import numpy
+    import PIL
+    import torchvision
+    env = {
+        "cpu": cpu_model(), "cpu_cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+        "cpu_features": cpu_features(),
+        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+        "device": str(device),
+        "versions": {"python": platform.python_version(), "torch": torch.__version__,
+                     "torchvision": torchvision.__version__, "numpy": numpy.__version__,
+                     "pillow": PIL.__version__,
+                     "cuda": torch.version.cuda if device.type == "cuda" else None,
+                     "cudnn": torch.backends.cudnn.version() if device.type == "cuda" else None},
+        "platform": platform.platform(), "commit": git_commit(),
+        "load_average_start": load_average(),
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    return env
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: no CUDA device is available")
+    return torch.device(name)
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class Timer:
+    def __init__(self, device: torch.device):
+        self.device = device
+
+    def __enter__(self):
+        sync(self.device)
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        sync(self.device)
+        self.seconds = time.perf_counter() - self.start
+
+
+def summary(values: list[float]) -> dict:
+    """mean, std (sample; 0 for one value), min, max and the raw values."""
+    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+            "min": min(values), "max": max(values), "n": len(values), "values": values}
+
+
+def ratio_summary(num: list[float], den: list[float]) -> dict:
+    """Ratio of paired measurements (same repeat), summarised."""
+    return summary([a / b for a, b in zip(num, den)])
+
+
+def fmt(s: dict, digits: int = 1) -> str:
+    return f"{s['mean']:,.{digits}f} ± {s['std']:,.{digits}f}"
+
+
+def print_table(headers: list[str], rows: list[list]) -> None:
+    cells = [[str(c) for c in r] for r in [headers, *rows]]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    line = lambda r: "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
+    print(line(cells[0]))
+    print("  ".join("-" * w for w in widths))
+    for r in cells[1:]:
+        print(line(r))
+
+
+def write_result(name: str, device: torch.device, result: dict, env: dict) -> Path:
+    env = {**env, "load_average_end": load_average(),
+           "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    out_dir = Path(os.environ["BENCH_OUT"]) if os.environ.get("BENCH_OUT") else RESULTS
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{name}-{device.type}.json"
+    payload = {"benchmark": name, "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+               "environment": env, **result}
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+    print(f"\nwrote {path}")
+    return path
+
+
+def add_common_args(p, *, repeats: int | None = 3) -> None:
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--threads", type=int,
+                   help="torch intra-op threads (default: torch's choice, one per core). On a shared "
+                        "machine, 1 avoids the stalls of threads waiting for each other")
+    if repeats is not None:
+        p.add_argument("--repeats", type=int, default=repeats, help="interleaved repeats (mean ± std over them)")
+
+
+def setup(args) -> tuple[torch.device, dict]:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    if device.type == "cuda":   # as training/train.py
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    return device, environment(device)

@@ -1,0 +1,158 @@
+"""The README's performance table, from the benchmarks' JSON files (never typed by hand).
+
+    python benchmarks/report.py                          # benchmarks/reported/*.json -> markdown on stdout
+    python benchmarks/report.py --dir benchmarks/results # your own fresh results
+    python benchmarks/report.py --write README.md        # replace the text between the markers
+                                                         # <!-- performance:start --> and <!-- performance:end -->
+
+One column per device kind (CPU, GPU); a column without JSON files says "not measured".
+Under the table: the hardware, versions and exact command of every measurement.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+START, END = "<!-- performance:start -->", "<!-- performance:end -->"
+KINDS = {"cpu": "CPU", "cuda": "GPU"}
+NOT_MEASURED = "not measured"
+
+
+def load(folder: Path) -> dict[str, dict[str, dict]]:
+    """{device kind: {benchmark file stem without the device: payload}}."""
+    found: dict[str, dict[str, dict]] = {kind: {} for kind in KINDS}
+    for path in sorted(folder.glob("*.json")):
+        stem, _, kind = path.stem.rpartition("-")
+        if kind in found:
+            found[kind][stem] = json.loads(path.read_text())
+    return found
+
+
+def ms(s: dict, digits: int = 0) -> str:
+    return f"{s['mean']:,.{digits}f} ± {s['std']:,.{digits}f}"
+
+
+def ratio(s: dict) -> str:
+    return f"**{s['mean']:.2f}x** ± {s['std']:.2f}"
+
+
+def rows_for(results: dict[str, dict]) -> list[tuple[str, str, str]]:
+    """(section, metric, value) for one device kind's results."""
+    out: list[tuple[str, str, str]] = []
+    for key in sorted(k for k in results if k.startswith("train_throughput-")):
+        r = results[key]
+        sec = f"Training step, {r['task']} (batch {r['batch_size']}{', torch.compile' if r.get('compile') else ''})"
+        ips = r["images_per_s"]
+        names = {"cnn_studio": "CNN Studio (device data + batched augmentation), images/s",
+                 "cnn_studio_bf16": "CNN Studio with bf16 autocast + channels_last (opt-in on CPU), images/s",
+                 "usual": "usual loop (DataLoader + per-image PIL transforms, same model), images/s",
+                 "homework": "homework setup (torchvision vgg19_bn, 139.6M params), images/s"}
+        for name, label in names.items():
+            if name in ips:
+                out.append((sec, label, ms(ips[name], 1)))
+        for name, s in r["ratios"].items():
+            out.append((sec, name.replace("cnn_studio_bf16", "CNN Studio bf16").replace("cnn_studio", "CNN Studio")
+                        + " (speed-up)", ratio(s)))
+        if r["task"] == "cifar10" and "cnn_studio" in ips and r["environment"]["gpu"]:
+            minutes = 40 * 50_000 / ips["cnn_studio"]["mean"] / 60
+            out.append((sec, "40 CIFAR-10 epochs of training steps (extrapolated), minutes", f"{minutes:,.1f}"))
+    for key in sorted((k for k in results if k.startswith("augment_throughput-")), reverse=True):
+        r = results[key]
+        sec = (f"Augmentation alone, {r['task']} (batch {r['batch_size']}, "
+               f"{'with' if r['random_erasing'] else 'without'} Random Erasing)")
+        ips, cps = r["images_per_s"], r["images_per_cpu_second"]
+        out.append((sec, "CNN Studio batched per-sample pipeline, images/s", ms(ips["cnn_studio"])))
+        out.append((sec, "torchvision per image (PIL), images/s", ms(ips["torchvision_pil"])))
+        out.append((sec, "torchvision per image (tensor), images/s", ms(ips["torchvision_tensor"])))
+        out.append((sec, "speed-up over per-image PIL (wall clock)", ratio(r["ratios"]["cnn_studio / torchvision_pil"])))
+        out.append((sec, "speed-up over per-image PIL (per CPU-second)",
+                    ratio(r["cpu_time_ratios"]["cnn_studio / torchvision_pil"])))
+    for key in sorted(k for k in results if k.startswith("time_to_accuracy-")):
+        r = results[key]
+        sec = (f"Time to accuracy, {r['task']} ({r['train_images']:,} images x {r['epochs']} epoch(s), "
+               f"batch {r['batch_size']}, {len(r['seeds'])} seed(s))")
+        for name, label in (("cnn_studio", "CNN Studio"), ("usual", "usual loop (--loader dataloader)")):
+            s = r["results"][name]
+            out.append((sec, f"{label}: accuracy / training s / wall s",
+                        f"{s['accuracy']['mean']:.4f} / {ms(s['train_seconds'], 1)} / {ms(s['wall_seconds'], 1)}"))
+        out.append((sec, "usual loop time / CNN Studio time (training)",
+                    ratio(r["usual_over_cnn_studio"]["train_seconds"])))
+    for key in sorted(k for k in results if k.startswith("inference-")):
+        r = results[key]
+        sec = f"Inference, {r['task']} ({r['architecture']}, {r['image_size'][0]}x{r['image_size'][1]} input)"
+        lat = r["latency"]
+        out.append((sec, "PIL image -> probabilities, p50 / p95 ms",
+                    f"{lat['end_to_end']['p50_ms']:.2f} / {lat['end_to_end']['p95_ms']:.2f}"))
+        out.append((sec, "bare forward, p50 / p95 ms",
+                    f"{lat['bare_forward']['p50_ms']:.2f} / {lat['bare_forward']['p95_ms']:.2f}"))
+        out.append((sec, "end-to-end overhead (p50)", f"**{r['overhead_p50'] * 100:+.1f}%**"))
+        out.append((sec, f"batch {r['batch_size']} end to end / bare forward, images/s",
+                    f"{ms(r['batch_images_per_s']['end_to_end'])} / {ms(r['batch_images_per_s']['bare_forward'])}"))
+    return out
+
+
+def hardware(results: dict[str, dict]) -> str:
+    if not results:
+        return NOT_MEASURED
+    env = next(iter(results.values()))["environment"]
+    v = env["versions"]
+    what = env["gpu"] or f"{env['cpu']}, {env['cpu_cores']} cores"
+    soft = f"torch {v['torch']}, torchvision {v['torchvision']}" + (f", CUDA {v['cuda']}" if v.get("cuda") else "")
+    return f"{what}; {soft}"
+
+
+def render(found: dict[str, dict[str, dict]]) -> str:
+    per_kind = {kind: rows_for(found[kind]) for kind in KINDS}
+    order: list[tuple[str, str]] = []
+    for kind in KINDS:
+        for sec, metric, _ in per_kind[kind]:
+            if (sec, metric) not in order:
+                order.append((sec, metric))
+    values = {kind: {(s, m): v for s, m, v in per_kind[kind]} for kind in KINDS}
+    lines = ["| benchmark | metric | " + " | ".join(KINDS.values()) + " |",
+             "| --- | --- | " + " | ".join("---:" for _ in KINDS) + " |"]
+    last = None
+    for sec, metric in order:
+        cells = [values[k].get((sec, metric), NOT_MEASURED) for k in KINDS]
+        lines.append(f"| {sec if sec != last else ''} | {metric} | " + " | ".join(cells) + " |")
+        last = sec
+    lines.append("")
+    for kind, label in KINDS.items():
+        lines.append(f"- {label}: {hardware(found[kind])}")
+    lines.append("")
+    lines.append("Each number is mean ± std over the interleaved repeats of one run (ratios paired by repeat). "
+                 "Commands and load averages of every measurement:")
+    lines.append("")
+    for kind in KINDS:
+        for name, r in found[kind].items():
+            env = r["environment"]
+            lines.append(f"- `{r['command']}` ({KINDS[kind]}, {env['torch_threads']} threads, "
+                         f"load average {env.get('load_average_start')} -> {env.get('load_average_end')})")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> str:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--dir", default=str(HERE / "reported"), help="folder of benchmark JSON files")
+    p.add_argument("--write", metavar="FILE", help=f"replace the text between {START} and {END} in FILE")
+    args = p.parse_args(argv)
+    table = render(load(Path(args.dir)))
+    if args.write:
+        path = Path(args.write)
+        text = path.read_text()
+        if START not in text or END not in text:
+            raise SystemExit(f"{path}: add the markers {START} and {END} where the table goes")
+        text = re.sub(re.escape(START) + r".*?" + re.escape(END), lambda _: f"{START}\n{table}{END}", text,
+                      flags=re.S)
+        path.write_text(text)
+        print(f"updated {path}")
+    else:
+        print(table, end="")
+    return table
+
+
+if __name__ == "__main__":
+    main()

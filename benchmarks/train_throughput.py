@@ -1,0 +1,251 @@
+"""Training images/s: CNN Studio's real training step vs the usual loop vs the homework setup.
+
+    python benchmarks/train_throughput.py --task cifar10 --device cpu --batch-size 64 --steps 4 --repeats 3
+    python benchmarks/train_throughput.py --task mnist --data-dir ../shared/data --device cuda
+
+Three contenders, interleaved in one process (the order rotates every repeat), each timed
+over `--steps` training steps (after `--warmup` untimed steps), data loading included:
+
+- cnn_studio: training.data.DeviceLoader (the whole split as uint8 on the device) with
+  models.augment.TrainAugment, the task's model, training.train.build_optimizer (fused on
+  CUDA), the speed settings of training/train.py (channels_last and bf16 autocast on CUDA;
+  `--compile` as train.py's flag) and training.engine.train_one_epoch itself;
+- usual: the usual loop, as tutorials write it: training/usual.py's DataLoader over
+  per-image torchvision transforms (RandomCrop with padding, flip, ToImage/ToDtype/Normalize)
+  with `--workers` processes (pinned memory on CUDA), the *same model* (same architecture,
+  same initial weights) and the same optimizer settings, in plain fp32;
+- homework: the original homework's setup: torchvision's `vgg19_bn(num_classes=10)` (the
+  ImageNet classifier, 4096-4096 on a 7x7 map, 139.6M parameters) fed 3-channel images
+  through the same per-image DataLoader (MNIST: grey replicated to 3 channels), at
+  `--homework-size` pixels (default 32: the images' own size; the homework also ran
+  VGG19 on resized input, which costs (size/32)^2 times more), SGD with momentum, fp32.
+
+Data: `--data-dir` with the real dataset (CIFAR-10 or MNIST as torchvision reads them), or
+without it synthetic uint8 images of the task's shape (CIFAR-shaped noise), the same for
+all three. Reports images/s (mean ± std over repeats) and the paired ratios.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as `python benchmarks/<name>.py`
+
+import torch
+from torchvision.transforms import v2
+
+from benchmarks.common import (Timer, add_common_args, fmt, print_table, ratio_summary, setup, summary,
+                               write_result)
+from models.augment import TrainAugment
+from models.registry import create_model
+from training.data import DeviceLoader, Split, load_split
+from training.engine import make_loss, train_one_epoch
+from training.tasks import get_task
+from training.train import build_optimizer, build_scheduler
+from training.usual import UsualLoader, load_usual_split, per_image_transform, usual_split_from_tensor
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--task", default="cifar10", choices=["cifar10", "mnist"])
+    p.add_argument("--data-dir", help="real dataset folder (default: synthetic images of the task's shape)")
+    p.add_argument("--images", type=int, default=4096, help="size of the (synthetic or subset) training split")
+    p.add_argument("--batch-size", type=int, help="images per step (default: the task's recipe)")
+    p.add_argument("--steps", type=int, default=10, help="timed steps per contender per repeat")
+    p.add_argument("--warmup", type=int, default=2, help="untimed steps per contender before the first repeat")
+    p.add_argument("--workers", type=int, default=2, help="DataLoader processes of the usual loop and homework")
+    p.add_argument("--homework-size", type=int, default=32, help="input side of the homework setup")
+    p.add_argument("--compile", action="store_true", help="torch.compile CNN Studio's model, as train.py --compile")
+    p.add_argument("--cpu-bf16", action="store_true",
+                   help="also time cnn_studio_bf16: CNN Studio's step with bf16 autocast and channels_last on "
+                        "the CPU (not what train.py does on a CPU; a measurement for CPUs with AMX/AVX512-BF16)")
+    p.add_argument("--tag", help="added to the result's file name (train_throughput-<task>-<tag>-<device>.json)")
+    p.add_argument("--only", nargs="+", choices=["cnn_studio", "usual", "homework", "cnn_studio_bf16"],
+                   help="run only these contenders")
+    add_common_args(p, repeats=3)
+    return p
+
+
+def speed_settings(device: torch.device) -> dict:
+    """The settings training/train.py uses on this device."""
+    cuda = device.type == "cuda"
+    return {"channels_last": cuda,
+            "autocast_dtype": torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else None,
+            "fused_optimizer": device.type in ("cuda", "cpu"), "cudnn_benchmark": cuda}
+
+
+def synthetic_split(task, n: int, seed: int = 0) -> Split:
+    g = torch.Generator().manual_seed(seed)
+    c, s = task.model.in_channels, task.stored_size
+    images = torch.randint(0, 256, (n, c, s, s), dtype=torch.uint8, generator=g)
+    labels = torch.randint(0, task.model.num_classes, (n,), generator=g)
+    return Split("train", images, labels, torch.arange(n))
+
+
+def plain_optimizer(model, opt: dict):
+    """The recipe's optimizer as a tutorial would create it (one group, default implementation)."""
+    if opt["name"] == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=opt["lr"], momentum=opt.get("momentum", 0.0),
+                               nesterov=opt.get("nesterov", False), weight_decay=opt.get("weight_decay", 0.0))
+    return torch.optim.Adam(model.parameters(), lr=opt["lr"], weight_decay=opt.get("weight_decay", 0.0))
+
+
+class Window:
+    """`steps` batches drawn lazily from a running iterator, looking like a loader to the engine."""
+
+    def __init__(self, iterator, steps: int):
+        self.iterator, self.steps = iterator, steps
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __iter__(self):
+        for _ in range(self.steps):
+            yield next(self.iterator)
+
+
+def endless(loader):
+    epoch = 0
+    while True:
+        loader.set_epoch(epoch)
+        yield from loader
+        epoch += 1
+
+
+class CnnStudio:
+    def __init__(self, task, split, recipe, device, batch_size, compile_model, total_steps,
+                 name="cnn_studio", settings=None):
+        self.name = name
+        self.device, self.cfg = device, task.model
+        self.settings = settings or speed_settings(device)
+        torch.manual_seed(0)
+        self.model = create_model(task.model).to(device)
+        if self.settings["channels_last"]:
+            self.model.to(memory_format=torch.channels_last)
+        self.optimizer = build_optimizer(self.model, recipe["optimizer"], device)
+        self.scheduler = build_scheduler(self.optimizer, recipe["schedule"], epochs=1, steps_per_epoch=total_steps)
+        self.loss_fn = make_loss(recipe["loss"], task.model)
+        self.step_model = torch.compile(self.model) if compile_model else self.model
+        self.loader = DeviceLoader(split, batch_size=batch_size, device=device, shuffle=True, drop_last=True,
+                                   transform=TrainAugment.from_recipe(recipe["augment"], task.model))
+        self.parameters = sum(p.numel() for p in self.model.parameters())
+        self.batches = endless(self.loader)
+
+    def run(self, steps: int) -> int:
+        out = train_one_epoch(self.step_model, Window(self.batches, steps), self.optimizer, self.scheduler,
+                              self.loss_fn, self.cfg, device=self.device, epoch=0,
+                              autocast_dtype=self.settings["autocast_dtype"],
+                              channels_last=self.settings["channels_last"], progress=False)
+        return out["images"]
+
+
+class PlainLoop:
+    """The usual training loop: DataLoader batches, fp32, no tricks."""
+
+    def __init__(self, name, model, optimizer, loader, device):
+        self.name, self.model, self.optimizer, self.loader, self.device = name, model, optimizer, loader, device
+        self.loss_fn = torch.nn.CrossEntropyLoss()
+        self.parameters = sum(p.numel() for p in model.parameters())
+        self.batches = endless(loader)
+
+    def run(self, steps: int) -> int:
+        self.model.train()
+        seen = 0
+        for _ in range(steps):
+            x, y, _ = next(self.batches)     # already on the device (UsualLoader copies it there)
+            self.optimizer.zero_grad()
+            loss = self.loss_fn(self.model(x), y)
+            loss.backward()
+            self.optimizer.step()
+            seen += y.shape[0]
+        return seen
+
+
+def main(args) -> dict:
+    device, env = setup(args)
+    task = get_task(args.task)
+    recipe = task.resolved_recipe(batch_size=args.batch_size)
+    bs = recipe["batch_size"]
+    if args.data_dir:
+        fast_split = load_split(task, args.data_dir, train=True, limit=args.images, download=False)
+        usual_split = load_usual_split(task, args.data_dir, train=True, limit=args.images, download=False)
+        data = f"{task.dataset.name} from {args.data_dir} ({len(fast_split)} training images)"
+    else:
+        fast_split = synthetic_split(task, args.images)
+        usual_split = usual_split_from_tensor(fast_split)
+        data = f"synthetic uint8 {task.stored_size}x{task.stored_size}x{task.model.in_channels} ({args.images} images)"
+    total_steps = args.steps * args.repeats + args.warmup + 1000   # the schedule only needs to outlast the run
+    aug = TrainAugment.from_recipe(recipe["augment"], task.model)
+    usual_loader = lambda transform: UsualLoader(usual_split, batch_size=bs, transform=transform,  # noqa: E731
+                                                 device=device, shuffle=True, drop_last=True, workers=args.workers)
+    contenders = []
+    wanted = set(args.only or ["cnn_studio", "usual", "homework"])
+    if "cnn_studio" in wanted:
+        contenders.append(CnnStudio(task, fast_split, recipe, device, bs, args.compile, total_steps))
+    if args.cpu_bf16 and device.type == "cpu" and (not args.only or "cnn_studio_bf16" in wanted):
+        bf16 = {**speed_settings(device), "channels_last": True, "autocast_dtype": torch.bfloat16}
+        contenders.append(CnnStudio(task, fast_split, recipe, device, bs, args.compile, total_steps,
+                                    name="cnn_studio_bf16", settings=bf16))
+    if "usual" in wanted:
+        torch.manual_seed(0)                          # the same initial weights as cnn_studio's model
+        model = create_model(task.model).to(device)
+        contenders.append(PlainLoop("usual", model, plain_optimizer(model, recipe["optimizer"]),
+                                    usual_loader(aug), device))
+    if "homework" in wanted:
+        from torchvision.models import vgg19_bn
+        torch.manual_seed(0)
+        model = vgg19_bn(num_classes=task.model.num_classes).to(device)
+        grey = task.model.in_channels == 1
+        mean = task.model.mean * 3 if grey else task.model.mean
+        std = task.model.std * 3 if grey else task.model.std
+        steps = ([v2.Grayscale(num_output_channels=3)] if grey else [])
+        if args.homework_size != task.model.input_size:
+            steps.append(v2.Resize((args.homework_size, args.homework_size), antialias=True))
+        homework_aug = TrainAugment(crop=args.homework_size, padding=recipe["augment"].get("padding", 0),
+                                    flip=recipe["augment"].get("flip", False), mean=mean, std=std)
+        pipeline = v2.Compose(steps + list(per_image_transform(homework_aug).transforms))
+        contenders.append(PlainLoop("homework", model, torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9),
+                                    usual_loader(pipeline), device))
+
+    print(f"training throughput, {args.task}, {device} ({env['gpu'] or env['cpu']}, {env['cpu_cores']} cores, "
+          f"{torch.get_num_threads()} threads), batch {bs}, {args.steps} steps x {args.repeats} repeats; {data}")
+    for c in contenders:          # warm-up: workers started, kernels chosen, allocator primed
+        c.run(args.warmup)
+    rates: dict[str, list[float]] = {c.name: [] for c in contenders}
+    for r in range(args.repeats):
+        order = contenders[r % len(contenders):] + contenders[:r % len(contenders)]
+        for c in order:
+            with Timer(device) as t:
+                images = c.run(args.steps)
+            rates[c.name].append(images / t.seconds)
+            print(f"  repeat {r + 1}: {c.name:>10} {images / t.seconds:8.1f} images/s", flush=True)
+
+    results = {name: summary(v) for name, v in rates.items()}
+    ratios = {}
+    for ours in ("cnn_studio", "cnn_studio_bf16"):
+        for other in ("usual", "homework"):
+            if ours in rates and other in rates:
+                ratios[f"{ours} / {other}"] = ratio_summary(rates[ours], rates[other])
+    print()
+    vs = lambda name: (f"{fmt(ratios[f'cnn_studio / {name}'], 2)}x"  # noqa: E731
+                       if f"cnn_studio / {name}" in ratios else "-")
+    print_table(["contender", "parameters", "images/s", "cnn_studio is"],
+                [[c.name, f"{c.parameters:,}", fmt(results[c.name]), vs(c.name)] for c in contenders])
+    for key, r in ratios.items():
+        print(f"  {key}: {fmt(r, 2)}x")
+    settings = speed_settings(device)
+    extra = {c.name: {**c.settings, "autocast_dtype": str(c.settings["autocast_dtype"])}
+             for c in contenders if c.name == "cnn_studio_bf16"}
+    result = {"task": args.task, "data": data, "batch_size": bs, "steps": args.steps, "repeats": args.repeats,
+              "workers": args.workers, "homework_size": args.homework_size, "compile": args.compile,
+              "cnn_studio_settings": {**settings, "autocast_dtype": str(settings["autocast_dtype"])},
+              "other_settings": extra,
+              "parameters": {c.name: c.parameters for c in contenders},
+              "images_per_s": results, "ratios": ratios}
+    write_result(f"train_throughput-{args.task}" + (f"-{args.tag}" if args.tag else ""), device, result, env)
+    return result
+
+
+if __name__ == "__main__":
+    main(get_args_parser().parse_args())
