@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from typing import Callable
 
@@ -50,9 +51,13 @@ def train_one_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer, 
                     should_stop: Callable[[], bool] = lambda: False, progress: bool = True) -> dict:
     """Train for one pass over `loader`; returns loss, accuracy, images, seconds, images_per_s.
 
-    Raises NonFiniteLossError on a NaN/inf loss before the optimizer step, so the weights and
-    the last checkpoint stay as they were. Stops early (returns `interrupted=True`) when
-    `should_stop()` turns true between steps.
+    Raises NonFiniteLossError naming the first step with a NaN/inf loss; the caller saves
+    nothing after it, so the last checkpoint stays as it was. Stops early (returns
+    `interrupted=True`) when `should_stop()` turns true between steps.
+
+    On the CPU every step is checked before its optimizer step. On an accelerator, reading a
+    value back waits for the device, so step losses are read (checked, logged, shown) in
+    groups of `sync_every` steps, and `should_stop` is asked at the same points.
     """
     model.train()
     loss_sum = torch.zeros((), device=device)
@@ -61,15 +66,31 @@ def train_one_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer, 
     start = time.perf_counter()
     bar = tqdm(total=len(loader), desc=f"epoch {epoch}", leave=False, disable=not progress, unit="batch")
     interrupted = False
+    sync_every = 1 if device.type == "cpu" else 50
+    pending: list[torch.Tensor] = []   # step losses not yet read back from the device
+
+    def drain(last_step: int) -> None:
+        values = torch.stack(pending).tolist() if pending else []   # one device sync for the group
+        first = last_step - len(values) + 1
+        pending.clear()
+        for i, value in enumerate(values):
+            if not math.isfinite(value):
+                bar.close()
+                raise NonFiniteLossError(f"non-finite loss at epoch {epoch} step {first + i}")
+            if on_step is not None:
+                on_step(first + i, value)
+
+    last = len(loader) - 1
     for step, (x, y, _) in enumerate(loader):
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with _autocast(device, autocast_dtype):
             logits = model(x)
         loss = compute_loss(loss_fn, logits, y, cfg)
-        if not torch.isfinite(loss):
-            bar.close()
-            raise NonFiniteLossError(f"non-finite loss at epoch {epoch} step {step}")
+        pending.append(loss.detach().float())
+        checkpoint_step = (step + 1) % sync_every == 0 or step == last
+        if checkpoint_step:
+            drain(step)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -79,14 +100,12 @@ def train_one_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer, 
         seen += n
         loss_sum += loss.detach() * n
         correct += (predicted_classes(logits.detach(), cfg) == y).sum()
-        if on_step is not None:
-            on_step(step, float(loss.detach()))
-        if progress and (step % 10 == 0 or step == len(loader) - 1):
+        if progress and checkpoint_step and (step % 10 == 0 or step == last or sync_every > 1):
             elapsed = time.perf_counter() - start
             bar.set_postfix(loss=f"{float(loss_sum) / seen:.4f}", acc=f"{float(correct) / seen:.4f}",
                             img_s=f"{seen / max(elapsed, 1e-9):.0f}")
         bar.update(1)
-        if should_stop():
+        if checkpoint_step and should_stop():
             interrupted = True
             break
     bar.close()

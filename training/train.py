@@ -400,8 +400,9 @@ def _main(args, device: torch.device, rank_info: distributed.DistInfo) -> Path:
                                  on_step=lambda s, loss: writer.add_scalar("train/step_loss", loss, base_step + s + 1))
             if tr["interrupted"]:
                 return _interrupted(stop, run_dir, epoch, writer)
-            ev = evaluate(eval_model, val_loader, loss_fn, task.model, device=device,
-                          autocast_dtype=autocast_dtype, channels_last=channels_last)
+            # Evaluation in float32 (no autocast), as training.evaluate and the app run the
+            # released weights, so metrics.json is reproduced exactly on every device.
+            ev = evaluate(eval_model, val_loader, loss_fn, task.model, device=device, channels_last=channels_last)
             last_eval = ev
             row = {"epoch": epoch, "train_loss": tr["loss"], "train_accuracy": tr["accuracy"],
                    "val_loss": ev["loss"], "val_accuracy": ev["accuracy"], "lr": lr,
@@ -433,8 +434,7 @@ def _main(args, device: torch.device, rank_info: distributed.DistInfo) -> Path:
         stop.restore()
 
     if last_eval is None:   # resumed a finished run: evaluate the weights once more
-        last_eval = evaluate(eval_model, val_loader, loss_fn, task.model, device=device,
-                             autocast_dtype=autocast_dtype, channels_last=channels_last)
+        last_eval = evaluate(eval_model, val_loader, loss_fn, task.model, device=device, channels_last=channels_last)
     writer.close()
     if is_main:
         finish_run(run_dir, model, config, history, last_eval, val_split)
