@@ -87,7 +87,22 @@ def read_facts(run_dir: str | os.PathLike, *, source: str | None = None) -> dict
         "has_curves": (run_dir / "curves.png").is_file(),
         "examples": [e for e in (index or []) if (run_dir / "examples" / str(e.get("file", ""))).is_file()],
         "source": source or _display_path(run_dir),
+        "comparison": _comparison_of(run_dir),
     }
+
+
+def _comparison_of(run_dir: Path) -> dict | None:
+    """The comparison.json that `training.compare` wrote two levels up, if it lists this run.
+
+    compare lays runs out as OUT/<task>[-re]/seed-<s>/ and writes OUT/comparison.json.
+    """
+    found = _read_json(run_dir.parent.parent / "comparison.json")
+    if not isinstance(found, dict):
+        return None
+    me = f"{run_dir.parent.name}/{run_dir.name}"
+    listed = {path for pair in (found.get("runs") or {}).values() if isinstance(pair, dict)
+              for key, path in pair.items() if key != "init_sha256"}
+    return found if me in listed else None
 
 
 def write_card(run_dir: str | os.PathLike, *, source: str | None = None) -> Path:
@@ -189,10 +204,21 @@ def template_context(facts: dict) -> dict:
         "per_class_rows": _per_class_rows(metrics) if metrics else [],
         "confusion_header": [_cell(v) for v in _metric_labels(metrics, labels)] if metrics else [],
         "confusion_rows": _confusion_rows(metrics, labels) if metrics else [],
+        "comparison_text": _comparison_text(facts.get("comparison")),
         "usage_snippet": usage_snippet(facts),
         "version_rows": [(k, _cell(_value(v))) for k, v in (config.get("versions") or {}).items()],
         "references": [r for r in (REFERENCES.get(arch), RANDOM_ERASING_REFERENCE if re_params else None) if r],
     }
+
+
+def _comparison_text(comparison: dict | None) -> str:
+    if not comparison:
+        return ""
+    from models.stats import comparison_markdown
+    return (f"Baseline and Random Erasing were trained for each seed from the same initial weights "
+            f"({comparison.get('epochs', '?')} epoch(s) each, `python -m training.compare`); "
+            f"numbers from `comparison.json` on the {comparison.get('split', '?')} split.\n\n"
+            + comparison_markdown(comparison))
 
 
 def usage_snippet(facts: dict) -> str:

@@ -343,3 +343,15 @@ def test_real_random_erasing_run_card(catsdogs_re_run):
     params = config["recipe"]["augment"]["random_erasing"]
     section = card.text.split("### Random Erasing", 1)[1].split("###", 1)[0]
     assert f"p = {params['p']}" in section and f"{params['ratio'][0]}–{params['ratio'][1]}" in section
+
+
+def test_a_run_outside_a_comparison_has_no_comparison_section(tmp_path):
+    from cards.card import _comparison_of
+    run = tmp_path / "compare" / "catsdogs" / "seed-0"
+    run.mkdir(parents=True)
+    (tmp_path / "compare" / "comparison.json").write_text(
+        '{"runs": {"1": {"baseline": "catsdogs/seed-1", "random-erasing": "catsdogs-re/seed-1"}}}')
+    assert _comparison_of(run) is None
+    (tmp_path / "compare" / "comparison.json").write_text(
+        '{"runs": {"0": {"baseline": "catsdogs/seed-0", "random-erasing": "catsdogs-re/seed-0"}}}')
+    assert _comparison_of(run)["runs"]["0"]["baseline"] == "catsdogs/seed-0"

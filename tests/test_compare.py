@@ -196,6 +196,13 @@ def test_compare_cli_end_to_end_and_resumable(catsdogs_dir, tmp_path, capsys):
     lo, hi = stored["difference"]["ci"]
     assert lo <= hi
     assert "McNemar" in (out / "comparison.md").read_text()
+    # Every compared run's card shows the comparison, read from comparison.json.
+    from huggingface_hub import ModelCard
+    from models.stats import comparison_markdown
+    for path in ("catsdogs/seed-0", "catsdogs-re/seed-1"):
+        card = ModelCard.load(out / path / "README.md")
+        assert "## Baseline vs Random Erasing" in card.text
+        assert comparison_markdown(stored) in card.text
 
     # Again: every run is finished, nothing is trained.
     capsys.readouterr()

@@ -164,6 +164,10 @@ def main(args) -> dict:
             ensure_run(args, variant, seed, out)
     comparison = compare_runs(out, args.task, seeds, replicates=args.bootstrap, level=args.level)
     atomic_write_json(out / COMPARISON_FILE, comparison)
+    from cards import write_card
+    for pair in comparison["runs"].values():   # each run's card now shows the comparison
+        for variant in VARIANTS:
+            write_card(out / pair[variant])
     text = summary_markdown(comparison)
     atomic_write(out / SUMMARY_FILE, lambda p: Path(p).write_text(text, encoding="utf-8"))
     print(text)
