@@ -181,7 +181,51 @@ def _load_catsdogs(task, data_dir, *, train, limit, seed, workers, download) -> 
 
 # --- batches on the device -----------------------------------------------------------------
 
-class DeviceLoader:
+class EpochOrder:
+    """Which positions of a split each epoch visits, on this rank, and in what order.
+
+    The order of epoch E depends only on (seed, E), so a resumed run sees the data in the
+    same order. Distributed: every rank draws the same permutation (shared seed) and takes
+    every world_size-th entry from its rank on; shuffled (training) shards are cut to equal
+    length so all ranks run the same number of steps, evaluation shards cover every image once.
+    Shared by DeviceLoader and training.usual.UsualLoader, so both paths visit the same images.
+    """
+
+    def _init_order(self, n: int, *, batch_size: int, shuffle: bool, drop_last: bool, seed: int,
+                    rank: int, world_size: int) -> None:
+        self.num_items = n
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.epoch = 0
+        self.rank, self.world_size = rank, world_size
+        self.shard_size = n // world_size if shuffle else len(range(rank, n, world_size))
+        self.drop_last = drop_last and self.shard_size >= batch_size
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        n = self.shard_size
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def stream_seed(self, stream: int) -> int:
+        """Seed of random stream `stream` (0 order, 1 augmentation, 2 erasing) this epoch."""
+        return self.seed * 1_000_003 + self.epoch * 7919 + stream
+
+    def order(self) -> torch.Tensor:
+        """This epoch's positions for this rank (CPU tensor: the same on every device)."""
+        if self.shuffle:
+            order = torch.randperm(self.num_items, generator=torch.Generator().manual_seed(self.stream_seed(0)))
+        else:
+            order = torch.arange(self.num_items)
+        if self.world_size > 1:
+            order = order[:self.shard_size * self.world_size] if self.shuffle else order
+            order = order[self.rank::self.world_size]
+        return order
+
+
+class DeviceLoader(EpochOrder):
     """Batches of a uint8 split kept on `device`, shuffled with `randperm`, augmented per batch.
 
     The order of epoch E depends only on (seed, E), so a resumed run sees the data in the
@@ -195,43 +239,17 @@ class DeviceLoader:
         self.images = split.images.to(device, non_blocking=True)
         self.labels = split.labels.to(device, non_blocking=True)
         self.indices = split.indices
-        self.batch_size = batch_size
         self.transform = transform
         self.device = device
-        self.shuffle = shuffle
-        self.seed = seed
-        self.epoch = 0
-        # Distributed: every rank draws the same permutation (shared seed) and takes every
-        # world_size-th entry from its rank on. Shuffled (training) shards are cut to equal
-        # length so all ranks run the same number of steps; evaluation shards cover every image once.
-        self.rank, self.world_size = rank, world_size
-        n = len(split)
-        self.shard_size = n // world_size if shuffle else len(range(rank, n, world_size))
-        self.drop_last = drop_last and self.shard_size >= batch_size
+        self._init_order(len(split), batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, seed=seed,
+                         rank=rank, world_size=world_size)
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        n = self.shard_size
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
-
-    def _generator(self, stream: int, device: torch.device) -> torch.Generator:
-        g = torch.Generator(device=device)
-        g.manual_seed(self.seed * 1_000_003 + self.epoch * 7919 + stream)
-        return g
+    def _generator(self, stream: int) -> torch.Generator:
+        return torch.Generator(device=self.device).manual_seed(self.stream_seed(stream))
 
     def __iter__(self):
-        n = len(self.labels)
-        if self.shuffle:
-            # Drawn on the CPU so the order is the same on every device.
-            order = torch.randperm(n, generator=self._generator(0, torch.device("cpu"))).to(self.device)
-        else:
-            order = torch.arange(n, device=self.device)
-        if self.world_size > 1:
-            order = order[:self.shard_size * self.world_size] if self.shuffle else order
-            order = order[self.rank::self.world_size]
-        aug_gen, erase_gen = self._generator(1, self.device), self._generator(2, self.device)
+        order = self.order().to(self.device)
+        aug_gen, erase_gen = self._generator(1), self._generator(2)
         for b in range(len(self)):
             batch_idx = order[b * self.batch_size:(b + 1) * self.batch_size]
             x = self.transform(self.images[batch_idx], generator=aug_gen, erase_generator=erase_gen)

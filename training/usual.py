@@ -44,7 +44,7 @@ from torchvision.transforms import v2
 
 from models.augment import EvalTransform, TrainAugment
 from models.predict import ImageInputError, decode_image
-from training.data import Split, _catsdogs_files, subset_indices
+from training.data import EpochOrder, Split, _catsdogs_files, subset_indices
 from training.tasks import TaskSpec
 
 log = logging.getLogger(__name__)
@@ -239,7 +239,7 @@ def _collate(items):
 
 # --- batches ----------------------------------------------------------------------------------
 
-class UsualLoader:
+class UsualLoader(EpochOrder):
     """A torch DataLoader over per-image transforms, with `training.data.DeviceLoader`'s interface.
 
     Same constructor arguments as DeviceLoader plus `workers` and `pin_memory` (default: pinned
@@ -256,45 +256,19 @@ class UsualLoader:
         self.indices = split.indices
         self.transform = transform
         self.dataset = _Items(split.images, split.labels, per_image_transform(transform))
-        self.batch_size = batch_size
         self.device = torch.device(device)
-        self.shuffle = shuffle
-        self.seed = seed
-        self.epoch = 0
         self.workers = workers
         self.pin_memory = self.device.type == "cuda" if pin_memory is None else pin_memory
-        # Sharding exactly as DeviceLoader: equal shards for training, every image once for evaluation.
-        self.rank, self.world_size = rank, world_size
-        n = len(split)
-        self.shard_size = n // world_size if shuffle else len(range(rank, n, world_size))
-        self.drop_last = drop_last and self.shard_size >= batch_size
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        n = self.shard_size
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
-
-    def _seed(self, stream: int) -> int:
-        return self.seed * 1_000_003 + self.epoch * 7919 + stream   # DeviceLoader's formula
-
-    def order(self) -> torch.Tensor:
-        """This epoch's positions, for this rank: the permutation DeviceLoader draws."""
-        n = len(self.split)
-        if self.shuffle:
-            order = torch.randperm(n, generator=torch.Generator().manual_seed(self._seed(0)))
-        else:
-            order = torch.arange(n)
-        if self.world_size > 1:
-            order = order[:self.shard_size * self.world_size] if self.shuffle else order
-            order = order[self.rank::self.world_size]
-        return order
+        # The same epoch order and rank shards as DeviceLoader (training.data.EpochOrder). Not
+        # DistributedSampler: it pads evaluation shards with repeated images, which would count
+        # them twice in the reduced metrics, and its order would differ from the device path's.
+        self._init_order(len(split), batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, seed=seed,
+                         rank=rank, world_size=world_size)
 
     def __iter__(self):
         loader = DataLoader(self.dataset, batch_size=self.batch_size, sampler=self.order().tolist(),
                             drop_last=self.drop_last, num_workers=self.workers, pin_memory=self.pin_memory,
-                            collate_fn=_collate, generator=torch.Generator().manual_seed(self._seed(1)))
+                            collate_fn=_collate, generator=torch.Generator().manual_seed(self.stream_seed(1)))
         non_blocking = self.pin_memory
         for batch in loader:
             if batch is None:          # every image of this batch was unreadable
