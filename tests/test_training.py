@@ -139,3 +139,18 @@ def test_help_lists_every_flag():
     for flag in ("--task", "--random-erasing", "--epochs", "--batch-size", "--lr", "--data-dir", "--out",
                  "--seed", "--device", "--resume", "--limit-train", "--limit-val", "--workers"):
         assert flag in out
+
+
+def test_bf16_training_on_cpu_records_its_precision_and_evaluation_stays_exact(tmp_path, cifar10_dir, cifar_unchecked):
+    from training.evaluate import get_args_parser, main
+    run = train_tiny(tmp_path / "bf16", "cifar10", cifar10_dir, "--precision", "bf16", limit_train=20, limit_val=10,
+                     batch_size=10)
+    config = json.loads((run / "config.json").read_text())
+    assert config["precision"] == "bf16"
+    metrics = main(get_args_parser().parse_args([str(run), "--data-dir", str(cifar10_dir), "--device", "cpu"]))
+    stored = json.loads((run / "metrics.json").read_text())
+    assert metrics["accuracy"] == stored["accuracy"] and metrics["confusion_matrix"] == stored["confusion_matrix"]
+
+
+def test_default_precision_on_cpu_is_fp32(cifar10_run):
+    assert json.loads((cifar10_run / "config.json").read_text())["precision"] == "fp32"
