@@ -49,17 +49,24 @@ def normalize(batch: torch.Tensor, mean, std, *, _cache: dict | None = None) -> 
     return batch.to(torch.float32, copy=True).mul_(scale).add_(shift)
 
 
-def random_crop(batch: torch.Tensor, size: int, padding: int = 0,
-                generator: torch.Generator | None = None) -> torch.Tensor:
-    """A `size` x `size` crop at an independent random offset per image, after zero padding."""
+def _pad_and_draw_offsets(batch: torch.Tensor, size: int, padding: int,
+                          generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Zero-pad, then draw each image's crop offset (rows first, then columns)."""
     if padding:
         batch = F.pad(batch, (padding, padding, padding, padding))
     n, _, h, w = batch.shape
     if h < size or w < size:
         raise ValueError(f"cannot crop {size}x{size} from {h}x{w}")
-    dev = batch.device
-    oy = torch.randint(0, h - size + 1, (n,), device=dev, generator=generator)
-    ox = torch.randint(0, w - size + 1, (n,), device=dev, generator=generator)
+    oy = torch.randint(0, h - size + 1, (n,), device=batch.device, generator=generator)
+    ox = torch.randint(0, w - size + 1, (n,), device=batch.device, generator=generator)
+    return batch, oy, ox
+
+
+def random_crop(batch: torch.Tensor, size: int, padding: int = 0,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+    """A `size` x `size` crop at an independent random offset per image, after zero padding."""
+    batch, oy, ox = _pad_and_draw_offsets(batch, size, padding, generator)
+    n, dev = batch.shape[0], batch.device
     # A view of every size x size window, (N, C, h-size+1, w-size+1, size, size); picking one
     # window per image copies only the crops. Indices on dims 0, 2, 3 around the channel slice
     # give (N, C, size, size).
@@ -74,14 +81,9 @@ def random_crop_flip(batch: torch.Tensor, size: int, padding: int = 0, flip_p: f
     Draws the same numbers in the same order as `random_crop` then `random_flip`, and gives
     the same result, with one pass over the output instead of three.
     """
-    if padding:
-        batch = F.pad(batch, (padding, padding, padding, padding))
+    batch, oy, ox = _pad_and_draw_offsets(batch, size, padding, generator)
     n, c, h, w = batch.shape
-    if h < size or w < size:
-        raise ValueError(f"cannot crop {size}x{size} from {h}x{w}")
     dev = batch.device
-    oy = torch.randint(0, h - size + 1, (n,), device=dev, generator=generator)
-    ox = torch.randint(0, w - size + 1, (n,), device=dev, generator=generator)
     flip = torch.rand(n, device=dev, generator=generator) < flip_p
     ar = torch.arange(size, device=dev)
     cols = torch.where(flip[:, None], size - 1 - ar, ar) + ox[:, None]          # (N, S)
