@@ -116,17 +116,28 @@ def app_catalog(app_runs):
     return Catalog.from_sources(app_runs, [UNREACHABLE_HUB_REPO])
 
 
-@pytest.fixture(scope="session")
-def app_server(app_catalog):
-    """One launched app (demo, url) for all server and browser tests, on a free local port."""
+def launch_app(catalog, *, queue_max_size: int | None = None):
+    """build_demo + launch on a free local port, with the app's own launch options: (demo, url).
+
+    `queue_max_size` overrides the app's queue bound (to overflow it from a test).
+    """
     import socket
 
     import app
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    demo = app.build_demo(app_catalog)
+    demo = app.build_demo(catalog)
+    if queue_max_size is not None:
+        demo.queue(max_size=queue_max_size, default_concurrency_limit=app.DEFAULT_CONCURRENCY)
     _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True,
                             **app.launch_options())
+    return demo, url
+
+
+@pytest.fixture(scope="session")
+def app_server(app_catalog):
+    """One launched app (demo, url) for all server and browser tests, on a free local port."""
+    demo, url = launch_app(app_catalog)
     yield demo, url
     demo.close()

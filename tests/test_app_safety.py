@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import socket
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.conftest import launch_app
 from tests.test_image_inputs import (BAD, animated_gif, encode, exif_rotated_jpeg, photo,
                                      transparent)
 
@@ -120,14 +120,7 @@ def test_parallel_calls_give_the_sequential_answers(client, tmp_path):
 @pytest.fixture(scope="module")
 def small_queue_server(app_catalog):
     """The same app with room for two waiting events: enough to overflow from a test."""
-    import app
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    demo = app.build_demo(app_catalog)
-    demo.queue(max_size=2, default_concurrency_limit=1)
-    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True,
-                            **app.launch_options())
+    demo, url = launch_app(app_catalog, queue_max_size=2)
     yield demo, url
     demo.close()
 
