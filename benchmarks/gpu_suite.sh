@@ -56,7 +56,7 @@ step 120 augment-cifar10-re python benchmarks/augment_throughput.py --task cifar
 step 90 augment-cifar10-plain python benchmarks/augment_throughput.py --task cifar10 --device "$DEVICE" \
   "${AUG[@]}" --no-random-erasing
 step 150 train-cifar10 python benchmarks/train_throughput.py --task cifar10 --device "$DEVICE" \
-  "${TRAIN[@]}" --workers "$WORKERS"
+  "${TRAIN[@]}" --workers "$WORKERS" --other-precision
 step 150 train-cifar10-compile python benchmarks/train_throughput.py --task cifar10 --device "$DEVICE" \
   "${TRAIN[@]}" --compile --only cnn_studio --tag compile
 if [ -f "$MNIST_DIR/MNIST/raw/train-images-idx3-ubyte" ]; then

@@ -46,16 +46,20 @@ def rows_for(results: dict[str, dict]) -> list[tuple[str, str, str]]:
         r = results[key]
         sec = f"Training step, {r['task']} (batch {r['batch_size']}{', torch.compile' if r.get('compile') else ''})"
         ips = r["images_per_s"]
-        names = {"cnn_studio": "CNN Studio (device data + batched augmentation), images/s",
-                 "cnn_studio_bf16": "CNN Studio with bf16 autocast + channels_last (opt-in on CPU), images/s",
+        precision = r.get("cnn_studio_settings", {}).get("autocast_dtype") == "torch.bfloat16"
+        names = {"cnn_studio": "CNN Studio (device data + batched augmentation, "
+                               f"--precision auto = {'bf16' if precision else 'fp32'}), images/s",
+                 "cnn_studio_fp32": "CNN Studio forced to fp32 (--precision fp32), images/s",
+                 "cnn_studio_bf16": "CNN Studio forced to bf16 (--precision bf16), images/s",
                  "usual": "usual loop (DataLoader + per-image PIL transforms, same model), images/s",
                  "homework": "homework setup (torchvision vgg19_bn, 139.6M params), images/s"}
         for name, label in names.items():
             if name in ips:
                 out.append((sec, label, ms(ips[name], 1)))
         for name, s in r["ratios"].items():
-            out.append((sec, name.replace("cnn_studio_bf16", "CNN Studio bf16").replace("cnn_studio", "CNN Studio")
-                        + " (speed-up)", ratio(s)))
+            label = (name.replace("cnn_studio_fp32", "CNN Studio fp32").replace("cnn_studio_bf16", "CNN Studio bf16")
+                     .replace("cnn_studio", "CNN Studio"))
+            out.append((sec, label + " (speed-up)", ratio(s)))
         if r["task"] == "cifar10" and "cnn_studio" in ips and r["environment"]["gpu"]:
             minutes = 40 * 50_000 / ips["cnn_studio"]["mean"] / 60
             out.append((sec, "40 CIFAR-10 epochs of training steps (extrapolated), minutes", f"{minutes:,.1f}"))
@@ -74,12 +78,20 @@ def rows_for(results: dict[str, dict]) -> list[tuple[str, str, str]]:
         r = results[key]
         sec = (f"Time to accuracy, {r['task']} ({r['train_images']:,} images x {r['epochs']} epoch(s), "
                f"batch {r['batch_size']}, {len(r['seeds'])} seed(s))")
-        for name, label in (("cnn_studio", "CNN Studio"), ("usual", "usual loop (--loader dataloader)")):
+        labels = {"cnn_studio": "CNN Studio", "usual": "usual loop (--loader dataloader)",
+                  "cnn_studio_fp32": "CNN Studio forced to fp32", "cnn_studio_bf16": "CNN Studio forced to bf16"}
+        for name, label in labels.items():
+            if name not in r["results"]:
+                continue
             s = r["results"][name]
-            out.append((sec, f"{label}: accuracy / training s / wall s",
+            precision = f" ({s['precision']})" if "precision" in s else ""
+            out.append((sec, f"{label}{precision}: accuracy / training s / wall s",
                         f"{s['accuracy']['mean']:.4f} / {ms(s['train_seconds'], 1)} / {ms(s['wall_seconds'], 1)}"))
         out.append((sec, "usual loop time / CNN Studio time (training)",
                     ratio(r["usual_over_cnn_studio"]["train_seconds"])))
+        for name, s in r.get("other_precision_over_cnn_studio", {}).items():
+            out.append((sec, f"{labels[name.split(' / ')[0]]} time / CNN Studio time (training)",
+                        ratio(s["train_seconds"])))
     for key in sorted(k for k in results if k.startswith("inference-")):
         r = results[key]
         sec = f"Inference, {r['task']} ({r['architecture']}, {r['image_size'][0]}x{r['image_size'][1]} input)"

@@ -1,6 +1,7 @@
 """Training images/s: CNN Studio's real training step vs the usual loop vs the homework setup.
 
     python benchmarks/train_throughput.py --task cifar10 --device cpu --batch-size 64 --steps 4 --repeats 3
+    python benchmarks/train_throughput.py --task cifar10 --device cpu --other-precision   # auto's evidence
     python benchmarks/train_throughput.py --task mnist --data-dir ../shared/data --device cuda
 
 Three contenders, interleaved in one process (the order rotates every repeat), each timed
@@ -8,8 +9,10 @@ over `--steps` training steps (after `--warmup` untimed steps), data loading inc
 
 - cnn_studio: training.data.DeviceLoader (the whole split as uint8 on the device) with
   models.augment.TrainAugment, the task's model, training.train.build_optimizer (fused on
-  CUDA), the speed settings of training/train.py (channels_last and bf16 autocast on CUDA;
-  `--compile` as train.py's flag) and training.engine.train_one_epoch itself;
+  CUDA), the speed settings of training/train.py (`--precision auto`: bf16 autocast with
+  channels_last on CUDA and on CPUs with AMX, fp32 elsewhere; `--compile` as train.py's flag)
+  and training.engine.train_one_epoch itself; with `--other-precision` also the same step in
+  the precision auto did not pick (cnn_studio_fp32 or cnn_studio_bf16);
 - usual: the usual loop, as tutorials write it: training/usual.py's DataLoader over
   per-image torchvision transforms (RandomCrop with padding, flip, ToImage/ToDtype/Normalize)
   with `--workers` processes (pinned memory on CUDA), the *same model* (same architecture,
@@ -42,7 +45,7 @@ from models.registry import create_model
 from training.data import DeviceLoader, Split, load_split
 from training.engine import make_loss, train_one_epoch
 from training.tasks import get_task
-from training.train import build_optimizer, build_scheduler
+from training.train import build_optimizer, build_scheduler, resolve_precision
 from training.usual import UsualLoader, load_usual_split, per_image_transform, usual_split_from_tensor
 
 
@@ -57,21 +60,22 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=2, help="DataLoader processes of the usual loop and homework")
     p.add_argument("--homework-size", type=int, default=32, help="input side of the homework setup")
     p.add_argument("--compile", action="store_true", help="torch.compile CNN Studio's model, as train.py --compile")
-    p.add_argument("--cpu-bf16", action="store_true",
-                   help="also time cnn_studio_bf16: CNN Studio's step with bf16 autocast and channels_last on "
-                        "the CPU (not what train.py does on a CPU; a measurement for CPUs with AMX/AVX512-BF16)")
+    p.add_argument("--other-precision", action="store_true",
+                   help="also time CNN Studio's step in the precision train.py --precision auto does not pick "
+                        "on this device (cnn_studio_fp32 or cnn_studio_bf16): the measurement behind auto")
     p.add_argument("--tag", help="added to the result's file name (train_throughput-<task>-<tag>-<device>.json)")
-    p.add_argument("--only", nargs="+", choices=["cnn_studio", "usual", "homework", "cnn_studio_bf16"],
+    p.add_argument("--only", nargs="+",
+                   choices=["cnn_studio", "usual", "homework", "cnn_studio_fp32", "cnn_studio_bf16"],
                    help="run only these contenders")
     add_common_args(p, repeats=3)
     return p
 
 
-def speed_settings(device: torch.device) -> dict:
-    """The settings training/train.py uses on this device."""
+def speed_settings(device: torch.device, precision: str = "auto") -> dict:
+    """The settings training/train.py uses on this device (channels_last goes with bf16 or CUDA)."""
     cuda = device.type == "cuda"
-    return {"channels_last": cuda,
-            "autocast_dtype": torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else None,
+    autocast_dtype = resolve_precision(precision, device)
+    return {"channels_last": cuda or autocast_dtype is not None, "autocast_dtype": autocast_dtype,
             "fused_optimizer": device.type in ("cuda", "cpu"), "cudnn_benchmark": cuda}
 
 
@@ -183,10 +187,11 @@ def main(args) -> dict:
     wanted = set(args.only or ["cnn_studio", "usual", "homework"])
     if "cnn_studio" in wanted:
         contenders.append(CnnStudio(task, fast_split, recipe, device, bs, args.compile, total_steps))
-    if args.cpu_bf16 and device.type == "cpu" and (not args.only or "cnn_studio_bf16" in wanted):
-        bf16 = {**speed_settings(device), "channels_last": True, "autocast_dtype": torch.bfloat16}
+    other = "fp32" if speed_settings(device)["autocast_dtype"] is not None else "bf16"
+    if (args.other_precision and (not args.only or f"cnn_studio_{other}" in wanted)
+            and (other == "fp32" or device.type == "cpu" or torch.cuda.is_bf16_supported())):
         contenders.append(CnnStudio(task, fast_split, recipe, device, bs, args.compile, total_steps,
-                                    name="cnn_studio_bf16", settings=bf16))
+                                    name=f"cnn_studio_{other}", settings=speed_settings(device, other)))
     if "usual" in wanted:
         torch.manual_seed(0)                          # the same initial weights as cnn_studio's model
         model = create_model(task.model).to(device)
@@ -223,10 +228,12 @@ def main(args) -> dict:
 
     results = {name: summary(v) for name, v in rates.items()}
     ratios = {}
-    for ours in ("cnn_studio", "cnn_studio_bf16"):
-        for other in ("usual", "homework"):
-            if ours in rates and other in rates:
-                ratios[f"{ours} / {other}"] = ratio_summary(rates[ours], rates[other])
+    variants = [name for name in ("cnn_studio_fp32", "cnn_studio_bf16") if name in rates]
+    pairs = [("cnn_studio", v) for v in variants] + [
+        (ours, other) for ours in ("cnn_studio", *variants) for other in ("usual", "homework")]
+    for ours, other in pairs:
+        if ours in rates and other in rates:
+            ratios[f"{ours} / {other}"] = ratio_summary(rates[ours], rates[other])
     print()
     vs = lambda name: (f"{fmt(ratios[f'cnn_studio / {name}'], 2)}x"  # noqa: E731
                        if f"cnn_studio / {name}" in ratios else "-")
@@ -236,7 +243,7 @@ def main(args) -> dict:
         print(f"  {key}: {fmt(r, 2)}x")
     settings = speed_settings(device)
     extra = {c.name: {**c.settings, "autocast_dtype": str(c.settings["autocast_dtype"])}
-             for c in contenders if c.name == "cnn_studio_bf16"}
+             for c in contenders if c.name.startswith("cnn_studio_")}
     result = {"task": args.task, "data": data, "batch_size": bs, "steps": args.steps, "repeats": args.repeats,
               "workers": args.workers, "homework_size": args.homework_size, "compile": args.compile,
               "cnn_studio_settings": {**settings, "autocast_dtype": str(settings["autocast_dtype"])},

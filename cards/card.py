@@ -58,7 +58,8 @@ HISTORY_COLUMNS = [  # key, header, format
     ("images_per_s", "images/s", "rate"),
 ]
 REPRO_KEYS = [("seed", "seed"), ("init_sha256", "initial weights SHA-256"), ("device", "device"),
-              ("run_name", "run name"), ("created", "created")]
+              ("precision", "training arithmetic (evaluation: fp32)"), ("run_name", "run name"),
+              ("created", "created")]
 
 
 class CardError(ValueError):

@@ -48,6 +48,7 @@ def make_config(task_name: str = "mnist", *, random_erasing: bool = False) -> di
         "init_sha256": "0123456789abcdef" * 4,
         "parameters": 20296522 if task_name == "mnist" else 23510081,
         "device": "cpu",
+        "precision": "bf16",
         "versions": {"python": "3.11.7", "torch": "2.14.1", "torchvision": "0.29.1", "cnn_studio": "0.1.0"},
         "created": "2026-11-29T17:00:00+00:00",
     }
@@ -168,6 +169,7 @@ def test_body_shows_every_recipe_key_history_row_and_class():
         assert f"| **{label}** | " + " | ".join(map(str, counts)) + " |" in text
     assert f"{config['parameters']:,}" in text                  # 20,297,674-style
     assert config["init_sha256"] in text and "| seed | 7 |" in text
+    assert "| training arithmetic (evaluation: fp32) | bf16 |" in text
     for name, version in config["versions"].items():
         assert f"- {name}: {version}" in text
     assert f"{config['dataset']['train_images']:,} (split `train`)" in text

@@ -180,6 +180,16 @@ def test_checkpoint_holds_the_whole_resume_state(stopped_and_resumed):
     assert json.loads(json.dumps(ckpt["config"])) == ckpt["config"]
 
 
+def test_a_resumed_run_keeps_the_precision_it_started_with(tmp_path, data, unchecked):
+    """--precision auto on resume means the run's own precision, not this machine's default."""
+    from training.train import resolve_precision
+    other = "fp32" if resolve_precision("auto", torch.device("cpu")) is not None else "bf16"
+    out = tmp_path / "run"
+    run_main(tiny_args(data, out, "--precision", other, "--stop-after", "2"))
+    run_main(resume_args(data, out))
+    assert json.loads((out / "config.json").read_text())["precision"] == other
+
+
 def test_data_order_depends_only_on_seed_and_epoch(data, unchecked):
     from models.augment import TrainAugment
     from training.data import DeviceLoader, load_split

@@ -152,5 +152,16 @@ def test_bf16_training_on_cpu_records_its_precision_and_evaluation_stays_exact(t
     assert metrics["accuracy"] == stored["accuracy"] and metrics["confusion_matrix"] == stored["confusion_matrix"]
 
 
-def test_default_precision_on_cpu_is_fp32(cifar10_run):
-    assert json.loads((cifar10_run / "config.json").read_text())["precision"] == "fp32"
+def test_default_precision_on_cpu_is_bf16_only_with_bf16_matrix_units(cifar10_run):
+    from training.train import cpu_has_bf16_matrix_units
+    expected = "bf16" if cpu_has_bf16_matrix_units() else "fp32"
+    assert json.loads((cifar10_run / "config.json").read_text())["precision"] == expected
+
+
+@pytest.mark.parametrize("amx, expected", [(True, torch.bfloat16), (False, None)])
+def test_auto_precision_on_cpu_follows_amx(monkeypatch, amx, expected):
+    from training.train import resolve_precision
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)
+    cpu = torch.device("cpu")
+    assert resolve_precision("auto", cpu) is expected
+    assert resolve_precision("fp32", cpu) is None and resolve_precision("bf16", cpu) is torch.bfloat16

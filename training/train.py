@@ -61,11 +61,13 @@ def get_args_parser() -> argparse.ArgumentParser:
                         "(training/usual.py), for image folders too large for memory")
     p.add_argument("--pretrained", choices=["IMAGENET1K_V1", "IMAGENET1K_V2"],
                    help="catsdogs: start ResNet50 from torchvision's ImageNet weights (downloaded once)")
-    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the model (for CUDA; on the 2-core CPU it measured slower: "
+                        "benchmarks/README.md)")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
-                   help="training arithmetic: auto = bf16 autocast on CUDA GPUs that support it, fp32 "
-                        "elsewhere; bf16 on a CPU pays off only with bf16 matrix units (AMX: ~1.5x in "
-                        "benchmarks/train_throughput.py), so it is opt-in there. Evaluation is always fp32")
+                   help="training arithmetic: auto = bf16 autocast on CUDA GPUs that support it and on "
+                        "CPUs with bf16 matrix units (Intel AMX), fp32 elsewhere (on a resumed run: the "
+                        "precision it started with). Evaluation is always fp32")
     p.add_argument("--deterministic", action="store_true",
                    help="use deterministic algorithms (bit-identical resume on CPU; slower on GPU)")
     p.add_argument("--stop-after", type=int, metavar="N",
@@ -96,8 +98,18 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def cpu_has_bf16_matrix_units() -> bool:
+    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    return bool(probe and probe())
+
+
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for training (None: plain fp32)."""
+    """The autocast dtype for training (None: plain fp32).
+
+    auto picks bf16 where it was measured faster (benchmarks/train_throughput.py --other-precision):
+    CUDA GPUs with bf16, and CPUs with AMX, where a VGG19-BN step runs ~1.6x faster than in fp32
+    (2-core Xeon with AMX). Without AMX, oneDNN emulates or half-uses bf16 and fp32 stays.
+    """
     if precision == "fp32":
         return None
     supported = device.type == "cpu" or (device.type == "cuda" and torch.cuda.is_bf16_supported())
@@ -105,7 +117,9 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype | Non
         if not supported:
             raise SystemExit(f"--precision bf16: not supported on {device}")
         return torch.bfloat16
-    return torch.bfloat16 if device.type == "cuda" and supported else None
+    if device.type == "cuda" and supported:
+        return torch.bfloat16
+    return torch.bfloat16 if device.type == "cpu" and cpu_has_bf16_matrix_units() else None
 
 
 def weights_sha256(model: torch.nn.Module) -> str:
@@ -321,7 +335,10 @@ def _main(args, device: torch.device, rank_info: distributed.DistInfo) -> Path:
     config["init_sha256"] = weights_sha256(model)
     config["parameters"] = sum(p.numel() for p in model.parameters())
     model.to(device)
-    autocast_dtype = resolve_precision(args.precision, device)
+    precision = args.precision
+    if precision == "auto" and checkpoint is not None:   # a resumed run keeps its arithmetic
+        precision = (checkpoint.get("config") or {}).get("precision", "auto")
+    autocast_dtype = resolve_precision(precision, device)
     config["precision"] = "bf16" if autocast_dtype is not None else "fp32"
     # channels_last: faster on CUDA, and on CPU with bf16; neutral-to-slower in fp32 on CPU (measured).
     channels_last = cuda or autocast_dtype is not None
