@@ -8,7 +8,7 @@
 # pixels); MNIST is the real dataset from .device/data/MNIST/raw (git-ignored; copy
 # ../shared/data/MNIST there and carry `.device` to the machine). Nothing is downloaded.
 # Each step has its own time limit and a failing step does not stop the others; the whole
-# suite is sized for about 7 minutes on one modern GPU. Afterwards, on the development
+# suite is sized for about 10 minutes on one modern GPU. Afterwards, on the development
 # machine: copy the *-cuda.json files to benchmarks/reported/ and run `python benchmarks/report.py`.
 set -u
 cd "$(dirname "$0")/.."
@@ -27,6 +27,7 @@ if [ "${SMOKE:-0}" = 1 ]; then        # sizes that only prove every command runs
   MNIST_TRAIN=(--images 256 --batch-size 16 --steps 1 --repeats 1 --warmup 1)
   TTA=(--images 64 --val-images 64 --batch-size 16 --epochs 1 --seeds 0)
   INFER=(--iterations 3 --batch-size 4 --batches 1 --repeats 1)
+  SETTINGS=(--batch-size 16 --steps 1 --repeats 1 --warmup 1)
   WORKERS=1
 else
   AUG=(--batch-size 1024 --images 8192 --passes 20 --repeats 5)
@@ -34,6 +35,7 @@ else
   MNIST_TRAIN=(--images 60000 --steps 40 --repeats 3)
   TTA=(--epochs 2 --seeds 0 1)
   INFER=(--iterations 200 --batch-size 256 --batches 10 --repeats 3)
+  SETTINGS=(--batch-size 512 --steps 20 --repeats 3 --compile)
 fi
 
 step() {   # step SECONDS NAME COMMAND...
@@ -57,6 +59,8 @@ step 90 augment-cifar10-plain python benchmarks/augment_throughput.py --task cif
   "${AUG[@]}" --no-random-erasing
 step 150 train-cifar10 python benchmarks/train_throughput.py --task cifar10 --device "$DEVICE" \
   "${TRAIN[@]}" --workers "$WORKERS" --other-precision
+step 300 step-settings-cifar10 python benchmarks/step_settings.py --task cifar10 --device "$DEVICE" \
+  "${SETTINGS[@]}"
 step 150 train-cifar10-compile python benchmarks/train_throughput.py --task cifar10 --device "$DEVICE" \
   "${TRAIN[@]}" --compile --only cnn_studio --tag compile
 if [ -f "$MNIST_DIR/MNIST/raw/train-images-idx3-ubyte" ]; then

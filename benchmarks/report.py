@@ -63,6 +63,13 @@ def rows_for(results: dict[str, dict]) -> list[tuple[str, str, str]]:
         if r["task"] == "cifar10" and "cnn_studio" in ips and r["environment"]["gpu"]:
             minutes = 40 * 50_000 / ips["cnn_studio"]["mean"] / 60
             out.append((sec, "40 CIFAR-10 epochs of training steps (extrapolated), minutes", f"{minutes:,.1f}"))
+    for key in sorted(k for k in results if k.startswith("step_settings-")):
+        r = results[key]
+        sec = (f"Speed settings, {r['task']} training step ({r['architecture']}, batch {r['batch_size']}; "
+               f"auto picks {r['auto_picks']})")
+        for name, s in r["images_per_s"].items():
+            vs = f" ({r['ratios'][f'{name} / fp32']['mean']:.2f}x fp32)" if name != "fp32" else ""
+            out.append((sec, f"{name}, images/s", ms(s, 1) + vs))
     for key in sorted((k for k in results if k.startswith("augment_throughput-")), reverse=True):
         r = results[key]
         sec = (f"Augmentation alone, {r['task']} (batch {r['batch_size']}, "
