@@ -165,3 +165,13 @@ def test_auto_precision_on_cpu_follows_amx(monkeypatch, amx, expected):
     cpu = torch.device("cpu")
     assert resolve_precision("auto", cpu) is expected
     assert resolve_precision("fp32", cpu) is None and resolve_precision("bf16", cpu) is torch.bfloat16
+
+
+def test_auto_precision_on_resume_keeps_the_runs_own_and_says_when_the_device_cannot():
+    from training.train import run_precision
+    cpu = torch.device("cpu")
+    assert run_precision("auto", None, cpu) == "auto"            # a new run
+    assert run_precision("auto", "fp32", cpu) == "fp32" and run_precision("auto", "bf16", cpu) == "bf16"
+    assert run_precision("fp32", "bf16", cpu) == "fp32"          # an explicit flag wins
+    with pytest.raises(SystemExit, match="trained in bf16, which meta does not support.*--precision fp32"):
+        run_precision("auto", "bf16", torch.device("meta"))

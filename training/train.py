@@ -106,9 +106,9 @@ def cpu_has_bf16_matrix_units() -> bool:
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype for training (None: plain fp32).
 
-    auto picks bf16 where it was measured faster (benchmarks/train_throughput.py --other-precision):
-    CUDA GPUs with bf16, and CPUs with AMX, where a VGG19-BN step runs ~1.6x faster than in fp32
-    (2-core Xeon with AMX). Without AMX, oneDNN emulates or half-uses bf16 and fp32 stays.
+    auto picks bf16 where it was measured faster (benchmarks/step_settings.py): CUDA GPUs with
+    bf16, and CPUs with AMX, where a VGG19-BN step runs ~1.5x and a ResNet50 step ~2.5x faster
+    than in fp32 (2-core Xeon). Without AMX, oneDNN emulates or half-uses bf16 and fp32 stays.
     """
     if precision == "fp32":
         return None
@@ -120,6 +120,16 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype | Non
     if device.type == "cuda" and supported:
         return torch.bfloat16
     return torch.bfloat16 if device.type == "cpu" and cpu_has_bf16_matrix_units() else None
+
+
+def run_precision(requested: str, stored: str | None, device: torch.device) -> str:
+    """The --precision to train with: a resumed run (`stored`) keeps its arithmetic under auto."""
+    if requested != "auto" or stored is None:
+        return requested
+    if stored == "bf16" and device.type != "cpu" and resolve_precision("auto", device) is None:
+        raise SystemExit(f"this run trained in bf16, which {device} does not support; "
+                         f"resume with --precision fp32 to continue it in fp32")
+    return stored
 
 
 def weights_sha256(model: torch.nn.Module) -> str:
@@ -335,10 +345,8 @@ def _main(args, device: torch.device, rank_info: distributed.DistInfo) -> Path:
     config["init_sha256"] = weights_sha256(model)
     config["parameters"] = sum(p.numel() for p in model.parameters())
     model.to(device)
-    precision = args.precision
-    if precision == "auto" and checkpoint is not None:   # a resumed run keeps its arithmetic
-        precision = (checkpoint.get("config") or {}).get("precision", "auto")
-    autocast_dtype = resolve_precision(precision, device)
+    stored = (checkpoint.get("config") or {}).get("precision") if checkpoint is not None else None
+    autocast_dtype = resolve_precision(run_precision(args.precision, stored, device), device)
     config["precision"] = "bf16" if autocast_dtype is not None else "fp32"
     # channels_last: faster on CUDA, and on CPU with bf16; neutral-to-slower in fp32 on CPU (measured).
     channels_last = cuda or autocast_dtype is not None
