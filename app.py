@@ -30,6 +30,12 @@ DESCRIPTION = ("Classic image classifiers, trained from scratch and published wi
                "VGG19-BN on CIFAR-10 and on MNIST, and ResNet50 for cats vs dogs with and without "
                "Random Erasing. Every number on these pages is read from the runs' own files.")
 
+# (label, id, module with build(catalog)), in the order the tabs appear.
+TABS = [("CIFAR-10", "cifar10", cifar10_tab), ("MNIST", "mnist", mnist_tab),
+        ("Cats vs Dogs", "catsdogs", catsdogs_tab), ("Augmentation", "augmentation", augment_tab),
+        ("Architecture", "architecture", architecture_tab), ("Training curves", "curves", curves_tab),
+        ("See why", "why", explain_tab), ("Model cards", "cards", cards_tab)]
+
 # Serving limits (see docs: issue "a safe app"). One model request at a time per CPU group,
 # a bounded queue: beyond it, requests are refused with a clear message instead of piling up.
 QUEUE_MAX_SIZE = 16
@@ -65,22 +71,9 @@ def build_demo(runs: str | os.PathLike | Catalog | None = "runs", hub: Sequence[
         with gr.Accordion("Models", open=problems):
             gr.Markdown(catalog.status_markdown(), elem_id="model-status")
         with gr.Tabs():
-            with gr.Tab("CIFAR-10", id="cifar10"):
-                cifar10_tab.build(catalog)
-            with gr.Tab("MNIST", id="mnist"):
-                mnist_tab.build(catalog)
-            with gr.Tab("Cats vs Dogs", id="catsdogs"):
-                catsdogs_tab.build(catalog)
-            with gr.Tab("Augmentation", id="augmentation"):
-                augment_tab.build(catalog)
-            with gr.Tab("Architecture", id="architecture"):
-                architecture_tab.build(catalog)
-            with gr.Tab("Training curves", id="curves"):
-                curves_tab.build(catalog)
-            with gr.Tab("See why", id="why"):
-                explain_tab.build(catalog)
-            with gr.Tab("Model cards", id="cards"):
-                cards_tab.build(catalog)
+            for label, tab_id, tab in TABS:
+                with gr.Tab(label, id=tab_id):
+                    tab.build(catalog)
     demo.catalog = catalog  # for tests and scripts: the models this app serves
     demo.queue(max_size=QUEUE_MAX_SIZE, default_concurrency_limit=DEFAULT_CONCURRENCY)
     return demo

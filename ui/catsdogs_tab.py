@@ -8,8 +8,8 @@ import gradio as gr
 from models.runs import BASELINE, RANDOM_ERASING
 from ui import explain_tab
 from ui.catalog import Catalog, ModelUnavailable
-from ui.common import (INFERENCE_CONCURRENCY, asset_examples, is_empty, model_view, notice, read_image,
-                       run_examples, run_model, user_error)
+from ui.common import (INFERENCE_CONCURRENCY, asset_examples, is_empty, model_view, read_image,
+                       run_examples, run_model, tab_header, user_error)
 
 TASK = "catsdogs"
 VARIANTS = (BASELINE, RANDOM_ERASING)
@@ -50,11 +50,9 @@ def classify_catdog(catalog: Catalog, image, baseline_run: str | None = None, er
 
 def build(catalog: Catalog) -> None:
     defaults = {v: catalog.default_key(TASK, v) for v in VARIANTS}
-    gr.Markdown("One photo, two ResNet50s trained the same way from the same initial weights: "
-                "one without and one with Random Erasing. Each gives P(cat) and P(dog).")
-    message = notice(catalog, TASK, VARIANTS)
-    if message:
-        gr.Markdown(message, elem_classes=["notice"])
+    tab_header(catalog, TASK, VARIANTS,
+               "One photo, two ResNet50s trained the same way from the same initial weights: "
+               "one without and one with Random Erasing. Each gives P(cat) and P(dog).")
     with gr.Row(equal_height=False):
         with gr.Column(scale=5):
             image = gr.Image(label="Image", sources=["upload", "webcam", "clipboard"], type="filepath",

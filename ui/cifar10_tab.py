@@ -8,8 +8,8 @@ import gradio as gr
 from models.runs import BASELINE
 from ui import explain_tab
 from ui.catalog import Catalog
-from ui.common import (INFERENCE_CONCURRENCY, asset_examples, get_model, is_empty, model_view, notice,
-                       probs_frame, read_image, run_examples, run_model)
+from ui.common import (INFERENCE_CONCURRENCY, asset_examples, get_model, is_empty, model_view,
+                       probs_frame, read_image, run_examples, run_model, tab_header)
 
 TASK = "cifar10"
 
@@ -29,11 +29,9 @@ def classify_cifar10(catalog: Catalog, image, run: str | None = None):
 def build(catalog: Catalog) -> None:
     """The tab's components and events, inside an open gr.Tab."""
     default = catalog.default_key(TASK, BASELINE)
-    gr.Markdown("Upload, drag and drop, paste or take a photo; the VGG19-BN trained on CIFAR-10 "
-                "says which of its ten classes it looks like.")
-    message = notice(catalog, TASK, (BASELINE,))
-    if message:
-        gr.Markdown(message, elem_classes=["notice"])
+    tab_header(catalog, TASK, (BASELINE,),
+               "Upload, drag and drop, paste or take a photo; the VGG19-BN trained on CIFAR-10 "
+               "says which of its ten classes it looks like.")
     with gr.Row(equal_height=False):
         with gr.Column(scale=5):
             image = gr.Image(label="Image", sources=["upload", "webcam", "clipboard"], type="filepath",

@@ -133,6 +133,14 @@ def asset_examples(pattern: str, limit: int = 10) -> list[tuple[str, str]]:
     return [(str(p), p.stem.replace("_", " ")) for p in sorted(ASSETS_DIR.glob(pattern))][:limit]
 
 
+def tab_header(catalog: Catalog, task: str, variants: tuple[str, ...], intro: str) -> None:
+    """A model tab's opening: what it does, then the notice (if any) about missing or broken models."""
+    gr.Markdown(intro)
+    message = notice(catalog, task, variants)
+    if message:
+        gr.Markdown(message, elem_classes=["notice"])
+
+
 def notice(catalog: Catalog, task: str, variants: tuple[str, ...]) -> str:
     """Markdown for the top of a model tab: how to train what is missing, what failed to load."""
     lines = []

@@ -16,8 +16,8 @@ from PIL import Image
 from models.runs import BASELINE
 from ui import explain_tab
 from ui.catalog import Catalog
-from ui.common import (INFERENCE_CONCURRENCY, asset_examples, get_model, is_empty, model_view, notice,
-                       probs_frame, read_image, run_examples, run_model)
+from ui.common import (INFERENCE_CONCURRENCY, asset_examples, get_model, is_empty, model_view,
+                       probs_frame, read_image, run_examples, run_model, tab_header)
 
 TASK = "mnist"
 FIELD = 28          # MNIST image side
@@ -113,12 +113,10 @@ def _classify(catalog: Catalog, image, run):
 def build(catalog: Catalog) -> None:
     default = catalog.default_key(TASK, BASELINE)
     entry = catalog.entry(default) if default else None
-    gr.Markdown("Pick the brush (left of the canvas) and draw a digit with the mouse or a finger, or "
-                "upload a picture of one. It is turned into MNIST-style input (white on black, centred "
-                "by mass in 28x28) and classified by the VGG19-BN trained on MNIST.")
-    message = notice(catalog, TASK, (BASELINE,))
-    if message:
-        gr.Markdown(message, elem_classes=["notice"])
+    tab_header(catalog, TASK, (BASELINE,),
+               "Pick the brush (left of the canvas) and draw a digit with the mouse or a finger, or "
+               "upload a picture of one. It is turned into MNIST-style input (white on black, centred "
+               "by mass in 28x28) and classified by the VGG19-BN trained on MNIST.")
     with gr.Row(equal_height=False):
         with gr.Column(scale=5):
             with gr.Tabs():
