@@ -33,7 +33,7 @@ from benchmarks.common import Timer, add_common_args, fmt, print_table, ratio_su
 from models.registry import create_model
 from training.engine import make_loss, train_one_epoch
 from training.tasks import TASKS, get_task
-from training.train import build_optimizer, resolve_precision
+from training.train import build_optimizer, resolve_precision, use_channels_last
 
 VARIANTS = {"fp32": (None, False), "fp32+channels_last": (None, True),
             "bf16": (torch.bfloat16, False), "bf16+channels_last": (torch.bfloat16, True)}
@@ -88,8 +88,7 @@ def main(args) -> dict:
         steps += [Step(f"{name}+compile", task, recipe, device, bs, dtype, cl, True)
                   for name, (dtype, cl) in variants.items()]
     auto = resolve_precision("auto", device)
-    picked = ("bf16+channels_last" if auto is not None else
-              ("fp32+channels_last" if device.type == "cuda" else "fp32"))
+    picked = ("bf16" if auto is not None else "fp32") + ("+channels_last" if use_channels_last(device, auto) else "")
     print(f"training step settings, {args.task} ({task.model.architecture}), {device} "
           f"({env['gpu'] or env['cpu']}, {torch.get_num_threads()} threads), batch {bs}, "
           f"{args.steps} steps x {args.repeats} repeats; --precision auto here: {picked}")

@@ -45,7 +45,7 @@ from models.registry import create_model
 from training.data import DeviceLoader, Split, load_split
 from training.engine import make_loss, train_one_epoch
 from training.tasks import get_task
-from training.train import build_optimizer, build_scheduler, resolve_precision
+from training.train import build_optimizer, build_scheduler, resolve_precision, use_channels_last
 from training.usual import UsualLoader, load_usual_split, per_image_transform, usual_split_from_tensor
 
 
@@ -72,11 +72,10 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 
 def speed_settings(device: torch.device, precision: str = "auto") -> dict:
-    """The settings training/train.py uses on this device (channels_last goes with bf16 or CUDA)."""
-    cuda = device.type == "cuda"
+    """The settings training/train.py uses on this device."""
     autocast_dtype = resolve_precision(precision, device)
-    return {"channels_last": cuda or autocast_dtype is not None, "autocast_dtype": autocast_dtype,
-            "fused_optimizer": device.type in ("cuda", "cpu"), "cudnn_benchmark": cuda}
+    return {"channels_last": use_channels_last(device, autocast_dtype), "autocast_dtype": autocast_dtype,
+            "fused_optimizer": device.type in ("cuda", "cpu"), "cudnn_benchmark": device.type == "cuda"}
 
 
 def synthetic_split(task, n: int, seed: int = 0) -> Split:

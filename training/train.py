@@ -122,6 +122,11 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype | Non
     return torch.bfloat16 if device.type == "cpu" and cpu_has_bf16_matrix_units() else None
 
 
+def use_channels_last(device: torch.device, autocast_dtype: torch.dtype | None) -> bool:
+    """channels_last: faster on CUDA, and on CPU with bf16; slower in fp32 on CPU (benchmarks/step_settings.py)."""
+    return device.type == "cuda" or autocast_dtype is not None
+
+
 def run_precision(requested: str, stored: str | None, device: torch.device) -> str:
     """The --precision to train with: a resumed run (`stored`) keeps its arithmetic under auto."""
     if requested != "auto" or stored is None:
@@ -348,8 +353,7 @@ def _main(args, device: torch.device, rank_info: distributed.DistInfo) -> Path:
     stored = (checkpoint.get("config") or {}).get("precision") if checkpoint is not None else None
     autocast_dtype = resolve_precision(run_precision(args.precision, stored, device), device)
     config["precision"] = "bf16" if autocast_dtype is not None else "fp32"
-    # channels_last: faster on CUDA, and on CPU with bf16; neutral-to-slower in fp32 on CPU (measured).
-    channels_last = cuda or autocast_dtype is not None
+    channels_last = use_channels_last(device, autocast_dtype)
     if channels_last:
         model.to(memory_format=torch.channels_last)
 
