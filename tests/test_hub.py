@@ -284,9 +284,9 @@ def space_dir(tmp_path_factory) -> Path:
 
 def test_space_folder_holds_the_app_and_no_training_code(space_dir):
     top = sorted(p.name for p in space_dir.iterdir())
-    assert top == sorted(["app.py", "ui", "models", "cards", "assets", "requirements.txt", "README.md"])
+    assert top == sorted(["app.py", "ui", "models", "analysis", "cards", "assets", "requirements.txt", "README.md"])
     assert not list(space_dir.rglob("__pycache__")) and not list(space_dir.rglob("*.pyc"))
-    for src_dir in ("ui", "models", "cards"):
+    for src_dir in ("ui", "models", "analysis", "cards"):
         expected = {p.relative_to(REPO_ROOT).as_posix() for p in (REPO_ROOT / src_dir).rglob("*")
                     if p.is_file() and "__pycache__" not in p.parts and not p.name.startswith(".")}
         got = {p.relative_to(space_dir).as_posix() for p in (space_dir / src_dir).rglob("*") if p.is_file()}

@@ -43,13 +43,13 @@ CARD_FILE = "README.md"
 NEVER_UPLOAD = ["checkpoint.pt", "*.pt", "*.pth", ".*", "*/.*", "*.tmp", "__pycache__/*"]
 
 HUB_MODELS_ENV = "CNN_STUDIO_HUB_MODELS"   # read by ui/catalog.py (space- or comma-separated ids)
-SPACE_CODE = ["app.py", "ui", "models", "cards", "assets"]   # what the Space runs; never training/
+SPACE_CODE = ["app.py", "ui", "models", "analysis", "cards", "assets"]   # what the Space runs; never training/
 SPACE_FILES = SPACE_CODE + ["requirements.txt", "README.md"]
 SPACE_IGNORE = ["__pycache__", "*.pyc", ".*"]
 # Left behind by running the Space folder locally; never uploaded.
 SPACE_UPLOAD_IGNORE = ["*__pycache__*", "*.pyc", ".*", "*/.*", "runs/*", "flagged/*"]
 PRELOAD_FILES = ["config.json", "model.safetensors", "README.md", "history.json", "metrics.json"]
-LOCAL_PACKAGES = {"app", "ui", "models", "cards", "assets", "training", "tests"}
+LOCAL_PACKAGES = {"app", "ui", "models", "analysis", "cards", "assets", "training", "tests"}
 # Installed by the Space itself from the README's sdk / sdk_version.
 PROVIDED_BY_SPACE = {"gradio"}
 
