@@ -23,7 +23,8 @@ import torch
 
 from ui import (architecture_tab, augment_tab, cards_tab, catsdogs_tab, cifar10_tab, curves_tab,
                 explain_tab, mnist_tab)
-from ui.catalog import HUB_ENV, Catalog, hub_ids_from_env
+from models.names import HUB_MODELS_ENV
+from ui.catalog import Catalog, hub_ids_from_env
 
 TITLE = "CNN Studio"
 DESCRIPTION = ("Classic image classifiers, trained from scratch and published with their evidence: "
@@ -89,7 +90,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="CNN Studio: demo every trained model in a browser.")
     p.add_argument("--runs", default="runs", help="folder searched for run directories <task>/<run>/ (default: runs)")
     p.add_argument("--hub", nargs="*", default=[], metavar="REPO_ID",
-                   help=f"Hub model repos (user/name[@revision]) to load too; also read from ${HUB_ENV}")
+                   help=f"Hub model repos (user/name[@revision]) to load too; also read from ${HUB_MODELS_ENV}")
     p.add_argument("--host", default=None,
                    help="address to listen on (default 127.0.0.1, or $GRADIO_SERVER_NAME; 0.0.0.0 for a Space)")
     p.add_argument("--port", type=int, default=None, help="port (default 7860, or $GRADIO_SERVER_PORT)")

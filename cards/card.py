@@ -1,7 +1,8 @@
 """A run directory's facts -> a Hugging Face model card (README.md).
 
     read_facts(run_dir)  the only I/O: config.json, history.json, metrics.json,
-                         examples/index.json, and whether curves.png exists
+                         examples/index.json, and whether curves.png exists; a
+                         comparison (comparison.json of training.compare) is passed in
     render_card(facts)   pure: facts in, markdown out (YAML metadata + body)
     write_card(run_dir)  both, then README.md written atomically
 
@@ -17,7 +18,9 @@ from pathlib import Path
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from models.atomic import atomic_write_text
+from models.jsonfile import JSONFileError, read_json
 from models.registry import ARCHITECTURES
+from models.variant import RANDOM_ERASING, Variant
 
 TEMPLATE_PATH = Path(__file__).with_name("template.md")
 TEMPLATE = TEMPLATE_PATH.read_text(encoding="utf-8")  # read once, so render_card does no I/O
@@ -69,12 +72,14 @@ class CardError(ValueError):
 # --------------------------------------------------------------------------- I/O
 
 
-def read_facts(run_dir: str | os.PathLike, *, source: str | None = None) -> dict:
+def read_facts(run_dir: str | os.PathLike, *, source: str | None = None, comparison: dict | None = None) -> dict:
     """Everything the card shows, read from `run_dir`. The only function here that reads files.
 
     `source` is what the usage snippet passes to `load_model`: a Hub repo id when the card is
     for a pushed repo, otherwise the run directory (relative to the working directory when
-    it lies below it, so that the card holds no absolute local paths).
+    it lies below it, so that the card holds no absolute local paths). `comparison` is the
+    baseline-vs-Random-Erasing comparison this run is part of (comparison.json's content,
+    `analysis.stats.comparison_for_run`), shown as its own section.
     """
     run_dir = Path(run_dir)
     config = _read_json(run_dir / "config.json", required=True)
@@ -88,39 +93,23 @@ def read_facts(run_dir: str | os.PathLike, *, source: str | None = None) -> dict
         "has_curves": (run_dir / "curves.png").is_file(),
         "examples": [e for e in (index or []) if (run_dir / "examples" / str(e.get("file", ""))).is_file()],
         "source": source or _display_path(run_dir),
-        "comparison": _comparison_of(run_dir),
+        "comparison": comparison,
     }
 
 
-def _comparison_of(run_dir: Path) -> dict | None:
-    """The comparison.json that `training.compare` wrote two levels up, if it lists this run.
-
-    compare lays runs out as OUT/<task>[-re]/seed-<s>/ and writes OUT/comparison.json.
-    """
-    found = _read_json(run_dir.parent.parent / "comparison.json")
-    if not isinstance(found, dict):
-        return None
-    me = f"{run_dir.parent.name}/{run_dir.name}"
-    listed = {path for pair in (found.get("runs") or {}).values() if isinstance(pair, dict)
-              for key, path in pair.items() if key != "init_sha256"}
-    return found if me in listed else None
-
-
-def write_card(run_dir: str | os.PathLike, *, source: str | None = None) -> Path:
+def write_card(run_dir: str | os.PathLike, *, source: str | None = None, comparison: dict | None = None) -> Path:
     """Render the card of `run_dir` and write it to `run_dir/README.md` atomically."""
-    text = render_card(read_facts(run_dir, source=source))
+    text = render_card(read_facts(run_dir, source=source, comparison=comparison))
     return atomic_write_text(Path(run_dir) / CARD_FILE, text)
 
 
 def _read_json(path: Path, *, required: bool = False):
-    if not path.is_file():
-        if required:
-            raise CardError(f"{path}: missing (a model card needs the run's config.json)")
-        return None
+    if required and not path.is_file():
+        raise CardError(f"{path}: missing (a model card needs the run's config.json)")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        raise CardError(f"{path}: not valid JSON ({e})") from e
+        return read_json(path)
+    except JSONFileError as e:
+        raise CardError(str(e)) from e
 
 
 def _display_path(path: Path) -> str:
@@ -260,18 +249,15 @@ def tags(config: dict) -> list[str]:
 
 
 def model_name(config: dict) -> str:
-    suffix = "-re" if random_erasing_params(config) else ""
-    return f"cnn-studio-{config.get('task', 'model')}{suffix}"
+    return f"cnn-studio-{Variant.of(config).task_folder(config.get('task', 'model'))}"
 
 
 def random_erasing_params(config: dict) -> dict | None:
-    """The Random Erasing settings of the recipe, or None when the run did not use it."""
-    params = ((config.get("recipe") or {}).get("augment") or {}).get("random_erasing")
-    if params:
-        return params
-    if config.get("variant") == "random-erasing":
-        return {}
-    return None
+    """The Random Erasing settings of a Random Erasing run's recipe ({} if it lists none);
+    None for a baseline. Which variant a run is, config.json's "variant" says."""
+    if Variant.of(config) is not RANDOM_ERASING:
+        return None
+    return ((config.get("recipe") or {}).get("augment") or {}).get("random_erasing") or {}
 
 
 def flatten(d: dict, prefix: str = "") -> list[tuple[str, object]]:

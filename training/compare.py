@@ -29,15 +29,14 @@ from pathlib import Path
 
 from models.artifact import CONFIG_FILE, WEIGHTS_FILE
 from models.atomic import atomic_write, atomic_write_json
-from models.runs import BASELINE, RANDOM_ERASING
-from analysis.stats import comparison_markdown, load_predictions, paired_comparison
+from models.variant import BASELINE, RANDOM_ERASING, Variant
+from analysis.stats import COMPARISON_FILE, comparison_markdown, load_predictions, paired_comparison
 from training.checkpoint import CHECKPOINT_FILE
 from training.precision import resolve_device, set_torch_flags
 from training.run_config import RunConfig, options, resolve
 from training.tasks import TASKS
 
 VARIANTS = (BASELINE, RANDOM_ERASING)
-COMPARISON_FILE = "comparison.json"
 SUMMARY_FILE = "comparison.md"
 
 
@@ -61,8 +60,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     return p
 
 
-def run_dir(out: Path, task: str, variant: str, seed: int) -> Path:
-    return out / (task if variant == BASELINE else f"{task}-re") / f"seed-{seed}"
+def run_dir(out: Path, task: str, variant: Variant, seed: int) -> Path:
+    """OUT/<task>[-re]/seed-<s>: the runs/ layout, so the app serves a comparison folder too."""
+    return out / Variant(variant).task_folder(task) / f"seed-{seed}"
 
 
 def run_config(args, variant: str, seed: int, folder: Path, resume: bool) -> RunConfig:
@@ -163,7 +163,7 @@ def main(args) -> dict:
     from cards import write_card
     for pair in comparison["runs"].values():   # each run's card now shows the comparison
         for variant in VARIANTS:
-            write_card(out / pair[variant])
+            write_card(out / pair[variant], comparison=comparison)
     text = summary_markdown(comparison)
     atomic_write(out / SUMMARY_FILE, lambda p: Path(p).write_text(text, encoding="utf-8"))
     print(text)

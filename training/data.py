@@ -24,12 +24,12 @@ from PIL import Image, ImageOps
 from torchvision.transforms.v2 import functional as TF
 
 from models.atomic import atomic_write, atomic_write_json
+from models.imagefolder import image_folder_files, split_files  # noqa: F401  (image_folder_files: tests)
 from models.predict import ImageInputError, decode_image
 from training.tasks import TaskSpec
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"}
 CACHE_DIR = ".cnn_studio_cache"
 
 
@@ -96,37 +96,8 @@ def _load_mnist(task, data_dir, *, train, limit, seed, workers, download) -> Spl
 
 # --- cats vs dogs -------------------------------------------------------------------------
 
-def _class_folder(root: Path, name: str) -> Path | None:
-    for candidate in (name, name.capitalize(), name.upper()):
-        if (root / candidate).is_dir():
-            return root / candidate
-    return None
-
-
-def image_folder_files(root: Path, labels: tuple[str, ...]) -> tuple[list[Path], list[int]]:
-    """Files of an image-folder split: root/<label>/* for each label (cat/Cat, dog/Dog)."""
-    files, targets = [], []
-    for label_id, label in enumerate(labels):
-        folder = _class_folder(root, label)
-        if folder is None:
-            raise FileNotFoundError(f"{root}: no '{label}' folder (expected {root}/{label}/*.jpg)")
-        found = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-        files += found
-        targets += [label_id] * len(found)
-    return files, targets
-
-
 def _catsdogs_files(task, data_dir: Path, train: bool, download: bool) -> tuple[list[Path], list[int], str]:
-    folder_split = "train" if train else "val"
-    if (data_dir / folder_split).is_dir():
-        files, targets = image_folder_files(data_dir / folder_split, task.model.labels)
-        return files, targets, folder_split
-    from torchvision.datasets import OxfordIIITPet
-    split = "trainval" if train else "test"
-    ds = OxfordIIITPet(str(data_dir), split=split, target_types="binary-category", download=download)
-    # The dataset object exposes file paths and binary labels (0 = Cat, 1 = Dog) as
-    # attributes; reading them lets us decode each file once into the cache below.
-    return list(ds._images), list(ds._bin_labels), split
+    return split_files(data_dir, task.model.labels, train=train, download=download)
 
 
 def _decode_resized(path: Path, size: int) -> np.ndarray | None:

@@ -36,13 +36,13 @@ from huggingface_hub.errors import HfHubHTTPError, HFValidationError, OfflineMod
 from huggingface_hub.utils import filter_repo_objects, validate_repo_id
 
 from models.artifact import CONFIG_FILE, RELEASE_PATTERNS, ArtifactError, load_model
+from models.names import HUB_MODELS_ENV
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CARD_FILE = "README.md"
 # Never uploaded, whatever the patterns say: resume state, temporary files of atomic writes.
 NEVER_UPLOAD = ["checkpoint.pt", "*.pt", "*.pth", ".*", "*/.*", "*.tmp", "__pycache__/*"]
 
-HUB_MODELS_ENV = "CNN_STUDIO_HUB_MODELS"   # read by ui/catalog.py (space- or comma-separated ids)
 SPACE_CODE = ["app.py", "ui", "models", "analysis", "cards", "assets"]   # what the Space runs; never training/
 SPACE_FILES = SPACE_CODE + ["requirements.txt", "README.md"]
 SPACE_IGNORE = ["__pycache__", "*.pyc", ".*"]
@@ -104,7 +104,8 @@ def release_operations(run_dir: str | os.PathLike, *, repo_id: str | None = None
     if repo_id and regenerate_card:
         from cards import CardError, read_facts, render_card
         try:
-            card = render_card(read_facts(run_dir, source=repo_id))
+            from analysis.stats import comparison_for_run
+            card = render_card(read_facts(run_dir, source=repo_id, comparison=comparison_for_run(run_dir)))
         except CardError as e:
             raise HubError(f"cannot render the model card: {e}") from e
         ops.append(CommitOperationAdd(path_in_repo=CARD_FILE, path_or_fileobj=card.encode("utf-8")))

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from models.names import RUNS_DIR
+from models.variant import BASELINE, RANDOM_ERASING, Variant
 from training.checkpoint import CHECKPOINT_FILE, check_resumable, load_checkpoint
 from training.precision import resolve_device, resolve_precision, run_precision, precision_name
 from training.tasks import TASKS, TaskSpec, get_task, override_recipe
-
-BASELINE, RANDOM_ERASING = "baseline", "random-erasing"
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -92,7 +92,7 @@ class DistSettings:
 class RunConfig:
     """Everything a run is asked to do, resolved (no "auto", no None-means-recipe-default)."""
     task: str
-    variant: str                    # baseline | random-erasing
+    variant: Variant                # baseline | random-erasing
     recipe: dict                    # every hyper-parameter used (training/tasks.py); read-only
     seed: int
     out: Path                       # the run directory
@@ -118,7 +118,7 @@ class RunConfig:
         """What config.json records of these settings (docs/run-directory.md). Left out: paths of
         this machine (out, data_dir, resume_from) and how this invocation reports and stops."""
         spec = self.spec
-        return {**spec.model.to_dict(), "task": self.task, "variant": self.variant, "run_name": self.out.name,
+        return {**spec.model.to_dict(), "task": self.task, "variant": self.variant.value, "run_name": self.out.name,
                 "dataset": {"name": spec.dataset.name, "hub_id": spec.dataset.hub_id, "source": spec.dataset.source,
                             "train_split": spec.dataset.train_split, "val_split": spec.dataset.val_split},
                 "recipe": self.recipe, "seed": self.seed,
@@ -126,9 +126,9 @@ class RunConfig:
                 "precision": self.precision, "data_loader": self.data_loader}
 
 
-def default_out(task: str, random_erasing: bool) -> Path:
+def default_out(task: str, variant: Variant) -> Path:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    return Path("runs") / f"{task}{'-re' if random_erasing else ''}" / stamp
+    return Path(RUNS_DIR) / variant.task_folder(task) / stamp
 
 
 def _checkpoint_path(args) -> Path | None:
@@ -141,12 +141,12 @@ def _checkpoint_path(args) -> Path | None:
     raise SystemExit("--resume needs --out RUN_DIR (or a checkpoint path)")
 
 
-def _out_dir(args, task: str, random_erasing: bool) -> Path:
+def _out_dir(args, task: str, variant: Variant) -> Path:
     if args.out:
         return Path(args.out)
     if args.resume and args.resume != "auto":
         return Path(args.resume).parent
-    return default_out(task, random_erasing)
+    return default_out(task, variant)
 
 
 def resolve(args: argparse.Namespace) -> RunConfig:
@@ -158,19 +158,21 @@ def resolve(args: argparse.Namespace) -> RunConfig:
     if not task_name:
         raise SystemExit("--task is required (cifar10, mnist or catsdogs)")
     task = get_task(task_name)
-    random_erasing = args.random_erasing if args.random_erasing is not None else (
-        stored.get("variant") == RANDOM_ERASING)
+    if args.random_erasing is not None:
+        variant = RANDOM_ERASING if args.random_erasing else BASELINE
+    else:
+        variant = Variant.of(stored)
     pick = lambda arg, key: arg if arg is not None else stored.get(key)  # noqa: E731
     # Resuming starts from the stored recipe; flags given again must agree with it (checked below).
-    base = stored["recipe"] if stored else task.resolved_recipe(random_erasing=random_erasing)
+    base = stored["recipe"] if stored else task.resolved_recipe(random_erasing=variant is RANDOM_ERASING)
     recipe = override_recipe(base, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr)
     if args.pretrained:
         recipe["pretrained"] = args.pretrained
     device = resolve_device(args.device)
     precision = run_precision(args.precision, stored.get("precision"), device)
-    out = _out_dir(args, task.name, random_erasing)
+    out = _out_dir(args, task.name, variant)
     cfg = RunConfig(
-        task=task.name, variant=RANDOM_ERASING if random_erasing else BASELINE, recipe=recipe,
+        task=task.name, variant=variant, recipe=recipe,
         seed=pick(args.seed, "seed") or 0, out=out, data_dir=Path(args.data_dir),
         limit_train=pick(args.limit_train, "limit_train"), limit_val=pick(args.limit_val, "limit_val"),
         device=device.type, precision=precision_name(resolve_precision(precision, device)),

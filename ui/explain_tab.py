@@ -16,6 +16,8 @@ from pathlib import Path
 
 import gradio as gr
 
+from models.jsonfile import try_read_json
+from models.names import DATA_DIR_ENV
 from models.presets import DEFAULT_MODEL_CONFIGS
 from models.runs import BASELINE, RANDOM_ERASING
 from ui import explain_handlers as h
@@ -23,7 +25,7 @@ from ui.catalog import Catalog, ModelUnavailable
 from ui.common import INFERENCE_CONCURRENCY, LIGHT_CONCURRENCY, is_empty, read_image, user_error
 from ui.val_images import ValidationImages
 
-DATA_ENV = "CNN_STUDIO_DATA_DIR"
+DATA_ENV = DATA_DIR_ENV
 CATSDOGS = "catsdogs"
 
 
@@ -70,7 +72,7 @@ def _loaded(catalog: Catalog, key, task=None, variant=BASELINE):
 
 def _labels(catalog: Catalog, key):
     entry = _entry(catalog, key)
-    metrics = h._read_json(entry.root, "metrics.json") or {}
+    metrics = try_read_json(entry.root, "metrics.json") or {}
     if entry.loaded is not None:
         return list(entry.loaded.config.labels)
     return [str(l) for l in metrics.get("labels") or []]
