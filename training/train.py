@@ -444,7 +444,8 @@ def _main(args, device: torch.device, rank_info: distributed.DistInfo) -> Path:
                                  device=device, epoch=epoch, autocast_dtype=autocast_dtype,
                                  channels_last=channels_last, should_stop=should_stop,
                                  progress=not args.no_progress and is_main,
-                                 on_step=lambda s, loss: writer.add_scalar("train/step_loss", loss, base_step + s + 1))
+                                 on_step=lambda s, loss: writer.add_scalar("train/step_loss", loss, base_step + s + 1),
+                                 on_lr=lambda s, lr: writer.add_scalar("train/lr", lr, base_step + s + 1))
             if tr["interrupted"]:
                 return _interrupted(stop, run_dir, epoch, writer)
             # Evaluation in float32 (no autocast), as training.evaluate and the app run the
@@ -456,8 +457,9 @@ def _main(args, device: torch.device, rank_info: distributed.DistInfo) -> Path:
                    "seconds": tr["seconds"], "images_per_s": tr["images_per_s"]}
             history.append(row)
             step = epoch * steps_per_epoch
-            for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "images_per_s"):
+            for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy"):
                 writer.add_scalar(key.replace("_", "/", 1), row[key], step)
+            writer.add_scalar("train/images_per_second", row["images_per_s"], step)   # lr: per step, above
             writer.flush()
             if is_main:
                 atomic_write_json(run_dir / "history.json", history)
