@@ -23,10 +23,10 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import nn
 
-from models.atomic import atomic_write, atomic_write_json, atomic_write_text
+from models.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from models.registry import ModelConfig, create_model
 
 CONFIG_FILE = "config.json"
@@ -78,7 +78,9 @@ def save_release(run_dir: str | os.PathLike, model: nn.Module, config: dict) -> 
     ModelConfig.from_dict(config)  # refuse to write a config that could not be loaded
     run_dir = Path(run_dir)
     state = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
-    atomic_write(run_dir / WEIGHTS_FILE, lambda p: save_file(state, str(p), metadata={"format": "pt"}))
+    # Serialised in memory and written by Python, so a full disk raises OSError (save_file wrote to
+    # /dev/full without any error when tried).
+    atomic_write_bytes(run_dir / WEIGHTS_FILE, save(state, metadata={"format": "pt"}))
     atomic_write_json(run_dir / CONFIG_FILE, config)
     write_manifest(run_dir)
 

@@ -112,7 +112,8 @@ def save_checkpoint(path: Path, state: dict) -> None:
     state[DIGEST_KEY] = state_sha256(state)
 
     def write(tmp: Path) -> None:
-        torch.save(state, tmp)
+        with open(tmp, "wb") as f:   # through a Python file: a full disk is an OSError, not an iostream error
+            torch.save(state, f)
         try:
             back = torch.load(tmp, map_location="cpu", weights_only=True, mmap=True)
         except Exception as e:

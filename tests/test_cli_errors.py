@@ -1,0 +1,188 @@
+"""The command-line tools refuse what cannot work in one line, exit non-zero, print no traceback,
+and leave nothing behind: bad flags, wrong data folders, no network, unwritable outputs, full disks.
+
+Each case drives the real parser and main through `training.cli.run_cli` (what `python -m` runs)
+and checks the exit code, that stderr is exactly one line naming the problem, and the disk.
+The network is refused at the socket (as offline), so torchvision's real download code runs
+up to the connection and fails as it would without a network.
+"""
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+
+from training.cli import run_cli
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    """Every connection attempt fails as on a machine without a network."""
+    def unreachable(*args, **kwargs):
+        raise OSError(errno.ENETUNREACH, "Network is unreachable")
+    monkeypatch.setattr(socket, "create_connection", unreachable)
+    monkeypatch.setattr(socket.socket, "connect", unreachable)
+    monkeypatch.setattr(socket, "getaddrinfo", unreachable)
+
+
+def tree(folder: Path) -> dict[str, str]:
+    """Every path under `folder` with its content digest (folders as 'dir')."""
+    if not folder.exists():
+        return {}
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
+            for p in sorted(folder.rglob("*"))}
+
+
+def refused(capsys, code: int, *, exit_code: int = 1) -> str:
+    """The one stderr line of a refused command (asserts the exit code and the absence of a traceback).
+
+    A bad flag (exit 2) is argparse's usual answer: the usage lines, then one line naming the flag.
+    """
+    captured = capsys.readouterr()
+    assert code == exit_code, captured.err
+    assert "Traceback" not in captured.err + captured.out
+    lines = captured.err.strip().splitlines()
+    if exit_code == 2:
+        assert lines[0].startswith("usage: ") and ": error: argument " in lines[-1], captured.err
+        return lines[-1]
+    assert len(lines) == 1, captured.err
+    return lines[0]
+
+
+def read_only_folder(tmp_path: Path) -> Path:
+    """A folder in which no file can be created, even by root (tests run as root in CI).
+
+    Permission bits do not stop root; sysfs refuses new files to everyone. As another user, a
+    chmod 0555 folder does it.
+    """
+    if os.geteuid() != 0:
+        folder = tmp_path / "read-only"
+        folder.mkdir()
+        folder.chmod(0o555)
+        return folder
+    if Path("/sys/kernel").is_dir():
+        return Path("/sys/kernel")
+    pytest.skip("running as root without /sys: no folder refuses writes to root here")
+
+
+# --- evaluate ---------------------------------------------------------------------------------
+
+def evaluate(argv: list[str]) -> int:
+    from training.evaluate import get_args_parser, main
+    from models.artifact import ArtifactError
+    from training.data import DatasetError
+    return run_cli(main, get_args_parser(), argv, errors=(ArtifactError, DatasetError))
+
+
+@pytest.fixture
+def run_copy(mnist_run, tmp_path) -> Path:
+    run = tmp_path / "mnist" / "run"
+    shutil.copytree(mnist_run, run, ignore=shutil.ignore_patterns("checkpoint.pt", "tb"))
+    return run
+
+
+def test_evaluate_predictions_into_a_read_only_folder(run_copy, mnist_dir, tmp_path, capsys):
+    folder = read_only_folder(tmp_path)
+    before = tree(run_copy)
+    line = refused(capsys, evaluate([str(run_copy), "--data-dir", str(mnist_dir), "--device", "cpu",
+                                     "--predictions", str(folder / "predictions.json")]))
+    assert line.startswith(f"error: --predictions {folder}: cannot create files in {folder} (")
+    assert not (folder / "predictions.json").exists() and tree(run_copy) == before
+
+
+def test_evaluate_predictions_where_a_folder_is_a_file(run_copy, mnist_dir, tmp_path, capsys):
+    (tmp_path / "plain-file").write_text("x")
+    line = refused(capsys, evaluate([str(run_copy), "--data-dir", str(mnist_dir), "--device", "cpu",
+                                     "--predictions", str(tmp_path / "plain-file" / "p.json")]))
+    assert line == f"error: --predictions {tmp_path / 'plain-file'}: {tmp_path / 'plain-file'} is a file, not a folder"
+
+
+def test_evaluate_predictions_into_the_run_keeps_its_digests(run_copy, mnist_dir, capsys):
+    from models.artifact import load_model
+    (run_copy / "predictions.json").unlink()
+    assert evaluate([str(run_copy), "--data-dir", str(mnist_dir), "--device", "cpu", "--predictions"]) == 0
+    sums = dict(reversed(line.split("  ", 1)) for line in (run_copy / "SHA256SUMS").read_text().splitlines())
+    assert sums["predictions.json"] == hashlib.sha256((run_copy / "predictions.json").read_bytes()).hexdigest()
+    load_model(run_copy)   # every listed file still matches
+
+
+def test_evaluate_refuses_damaged_weights(run_copy, mnist_dir, capsys):
+    from tests.test_model_files import flip_weight_bytes
+    flip_weight_bytes(run_copy / "model.safetensors")
+    line = refused(capsys, evaluate([str(run_copy), "--data-dir", str(mnist_dir), "--device", "cpu"]))
+    assert line.startswith(f"error: {run_copy / 'model.safetensors'}: damaged or changed after the run was written")
+
+
+@pytest.mark.parametrize("flag, value, problem", [
+    ("--batch-size", "0", "must be at least 1, got 0"),
+    ("--limit-val", "-3", "must be at least 1, got -3"),
+    ("--seed", "x", "must be an integer, got 'x'"),
+])
+def test_evaluate_flags_out_of_range(flag, value, problem, capsys):
+    with pytest.raises(SystemExit) as stop:
+        evaluate(["runs/x", flag, value])
+    assert refused(capsys, stop.value.code, exit_code=2) == \
+        f"python -m training.evaluate: error: argument {flag}: {problem}"
+
+
+# --- data folders (training.data, for train and evaluate alike) -------------------------------
+
+def load(task_name: str, data_dir: Path):
+    from training.data import load_splits
+    from training.tasks import get_task
+    return load_splits(get_task(task_name), data_dir, limit_train=4, limit_val=4, workers=1)
+
+
+@pytest.mark.parametrize("task_name", ["mnist", "cifar10", "catsdogs"])
+def test_a_missing_data_folder_offline_creates_nothing_and_says_what_to_do(task_name, tmp_path, offline):
+    from training.data import DatasetError
+    before = tree(tmp_path)
+    missing = tmp_path / "nope" / "deeper"
+    with pytest.raises(DatasetError) as err:
+        load(task_name, missing)
+    message = str(err.value)
+    assert message.startswith(f"{task_name}: not found in {missing} and downloading it failed (")
+    assert f"Offline, copy those files into {missing} or point --data-dir at a folder that has them" in message
+    assert "\n" not in message
+    assert tree(tmp_path) == before, "a failed start left files or folders behind"
+
+
+@pytest.mark.parametrize("task_name", ["cifar10", "catsdogs"])
+def test_an_empty_data_folder_offline_stays_empty(task_name, tmp_path, offline):
+    from training.data import DatasetError, EXPECTED_LAYOUT
+    with pytest.raises(DatasetError, match=rf"^{task_name}: not found in {tmp_path} and downloading it failed") as err:
+        load(task_name, tmp_path)
+    assert EXPECTED_LAYOUT[task_name] in str(err.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_as_data_folder(tmp_path):
+    from training.data import DatasetError
+    (tmp_path / "data").write_text("not a folder")
+    with pytest.raises(DatasetError, match=rf"^--data-dir {tmp_path / 'data'}: is a file, not a folder; "
+                                           r"mnist expects a folder holding MNIST/raw/"):
+        load("mnist", tmp_path / "data")
+
+
+def test_catsdogs_train_folder_instead_of_its_parent(catsdogs_dir, offline):
+    from training.data import DatasetError
+    before = tree(catsdogs_dir)
+    with pytest.raises(DatasetError, match=rf"^--data-dir {catsdogs_dir / 'train'}: holds class folders "
+                                           r"\(cat/, dog/\) itself; point --data-dir at the folder above"):
+        load("catsdogs", catsdogs_dir / "train")
+    assert tree(catsdogs_dir) == before
+
+
+def test_catsdogs_train_without_val(tmp_path, offline):
+    from tests.datagen import write_catsdogs
+    from training.data import DatasetError
+    root = write_catsdogs(tmp_path / "cd", train_per_class=2, val_per_class=1, corrupt=False)
+    shutil.rmtree(root / "val")
+    with pytest.raises(DatasetError, match=r"has train/ but no val/; an image folder needs both"):
+        load("catsdogs", root)
+    assert not (root / "oxford-iiit-pet").exists()
