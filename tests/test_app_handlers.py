@@ -201,8 +201,6 @@ def test_dark_on_light_upload_is_inverted(tmp_path):
 
 
 def test_classify_digit_shows_the_processed_input(app_catalog, tmp_path):
-    if app_catalog.default_key("mnist") is None:
-        pytest.skip("no MNIST run (real MNIST not found)")
     seen, probs, frame = mnist_tab.classify_digit(app_catalog, _sketch(tmp_path, [[(200, 60), (210, 340)]]))
     assert_distribution(probs, [str(d) for d in range(10)])
     assert frame["probability"].sum() == pytest.approx(1.0, abs=1e-4)

@@ -59,8 +59,6 @@ def test_classify_cifar10(client):
 
 def test_classify_digit_from_a_sketch_and_from_an_upload(client, app_catalog):
     from gradio_client import handle_file
-    if app_catalog.default_key("mnist") is None:
-        pytest.skip("no MNIST run (real MNIST not found)")
     digit = handle_file(ASSETS / "mnist_3.png")
     seen, label, bars = client.predict({"background": None, "layers": [], "composite": digit},
                                        api_name="/classify_digit")
