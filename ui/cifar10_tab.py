@@ -14,14 +14,14 @@ from ui.common import (INFERENCE_CONCURRENCY, asset_examples, get_model, is_empt
 TASK = "cifar10"
 
 
-def classify_cifar10(catalog: Catalog, image, run: str | None = None):
+def classify_cifar10(catalog: Catalog, image, model_run: str | None = None):
     """Image (payload, path, bytes, PIL or array) -> (top-k label dict, bar-chart frame, model view).
 
     No image gives empty outputs (a cleared input); an unreadable one a one-line gr.Error.
     """
     if is_empty(image):
         return None, probs_frame(None), None
-    entry = get_model(catalog, run, TASK, BASELINE)
+    entry = get_model(catalog, model_run, TASK, BASELINE)
     probs, x = run_model(entry, read_image(image))
     return probs, probs_frame(probs), model_view(x, entry.loaded.config)
 

@@ -12,6 +12,7 @@ No `from __future__ import annotations` here: Gradio reads the `gr.SelectData` a
 of the select handlers at run time.
 """
 import os
+from functools import partial
 from pathlib import Path
 
 import gradio as gr
@@ -81,35 +82,43 @@ def run_choices(catalog: Catalog, task=None):
     return [(e.label, e.key) for e in catalog.with_files() if task is None or e.task == task]
 
 
-def explain(catalog: Catalog, image, key, target=None, alpha=0.5, *, task=None, variant=BASELINE, prepare=None):
+def explain(catalog: Catalog, image, model_run, target_class=None, overlay_strength=0.5, *, task=None,
+            variant=BASELINE, prepare=None):
     """Image + run key (or none: the default model of task/variant) -> (Grad-CAM overlay, caption).
 
     `prepare` turns the decoded image into what the tab classifies (e.g. MNIST's to_mnist_digit);
     it may return None for "nothing to explain"."""
     if is_empty(image):
         return None, ""
-    loaded = _loaded(catalog, key, task, variant)
+    loaded = _loaded(catalog, model_run, task, variant)
     img = read_image(image)
     if prepare is not None:
         img = prepare(img)
         if img is None:
             return None, "Nothing to explain: no digit found in the image."
-    return h.gradcam_view(loaded, img, target, float(alpha if alpha is not None else 0.5))
+    return h.gradcam_view(loaded, img, target_class,
+                          float(overlay_strength if overlay_strength is not None else 0.5))
 
 
-def confusion(catalog: Catalog, key):
-    entry = _entry(catalog, key)
+def confusion(catalog: Catalog, model_run):
+    entry = _entry(catalog, model_run)
     table, per_class, note = h.confusion_frame(entry.root)
     return table, per_class, note, [], ""
 
 
-def confusion_cell_images(catalog: Catalog, images: Images, key, index):
-    entry = _entry(catalog, key)
+def confusion_cell_images(catalog: Catalog, images: Images, model_run, index):
+    entry = _entry(catalog, model_run)
     cell = h.cell_from_select(index)
     if cell is None:
         return [], "Click a count (not a class name) to see its images."
-    labels = _labels(catalog, key)
+    labels = _labels(catalog, model_run)
     return h.cell_gallery(entry.root, cell[0], cell[1], images(entry.task, labels), labels)
+
+
+def gradcam_targets(catalog: Catalog, model_run):
+    """The "Explain class" choices for a run: the predicted class, then each of its labels."""
+    choices = h.target_choices(_labels(catalog, model_run)) if model_run else [h.PREDICTED]
+    return gr.Dropdown(choices=choices, value=h.PREDICTED)
 
 
 def occlusion_models(catalog: Catalog, base_key, re_key):
@@ -125,41 +134,41 @@ def occlusion_models(catalog: Catalog, base_key, re_key):
     return models
 
 
-def occlusion_probe(catalog: Catalog, image, base_key, re_key, cx, cy, size, fill="mean"):
+def occlusion_probe(catalog: Catalog, image, baseline_run, erasing_run, box_x, box_y, box_size, fill="mean"):
     if is_empty(image):
         return None, None
-    models = occlusion_models(catalog, base_key, re_key)
-    box = h.box_from_centre(float(cx), float(cy), float(size), models[0][1].config.input_size)
+    models = occlusion_models(catalog, baseline_run, erasing_run)
+    box = h.box_from_centre(float(box_x), float(box_y), float(box_size), models[0][1].config.input_size)
     return h.occlusion_probe(models, read_image(image), box, fill)
 
 
-def occlusion_sweep(catalog: Catalog, image, base_key, re_key, size, fine=False, fill="mean"):
+def occlusion_sweep(catalog: Catalog, image, baseline_run, erasing_run, box_size, fine_sweep=False, fill="mean"):
     if is_empty(image):
         return [], None
-    models = occlusion_models(catalog, base_key, re_key)
-    box = int(size)
-    return h.occlusion_sweep_view(models, read_image(image), box=box, stride=max(1, box // 2) if fine else box,
+    models = occlusion_models(catalog, baseline_run, erasing_run)
+    box = int(box_size)
+    return h.occlusion_sweep_view(models, read_image(image), box=box, stride=max(1, box // 2) if fine_sweep else box,
                                   fill=fill)
 
 
-def threshold(catalog: Catalog, key, value):
-    entry = _entry(catalog, key)
-    table, note = h.threshold_report(entry.root, float(value))
+def threshold(catalog: Catalog, model_run, decision_threshold):
+    entry = _entry(catalog, model_run)
+    table, note = h.threshold_report(entry.root, float(decision_threshold))
     return table, note
 
 
-def calibration(catalog: Catalog, key, bins=10):
-    entry = _entry(catalog, key)
-    labels = _labels(catalog, key)
+def calibration(catalog: Catalog, model_run, bins=10):
+    entry = _entry(catalog, model_run)
+    labels = _labels(catalog, model_run)
     class_index = 1 if entry.task == CATSDOGS else None
     fig, note = h.reliability_figure(entry.root, int(bins), class_index, labels)
     return h.threshold_curve_frame(entry.root), fig, note
 
 
-def losses(catalog: Catalog, images: Images, key, k=16):
-    entry = _entry(catalog, key)
-    labels = _labels(catalog, key)
-    return h.top_losses_view(entry.root, labels, images(entry.task, labels), int(k))
+def losses(catalog: Catalog, images: Images, model_run, count=16):
+    entry = _entry(catalog, model_run)
+    labels = _labels(catalog, model_run)
+    return h.top_losses_view(entry.root, labels, images(entry.task, labels), int(count))
 
 
 def comparison_choices(catalog: Catalog):
@@ -167,9 +176,9 @@ def comparison_choices(catalog: Catalog):
     return [(p.parent.name, str(p.parent.name)) for p in h.find_comparisons(root)]
 
 
-def comparison(catalog: Catalog, name):
+def comparison(catalog: Catalog, comparison_name):
     paths = {p.parent.name: p for p in h.find_comparisons(catalog.runs_dir)}
-    return h.comparison_view(paths.get(name))
+    return h.comparison_view(paths.get(comparison_name))
 
 
 # --- wiring ------------------------------------------------------------------------------------
@@ -191,9 +200,8 @@ def add_gradcam(catalog: Catalog, task: str, image: gr.components.Component, run
             alpha = gr.Slider(0.1, 0.9, value=0.5, step=0.05, label="Overlay strength")
             button = gr.Button("Explain", scale=0)
         heat = gr.Image(label="Grad-CAM", format="png", interactive=False, height=256)
-        caption = gr.Markdown()
-    gr.on([button.click, target.change],
-          lambda img, key, t, a: explain(catalog, img, key, t, a, task=task, variant=variant, prepare=prepare),
+        caption = gr.Markdown(label="Grad-CAM caption")
+    gr.on([button.click, target.change], partial(explain, catalog, task=task, variant=variant, prepare=prepare),
           inputs=[image, run, target, alpha], outputs=[heat, caption], api_name=api_name,
           preprocess=False, **INFERENCE_CONCURRENCY)
 
@@ -221,30 +229,29 @@ def build(catalog: Catalog, data_dir=None) -> None:
                     g_button = gr.Button("Explain", variant="primary")
                 with gr.Column():
                     g_heat = gr.Image(label="Grad-CAM", format="png", interactive=False, height=280)
-                    g_caption = gr.Markdown()
-            g_run.change(lambda key: gr.Dropdown(choices=h.target_choices(_labels(catalog, key)) if key else
-                                                 [h.PREDICTED], value=h.PREDICTED),
+                    g_caption = gr.Markdown(label="Grad-CAM caption")
+            g_run.change(partial(gradcam_targets, catalog),
                          inputs=[g_run], outputs=[g_target], api_name="gradcam_targets", **LIGHT_CONCURRENCY)
-            gr.on([g_button.click, g_image.change], lambda img, key, t: explain(catalog, img, key, t),
+            gr.on([g_button.click, g_image.change], partial(explain, catalog),
                   inputs=[g_image, g_run, g_target], outputs=[g_heat, g_caption], api_name="gradcam",
                   preprocess=False, **INFERENCE_CONCURRENCY)
 
         with gr.Tab("Confusion matrix", id="why-confusion"):
             c_run = gr.Dropdown(all_runs, value=first, label="Model run")
             table0, acc0, note0, _, _ = confusion(catalog, first) if first else (None, None, "", [], "")
-            c_note = gr.Markdown(note0)
+            c_note = gr.Markdown(note0, label="Confusion matrix note")
             with gr.Row(equal_height=False):
                 c_table = gr.Dataframe(table0, label="Confusion matrix (rows: true, columns: predicted)",
                                        interactive=False, scale=3)
                 c_acc = gr.Dataframe(acc0, label="Per-class accuracy", interactive=False, scale=1)
-            c_text = gr.Markdown()
+            c_text = gr.Markdown(label="Clicked cell")
             c_gallery = gr.Gallery(label="Images of the clicked cell", columns=8, height=320, preview=False)
-            c_run.change(lambda key: confusion(catalog, key), inputs=[c_run],
+            c_run.change(partial(confusion, catalog), inputs=[c_run],
                          outputs=[c_table, c_acc, c_note, c_gallery, c_text], api_name="confusion",
                          **LIGHT_CONCURRENCY)
 
-            def on_cell(key, evt: gr.SelectData):
-                return confusion_cell_images(catalog, images, key, evt.index)
+            def on_cell(model_run, evt: gr.SelectData):
+                return confusion_cell_images(catalog, images, model_run, evt.index)
 
             c_table.select(on_cell, inputs=[c_run], outputs=[c_gallery, c_text], api_name="confusion_cell",
                            **LIGHT_CONCURRENCY)
@@ -275,22 +282,22 @@ def build(catalog: Catalog, data_dir=None) -> None:
                         o_sweep = gr.Button("Sweep the box over the image")
                     o_maps = gr.Gallery(label="P(dog) where the box covers each pixel (blue: cat, red: dog)",
                                         columns=2, height=300, preview=False)
-                    o_sweep_table = gr.Dataframe(interactive=False)
+                    o_sweep_table = gr.Dataframe(interactive=False, label="Sweep summary")
             gr.on([o_image.change, o_x.release, o_y.release, o_size.release, o_fill.change],
-                  lambda img, b, r, x, y, s, f: occlusion_probe(catalog, img, b, r, x, y, s, f),
+                  partial(occlusion_probe, catalog),
                   inputs=[o_image, o_base, o_re, o_x, o_y, o_size, o_fill], outputs=[o_view, o_table],
                   api_name="occlusion_probe", preprocess=False, **INFERENCE_CONCURRENCY)
 
-            def on_view_click(img, b, r, s, f, evt: gr.SelectData):
+            def on_view_click(image, baseline_run, erasing_run, box_size, fill, evt: gr.SelectData):
                 # The view shows the 224 crop enlarged to 256 pixels.
                 x, y = (float(v) * 224 / 256 for v in evt.index[:2])
-                view, table = occlusion_probe(catalog, img, b, r, x, y, s, f)
+                view, table = occlusion_probe(catalog, image, baseline_run, erasing_run, x, y, box_size, fill)
                 return round(x), round(y), view, table
 
             o_view.select(on_view_click, inputs=[o_image, o_base, o_re, o_size, o_fill],
                           outputs=[o_x, o_y, o_view, o_table], api_name="occlusion_click", preprocess=False,
                           **INFERENCE_CONCURRENCY)
-            o_sweep.click(lambda img, b, r, s, fine, f: occlusion_sweep(catalog, img, b, r, s, fine, f),
+            o_sweep.click(partial(occlusion_sweep, catalog),
                           inputs=[o_image, o_base, o_re, o_size, o_fine, o_fill], outputs=[o_maps, o_sweep_table],
                           api_name="occlusion_sweep", preprocess=False, **INFERENCE_CONCURRENCY)
 
@@ -300,31 +307,32 @@ def build(catalog: Catalog, data_dir=None) -> None:
             tt0, tn0 = threshold(catalog, cd_default, 0.5) if cd_default else (None, "")
             curve0, rel0, ece0 = calibration(catalog, cd_default) if cd_default else (None, None, "")
             t_table = gr.Dataframe(tt0, interactive=False, label="At this threshold (validation split)")
-            t_note = gr.Markdown(tn0)
+            t_note = gr.Markdown(tn0, label="Threshold note")
             with gr.Row():
                 t_curve = gr.LinePlot(curve0, x="threshold", y="value", color="metric", y_lim=[0, 1], height=300,
-                                      title="Accuracy, precision, recall vs threshold")
+                                      title="Accuracy, precision, recall vs threshold",
+                                      label="Metrics vs threshold", show_label=False)
                 t_rel = gr.Plot(rel0, label="Reliability diagram")
-            t_ece = gr.Markdown(ece0)
-            gr.on([t_slider.release, t_run.change], lambda key, v: threshold(catalog, key, v),
+            t_ece = gr.Markdown(ece0, label="Calibration error")
+            gr.on([t_slider.release, t_run.change], partial(threshold, catalog),
                   inputs=[t_run, t_slider], outputs=[t_table, t_note], api_name="threshold", **LIGHT_CONCURRENCY)
-            t_run.change(lambda key: calibration(catalog, key), inputs=[t_run], outputs=[t_curve, t_rel, t_ece],
+            t_run.change(partial(calibration, catalog), inputs=[t_run], outputs=[t_curve, t_rel, t_ece],
                          api_name="calibration", **LIGHT_CONCURRENCY)
 
         with gr.Tab("Top losses", id="why-losses"):
             l_run = gr.Dropdown(all_runs, value=first, label="Model run")
             lg0, lt0, ln0 = losses(catalog, images, first) if first else ([], None, "")
-            l_note = gr.Markdown(ln0)
+            l_note = gr.Markdown(ln0, label="Top losses note")
             l_gallery = gr.Gallery(lg0, label="Most confidently wrong", columns=8, height=320, preview=False)
-            l_table = gr.Dataframe(lt0, interactive=False)
-            l_run.change(lambda key: losses(catalog, images, key), inputs=[l_run],
+            l_table = gr.Dataframe(lt0, interactive=False, label="Top losses")
+            l_run.change(partial(losses, catalog, images), inputs=[l_run],
                          outputs=[l_gallery, l_table, l_note], api_name="top_losses", **LIGHT_CONCURRENCY)
 
         with gr.Tab("Random Erasing study", id="why-erasing"):
             names = comparison_choices(catalog)
             s_pick = gr.Dropdown(names, value=names[0][1] if names else None, label="Comparison")
             text0, fig0 = comparison(catalog, names[0][1] if names else None)
-            s_text = gr.Markdown(text0)
+            s_text = gr.Markdown(text0, label="Comparison summary")
             s_plot = gr.Plot(fig0, label="Accuracy per seed and paired difference")
-            s_pick.change(lambda name: comparison(catalog, name), inputs=[s_pick], outputs=[s_text, s_plot],
+            s_pick.change(partial(comparison, catalog), inputs=[s_pick], outputs=[s_text, s_plot],
                           api_name="erasing_study", **LIGHT_CONCURRENCY)

@@ -83,26 +83,26 @@ def sketch_image(sketch, editor: gr.Sketchpad | None = None):
     return sketch.get("composite")
 
 
-def classify_digit(catalog: Catalog, sketch, run: str | None = None, editor: gr.Sketchpad | None = None):
+def classify_digit(catalog: Catalog, sketch, model_run: str | None = None, editor: gr.Sketchpad | None = None):
     """A drawing (Sketchpad value) or any image -> (model input view, top-k, bar frame).
 
     The model input view is the 28x28 MNIST-like digit after the model's own preprocessing
     (resized to 32x32), upscaled.
     """
-    return _classify(catalog, sketch_image(sketch, editor), run)
+    return _classify(catalog, sketch_image(sketch, editor), model_run)
 
 
-def classify_digit_image(catalog: Catalog, image, run: str | None = None):
+def classify_digit_image(catalog: Catalog, image, model_run: str | None = None):
     """An uploaded digit image -> the same outputs as classify_digit."""
-    return _classify(catalog, image, run)
+    return _classify(catalog, image, model_run)
 
 
-def _classify(catalog: Catalog, image, run):
+def _classify(catalog: Catalog, image, model_run):
     empty = (None, None, probs_frame(None))
     if is_empty(image):
         return empty
     img = read_image(image)
-    entry = get_model(catalog, run, TASK, BASELINE)
+    entry = get_model(catalog, model_run, TASK, BASELINE)
     digit = to_mnist_digit(img)
     if digit is None:
         return empty
