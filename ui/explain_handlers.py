@@ -30,7 +30,7 @@ PREDICTED = "predicted class"
 EVALUATE_HINT = "python -m training.evaluate {run} --predictions"
 
 
-def _read_json(root: Path | None, name: str):
+def read_json(root: Path | None, name: str):
     if root is None:
         return None
     try:
@@ -85,7 +85,7 @@ def gradcam_view(loaded: LoadedModel, img: Image.Image, target: str | None = Non
 def confusion_frame(root: Path | None) -> tuple[pd.DataFrame, pd.DataFrame, str]:
     """metrics.json -> (confusion table: first column the true class, then one column per predicted
     class; per-class accuracy table; note). Empty tables and a note when there is no metrics.json."""
-    metrics = _read_json(root, "metrics.json")
+    metrics = read_json(root, "metrics.json")
     if not isinstance(metrics, dict) or "confusion_matrix" not in metrics:
         return pd.DataFrame(), pd.DataFrame(), "This run has no metrics.json."
     labels = [str(l) for l in metrics.get("labels") or range(len(metrics["confusion_matrix"]))]
@@ -305,7 +305,7 @@ def comparison_view(path: Path | None) -> tuple[str, Figure | None]:
     """comparison.json -> (markdown with the numbers and their uncertainty, figure: accuracy per seed
     with mean ± std per variant, and the paired difference per seed with its bootstrap CI)."""
     from analysis.stats import comparison_markdown
-    data = _read_json(Path(path).parent, Path(path).name) if path else None
+    data = read_json(Path(path).parent, Path(path).name) if path else None
     if not isinstance(data, dict) or "variants" not in data:
         return ("No comparison yet. Run `python -m training.compare --task catsdogs --seeds 0 1 2`: it trains "
                 "both variants per seed from the same initial weights and writes comparison.json."), None
