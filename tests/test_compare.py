@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from models.stats import (Predictions, bootstrap_differences, comparison_markdown, discordant_counts,
+from analysis.stats import (Predictions, bootstrap_differences, comparison_markdown, discordant_counts,
                           mcnemar_exact, mean_std, paired_bootstrap_ci, paired_comparison)
 
 # A small fixed table of paired per-image outcomes (1 = right), two seeds of ten images each.
@@ -198,7 +198,7 @@ def test_compare_cli_end_to_end_and_resumable(catsdogs_dir, tmp_path, capsys):
     assert "McNemar" in (out / "comparison.md").read_text()
     # Every compared run's card shows the comparison, read from comparison.json.
     from huggingface_hub import ModelCard
-    from models.stats import comparison_markdown
+    from analysis.stats import comparison_markdown
     for path in ("catsdogs/seed-0", "catsdogs-re/seed-1"):
         card = ModelCard.load(out / path / "README.md")
         assert "## Baseline vs Random Erasing" in card.text
