@@ -225,12 +225,12 @@ def _comparison_text(comparison: dict | None) -> str:
 def usage_snippet(facts: dict) -> str:
     """Python that loads the weights and classifies an image; it runs as written."""
     config = facts["config"]
-    source = json.dumps(str(facts.get("source", ".")))
+    source = json.dumps(str(facts.get("source", ".")), allow_nan=False)
     examples = facts.get("examples") or []
     lines = ["from models.artifact import load_model",
              "from models.predict import predict_probs"]
     if examples:
-        image = (f'image = loaded.root / "examples" / {json.dumps(str(examples[0]["file"]))}'
+        image = (f'image = loaded.root / "examples" / {json.dumps(str(examples[0]["file"]), allow_nan=False)}'
                  "  # or any image file, bytes, PIL image or array")
     else:
         lines.append("from PIL import Image")
@@ -461,7 +461,7 @@ def _value(v) -> str:
         return v
     if v is None:
         return "none"
-    return json.dumps(v)
+    return json.dumps(v, allow_nan=False)
 
 
 def _cell(text: str) -> str:

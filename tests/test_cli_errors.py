@@ -186,3 +186,51 @@ def test_catsdogs_train_without_val(tmp_path, offline):
     with pytest.raises(DatasetError, match=r"has train/ but no val/; an image folder needs both"):
         load("catsdogs", root)
     assert not (root / "oxford-iiit-pet").exists()
+
+
+# --- strict JSON, diverged runs -------------------------------------------------------------------
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_json_files_are_strict_json(tmp_path, bad):
+    from models.atomic import atomic_write_json
+    target = tmp_path / "history.json"
+    target.write_text("[]\n")
+    with pytest.raises(ValueError, match=rf"^{target}: not written, the data holds a value JSON cannot represent"):
+        atomic_write_json(target, [{"epoch": 1, "val_loss": bad}])
+    assert target.read_text() == "[]\n" and [p.name for p in tmp_path.iterdir()] == ["history.json"]
+
+
+def test_every_json_writer_in_the_project_refuses_nan():
+    """Python's json writes NaN/Infinity by default (not JSON); every call in the project says allow_nan=False."""
+    import ast
+    root = Path(__file__).resolve().parents[1]
+    lax = []
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root)
+        if rel.parts[0] in ("tests", ".git") or any(part.startswith(".") for part in rel.parts):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                    and node.func.attr in ("dump", "dumps") and getattr(node.func.value, "id", None) == "json":
+                strict = any(k.arg == "allow_nan" and isinstance(k.value, ast.Constant) and k.value.value is False
+                             for k in node.keywords)
+                if not strict:
+                    lax.append(f"{rel}:{node.lineno}")
+    assert not lax, f"json.dump(s) without allow_nan=False: {lax}"
+
+
+def test_non_finite_weights_or_metrics_are_a_divergence():
+    import torch
+    from training.divergence import DivergedError, check_epoch
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
+    good = {"loss": 0.5, "accuracy": 0.5, "per_class_accuracy": {"a": 1.0, "b": None},
+            "probabilities": torch.full((2, 2), 0.5)}
+    check_epoch(3, model, good)
+    with pytest.raises(DivergedError, match=r"^the run diverged at epoch 3: non-finite evaluation loss$"):
+        check_epoch(3, model, {**good, "loss": float("nan")})
+    with pytest.raises(DivergedError, match=r"evaluation per_class_accuracy\[a\], probabilities$"):
+        check_epoch(3, model, {**good, "per_class_accuracy": {"a": float("inf")},
+                               "probabilities": torch.tensor([[float("nan"), 1.0]])})
+    model[1].running_var.fill_(float("inf"))
+    with pytest.raises(DivergedError, match=r"^the run diverged at epoch 4: non-finite weights \(1\.running_var\)$"):
+        check_epoch(4, model, good)

@@ -37,7 +37,7 @@ class CheckpointError(RuntimeError):
 
 def config_hash(config: dict) -> str:
     facts = {k: config.get(k) for k in RESUME_KEYS}
-    return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()
+    return hashlib.sha256(json.dumps(facts, sort_keys=True, allow_nan=False).encode()).hexdigest()
 
 
 def rng_state() -> dict:
@@ -97,7 +97,7 @@ def save_checkpoint(path: Path, state: dict) -> None:
     state = dict(state)
     for key in ("config", "history"):
         if key in state:
-            state[key] = json.loads(json.dumps(state[key]))
+            state[key] = json.loads(json.dumps(state[key], allow_nan=False))
     history = state.get("history") or []
     scored = [row for row in history if isinstance(row.get("val_accuracy"), (int, float))]
     if scored:
