@@ -176,6 +176,21 @@ def check_resumable(checkpoint: dict, config: dict, path: Path) -> None:
     stored = checkpoint.get("config") or {}
     if checkpoint.get("config_hash") == config_hash(config):
         return
-    differs = [k for k in RESUME_KEYS if stored.get(k) != config.get(k)]
-    raise CheckpointError(f"{path}: was written for a different run ({', '.join(differs) or 'config'} "
-                          f"differ); resume with the same task and recipe, or choose a new --out")
+    differs = []
+    for key in RESUME_KEYS:
+        differs += _differences(key, stored.get(key), config.get(key))
+    shown = "; ".join(differs[:4]) + (f"; and {len(differs) - 4} more" if len(differs) > 4 else "")
+    raise CheckpointError(f"{path}: was written for a different run ({shown or 'config differs'}); resume "
+                          f"with the same task and recipe (leave out the flags that differ), or choose a new --out")
+
+
+def _differences(name: str, stored, given) -> list[str]:
+    """'recipe.optimizer.lr: checkpoint 0.001, now 0.5' for each leaf that differs (dicts compared key by key)."""
+    if isinstance(stored, dict) and isinstance(given, dict):
+        found = []
+        for key in sorted(set(stored) | set(given), key=str):
+            found += _differences(f"{name}.{key}", stored.get(key), given.get(key))
+        return found
+    if stored == given:
+        return []
+    return [f"{name}: checkpoint {json.dumps(stored, allow_nan=False)}, now {json.dumps(given, allow_nan=False)}"]

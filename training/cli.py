@@ -93,6 +93,7 @@ def run_cli(main: Callable, parser: argparse.ArgumentParser, argv: list[str] | N
         print(f"error: {one_line(e)}", file=sys.stderr, flush=True)
         return 1
     except KeyboardInterrupt:
-        print("interrupted: stopped at once, nothing of the current step was saved", file=sys.stderr, flush=True)
+        print("interrupted: stopped at once; files written before are kept as they were", file=sys.stderr,
+              flush=True)
         return 128 + 2
     return 0
