@@ -98,6 +98,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="device for inference (default cpu)")
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads for the model (default: half the cores, the rest serve requests)")
+    p.add_argument("--max-batch", type=int, default=serving.MAX_BATCH,
+                   help=f"concurrent requests sharing one forward pass, at most (default {serving.MAX_BATCH}; "
+                        "1: each request its own)")
     p.add_argument("--share", action="store_true", help="also open a public gradio.live link (off by default)")
     return p
 
@@ -105,6 +108,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> None:
     args = get_args_parser().parse_args(argv)
     torch.set_num_threads(args.threads or serving.default_torch_threads())
+    serving.set_max_batch(args.max_batch)
     hub = list(dict.fromkeys([*args.hub, *hub_ids_from_env()]))
     demo = build_demo(Path(args.runs), hub, device=args.device)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, **launch_options())

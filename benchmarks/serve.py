@@ -259,6 +259,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--atol", type=float, default=0.0,
                    help="floats in answers within this count as equal (default 0: exactly equal)")
     p.add_argument("--label", default="", help="result file name: serve[-LABEL]-cpu.json")
+    p.add_argument("--describe", default="this checkout", help="what app is served, for the report "
+                   "(e.g. 'main before issue 16 (5fa73dd)')")
     p.add_argument("--serve-floor", type=int, metavar="PORT", help=argparse.SUPPRESS)
     return p
 
@@ -350,7 +352,7 @@ def main(argv=None) -> dict:
                  "throughput ratio", "app failed+mismatched", "floor failed+mismatched"], rows)
     env["torch_threads"] = args.threads or "app default"
     name = "serve" + (f"-{args.label}" if args.label else "")
-    payload = {"task": "serve", "endpoints": args.endpoints, "clients": args.clients, "requests": args.requests,
+    payload = {"task": "serve", "variant": args.describe, "endpoints": args.endpoints, "clients": args.clients, "requests": args.requests,
                "repeats": args.repeats, "images": args.images, "app_command": shlex.join(app_cmd[1:]),
                "app_dir": str(args.app_dir.resolve()), "atol": args.atol, "results": results,
                "app_log_tail": app_log,

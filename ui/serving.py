@@ -124,8 +124,8 @@ class ForwardBatcher:
     first served) and hands each caller its row; a lone request runs at once, unbatched.
     """
 
-    def __init__(self, model: torch.nn.Module, max_batch: int = MAX_BATCH):
-        self.model, self.max_batch = model, max_batch
+    def __init__(self, model: torch.nn.Module, max_batch: int | None = None):
+        self.model, self.max_batch = model, max_batch or MAX_BATCH
         self._waiting: list[_Call] = []
         self._lock = threading.Lock()
         self.batch_sizes: list[int] = []   # for tests and benchmarks: how calls were combined
@@ -171,6 +171,17 @@ def batcher_for(model: torch.nn.Module) -> ForwardBatcher:
         if found is None:
             found = _BATCHERS[model] = ForwardBatcher(model)
         return found
+
+
+def set_max_batch(n: int) -> None:
+    """At most `n` requests per forward pass from now on (1: each request its own; app.py --max-batch)."""
+    global MAX_BATCH
+    if n < 1:
+        raise ValueError(f"max batch must be at least 1, got {n}")
+    MAX_BATCH = n
+    with _BATCHERS_LOCK:
+        for batcher in _BATCHERS.values():
+            batcher.max_batch = n
 
 
 # --- output images as files written once ---------------------------------------------------------
