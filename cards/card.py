@@ -215,7 +215,7 @@ def template_context(facts: dict) -> dict:
 def _comparison_text(comparison: dict | None) -> str:
     if not comparison:
         return ""
-    from models.stats import comparison_markdown
+    from analysis.stats import comparison_markdown
     return (f"Baseline and Random Erasing were trained for each seed from the same initial weights "
             f"({comparison.get('epochs', '?')} epoch(s) each, `python -m training.compare`); "
             f"numbers from `comparison.json` on the {comparison.get('split', '?')} split.\n\n"

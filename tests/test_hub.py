@@ -26,7 +26,7 @@ from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, Mo
 from huggingface_hub.repocard import metadata_load
 
 from models.artifact import ArtifactError, load_model, resolve_source
-from training import hub
+from publish import hub
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 REPO_ID = "cnn-studio-test/mnist-tiny"

@@ -13,6 +13,7 @@ import json
 import os
 import pickle
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -30,7 +31,7 @@ EPOCHS = 4
 STEPS_PER_EPOCH = 2
 TIMING = ("seconds", "images_per_s")
 RUN_FILES = {"config.json", "model.safetensors", "history.json", "metrics.json", "predictions.json",
-             "README.md", "curves.png", "examples", "tb", "checkpoint.pt"}
+             "README.md", "curves.png", "examples", "tb", "checkpoint.pt", "SHA256SUMS"}
 
 # The CLI in a child process, with CIFAR-10's md5 check skipped (generated batches; tests only).
 CHILD = ("import sys, runpy; import torchvision.datasets.cifar as c; "
@@ -327,6 +328,57 @@ def test_a_checkpoint_that_would_not_load_is_never_written(tmp_path):
         save_checkpoint(path, {**state, "epoch": 2, "extra": _CreatesAFile(tmp_path / "never")})
     assert sha256(path) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]
+
+
+def flip_tensor_bytes(checkpoint: Path, count: int = 2000) -> None:
+    """XOR `count` bytes in the middle of the largest tensor inside checkpoint.pt (a zip archive
+    whose entries torch stores uncompressed): the file still loads, the numbers are different."""
+    import zipfile
+    with zipfile.ZipFile(checkpoint) as z:
+        entry = max((i for i in z.infolist() if "/data/" in i.filename), key=lambda i: i.file_size)
+    data = bytearray(checkpoint.read_bytes())
+    local = entry.header_offset
+    name_len, extra_len = (int.from_bytes(data[local + o:local + o + 2], "little") for o in (26, 28))
+    start = local + 30 + name_len + extra_len + entry.file_size // 2 // 4 * 4
+    for k in range(count // 4):   # the lowest byte of float32 values (little-endian): finite, but wrong
+        data[start + 4 * k] ^= 0xA5
+    checkpoint.write_bytes(bytes(data))
+
+
+def files_on_disk(folder: Path) -> dict[str, tuple[str, int]]:
+    return {str(p.relative_to(folder)): (sha256(p), p.stat().st_mtime_ns)
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_checkpoint_carries_its_own_digest(stopped_and_resumed):
+    from training.checkpoint import load_checkpoint, state_sha256
+    run, _ = stopped_and_resumed
+    state = load_checkpoint(run / "checkpoint.pt")
+    assert state["format"] == 2
+    assert state["sha256"] == state_sha256({k: v for k, v in state.items() if k != "sha256"})
+
+
+def test_flipped_bytes_in_a_checkpoint_are_refused_with_no_side_effect(stopped_and_resumed, data, tmp_path):
+    from training.checkpoint import CheckpointError, load_checkpoint
+    run = tmp_path / "run"
+    shutil.copytree(stopped_and_resumed[0], run)
+    (run / "model.safetensors").unlink()              # as if stopped before the release: resume would write one
+    for name in ("SHA256SUMS", "metrics.json", "predictions.json", "README.md", "curves.png"):
+        (run / name).unlink()
+    flip_tensor_bytes(run / "checkpoint.pt")
+    # The damage passes every check torch makes: the file loads with weights_only=True.
+    torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=True)
+    with pytest.raises(CheckpointError, match=r"checkpoint\.pt: damaged \(its content does not match the sha256"):
+        load_checkpoint(run / "checkpoint.pt")
+    before = files_on_disk(run)
+    proc = subprocess.run([sys.executable, "-c", CHILD, *resume_args(data, run)], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{run / 'checkpoint.pt'}: damaged"), proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert files_on_disk(run) == before, "a refused resume changed files"
+    assert not (run / "model.safetensors").exists()
 
 
 # --- faults -------------------------------------------------------------------------------

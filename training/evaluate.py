@@ -8,7 +8,7 @@ same loader the app and Hub users have) and evaluates on the same split and, by 
 the same seeded subset the run used, so it reproduces the run's metrics.json.
 
 --tta adds test-time augmentation accuracies beside the plain one (flip only, and flip +
-small shifts, models/tta.py); the plain numbers stay what they are. --predictions writes the
+small shifts, analysis/tta.py); the plain numbers stay what they are. --predictions writes the
 per-image predictions (predictions.json, the format train writes) to FILE, or into RUN_DIR.
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 from models.artifact import ArtifactError, load_model
 from models.atomic import atomic_write_json
 from models.augment import EvalTransform
-from models.tta import FullImageTransform, TTAModel
+from analysis.tta import FullImageTransform, TTAModel
 from training.data import DeviceLoader, load_split
 from training.engine import evaluate, make_loss
 from training.tasks import get_task

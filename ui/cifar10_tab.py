@@ -6,23 +6,23 @@ from functools import partial
 import gradio as gr
 
 from models.runs import BASELINE
-from ui import explain_tab
 from ui.catalog import Catalog
 from ui.common import (INFERENCE_CONCURRENCY, asset_examples, get_model, is_empty, model_view,
                        probs_frame, read_image, run_examples, run_model, tab_header)
 from ui.serving import images_as_files
+from ui.why import gradcam
 
 TASK = "cifar10"
 
 
-def classify_cifar10(catalog: Catalog, image, run: str | None = None):
+def classify_cifar10(catalog: Catalog, image, model_run: str | None = None):
     """Image (payload, path, bytes, PIL or array) -> (top-k label dict, bar-chart frame, model view).
 
     No image gives empty outputs (a cleared input); an unreadable one a one-line gr.Error.
     """
     if is_empty(image):
         return None, probs_frame(None), None
-    entry = get_model(catalog, run, TASK, BASELINE)
+    entry = get_model(catalog, model_run, TASK, BASELINE)
     probs, x = run_model(entry, read_image(image))
     return probs, probs_frame(probs), model_view(x, entry.loaded.config)
 
@@ -57,4 +57,4 @@ def build(catalog: Catalog) -> None:
     gr.on([image.change, button.click, run.change], images_as_files(partial(classify_cifar10, catalog)),
           inputs=[image, run], outputs=[label, bars, seen], api_name="classify_cifar10",
           preprocess=False, **INFERENCE_CONCURRENCY)
-    explain_tab.add_gradcam(catalog, TASK, image, run, api_name="gradcam_cifar10")
+    gradcam.add_gradcam(catalog, TASK, image, run, api_name="gradcam_cifar10")

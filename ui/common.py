@@ -67,6 +67,27 @@ def read_image(value) -> Image.Image:
         raise user_error(f"Could not read the image: {type(e).__name__}") from e
 
 
+def sketch_image(sketch, editor: gr.Sketchpad | None = None):
+    """The image to classify from a Sketchpad value: its composite (background + strokes).
+
+    An API caller sends the composite as a file (a FileData dict, decoded like any upload).
+    The browser does not: it uploads the canvas images through the editor's `accept_blobs`
+    server function and the event carries only their id. Upstream limitation (Gradio 6.x,
+    gr.ImageEditor): the only public way to get those bytes is `preprocess=True`, which opens
+    them with `PIL.Image.open` (every format, decompression-bomb warnings silenced) before
+    models.predict.decode_image could refuse them. So with preprocess=False the composite's
+    bytes are taken from the editor's `blob_storage`, exactly as its own `preprocess` does,
+    and decoded by decode_image like every upload. tests/test_ui_inputs.py fails if
+    Gradio changes that storage.
+    """
+    if not isinstance(sketch, dict) or not ("composite" in sketch or "layers" in sketch or "id" in sketch):
+        return sketch
+    if not sketch.get("composite") and sketch.get("id") and editor is not None:
+        blobs = editor.blob_storage.pop(sketch["id"], None)
+        return getattr(blobs, "composite", None)
+    return sketch.get("composite")
+
+
 def get_model(catalog: Catalog, key: str | None, task: str, variant: str) -> ModelEntry:
     try:
         return catalog.get(key, task, variant)

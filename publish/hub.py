@@ -1,7 +1,7 @@
 """Share runs on the Hugging Face Hub and build the Space that demos them.
 
-    python -m training.hub push RUN_DIR --repo-id USER/NAME [--private] [--revision BRANCH] [--dry-run]
-    python -m training.hub space OUT_DIR --models REPO_ID ... [--space-id USER/NAME] [--dry-run]
+    python -m publish.hub push RUN_DIR --repo-id USER/NAME [--private] [--revision BRANCH] [--dry-run]
+    python -m publish.hub space OUT_DIR --models REPO_ID ... [--space-id USER/NAME] [--dry-run]
 
 `push` uploads a run directory's release files (models.artifact.RELEASE_PATTERNS: config,
 weights, card, curves, history, metrics, predictions, examples, TensorBoard events) in one
@@ -49,7 +49,7 @@ SPACE_IGNORE = ["__pycache__", "*.pyc", ".*"]
 # Left behind by running the Space folder locally; never uploaded.
 SPACE_UPLOAD_IGNORE = ["*__pycache__*", "*.pyc", ".*", "*/.*", "runs/*", "flagged/*"]
 PRELOAD_FILES = ["config.json", "model.safetensors", "README.md", "history.json", "metrics.json"]
-LOCAL_PACKAGES = {"app", "ui", "models", "cards", "assets", "training", "tests"}
+LOCAL_PACKAGES = {"app", "ui", "models", "cards", "assets", "training", "publish", "analysis", "tests"}
 # Installed by the Space itself from the README's sdk / sdk_version.
 PROVIDED_BY_SPACE = {"gradio"}
 
@@ -356,7 +356,7 @@ Models served (each repo's `README.md` is its model card, with the measured accu
 {model_lines}
 
 The app reads the list from the Space variable `{HUB_MODELS_ENV}` (space-separated repo
-ids, set by `python -m training.hub space ... --space-id`). To run this folder locally:
+ids, set by `python -m publish.hub space ... --space-id`). To run this folder locally:
 
 ```bash
 pip install gradio=={gradio.__version__} -r requirements.txt
@@ -456,7 +456,7 @@ def space(out_dir: str | os.PathLike, models: list[str], *, space_id: str | None
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m training.hub",
+    p = argparse.ArgumentParser(prog="python -m publish.hub",
                                 description="Share CNN Studio runs on the Hugging Face Hub.")
     sub = p.add_subparsers(dest="command", required=True)
     pp = sub.add_parser("push", help="upload a run directory's release files to a model repo")

@@ -1,7 +1,7 @@
 """The README's results table, read from run directories (never typed by hand).
 
-    python -m training.results runs/                 # print the markdown table
-    python -m training.results runs/ --update README.md
+    python -m publish.results runs/                 # print the markdown table
+    python -m publish.results runs/ --update README.md
 """
 from __future__ import annotations
 
