@@ -110,8 +110,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     torch.set_num_threads(args.threads or serving.default_torch_threads())
     serving.set_max_batch(args.max_batch)
     hub = list(dict.fromkeys([*args.hub, *hub_ids_from_env()]))
+    global demo  # module-level, where `gradio app.py` (reload mode) finds the running app
     demo = build_demo(Path(args.runs), hub, device=args.device)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, **launch_options())
+
+
+def __getattr__(name: str):
+    """`app.demo`: the app for ./runs and $CNN_STUDIO_HUB_MODELS, built on first use (Gradio's
+    module-level `demo`), so that importing app.py builds and launches nothing."""
+    if name == "demo":
+        global demo
+        demo = build_demo(Path("runs"), hub_ids_from_env())
+        return demo
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 if __name__ == "__main__":
