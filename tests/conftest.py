@@ -124,7 +124,7 @@ def app_catalog(app_runs):
 def launch_app(catalog, *, queue_max_size: int | None = None):
     """build_demo + launch on a free local port, with the app's own launch options: (demo, url).
 
-    `queue_max_size` overrides the app's queue bound (to overflow it from a test).
+    `queue_max_size` overrides the app's bound on all waiting requests (to overflow it from a test).
     """
     import socket
 
@@ -134,7 +134,8 @@ def launch_app(catalog, *, queue_max_size: int | None = None):
         port = s.getsockname()[1]
     demo = app.build_demo(catalog)
     if queue_max_size is not None:
-        demo.queue(max_size=queue_max_size, default_concurrency_limit=app.DEFAULT_CONCURRENCY)
+        from ui import serving
+        serving.bound_queue_per_group(demo, max_size=queue_max_size, default_concurrency_limit=app.DEFAULT_CONCURRENCY)
     _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True,
                             **app.launch_options())
     return demo, url

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import app
+from ui import serving
 from ui.catalog import TRAIN_COMMANDS
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
@@ -176,7 +177,7 @@ def test_limits_are_set(app_server):
     assert demo.max_file_size == 10 * 1024 * 1024
     assert demo._queue.max_size == app.QUEUE_MAX_SIZE
     limits = {fn.api_name: fn.concurrency_limit for fn in demo.fns.values() if fn.api_name in MODEL_APIS}
-    assert set(limits.values()) == {1}
+    assert set(limits.values()) == {serving.INFERENCE.limit}
 
 
 def test_an_app_without_models_starts_and_says_how_to_train_them(tmp_path):

@@ -9,6 +9,7 @@ from models.runs import BASELINE
 from ui.catalog import Catalog
 from ui.common import (INFERENCE_CONCURRENCY, asset_examples, get_model, is_empty, model_view,
                        probs_frame, read_image, run_examples, run_model, tab_header)
+from ui.serving import images_as_files
 from ui.why import gradcam
 
 TASK = "cifar10"
@@ -53,7 +54,7 @@ def build(catalog: Catalog) -> None:
                               sort=list(entry.loaded.config.labels) if entry else None, height=240)
             seen = gr.Image(label="What the model sees (32x32 after preprocessing, upscaled)",
                             format="png", interactive=False, height=200, buttons=[])
-    gr.on([image.change, button.click, run.change], partial(classify_cifar10, catalog),
+    gr.on([image.change, button.click, run.change], images_as_files(partial(classify_cifar10, catalog)),
           inputs=[image, run], outputs=[label, bars, seen], api_name="classify_cifar10",
           preprocess=False, **INFERENCE_CONCURRENCY)
     gradcam.add_gradcam(catalog, TASK, image, run, api_name="gradcam_cifar10")

@@ -15,6 +15,7 @@ from models.runs import BASELINE
 from ui.catalog import Catalog
 from ui.common import (INFERENCE_CONCURRENCY, asset_examples, get_model, is_empty, model_view,
                        probs_frame, read_image, run_examples, run_model, sketch_image, tab_header)
+from ui.serving import images_as_files
 from ui.why import gradcam
 
 TASK = "mnist"
@@ -82,10 +83,11 @@ def build(catalog: Catalog) -> None:
                               x="class", y="probability", y_lim=[0, 1], label="All ten digits",
                               sort=list(entry.loaded.config.labels) if entry else None, height=220)
     outputs = [seen, label, bars]
-    gr.on([sketch.change, draw_button.click], partial(classify_digit, catalog, editor=sketch), inputs=[sketch, run],
-          outputs=outputs, api_name="classify_digit", preprocess=False, trigger_mode="always_last",
+    gr.on([sketch.change, draw_button.click], images_as_files(partial(classify_digit, catalog, editor=sketch)),
+          inputs=[sketch, run], outputs=outputs, api_name="classify_digit", preprocess=False,
+          trigger_mode="always_last", **INFERENCE_CONCURRENCY)
+    gr.on([upload.change, upload_button.click], images_as_files(partial(classify_digit_image, catalog)),
+          inputs=[upload, run], outputs=outputs, api_name="classify_digit_image", preprocess=False,
           **INFERENCE_CONCURRENCY)
-    gr.on([upload.change, upload_button.click], partial(classify_digit_image, catalog), inputs=[upload, run],
-          outputs=outputs, api_name="classify_digit_image", preprocess=False, **INFERENCE_CONCURRENCY)
     gradcam.add_gradcam(catalog, TASK, upload, run, prepare=to_mnist_digit, api_name="gradcam_mnist",
                             title="Why? Grad-CAM of the uploaded digit: where the model looked")
