@@ -234,3 +234,104 @@ def test_non_finite_weights_or_metrics_are_a_divergence():
     model[1].running_var.fill_(float("inf"))
     with pytest.raises(DivergedError, match=r"^the run diverged at epoch 4: non-finite weights \(1\.running_var\)$"):
         check_epoch(4, model, good)
+
+
+# --- training CLI (python -m training.train) ------------------------------------------------------
+
+def train(argv: list[str]) -> int:
+    from models.artifact import ArtifactError
+    from training.checkpoint import CheckpointError
+    from training.data import DatasetError
+    from training.divergence import DivergedError
+    from training.train import get_args_parser, main
+    return run_cli(main, get_args_parser(), argv,
+                   errors=(CheckpointError, DatasetError, DivergedError, ArtifactError))
+
+
+def train_argv(data_dir: Path, out: Path, *extra: str, task: str = "mnist") -> list[str]:
+    return ["--task", task, "--data-dir", str(data_dir), "--out", str(out), "--epochs", "1", "--limit-train", "8",
+            "--limit-val", "8", "--batch-size", "4", "--device", "cpu", "--no-progress", "--workers", "1", *extra]
+
+
+@pytest.mark.parametrize("flag, value, problem", [
+    ("--batch-size", "0", "must be at least 1, got 0"),
+    ("--batch-size", "-5", "must be at least 1, got -5"),
+    ("--epochs", "0", "must be at least 1, got 0"),
+    ("--epochs", "-1", "must be at least 1, got -1"),
+    ("--limit-train", "0", "must be at least 1, got 0"),
+    ("--limit-val", "0", "must be at least 1, got 0"),
+    ("--lr", "nan", "must be a finite number above 0, got nan"),
+    ("--lr", "-0.1", "must be a finite number above 0, got -0.1"),
+    ("--lr", "inf", "must be a finite number above 0, got inf"),
+    ("--lr", "0", "must be a finite number above 0, got 0"),
+    ("--epochs", "two", "must be an integer, got 'two'"),
+    ("--seed", "-1", "must be 0 or more, got -1"),
+    ("--stop-after", "0", "must be at least 1, got 0"),
+])
+def test_train_flags_out_of_range_are_refused_by_the_parser(flag, value, problem, tmp_path, capsys):
+    argv = [a for a in train_argv(tmp_path / "data", tmp_path / "run")]
+    if flag in argv:
+        argv[argv.index(flag) + 1] = value
+    else:
+        argv += [flag, value]
+    with pytest.raises(SystemExit) as stop:
+        train(argv)
+    assert refused(capsys, stop.value.code, exit_code=2) == \
+        f"python -m training.train: error: argument {flag}: {problem}"
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("task_name", ["mnist", "cifar10", "catsdogs"])
+def test_train_with_a_missing_data_folder_offline(task_name, tmp_path, capsys, offline):
+    line = refused(capsys, train(train_argv(tmp_path / "nope", tmp_path / "run", task=task_name)))
+    assert line.startswith(f"error: {task_name}: not found in {tmp_path / 'nope'} and downloading it failed (")
+    assert line.endswith(f"Offline, copy those files into {tmp_path / 'nope'} or point --data-dir at a folder "
+                         f"that has them")
+    assert list(tmp_path.iterdir()) == [], "a failed start created files or folders"
+
+
+@pytest.mark.parametrize("task_name", ["cifar10", "catsdogs"])
+def test_train_with_an_empty_data_folder_offline(task_name, tmp_path, capsys, offline):
+    (tmp_path / "data").mkdir()
+    line = refused(capsys, train(train_argv(tmp_path / "data", tmp_path / "run", task=task_name)))
+    assert line.startswith(f"error: {task_name}: not found in {tmp_path / 'data'} and downloading it failed (")
+    assert list(tmp_path.iterdir()) == [tmp_path / "data"] and list((tmp_path / "data").iterdir()) == []
+
+
+def test_train_with_a_file_as_data_folder(tmp_path, capsys):
+    (tmp_path / "data").write_text("x")
+    line = refused(capsys, train(train_argv(tmp_path / "data", tmp_path / "run")))
+    assert line.startswith(f"error: --data-dir {tmp_path / 'data'}: is a file, not a folder; mnist expects a "
+                           f"folder holding MNIST/raw/")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+
+
+def test_train_catsdogs_pointed_at_its_train_folder(catsdogs_dir, tmp_path, capsys, offline):
+    line = refused(capsys, train(train_argv(catsdogs_dir / "train", tmp_path / "run", task="catsdogs")))
+    assert line == (f"error: --data-dir {catsdogs_dir / 'train'}: holds class folders (cat/, dog/) itself; "
+                    f"point --data-dir at the folder above, which holds train/ and val/")
+    assert list(tmp_path.iterdir()) == [] and not (catsdogs_dir / "train" / "oxford-iiit-pet").exists()
+
+
+def test_train_into_a_read_only_folder(mnist_dir, tmp_path, capsys):
+    folder = read_only_folder(tmp_path)
+    line = refused(capsys, train(train_argv(mnist_dir, folder / "run")))
+    assert line.startswith(f"error: --out {folder / 'run'}: cannot create files in {folder} (")
+    assert not (folder / "run").exists()
+
+
+def test_train_out_below_a_file(mnist_dir, tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    line = refused(capsys, train(train_argv(mnist_dir, tmp_path / "file" / "run")))
+    assert line == f"error: --out {tmp_path / 'file' / 'run'}: {tmp_path / 'file'} is a file, not a folder"
+
+
+def test_train_interrupted_before_training_prints_one_line(mnist_dir, tmp_path, capsys, monkeypatch):
+    """Ctrl-C while the data loads (before the signal handler is installed) is no traceback either."""
+    import training.train as train_module
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(train_module, "load_splits", interrupted)
+    line = refused(capsys, train(train_argv(mnist_dir, tmp_path / "run")), exit_code=130)
+    assert line == "interrupted: stopped at once; files written before are kept as they were"
