@@ -312,7 +312,7 @@ def template_context(facts: dict) -> dict:
 def _comparison_text(comparison: dict | None) -> str:
     if not comparison:
         return ""
-    from models.stats import comparison_markdown
+    from analysis.stats import comparison_markdown
     return (f"Baseline and Random Erasing were trained for each seed from the same initial weights "
             f"({comparison.get('epochs', '?')} epoch(s) each, `python -m training.compare`); "
             f"numbers from `comparison.json` on the {comparison.get('split', '?')} split.\n\n"
@@ -328,12 +328,12 @@ def usage_snippet(facts: dict) -> str:
     if facts.get("hub"):
         return _hub_snippet(facts)
     config = facts["config"]
-    source = json.dumps(str(facts.get("source", ".")))
+    source = json.dumps(str(facts.get("source", ".")), allow_nan=False)
     examples = facts.get("examples") or []
     lines = ["from models.artifact import load_model",
              "from models.predict import predict_probs"]
     if examples:
-        image = (f'image = loaded.root / "examples" / {json.dumps(str(examples[0]["file"]))}'
+        image = (f'image = loaded.root / "examples" / {json.dumps(str(examples[0]["file"]), allow_nan=False)}'
                  "  # or any image file, bytes, PIL image or array")
     else:
         lines.append("from PIL import Image")
@@ -619,7 +619,7 @@ def _value(v) -> str:
         return v
     if v is None:
         return "none"
-    return json.dumps(v)
+    return json.dumps(v, allow_nan=False)
 
 
 def _cell(text: str) -> str:
