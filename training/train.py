@@ -34,7 +34,7 @@ from training.curves import write_curves
 from training import distributed
 from training.data import DeviceLoader, Split, load_splits
 from training.engine import NonFiniteLossError, evaluate, make_loss, train_one_epoch
-from training.tasks import TASKS, TaskSpec, get_task, override_recipe
+from training.tasks import PRESETS, TASKS, TaskSpec, get_task, override_recipe
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -43,7 +43,10 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", choices=sorted(TASKS), help="what to train (required unless --resume)")
     p.add_argument("--random-erasing", action="store_true", default=None,
                    help="add Random Erasing (p=0.5, area 0.02-0.4, aspect 0.3-3.3) to training batches")
-    p.add_argument("--epochs", type=int, help="epochs (default: the task's recipe, 40)")
+    p.add_argument("--preset", choices=PRESETS, default=None,
+                   help="full: the task's recipe (default); quick: a short run sized for a CPU "
+                        "(MNIST: one epoch; see training/tasks.py)")
+    p.add_argument("--epochs", type=int, help="epochs (default: the preset's, 40 for full)")
     p.add_argument("--batch-size", type=int, help="images per step (default: the task's recipe)")
     p.add_argument("--lr", type=float, help="peak learning rate (default: the task's recipe)")
     p.add_argument("--data-dir", default="data", help="where datasets are downloaded / found")
@@ -265,7 +268,10 @@ def resolve_run(args) -> tuple[TaskSpec, dict, Path, dict | None]:
         stored.get("variant") == "random-erasing")
     pick = lambda arg, key: arg if arg is not None else stored.get(key)  # noqa: E731
     # Resuming starts from the stored recipe; flags given again must agree with it (checked below).
-    base = stored["recipe"] if stored else task.resolved_recipe(random_erasing=random_erasing)
+    if stored and args.preset and args.preset != stored.get("preset", "full"):
+        raise SystemExit(f"--preset {args.preset}: this run was started with --preset {stored.get('preset', 'full')}")
+    preset = args.preset or stored.get("preset") or "full"
+    base = stored["recipe"] if stored else task.resolved_recipe(random_erasing=random_erasing, preset=preset)
     recipe = override_recipe(base, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr)
     if args.pretrained:
         recipe["pretrained"] = args.pretrained
@@ -283,6 +289,7 @@ def resolve_run(args) -> tuple[TaskSpec, dict, Path, dict | None]:
         "run_name": out.name,
         "dataset": {"name": task.dataset.name, "hub_id": task.dataset.hub_id, "source": task.dataset.source,
                     "train_split": task.dataset.train_split, "val_split": task.dataset.val_split},
+        "preset": preset,
         "recipe": recipe,
         "seed": seed,
         "limit_train": pick(args.limit_train, "limit_train"),
