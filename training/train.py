@@ -31,6 +31,7 @@ from models.registry import create_model
 from training.checkpoint import (CHECKPOINT_FILE, CheckpointError, check_resumable, config_hash,
                                  load_checkpoint, rng_state, save_checkpoint, set_rng_state)
 from training.curves import write_curves
+from training.progress import RunProgress
 from training import distributed
 from training.data import DeviceLoader, Split, load_splits
 from training.engine import NonFiniteLossError, evaluate, make_loss, train_one_epoch
@@ -437,6 +438,9 @@ def _main(args, device: torch.device, rank_info: distributed.DistInfo) -> Path:
     if checkpoint is None and is_main:
         save_checkpoint(ckpt_path, checkpoint_state(0))   # a resumable point before the first step
 
+    progress = RunProgress(run_dir if is_main else None, config, epochs=recipe["epochs"],
+                           steps_per_epoch=steps_per_epoch, batch_size=batch_size * world)
+    progress.last_val_accuracy = history[-1]["val_accuracy"] if history else None
     stop = StopFlag().install()
     # Under torchrun all ranks must stop at the same step, or the others wait in a collective.
     should_stop = (lambda: distributed.any_rank(stop(), device)) if rank_info.enabled else stop
@@ -447,21 +451,29 @@ def _main(args, device: torch.device, rank_info: distributed.DistInfo) -> Path:
             train_loader.set_epoch(epoch)
             base_step = (epoch - 1) * steps_per_epoch
             lr = optimizer.param_groups[0]["lr"]
+            progress.start_epoch(epoch)
+
+            def on_step(s, loss, base_step=base_step):
+                writer.add_scalar("train/step_loss", loss, base_step + s + 1)
+                progress.on_step(s + 1)
             tr = train_one_epoch(step_model, train_loader, optimizer, scheduler, loss_fn, task.model,
                                  device=device, epoch=epoch, autocast_dtype=autocast_dtype,
                                  channels_last=channels_last, should_stop=should_stop,
                                  progress=not args.no_progress and is_main,
-                                 on_step=lambda s, loss: writer.add_scalar("train/step_loss", loss, base_step + s + 1))
+                                 on_step=on_step)
             if tr["interrupted"]:
-                return _interrupted(stop, run_dir, epoch, writer)
+                return _interrupted(stop, run_dir, epoch, writer, progress)
+            progress.write("evaluating", force=True)
             # Evaluation in float32 (no autocast), as training.evaluate and the app run the
             # released weights, so metrics.json is reproduced exactly on every device.
             ev = evaluate(eval_model, val_loader, loss_fn, task.model, device=device, channels_last=channels_last)
             last_eval = ev
             row = {"epoch": epoch, "train_loss": tr["loss"], "train_accuracy": tr["accuracy"],
                    "val_loss": ev["loss"], "val_accuracy": ev["accuracy"], "lr": lr,
-                   "seconds": tr["seconds"], "images_per_s": tr["images_per_s"]}
+                   "seconds": tr["seconds"], "cpu_seconds": round(tr["cpu_seconds"], 2),
+                   "images_per_s": tr["images_per_s"]}
             history.append(row)
+            progress.end_epoch(ev["accuracy"])
             step = epoch * steps_per_epoch
             for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "images_per_s"):
                 writer.add_scalar(key.replace("_", "/", 1), row[key], step)
@@ -474,15 +486,19 @@ def _main(args, device: torch.device, rank_info: distributed.DistInfo) -> Path:
                       f"{tr['images_per_s']:.0f} img/s  {tr['seconds']:.1f}s", flush=True)
             epochs_this_run += 1
             if should_stop():
-                return _interrupted(stop, run_dir, epoch + 1, writer)
+                return _interrupted(stop, run_dir, epoch + 1, writer, progress)
             if args.stop_after and epochs_this_run >= args.stop_after and epoch < recipe["epochs"]:
                 writer.close()
                 if is_main:
-                    print(f"stopped after epoch {epoch} as asked; continue with: "
-                          f"python -m training.train --resume --out {run_dir}")
+                    message = (f"stopped after epoch {epoch} as asked; continue with: "
+                               f"python -m training.train --resume --out {run_dir}")
+                    progress.step = steps_per_epoch
+                    progress.write("stopped", message, force=True)
+                    print(message)
                 return run_dir
     except NonFiniteLossError as e:
         writer.close()
+        progress.write("failed", f"{e}; the last good checkpoint is untouched", force=True)
         raise SystemExit(f"{e}; the last good checkpoint ({ckpt_path}) is untouched")
     finally:
         stop.restore()
@@ -491,16 +507,26 @@ def _main(args, device: torch.device, rank_info: distributed.DistInfo) -> Path:
         last_eval = evaluate(eval_model, val_loader, loss_fn, task.model, device=device, channels_last=channels_last)
     writer.close()
     if is_main:
+        progress.write("evaluating", force=True)
         finish_run(run_dir, model, config, history, last_eval, val_split)
+        progress.epoch, progress.step = recipe["epochs"], steps_per_epoch
+        progress.write("finished", f"done: val accuracy {last_eval['accuracy']:.4f} on "
+                                   f"{last_eval['num_images']} images", force=True)
     distributed.barrier()
     return run_dir
 
 
-def _interrupted(stop: StopFlag, run_dir: Path, epoch: int, writer) -> Path:
+def _interrupted(stop: StopFlag, run_dir: Path, epoch: int, writer, progress: RunProgress) -> Path:
     writer.close()
     code = 128 + (stop.signal or signal.SIGINT)
-    print(f"interrupted during epoch {epoch}; the checkpoint of the last finished epoch is saved. "
-          f"Resume with: python -m training.train --resume --out {run_dir}", file=sys.stderr, flush=True)
+    done = epoch - 1
+    kept = f"the checkpoint after epoch {done} is kept" if done else "no epoch had finished; the checkpoint " \
+        "holds the initial state"
+    message = (f"interrupted during epoch {epoch}; {kept}. "
+               f"Resume with: python -m training.train --resume --out {run_dir}")
+    progress.epoch, progress.step = done, 0
+    progress.write("stopped", message, force=True)
+    print(message, file=sys.stderr, flush=True)
     raise SystemExit(code)
 
 

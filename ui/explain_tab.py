@@ -18,7 +18,7 @@ import gradio as gr
 
 from models.presets import DEFAULT_MODEL_CONFIGS
 from models.runs import BASELINE, RANDOM_ERASING
-from ui import explain_handlers as h
+from ui import explain_handlers as h, live
 from ui.catalog import Catalog, ModelUnavailable
 from ui.common import INFERENCE_CONCURRENCY, LIGHT_CONCURRENCY, is_empty, read_image, user_error
 from ui.val_images import ValidationImages
@@ -79,6 +79,14 @@ def _labels(catalog: Catalog, key):
 def run_choices(catalog: Catalog, task=None):
     """(label, key) of every run whose files can be read, optionally of one task."""
     return [(e.label, e.key) for e in catalog.with_files() if task is None or e.task == task]
+
+
+def first_run(catalog: Catalog, task=None):
+    """The run a See-why list starts with: the task's default (else the first listed)."""
+    runs = run_choices(catalog, task)
+    if task is not None and catalog.default_key(task, BASELINE):
+        return catalog.default_key(task, BASELINE)
+    return runs[0][1] if runs else None
 
 
 def explain(catalog: Catalog, image, key, target=None, alpha=0.5, *, task=None, variant=BASELINE, prepare=None):
@@ -207,15 +215,15 @@ def build(catalog: Catalog, data_dir=None) -> None:
     gr.Markdown("Why a model answers as it does, and how sure we can be of it. Everything here is read "
                 "from the runs' files (`metrics.json`, `predictions.json`, `comparison.json`) or computed "
                 "by the model itself.")
-    if not all_runs:
-        gr.Markdown("⚠️ No trained runs yet; train one, e.g. `python -m training.train --task cifar10`.",
-                    elem_classes=["notice"])
+    live.markdown(catalog, lambda: "" if run_choices(catalog) else
+                  "⚠️ No trained runs yet; train one, e.g. `python -m training.train --task cifar10`.",
+                  hide_empty=True, elem_classes=["notice"])
     with gr.Tabs():
         with gr.Tab("Grad-CAM", id="why-gradcam"):
             with gr.Row(equal_height=False):
                 with gr.Column():
                     g_image = gr.Image(label="Image", type="filepath", sources=["upload", "clipboard"], height=280)
-                    g_run = gr.Dropdown(all_runs, value=first, label="Model run")
+                    g_run = live.dropdown(catalog, lambda: run_choices(catalog), lambda: first_run(catalog), label="Model run")
                     g_target = gr.Dropdown([h.PREDICTED], value=h.PREDICTED, label="Explain class",
                                            allow_custom_value=True)
                     g_button = gr.Button("Explain", variant="primary")
@@ -230,7 +238,7 @@ def build(catalog: Catalog, data_dir=None) -> None:
                   preprocess=False, **INFERENCE_CONCURRENCY)
 
         with gr.Tab("Confusion matrix", id="why-confusion"):
-            c_run = gr.Dropdown(all_runs, value=first, label="Model run")
+            c_run = live.dropdown(catalog, lambda: run_choices(catalog), lambda: first_run(catalog), label="Model run")
             table0, acc0, note0, _, _ = confusion(catalog, first) if first else (None, None, "", [], "")
             c_note = gr.Markdown(note0)
             with gr.Row(equal_height=False):
@@ -257,11 +265,11 @@ def build(catalog: Catalog, data_dir=None) -> None:
                 with gr.Column():
                     o_image = gr.Image(label="Image", type="filepath", sources=["upload", "clipboard"], height=280)
                     with gr.Row():
-                        o_base = gr.Dropdown(catalog.choices(CATSDOGS, (BASELINE,)),
-                                             value=catalog.default_key(CATSDOGS, BASELINE), label="Baseline run")
-                        o_re = gr.Dropdown(catalog.choices(CATSDOGS, (RANDOM_ERASING,)),
-                                           value=catalog.default_key(CATSDOGS, RANDOM_ERASING),
-                                           label="Random Erasing run")
+                        o_base = live.dropdown(catalog, lambda: catalog.choices(CATSDOGS, (BASELINE,)),
+                                               lambda: catalog.default_key(CATSDOGS, BASELINE), label="Baseline run")
+                        o_re = live.dropdown(catalog, lambda: catalog.choices(CATSDOGS, (RANDOM_ERASING,)),
+                                             lambda: catalog.default_key(CATSDOGS, RANDOM_ERASING),
+                                             label="Random Erasing run")
                     o_x = gr.Slider(0, 224, value=112, step=1, label="Box centre x")
                     o_y = gr.Slider(0, 224, value=112, step=1, label="Box centre y")
                     o_size = gr.Slider(8, 224, value=56, step=4, label="Box side (pixels)")
@@ -295,7 +303,8 @@ def build(catalog: Catalog, data_dir=None) -> None:
                           api_name="occlusion_sweep", preprocess=False, **INFERENCE_CONCURRENCY)
 
         with gr.Tab("Threshold & calibration", id="why-threshold"):
-            t_run = gr.Dropdown(catsdogs_runs, value=cd_default, label="Cats vs dogs run")
+            t_run = live.dropdown(catalog, lambda: run_choices(catalog, CATSDOGS), lambda: first_run(catalog, CATSDOGS),
+                                  label="Cats vs dogs run")
             t_slider = gr.Slider(0, 1, value=0.5, step=0.01, label="Decision threshold on P(dog)")
             tt0, tn0 = threshold(catalog, cd_default, 0.5) if cd_default else (None, "")
             curve0, rel0, ece0 = calibration(catalog, cd_default) if cd_default else (None, None, "")
@@ -312,7 +321,7 @@ def build(catalog: Catalog, data_dir=None) -> None:
                          api_name="calibration", **LIGHT_CONCURRENCY)
 
         with gr.Tab("Top losses", id="why-losses"):
-            l_run = gr.Dropdown(all_runs, value=first, label="Model run")
+            l_run = live.dropdown(catalog, lambda: run_choices(catalog), lambda: first_run(catalog), label="Model run")
             lg0, lt0, ln0 = losses(catalog, images, first) if first else ([], None, "")
             l_note = gr.Markdown(ln0)
             l_gallery = gr.Gallery(lg0, label="Most confidently wrong", columns=8, height=320, preview=False)
@@ -322,7 +331,8 @@ def build(catalog: Catalog, data_dir=None) -> None:
 
         with gr.Tab("Random Erasing study", id="why-erasing"):
             names = comparison_choices(catalog)
-            s_pick = gr.Dropdown(names, value=names[0][1] if names else None, label="Comparison")
+            s_pick = live.dropdown(catalog, lambda: comparison_choices(catalog),
+                                   lambda: (comparison_choices(catalog) or [(None, None)])[0][1], label="Comparison")
             text0, fig0 = comparison(catalog, names[0][1] if names else None)
             s_text = gr.Markdown(text0)
             s_plot = gr.Plot(fig0, label="Accuracy per seed and paired difference")
