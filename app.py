@@ -25,8 +25,7 @@ import gradio as gr
 import torch
 
 from ui import (architecture_tab, augment_tab, cards_tab, catsdogs_tab, cifar10_tab, curves_tab,
-                explain_tab, mnist_tab, train_tab)
-from ui import live
+                explain_tab, live, mnist_tab, serving, train_tab)
 from ui.catalog import HUB_ENV, Catalog, hub_ids_from_env
 from ui.jobs import TrainingJobs
 
@@ -42,12 +41,14 @@ TABS = [("CIFAR-10", "cifar10", cifar10_tab), ("MNIST", "mnist", mnist_tab),
         ("Architecture", "architecture", architecture_tab), ("Training curves", "curves", curves_tab),
         ("See why", "why", explain_tab), ("Model cards", "cards", cards_tab), ("Train", "train", train_tab)]
 
-# Serving limits (see docs: issue "a safe app"). One model request at a time per CPU group,
-# a bounded queue: beyond it, requests are refused with a clear message instead of piling up.
-QUEUE_MAX_SIZE = 16
+# Serving limits. Each concurrency group (model calls, light pages, ...) has its own limit and
+# its own queue bound (ui/serving.py): beyond it, that group's requests are refused with a clear
+# message instead of piling up, and the other groups keep answering. QUEUE_MAX_SIZE bounds all
+# waiting requests together.
+QUEUE_MAX_SIZE = 64
 DEFAULT_CONCURRENCY = 1
 MAX_FILE_SIZE = "10mb"
-MAX_THREADS = 8
+MAX_THREADS = serving.MAX_THREADS
 
 CSS = """
 .notice { border-left: 4px solid var(--color-accent); padding-left: 0.75em; }
@@ -134,7 +135,7 @@ def build_demo(runs: str | os.PathLike | Catalog | None = "runs", hub: Sequence[
                   first=lambda: [catalog.status_markdown()])
     demo.catalog = catalog  # for tests and scripts: the models this app serves
     demo.trainer = trainer  # and the training queue of the Train tab
-    demo.queue(max_size=QUEUE_MAX_SIZE, default_concurrency_limit=DEFAULT_CONCURRENCY)
+    serving.bound_queue_per_group(demo, max_size=QUEUE_MAX_SIZE, default_concurrency_limit=DEFAULT_CONCURRENCY)
     return demo
 
 
@@ -156,7 +157,11 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help="datasets folder, as training's --data-dir (default: data): the See why galleries "
                         "read validation images from here when a run folder does not carry them")
     p.add_argument("--device", default="cpu", help="device for inference (default cpu)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads for the model (default: half the cores, the rest serve requests)")
+    p.add_argument("--max-batch", type=int, default=serving.MAX_BATCH,
+                   help=f"concurrent requests sharing one forward pass, at most (default {serving.MAX_BATCH}; "
+                        "1: each request its own)")
     p.add_argument("--share", action="store_true", help="also open a public gradio.live link (off by default)")
     p.add_argument("--allow-training", action="store_true",
                    help="let the Train tab start training runs even when the app listens on a non-loopback "
@@ -167,16 +172,27 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = get_args_parser().parse_args(argv)
-    torch.set_num_threads(args.threads or max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                                             else os.cpu_count() or 1))
+    torch.set_num_threads(args.threads or serving.default_torch_threads())
+    serving.set_max_batch(args.max_batch)
     hub = list(dict.fromkeys([*args.hub, *hub_ids_from_env()]))
     host = args.host or os.environ.get("GRADIO_SERVER_NAME")
     refusal = training_refusal(host, args.allow_training)
     if args.share and not args.allow_training:
         refusal = "the app is shared through a public link (start it with --allow-training to enable it)"
+    global demo  # module-level, where `gradio app.py` (reload mode) finds the running app
     demo = build_demo(Path(args.runs), hub, device=args.device, data_dir=Path(args.data_dir),
                       training_off=refusal, train_device=args.train_device)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, **launch_options())
+
+
+def __getattr__(name: str):
+    """`app.demo`: the app for ./runs and $CNN_STUDIO_HUB_MODELS, built on first use (Gradio's
+    module-level `demo`), so that importing app.py builds and launches nothing."""
+    if name == "demo":
+        global demo
+        demo = build_demo(Path("runs"), hub_ids_from_env())
+        return demo
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 if __name__ == "__main__":

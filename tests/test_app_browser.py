@@ -74,8 +74,6 @@ def test_clicking_an_example_classifies_it(page):
 
 
 def test_draw_a_digit_with_the_mouse_and_see_probabilities(page, app_catalog):
-    if app_catalog.default_key("mnist") is None:
-        pytest.skip("no MNIST run (real MNIST not found)")
     page.get_by_role("tab", name="MNIST").click()
     sketch = page.locator("#mnist-sketch")
     sketch.get_by_role("button", name="Brush").click()

@@ -17,12 +17,12 @@ import torch
 from PIL import Image, ImageOps
 
 from models.augment import TrainAugment
+from models.digits import to_mnist_digit
 from models.presets import DEFAULT_AUGMENT, DEFAULT_MODEL_CONFIGS, RANDOM_ERASING_DEFAULTS
 from models.registry import ModelConfig
 from models.runs import BASELINE, RANDOM_ERASING
 from ui.catalog import Catalog
 from ui.common import ASSETS_DIR, LIGHT_CONCURRENCY, is_empty, read_image, user_error
-from ui.mnist_tab import to_mnist_digit
 
 MAX_COPIES = 24
 TILE = 160            # gallery tiles are upscaled (nearest neighbour) to at least this size

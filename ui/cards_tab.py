@@ -24,16 +24,16 @@ def default_card(catalog: Catalog) -> str | None:
     return next((e.key for e in entries if e.default), entries[0].key if entries else None)
 
 
-def model_card(catalog: Catalog, key: str | None):
+def model_card(catalog: Catalog, model_run: str | None):
     """A catalog key -> (card markdown without its YAML front matter, curves.png image or None)."""
     entries = {e.key: e for e in card_entries(catalog)}
-    if key not in entries:
-        raise user_error(f"no model card for {key!r}" if key else "choose a model")
-    root = entries[key].root
+    if model_run not in entries:
+        raise user_error(f"no model card for {model_run!r}" if model_run else "choose a model")
+    root = entries[model_run].root
     try:
         text = (root / "README.md").read_text(encoding="utf-8", errors="replace")[:MAX_CARD_CHARS]
     except OSError as e:
-        raise user_error(f"cannot read the card of {key}: {e.strerror or e}") from e
+        raise user_error(f"cannot read the card of {model_run}: {e.strerror or e}") from e
     text = FRONT_MATTER.sub("", text, count=1)
     # Relative images (curves.png) cannot be served from the card; the plot is shown beside it.
     text = re.sub(r"!\[[^\]]*\]\((?!https?://)[^)]*\)", "", text)

@@ -6,10 +6,12 @@ from functools import partial
 import gradio as gr
 
 from models.runs import BASELINE, RANDOM_ERASING
-from ui import explain_tab, live
+from ui import live
 from ui.catalog import Catalog, ModelUnavailable
 from ui.common import (INFERENCE_CONCURRENCY, asset_examples, is_empty, model_view, read_image,
                        run_examples, run_model, tab_header, user_error)
+from ui.serving import images_as_files
+from ui.why import gradcam
 
 TASK = "catsdogs"
 VARIANTS = (BASELINE, RANDOM_ERASING)
@@ -77,9 +79,10 @@ def build(catalog: Catalog) -> None:
                                            label="Random Erasing run")
                     re_label = gr.Label(num_top_classes=2, label="Random Erasing", elem_id="catsdogs-erasing")
             summary = gr.Markdown(label="Summary", elem_id="catsdogs-summary")
-    gr.on([image.change, button.click, base_run.change, re_run.change], partial(classify_catdog, catalog),
+    gr.on([image.change, button.click, base_run.change, re_run.change],
+          images_as_files(partial(classify_catdog, catalog)),
           inputs=[image, base_run, re_run], outputs=[base_label, re_label, seen, summary],
           api_name="classify_catdog", preprocess=False, **INFERENCE_CONCURRENCY)
-    explain_tab.add_gradcam(catalog, TASK, image, base_run, api_name="gradcam_catsdogs")
-    explain_tab.add_gradcam(catalog, TASK, image, re_run, variant=RANDOM_ERASING, api_name="gradcam_catsdogs_re",
+    gradcam.add_gradcam(catalog, TASK, image, base_run, api_name="gradcam_catsdogs")
+    gradcam.add_gradcam(catalog, TASK, image, re_run, variant=RANDOM_ERASING, api_name="gradcam_catsdogs_re",
                             title="Why? Grad-CAM of the Random Erasing model")

@@ -6,22 +6,24 @@ from functools import partial
 import gradio as gr
 
 from models.runs import BASELINE
-from ui import explain_tab, live
+from ui import live
 from ui.catalog import Catalog
 from ui.common import (INFERENCE_CONCURRENCY, asset_examples, get_model, is_empty, model_view,
                        probs_frame, read_image, run_examples, run_model, tab_header)
+from ui.serving import images_as_files
+from ui.why import gradcam
 
 TASK = "cifar10"
 
 
-def classify_cifar10(catalog: Catalog, image, run: str | None = None):
+def classify_cifar10(catalog: Catalog, image, model_run: str | None = None):
     """Image (payload, path, bytes, PIL or array) -> (top-k label dict, bar-chart frame, model view).
 
     No image gives empty outputs (a cleared input); an unreadable one a one-line gr.Error.
     """
     if is_empty(image):
         return None, probs_frame(None), None
-    entry = get_model(catalog, run, TASK, BASELINE)
+    entry = get_model(catalog, model_run, TASK, BASELINE)
     probs, x = run_model(entry, read_image(image))
     return probs, probs_frame(probs), model_view(x, entry.loaded.config)
 
@@ -54,7 +56,7 @@ def build(catalog: Catalog) -> None:
                               sort=list(entry.loaded.config.labels) if entry else None, height=240)
             seen = gr.Image(label="What the model sees (32x32 after preprocessing, upscaled)",
                             format="png", interactive=False, height=200, buttons=[])
-    gr.on([image.change, button.click, run.change], partial(classify_cifar10, catalog),
+    gr.on([image.change, button.click, run.change], images_as_files(partial(classify_cifar10, catalog)),
           inputs=[image, run], outputs=[label, bars, seen], api_name="classify_cifar10",
           preprocess=False, **INFERENCE_CONCURRENCY)
-    explain_tab.add_gradcam(catalog, TASK, image, run, api_name="gradcam_cifar10")
+    gradcam.add_gradcam(catalog, TASK, image, run, api_name="gradcam_cifar10")

@@ -20,15 +20,16 @@ from PIL import Image
 
 from models.predict import ImageInputError, decode_image, logits_to_probs, to_model_input
 from models.registry import ModelConfig
+from ui import serving
 from ui.catalog import Catalog, ModelEntry, ModelUnavailable, missing_model_message, train_command
 
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
 VIEW_SIZE = 256          # "what the model sees" is upscaled to this many pixels (nearest neighbour)
 
-# Events that run a model share one concurrency group: on a CPU, requests in parallel only
-# compete for the same cores. Cheap events (cards, curves) get their own, wider limit.
-INFERENCE_CONCURRENCY = dict(concurrency_id="inference", concurrency_limit=1)
-LIGHT_CONCURRENCY = dict(concurrency_id="light", concurrency_limit=4)
+# Events that run a model share one concurrency group (their forward passes are combined and
+# take turns, ui/serving.py); cheap events (cards, curves) get their own group and queue bound.
+INFERENCE_CONCURRENCY = serving.INFERENCE.event_options()
+LIGHT_CONCURRENCY = serving.LIGHT.event_options()
 
 
 def user_error(message: str) -> gr.Error:
@@ -66,6 +67,27 @@ def read_image(value) -> Image.Image:
         raise user_error(f"Could not read the image: {type(e).__name__}") from e
 
 
+def sketch_image(sketch, editor: gr.Sketchpad | None = None):
+    """The image to classify from a Sketchpad value: its composite (background + strokes).
+
+    An API caller sends the composite as a file (a FileData dict, decoded like any upload).
+    The browser does not: it uploads the canvas images through the editor's `accept_blobs`
+    server function and the event carries only their id. Upstream limitation (Gradio 6.x,
+    gr.ImageEditor): the only public way to get those bytes is `preprocess=True`, which opens
+    them with `PIL.Image.open` (every format, decompression-bomb warnings silenced) before
+    models.predict.decode_image could refuse them. So with preprocess=False the composite's
+    bytes are taken from the editor's `blob_storage`, exactly as its own `preprocess` does,
+    and decoded by decode_image like every upload. tests/test_ui_inputs.py fails if
+    Gradio changes that storage.
+    """
+    if not isinstance(sketch, dict) or not ("composite" in sketch or "layers" in sketch or "id" in sketch):
+        return sketch
+    if not sketch.get("composite") and sketch.get("id") and editor is not None:
+        blobs = editor.blob_storage.pop(sketch["id"], None)
+        return getattr(blobs, "composite", None)
+    return sketch.get("composite")
+
+
 def get_model(catalog: Catalog, key: str | None, task: str, variant: str) -> ModelEntry:
     try:
         return catalog.get(key, task, variant)
@@ -77,13 +99,14 @@ def get_model(catalog: Catalog, key: str | None, task: str, variant: str) -> Mod
 def run_model(entry: ModelEntry, img: Image.Image) -> tuple[dict[str, float], torch.Tensor]:
     """Probabilities over all labels (sum 1) and the normalised input tensor (C, S, S).
 
-    Same steps as models.predict.predict_probs, keeping the input to show it.
+    Same steps as models.predict.predict_probs, keeping the input to show it; concurrent calls
+    on the same model share one forward pass (serving.ForwardBatcher).
     """
     loaded = entry.loaded
     cfg = loaded.config
     device = next(loaded.model.parameters()).device
     x = to_model_input(img, cfg).to(device)
-    probs = logits_to_probs(loaded.model(x), cfg)[0].double().cpu()
+    probs = logits_to_probs(serving.batcher_for(loaded.model)(x), cfg)[0].double().cpu()
     probs = probs / probs.sum()
     return {label: float(p) for label, p in zip(cfg.labels, probs)}, x[0].cpu()
 

@@ -42,16 +42,16 @@ def default_selection(entries: list[ModelEntry]) -> list[str]:
     return [first.key] if first else []
 
 
-def curves(catalog: Catalog, selected: list[str] | str | None):
+def curves(catalog: Catalog, model_runs: list[str] | str | None):
     """Chosen run keys -> (accuracy frame, loss frame): columns epoch, value, series ("<run> train|val")."""
-    if isinstance(selected, str):
-        selected = [selected]
+    if isinstance(model_runs, str):
+        model_runs = [model_runs]
     known = {e.key: e for e in runs_with_history(catalog)}
-    unknown = [k for k in selected or [] if k not in known]
+    unknown = [k for k in model_runs or [] if k not in known]
     if unknown:
         raise user_error(f"no training history for {', '.join(unknown)}")
     acc, loss = [], []
-    for key in selected or []:
+    for key in model_runs or []:
         a, l = history_rows(_read_json(known[key].root, "history.json"), key)
         acc += a
         loss += l

@@ -18,9 +18,9 @@ from matplotlib.figure import Figure
 from PIL import Image, ImageDraw
 
 from models.artifact import LoadedModel
-from models.explain import GRADCAM_LAYERS, erase, explain_image, occlusion_sweep, overlay
+from analysis.explain import GRADCAM_LAYERS, erase, explain_image, occlusion_sweep, overlay
 from models.predict import logits_to_probs, to_model_input
-from models.stats import (Predictions, confusion_cell, load_predictions, reliability, threshold_metrics,
+from analysis.stats import (Predictions, confusion_cell, load_predictions, reliability, threshold_metrics,
                           threshold_sweep, top_losses)
 from ui.val_images import ValidationImages
 
@@ -30,7 +30,7 @@ PREDICTED = "predicted class"
 EVALUATE_HINT = "python -m training.evaluate {run} --predictions"
 
 
-def _read_json(root: Path | None, name: str):
+def read_json(root: Path | None, name: str):
     if root is None:
         return None
     try:
@@ -85,7 +85,7 @@ def gradcam_view(loaded: LoadedModel, img: Image.Image, target: str | None = Non
 def confusion_frame(root: Path | None) -> tuple[pd.DataFrame, pd.DataFrame, str]:
     """metrics.json -> (confusion table: first column the true class, then one column per predicted
     class; per-class accuracy table; note). Empty tables and a note when there is no metrics.json."""
-    metrics = _read_json(root, "metrics.json")
+    metrics = read_json(root, "metrics.json")
     if not isinstance(metrics, dict) or "confusion_matrix" not in metrics:
         return pd.DataFrame(), pd.DataFrame(), "This run has no metrics.json."
     labels = [str(l) for l in metrics.get("labels") or range(len(metrics["confusion_matrix"]))]
@@ -170,7 +170,7 @@ def occlusion_probe(models: Sequence[tuple[str, LoadedModel]], img: Image.Image,
         rows.append({"model": name, f"P({cfg.labels[cls]})": round(float(p[0]), 4),
                      f"P({cfg.labels[cls]}) with the box": round(float(p[1]), 4),
                      "change": round(float(p[1] - p[0]), 4)})
-    from models.explain import input_to_image
+    from analysis.explain import input_to_image
     view = input_to_image(erased[0], cfg).convert("RGB")
     top, left, h, w = box
     ImageDraw.Draw(view).rectangle([left, top, left + w - 1, top + h - 1], outline=(255, 255, 0), width=2)
@@ -191,7 +191,7 @@ def occlusion_sweep_view(models: Sequence[tuple[str, LoadedModel]], img: Image.I
                          ) -> tuple[list[tuple[Image.Image, str]], pd.DataFrame]:
     """Sweep an erase box over the image for each model: (maps of P(last class) per pixel, where the
     box covers it (blue: cat, red: dog), with captions; summary table)."""
-    from models.explain import input_to_image
+    from analysis.explain import input_to_image
     items, rows = [], []
     for name, loaded in models:
         cfg = loaded.config
@@ -304,8 +304,8 @@ def find_comparisons(runs_dir: Path | None) -> list[Path]:
 def comparison_view(path: Path | None) -> tuple[str, Figure | None]:
     """comparison.json -> (markdown with the numbers and their uncertainty, figure: accuracy per seed
     with mean ± std per variant, and the paired difference per seed with its bootstrap CI)."""
-    from models.stats import comparison_markdown
-    data = _read_json(Path(path).parent, Path(path).name) if path else None
+    from analysis.stats import comparison_markdown
+    data = read_json(Path(path).parent, Path(path).name) if path else None
     if not isinstance(data, dict) or "variants" not in data:
         return ("No comparison yet. Run `python -m training.compare --task catsdogs --seeds 0 1 2`: it trains "
                 "both variants per seed from the same initial weights and writes comparison.json."), None

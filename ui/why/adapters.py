@@ -1,0 +1,79 @@
+"""What the See why sub-tabs share: run choices, a key's entry and labels, validation images.
+
+Validation thumbnails (galleries) are read from `data_dir` (the folder training used;
+default $CNN_STUDIO_DATA_DIR or ./data); without it the galleries list the images instead.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from models.runs import BASELINE
+from ui import explain_handlers as h
+from ui.catalog import Catalog, ModelEntry, ModelUnavailable
+from ui.common import user_error
+from ui.val_images import ValidationImages
+
+DATA_ENV = "CNN_STUDIO_DATA_DIR"
+CATSDOGS = "catsdogs"
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get(DATA_ENV) or "data")
+
+
+class Images:
+    """One ValidationImages per task, opened on first use."""
+
+    def __init__(self, data_dir):
+        self.data_dir = Path(data_dir) if data_dir is not None else None
+        self._by_task = {}
+
+    def __call__(self, task, labels=("cat", "dog")):
+        if task not in self._by_task:
+            self._by_task[task] = ValidationImages(task, self.data_dir, labels)
+        return self._by_task[task]
+
+
+def run_choices(catalog: Catalog, task: str | None = None) -> list[tuple[str, str]]:
+    """(label, key) of every run whose files can be read, optionally of one task."""
+    return [(e.label, e.key) for e in catalog.with_files() if task is None or e.task == task]
+
+
+def first_run(catalog: Catalog, task: str | None = None) -> str | None:
+    """The run a See-why list starts with: the task's default model, else the first listed."""
+    if task is not None and catalog.default_key(task, BASELINE):
+        return catalog.default_key(task, BASELINE)
+    runs = run_choices(catalog, task)
+    return runs[0][1] if runs else None
+
+
+def entry_of(catalog: Catalog, key: str | None) -> ModelEntry:
+    if not key:
+        raise user_error("Choose a model run first.")
+    try:
+        return catalog.entry(key)
+    except ModelUnavailable as e:
+        raise user_error(str(e)) from e
+
+
+def loaded_model(catalog: Catalog, key: str | None, task: str | None = None, variant: str = BASELINE):
+    """The loaded model of `key`; with no key, the default model of `task` and `variant`."""
+    if not key and task is None:
+        raise user_error("Choose a model run first.")
+    try:
+        if key:
+            entry = catalog.entry(key)
+            task, variant = entry.task, entry.variant
+        return catalog.get(key, task, variant).loaded
+    except ModelUnavailable as e:
+        raise user_error(str(e)) from e
+
+
+def labels_of(catalog: Catalog, key: str | None) -> list[str]:
+    """The class names of a run: its loaded config, else its metrics.json."""
+    entry = entry_of(catalog, key)
+    if entry.loaded is not None:
+        return list(entry.loaded.config.labels)
+    metrics = h.read_json(entry.root, "metrics.json") or {}
+    return [str(label) for label in metrics.get("labels") or []]
