@@ -21,6 +21,11 @@ EXAMPLE_LOADERS = {"cifar10_example", "digit_example", "catdog_example"}
 EXPLAIN_APIS = {"gradcam", "gradcam_targets", "confusion", "confusion_cell", "occlusion_probe", "occlusion_click",
                 "occlusion_sweep", "threshold", "calibration", "top_losses", "erasing_study",
                 "gradcam_cifar10", "gradcam_mnist", "gradcam_catsdogs", "gradcam_catsdogs_re"}
+# Reloading the model lists (tests/test_app_reload.py) and the Train tab (tests/test_train_tab.py);
+# each public step has a private follow-up that re-renders the page's lists.
+STUDIO_APIS = {"open_page", "reload_models", "train_finished", "train_command", "train_start", "train_stop",
+               "train_resume", "train_status"}
+STUDIO_PRIVATE = {"open_page_views", "reload_models_views", "train_finished_views", "train_start_status"}
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +47,7 @@ def test_every_event_has_its_own_api_name(app_server):
     demo, _ = app_server
     names = [fn.api_name for fn in demo.fns.values()]
     assert None not in names and len(names) == len(set(names))
-    assert set(names) == MODEL_APIS | OTHER_APIS | EXAMPLE_LOADERS | EXPLAIN_APIS
+    assert set(names) == MODEL_APIS | OTHER_APIS | EXAMPLE_LOADERS | EXPLAIN_APIS | STUDIO_APIS | STUDIO_PRIVATE
 
 
 def test_the_api_page_lists_every_endpoint(client):
@@ -195,9 +200,12 @@ def test_command_line_and_environment(monkeypatch):
     calls = {}
     monkeypatch.setattr(app.torch, "set_num_threads", lambda n: calls.update(threads=n))
     monkeypatch.setenv("CNN_STUDIO_HUB_MODELS", "me/c, me/a")
-    monkeypatch.setattr(app, "build_demo", lambda runs, hub, device: calls.update(runs=runs, hub=hub) or _Fake())
-    app.main(["--runs", "r", "--hub", "me/a"])
+    monkeypatch.delenv("GRADIO_SERVER_NAME", raising=False)
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    monkeypatch.setattr(app, "build_demo", lambda runs, hub, **kw: calls.update(runs=runs, hub=hub, **kw) or _Fake())
+    app.main(["--runs", "r", "--hub", "me/a", "--data-dir", "d"])
     assert calls["runs"] == Path("r") and calls["hub"] == ["me/a", "me/c"] and calls["threads"] >= 1
+    assert calls["data_dir"] == Path("d") and calls["training_off"] is None   # 127.0.0.1: training allowed
     assert _Fake.launched["share"] is False and _Fake.launched["max_file_size"] == app.MAX_FILE_SIZE
 
 

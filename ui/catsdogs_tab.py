@@ -6,6 +6,7 @@ from functools import partial
 import gradio as gr
 
 from models.runs import BASELINE, RANDOM_ERASING
+from ui import live
 from ui.catalog import Catalog, ModelUnavailable
 from ui.common import (INFERENCE_CONCURRENCY, asset_examples, is_empty, model_view, read_image,
                        run_examples, run_model, tab_header, user_error)
@@ -69,12 +70,13 @@ def build(catalog: Catalog) -> None:
         with gr.Column(scale=6):
             with gr.Row():
                 with gr.Column():
-                    base_run = gr.Dropdown(catalog.choices(TASK, (BASELINE,)), value=defaults[BASELINE],
-                                           label="Baseline run")
+                    base_run = live.dropdown(catalog, lambda: catalog.choices(TASK, (BASELINE,)),
+                                             lambda: catalog.default_key(TASK, BASELINE), label="Baseline run")
                     base_label = gr.Label(num_top_classes=2, label="Baseline", elem_id="catsdogs-baseline")
                 with gr.Column():
-                    re_run = gr.Dropdown(catalog.choices(TASK, (RANDOM_ERASING,)), value=defaults[RANDOM_ERASING],
-                                         label="Random Erasing run")
+                    re_run = live.dropdown(catalog, lambda: catalog.choices(TASK, (RANDOM_ERASING,)),
+                                           lambda: catalog.default_key(TASK, RANDOM_ERASING),
+                                           label="Random Erasing run")
                     re_label = gr.Label(num_top_classes=2, label="Random Erasing", elem_id="catsdogs-erasing")
             summary = gr.Markdown(label="Summary", elem_id="catsdogs-summary")
     gr.on([image.change, button.click, base_run.change, re_run.change],

@@ -6,6 +6,7 @@ from functools import partial
 import gradio as gr
 
 from models.runs import BASELINE
+from ui import live
 from ui.catalog import Catalog
 from ui.common import (INFERENCE_CONCURRENCY, asset_examples, get_model, is_empty, model_view,
                        probs_frame, read_image, run_examples, run_model, tab_header)
@@ -38,7 +39,8 @@ def build(catalog: Catalog) -> None:
             image = gr.Image(label="Image", sources=["upload", "webcam", "clipboard"], type="filepath",
                              image_mode=None, height=300, elem_id="cifar10-input")
             with gr.Row():
-                run = gr.Dropdown(catalog.choices(TASK), value=default, label="Model run", scale=3)
+                run = live.dropdown(catalog, lambda: catalog.choices(TASK), lambda: catalog.default_key(TASK, BASELINE),
+                                    label="Model run", scale=3)
                 button = gr.Button("Classify", variant="primary", scale=1, min_width=100)
             entry = catalog.entry(default) if default else None
             examples = run_examples(entry) or asset_examples("sample_*.png")

@@ -157,11 +157,11 @@ def asset_examples(pattern: str, limit: int = 10) -> list[tuple[str, str]]:
 
 
 def tab_header(catalog: Catalog, task: str, variants: tuple[str, ...], intro: str) -> None:
-    """A model tab's opening: what it does, then the notice (if any) about missing or broken models."""
+    """A model tab's opening: what it does, then the notice (if any) about missing or broken models
+    (kept up to date when the catalog reloads)."""
+    from ui import live
     gr.Markdown(intro)
-    message = notice(catalog, task, variants)
-    if message:
-        gr.Markdown(message, elem_classes=["notice"])
+    live.markdown(catalog, lambda: notice(catalog, task, variants), hide_empty=True, elem_classes=["notice"])
 
 
 def notice(catalog: Catalog, task: str, variants: tuple[str, ...]) -> str:

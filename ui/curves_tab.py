@@ -12,6 +12,7 @@ import pandas as pd
 
 from models.runs import BASELINE, RANDOM_ERASING
 from ui.catalog import TRAIN_COMMANDS, VARIANT_TITLES, Catalog, ModelEntry
+from ui import live
 from ui.common import LIGHT_CONCURRENCY, user_error
 
 CURVE_COLUMNS = ["epoch", "value", "series"]
@@ -51,16 +52,25 @@ def curves(catalog: Catalog, model_runs: list[str] | str | None):
         raise user_error(f"no training history for {', '.join(unknown)}")
     acc, loss = [], []
     for key in model_runs or []:
-        for row in _read_json(known[key].root, "history.json") or []:
-            if not isinstance(row, dict) or "epoch" not in row:
-                continue
-            for split in ("train", "val"):
-                series = f"{key} {split}"
-                if isinstance(row.get(f"{split}_accuracy"), (int, float)):
-                    acc.append((row["epoch"], float(row[f"{split}_accuracy"]), series))
-                if isinstance(row.get(f"{split}_loss"), (int, float)):
-                    loss.append((row["epoch"], float(row[f"{split}_loss"]), series))
+        a, l = history_rows(_read_json(known[key].root, "history.json"), key)
+        acc += a
+        loss += l
     return pd.DataFrame(acc, columns=CURVE_COLUMNS), pd.DataFrame(loss, columns=CURVE_COLUMNS)
+
+
+def history_rows(history, name: str) -> tuple[list, list]:
+    """history.json rows -> (accuracy rows, loss rows) of (epoch, value, "<name> train|val")."""
+    acc, loss = [], []
+    for row in history if isinstance(history, list) else []:
+        if not isinstance(row, dict) or "epoch" not in row:
+            continue
+        for split in ("train", "val"):
+            series = f"{name} {split}"
+            if isinstance(row.get(f"{split}_accuracy"), (int, float)):
+                acc.append((row["epoch"], float(row[f"{split}_accuracy"]), series))
+            if isinstance(row.get(f"{split}_loss"), (int, float)):
+                loss.append((row["epoch"], float(row[f"{split}_loss"]), series))
+    return acc, loss
 
 
 def erasing_comparison(catalog: Catalog, task: str = "catsdogs") -> tuple[pd.DataFrame, str]:
@@ -91,15 +101,14 @@ def erasing_comparison(catalog: Catalog, task: str = "catsdogs") -> tuple[pd.Dat
 
 
 def build(catalog: Catalog) -> None:
-    entries = runs_with_history(catalog)
-    keys = [e.key for e in entries]
-    defaults = default_selection(entries)
+    defaults = default_selection(runs_with_history(catalog))
     gr.Markdown("Accuracy and loss per epoch, training and validation, read from each run's "
                 "`history.json`. Pick several runs to compare them.")
-    if not entries:
-        gr.Markdown("⚠️ No runs with a training history yet. Train one, e.g. "
-                    f"`{TRAIN_COMMANDS[('cifar10', BASELINE)]}`.", elem_classes=["notice"])
-    chooser = gr.Dropdown(keys, value=defaults, multiselect=True, label="Runs")
+    live.markdown(catalog, lambda: "" if runs_with_history(catalog) else (
+        "⚠️ No runs with a training history yet. Train one, e.g. "
+        f"`{TRAIN_COMMANDS[('cifar10', BASELINE)]}`."), hide_empty=True, elem_classes=["notice"])
+    chooser = live.dropdown(catalog, lambda: [e.key for e in runs_with_history(catalog)],
+                            lambda: default_selection(runs_with_history(catalog)), multiselect=True, label="Runs")
     acc0, loss0 = curves(catalog, defaults)
     with gr.Row():
         # No fixed height: with one, Gradio 6 clips the legend (which run is which line).

@@ -12,6 +12,7 @@ import gradio as gr
 
 from models.digits import to_mnist_digit
 from models.runs import BASELINE
+from ui import live
 from ui.catalog import Catalog
 from ui.common import (INFERENCE_CONCURRENCY, asset_examples, get_model, is_empty, model_view,
                        probs_frame, read_image, run_examples, run_model, sketch_image, tab_header)
@@ -73,7 +74,8 @@ def build(catalog: Catalog) -> None:
                     if examples:
                         gr.Examples([[path] for path, _ in examples], api_name="digit_example", inputs=[upload],
                                     example_labels=[caption for _, caption in examples], label="Digits")
-            run = gr.Dropdown(catalog.choices(TASK), value=default, label="Model run")
+            run = live.dropdown(catalog, lambda: catalog.choices(TASK), lambda: catalog.default_key(TASK, BASELINE),
+                                label="Model run")
         with gr.Column(scale=6):
             with gr.Row():
                 seen = gr.Image(label="Model input (white on black, 32x32)", format="png",

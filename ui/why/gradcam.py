@@ -7,9 +7,10 @@ import gradio as gr
 from models.presets import DEFAULT_MODEL_CONFIGS
 from models.runs import BASELINE
 from ui import explain_handlers as h
+from ui import live
 from ui.catalog import Catalog
 from ui.common import INFERENCE_CONCURRENCY, LIGHT_CONCURRENCY, is_empty, read_image
-from ui.why.adapters import labels_of, loaded_model, run_choices
+from ui.why.adapters import first_run, labels_of, loaded_model, run_choices
 
 
 def explain(catalog: Catalog, image, key, target=None, alpha=0.5, *, task=None, variant=BASELINE, prepare=None):
@@ -64,7 +65,7 @@ def build(catalog: Catalog) -> None:
     with gr.Row(equal_height=False):
         with gr.Column():
             image = gr.Image(label="Image", type="filepath", sources=["upload", "clipboard"], height=280)
-            run = gr.Dropdown(all_runs, value=first, label="Model run")
+            run = live.dropdown(catalog, lambda: run_choices(catalog), lambda: first_run(catalog), label="Model run")
             target = gr.Dropdown([h.PREDICTED], value=h.PREDICTED, label="Explain class", allow_custom_value=True)
             button = gr.Button("Explain", variant="primary")
         with gr.Column():

@@ -9,6 +9,7 @@ import gradio as gr
 from models.presets import DEFAULT_MODEL_CONFIGS
 from models.runs import BASELINE, RANDOM_ERASING
 from ui import explain_handlers as h
+from ui import live
 from ui.catalog import Catalog, ModelUnavailable
 from ui.common import INFERENCE_CONCURRENCY, is_empty, read_image, user_error
 from ui.why.adapters import CATSDOGS
@@ -61,10 +62,10 @@ def build(catalog: Catalog) -> None:
         with gr.Column():
             image = gr.Image(label="Image", type="filepath", sources=["upload", "clipboard"], height=280)
             with gr.Row():
-                base = gr.Dropdown(catalog.choices(CATSDOGS, (BASELINE,)),
-                                   value=catalog.default_key(CATSDOGS, BASELINE), label="Baseline run")
-                erasing = gr.Dropdown(catalog.choices(CATSDOGS, (RANDOM_ERASING,)),
-                                      value=catalog.default_key(CATSDOGS, RANDOM_ERASING), label="Random Erasing run")
+                base = live.dropdown(catalog, lambda: catalog.choices(CATSDOGS, (BASELINE,)),
+                                     lambda: catalog.default_key(CATSDOGS, BASELINE), label="Baseline run")
+                erasing = live.dropdown(catalog, lambda: catalog.choices(CATSDOGS, (RANDOM_ERASING,)),
+                                        lambda: catalog.default_key(CATSDOGS, RANDOM_ERASING), label="Random Erasing run")
             x = gr.Slider(0, side, value=side // 2, step=1, label="Box centre x")
             y = gr.Slider(0, side, value=side // 2, step=1, label="Box centre y")
             size = gr.Slider(8, side, value=side // 4, step=4, label="Box side (pixels)")

@@ -6,9 +6,10 @@ import gradio as gr
 
 from models.runs import BASELINE
 from ui import explain_handlers as h
+from ui import live
 from ui.catalog import Catalog
 from ui.common import LIGHT_CONCURRENCY
-from ui.why.adapters import CATSDOGS, entry_of, labels_of, run_choices
+from ui.why.adapters import CATSDOGS, entry_of, first_run, labels_of, run_choices
 
 
 def threshold(catalog: Catalog, key, value):
@@ -27,7 +28,8 @@ def calibration(catalog: Catalog, key, bins=10):
 def build(catalog: Catalog) -> None:
     runs = run_choices(catalog, CATSDOGS)
     default = catalog.default_key(CATSDOGS, BASELINE) or (runs[0][1] if runs else None)
-    run = gr.Dropdown(runs, value=default, label="Cats vs dogs run")
+    run = live.dropdown(catalog, lambda: run_choices(catalog, CATSDOGS), lambda: first_run(catalog, CATSDOGS),
+                        label="Cats vs dogs run")
     slider = gr.Slider(0, 1, value=0.5, step=0.01, label="Decision threshold on P(dog)")
     table0, note0 = threshold(catalog, default, 0.5) if default else (None, "")
     curve0, fig0, ece0 = calibration(catalog, default) if default else (None, None, "")
