@@ -6,7 +6,7 @@ import gradio as gr
 from ui import explain_handlers as h
 from ui.catalog import Catalog
 from ui.common import LIGHT_CONCURRENCY
-from ui.why.adapters import Images, entry_of, labels_of, run_choices
+from ui.why.adapters import NO_RUNS, Images, entry_of, labels_of, run_choices
 
 
 def losses(catalog: Catalog, images: Images, key, k=16):
@@ -18,10 +18,13 @@ def losses(catalog: Catalog, images: Images, key, k=16):
 def build(catalog: Catalog, images: Images) -> None:
     all_runs = run_choices(catalog)
     first = all_runs[0][1] if all_runs else None
+    if not all_runs:
+        gr.Markdown(NO_RUNS, elem_classes=["notice"])
     run = gr.Dropdown(all_runs, value=first, label="Model run")
     gallery0, table0, note0 = losses(catalog, images, first) if first else ([], None, "")
     note = gr.Markdown(note0)
-    gallery = gr.Gallery(gallery0, label="Most confidently wrong", columns=8, height=320, preview=False)
+    gallery = gr.Gallery(gallery0, label="Most confidently wrong (caption: image number · true→predicted)", columns=8,
+                         height="auto", object_fit="contain", preview=False, elem_id="losses-gallery")
     table = gr.Dataframe(table0, interactive=False)
     run.change(lambda key: losses(catalog, images, key), inputs=[run], outputs=[gallery, table, note],
                api_name="top_losses", **LIGHT_CONCURRENCY)
