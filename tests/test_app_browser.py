@@ -30,10 +30,10 @@ TIMEOUT_MS = 60_000
 
 
 @pytest.fixture(scope="module")
-def studio(app_runs, catsdogs_dir, tmp_path_factory):
+def studio(app_runs, catsdogs_dir, mnist_dir, tmp_path_factory):
     """The app the browser uses: every tiny run, a second MNIST run (the same files under another
     name, to switch models) and the validation images for the galleries. (catalog, url)"""
-    from tests.conftest import HAVE_MNIST, SHARED_DATA, launch_app
+    from tests.conftest import launch_app
     from ui.catalog import Catalog
     root = tmp_path_factory.mktemp("browser-runs")
     for run in sorted(app_runs.glob("*/*")):
@@ -44,8 +44,7 @@ def studio(app_runs, catsdogs_dir, tmp_path_factory):
         (root / "mnist" / "tiny-copy").symlink_to(app_runs / "mnist" / "tiny", target_is_directory=True)
     data = tmp_path_factory.mktemp("browser-data")
     (data / "val").symlink_to(catsdogs_dir / "val", target_is_directory=True)
-    if HAVE_MNIST:
-        (data / "MNIST").symlink_to(SHARED_DATA / "MNIST", target_is_directory=True)
+    (data / "MNIST").symlink_to(mnist_dir / "MNIST", target_is_directory=True)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CNN_STUDIO_DATA_DIR", str(data))
         catalog = Catalog.from_sources(root)
@@ -71,7 +70,7 @@ def open_page(browser, url: str):
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(url)
-    page.wait_for_selector("#cifar10-input")
+    page.wait_for_selector("#app-title")
     page.errors = errors
     return page
 
@@ -108,9 +107,7 @@ def test_clicking_an_example_classifies_it(page):
     shows_probabilities(page, "#cifar10-label")
 
 
-def test_draw_a_digit_with_the_mouse_and_see_probabilities(page, studio):
-    if studio[0].default_key("mnist") is None:
-        pytest.skip("no MNIST run (real MNIST not found)")
+def test_draw_a_digit_with_the_mouse_and_see_probabilities(page):
     page.get_by_role("tab", name="MNIST").click()
     sketch = page.locator("#mnist-sketch")
     sketch.get_by_role("button", name="Brush").click()
@@ -204,8 +201,6 @@ def gradcam_caption(page) -> str:
 
 def test_mnist_tab_classifies_and_explains_the_last_digit_given(page, studio, tmp_path):
     """15.1 (in the browser), 15.2, 15.3, 15.4 (bar chart), 15.5, 15.6, 15.7."""
-    if studio[0].default_key("mnist") is None:
-        pytest.skip("no MNIST run (real MNIST not found)")
     page.get_by_role("tab", name="MNIST").click()
     # 15.5 / 15.4: before any answer the chart already has its ten classes and a whole axis.
     assert_categorical_digits(page, "#mnist-bars")

@@ -202,8 +202,6 @@ def test_dark_on_light_upload_is_inverted(tmp_path):
 
 
 def test_classify_digit_shows_the_processed_input(app_catalog, tmp_path):
-    if app_catalog.default_key("mnist") is None:
-        pytest.skip("no MNIST run (real MNIST not found)")
     seen, probs, frame = mnist_tab.classify_digit(app_catalog, _sketch(tmp_path, [[(200, 60), (210, 340)]]))
     assert_distribution(probs, [str(d) for d in range(10)])
     assert frame["probability"].sum() == pytest.approx(1.0, abs=1e-4)
@@ -292,8 +290,6 @@ def test_discovery_picks_the_newest_complete_run_per_task_and_variant(tmp_path):
 
 
 def test_a_broken_newest_run_is_reported_and_the_previous_one_serves(app_runs, tmp_path):
-    if not (app_runs / "cifar10" / "tiny").is_dir():
-        pytest.skip("no cifar10 run")
     good = tmp_path / "cifar10" / "good"
     shutil.copytree(app_runs / "cifar10" / "tiny", good, ignore=shutil.ignore_patterns("checkpoint.pt", "tb"))
     broken = tmp_path / "cifar10" / "broken"

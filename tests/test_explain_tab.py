@@ -8,7 +8,7 @@ import gradio as gr
 import pytest
 from matplotlib.figure import Figure
 
-from models.stats import load_predictions, paired_comparison
+from analysis.stats import load_predictions, paired_comparison
 from tests.test_compare import table_pairs
 from ui import explain_tab
 from ui.why import confusion, erasing, gradcam, losses, occlusion, threshold

@@ -88,15 +88,15 @@ def summarise(cfg: ModelConfig, depth: int = 2) -> tuple[pd.DataFrame, int, int]
     return pd.DataFrame(rows), int(stats.total_params), int(stats.total_mult_adds)
 
 
-def architecture(catalog: Catalog, name: str, depth: int = 2):
+def architecture(catalog: Catalog, model_name: str, depth: int = 2):
     """(model name, table depth) -> (layer table, totals markdown)."""
     configs = model_configs(catalog)
-    if name not in configs:
-        raise user_error(f"unknown model {name!r}; choose one of: {', '.join(configs)}")
+    if model_name not in configs:
+        raise user_error(f"unknown model {model_name!r}; choose one of: {', '.join(configs)}")
     depth = int(depth or 2)
     if depth not in DEPTHS:
         raise user_error(f"depth must be one of {DEPTHS}")
-    cfg = configs[name]
+    cfg = configs[model_name]
     table, params, macs = summarise(cfg, depth)
     side = cfg.input_size
     text = (f"**{ARCHITECTURES[cfg.architecture].description}**. Input 1x{cfg.in_channels}x{side}x{side}, "

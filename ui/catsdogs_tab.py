@@ -7,9 +7,11 @@ import gradio as gr
 
 from models.presets import DEFAULT_MODEL_CONFIGS
 from models.runs import BASELINE, RANDOM_ERASING
+from ui import live
 from ui.catalog import Catalog, ModelUnavailable
 from ui.common import (INFERENCE_CONCURRENCY, asset_examples, is_empty, model_input_view, model_view,
                        read_image, run_examples, run_model, tab_header, user_error)
+from ui.serving import images_as_files
 from ui.why import gradcam
 from ui.why.adapters import no_model_message
 
@@ -70,19 +72,20 @@ def build(catalog: Catalog) -> None:
         with gr.Column(scale=6):
             with gr.Row():
                 with gr.Column():
-                    base_run = gr.Dropdown(catalog.choices(TASK, (BASELINE,)), value=defaults[BASELINE],
-                                           label="Baseline run")
+                    base_run = live.dropdown(catalog, lambda: catalog.choices(TASK, (BASELINE,)),
+                                             lambda: catalog.default_key(TASK, BASELINE), label="Baseline run")
                     base_label = gr.Label(num_top_classes=2, label="Baseline", elem_id="catsdogs-baseline")
                 with gr.Column():
-                    re_run = gr.Dropdown(catalog.choices(TASK, (RANDOM_ERASING,)), value=defaults[RANDOM_ERASING],
-                                         label="Random Erasing run")
+                    re_run = live.dropdown(catalog, lambda: catalog.choices(TASK, (RANDOM_ERASING,)),
+                                           lambda: catalog.default_key(TASK, RANDOM_ERASING),
+                                           label="Random Erasing run")
                     re_label = gr.Label(num_top_classes=2, label="Random Erasing", elem_id="catsdogs-erasing")
             summary = gr.Markdown(label="Summary", elem_id="catsdogs-summary")
     # trigger_mode="once": Gradio 6's Image fires `change` twice when an image replaces another.
-    gr.on([image.change, button.click], partial(classify_catdog, catalog),
+    gr.on([image.change, button.click], images_as_files(partial(classify_catdog, catalog)),
           inputs=[image, base_run, re_run], outputs=[base_label, re_label, seen, summary],
           api_name="classify_catdog", preprocess=False, trigger_mode="once", **INFERENCE_CONCURRENCY)
-    gr.on([base_run.change, re_run.change], partial(classify_catdog, catalog),
+    gr.on([base_run.change, re_run.change], images_as_files(partial(classify_catdog, catalog)),
           inputs=[image, base_run, re_run], outputs=[base_label, re_label, seen, summary],
           api_name="reclassify_catdog", api_visibility="private", preprocess=False, **INFERENCE_CONCURRENCY)
     gradcam.add_gradcam(catalog, TASK, image, base_run, api_name="gradcam_catsdogs")

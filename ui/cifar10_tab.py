@@ -7,23 +7,25 @@ import gradio as gr
 
 from models.presets import DEFAULT_MODEL_CONFIGS
 from models.runs import BASELINE
+from ui import live
 from ui.catalog import Catalog
 from ui.common import (INFERENCE_CONCURRENCY, asset_examples, get_model, is_empty, model_input_view, model_view,
                        probability_bars, probs_frame, read_image, run_examples, run_model, tab_header)
+from ui.serving import images_as_files
 from ui.why import gradcam
 
 TASK = "cifar10"
 LABELS = DEFAULT_MODEL_CONFIGS[TASK].labels
 
 
-def classify_cifar10(catalog: Catalog, image, run: str | None = None):
+def classify_cifar10(catalog: Catalog, image, model_run: str | None = None):
     """Image (payload, path, bytes, PIL or array) -> (top-k label dict, bar-chart frame, model view).
 
     No image gives empty outputs (a cleared input); an unreadable one a one-line gr.Error.
     """
     if is_empty(image):
         return None, probs_frame(None, LABELS), None
-    entry = get_model(catalog, run, TASK, BASELINE)
+    entry = get_model(catalog, model_run, TASK, BASELINE)
     probs, x = run_model(entry, read_image(image))
     return probs, probs_frame(probs), model_view(x, entry.loaded.config)
 
@@ -39,7 +41,8 @@ def build(catalog: Catalog) -> None:
             image = gr.Image(label="Image", sources=["upload", "webcam", "clipboard"], type="filepath",
                              image_mode=None, height=300, elem_id="cifar10-input")
             with gr.Row():
-                run = gr.Dropdown(catalog.choices(TASK), value=default, label="Model run", scale=3)
+                run = live.dropdown(catalog, lambda: catalog.choices(TASK), lambda: catalog.default_key(TASK, BASELINE),
+                                    label="Model run", scale=3)
                 button = gr.Button("Classify", variant="primary", scale=1, min_width=100)
             entry = catalog.entry(default) if default else None
             labels = entry.loaded.config.labels if entry else LABELS
@@ -56,9 +59,9 @@ def build(catalog: Catalog) -> None:
                                     height=200)
     # trigger_mode="once": Gradio 6's Image fires `change` twice when an image replaces another;
     # the second, identical request is dropped instead of classifying (or failing) twice.
-    gr.on([image.change, button.click], partial(classify_cifar10, catalog), inputs=[image, run],
-          outputs=[label, bars, seen], api_name="classify_cifar10", preprocess=False, trigger_mode="once",
-          **INFERENCE_CONCURRENCY)
-    run.change(partial(classify_cifar10, catalog), inputs=[image, run], outputs=[label, bars, seen],
-               api_name="reclassify_cifar10", api_visibility="private", preprocess=False, **INFERENCE_CONCURRENCY)
+    classify = images_as_files(partial(classify_cifar10, catalog))
+    gr.on([image.change, button.click], classify, inputs=[image, run], outputs=[label, bars, seen],
+          api_name="classify_cifar10", preprocess=False, trigger_mode="once", **INFERENCE_CONCURRENCY)
+    run.change(classify, inputs=[image, run], outputs=[label, bars, seen], api_name="reclassify_cifar10",
+               api_visibility="private", preprocess=False, **INFERENCE_CONCURRENCY)
     gradcam.add_gradcam(catalog, TASK, image, run, api_name="gradcam_cifar10")

@@ -20,15 +20,16 @@ from PIL import Image
 
 from models.predict import ImageInputError, decode_image, logits_to_probs, prepare_image, to_model_input
 from models.registry import ModelConfig
+from ui import serving
 from ui.catalog import Catalog, ModelEntry, ModelUnavailable, missing_model_message, train_command
 
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
 VIEW_SIZE = 256          # "what the model sees" is upscaled to this many pixels (nearest neighbour)
 
-# Events that run a model share one concurrency group: on a CPU, requests in parallel only
-# compete for the same cores. Cheap events (cards, curves) get their own, wider limit.
-INFERENCE_CONCURRENCY = dict(concurrency_id="inference", concurrency_limit=1)
-LIGHT_CONCURRENCY = dict(concurrency_id="light", concurrency_limit=4)
+# Events that run a model share one concurrency group (their forward passes are combined and
+# take turns, ui/serving.py); cheap events (cards, curves) get their own group and queue bound.
+INFERENCE_CONCURRENCY = serving.INFERENCE.event_options()
+LIGHT_CONCURRENCY = serving.LIGHT.event_options()
 
 
 def user_error(message: str) -> gr.Error:
@@ -100,7 +101,8 @@ def run_model(entry: ModelEntry, img: Image.Image) -> tuple[dict[str, float] | N
     (None, None) when the task's preparation finds nothing to classify (an empty drawing).
 
     The same steps as every other endpoint: models.predict.prepare_image (the task's own step),
-    then the model's preprocessing, keeping the input to show it.
+    then the model's preprocessing, keeping the input to show it; concurrent calls on the same
+    model share one forward pass (serving.ForwardBatcher).
     """
     loaded = entry.loaded
     cfg = loaded.config
@@ -109,7 +111,7 @@ def run_model(entry: ModelEntry, img: Image.Image) -> tuple[dict[str, float] | N
         return None, None
     device = next(loaded.model.parameters()).device
     x = to_model_input(prepared, cfg).to(device)
-    probs = logits_to_probs(loaded.model(x), cfg)[0].double().cpu()
+    probs = logits_to_probs(serving.batcher_for(loaded.model)(x), cfg)[0].double().cpu()
     probs = probs / probs.sum()
     return {label: float(p) for label, p in zip(cfg.labels, probs)}, x[0].cpu()
 
@@ -179,11 +181,11 @@ def asset_examples(pattern: str, limit: int = 10) -> list[tuple[str, str]]:
 
 
 def tab_header(catalog: Catalog, task: str, variants: tuple[str, ...], intro: str) -> None:
-    """A model tab's opening: what it does, then the notice (if any) about missing or broken models."""
+    """A model tab's opening: what it does, then the notice (if any) about missing or broken models
+    (kept up to date when the catalog reloads)."""
+    from ui import live
     gr.Markdown(intro)
-    message = notice(catalog, task, variants)
-    if message:
-        gr.Markdown(message, elem_classes=["notice"])
+    live.markdown(catalog, lambda: notice(catalog, task, variants), hide_empty=True, elem_classes=["notice"])
 
 
 def notice(catalog: Catalog, task: str, variants: tuple[str, ...]) -> str:

@@ -14,6 +14,7 @@ from matplotlib.ticker import MaxNLocator, PercentFormatter
 
 from models.runs import BASELINE, RANDOM_ERASING
 from ui.catalog import TRAIN_COMMANDS, VARIANT_TITLES, Catalog, ModelEntry
+from ui import live
 from ui.common import LIGHT_CONCURRENCY, user_error
 
 CURVE_COLUMNS = ["epoch", "value", "series"]
@@ -43,26 +44,35 @@ def default_selection(entries: list[ModelEntry]) -> list[str]:
     return [first.key] if first else []
 
 
-def curves(catalog: Catalog, selected: list[str] | str | None):
+def curves(catalog: Catalog, model_runs: list[str] | str | None):
     """Chosen run keys -> (accuracy frame, loss frame): columns epoch, value, series ("<run> train|val")."""
-    if isinstance(selected, str):
-        selected = [selected]
+    if isinstance(model_runs, str):
+        model_runs = [model_runs]
     known = {e.key: e for e in runs_with_history(catalog)}
-    unknown = [k for k in selected or [] if k not in known]
+    unknown = [k for k in model_runs or [] if k not in known]
     if unknown:
         raise user_error(f"no training history for {', '.join(unknown)}")
     acc, loss = [], []
-    for key in selected or []:
-        for row in _read_json(known[key].root, "history.json") or []:
-            if not isinstance(row, dict) or "epoch" not in row:
-                continue
-            for split in ("train", "val"):
-                series = f"{key} {split}"
-                if isinstance(row.get(f"{split}_accuracy"), (int, float)):
-                    acc.append((row["epoch"], float(row[f"{split}_accuracy"]), series))
-                if isinstance(row.get(f"{split}_loss"), (int, float)):
-                    loss.append((row["epoch"], float(row[f"{split}_loss"]), series))
+    for key in model_runs or []:
+        a, l = history_rows(_read_json(known[key].root, "history.json"), key)
+        acc += a
+        loss += l
     return pd.DataFrame(acc, columns=CURVE_COLUMNS), pd.DataFrame(loss, columns=CURVE_COLUMNS)
+
+
+def history_rows(history, name: str) -> tuple[list, list]:
+    """history.json rows -> (accuracy rows, loss rows) of (epoch, value, "<name> train|val")."""
+    acc, loss = [], []
+    for row in history if isinstance(history, list) else []:
+        if not isinstance(row, dict) or "epoch" not in row:
+            continue
+        for split in ("train", "val"):
+            series = f"{name} {split}"
+            if isinstance(row.get(f"{split}_accuracy"), (int, float)):
+                acc.append((row["epoch"], float(row[f"{split}_accuracy"]), series))
+            if isinstance(row.get(f"{split}_loss"), (int, float)):
+                loss.append((row["epoch"], float(row[f"{split}_loss"]), series))
+    return acc, loss
 
 
 def curve_figure(frame: pd.DataFrame, what: str) -> Figure:
@@ -90,9 +100,9 @@ def curve_figure(frame: pd.DataFrame, what: str) -> Figure:
     return fig
 
 
-def curve_figures(catalog: Catalog, selected: list[str] | str | None) -> tuple[Figure, Figure]:
+def curve_figures(catalog: Catalog, model_runs: list[str] | str | None) -> tuple[Figure, Figure]:
     """Chosen run keys -> (accuracy figure, loss figure), from the runs' history.json."""
-    acc, loss = curves(catalog, selected)
+    acc, loss = curves(catalog, model_runs)
     return curve_figure(acc, "accuracy"), curve_figure(loss, "loss")
 
 
@@ -124,15 +134,14 @@ def erasing_comparison(catalog: Catalog, task: str = "catsdogs") -> tuple[pd.Dat
 
 
 def build(catalog: Catalog) -> None:
-    entries = runs_with_history(catalog)
-    keys = [e.key for e in entries]
-    defaults = default_selection(entries)
+    defaults = default_selection(runs_with_history(catalog))
     gr.Markdown("Accuracy and loss per epoch, training and validation, read from each run's "
                 "`history.json`. Pick several runs to compare them.")
-    if not entries:
-        gr.Markdown("⚠️ No runs with a training history yet. Train one, e.g. "
-                    f"`{TRAIN_COMMANDS[('cifar10', BASELINE)]}`.", elem_classes=["notice"])
-    chooser = gr.Dropdown(keys, value=defaults, multiselect=True, label="Runs")
+    live.markdown(catalog, lambda: "" if runs_with_history(catalog) else (
+        "⚠️ No runs with a training history yet. Train one, e.g. "
+        f"`{TRAIN_COMMANDS[('cifar10', BASELINE)]}`."), hide_empty=True, elem_classes=["notice"])
+    chooser = live.dropdown(catalog, lambda: [e.key for e in runs_with_history(catalog)],
+                            lambda: default_selection(runs_with_history(catalog)), multiselect=True, label="Runs")
     acc0, loss0 = curve_figures(catalog, defaults)
     with gr.Row():
         acc_plot = gr.Plot(acc0, label="Accuracy", elem_id="curves-accuracy")

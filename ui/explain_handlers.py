@@ -18,9 +18,9 @@ from matplotlib.figure import Figure
 from PIL import Image, ImageDraw
 
 from models.artifact import LoadedModel
-from models.explain import GRADCAM_LAYERS, erase, explain_image, occlusion_sweep, overlay
+from analysis.explain import GRADCAM_LAYERS, erase, explain_image, occlusion_sweep, overlay
 from models.predict import logits_to_probs, to_model_input
-from models.stats import (Predictions, confusion_cell, load_predictions, reliability, threshold_metrics,
+from analysis.stats import (Predictions, confusion_cell, load_predictions, reliability, threshold_metrics,
                           threshold_sweep, top_losses)
 from ui.val_images import ValidationImages
 
@@ -207,7 +207,7 @@ def occlusion_probe(models: Sequence[tuple[str, LoadedModel]], img: Image.Image,
         rows.append({"model": name, f"P({cfg.labels[cls]})": round(float(p[0]), 4),
                      f"P({cfg.labels[cls]}) with the box": round(float(p[1]), 4),
                      "change": round(float(p[1] - p[0]), 4)})
-    from models.explain import input_to_image
+    from analysis.explain import input_to_image
     view = input_to_image(erased[0], cfg).convert("RGB")
     top, left, h, w = box
     ImageDraw.Draw(view).rectangle([left, top, left + w - 1, top + h - 1], outline=(255, 255, 0), width=2)
@@ -228,7 +228,7 @@ def occlusion_sweep_view(models: Sequence[tuple[str, LoadedModel]], img: Image.I
                          ) -> tuple[list[tuple[Image.Image, str]], pd.DataFrame]:
     """Sweep an erase box over the image for each model: (maps of P(last class) per pixel, where the
     box covers it (blue: cat, red: dog), with captions; summary table)."""
-    from models.explain import input_to_image
+    from analysis.explain import input_to_image
     items, rows = [], []
     for name, loaded in models:
         cfg = loaded.config
@@ -340,7 +340,7 @@ def find_comparisons(runs_dir: Path | None) -> list[Path]:
 def comparison_view(path: Path | None) -> tuple[str, Figure | None]:
     """comparison.json -> (markdown with the numbers and their uncertainty, figure: accuracy per seed
     with mean ± std per variant, and the paired difference per seed with its bootstrap CI)."""
-    from models.stats import comparison_markdown
+    from analysis.stats import comparison_markdown
     data = read_json(Path(path).parent, Path(path).name) if path else None
     if not isinstance(data, dict) or "variants" not in data:
         return ("No comparison yet. Run `python -m training.compare --task catsdogs --seeds 0 1 2`: it trains "

@@ -9,40 +9,43 @@ from __future__ import annotations
 from functools import partial
 
 import gradio as gr
+from PIL import Image
 
 from models.presets import DEFAULT_MODEL_CONFIGS
 from models.runs import BASELINE
+from ui import live
 from ui.catalog import Catalog
 from ui.common import (INFERENCE_CONCURRENCY, asset_examples, get_model, is_empty, model_input_view, model_view,
                        probability_bars, probs_frame, read_image, run_examples, run_model, sketch_image,
                        tab_header)
+from ui.serving import image_file, images_as_files
 from ui.why import gradcam
 
 TASK = "mnist"
 LABELS = DEFAULT_MODEL_CONFIGS[TASK].labels
 
 
-def classify_digit(catalog: Catalog, sketch, run: str | None = None, editor: gr.Sketchpad | None = None):
+def classify_digit(catalog: Catalog, sketch, model_run: str | None = None, editor: gr.Sketchpad | None = None):
     """A drawing (Sketchpad value) or any image -> (model input view, top-k, bar frame).
 
     The model input view is the 28x28 MNIST-like digit after the model's own preprocessing
     (resized to 32x32), upscaled.
     """
-    return classify_digit_image(catalog, sketch_image(sketch, editor), run)
+    return classify_digit_image(catalog, sketch_image(sketch, editor), model_run)
 
 
-def classify_digit_image(catalog: Catalog, image, run: str | None = None):
+def classify_digit_image(catalog: Catalog, image, model_run: str | None = None):
     """An uploaded digit image -> the same outputs as classify_digit."""
-    return _classify(catalog, None if is_empty(image) else read_image(image), run)
+    return _classify(catalog, _decoded(image), model_run)
 
 
-def _classify(catalog: Catalog, img, run):
+def _classify(catalog: Catalog, img, model_run):
     """A decoded image (or None) -> outputs; the preparation is models.predict.prepare_image's,
     through run_model, as for every endpoint that classifies a digit."""
     empty = (None, None, probs_frame(None, LABELS))
     if img is None:
         return empty
-    entry = get_model(catalog, run, TASK, BASELINE)
+    entry = get_model(catalog, model_run, TASK, BASELINE)
     probs, x = run_model(entry, img)
     if probs is None:
         return empty
@@ -66,7 +69,7 @@ def build(catalog: Catalog) -> None:
         with gr.Column(scale=5):
             with gr.Tabs():
                 with gr.Tab("Draw"):
-                    sketch = gr.Sketchpad(label="Draw a digit", type="filepath", canvas_size=(400, 400),
+                    sketch = sketch_component = gr.Sketchpad(label="Draw a digit", type="filepath", canvas_size=(400, 400),
                                           fixed_canvas=True, layers=False, transforms=(),
                                           brush=gr.Brush(default_size=14, colors=["#000000"],
                                                          color_mode="fixed"),
@@ -80,7 +83,8 @@ def build(catalog: Catalog) -> None:
                     if examples:
                         gr.Examples([[path] for path, _ in examples], api_name="digit_example", inputs=[upload],
                                     example_labels=[caption for _, caption in examples], label="Digits")
-            run = gr.Dropdown(catalog.choices(TASK), value=default, label="Model run", elem_id="mnist-run")
+            run = live.dropdown(catalog, lambda: catalog.choices(TASK), lambda: catalog.default_key(TASK, BASELINE),
+                                label="Model run", elem_id="mnist-run")
         with gr.Column(scale=6):
             with gr.Row():
                 with gr.Column(min_width=160):
@@ -94,13 +98,17 @@ def build(catalog: Catalog) -> None:
     current = gr.Image(visible=False, type="filepath", format="png", label="Digit to explain")
     outputs = [seen, label, bars, last]
 
-    def on_drawing(sketch_value, key):
-        img = _decoded(sketch_image(sketch_value, sketch))
-        return *_classify(catalog, img, key), img
+    def served(outputs, img):
+        # The views as files (ui.serving: written once), the decoded image kept in the State.
+        return *(image_file(o) if isinstance(o, Image.Image) else o for o in outputs), img
 
-    def on_upload(image, key):
+    def on_drawing(sketch, model_run):
+        img = _decoded(sketch_image(sketch, sketch_component))
+        return served(_classify(catalog, img, model_run), img)
+
+    def on_upload(image, model_run):
         img = _decoded(image)
-        return *_classify(catalog, img, key), img
+        return served(_classify(catalog, img, model_run), img)
 
     gr.on([sketch.change, draw_button.click], on_drawing, inputs=[sketch, run], outputs=outputs,
           api_name="classify_digit", preprocess=False, trigger_mode="always_last", **INFERENCE_CONCURRENCY
@@ -112,7 +120,8 @@ def build(catalog: Catalog) -> None:
           ).then(lambda img: img, inputs=[last], outputs=[current], api_name="digit_uploaded",
                  api_visibility="private")
     # Another model answers for the same image at once (as in the other tabs).
-    run.change(lambda img, key: _classify(catalog, img, key), inputs=[last, run], outputs=[seen, label, bars],
+    run.change(images_as_files(lambda img, model_run: _classify(catalog, img, model_run)), inputs=[last, run],
+               outputs=[seen, label, bars],
                api_name="reclassify_digit", api_visibility="private", **INFERENCE_CONCURRENCY)
     gradcam.add_gradcam(catalog, TASK, current, run, api_name="gradcam_mnist", clear_on=(sketch, upload, run),
                         title="Why? Grad-CAM of your digit (the drawing or upload last classified)")

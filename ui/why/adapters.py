@@ -50,6 +50,14 @@ def run_choices(catalog: Catalog, task: str | None = None) -> list[tuple[str, st
     return [(e.label, e.key) for e in catalog.with_files() if task is None or e.task == task]
 
 
+def first_run(catalog: Catalog, task: str | None = None) -> str | None:
+    """The run a See-why list starts with: the task's default model, else the first listed."""
+    if task is not None and catalog.default_key(task, BASELINE):
+        return catalog.default_key(task, BASELINE)
+    runs = run_choices(catalog, task)
+    return runs[0][1] if runs else None
+
+
 def entry_of(catalog: Catalog, key: str | None) -> ModelEntry:
     if not key:
         raise user_error("Choose a model run first.")

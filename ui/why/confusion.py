@@ -7,9 +7,10 @@ of the select handler at run time.
 import gradio as gr
 
 from ui import explain_handlers as h
+from ui import live
 from ui.catalog import Catalog
 from ui.common import LIGHT_CONCURRENCY
-from ui.why.adapters import NO_RUNS, Images, entry_of, labels_of, run_choices
+from ui.why.adapters import NO_RUNS, Images, entry_of, first_run, labels_of, run_choices
 
 
 def confusion(catalog: Catalog, key):
@@ -30,9 +31,9 @@ def confusion_cell_images(catalog: Catalog, images: Images, key, index):
 def build(catalog: Catalog, images: Images) -> None:
     all_runs = run_choices(catalog)
     first = all_runs[0][1] if all_runs else None
-    if not all_runs:
-        gr.Markdown(NO_RUNS, elem_classes=["notice"])
-    run = gr.Dropdown(all_runs, value=first, label="Model run", elem_id="confusion-run")
+    live.markdown(catalog, lambda: "" if run_choices(catalog) else NO_RUNS, hide_empty=True, elem_classes=["notice"])
+    run = live.dropdown(catalog, lambda: run_choices(catalog), lambda: first_run(catalog), label="Model run",
+                        elem_id="confusion-run")
     table0, acc0, note0, _, _ = confusion(catalog, first) if first else (None, None, "", [], "")
     note = gr.Markdown(note0)
     with gr.Row(equal_height=False):

@@ -8,9 +8,10 @@ from models.predict import prepare_image
 from models.presets import DEFAULT_MODEL_CONFIGS
 from models.runs import BASELINE
 from ui import explain_handlers as h
+from ui import live
 from ui.catalog import Catalog
 from ui.common import INFERENCE_CONCURRENCY, LIGHT_CONCURRENCY, is_empty, read_image
-from ui.why.adapters import NO_RUNS, labels_of, model_entry, run_choices
+from ui.why.adapters import NO_RUNS, first_run, labels_of, model_entry, run_choices
 
 
 NOTHING_YET = "Nothing to explain yet: give an image first (upload one, or draw a digit), then press Explain."
@@ -72,13 +73,13 @@ def add_gradcam(catalog: Catalog, task: str, image: gr.components.Component, run
 def build(catalog: Catalog) -> None:
     all_runs = run_choices(catalog)
     first = all_runs[0][1] if all_runs else None
-    if not all_runs:
-        gr.Markdown(NO_RUNS, elem_classes=["notice"])
+    live.markdown(catalog, lambda: "" if run_choices(catalog) else NO_RUNS, hide_empty=True, elem_classes=["notice"])
     with gr.Row(equal_height=False):
         with gr.Column():
             image = gr.Image(label="Image", type="filepath", sources=["upload", "clipboard"], height=280,
                              elem_id="why-gradcam-image")
-            run = gr.Dropdown(all_runs, value=first, label="Model run", elem_id="why-gradcam-run")
+            run = live.dropdown(catalog, lambda: run_choices(catalog), lambda: first_run(catalog), label="Model run",
+                                elem_id="why-gradcam-run")
             target = gr.Dropdown([h.PREDICTED], value=h.PREDICTED, label="Explain class", allow_custom_value=True)
             button = gr.Button("Explain", variant="primary")
         with gr.Column():

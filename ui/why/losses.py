@@ -4,9 +4,10 @@ from __future__ import annotations
 import gradio as gr
 
 from ui import explain_handlers as h
+from ui import live
 from ui.catalog import Catalog
 from ui.common import LIGHT_CONCURRENCY
-from ui.why.adapters import NO_RUNS, Images, entry_of, labels_of, run_choices
+from ui.why.adapters import NO_RUNS, Images, entry_of, first_run, labels_of, run_choices
 
 
 def losses(catalog: Catalog, images: Images, key, k=16):
@@ -18,9 +19,8 @@ def losses(catalog: Catalog, images: Images, key, k=16):
 def build(catalog: Catalog, images: Images) -> None:
     all_runs = run_choices(catalog)
     first = all_runs[0][1] if all_runs else None
-    if not all_runs:
-        gr.Markdown(NO_RUNS, elem_classes=["notice"])
-    run = gr.Dropdown(all_runs, value=first, label="Model run")
+    live.markdown(catalog, lambda: "" if run_choices(catalog) else NO_RUNS, hide_empty=True, elem_classes=["notice"])
+    run = live.dropdown(catalog, lambda: run_choices(catalog), lambda: first_run(catalog), label="Model run")
     gallery0, table0, note0 = losses(catalog, images, first) if first else ([], None, "")
     note = gr.Markdown(note0)
     gallery = gr.Gallery(gallery0, label="Most confidently wrong (caption: image number · true→predicted)", columns=8,

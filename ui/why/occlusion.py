@@ -9,6 +9,7 @@ import gradio as gr
 from models.presets import DEFAULT_MODEL_CONFIGS
 from models.runs import BASELINE, RANDOM_ERASING
 from ui import explain_handlers as h
+from ui import live
 from ui.catalog import Catalog, ModelUnavailable
 from ui.common import INFERENCE_CONCURRENCY, is_empty, read_image, user_error
 from ui.why.adapters import CATSDOGS, no_model_message
@@ -56,17 +57,16 @@ def build(catalog: Catalog) -> None:
     gr.Markdown("Erase part of a photo and watch P(dog) of the baseline and the Random Erasing model. "
                 f"Click the image to move the box (coordinates are in the {side}x{side} crop the models see), "
                 "or sweep it over the whole image.")
-    if not catalog.choices(CATSDOGS):
-        gr.Markdown(f"⚠️ {no_model_message()} Then upload a photo here.", elem_classes=["notice"],
-                    elem_id="occlusion-empty")
+    live.markdown(catalog, lambda: "" if catalog.choices(CATSDOGS) else f"⚠️ {no_model_message()} Then upload a photo here.",
+                  hide_empty=True, elem_classes=["notice"], elem_id="occlusion-empty")
     with gr.Row(equal_height=False):
         with gr.Column():
             image = gr.Image(label="Image", type="filepath", sources=["upload", "clipboard"], height=280)
             with gr.Row():
-                base = gr.Dropdown(catalog.choices(CATSDOGS, (BASELINE,)),
-                                   value=catalog.default_key(CATSDOGS, BASELINE), label="Baseline run")
-                erasing = gr.Dropdown(catalog.choices(CATSDOGS, (RANDOM_ERASING,)),
-                                      value=catalog.default_key(CATSDOGS, RANDOM_ERASING), label="Random Erasing run")
+                base = live.dropdown(catalog, lambda: catalog.choices(CATSDOGS, (BASELINE,)),
+                                     lambda: catalog.default_key(CATSDOGS, BASELINE), label="Baseline run")
+                erasing = live.dropdown(catalog, lambda: catalog.choices(CATSDOGS, (RANDOM_ERASING,)),
+                                        lambda: catalog.default_key(CATSDOGS, RANDOM_ERASING), label="Random Erasing run")
             x = gr.Slider(0, side, value=side // 2, step=1, label="Box centre x")
             y = gr.Slider(0, side, value=side // 2, step=1, label="Box centre y")
             size = gr.Slider(8, side, value=side // 4, step=4, label="Box side (pixels)")
