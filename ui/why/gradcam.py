@@ -9,6 +9,7 @@ from models.runs import BASELINE
 from ui import explain_handlers as h
 from ui.catalog import Catalog
 from ui.common import INFERENCE_CONCURRENCY, LIGHT_CONCURRENCY, is_empty, read_image
+from ui.serving import images_as_files
 from ui.why.adapters import labels_of, loaded_model, run_choices
 
 
@@ -53,7 +54,8 @@ def add_gradcam(catalog: Catalog, task: str, image: gr.components.Component, run
         heat = gr.Image(label="Grad-CAM", format="png", interactive=False, height=256)
         caption = gr.Markdown()
     gr.on([button.click, target.change],
-          lambda img, key, t, a: explain(catalog, img, key, t, a, task=task, variant=variant, prepare=prepare),
+          images_as_files(lambda img, key, t, a: explain(catalog, img, key, t, a, task=task, variant=variant,
+                                                         prepare=prepare)),
           inputs=[image, run, target, alpha], outputs=[heat, caption], api_name=api_name,
           preprocess=False, **INFERENCE_CONCURRENCY)
 
@@ -72,6 +74,6 @@ def build(catalog: Catalog) -> None:
             caption = gr.Markdown()
     run.change(lambda key: target_dropdown(catalog, key), inputs=[run], outputs=[target],
                api_name="gradcam_targets", **LIGHT_CONCURRENCY)
-    gr.on([button.click, image.change], lambda img, key, t: explain(catalog, img, key, t),
+    gr.on([button.click, image.change], images_as_files(lambda img, key, t: explain(catalog, img, key, t)),
           inputs=[image, run, target], outputs=[heat, caption], api_name="gradcam",
           preprocess=False, **INFERENCE_CONCURRENCY)
