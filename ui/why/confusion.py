@@ -24,7 +24,7 @@ def confusion_cell_images(catalog: Catalog, images: Images, key, index):
     if cell is None:
         return [], "Click a count (not a class name) to see its images."
     labels = labels_of(catalog, key)
-    return h.cell_gallery(entry.root, cell[0], cell[1], images(entry.task, labels), labels)
+    return h.cell_gallery(entry.root, cell[0], cell[1], images(entry.task, labels, entry.root), labels)
 
 
 def build(catalog: Catalog, images: Images) -> None:
