@@ -142,14 +142,14 @@ def model_stats(config: dict) -> dict | None:
     import torchinfo
 
     from models.registry import ModelConfig, create_model
-    try:
-        cfg = ModelConfig.from_dict(config)
-    except (TypeError, ValueError):
-        return None
-    torch.manual_seed(0)
-    model = create_model(cfg).eval()
-    size = [1, cfg.in_channels, cfg.input_size, cfg.input_size]
-    stats = torchinfo.summary(model, input_size=size, verbose=0, device="cpu")
+    with torch.random.fork_rng(devices=[]):   # building the model draws random weights: leave no trace
+        try:
+            cfg = ModelConfig.from_dict(config)
+            model = create_model(cfg).eval()
+        except (TypeError, ValueError):
+            return None
+        size = [1, cfg.in_channels, cfg.input_size, cfg.input_size]
+        stats = torchinfo.summary(model, input_size=size, verbose=0, device="cpu")
     return {"parameters": int(stats.total_params), "mult_adds": int(stats.total_mult_adds), "input_size": size}
 
 

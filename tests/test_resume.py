@@ -105,12 +105,17 @@ def scalars(run: Path) -> dict[str, list[tuple[int, float]]]:
 def assert_one_value_per_step(run: Path, reference: Path | None = None) -> None:
     got = scalars(run)
     steps = EPOCHS * STEPS_PER_EPOCH
-    assert [s for s, _ in got["train/step_loss"]] == list(range(1, steps + 1))
-    for tag in ("train/loss", "val/loss", "val/accuracy", "lr"):
+    for tag in ("train/step_loss", "train/lr"):   # logged at the step they apply to
+        assert [s for s, _ in got[tag]] == list(range(1, steps + 1)), tag
+    for tag in ("train/loss", "val/loss", "val/accuracy", "train/images_per_second"):
         assert [s for s, _ in got[tag]] == [e * STEPS_PER_EPOCH for e in range(1, EPOCHS + 1)], tag
+    recipe = json.loads((run / "config.json").read_text())["recipe"]
+    if recipe["schedule"]["name"] == "onecycle":   # step 1 applies max_lr / div_factor (OneCycleLR)
+        first = recipe["optimizer"]["lr"] / recipe["schedule"]["div_factor"]
+        assert got["train/lr"][0][1] == pytest.approx(first, rel=1e-5)
     if reference is not None:  # deterministic: the resumed curves are the straight run's curves
         ref = scalars(reference)
-        for tag in ("train/step_loss", "train/loss", "val/loss", "val/accuracy", "lr"):
+        for tag in ("train/step_loss", "train/lr", "train/loss", "val/loss", "val/accuracy"):
             assert got[tag] == ref[tag], tag
 
 

@@ -48,8 +48,11 @@ def _autocast(device: torch.device, dtype: torch.dtype | None):
 def train_one_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer, scheduler, loss_fn: nn.Module,
                     cfg: ModelConfig, *, device: torch.device, epoch: int, autocast_dtype=None,
                     channels_last: bool = False, on_step: Callable[[int, float], None] | None = None,
-                    should_stop: Callable[[], bool] = lambda: False, progress: bool = True) -> dict:
+                    should_stop: Callable[[], bool] = lambda: False, progress: bool = True,
+                    on_lr: Callable[[int, float], None] | None = None) -> dict:
     """Train for one pass over `loader`; returns loss, accuracy, images, seconds, images_per_s.
+
+    `on_lr(step, lr)` gets the learning rate each optimizer step applies, as it applies it.
 
     Raises NonFiniteLossError naming the first step with a NaN/inf loss; the caller saves
     nothing after it, so the last checkpoint stays as it was. Stops early (returns
@@ -94,6 +97,8 @@ def train_one_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer, 
             drain(step)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if on_lr is not None:
+            on_lr(step, optimizer.param_groups[0]["lr"])
         optimizer.step()
         if scheduler is not None:
             scheduler.step()

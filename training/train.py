@@ -482,7 +482,8 @@ def _main(args, device: torch.device, rank_info: distributed.DistInfo) -> Path:
                                  device=device, epoch=epoch, autocast_dtype=autocast_dtype,
                                  channels_last=channels_last, should_stop=should_stop,
                                  progress=not args.no_progress and is_main,
-                                 on_step=on_step)
+                                 on_step=on_step,
+                                 on_lr=lambda s, lr: writer.add_scalar("train/lr", lr, base_step + s + 1))
             if tr["interrupted"]:
                 return _interrupted(stop, run_dir, epoch, writer, progress)
             progress.write("evaluating", force=True)
@@ -498,8 +499,9 @@ def _main(args, device: torch.device, rank_info: distributed.DistInfo) -> Path:
             history.append(row)
             progress.end_epoch(ev["accuracy"])
             step = epoch * steps_per_epoch
-            for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "images_per_s"):
+            for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy"):
                 writer.add_scalar(key.replace("_", "/", 1), row[key], step)
+            writer.add_scalar("train/images_per_second", row["images_per_s"], step)   # lr: per step, above
             writer.flush()
             if is_main:
                 # The checkpoint first: history.json is never ahead of what --resume can continue from.
