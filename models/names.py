@@ -5,7 +5,6 @@ from __future__ import annotations
 from models.variant import BASELINE, RANDOM_ERASING, Variant
 
 HUB_MODELS_ENV = "CNN_STUDIO_HUB_MODELS"   # space- or comma-separated Hub repo ids (user/name[@revision])
-DATA_DIR_ENV = "CNN_STUDIO_DATA_DIR"        # where the app finds validation images (default ./data)
 RUNS_DIR = "runs"                           # runs/<task>[-re]/<run-name>/
 
 TRAIN_MODULE = "training.train"

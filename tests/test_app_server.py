@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import app
+from ui import serving
 from ui.catalog import TRAIN_COMMANDS
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
@@ -20,6 +21,15 @@ EXAMPLE_LOADERS = {"cifar10_example", "digit_example", "catdog_example"}
 EXPLAIN_APIS = {"gradcam", "gradcam_targets", "confusion", "confusion_cell", "occlusion_probe", "occlusion_click",
                 "occlusion_sweep", "threshold", "calibration", "top_losses", "erasing_study",
                 "gradcam_cifar10", "gradcam_mnist", "gradcam_catsdogs", "gradcam_catsdogs_re"}
+# Reloading the model lists (tests/test_app_reload.py) and the Train tab (tests/test_train_tab.py);
+# each public step has a private follow-up that re-renders the page's lists.
+STUDIO_APIS = {"open_page", "reload_models", "train_finished", "train_command", "train_start", "train_stop",
+               "train_resume", "train_status"}
+STUDIO_PRIVATE = {"open_page_views", "reload_models_views", "train_finished_views", "train_start_status"}
+# Private steps that keep a page in step: a model change re-answers, the MNIST tab remembers the
+# digit last classified, a picked sample replaces an upload (issue 15).
+UI_PRIVATE = {"reclassify_cifar10", "reclassify_catdog", "reclassify_digit", "digit_shown", "digit_uploaded",
+              "gradcam_rerun", "augment_sample"}
 
 
 @pytest.fixture(scope="module")
@@ -41,12 +51,65 @@ def test_every_event_has_its_own_api_name(app_server):
     demo, _ = app_server
     names = [fn.api_name for fn in demo.fns.values()]
     assert None not in names and len(names) == len(set(names))
-    assert set(names) == MODEL_APIS | OTHER_APIS | EXAMPLE_LOADERS | EXPLAIN_APIS
+    backend = {fn.api_name for fn in demo.fns.values() if fn.fn is not None}
+    assert backend == (MODEL_APIS | OTHER_APIS | EXAMPLE_LOADERS | EXPLAIN_APIS | STUDIO_APIS | STUDIO_PRIVATE
+                       | UI_PRIVATE)
+    # Steps that run in the browser only (clearing a Grad-CAM whose image changed) are no endpoints.
+    assert all(fn.api_visibility == "private" for fn in demo.fns.values() if fn.fn is None)
+    assert all(fn.api_visibility == "private" for fn in demo.fns.values() if fn.api_name in UI_PRIVATE)
 
 
 def test_the_api_page_lists_every_endpoint(client):
     endpoints = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
     assert {f"/{name}" for name in MODEL_APIS | OTHER_APIS | EXPLAIN_APIS} <= endpoints
+
+
+SHORT_NAME = 3        # issue 12 §5: no parameter name shorter than this
+
+
+def test_every_input_and_output_has_a_descriptive_name(client):
+    """view_api() is how API users meet the app: every parameter of every named endpoint has a
+    name of at least three characters and a label, every output a label of its own (Gradio
+    falls back to `value_<id>` / `parameter_<id>` when a component has none)."""
+    import re
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert endpoints
+    problems = []
+    for name, info in endpoints.items():
+        for p in info["parameters"]:
+            if len(p["parameter_name"]) < SHORT_NAME or re.fullmatch(r"param_\d+", p["parameter_name"]):
+                problems.append(f"{name}: parameter {p['parameter_name']!r}")
+            if not p["label"] or re.fullmatch(r"parameter_\d+", p["label"]):
+                problems.append(f"{name}: parameter {p['parameter_name']!r} labelled {p['label']!r}")
+        for r in info["returns"]:
+            if not r["label"] or re.fullmatch(r"value_\d+", r["label"]):
+                problems.append(f"{name}: output labelled {r['label']!r}")
+    assert not problems, problems
+
+
+def test_the_readme_api_examples_call_real_endpoints_with_real_parameter_names(client):
+    """Each client.predict(...) in the README's API section names an endpoint the server has, and
+    only keyword arguments that are parameters of that endpoint; every endpoint family is shown."""
+    import ast
+    import re
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## API\n", 1)[1].split("\n## ", 1)[0]
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    called = set()
+    for block in re.findall(r"```python\n(.*?)```", section, re.S):
+        for node in ast.walk(ast.parse(block)):
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "predict":
+                kwargs = {k.arg: k.value for k in node.keywords}
+                api = ast.literal_eval(kwargs.pop("api_name"))
+                assert api in endpoints, api
+                names = {p["parameter_name"] for p in endpoints[api]["parameters"]}
+                assert set(kwargs) <= names, (api, set(kwargs) - names)
+                called.add(api)
+    families = ["/classify_", "/gradcam", "/augment", "/architecture", "/curves", "/model_card",
+                "/confusion", "/threshold", "/occlusion_"]
+    assert all(any(api.startswith(f) for api in called) for f in families), called
+    for api in endpoints:                       # every endpoint is at least named in the section
+        assert f"`{api}`" in section or f'"{api}"' in section, api
 
 
 def test_classify_cifar10(client):
@@ -59,8 +122,6 @@ def test_classify_cifar10(client):
 
 def test_classify_digit_from_a_sketch_and_from_an_upload(client, app_catalog):
     from gradio_client import handle_file
-    if app_catalog.default_key("mnist") is None:
-        pytest.skip("no MNIST run (real MNIST not found)")
     digit = handle_file(ASSETS / "mnist_3.png")
     seen, label, bars = client.predict({"background": None, "layers": [], "composite": digit},
                                        api_name="/classify_digit")
@@ -130,7 +191,7 @@ def test_limits_are_set(app_server):
     assert demo.max_file_size == 10 * 1024 * 1024
     assert demo._queue.max_size == app.QUEUE_MAX_SIZE
     limits = {fn.api_name: fn.concurrency_limit for fn in demo.fns.values() if fn.api_name in MODEL_APIS}
-    assert set(limits.values()) == {1}
+    assert set(limits.values()) == {serving.INFERENCE.limit}
 
 
 def test_an_app_without_models_starts_and_says_how_to_train_them(tmp_path):
@@ -148,17 +209,24 @@ def test_command_line_and_environment(monkeypatch):
     calls = {}
     monkeypatch.setattr(app.torch, "set_num_threads", lambda n: calls.update(threads=n))
     monkeypatch.setenv("CNN_STUDIO_HUB_MODELS", "me/c, me/a")
-    monkeypatch.setattr(app, "build_demo", lambda runs, hub, device: calls.update(runs=runs, hub=hub) or _Fake())
-    app.main(["--runs", "r", "--hub", "me/a"])
+    monkeypatch.delenv("GRADIO_SERVER_NAME", raising=False)
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    monkeypatch.setattr(app, "build_demo", lambda runs, hub, **kw: calls.update(runs=runs, hub=hub, **kw) or _Fake())
+    app.main(["--runs", "r", "--hub", "me/a", "--data-dir", "d"])
     assert calls["runs"] == Path("r") and calls["hub"] == ["me/a", "me/c"] and calls["threads"] >= 1
+    assert calls["data_dir"] == Path("d") and calls["training_off"] is None   # 127.0.0.1: training allowed
     assert _Fake.launched["share"] is False and _Fake.launched["max_file_size"] == app.MAX_FILE_SIZE
 
 
 class _Fake:
     launched: dict = {}
+    local_url = "http://127.0.0.1:7860/"
 
     def launch(self, **kwargs):
         _Fake.launched = kwargs
+
+    def block_thread(self):
+        pass
 
 
 @pytest.mark.parametrize("api, sample", [("/gradcam_cifar10", "sample_boat.png"),

@@ -1,6 +1,8 @@
 """Optimizer and learning-rate schedule from a recipe's `optimizer` and `schedule` dicts."""
 from __future__ import annotations
 
+import math
+
 import torch
 
 
@@ -27,9 +29,14 @@ def build_scheduler(optimizer, sched: dict, *, epochs: int, steps_per_epoch: int
     """Stepped once per batch; None for a constant learning rate."""
     total = epochs * steps_per_epoch
     if sched["name"] == "onecycle":
+        pct_start = sched.get("pct_start", 0.25)
+        if math.isclose(pct_start * total, 1.0):
+            # OneCycleLR divides by (pct_start * total_steps - 1): a warm-up of exactly one step (4 steps
+            # at 0.25) raised ZeroDivisionError; half a step more is the nearest schedule it can build.
+            pct_start = 1.5 / total
         return torch.optim.lr_scheduler.OneCycleLR(
             optimizer, max_lr=[g["lr"] for g in optimizer.param_groups], total_steps=total,
-            pct_start=sched.get("pct_start", 0.25), div_factor=sched.get("div_factor", 25.0),
+            pct_start=pct_start, div_factor=sched.get("div_factor", 25.0),
             final_div_factor=sched.get("final_div_factor", 1e4), anneal_strategy="cos",
             cycle_momentum=False)
     if sched["name"] == "cosine":

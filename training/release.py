@@ -47,9 +47,9 @@ def write_release(run_dir: Path, model, config: dict, history: list[dict], ev: d
                "confusion_matrix": ev["confusion_matrix"]}
     atomic_write_json(run_dir / "metrics.json", metrics)
     atomic_write_json(run_dir / "predictions.json", predictions_record(ev, val_split, config))
-    save_release(run_dir, model, config)
     title = f"{config['task']} ({config['variant']}), {config['architecture']}"
     write_curves(run_dir, history, title)
+    save_release(run_dir, model, config)   # last but the card: its SHA256SUMS lists the files above
     from cards import write_card
     write_card(run_dir)
     print(f"done: {run_dir}  val accuracy {metrics['accuracy']:.4f} on {metrics['num_images']} images")

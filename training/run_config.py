@@ -19,28 +19,44 @@ from pathlib import Path
 from models.names import RUNS_DIR
 from models.variant import BASELINE, RANDOM_ERASING, Variant
 from training.checkpoint import CHECKPOINT_FILE, check_resumable, load_checkpoint
+from training.cli import nonnegative_int, positive_float, positive_int
 from training.precision import resolve_device, resolve_precision, run_precision, precision_name
-from training.tasks import TASKS, TaskSpec, get_task, override_recipe
+from training.tasks import PRESETS, TASKS, TaskSpec, get_task, override_recipe
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a flag's default once: not when there is none, nor when the help text already says it."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description="Train a CNN Studio model and write its run directory.",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(prog="python -m training.train",
+                                description="Train a CNN Studio model and write its run directory.",
+                                formatter_class=_HelpFormatter)
     p.add_argument("--task", choices=sorted(TASKS), help="what to train (required unless --resume)")
     p.add_argument("--random-erasing", action="store_true", default=None,
                    help="add Random Erasing (p=0.5, area 0.02-0.4, aspect 0.3-3.3) to training batches")
-    p.add_argument("--epochs", type=int, help="epochs (default: the task's recipe, 40)")
-    p.add_argument("--batch-size", type=int, help="images per step (default: the task's recipe)")
-    p.add_argument("--lr", type=float, help="peak learning rate (default: the task's recipe)")
+    p.add_argument("--preset", choices=PRESETS, default=None,
+                   help="full: the task's recipe (default); quick: a short run sized for a CPU "
+                        "(MNIST: one epoch; see training/tasks.py)")
+    p.add_argument("--epochs", type=positive_int, help="epochs (default: the preset's, 40 for full)")
+    p.add_argument("--batch-size", type=positive_int, help="images per step (default: the task's recipe)")
+    p.add_argument("--lr", type=positive_float, help="peak learning rate (default: the task's recipe)")
     p.add_argument("--data-dir", default="data", help="where datasets are downloaded / found")
     p.add_argument("--out", help="run directory (default: runs/<task>[-re]/<timestamp>)")
-    p.add_argument("--seed", type=int, help="seed for initial weights, data order and augmentation (default 0)")
+    p.add_argument("--seed", type=nonnegative_int, help="seed for initial weights, data order and augmentation (default 0)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--resume", nargs="?", const="auto", metavar="CHECKPOINT",
                    help="continue from --out's checkpoint.pt, or from the named checkpoint file")
-    p.add_argument("--limit-train", type=int, help="train on a seeded subset of N images (smoke runs)")
-    p.add_argument("--limit-val", type=int, help="evaluate on a seeded subset of N images")
-    p.add_argument("--workers", type=int, default=4, help="threads for decoding image folders")
+    p.add_argument("--limit-train", type=positive_int, help="train on a seeded subset of N images (smoke runs)")
+    p.add_argument("--limit-val", type=positive_int, help="evaluate on a seeded subset of N images")
+    p.add_argument("--workers", type=nonnegative_int, default=4,
+                   help="parallel image decoding: threads that decode image folders into the device path's "
+                        "cache; with --loader dataloader, the DataLoader's worker processes (0: in the main process)")
     p.add_argument("--loader", choices=["device", "dataloader"], default="device",
                    help="device: whole splits held as uint8 on the device, augmented in batches; "
                         "dataloader: per-image transforms in a torch DataLoader with --workers processes "
@@ -56,14 +72,14 @@ def get_args_parser() -> argparse.ArgumentParser:
                         "precision it started with). Evaluation is always fp32")
     p.add_argument("--deterministic", action="store_true",
                    help="use deterministic algorithms (bit-identical resume on CPU; slower on GPU)")
-    p.add_argument("--stop-after", type=int, metavar="N",
+    p.add_argument("--stop-after", type=positive_int, metavar="N",
                    help="stop cleanly after N epochs of this invocation (resume later with --resume)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars, summary lines only")
     ddp = p.add_argument_group("distributed (under torchrun; --batch-size is per rank)")
     ddp.add_argument("--sync-bn", action="store_true", help="synchronise BatchNorm statistics across ranks (CUDA)")
     ddp.add_argument("--lr-scaling", choices=["none", "linear"], default="none",
                      help="linear: multiply the learning rate by the number of ranks")
-    ddp.add_argument("--dist-timeout", type=int, default=600,
+    ddp.add_argument("--dist-timeout", type=positive_int, default=600,
                      help="seconds before a collective with a dead rank fails instead of hanging")
     return p
 
@@ -93,6 +109,7 @@ class RunConfig:
     """Everything a run is asked to do, resolved (no "auto", no None-means-recipe-default)."""
     task: str
     variant: Variant                # baseline | random-erasing
+    preset: str                     # full | quick (training/tasks.py): the recipe the overrides start from
     recipe: dict                    # every hyper-parameter used (training/tasks.py); read-only
     seed: int
     out: Path                       # the run directory
@@ -121,7 +138,7 @@ class RunConfig:
         return {**spec.model.to_dict(), "task": self.task, "variant": self.variant.value, "run_name": self.out.name,
                 "dataset": {"name": spec.dataset.name, "hub_id": spec.dataset.hub_id, "source": spec.dataset.source,
                             "train_split": spec.dataset.train_split, "val_split": spec.dataset.val_split},
-                "recipe": self.recipe, "seed": self.seed,
+                "preset": self.preset, "recipe": self.recipe, "seed": self.seed,
                 "limit_train": self.limit_train, "limit_val": self.limit_val,
                 "precision": self.precision, "data_loader": self.data_loader}
 
@@ -164,7 +181,10 @@ def resolve(args: argparse.Namespace) -> RunConfig:
         variant = Variant.of(stored)
     pick = lambda arg, key: arg if arg is not None else stored.get(key)  # noqa: E731
     # Resuming starts from the stored recipe; flags given again must agree with it (checked below).
-    base = stored["recipe"] if stored else task.resolved_recipe(random_erasing=variant is RANDOM_ERASING)
+    if stored and args.preset and args.preset != stored.get("preset", "full"):
+        raise SystemExit(f"--preset {args.preset}: this run was started with --preset {stored.get('preset', 'full')}")
+    preset = args.preset or stored.get("preset") or "full"
+    base = stored["recipe"] if stored else task.resolved_recipe(random_erasing=variant is RANDOM_ERASING, preset=preset)
     recipe = override_recipe(base, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr)
     if args.pretrained:
         recipe["pretrained"] = args.pretrained
@@ -172,7 +192,7 @@ def resolve(args: argparse.Namespace) -> RunConfig:
     precision = run_precision(args.precision, stored.get("precision"), device)
     out = _out_dir(args, task.name, variant)
     cfg = RunConfig(
-        task=task.name, variant=variant, recipe=recipe,
+        task=task.name, variant=variant, preset=preset, recipe=recipe,
         seed=pick(args.seed, "seed") or 0, out=out, data_dir=Path(args.data_dir),
         limit_train=pick(args.limit_train, "limit_train"), limit_val=pick(args.limit_val, "limit_val"),
         device=device.type, precision=precision_name(resolve_precision(precision, device)),

@@ -14,6 +14,7 @@ benchmarks and the app call `run(cfg)` directly.
 from __future__ import annotations
 
 import dataclasses
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,14 +27,17 @@ from models.registry import create_model
 from training import distributed
 from training.checkpoint import (CHECKPOINT_FILE, CheckpointError, config_hash, load_checkpoint, rng_state,
                                  save_checkpoint, set_rng_state)
-from training.data import DeviceLoader, Split, load_splits
+from training.cli import CliError, check_writable_folder, one_line, run_cli
+from training.data import DatasetError, DeviceLoader, Split, load_splits
+from training.divergence import DivergedError, check_epoch
 from training.engine import NonFiniteLossError, evaluate, make_loss, train_one_epoch
 from training.optim import build_optimizer, build_scheduler
 from training.precision import autocast_dtype, set_torch_flags, use_channels_last
+from training.progress import RunProgress
 from training.record import RunRecord, config_json, distributed_facts, now_utc, versions, weights_sha256
 from training.release import save_examples, write_release
 from training.run_config import RunConfig, get_args_parser, options, resolve
-from training.signals import StopFlag, exit_interrupted
+from training.signals import StopFlag, StopNow, exit_code, interrupted_message
 
 __all__ = ["get_args_parser", "main", "options", "resolve", "run", "RunConfig"]
 
@@ -51,6 +55,8 @@ def run(cfg: RunConfig) -> Path:
     try:
         # One run directory for all ranks (a default --out is a timestamp, rank 0's wins).
         cfg = dataclasses.replace(cfg, out=Path(distributed.broadcast_object(str(cfg.out))))
+        if rank_info.is_main:
+            check_writable_folder(cfg.out, "--out")   # before any data is read or downloaded; creates nothing
         distributed.barrier()  # every rank has checked the run directory before rank 0 writes to it
         return _run(cfg, device, rank_info)
     finally:
@@ -75,7 +81,7 @@ def _run(cfg: RunConfig, device: torch.device, rank_info: distributed.DistInfo) 
         parameters=sum(p.numel() for p in model.parameters()), device=str(device),
         distributed=distributed_facts(cfg, rank_info.world_size),
         created=checkpoint["config"].get("created") if checkpoint else now_utc(), versions=versions())
-    log = RunLog(cfg, config_json(cfg, record), parts, history, rank_info.is_main, resumed=checkpoint is not None)
+    log = RunLog(cfg, config_json(cfg, record), parts, history, rank_info, resumed=checkpoint is not None)
     if rank_info.is_main:
         save_examples(run_dir, val_split, task.model.labels, per_class=1 if task.model.num_classes > 2 else 4)
     log.open(start_epoch)
@@ -83,7 +89,11 @@ def _run(cfg: RunConfig, device: torch.device, rank_info: distributed.DistInfo) 
     if last_eval is None:   # stopped early as asked (--stop-after)
         return run_dir
     if rank_info.is_main:
+        log.progress.write("evaluating", force=True)
         write_release(run_dir, model, log.config, history, last_eval, val_split)
+        log.progress.epoch, log.progress.step = cfg.recipe["epochs"], log.steps_per_epoch
+        log.progress.write("finished", f"done: val accuracy {last_eval['accuracy']:.4f} on "
+                                       f"{last_eval['num_images']} images", force=True)
     distributed.barrier()
     return run_dir
 
@@ -182,17 +192,21 @@ def restore(parts: Parts, checkpoint: dict | None, run_dir: Path, is_main: bool,
 
 
 class RunLog:
-    """What the run writes while it trains: TensorBoard, history.json, checkpoint.pt, one line
-    per epoch. Only rank 0 writes; other ranks get a writer that discards."""
+    """What the run writes while it trains: TensorBoard, history.json, checkpoint.pt, progress.json,
+    one line per epoch. Only rank 0 writes; other ranks get a writer that discards."""
 
-    def __init__(self, cfg: RunConfig, config: dict, parts: Parts, history: list[dict], is_main: bool,
-                 *, resumed: bool):
+    def __init__(self, cfg: RunConfig, config: dict, parts: Parts, history: list[dict],
+                 rank_info: distributed.DistInfo, *, resumed: bool):
         self.cfg, self.config, self.parts, self.history = cfg, config, parts, history
-        self.is_main, self.resumed = is_main, resumed
+        self.is_main, self.resumed = rank_info.is_main, resumed
         self.run_dir = cfg.out
         self.ckpt_path = cfg.out / CHECKPOINT_FILE
         self.steps_per_epoch = len(parts.train_loader)
         self.writer = NullWriter()
+        self.progress = RunProgress(self.run_dir if self.is_main else None, config, epochs=cfg.recipe["epochs"],
+                                    steps_per_epoch=self.steps_per_epoch,
+                                    batch_size=cfg.recipe["batch_size"] * rank_info.world_size)
+        self.progress.last_val_accuracy = history[-1]["val_accuracy"] if history else None
 
     def open(self, start_epoch: int) -> None:
         if not self.is_main:
@@ -219,21 +233,50 @@ class RunLog:
     def save_checkpoint(self, epoch: int) -> None:
         save_checkpoint(self.ckpt_path, self.checkpoint_state(epoch))
 
-    def step_loss(self, epoch: int, step: int, loss: float) -> None:
+    def step_done(self, epoch: int, step: int, loss: float) -> None:
         self.writer.add_scalar("train/step_loss", loss, (epoch - 1) * self.steps_per_epoch + step + 1)
+        self.progress.on_step(step + 1)
+
+    def lr_applied(self, epoch: int, step: int, lr: float) -> None:
+        self.writer.add_scalar("train/lr", lr, (epoch - 1) * self.steps_per_epoch + step + 1)
 
     def epoch_done(self, row: dict) -> None:
         self.history.append(row)
+        self.progress.end_epoch(row["val_accuracy"])
         step = row["epoch"] * self.steps_per_epoch
-        for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "images_per_s"):
+        for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy"):
             self.writer.add_scalar(key.replace("_", "/", 1), row[key], step)
+        self.writer.add_scalar("train/images_per_second", row["images_per_s"], step)   # lr: per step, above
         self.writer.flush()
         if self.is_main:
-            atomic_write_json(self.run_dir / "history.json", self.history)
+            # The checkpoint first: history.json is never ahead of what --resume can continue from.
             self.save_checkpoint(row["epoch"])
+            atomic_write_json(self.run_dir / "history.json", self.history)
             print(f"epoch {row['epoch']}/{self.cfg.recipe['epochs']}  train loss {row['train_loss']:.4f} "
                   f"acc {row['train_accuracy']:.4f}  val loss {row['val_loss']:.4f} acc {row['val_accuracy']:.4f}"
                   f"  lr {row['lr']:.2e}  {row['images_per_s']:.0f} img/s  {row['seconds']:.1f}s", flush=True)
+
+    def stopped_as_asked(self, epoch: int) -> None:
+        self.writer.close()
+        if self.is_main:
+            message = (f"stopped after epoch {epoch} as asked; continue with: "
+                       f"python -m training.train --resume --out {self.run_dir}")
+            self.progress.step = self.steps_per_epoch
+            self.progress.write("stopped", message, force=True)
+            print(message)
+
+    def interrupted(self, stop: StopFlag, epoch: int, signum: int | None = None):
+        """Say what was kept and how to resume, then exit with the signal's shell code."""
+        self.writer.close()
+        message = interrupted_message(self.run_dir, epoch, at_once=bool(signum))
+        self.progress.epoch, self.progress.step = epoch - 1, 0
+        self.progress.write("stopped", message, force=True)
+        print(message, file=sys.stderr, flush=True)
+        raise SystemExit(exit_code(stop, signum))
+
+    def failed(self, message: str) -> None:
+        self.writer.close()
+        self.progress.write("failed", message, force=True)
 
     def close(self) -> None:
         self.writer.close()
@@ -259,41 +302,58 @@ def train_epochs(cfg: RunConfig, parts: Parts, log: RunLog, start_epoch: int, de
     # Under torchrun all ranks must stop at the same step, or the others wait in a collective.
     should_stop = (lambda: distributed.any_rank(stop(), device)) if rank_info.enabled else stop
     epochs = cfg.recipe["epochs"]
-    last_eval = None
+    last_eval, epoch = None, start_epoch
     try:
         for n, epoch in enumerate(range(start_epoch + 1, epochs + 1), start=1):
-            parts.train_loader.set_epoch(epoch)
-            lr = parts.optimizer.param_groups[0]["lr"]
-            tr = train_one_epoch(parts.step_model, parts.train_loader, parts.optimizer, parts.scheduler,
-                                 parts.loss_fn, cfg.spec.model, device=device, epoch=epoch,
-                                 autocast_dtype=parts.autocast_dtype, channels_last=parts.channels_last,
-                                 should_stop=should_stop, progress=cfg.progress and rank_info.is_main,
-                                 on_step=lambda s, loss, e=epoch: log.step_loss(e, s, loss))
-            if tr["interrupted"]:
-                log.close()
-                exit_interrupted(stop, cfg.out, epoch)
-            last_eval = evaluate_fp32(cfg, parts, device)
-            log.epoch_done({"epoch": epoch, "train_loss": tr["loss"], "train_accuracy": tr["accuracy"],
-                            "val_loss": last_eval["loss"], "val_accuracy": last_eval["accuracy"], "lr": lr,
-                            "seconds": tr["seconds"], "images_per_s": tr["images_per_s"]})
+            row, last_eval = train_and_evaluate(cfg, parts, log, epoch, device, should_stop,
+                                                progress=cfg.progress and rank_info.is_main)
+            if row is None:
+                log.interrupted(stop, epoch)
+            log.epoch_done(row)
             if should_stop():
-                log.close()
-                exit_interrupted(stop, cfg.out, epoch + 1)
+                log.interrupted(stop, epoch + 1)
             if cfg.stop_after and n >= cfg.stop_after and epoch < epochs:
-                log.close()
-                if rank_info.is_main:
-                    print(f"stopped after epoch {epoch} as asked; continue with: "
-                          f"python -m training.train --resume --out {cfg.out}")
+                log.stopped_as_asked(epoch)
                 return None
-    except NonFiniteLossError as e:
-        log.close()
-        raise SystemExit(f"{e}; the last good checkpoint ({log.ckpt_path}) is untouched")
+    except (NonFiniteLossError, DivergedError) as e:
+        log.failed(f"{e}; the last good checkpoint is untouched")
+        raise DivergedError(f"{e}; no release written; the last good checkpoint is {log.ckpt_path} "
+                            f"(epoch {epoch - 1})") from e
+    except StopNow as e:
+        log.interrupted(stop, epoch, signum=e.signum)
+    except OSError as e:   # a full disk or a vanished folder while saving the epoch
+        log.failed(one_line(e))
+        raise CliError(f"{one_line(e)}; stopped at epoch {epoch}; {log.ckpt_path} holds the last epoch it saved, "
+                       f"resume with: python -m training.train --resume --out {cfg.out}") from e
     finally:
         stop.restore()
     if last_eval is None:   # resumed a finished run: evaluate the weights once more
         last_eval = evaluate_fp32(cfg, parts, device)
     log.close()
     return last_eval
+
+
+def train_and_evaluate(cfg: RunConfig, parts: Parts, log: RunLog, epoch: int, device: torch.device,
+                       should_stop, *, progress: bool) -> tuple[dict | None, dict | None]:
+    """One epoch: (its history row, its evaluation), or (None, None) when a signal interrupted it."""
+    parts.train_loader.set_epoch(epoch)
+    lr = parts.optimizer.param_groups[0]["lr"]
+    log.progress.start_epoch(epoch)
+    tr = train_one_epoch(parts.step_model, parts.train_loader, parts.optimizer, parts.scheduler,
+                         parts.loss_fn, cfg.spec.model, device=device, epoch=epoch,
+                         autocast_dtype=parts.autocast_dtype, channels_last=parts.channels_last,
+                         should_stop=should_stop, progress=progress,
+                         on_step=lambda s, loss: log.step_done(epoch, s, loss),
+                         on_lr=lambda s, step_lr: log.lr_applied(epoch, s, step_lr))
+    if tr["interrupted"]:
+        return None, None
+    log.progress.write("evaluating", force=True)
+    ev = evaluate_fp32(cfg, parts, device)
+    check_epoch(epoch, parts.model, ev)   # before anything of this epoch is saved
+    row = {"epoch": epoch, "train_loss": tr["loss"], "train_accuracy": tr["accuracy"],
+           "val_loss": ev["loss"], "val_accuracy": ev["accuracy"], "lr": lr,
+           "seconds": tr["seconds"], "cpu_seconds": round(tr["cpu_seconds"], 2), "images_per_s": tr["images_per_s"]}
+    return row, ev
 
 
 def evaluate_fp32(cfg: RunConfig, parts: Parts, device: torch.device) -> dict:
@@ -315,8 +375,7 @@ def load_pretrained_backbone(model: torch.nn.Module, weights_name: str) -> None:
 
 if __name__ == "__main__":
     import logging
+    from models.artifact import ArtifactError
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    try:
-        main(get_args_parser().parse_args())
-    except CheckpointError as e:
-        raise SystemExit(str(e))
+    sys.exit(run_cli(main, get_args_parser(),
+                     errors=(CheckpointError, DatasetError, DivergedError, ArtifactError)))
