@@ -19,8 +19,8 @@ from pathlib import Path
 import torch
 
 from models.atomic import atomic_write
+from models.runs import CHECKPOINT_FILE  # the name lives with the run-folder layout (models/runs.py)
 
-CHECKPOINT_FILE = "checkpoint.pt"
 # The parts of config.json that must match for a checkpoint to be resumed.
 RESUME_KEYS = ("task", "variant", "architecture", "num_classes", "in_channels", "input_size",
                "recipe", "seed", "limit_train", "limit_val")

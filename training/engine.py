@@ -67,6 +67,7 @@ def train_one_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer, 
     correct = torch.zeros((), device=device, dtype=torch.long)
     seen = 0
     start = time.perf_counter()
+    cpu_start = time.process_time()   # CPU seconds of this process (all threads): load-independent cost
     bar = tqdm(total=len(loader), desc=f"epoch {epoch}", leave=False, disable=not progress, unit="batch")
     interrupted = False
     sync_every = 1 if device.type == "cpu" else 50
@@ -117,12 +118,14 @@ def train_one_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer, 
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
+    cpu_seconds = time.process_time() - cpu_start
     # Under torchrun: sums over all ranks, so the numbers describe the whole epoch.
     totals = all_reduce_sum(torch.stack([loss_sum.float(), correct.float(),
                                          torch.tensor(float(seen), device=device)]))
     loss_total, correct_total, seen_total = (float(v) for v in totals)
     return {"loss": loss_total / max(seen_total, 1), "accuracy": correct_total / max(seen_total, 1),
-            "images": int(seen_total), "seconds": seconds, "images_per_s": seen_total / max(seconds, 1e-9),
+            "images": int(seen_total), "seconds": seconds, "cpu_seconds": cpu_seconds,
+            "images_per_s": seen_total / max(seconds, 1e-9),
             "interrupted": interrupted}
 
 

@@ -34,11 +34,12 @@ from training.checkpoint import (CHECKPOINT_FILE, CheckpointError, check_resumab
 from training.cli import (CliError, check_writable_folder, nonnegative_int, one_line, positive_float, positive_int,
                           run_cli)
 from training.curves import write_curves
+from training.progress import RunProgress
 from training import distributed
 from training.data import DatasetError, DeviceLoader, Split, load_splits
 from training.divergence import DivergedError, check_epoch
 from training.engine import NonFiniteLossError, evaluate, make_loss, train_one_epoch
-from training.tasks import TASKS, TaskSpec, get_task, override_recipe
+from training.tasks import PRESETS, TASKS, TaskSpec, get_task, override_recipe
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -48,7 +49,10 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", choices=sorted(TASKS), help="what to train (required unless --resume)")
     p.add_argument("--random-erasing", action="store_true", default=None,
                    help="add Random Erasing (p=0.5, area 0.02-0.4, aspect 0.3-3.3) to training batches")
-    p.add_argument("--epochs", type=positive_int, help="epochs (default: the task's recipe, 40)")
+    p.add_argument("--preset", choices=PRESETS, default=None,
+                   help="full: the task's recipe (default); quick: a short run sized for a CPU "
+                        "(MNIST: one epoch; see training/tasks.py)")
+    p.add_argument("--epochs", type=positive_int, help="epochs (default: the preset's, 40 for full)")
     p.add_argument("--batch-size", type=positive_int, help="images per step (default: the task's recipe)")
     p.add_argument("--lr", type=positive_float, help="peak learning rate (default: the task's recipe)")
     p.add_argument("--data-dir", default="data", help="where datasets are downloaded / found")
@@ -285,7 +289,10 @@ def resolve_run(args) -> tuple[TaskSpec, dict, Path, dict | None]:
         stored.get("variant") == "random-erasing")
     pick = lambda arg, key: arg if arg is not None else stored.get(key)  # noqa: E731
     # Resuming starts from the stored recipe; flags given again must agree with it (checked below).
-    base = stored["recipe"] if stored else task.resolved_recipe(random_erasing=random_erasing)
+    if stored and args.preset and args.preset != stored.get("preset", "full"):
+        raise SystemExit(f"--preset {args.preset}: this run was started with --preset {stored.get('preset', 'full')}")
+    preset = args.preset or stored.get("preset") or "full"
+    base = stored["recipe"] if stored else task.resolved_recipe(random_erasing=random_erasing, preset=preset)
     recipe = override_recipe(base, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr)
     if args.pretrained:
         recipe["pretrained"] = args.pretrained
@@ -303,6 +310,7 @@ def resolve_run(args) -> tuple[TaskSpec, dict, Path, dict | None]:
         "run_name": out.name,
         "dataset": {"name": task.dataset.name, "hub_id": task.dataset.hub_id, "source": task.dataset.source,
                     "train_split": task.dataset.train_split, "val_split": task.dataset.val_split},
+        "preset": preset,
         "recipe": recipe,
         "seed": seed,
         "limit_train": pick(args.limit_train, "limit_train"),
@@ -452,6 +460,9 @@ def _main(args, device: torch.device, rank_info: distributed.DistInfo) -> Path:
     if checkpoint is None and is_main:
         save_checkpoint(ckpt_path, checkpoint_state(0))   # a resumable point before the first step
 
+    progress = RunProgress(run_dir if is_main else None, config, epochs=recipe["epochs"],
+                           steps_per_epoch=steps_per_epoch, batch_size=batch_size * world)
+    progress.last_val_accuracy = history[-1]["val_accuracy"] if history else None
     stop = StopFlag().install()
     # Under torchrun all ranks must stop at the same step, or the others wait in a collective.
     should_stop = (lambda: distributed.any_rank(stop(), device)) if rank_info.enabled else stop
@@ -462,14 +473,20 @@ def _main(args, device: torch.device, rank_info: distributed.DistInfo) -> Path:
             train_loader.set_epoch(epoch)
             base_step = (epoch - 1) * steps_per_epoch
             lr = optimizer.param_groups[0]["lr"]
+            progress.start_epoch(epoch)
+
+            def on_step(s, loss, base_step=base_step):
+                writer.add_scalar("train/step_loss", loss, base_step + s + 1)
+                progress.on_step(s + 1)
             tr = train_one_epoch(step_model, train_loader, optimizer, scheduler, loss_fn, task.model,
                                  device=device, epoch=epoch, autocast_dtype=autocast_dtype,
                                  channels_last=channels_last, should_stop=should_stop,
                                  progress=not args.no_progress and is_main,
-                                 on_step=lambda s, loss: writer.add_scalar("train/step_loss", loss, base_step + s + 1),
+                                 on_step=on_step,
                                  on_lr=lambda s, lr: writer.add_scalar("train/lr", lr, base_step + s + 1))
             if tr["interrupted"]:
-                return _interrupted(stop, run_dir, epoch, writer)
+                return _interrupted(stop, run_dir, epoch, writer, progress)
+            progress.write("evaluating", force=True)
             # Evaluation in float32 (no autocast), as training.evaluate and the app run the
             # released weights, so metrics.json is reproduced exactly on every device.
             ev = evaluate(eval_model, val_loader, loss_fn, task.model, device=device, channels_last=channels_last)
@@ -477,8 +494,10 @@ def _main(args, device: torch.device, rank_info: distributed.DistInfo) -> Path:
             last_eval = ev
             row = {"epoch": epoch, "train_loss": tr["loss"], "train_accuracy": tr["accuracy"],
                    "val_loss": ev["loss"], "val_accuracy": ev["accuracy"], "lr": lr,
-                   "seconds": tr["seconds"], "images_per_s": tr["images_per_s"]}
+                   "seconds": tr["seconds"], "cpu_seconds": round(tr["cpu_seconds"], 2),
+                   "images_per_s": tr["images_per_s"]}
             history.append(row)
+            progress.end_epoch(ev["accuracy"])
             step = epoch * steps_per_epoch
             for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy"):
                 writer.add_scalar(key.replace("_", "/", 1), row[key], step)
@@ -493,21 +512,26 @@ def _main(args, device: torch.device, rank_info: distributed.DistInfo) -> Path:
                       f"{tr['images_per_s']:.0f} img/s  {tr['seconds']:.1f}s", flush=True)
             epochs_this_run += 1
             if should_stop():
-                return _interrupted(stop, run_dir, epoch + 1, writer)
+                return _interrupted(stop, run_dir, epoch + 1, writer, progress)
             if args.stop_after and epochs_this_run >= args.stop_after and epoch < recipe["epochs"]:
                 writer.close()
                 if is_main:
-                    print(f"stopped after epoch {epoch} as asked; continue with: "
-                          f"python -m training.train --resume --out {run_dir}")
+                    message = (f"stopped after epoch {epoch} as asked; continue with: "
+                               f"python -m training.train --resume --out {run_dir}")
+                    progress.step = steps_per_epoch
+                    progress.write("stopped", message, force=True)
+                    print(message)
                 return run_dir
     except (NonFiniteLossError, DivergedError) as e:
         writer.close()
+        progress.write("failed", f"{e}; the last good checkpoint is untouched", force=True)
         raise DivergedError(f"{e}; no release written; the last good checkpoint is {ckpt_path} "
                             f"(epoch {epoch - 1})") from e
     except StopNow as e:
-        return _interrupted(stop, run_dir, epoch, writer, signum=e.signum)
+        return _interrupted(stop, run_dir, epoch, writer, progress, signum=e.signum)
     except OSError as e:   # a full disk or a vanished folder while saving the epoch
         writer.close()
+        progress.write("failed", one_line(e), force=True)
         raise CliError(f"{one_line(e)}; stopped at epoch {epoch}; {ckpt_path} holds the last epoch it saved, "
                        f"resume with: python -m training.train --resume --out {run_dir}") from e
     finally:
@@ -517,17 +541,27 @@ def _main(args, device: torch.device, rank_info: distributed.DistInfo) -> Path:
         last_eval = evaluate(eval_model, val_loader, loss_fn, task.model, device=device, channels_last=channels_last)
     writer.close()
     if is_main:
+        progress.write("evaluating", force=True)
         finish_run(run_dir, model, config, history, last_eval, val_split)
+        progress.epoch, progress.step = recipe["epochs"], steps_per_epoch
+        progress.write("finished", f"done: val accuracy {last_eval['accuracy']:.4f} on "
+                                   f"{last_eval['num_images']} images", force=True)
     distributed.barrier()
     return run_dir
 
 
-def _interrupted(stop: StopFlag, run_dir: Path, epoch: int, writer, signum: int | None = None) -> Path:
+def _interrupted(stop: StopFlag, run_dir: Path, epoch: int, writer, progress: RunProgress,
+                 signum: int | None = None) -> Path:
     writer.close()
     code = 128 + (signum or stop.signal or signal.SIGINT)
     how = "stopped at once" if signum else "stopped"
-    print(f"interrupted: {how} during epoch {epoch}, which is discarded; the checkpoint of epoch {epoch - 1} "
-          f"is kept. Resume with: python -m training.train --resume --out {run_dir}", file=sys.stderr, flush=True)
+    kept = f"the checkpoint of epoch {epoch - 1} is kept" if epoch > 1 else \
+        "the checkpoint of the initial state (before epoch 1) is kept"
+    message = (f"interrupted: {how} during epoch {epoch}, which is discarded; {kept}. "
+               f"Resume with: python -m training.train --resume --out {run_dir}")
+    progress.epoch, progress.step = epoch - 1, 0
+    progress.write("stopped", message, force=True)
+    print(message, file=sys.stderr, flush=True)
     raise SystemExit(code)
 
 
