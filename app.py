@@ -191,6 +191,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     # calling launch(); this app's switch is --share, so it prints its own lines instead.
     demo.launch(server_name=args.host, server_port=args.port, share=False, quiet=True, prevent_thread_lock=True,
                 **launch_options())
+    if not demo.is_running:   # `gradio app.py` re-ran this file to reload it: its server is already up
+        return
     print(startup_message(demo.local_url), flush=True)
     demo.block_thread()
 

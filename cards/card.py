@@ -263,8 +263,8 @@ def template_context(facts: dict) -> dict:
     if subset:
         partial_text = (f"**A partial run:** trained and/or evaluated on a seeded subset of the data "
                         f"({', '.join(f'`{f}`' for f in subset)}). Its numbers describe that subset, not the "
-                        f"recipe's result on the full {data_name} splits, and they are left out of the "
-                        f"model-index metadata.")
+                        f"recipe's result on the full {data_name} splits, and they are not listed in this "
+                        f"card's evaluation metadata.")
 
     return {
         "title": title,
@@ -339,7 +339,7 @@ def usage_snippet(facts: dict) -> str:
 
 def _hub_snippet(facts: dict) -> str:
     repo_id, _, revision = str(facts["source"]).partition("@")
-    rev = f", revision={json.dumps(revision)}" if revision else ""
+    rev = f", revision={json.dumps(revision, allow_nan=False)}" if revision else ""
     examples = facts.get("examples") or []
     lines = ["import importlib.util",
              "",
@@ -347,17 +347,17 @@ def _hub_snippet(facts: dict) -> str:
     if not examples:
         lines.append("from PIL import Image")
     lines += ["",
-             f"repo_id = {json.dumps(repo_id)}",
+             f"repo_id = {json.dumps(repo_id, allow_nan=False)}",
              f"# the model's code (torch + torchvision) is {HUB_CODE_FILE} in the repo, next to its weights",
-             f"code = hf_hub_download(repo_id, {json.dumps(HUB_CODE_FILE)}{rev})",
+             f"code = hf_hub_download(repo_id, {json.dumps(HUB_CODE_FILE, allow_nan=False)}{rev})",
              'spec = importlib.util.spec_from_file_location("cnn_studio", code)',
              "cnn_studio = importlib.util.module_from_spec(spec)",
              "spec.loader.exec_module(cnn_studio)",
              "",
              f"model = cnn_studio.from_pretrained(repo_id{rev})  # config.json + model.safetensors, strict"]
     if examples:
-        lines.append(f'image = hf_hub_download(repo_id, "examples/{examples[0]["file"]}"{rev})'
-                     "  # or any image path or PIL image")
+        example = json.dumps(f"examples/{examples[0]['file']}", allow_nan=False)
+        lines.append(f"image = hf_hub_download(repo_id, {example}{rev})  # or any image path or PIL image")
     else:
         size = int(facts["config"].get("input_size", 32))
         mode = "L" if facts["config"].get("in_channels") == 1 else "RGB"
