@@ -34,9 +34,10 @@ WEIGHTS_FILE = "model.safetensors"
 MANIFEST_FILE = "SHA256SUMS"
 CARD_FILE = "README.md"
 # What a Hub model repo holds: the run directory without checkpoint.pt (resume state only).
+GALLERY_DIR = "see_why"   # the validation images the See why galleries show (misclassified, top losses)
 RELEASE_PATTERNS = [CONFIG_FILE, WEIGHTS_FILE, MANIFEST_FILE, CARD_FILE, "curves.png", "history.json",
                     "metrics.json", "predictions.json", "examples/*.png", "examples/index.json",
-                    "tb/events.out.tfevents.*"]
+                    f"{GALLERY_DIR}/*.png", f"{GALLERY_DIR}/index.json", "tb/events.out.tfevents.*"]
 MAX_CONFIG_BYTES = 1_000_000
 MAX_MANIFEST_BYTES = 1_000_000
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")

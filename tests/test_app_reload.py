@@ -12,14 +12,15 @@ import subprocess
 
 import pytest
 
-from tests.studio_helpers import CHROMIUM_ARGS, REPO, chromium_path, train_cli, write_mnist
+from tests.studio_helpers import CHROMIUM_ARGS, REPO, chromium_path, train_cli
 
 ASSETS = REPO / "assets"
 
 
 @pytest.fixture(scope="module")
-def mnist_data(tmp_path_factory):
-    return write_mnist(tmp_path_factory.mktemp("mnist-data"))
+def mnist_data(mnist_dir):
+    """Generated MNIST in the real idx format (tests/conftest.py), the --data-dir of every run here."""
+    return mnist_dir
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import time
 import pytest
 
 import app
-from tests.studio_helpers import CHROMIUM_ARGS, REPO, chromium_path, write_mnist
+from tests.studio_helpers import CHROMIUM_ARGS, REPO, chromium_path
 from ui.jobs import CANCELLED, FINISHED, QUEUED, RUNNING, STOPPED, STOPPING
 
 ASSETS = REPO / "assets"
@@ -24,11 +24,11 @@ TINY = dict(epochs=3, batch_size=16, limit_train=64, limit_val=32)
 
 
 @pytest.fixture(scope="module")
-def studio(tmp_path_factory):
+def studio(tmp_path_factory, mnist_dir):
     """The app with training on (loopback), an empty runs folder and generated MNIST: (demo, url)."""
     import socket
     from ui.catalog import Catalog
-    data = write_mnist(tmp_path_factory.mktemp("mnist-data"))
+    data = mnist_dir   # generated MNIST in the real idx format (tests/conftest.py)
     runs = tmp_path_factory.mktemp("studio-runs")
     demo = app.build_demo(Catalog.from_sources(runs), data_dir=data, training_off=None, train_device="cpu")
     with socket.socket() as s:

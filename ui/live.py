@@ -87,8 +87,9 @@ def wire(catalog: Catalog, triggers: list, *, api_name: str, outputs_first: tupl
         values = first()
         return values[0] if len(values) == 1 else values
 
+    # Reloading can load a new model's weights (a second or more): the status shows a spinner.
     event = gr.on(triggers, reload, inputs=None, outputs=list(outputs_first), api_name=api_name,
-                  show_progress="hidden", concurrency_id="light", concurrency_limit=4)
+                  show_progress="minimal", concurrency_id="light", concurrency_limit=4)
     return event.then(partial(render_all, catalog), inputs=inputs(catalog), outputs=outputs(catalog),
                       api_name=f"{api_name}_views", api_visibility="private", show_progress="hidden",
                       concurrency_id="light", concurrency_limit=4)

@@ -46,7 +46,7 @@ class Trainer:
 
 # --- plain handlers (tests call these directly) ------------------------------------------------
 
-def parse_request(task, variant, preset, epochs=None, batch_size=None, lr=None, seed=None,
+def parse_request(task, variant, preset, epochs=None, batch_size=None, learning_rate=None, seed=None,
                   limit_train=None, limit_val=None) -> list[TrainRequest]:
     """The form's values -> one request per variant (two for "both"); gr.Error naming a bad field."""
     if task not in TASK_TITLES:
@@ -68,22 +68,24 @@ def parse_request(task, variant, preset, epochs=None, batch_size=None, lr=None, 
         if not number.is_integer() or not low <= number <= high:
             raise user_error(f"{name.replace('_', ' ')} must be a whole number from {low} to {high}, not {value!r}")
         numbers[name] = int(number)
-    if lr is not None and lr != "":
+    if learning_rate is not None and learning_rate != "":
         try:
-            lr = float(lr)
+            lr = float(learning_rate)
         except (TypeError, ValueError):
-            raise user_error(f"learning rate must be a number, not {lr!r}") from None
+            raise user_error(f"learning rate must be a number, not {learning_rate!r}") from None
         if not (math.isfinite(lr) and 0 < lr <= 10):
-            raise user_error(f"learning rate must be above 0 and at most 10, not {lr!r}")
+            raise user_error(f"learning rate must be above 0 and at most 10, not {learning_rate!r}")
         numbers["lr"] = lr
     erasing = {"baseline": [False], "random-erasing": [True], "both": [False, True]}[variant]
     return [TrainRequest(task=task, random_erasing=e, preset=preset, **numbers) for e in erasing]
 
 
-def command_preview(trainer: Trainer, *form) -> str:
+def command_preview(trainer: Trainer, task, variant, preset, epochs=None, batch_size=None, learning_rate=None,
+                    seed=None, limit_train=None, limit_val=None) -> str:
     """The command line(s) Start would run (run folder chosen at start: <runs>/<task>[-re]/<time>)."""
     try:
-        requests = parse_request(*form)
+        requests = parse_request(task, variant, preset, epochs, batch_size, learning_rate, seed, limit_train,
+                                 limit_val)
     except gr.Error as e:
         return f"# {e.message}"
     lines = []
@@ -93,9 +95,11 @@ def command_preview(trainer: Trainer, *form) -> str:
     return "\n".join(lines)
 
 
-def start_training(trainer: Trainer, *form) -> str:
+def start_training(trainer: Trainer, task, variant, preset, epochs=None, batch_size=None, learning_rate=None,
+                   seed=None, limit_train=None, limit_val=None) -> str:
+    """Queue the run(s) asked for (two for variant "both": same seed, so the same initial weights)."""
     jobs = trainer.require()
-    requests = parse_request(*form)
+    requests = parse_request(task, variant, preset, epochs, batch_size, learning_rate, seed, limit_train, limit_val)
     started = [jobs.submit(r) for r in requests]
     ahead = sum(1 for j in jobs.jobs if j.status in (RUNNING, STOPPING)) + \
         sum(1 for j in jobs.jobs if j.status == QUEUED and j.id < started[0].id)
@@ -103,10 +107,11 @@ def start_training(trainer: Trainer, *form) -> str:
     return "; ".join(f"job {j.id}: `{j.key}` {where}" for j in started)
 
 
-def stop_training(trainer: Trainer, job_id=None) -> str:
+def stop_training(trainer: Trainer, job=None) -> str:
+    """Stop the running job (or job number `job`): SIGINT, so it checkpoints; a queued one is dropped."""
     jobs = trainer.require()
     try:
-        job = jobs.stop(_job_id(job_id))
+        job = jobs.stop(_job_id(job))
     except LookupError as e:
         raise user_error(str(e)) from e
     if job.status == STOPPING:
@@ -115,10 +120,11 @@ def stop_training(trainer: Trainer, job_id=None) -> str:
     return f"job {job.id}: `{job.key}` taken off the queue"
 
 
-def resume_training(trainer: Trainer, job_id=None) -> str:
+def resume_training(trainer: Trainer, job=None) -> str:
+    """Continue the latest stopped job (or job number `job`) from its checkpoint."""
     jobs = trainer.require()
     try:
-        job = jobs.resume(_job_id(job_id))
+        job = jobs.resume(_job_id(job))
     except LookupError as e:
         raise user_error(str(e)) from e
     return f"job {job.id}: resuming `{job.key}` from its checkpoint"

@@ -25,7 +25,7 @@ def confusion_cell_images(catalog: Catalog, images: Images, key, index):
     if cell is None:
         return [], "Click a count (not a class name) to see its images."
     labels = labels_of(catalog, key)
-    return h.cell_gallery(entry.root, cell[0], cell[1], images(entry.task, labels), labels)
+    return h.cell_gallery(entry.root, cell[0], cell[1], images(entry.task, labels, entry.root), labels)
 
 
 def build(catalog: Catalog, images: Images) -> None:
@@ -47,7 +47,8 @@ def build(catalog: Catalog, images: Images) -> None:
     run.change(lambda key: confusion(catalog, key), inputs=[run], outputs=[table, accuracy, note, gallery, text],
                api_name="confusion", **LIGHT_CONCURRENCY)
 
-    def on_cell(key, evt: gr.SelectData):
+    def on_cell(key, evt: gr.SelectData, progress=gr.Progress()):
+        progress(0, desc="reading the images of this cell")   # from the run folder or the dataset: can take a while
         return confusion_cell_images(catalog, images, key, evt.index)
 
     table.select(on_cell, inputs=[run], outputs=[gallery, text], api_name="confusion_cell", **LIGHT_CONCURRENCY)

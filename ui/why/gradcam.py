@@ -11,6 +11,7 @@ from ui import explain_handlers as h
 from ui import live
 from ui.catalog import Catalog
 from ui.common import INFERENCE_CONCURRENCY, LIGHT_CONCURRENCY, is_empty, read_image
+from ui.serving import images_as_files
 from ui.why.adapters import NO_RUNS, first_run, labels_of, model_entry, run_choices
 
 
@@ -63,7 +64,7 @@ def add_gradcam(catalog: Catalog, task: str, image: gr.components.Component, run
                         elem_classes=["gradcam-heat"])
         caption = gr.Markdown(elem_classes=["gradcam-caption"])
     gr.on([button.click, target.change],
-          lambda img, key, t, a: explain(catalog, img, key, t, a, task=task, variant=variant),
+          images_as_files(lambda img, key, t, a: explain(catalog, img, key, t, a, task=task, variant=variant)),
           inputs=[image, run, target, alpha], outputs=[heat, caption], api_name=api_name,
           preprocess=False, **INFERENCE_CONCURRENCY)
     gr.on([c.change for c in (clear_on if clear_on is not None else (image, run))], None,
@@ -88,9 +89,9 @@ def build(catalog: Catalog) -> None:
     # A new image or another run answers again (the class choice resets to the predicted one).
     run.change(lambda key: target_dropdown(catalog, key), inputs=[run], outputs=[target],
                api_name="gradcam_targets", **LIGHT_CONCURRENCY
-               ).then(lambda img, key: explain(catalog, img, key), inputs=[image, run], outputs=[heat, caption],
-                      api_name="gradcam_rerun", api_visibility="private", preprocess=False,
-                      **INFERENCE_CONCURRENCY)
-    gr.on([button.click, image.change], lambda img, key, t: explain(catalog, img, key, t),
+               ).then(images_as_files(lambda img, key: explain(catalog, img, key)), inputs=[image, run],
+                      outputs=[heat, caption], api_name="gradcam_rerun", api_visibility="private",
+                      preprocess=False, **INFERENCE_CONCURRENCY)
+    gr.on([button.click, image.change], images_as_files(lambda img, key, t: explain(catalog, img, key, t)),
           inputs=[image, run, target], outputs=[heat, caption], api_name="gradcam",
           preprocess=False, trigger_mode="once", **INFERENCE_CONCURRENCY)

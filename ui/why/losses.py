@@ -13,7 +13,7 @@ from ui.why.adapters import NO_RUNS, Images, entry_of, first_run, labels_of, run
 def losses(catalog: Catalog, images: Images, key, k=16):
     entry = entry_of(catalog, key)
     labels = labels_of(catalog, key)
-    return h.top_losses_view(entry.root, labels, images(entry.task, labels), int(k))
+    return h.top_losses_view(entry.root, labels, images(entry.task, labels, entry.root), int(k))
 
 
 def build(catalog: Catalog, images: Images) -> None:

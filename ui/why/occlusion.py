@@ -35,10 +35,14 @@ def occlusion_probe(catalog: Catalog, image, base_key, re_key, cx, cy, size, fil
     return h.occlusion_probe(models, read_image(image), box, fill)
 
 
-def occlusion_sweep(catalog: Catalog, image, base_key, re_key, size, fine=False, fill="mean"):
+def occlusion_sweep(catalog: Catalog, image, base_key, re_key, size, fine=False, fill="mean", progress=None):
+    """`progress` (a gr.Progress in the app) shows which model is being swept: a sweep runs the
+    model once per box position, seconds to minutes on a CPU."""
     if is_empty(image):
         return [], None
     models = occlusion_models(catalog, base_key, re_key)
+    if progress is not None:
+        models = progress.tqdm(models, desc="sweeping the box over the image, model by model")
     box = int(size)
     return h.occlusion_sweep_view(models, read_image(image), box=box, stride=max(1, box // 2) if fine else box,
                                   fill=fill)
@@ -92,6 +96,9 @@ def build(catalog: Catalog) -> None:
 
     view.select(on_view_click, inputs=[image, base, erasing, size, fill], outputs=[x, y, view, table],
                 api_name="occlusion_click", preprocess=False, **INFERENCE_CONCURRENCY)
-    sweep.click(lambda img, b, r, s, fn, f: occlusion_sweep(catalog, img, b, r, s, fn, f),
+    def on_sweep(img, b, r, s, fn, f, progress=gr.Progress()):
+        return occlusion_sweep(catalog, img, b, r, s, fn, f, progress=progress)
+
+    sweep.click(on_sweep,
                 inputs=[image, base, erasing, size, fine, fill], outputs=[maps, sweep_table],
                 api_name="occlusion_sweep", preprocess=False, **INFERENCE_CONCURRENCY)
