@@ -161,7 +161,7 @@ def cell_gallery(root: Path | None, true_class: int, predicted_class: int, image
             items.append((_enlarge(img, 128), caption))
         listed.append(caption)
     text = title + (f" (the {limit} most confident shown)" if len(rows) > limit else "")
-    if rows:
+    if len(rows):
         text += f". Captions: image number in the split · P({labels[predicted_class]})."
     if len(items) < len(listed):
         why = images.error if images is not None and images.error else "the validation images are not available"
