@@ -23,10 +23,10 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import nn
 
-from models.atomic import atomic_write, atomic_write_json, atomic_write_text
+from models.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from models.registry import ModelConfig, create_model
 
 CONFIG_FILE = "config.json"
@@ -34,9 +34,10 @@ WEIGHTS_FILE = "model.safetensors"
 MANIFEST_FILE = "SHA256SUMS"
 CARD_FILE = "README.md"
 # What a Hub model repo holds: the run directory without checkpoint.pt (resume state only).
+GALLERY_DIR = "see_why"   # the validation images the See why galleries show (misclassified, top losses)
 RELEASE_PATTERNS = [CONFIG_FILE, WEIGHTS_FILE, MANIFEST_FILE, CARD_FILE, "curves.png", "history.json",
                     "metrics.json", "predictions.json", "examples/*.png", "examples/index.json",
-                    "tb/events.out.tfevents.*"]
+                    f"{GALLERY_DIR}/*.png", f"{GALLERY_DIR}/index.json", "tb/events.out.tfevents.*"]
 MAX_CONFIG_BYTES = 1_000_000
 MAX_MANIFEST_BYTES = 1_000_000
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -78,7 +79,9 @@ def save_release(run_dir: str | os.PathLike, model: nn.Module, config: dict) -> 
     ModelConfig.from_dict(config)  # refuse to write a config that could not be loaded
     run_dir = Path(run_dir)
     state = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
-    atomic_write(run_dir / WEIGHTS_FILE, lambda p: save_file(state, str(p), metadata={"format": "pt"}))
+    # Serialised in memory and written by Python, so a full disk raises OSError (save_file wrote to
+    # /dev/full without any error when tried).
+    atomic_write_bytes(run_dir / WEIGHTS_FILE, save(state, metadata={"format": "pt"}))
     atomic_write_json(run_dir / CONFIG_FILE, config)
     write_manifest(run_dir)
 

@@ -45,8 +45,10 @@ def test_two_process_run_resumes_and_covers_the_whole_validation_subset(tmp_path
 
 
 def test_a_failing_rank_ends_the_job_with_its_error(tmp_path):
-    # A bad data dir makes every rank fail while loading; torchrun must exit non-zero promptly.
-    result = torchrun(tmp_path / "nothing", "--out", str(tmp_path / "x"), "--epochs", "1",
-                      timeout=240)
+    # A bad data dir (a file: refused without reaching for the network) makes every rank fail while
+    # loading; torchrun must exit non-zero promptly, with the ranks' one-line error.
+    (tmp_path / "not-a-folder").write_text("x")
+    result = torchrun(tmp_path / "not-a-folder", "--out", str(tmp_path / "x"), "--epochs", "1", timeout=240)
     assert result.returncode != 0
-    assert "error" in (result.stderr + result.stdout).lower()
+    assert f"error: --data-dir {tmp_path / 'not-a-folder'}: is a file, not a folder" in result.stderr
+    assert not (tmp_path / "x").exists()

@@ -19,8 +19,8 @@ from pathlib import Path
 import torch
 
 from models.atomic import atomic_write
+from models.runs import CHECKPOINT_FILE  # the name lives with the run-folder layout (models/runs.py)
 
-CHECKPOINT_FILE = "checkpoint.pt"
 # The parts of config.json that must match for a checkpoint to be resumed.
 RESUME_KEYS = ("task", "variant", "architecture", "num_classes", "in_channels", "input_size",
                "recipe", "seed", "limit_train", "limit_val")
@@ -37,7 +37,7 @@ class CheckpointError(RuntimeError):
 
 def config_hash(config: dict) -> str:
     facts = {k: config.get(k) for k in RESUME_KEYS}
-    return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()
+    return hashlib.sha256(json.dumps(facts, sort_keys=True, allow_nan=False).encode()).hexdigest()
 
 
 def rng_state() -> dict:
@@ -97,7 +97,7 @@ def save_checkpoint(path: Path, state: dict) -> None:
     state = dict(state)
     for key in ("config", "history"):
         if key in state:
-            state[key] = json.loads(json.dumps(state[key]))
+            state[key] = json.loads(json.dumps(state[key], allow_nan=False))
     history = state.get("history") or []
     scored = [row for row in history if isinstance(row.get("val_accuracy"), (int, float))]
     if scored:
@@ -112,7 +112,8 @@ def save_checkpoint(path: Path, state: dict) -> None:
     state[DIGEST_KEY] = state_sha256(state)
 
     def write(tmp: Path) -> None:
-        torch.save(state, tmp)
+        with open(tmp, "wb") as f:   # through a Python file: a full disk is an OSError, not an iostream error
+            torch.save(state, f)
         try:
             back = torch.load(tmp, map_location="cpu", weights_only=True, mmap=True)
         except Exception as e:
@@ -175,6 +176,21 @@ def check_resumable(checkpoint: dict, config: dict, path: Path) -> None:
     stored = checkpoint.get("config") or {}
     if checkpoint.get("config_hash") == config_hash(config):
         return
-    differs = [k for k in RESUME_KEYS if stored.get(k) != config.get(k)]
-    raise CheckpointError(f"{path}: was written for a different run ({', '.join(differs) or 'config'} "
-                          f"differ); resume with the same task and recipe, or choose a new --out")
+    differs = []
+    for key in RESUME_KEYS:
+        differs += _differences(key, stored.get(key), config.get(key))
+    shown = "; ".join(differs[:4]) + (f"; and {len(differs) - 4} more" if len(differs) > 4 else "")
+    raise CheckpointError(f"{path}: was written for a different run ({shown or 'config differs'}); resume "
+                          f"with the same task and recipe (leave out the flags that differ), or choose a new --out")
+
+
+def _differences(name: str, stored, given) -> list[str]:
+    """'recipe.optimizer.lr: checkpoint 0.001, now 0.5' for each leaf that differs (dicts compared key by key)."""
+    if isinstance(stored, dict) and isinstance(given, dict):
+        found = []
+        for key in sorted(set(stored) | set(given), key=str):
+            found += _differences(f"{name}.{key}", stored.get(key), given.get(key))
+        return found
+    if stored == given:
+        return []
+    return [f"{name}: checkpoint {json.dumps(stored, allow_nan=False)}, now {json.dumps(given, allow_nan=False)}"]

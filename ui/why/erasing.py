@@ -5,6 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from ui import explain_handlers as h
+from ui import live
 from ui.catalog import Catalog
 from ui.common import LIGHT_CONCURRENCY
 
@@ -21,7 +22,8 @@ def comparison(catalog: Catalog, name):
 def build(catalog: Catalog) -> None:
     names = comparison_choices(catalog)
     first = names[0][1] if names else None
-    pick = gr.Dropdown(names, value=first, label="Comparison")
+    pick = live.dropdown(catalog, lambda: comparison_choices(catalog),
+                         lambda: next(iter(key for _, key in comparison_choices(catalog)), None), label="Comparison")
     text0, fig0 = comparison(catalog, first)
     text = gr.Markdown(text0)
     plot = gr.Plot(fig0, label="Accuracy per seed and paired difference")

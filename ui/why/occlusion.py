@@ -9,9 +9,10 @@ import gradio as gr
 from models.presets import DEFAULT_MODEL_CONFIGS
 from models.runs import BASELINE, RANDOM_ERASING
 from ui import explain_handlers as h
+from ui import live
 from ui.catalog import Catalog, ModelUnavailable
 from ui.common import INFERENCE_CONCURRENCY, is_empty, read_image, user_error
-from ui.why.adapters import CATSDOGS
+from ui.why.adapters import CATSDOGS, no_model_message
 
 
 def occlusion_models(catalog: Catalog, base_key, re_key):
@@ -22,8 +23,7 @@ def occlusion_models(catalog: Catalog, base_key, re_key):
         except ModelUnavailable:
             continue
     if not models:
-        raise user_error("No cats vs dogs model is available. Train one with: "
-                         "python -m training.train --task catsdogs")
+        raise user_error(no_model_message())
     return models
 
 
@@ -35,10 +35,14 @@ def occlusion_probe(catalog: Catalog, image, base_key, re_key, cx, cy, size, fil
     return h.occlusion_probe(models, read_image(image), box, fill)
 
 
-def occlusion_sweep(catalog: Catalog, image, base_key, re_key, size, fine=False, fill="mean"):
+def occlusion_sweep(catalog: Catalog, image, base_key, re_key, size, fine=False, fill="mean", progress=None):
+    """`progress` (a gr.Progress in the app) shows which model is being swept: a sweep runs the
+    model once per box position, seconds to minutes on a CPU."""
     if is_empty(image):
         return [], None
     models = occlusion_models(catalog, base_key, re_key)
+    if progress is not None:
+        models = progress.tqdm(models, desc="sweeping the box over the image, model by model")
     box = int(size)
     return h.occlusion_sweep_view(models, read_image(image), box=box, stride=max(1, box // 2) if fine else box,
                                   fill=fill)
@@ -57,14 +61,16 @@ def build(catalog: Catalog) -> None:
     gr.Markdown("Erase part of a photo and watch P(dog) of the baseline and the Random Erasing model. "
                 f"Click the image to move the box (coordinates are in the {side}x{side} crop the models see), "
                 "or sweep it over the whole image.")
+    live.markdown(catalog, lambda: "" if catalog.choices(CATSDOGS) else f"⚠️ {no_model_message()} Then upload a photo here.",
+                  hide_empty=True, elem_classes=["notice"], elem_id="occlusion-empty")
     with gr.Row(equal_height=False):
         with gr.Column():
             image = gr.Image(label="Image", type="filepath", sources=["upload", "clipboard"], height=280)
             with gr.Row():
-                base = gr.Dropdown(catalog.choices(CATSDOGS, (BASELINE,)),
-                                   value=catalog.default_key(CATSDOGS, BASELINE), label="Baseline run")
-                erasing = gr.Dropdown(catalog.choices(CATSDOGS, (RANDOM_ERASING,)),
-                                      value=catalog.default_key(CATSDOGS, RANDOM_ERASING), label="Random Erasing run")
+                base = live.dropdown(catalog, lambda: catalog.choices(CATSDOGS, (BASELINE,)),
+                                     lambda: catalog.default_key(CATSDOGS, BASELINE), label="Baseline run")
+                erasing = live.dropdown(catalog, lambda: catalog.choices(CATSDOGS, (RANDOM_ERASING,)),
+                                        lambda: catalog.default_key(CATSDOGS, RANDOM_ERASING), label="Random Erasing run")
             x = gr.Slider(0, side, value=side // 2, step=1, label="Box centre x")
             y = gr.Slider(0, side, value=side // 2, step=1, label="Box centre y")
             size = gr.Slider(8, side, value=side // 4, step=4, label="Box side (pixels)")
@@ -90,6 +96,9 @@ def build(catalog: Catalog) -> None:
 
     view.select(on_view_click, inputs=[image, base, erasing, size, fill], outputs=[x, y, view, table],
                 api_name="occlusion_click", preprocess=False, **INFERENCE_CONCURRENCY)
-    sweep.click(lambda img, b, r, s, fn, f: occlusion_sweep(catalog, img, b, r, s, fn, f),
+    def on_sweep(img, b, r, s, fn, f, progress=gr.Progress()):
+        return occlusion_sweep(catalog, img, b, r, s, fn, f, progress=progress)
+
+    sweep.click(on_sweep,
                 inputs=[image, base, erasing, size, fine, fill], outputs=[maps, sweep_table],
                 api_name="occlusion_sweep", preprocess=False, **INFERENCE_CONCURRENCY)
