@@ -54,6 +54,7 @@ CSS = """
 .notice { border-left: 4px solid var(--color-accent); padding-left: 0.75em; }
 #app-title h1 { margin-bottom: 0; }
 #model-card { max-height: 640px; overflow-y: auto; }
+#architecture-table td:first-child { font-family: var(--font-mono); }
 """
 
 
@@ -188,7 +189,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     global demo  # module-level, where `gradio app.py` (reload mode) finds the running app
     demo = build_demo(Path(args.runs), hub, device=args.device, data_dir=Path(args.data_dir),
                       training_off=refusal, train_device=args.train_device)
-    demo.launch(server_name=args.host, server_port=args.port, share=args.share, **launch_options())
+    if args.share:
+        demo.launch(server_name=args.host, server_port=args.port, share=True, **launch_options())
+        return
+    # Gradio's own start-up lines end with "set `share=True` in `launch()`", advice for a script
+    # calling launch(); this app's switch is --share, so it prints its own lines instead.
+    demo.launch(server_name=args.host, server_port=args.port, share=False, quiet=True, prevent_thread_lock=True,
+                **launch_options())
+    print(startup_message(demo.local_url), flush=True)
+    demo.block_thread()
+
+
+def startup_message(local_url: str) -> str:
+    hint = "" if os.environ.get("SPACE_ID") else "\n* To create a public link, run: python app.py --share"
+    return f"* Running on local URL:  {local_url}{hint}"
 
 
 def __getattr__(name: str):

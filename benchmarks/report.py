@@ -129,14 +129,11 @@ def serve_rows(key: str, r: dict) -> list[tuple[str, str, str]]:
                f"{r['requests']} calls per client, {r['repeats']} interleaved repeats)")
         for clients, e in per_load.items():
             app, floor, ratios = e["app"], e["floor"], e["ratios"]
-            who = f"{clients} client{'s' if clients != '1' else ''}"
-            out.append((sec, f"{who}: p50 / p95 ms, app (floor)",
+            out.append((sec, f"{clients} client{'s' if clients != '1' else ''}: p50 / p95 ms, app (floor) · "
+                             "p50 ratio · throughput ratio · failed or differing answers, app (floor)",
                         f"{app['p50_ms']['mean']:,.0f} / {app['p95_ms']['mean']:,.0f} "
-                        f"({floor['p50_ms']['mean']:,.0f} / {floor['p95_ms']['mean']:,.0f})"))
-            out.append((sec, f"{who}: p50 ratio to the floor / throughput ratio (app req/s)",
-                        f"{ratio(ratios['p50'])} / {ratio(ratios['throughput'])} "
-                        f"({app['throughput']['mean']:.2f} vs {floor['throughput']['mean']:.2f})"))
-            out.append((sec, f"{who}: failed or differing answers, app (floor)",
+                        f"({floor['p50_ms']['mean']:,.0f} / {floor['p95_ms']['mean']:,.0f}) · "
+                        f"{ratio(ratios['p50'])} · {ratio(ratios['throughput'])} · "
                         f"{app['failures'] + app['mismatches']} of {app['calls']} "
                         f"({floor['failures'] + floor['mismatches']} of {floor['calls']})"))
         met = []

@@ -94,7 +94,7 @@ def release_operations(run_dir: str | os.PathLike, *, repo_id: str | None = None
     ops = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(run_dir / name))
            for name in files if not (name == CARD_FILE and repo_id and regenerate_card)]
     ops.append(CommitOperationAdd(path_in_repo=HUB_CODE_FILE,
-                                  path_or_fileobj=hub_code_source(code_url or "CNN Studio").encode("utf-8")))
+                                  path_or_fileobj=hub_code_source(code_url).encode("utf-8")))
     if repo_id and regenerate_card:
         try:
             card = render_card(read_facts(run_dir, source=repo_id, hub=True, code_url=code_url))

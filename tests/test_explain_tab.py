@@ -31,17 +31,17 @@ def test_adapters(catalog, catsdogs_dir, cifar10_dir, cifar_unchecked):
     example = run_root / "examples" / json.loads((run_root / "examples" / "index.json").read_text())[0]["file"]
     heat, caption = gradcam.explain(catalog, str(example), cifar, "cat")
     assert heat.size == (256, 256) and "**cat**" in caption
-    assert gradcam.explain(catalog, None, cifar) == (None, "")
+    assert gradcam.explain(catalog, None, cifar) == (None, gradcam.NOTHING_YET)
     heat, caption = gradcam.explain(catalog, str(example), None, task="cifar10")      # the default model
     assert heat.size == (256, 256) and "predicted" in caption
-    assert gradcam.explain(catalog, str(example), None, task="cifar10", prepare=lambda img: None)[0] is None
     with pytest.raises(gr.Error):
         gradcam.explain(catalog, str(example), None)
     with pytest.raises(gr.Error):
         gradcam.explain(catalog, str(example), "cifar10/none")
 
     table, per_class, note, gallery, text = confusion.confusion(catalog, cifar)
-    assert table.shape == (10, 11) and gallery == [] and text == ""
+    assert table.data.shape == (10, 11) and gallery == [] and text == ""
+    assert table.data.iloc[:, 1:].to_numpy().sum() == json.loads((run_root / "metrics.json").read_text())["num_images"]
     images = Images(cifar10_dir)
     preds = load_predictions(run_root)
     t, p = int(preds.labels[0]), int(preds.predicted[0])
@@ -90,6 +90,9 @@ def test_build_wires_every_event_with_an_api_name(catalog, cifar10_dir, cifar_un
     assert None not in names
 
 
-def test_build_with_no_runs(tmp_path):
-    with gr.Blocks():
+def test_build_with_no_runs_says_what_to_train(tmp_path):
+    with gr.Blocks() as demo:
         explain_tab.build(Catalog.from_sources(tmp_path), data_dir=tmp_path)
+    notices = [b.value for b in demo.blocks.values() if isinstance(b, gr.Markdown) and "notice" in (b.elem_classes or [])]
+    assert sum("No trained run yet" in n for n in notices) == 3                      # Grad-CAM, confusion, losses
+    assert any("python -m training.train --task catsdogs" in n for n in notices)    # threshold, occlusion

@@ -24,6 +24,9 @@ ASSETS = Path(__file__).resolve().parents[1] / "assets"
 CLIENTS = 16
 REQUESTS_PER_CLIENT = 2
 PROBABILITY_ATOL = 1e-6   # a batched forward pass sums in another order: ~1e-8 apart, never more
+# gradio_client's HTTP calls time out after httpx's 5 s default: too short for a loaded 2-core test
+# machine (a hang guard, not a timing requirement).
+HTTP = {"timeout": 300}
 
 
 def wait_until(condition, what: str, timeout: float = 180.0) -> None:
@@ -52,7 +55,7 @@ def test_a_full_model_queue_refuses_model_calls_only_and_the_cheap_pages_keep_an
         return real_run_model(entry, img)
 
     monkeypatch.setattr(catsdogs_tab, "run_model", held_run_model)
-    client = Client(url, verbose=False, download_files=False)
+    client = Client(url, verbose=False, download_files=False, httpx_kwargs=HTTP)
     image = handle_file(ASSETS / "cat_drawing.png")
     running, waiting = serving.INFERENCE.limit, serving.INFERENCE.max_waiting
     model_queue = lambda: demo._queue.event_queue_per_concurrency_id.get(serving.INFERENCE.id)  # noqa: E731
@@ -140,7 +143,8 @@ def test_sixteen_concurrent_clients_get_the_sequential_answers_images_included(a
     from gradio_client import Client
     _, url = app_server
     images = _varied(_images(task), tmp_path)
-    clients = [Client(url, verbose=False, download_files=str(tmp_path / f"client-{i}")) for i in range(CLIENTS)]
+    clients = [Client(url, verbose=False, download_files=str(tmp_path / f"client-{i}"), httpx_kwargs=HTTP)
+               for i in range(CLIENTS)]
     reference = {p: _canonical(clients[0].predict(_payload(api, p), api_name=api)) for p in images}
     files = [v for ref in reference.values() for v in ref if isinstance(v, tuple)]
     assert files, "the answers carry the model-input image"

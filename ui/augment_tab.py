@@ -152,9 +152,9 @@ def build(catalog: Catalog) -> None:
         with gr.Column(scale=3):
             recipe = gr.Dropdown(names, value=names[0], label="Recipe")
             sample = gr.Dropdown(sample_names, value=sample_names[0] if sample_names else None,
-                                 label="Sample image")
+                                 label="Sample image", elem_id="augment-sample")
             image = gr.Image(label="…or your own image", sources=["upload", "clipboard"], type="filepath",
-                             image_mode=None, height=200)
+                             image_mode=None, height=200, elem_id="augment-upload")
             with gr.Row():
                 seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=2**31 - 1)
                 copies = gr.Slider(1, MAX_COPIES, value=11, step=1, label="Copies")
@@ -163,6 +163,11 @@ def build(catalog: Catalog) -> None:
             gallery = gr.Gallery(label="Augmented copies (first: the image as stored)", columns=4,
                                  height="auto", object_fit="contain", format="png", elem_id="augment-gallery")
             caption = gr.Markdown(label="Recipe", elem_id="augment-recipe")
-    gr.on([button.click, recipe.change, sample.change, image.change], partial(augment_grid, catalog),
+    # The last choice wins: an upload (or a click on Augment) uses the uploaded image; picking a
+    # sample uses the sample and removes the upload, so the image shown is always the one used.
+    gr.on([button.click, recipe.change, image.upload, image.clear], partial(augment_grid, catalog),
           inputs=[recipe, sample, image, seed, copies], outputs=[gallery, caption], api_name="augment",
-          preprocess=False, **LIGHT_CONCURRENCY)
+          preprocess=False, trigger_mode="once", **LIGHT_CONCURRENCY)
+    sample.change(lambda r, name, sd, n: (*augment_grid(catalog, r, name, None, sd, n), None),
+                  inputs=[recipe, sample, seed, copies], outputs=[gallery, caption, image], api_name="augment_sample",
+                  api_visibility="private", **LIGHT_CONCURRENCY)

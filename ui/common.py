@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from models.predict import ImageInputError, decode_image, logits_to_probs, to_model_input
+from models.predict import ImageInputError, decode_image, logits_to_probs, prepare_image, to_model_input
 from models.registry import ModelConfig
 from ui import serving
 from ui.catalog import Catalog, ModelEntry, ModelUnavailable, missing_model_message, train_command
@@ -96,16 +96,21 @@ def get_model(catalog: Catalog, key: str | None, task: str, variant: str) -> Mod
 
 
 @torch.inference_mode()
-def run_model(entry: ModelEntry, img: Image.Image) -> tuple[dict[str, float], torch.Tensor]:
-    """Probabilities over all labels (sum 1) and the normalised input tensor (C, S, S).
+def run_model(entry: ModelEntry, img: Image.Image) -> tuple[dict[str, float] | None, torch.Tensor | None]:
+    """Probabilities over all labels (sum 1) and the normalised input tensor (C, S, S);
+    (None, None) when the task's preparation finds nothing to classify (an empty drawing).
 
-    Same steps as models.predict.predict_probs, keeping the input to show it; concurrent calls
-    on the same model share one forward pass (serving.ForwardBatcher).
+    The same steps as every other endpoint: models.predict.prepare_image (the task's own step),
+    then the model's preprocessing, keeping the input to show it; concurrent calls on the same
+    model share one forward pass (serving.ForwardBatcher).
     """
     loaded = entry.loaded
     cfg = loaded.config
+    prepared = prepare_image(img, entry.task)
+    if prepared is None:
+        return None, None
     device = next(loaded.model.parameters()).device
-    x = to_model_input(img, cfg).to(device)
+    x = to_model_input(prepared, cfg).to(device)
     probs = logits_to_probs(serving.batcher_for(loaded.model)(x), cfg)[0].double().cpu()
     probs = probs / probs.sum()
     return {label: float(p) for label, p in zip(cfg.labels, probs)}, x[0].cpu()
@@ -123,11 +128,30 @@ def model_view(x: torch.Tensor, cfg: ModelConfig, size: int = VIEW_SIZE) -> Imag
     return img
 
 
+def model_input_view(caption: str, elem_id: str, height: int) -> gr.Image:
+    """"What the model sees", with its caption above the picture: Gradio draws a block label
+    over the top-left of an image, which hid the top of small inputs (a digit's top stroke)."""
+    gr.Markdown(f"**{caption}**", elem_classes=["view-caption"], elem_id=f"{elem_id}-caption")
+    return gr.Image(label=caption, show_label=False, format="png", interactive=False, height=height, buttons=[],
+                    elem_id=elem_id)
+
+
 def probs_frame(probs: dict[str, float] | None, labels=None) -> pd.DataFrame:
-    """A bar-chart frame: one row per class, in label order."""
-    if probs is None:
-        return pd.DataFrame({"class": list(labels or []), "probability": [0.0] * len(labels or [])})
-    return pd.DataFrame({"class": list(probs), "probability": [round(p, 6) for p in probs.values()]})
+    """A bar-chart frame: one row per class, in label order (zeros before any answer).
+
+    The class column is always text, so the chart's x axis stays categorical: an empty or
+    numeric-looking column ("0".."9") would make Gradio switch it to a numeric axis."""
+    names = list(probs) if probs is not None else list(labels or [])
+    values = [round(p, 6) for p in probs.values()] if probs is not None else [0.0] * len(names)
+    return pd.DataFrame({"class": pd.Series(names, dtype="string"),
+                         "probability": pd.Series(values, dtype="float64")})
+
+
+def probability_bars(labels, label: str, **kwargs) -> gr.BarPlot:
+    """A bar chart of one probability per class, classes in label order on a categorical axis, 0-1.
+    No fixed height: with one, Gradio 6 cuts off the class names and the axis title."""
+    return gr.BarPlot(probs_frame(None, labels), x="class", y="probability", y_lim=[0, 1], sort=list(labels),
+                      label=label, y_axis_format=".0%", **kwargs)
 
 
 def run_examples(entry: ModelEntry | None, limit: int = 10) -> list[tuple[str, str]]:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import gradio as gr
 import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator, PercentFormatter
 
 from models.runs import BASELINE, RANDOM_ERASING
 from ui.catalog import TRAIN_COMMANDS, VARIANT_TITLES, Catalog, ModelEntry
@@ -73,6 +75,37 @@ def history_rows(history, name: str) -> tuple[list, list]:
     return acc, loss
 
 
+def curve_figure(frame: pd.DataFrame, what: str) -> Figure:
+    """One metric per epoch, one line per series: a marker at every measurement and whole-epoch
+    ticks, so a two-epoch run reads as two measurements (not a line with ticks at 1.1, 1.2...)."""
+    fig = Figure(figsize=(6.4, 3.8), tight_layout=True)
+    ax = fig.add_subplot(1, 1, 1)
+    for series, rows in frame.groupby("series", sort=False):
+        rows = rows.sort_values("epoch")
+        ax.plot(rows["epoch"], rows["value"], marker="o", markersize=5,
+                linestyle="--" if series.endswith(" train") else "-", label=series)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    if len(frame):
+        first, last = frame["epoch"].min(), frame["epoch"].max()
+        ax.set_xlim(first - 0.5, last + 0.5)
+        ax.legend(fontsize=8, loc="best")
+    else:
+        ax.text(0.5, 0.5, "no run chosen", ha="center", va="center", transform=ax.transAxes, color="gray")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(what)
+    if what == "accuracy":
+        ax.set_ylim(0, 1)
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def curve_figures(catalog: Catalog, model_runs: list[str] | str | None) -> tuple[Figure, Figure]:
+    """Chosen run keys -> (accuracy figure, loss figure), from the runs' history.json."""
+    acc, loss = curves(catalog, model_runs)
+    return curve_figure(acc, "accuracy"), curve_figure(loss, "loss")
+
+
 def erasing_comparison(catalog: Catalog, task: str = "catsdogs") -> tuple[pd.DataFrame, str]:
     """Final validation accuracy of every baseline and Random Erasing run of `task` (metrics.json)."""
     rows = []
@@ -109,13 +142,11 @@ def build(catalog: Catalog) -> None:
         f"`{TRAIN_COMMANDS[('cifar10', BASELINE)]}`."), hide_empty=True, elem_classes=["notice"])
     chooser = live.dropdown(catalog, lambda: [e.key for e in runs_with_history(catalog)],
                             lambda: default_selection(runs_with_history(catalog)), multiselect=True, label="Runs")
-    acc0, loss0 = curves(catalog, defaults)
+    acc0, loss0 = curve_figures(catalog, defaults)
     with gr.Row():
-        # No fixed height: with one, Gradio 6 clips the legend (which run is which line).
-        acc_plot = gr.LinePlot(acc0, x="epoch", y="value", color="series", y_lim=[0, 1],
-                               y_title="accuracy", label="Accuracy")
-        loss_plot = gr.LinePlot(loss0, x="epoch", y="value", color="series", y_title="loss", label="Loss")
-    chooser.change(partial(curves, catalog), inputs=[chooser], outputs=[acc_plot, loss_plot],
+        acc_plot = gr.Plot(acc0, label="Accuracy", elem_id="curves-accuracy")
+        loss_plot = gr.Plot(loss0, label="Loss", elem_id="curves-loss")
+    chooser.change(partial(curve_figures, catalog), inputs=[chooser], outputs=[acc_plot, loss_plot],
                    api_name="curves", **LIGHT_CONCURRENCY)
 
     gr.Markdown("### Random Erasing: does it help?\nFinal validation accuracy (`metrics.json`) of the "

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import gradio as gr
 
-from ui import live
 from ui.catalog import Catalog
 from ui.why import confusion, erasing, gradcam, losses, occlusion, threshold
-from ui.why.adapters import Images, default_data_dir, run_choices
+from ui.why.adapters import Images, default_data_dir
 
 
 def build(catalog: Catalog, data_dir=None) -> None:
@@ -19,9 +18,6 @@ def build(catalog: Catalog, data_dir=None) -> None:
     gr.Markdown("Why a model answers as it does, and how sure we can be of it. Everything here is read "
                 "from the runs' files (`metrics.json`, `predictions.json`, `comparison.json`) or computed "
                 "by the model itself.")
-    live.markdown(catalog, lambda: "" if run_choices(catalog) else
-                  "⚠️ No trained runs yet; train one, e.g. `python -m training.train --task cifar10`.",
-                  hide_empty=True, elem_classes=["notice"])
     with gr.Tabs():
         with gr.Tab("Grad-CAM", id="why-gradcam"):
             gradcam.build(catalog)

@@ -9,17 +9,20 @@ from __future__ import annotations
 from functools import partial
 
 import gradio as gr
+from PIL import Image
 
-from models.digits import to_mnist_digit
+from models.presets import DEFAULT_MODEL_CONFIGS
 from models.runs import BASELINE
 from ui import live
 from ui.catalog import Catalog
-from ui.common import (INFERENCE_CONCURRENCY, asset_examples, get_model, is_empty, model_view,
-                       probs_frame, read_image, run_examples, run_model, sketch_image, tab_header)
-from ui.serving import images_as_files
+from ui.common import (INFERENCE_CONCURRENCY, asset_examples, get_model, is_empty, model_input_view, model_view,
+                       probability_bars, probs_frame, read_image, run_examples, run_model, sketch_image,
+                       tab_header)
+from ui.serving import image_file, images_as_files
 from ui.why import gradcam
 
 TASK = "mnist"
+LABELS = DEFAULT_MODEL_CONFIGS[TASK].labels
 
 
 def classify_digit(catalog: Catalog, sketch, model_run: str | None = None, editor: gr.Sketchpad | None = None):
@@ -28,25 +31,29 @@ def classify_digit(catalog: Catalog, sketch, model_run: str | None = None, edito
     The model input view is the 28x28 MNIST-like digit after the model's own preprocessing
     (resized to 32x32), upscaled.
     """
-    return _classify(catalog, sketch_image(sketch, editor), model_run)
+    return classify_digit_image(catalog, sketch_image(sketch, editor), model_run)
 
 
 def classify_digit_image(catalog: Catalog, image, model_run: str | None = None):
     """An uploaded digit image -> the same outputs as classify_digit."""
-    return _classify(catalog, image, model_run)
+    return _classify(catalog, _decoded(image), model_run)
 
 
-def _classify(catalog: Catalog, image, model_run):
-    empty = (None, None, probs_frame(None))
-    if is_empty(image):
+def _classify(catalog: Catalog, img, model_run):
+    """A decoded image (or None) -> outputs; the preparation is models.predict.prepare_image's,
+    through run_model, as for every endpoint that classifies a digit."""
+    empty = (None, None, probs_frame(None, LABELS))
+    if img is None:
         return empty
-    img = read_image(image)
     entry = get_model(catalog, model_run, TASK, BASELINE)
-    digit = to_mnist_digit(img)
-    if digit is None:
+    probs, x = run_model(entry, img)
+    if probs is None:
         return empty
-    probs, x = run_model(entry, digit)
     return model_view(x, entry.loaded.config), probs, probs_frame(probs)
+
+
+def _decoded(image):
+    return None if is_empty(image) else read_image(image)
 
 
 def build(catalog: Catalog) -> None:
@@ -55,12 +62,14 @@ def build(catalog: Catalog) -> None:
     tab_header(catalog, TASK, (BASELINE,),
                "Pick the brush (left of the canvas) and draw a digit with the mouse or a finger, or "
                "upload a picture of one. It is turned into MNIST-style input (white on black, centred "
-               "by mass in 28x28) and classified by the VGG19-BN trained on MNIST.")
+               "by mass in 28x28) and classified by the VGG19-BN trained on MNIST. The last one you "
+               "gave, drawing or upload, is the one classified and explained.")
+    labels = entry.loaded.config.labels if entry else LABELS
     with gr.Row(equal_height=False):
         with gr.Column(scale=5):
             with gr.Tabs():
                 with gr.Tab("Draw"):
-                    sketch = gr.Sketchpad(label="Draw a digit", type="filepath", canvas_size=(400, 400),
+                    sketch = sketch_component = gr.Sketchpad(label="Draw a digit", type="filepath", canvas_size=(400, 400),
                                           fixed_canvas=True, layers=False, transforms=(),
                                           brush=gr.Brush(default_size=14, colors=["#000000"],
                                                          color_mode="fixed"),
@@ -75,21 +84,44 @@ def build(catalog: Catalog) -> None:
                         gr.Examples([[path] for path, _ in examples], api_name="digit_example", inputs=[upload],
                                     example_labels=[caption for _, caption in examples], label="Digits")
             run = live.dropdown(catalog, lambda: catalog.choices(TASK), lambda: catalog.default_key(TASK, BASELINE),
-                                label="Model run")
+                                label="Model run", elem_id="mnist-run")
         with gr.Column(scale=6):
             with gr.Row():
-                seen = gr.Image(label="Model input (white on black, 32x32)", format="png",
-                                interactive=False, height=220, buttons=[], elem_id="mnist-seen")
+                with gr.Column(min_width=160):
+                    seen = model_input_view("Model input (white on black, 32x32)", "mnist-seen", height=220)
                 label = gr.Label(num_top_classes=3, label="Prediction", elem_id="mnist-label")
-            bars = gr.BarPlot(probs_frame(None, entry.loaded.config.labels if entry else None),
-                              x="class", y="probability", y_lim=[0, 1], label="All ten digits",
-                              sort=list(entry.loaded.config.labels) if entry else None, height=220)
-    outputs = [seen, label, bars]
-    gr.on([sketch.change, draw_button.click], images_as_files(partial(classify_digit, catalog, editor=sketch)),
-          inputs=[sketch, run], outputs=outputs, api_name="classify_digit", preprocess=False,
-          trigger_mode="always_last", **INFERENCE_CONCURRENCY)
-    gr.on([upload.change, upload_button.click], images_as_files(partial(classify_digit_image, catalog)),
-          inputs=[upload, run], outputs=outputs, api_name="classify_digit_image", preprocess=False,
-          **INFERENCE_CONCURRENCY)
-    gradcam.add_gradcam(catalog, TASK, upload, run, prepare=to_mnist_digit, api_name="gradcam_mnist",
-                            title="Why? Grad-CAM of the uploaded digit: where the model looked")
+            bars = probability_bars(labels, "All ten digits", elem_id="mnist-bars")
+    # The image last classified (drawing or upload, decoded): what a model change re-classifies
+    # and Grad-CAM explains. A State does not appear in the API; `current` (hidden) is the
+    # Grad-CAM endpoint's image parameter, so API callers send the image to explain there.
+    last = gr.State()
+    current = gr.Image(visible=False, type="filepath", format="png", label="Digit to explain")
+    outputs = [seen, label, bars, last]
+
+    def served(outputs, img):
+        # The views as files (ui.serving: written once), the decoded image kept in the State.
+        return *(image_file(o) if isinstance(o, Image.Image) else o for o in outputs), img
+
+    def on_drawing(sketch, model_run):
+        img = _decoded(sketch_image(sketch, sketch_component))
+        return served(_classify(catalog, img, model_run), img)
+
+    def on_upload(image, model_run):
+        img = _decoded(image)
+        return served(_classify(catalog, img, model_run), img)
+
+    gr.on([sketch.change, draw_button.click], on_drawing, inputs=[sketch, run], outputs=outputs,
+          api_name="classify_digit", preprocess=False, trigger_mode="always_last", **INFERENCE_CONCURRENCY
+          ).then(lambda img: img, inputs=[last], outputs=[current], api_name="digit_shown", api_visibility="private")
+    # trigger_mode="once": Gradio 6's Image fires `change` twice when an image replaces another;
+    # the duplicate is dropped instead of classifying twice (and showing an error twice).
+    gr.on([upload.change, upload_button.click], on_upload, inputs=[upload, run], outputs=outputs,
+          api_name="classify_digit_image", preprocess=False, trigger_mode="once", **INFERENCE_CONCURRENCY
+          ).then(lambda img: img, inputs=[last], outputs=[current], api_name="digit_uploaded",
+                 api_visibility="private")
+    # Another model answers for the same image at once (as in the other tabs).
+    run.change(images_as_files(lambda img, model_run: _classify(catalog, img, model_run)), inputs=[last, run],
+               outputs=[seen, label, bars],
+               api_name="reclassify_digit", api_visibility="private", **INFERENCE_CONCURRENCY)
+    gradcam.add_gradcam(catalog, TASK, current, run, api_name="gradcam_mnist", clear_on=(sketch, upload, run),
+                        title="Why? Grad-CAM of your digit (the drawing or upload last classified)")

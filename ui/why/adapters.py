@@ -13,11 +13,11 @@ from pathlib import Path
 
 from PIL import Image
 
-from models.runs import BASELINE
-from ui import explain_handlers as h
-from ui.catalog import Catalog, ModelEntry, ModelUnavailable
 from models.artifact import GALLERY_DIR
 from models.predict import ImageInputError, decode_image
+from models.runs import BASELINE, RANDOM_ERASING
+from ui import explain_handlers as h
+from ui.catalog import Catalog, ModelEntry, ModelUnavailable, train_command
 from ui.common import user_error
 from ui.val_images import ValidationImages
 
@@ -73,6 +73,16 @@ class Images:
         return RunImages(root, self._by_task[task]) if root is not None else self._by_task[task]
 
 
+def no_model_message() -> str:
+    """One sentence for "no cats vs dogs model at all", with both training commands."""
+    return (f"No cats vs dogs model is available. To train them, run: {train_command(CATSDOGS, BASELINE)} "
+            f"(baseline) and {train_command(CATSDOGS, RANDOM_ERASING)} (Random Erasing).")
+
+
+NO_RUNS = ("⚠️ No trained run yet, so there is nothing to show here. Train one, e.g. "
+           f"`{train_command('cifar10', BASELINE)}`; its files then appear here.")
+
+
 def run_choices(catalog: Catalog, task: str | None = None) -> list[tuple[str, str]]:
     """(label, key) of every run whose files can be read, optionally of one task."""
     return [(e.label, e.key) for e in catalog.with_files() if task is None or e.task == task]
@@ -95,15 +105,15 @@ def entry_of(catalog: Catalog, key: str | None) -> ModelEntry:
         raise user_error(str(e)) from e
 
 
-def loaded_model(catalog: Catalog, key: str | None, task: str | None = None, variant: str = BASELINE):
-    """The loaded model of `key`; with no key, the default model of `task` and `variant`."""
+def model_entry(catalog: Catalog, key: str | None, task: str | None = None, variant: str = BASELINE) -> ModelEntry:
+    """The loaded entry of `key`; with no key, the default model of `task` and `variant`."""
     if not key and task is None:
         raise user_error("Choose a model run first.")
     try:
         if key:
             entry = catalog.entry(key)
             task, variant = entry.task, entry.variant
-        return catalog.get(key, task, variant).loaded
+        return catalog.get(key, task, variant)
     except ModelUnavailable as e:
         raise user_error(str(e)) from e
 

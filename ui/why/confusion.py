@@ -1,4 +1,5 @@
-"""See why -> Confusion matrix: a run's metrics.json as a table; a click on a cell opens its images.
+"""See why -> Confusion matrix: a run's metrics.json as a heat map (counts and row-normalised rates);
+a click on a cell opens its images.
 
 No `from __future__ import annotations` here: Gradio reads the `gr.SelectData` annotation
 of the select handler at run time.
@@ -9,13 +10,13 @@ from ui import explain_handlers as h
 from ui import live
 from ui.catalog import Catalog
 from ui.common import LIGHT_CONCURRENCY
-from ui.why.adapters import Images, entry_of, first_run, labels_of, run_choices
+from ui.why.adapters import NO_RUNS, Images, entry_of, first_run, labels_of, run_choices
 
 
 def confusion(catalog: Catalog, key):
     entry = entry_of(catalog, key)
     table, per_class, note = h.confusion_frame(entry.root)
-    return table, per_class, note, [], ""
+    return h.confusion_heatmap(table), per_class, note, [], ""
 
 
 def confusion_cell_images(catalog: Catalog, images: Images, key, index):
@@ -30,15 +31,19 @@ def confusion_cell_images(catalog: Catalog, images: Images, key, index):
 def build(catalog: Catalog, images: Images) -> None:
     all_runs = run_choices(catalog)
     first = all_runs[0][1] if all_runs else None
-    run = live.dropdown(catalog, lambda: run_choices(catalog), lambda: first_run(catalog), label="Model run")
+    live.markdown(catalog, lambda: "" if run_choices(catalog) else NO_RUNS, hide_empty=True, elem_classes=["notice"])
+    run = live.dropdown(catalog, lambda: run_choices(catalog), lambda: first_run(catalog), label="Model run",
+                        elem_id="confusion-run")
     table0, acc0, note0, _, _ = confusion(catalog, first) if first else (None, None, "", [], "")
     note = gr.Markdown(note0)
     with gr.Row(equal_height=False):
-        table = gr.Dataframe(table0, label="Confusion matrix (rows: true, columns: predicted)",
-                             interactive=False, scale=3)
-        accuracy = gr.Dataframe(acc0, label="Per-class accuracy", interactive=False, scale=1)
-    text = gr.Markdown()
-    gallery = gr.Gallery(label="Images of the clicked cell", columns=8, height=320, preview=False)
+        table = gr.Dataframe(table0, label="Confusion matrix (rows: true class, columns: predicted class)",
+                             interactive=False, scale=3, elem_id="confusion-heatmap")
+        accuracy = gr.Dataframe(acc0, label="Per-class accuracy", interactive=False, scale=2, wrap=True,
+                                column_widths=["34%", "36%", "30%"], elem_id="confusion-per-class")
+    text = gr.Markdown(elem_id="confusion-cell-text")
+    gallery = gr.Gallery(label="Images of the clicked cell", columns=8, height="auto", object_fit="contain",
+                         preview=False, elem_id="confusion-gallery")
     run.change(lambda key: confusion(catalog, key), inputs=[run], outputs=[table, accuracy, note, gallery, text],
                api_name="confusion", **LIGHT_CONCURRENCY)
 

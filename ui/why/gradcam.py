@@ -4,29 +4,33 @@ from __future__ import annotations
 
 import gradio as gr
 
+from models.predict import prepare_image
 from models.presets import DEFAULT_MODEL_CONFIGS
 from models.runs import BASELINE
 from ui import explain_handlers as h
 from ui import live
 from ui.catalog import Catalog
 from ui.common import INFERENCE_CONCURRENCY, LIGHT_CONCURRENCY, is_empty, read_image
-from ui.why.adapters import first_run, labels_of, loaded_model, run_choices
+from ui.serving import images_as_files
+from ui.why.adapters import NO_RUNS, first_run, labels_of, model_entry, run_choices
 
 
-def explain(catalog: Catalog, image, key, target=None, alpha=0.5, *, task=None, variant=BASELINE, prepare=None):
+NOTHING_YET = "Nothing to explain yet: give an image first (upload one, or draw a digit), then press Explain."
+
+
+def explain(catalog: Catalog, image, key, target=None, alpha=0.5, *, task=None, variant=BASELINE):
     """Image + run key (or none: the default model of task/variant) -> (Grad-CAM overlay, caption).
 
-    `prepare` turns the decoded image into what the tab classifies (e.g. MNIST's to_mnist_digit);
-    it may return None for "nothing to explain"."""
+    The image is prepared as every classify endpoint prepares it for that model's task
+    (models.predict.prepare_image: MNIST digits made MNIST-like), so the explained class and
+    its probability are the ones the classify tabs show."""
     if is_empty(image):
-        return None, ""
-    loaded = loaded_model(catalog, key, task, variant)
-    img = read_image(image)
-    if prepare is not None:
-        img = prepare(img)
-        if img is None:
-            return None, "Nothing to explain: no digit found in the image."
-    return h.gradcam_view(loaded, img, target, float(alpha if alpha is not None else 0.5))
+        return None, NOTHING_YET
+    entry = model_entry(catalog, key, task, variant)
+    prepared = prepare_image(read_image(image), entry.task)
+    if prepared is None:
+        return None, "Nothing to explain: no digit found in the image."
+    return h.gradcam_view(entry.loaded, prepared, target, float(alpha if alpha is not None else 0.5))
 
 
 def target_dropdown(catalog: Catalog, key):
@@ -35,13 +39,18 @@ def target_dropdown(catalog: Catalog, key):
                        value=h.PREDICTED)
 
 
+# Client-side only: empties a Grad-CAM panel (image, caption) without a server call.
+CLEAR_PANEL_JS = "() => [null, '']"
+
+
 def add_gradcam(catalog: Catalog, task: str, image: gr.components.Component, run: gr.components.Component, *,
-                api_name: str, variant: str = BASELINE, labels=None, prepare=None,
+                api_name: str, variant: str = BASELINE, labels=None, clear_on=None,
                 title: str = "Why? Grad-CAM: where the model looked") -> None:
     """A Grad-CAM panel for an existing classify tab: call inside its build(), after its image
     input and run dropdown exist (an empty run means the task's default model, as in the tab).
-    `prepare(decoded image) -> image | None` is the tab's own preprocessing (MNIST: to_mnist_digit).
-    Runs when asked (a button or a class choice), not on every upload."""
+    Runs when asked (a button or a class choice), not on every upload; a map already shown is
+    cleared as soon as one of `clear_on` (default: the image and the run) changes, so it never
+    sits under an image or a model it does not explain."""
     if labels is None:
         key = catalog.default_key(task, variant)
         labels = (catalog.entry(key).loaded.config.labels if key and catalog.entry(key).loaded is not None
@@ -51,28 +60,38 @@ def add_gradcam(catalog: Catalog, task: str, image: gr.components.Component, run
             target = gr.Dropdown(h.target_choices(labels), value=h.PREDICTED, label="Explain class")
             alpha = gr.Slider(0.1, 0.9, value=0.5, step=0.05, label="Overlay strength")
             button = gr.Button("Explain", scale=0)
-        heat = gr.Image(label="Grad-CAM", format="png", interactive=False, height=256)
-        caption = gr.Markdown()
+        heat = gr.Image(label="Grad-CAM", format="png", interactive=False, height=256,
+                        elem_classes=["gradcam-heat"])
+        caption = gr.Markdown(elem_classes=["gradcam-caption"])
     gr.on([button.click, target.change],
-          lambda img, key, t, a: explain(catalog, img, key, t, a, task=task, variant=variant, prepare=prepare),
+          images_as_files(lambda img, key, t, a: explain(catalog, img, key, t, a, task=task, variant=variant)),
           inputs=[image, run, target, alpha], outputs=[heat, caption], api_name=api_name,
           preprocess=False, **INFERENCE_CONCURRENCY)
+    gr.on([c.change for c in (clear_on if clear_on is not None else (image, run))], None,
+          outputs=[heat, caption], js=CLEAR_PANEL_JS)
 
 
 def build(catalog: Catalog) -> None:
     all_runs = run_choices(catalog)
     first = all_runs[0][1] if all_runs else None
+    live.markdown(catalog, lambda: "" if run_choices(catalog) else NO_RUNS, hide_empty=True, elem_classes=["notice"])
     with gr.Row(equal_height=False):
         with gr.Column():
-            image = gr.Image(label="Image", type="filepath", sources=["upload", "clipboard"], height=280)
-            run = live.dropdown(catalog, lambda: run_choices(catalog), lambda: first_run(catalog), label="Model run")
+            image = gr.Image(label="Image", type="filepath", sources=["upload", "clipboard"], height=280,
+                             elem_id="why-gradcam-image")
+            run = live.dropdown(catalog, lambda: run_choices(catalog), lambda: first_run(catalog), label="Model run",
+                                elem_id="why-gradcam-run")
             target = gr.Dropdown([h.PREDICTED], value=h.PREDICTED, label="Explain class", allow_custom_value=True)
             button = gr.Button("Explain", variant="primary")
         with gr.Column():
             heat = gr.Image(label="Grad-CAM", format="png", interactive=False, height=280)
             caption = gr.Markdown()
+    # A new image or another run answers again (the class choice resets to the predicted one).
     run.change(lambda key: target_dropdown(catalog, key), inputs=[run], outputs=[target],
-               api_name="gradcam_targets", **LIGHT_CONCURRENCY)
-    gr.on([button.click, image.change], lambda img, key, t: explain(catalog, img, key, t),
+               api_name="gradcam_targets", **LIGHT_CONCURRENCY
+               ).then(images_as_files(lambda img, key: explain(catalog, img, key)), inputs=[image, run],
+                      outputs=[heat, caption], api_name="gradcam_rerun", api_visibility="private",
+                      preprocess=False, **INFERENCE_CONCURRENCY)
+    gr.on([button.click, image.change], images_as_files(lambda img, key, t: explain(catalog, img, key, t)),
           inputs=[image, run, target], outputs=[heat, caption], api_name="gradcam",
-          preprocess=False, **INFERENCE_CONCURRENCY)
+          preprocess=False, trigger_mode="once", **INFERENCE_CONCURRENCY)

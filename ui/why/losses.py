@@ -7,7 +7,7 @@ from ui import explain_handlers as h
 from ui import live
 from ui.catalog import Catalog
 from ui.common import LIGHT_CONCURRENCY
-from ui.why.adapters import Images, entry_of, first_run, labels_of, run_choices
+from ui.why.adapters import NO_RUNS, Images, entry_of, first_run, labels_of, run_choices
 
 
 def losses(catalog: Catalog, images: Images, key, k=16):
@@ -19,10 +19,12 @@ def losses(catalog: Catalog, images: Images, key, k=16):
 def build(catalog: Catalog, images: Images) -> None:
     all_runs = run_choices(catalog)
     first = all_runs[0][1] if all_runs else None
+    live.markdown(catalog, lambda: "" if run_choices(catalog) else NO_RUNS, hide_empty=True, elem_classes=["notice"])
     run = live.dropdown(catalog, lambda: run_choices(catalog), lambda: first_run(catalog), label="Model run")
     gallery0, table0, note0 = losses(catalog, images, first) if first else ([], None, "")
     note = gr.Markdown(note0)
-    gallery = gr.Gallery(gallery0, label="Most confidently wrong", columns=8, height=320, preview=False)
+    gallery = gr.Gallery(gallery0, label="Most confidently wrong (caption: image number · true→predicted)", columns=8,
+                         height="auto", object_fit="contain", preview=False, elem_id="losses-gallery")
     table = gr.Dataframe(table0, interactive=False)
     run.change(lambda key: losses(catalog, images, key), inputs=[run], outputs=[gallery, table, note],
                api_name="top_losses", **LIGHT_CONCURRENCY)

@@ -12,7 +12,7 @@ from ui import explain_handlers as h
 from ui import live
 from ui.catalog import Catalog, ModelUnavailable
 from ui.common import INFERENCE_CONCURRENCY, is_empty, read_image, user_error
-from ui.why.adapters import CATSDOGS
+from ui.why.adapters import CATSDOGS, no_model_message
 
 
 def occlusion_models(catalog: Catalog, base_key, re_key):
@@ -23,8 +23,7 @@ def occlusion_models(catalog: Catalog, base_key, re_key):
         except ModelUnavailable:
             continue
     if not models:
-        raise user_error("No cats vs dogs model is available. Train one with: "
-                         "python -m training.train --task catsdogs")
+        raise user_error(no_model_message())
     return models
 
 
@@ -62,6 +61,8 @@ def build(catalog: Catalog) -> None:
     gr.Markdown("Erase part of a photo and watch P(dog) of the baseline and the Random Erasing model. "
                 f"Click the image to move the box (coordinates are in the {side}x{side} crop the models see), "
                 "or sweep it over the whole image.")
+    live.markdown(catalog, lambda: "" if catalog.choices(CATSDOGS) else f"⚠️ {no_model_message()} Then upload a photo here.",
+                  hide_empty=True, elem_classes=["notice"], elem_id="occlusion-empty")
     with gr.Row(equal_height=False):
         with gr.Column():
             image = gr.Image(label="Image", type="filepath", sources=["upload", "clipboard"], height=280)

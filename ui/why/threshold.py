@@ -3,13 +3,18 @@ threshold on P(dog), their curves over every threshold, and the reliability diag
 from __future__ import annotations
 
 import gradio as gr
+import pandas as pd
 
 from models.runs import BASELINE
 from ui import explain_handlers as h
 from ui import live
-from ui.catalog import Catalog
+from ui.catalog import Catalog, train_command
 from ui.common import LIGHT_CONCURRENCY
 from ui.why.adapters import CATSDOGS, entry_of, first_run, labels_of, run_choices
+
+# The columns of the table at one threshold (explain_handlers.threshold_report), shown empty
+# before there is a run, instead of Gradio's placeholder headers "1 2 3".
+TABLE_COLUMNS = ["threshold", "accuracy", "precision", "recall", "true pos", "false pos", "false neg", "true neg"]
 
 
 def threshold(catalog: Catalog, key, value):
@@ -28,12 +33,17 @@ def calibration(catalog: Catalog, key, bins=10):
 def build(catalog: Catalog) -> None:
     runs = run_choices(catalog, CATSDOGS)
     default = catalog.default_key(CATSDOGS, BASELINE) or (runs[0][1] if runs else None)
+    live.markdown(catalog, lambda: "" if run_choices(catalog, CATSDOGS) else (
+        "⚠️ The decision threshold and calibration are studied on the cats vs dogs models, and there is "
+        f"none yet. Train one with `{train_command(CATSDOGS, BASELINE)}`; its validation predictions then "
+        "appear here."), hide_empty=True, elem_classes=["notice"], elem_id="threshold-empty")
     run = live.dropdown(catalog, lambda: run_choices(catalog, CATSDOGS), lambda: first_run(catalog, CATSDOGS),
                         label="Cats vs dogs run")
     slider = gr.Slider(0, 1, value=0.5, step=0.01, label="Decision threshold on P(dog)")
-    table0, note0 = threshold(catalog, default, 0.5) if default else (None, "")
+    table0, note0 = threshold(catalog, default, 0.5) if default else (pd.DataFrame(columns=TABLE_COLUMNS), "")
     curve0, fig0, ece0 = calibration(catalog, default) if default else (None, None, "")
-    table = gr.Dataframe(table0, interactive=False, label="At this threshold (validation split)")
+    table = gr.Dataframe(table0, interactive=False, label="At this threshold (validation split)",
+                         elem_id="threshold-table")
     note = gr.Markdown(note0)
     with gr.Row():
         curve = gr.LinePlot(curve0, x="threshold", y="value", color="metric", y_lim=[0, 1], height=300,
