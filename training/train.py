@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 import torchvision
 from PIL import Image
+from tqdm import tqdm
 
 import models
 from models.artifact import save_release
@@ -34,6 +35,7 @@ from training.checkpoint import (CHECKPOINT_FILE, CheckpointError, check_resumab
 from training.cli import (CliError, check_writable_folder, nonnegative_int, one_line, positive_float, positive_int,
                           run_cli)
 from training.curves import write_curves
+from training.gallery import write_gallery
 from training.progress import RunProgress
 from training import distributed
 from training.data import DatasetError, DeviceLoader, Split, load_splits
@@ -463,6 +465,12 @@ def _main(args, device: torch.device, rank_info: distributed.DistInfo) -> Path:
     progress = RunProgress(run_dir if is_main else None, config, epochs=recipe["epochs"],
                            steps_per_epoch=steps_per_epoch, batch_size=batch_size * world)
     progress.last_val_accuracy = history[-1]["val_accuracy"] if history else None
+    if is_main:   # one line: what this command is about to do
+        print(f"{'resuming' if checkpoint is not None else 'training'} {task.name} ({config['variant']}, preset "
+              f"{config.get('preset', 'full')}) into {run_dir}: device {device}, precision {config['precision']}, "
+              f"{recipe['epochs']} epochs of {steps_per_epoch * batch_size * world:,} images "
+              f"({steps_per_epoch} steps of {batch_size * world})", flush=True)
+    last_line = [time.monotonic()]
     stop = StopFlag().install()
     # Under torchrun all ranks must stop at the same step, or the others wait in a collective.
     should_stop = (lambda: distributed.any_rank(stop(), device)) if rank_info.enabled else stop
@@ -478,6 +486,9 @@ def _main(args, device: torch.device, rank_info: distributed.DistInfo) -> Path:
             def on_step(s, loss, base_step=base_step):
                 writer.add_scalar("train/step_loss", loss, base_step + s + 1)
                 progress.on_step(s + 1)
+                if is_main and time.monotonic() - last_line[0] >= PROGRESS_LINE_SECONDS:
+                    last_line[0] = time.monotonic()   # the whole run at a glance: epoch k/n, run ETA
+                    tqdm.write(progress.line(), file=sys.stderr)
             tr = train_one_epoch(step_model, train_loader, optimizer, scheduler, loss_fn, task.model,
                                  device=device, epoch=epoch, autocast_dtype=autocast_dtype,
                                  channels_last=channels_last, should_stop=should_stop,
@@ -550,6 +561,9 @@ def _main(args, device: torch.device, rank_info: distributed.DistInfo) -> Path:
     return run_dir
 
 
+PROGRESS_LINE_SECONDS = 10   # how often the whole-run progress line is printed
+
+
 def _interrupted(stop: StopFlag, run_dir: Path, epoch: int, writer, progress: RunProgress,
                  signum: int | None = None) -> Path:
     writer.close()
@@ -573,7 +587,11 @@ def finish_run(run_dir: Path, model, config: dict, history: list[dict], ev: dict
                "labels": cfg_labels, "per_class_accuracy": ev["per_class_accuracy"],
                "confusion_matrix": ev["confusion_matrix"]}
     atomic_write_json(run_dir / "metrics.json", metrics)
-    atomic_write_json(run_dir / "predictions.json", predictions_record(ev, val_split, config))
+    record = predictions_record(ev, val_split, config)
+    atomic_write_json(run_dir / "predictions.json", record)
+    # The misclassified validation images, for the app's See why galleries without the dataset.
+    position = {int(index): pos for pos, index in enumerate(val_split.indices.tolist())}
+    write_gallery(run_dir, record, lambda index: val_split.images[position[index]])
     title = f"{config['task']} ({config['variant']}), {config['architecture']}"
     write_curves(run_dir, history, title)
     save_release(run_dir, model, config)   # last but the card: its SHA256SUMS lists the files above
