@@ -96,6 +96,12 @@ def training_refusal(host: str | None, allow_training: bool, environ=os.environ)
     return None
 
 
+def open_first_model_tab(catalog: Catalog):
+    """On page load: show the first classify tab with a model; with none, leave the page's tab alone."""
+    task = catalog.first_task_with_model(list(CLASSIFY_TABS))
+    return gr.Tabs(selected=CLASSIFY_TABS[task]) if task else gr.skip()
+
+
 def build_demo(runs: str | os.PathLike | Catalog | None = "runs", hub: Sequence[str] = (), *,
                device: str = "cpu", data_dir: str | os.PathLike | None = None,
                training_off: str | None = "it is enabled by `python app.py` on a loopback address, "
@@ -129,7 +135,7 @@ def build_demo(runs: str | os.PathLike | Catalog | None = "runs", hub: Sequence[
         # New runs appear without a restart: on every page load (which also opens the first tab
         # with a model) and on "Reload models", every model list and notice is rebuilt.
         live.wire(catalog, [demo.load], api_name="open_page", outputs_first=(status, tabs),
-                  first=lambda: [catalog.status_markdown(), gr.Tabs(selected=opening_tab(catalog))])
+                  first=lambda: [catalog.status_markdown(), open_first_model_tab(catalog)])
         live.wire(catalog, [reload_button.click], api_name="reload_models", outputs_first=(status,),
                   first=lambda: [catalog.status_markdown()])
         # A run started from the Train tab finished: every list offers it (the catalog already has it).

@@ -32,7 +32,7 @@ EPOCHS = 4
 STEPS_PER_EPOCH = 2
 TIMING = ("seconds", "cpu_seconds", "images_per_s")
 RUN_FILES = {"config.json", "model.safetensors", "history.json", "metrics.json", "predictions.json",
-             "README.md", "curves.png", "examples", "tb", "checkpoint.pt", "SHA256SUMS", "progress.json"}
+             "README.md", "curves.png", "examples", "tb", "checkpoint.pt", "SHA256SUMS", "progress.json", "see_why"}
 
 # The CLI in a child process, with CIFAR-10's md5 check skipped (generated batches; tests only).
 CHILD = ("import sys, runpy; import torchvision.datasets.cifar as c; "

@@ -16,7 +16,7 @@ from tests.conftest import REPO, train_tiny
 
 RUN_FILES = {"config.json", "model.safetensors", "history.json", "metrics.json", "predictions.json",
              "README.md", "curves.png", "examples", "tb", "checkpoint.pt", "SHA256SUMS",
-             "progress.json"}
+             "progress.json", "see_why"}
 
 
 def check_run_directory(run_dir, *, task, epochs, val_images, train_images):
