@@ -9,6 +9,7 @@ from PIL import Image
 from models.artifact import save_release
 from models.atomic import atomic_write, atomic_write_json
 from training.curves import write_curves
+from training.gallery import write_gallery
 from training.data import Split
 
 
@@ -46,7 +47,11 @@ def write_release(run_dir: Path, model, config: dict, history: list[dict], ev: d
                "labels": config["labels"], "per_class_accuracy": ev["per_class_accuracy"],
                "confusion_matrix": ev["confusion_matrix"]}
     atomic_write_json(run_dir / "metrics.json", metrics)
-    atomic_write_json(run_dir / "predictions.json", predictions_record(ev, val_split, config))
+    record = predictions_record(ev, val_split, config)
+    atomic_write_json(run_dir / "predictions.json", record)
+    # The misclassified validation images, for the app's See why galleries without the dataset.
+    position = {int(index): pos for pos, index in enumerate(val_split.indices.tolist())}
+    write_gallery(run_dir, record, lambda index: val_split.images[position[index]])
     title = f"{config['task']} ({config['variant']}), {config['architecture']}"
     write_curves(run_dir, history, title)
     save_release(run_dir, model, config)   # last but the card: its SHA256SUMS lists the files above

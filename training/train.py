@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from models.atomic import atomic_write_json, remove_stale_temps
 from models.augment import EvalTransform, TrainAugment
@@ -191,6 +193,9 @@ def restore(parts: Parts, checkpoint: dict | None, run_dir: Path, is_main: bool,
     return list(checkpoint["history"]), start_epoch
 
 
+PROGRESS_LINE_SECONDS = 10   # how often the whole-run progress line is printed
+
+
 class RunLog:
     """What the run writes while it trains: TensorBoard, history.json, checkpoint.pt, progress.json,
     one line per epoch. Only rank 0 writes; other ranks get a writer that discards."""
@@ -207,10 +212,16 @@ class RunLog:
                                     steps_per_epoch=self.steps_per_epoch,
                                     batch_size=cfg.recipe["batch_size"] * rank_info.world_size)
         self.progress.last_val_accuracy = history[-1]["val_accuracy"] if history else None
+        self.last_line = time.monotonic()
 
     def open(self, start_epoch: int) -> None:
         if not self.is_main:
             return
+        cfg, images = self.cfg, self.steps_per_epoch * self.progress.batch_size
+        print(f"{'resuming' if self.resumed else 'training'} {cfg.task} ({cfg.variant.value}, preset {cfg.preset}) "
+              f"into {self.run_dir}: device {self.config['device']}, precision {cfg.precision}, "
+              f"{cfg.recipe['epochs']} epochs of {images:,} images ({self.steps_per_epoch} steps of "
+              f"{self.progress.batch_size})", flush=True)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if self.resumed:
             remove_stale_temps(self.run_dir)   # half-written files of a killed run (never the real ones)
@@ -236,6 +247,9 @@ class RunLog:
     def step_done(self, epoch: int, step: int, loss: float) -> None:
         self.writer.add_scalar("train/step_loss", loss, (epoch - 1) * self.steps_per_epoch + step + 1)
         self.progress.on_step(step + 1)
+        if self.is_main and time.monotonic() - self.last_line >= PROGRESS_LINE_SECONDS:
+            self.last_line = time.monotonic()   # the whole run at a glance: epoch k/n, run ETA
+            tqdm.write(self.progress.line(), file=sys.stderr)
 
     def lr_applied(self, epoch: int, step: int, lr: float) -> None:
         self.writer.add_scalar("train/lr", lr, (epoch - 1) * self.steps_per_epoch + step + 1)
