@@ -383,7 +383,7 @@ def test_flipped_bytes_in_a_checkpoint_are_refused_with_no_side_effect(stopped_a
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"{run / 'checkpoint.pt'}: damaged"), proc.stderr
+    assert len(lines) == 1 and lines[0].startswith(f"error: {run / 'checkpoint.pt'}: damaged"), proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
     assert files_on_disk(run) == before, "a refused resume changed files"
     assert not (run / "model.safetensors").exists()
