@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from models.artifact import ArtifactError, load_model, save_release
+from models.artifact import ArtifactError, load_model, save_release, write_manifest
 from models.registry import ARCHITECTURES, ModelConfig, create_model
 from models.predict import logits_to_probs
 from training.tasks import TASKS
@@ -81,7 +81,7 @@ def test_save_load_round_trip_identical_logits_and_exact_files(tmp_path, task):
     torch.manual_seed(1)
     model = create_model(cfg).eval()
     save_release(tmp_path, model, {**cfg.to_dict(), "task": task})
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["SHA256SUMS", "config.json", "model.safetensors"]
     loaded = load_model(tmp_path)
     assert not loaded.model.training
     x = torch.randn(2, cfg.in_channels, cfg.input_size, cfg.input_size)
@@ -94,6 +94,7 @@ def test_loading_is_strict_about_architecture(tmp_path):
     save_release(tmp_path, create_model(mnist), mnist.to_dict())
     # Same architecture name, but config now says 3 input channels: shapes no longer match.
     (tmp_path / "config.json").write_text(json.dumps(cifar.to_dict()))
+    write_manifest(tmp_path)   # digests recorded again: the files are consistent, the shapes are not
     with pytest.raises(ArtifactError, match=r"model.safetensors: features.0.weight has shape"):
         load_model(tmp_path)
 
