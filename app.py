@@ -10,11 +10,18 @@ A model that cannot be loaded is listed as unavailable with the reason; the app 
 
 Tests import `build_demo`; only `python app.py` launches a server. This file never
 imports `training/`.
+
+Gradio keeps uploads and the images it serves in a cache folder; by default one shared by
+every Gradio app of the user (/tmp/gradio). This app uses its own (`private_cache_dir`),
+created with mode 0700 unless GRADIO_TEMP_DIR names one.
 """
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -24,6 +31,8 @@ import torch
 from ui import (architecture_tab, augment_tab, cards_tab, catsdogs_tab, cifar10_tab, curves_tab,
                 explain_tab, mnist_tab)
 from ui.catalog import HUB_ENV, Catalog, hub_ids_from_env
+from ui.common import MAX_IMAGE_BYTES
+from ui.http_limits import limits_middleware
 
 TITLE = "CNN Studio"
 DESCRIPTION = ("Classic image classifiers, trained from scratch and published with their evidence: "
@@ -36,12 +45,16 @@ TABS = [("CIFAR-10", "cifar10", cifar10_tab), ("MNIST", "mnist", mnist_tab),
         ("Architecture", "architecture", architecture_tab), ("Training curves", "curves", curves_tab),
         ("See why", "why", explain_tab), ("Model cards", "cards", cards_tab)]
 
-# Serving limits (see docs: issue "a safe app"). One model request at a time per CPU group,
-# a bounded queue: beyond it, requests are refused with a clear message instead of piling up.
+# Serving limits. One model request at a time per CPU group, a bounded queue: beyond it,
+# requests are refused with a clear message instead of piling up.
 QUEUE_MAX_SIZE = 16
 DEFAULT_CONCURRENCY = 1
-MAX_FILE_SIZE = "10mb"
+MAX_FILE_SIZE = MAX_IMAGE_BYTES          # Gradio's upload limit: the one image byte limit
+# The whole request body: the largest legitimate one is an image at the limit sent as a
+# base64 data: URL inside JSON (4/3 of its bytes: 13.3 MiB), plus room for the rest.
+MAX_REQUEST_BYTES = 16 * 1024 * 1024
 MAX_THREADS = 8
+CACHE_ENV = "GRADIO_TEMP_DIR"            # Gradio's name for its cache folder
 
 CSS = """
 .notice { border-left: 4px solid var(--color-accent); padding-left: 0.75em; }
@@ -64,6 +77,7 @@ def build_demo(runs: str | os.PathLike | Catalog | None = "runs", hub: Sequence[
     `runs` is a runs folder (searched for run directories) or an already built Catalog;
     `hub` lists Hub repo ids to load as well.
     """
+    private_cache_dir()   # before any component exists: each reads the folder when created
     catalog = runs if isinstance(runs, Catalog) else Catalog.from_sources(runs, hub, device=device)
     with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
         gr.Markdown(f"# {TITLE}\n{DESCRIPTION}", elem_id="app-title")
@@ -80,9 +94,26 @@ def build_demo(runs: str | os.PathLike | Catalog | None = "runs", hub: Sequence[
 
 
 def launch_options() -> dict:
-    """Keyword arguments for demo.launch(): look and limits. Never share=True by default."""
+    """Keyword arguments for demo.launch(): look and limits. Never share=True by default.
+
+    The request-body cap is ASGI middleware passed to the FastAPI app Gradio builds."""
     return dict(theme=theme(), css=CSS, max_file_size=MAX_FILE_SIZE, max_threads=MAX_THREADS,
-                footer_links=["api"])
+                footer_links=["api"], app_kwargs={"middleware": [limits_middleware(MAX_REQUEST_BYTES)]})
+
+
+def private_cache_dir() -> Path:
+    """Gradio's cache folder for this app: $GRADIO_TEMP_DIR if set (created 0700 if missing),
+    else a new folder of this process only (mode 0700, removed at exit). Gradio reads the
+    variable whenever it creates a component or accepts an upload, so it is set here, once."""
+    given = os.environ.get(CACHE_ENV)
+    if given:
+        path = Path(given)
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return path
+    path = Path(tempfile.mkdtemp(prefix="cnn-studio-gradio-"))       # mkdtemp: mode 0700
+    os.environ[CACHE_ENV] = str(path)
+    atexit.register(shutil.rmtree, path, True)
+    return path
 
 
 def get_args_parser() -> argparse.ArgumentParser:

@@ -1,12 +1,11 @@
 """Cats vs Dogs tab: one image, the baseline ResNet50 and the Random Erasing one side by side."""
 from __future__ import annotations
 
-from functools import partial
 
 import gradio as gr
 
 from models.runs import BASELINE, RANDOM_ERASING
-from ui import explain_tab
+from ui import explain_tab, inputs
 from ui.catalog import Catalog, ModelUnavailable
 from ui.common import (INFERENCE_CONCURRENCY, asset_examples, is_empty, model_view, read_image,
                        run_examples, run_model, tab_header, user_error)
@@ -21,6 +20,8 @@ def classify_catdog(catalog: Catalog, image, baseline_run: str | None = None, er
     A model that is missing gives an empty output and a line in the summary saying how to
     train it; with neither model there is nothing to show, so it is a gr.Error.
     """
+    baseline_run = inputs.run_key(baseline_run, "baseline_run")
+    erasing_run = inputs.run_key(erasing_run, "erasing_run")
     if is_empty(image):
         return None, None, None, ""
     results, notes, seen = [], [], None
@@ -76,7 +77,7 @@ def build(catalog: Catalog) -> None:
                                          label="Random Erasing run")
                     re_label = gr.Label(num_top_classes=2, label="Random Erasing", elem_id="catsdogs-erasing")
             summary = gr.Markdown(label="Summary", elem_id="catsdogs-summary")
-    gr.on([image.change, button.click, base_run.change, re_run.change], partial(classify_catdog, catalog),
+    gr.on([image.change, button.click, base_run.change, re_run.change], inputs.endpoint(classify_catdog, catalog),
           inputs=[image, base_run, re_run], outputs=[base_label, re_label, seen, summary],
           api_name="classify_catdog", preprocess=False, **INFERENCE_CONCURRENCY)
     explain_tab.add_gradcam(catalog, TASK, image, base_run, api_name="gradcam_catsdogs")

@@ -1,12 +1,11 @@
 """CIFAR-10 tab: any image in; top classes, all ten probabilities, and the 32x32 input the model sees."""
 from __future__ import annotations
 
-from functools import partial
 
 import gradio as gr
 
 from models.runs import BASELINE
-from ui import explain_tab
+from ui import explain_tab, inputs
 from ui.catalog import Catalog
 from ui.common import (INFERENCE_CONCURRENCY, asset_examples, get_model, is_empty, model_view,
                        probs_frame, read_image, run_examples, run_model, tab_header)
@@ -19,6 +18,7 @@ def classify_cifar10(catalog: Catalog, image, model_run: str | None = None):
 
     No image gives empty outputs (a cleared input); an unreadable one a one-line gr.Error.
     """
+    model_run = inputs.run_key(model_run)
     if is_empty(image):
         return None, probs_frame(None), None
     entry = get_model(catalog, model_run, TASK, BASELINE)
@@ -53,7 +53,7 @@ def build(catalog: Catalog) -> None:
                               sort=list(entry.loaded.config.labels) if entry else None, height=240)
             seen = gr.Image(label="What the model sees (32x32 after preprocessing, upscaled)",
                             format="png", interactive=False, height=200, buttons=[])
-    gr.on([image.change, button.click, run.change], partial(classify_cifar10, catalog),
+    gr.on([image.change, button.click, run.change], inputs.endpoint(classify_cifar10, catalog),
           inputs=[image, run], outputs=[label, bars, seen], api_name="classify_cifar10",
           preprocess=False, **INFERENCE_CONCURRENCY)
     explain_tab.add_gradcam(catalog, TASK, image, run, api_name="gradcam_cifar10")

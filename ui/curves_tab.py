@@ -4,7 +4,6 @@ and the Random Erasing comparison from metrics.json. Every number is read from t
 from __future__ import annotations
 
 import json
-from functools import partial
 from pathlib import Path
 
 import gradio as gr
@@ -12,6 +11,7 @@ import pandas as pd
 
 from models.runs import BASELINE, RANDOM_ERASING
 from ui.catalog import TRAIN_COMMANDS, VARIANT_TITLES, Catalog, ModelEntry
+from ui import inputs
 from ui.common import LIGHT_CONCURRENCY, user_error
 
 CURVE_COLUMNS = ["epoch", "value", "series"]
@@ -43,8 +43,7 @@ def default_selection(entries: list[ModelEntry]) -> list[str]:
 
 def curves(catalog: Catalog, model_runs: list[str] | str | None):
     """Chosen run keys -> (accuracy frame, loss frame): columns epoch, value, series ("<run> train|val")."""
-    if isinstance(model_runs, str):
-        model_runs = [model_runs]
+    model_runs = inputs.run_keys(model_runs, "model_runs")
     known = {e.key: e for e in runs_with_history(catalog)}
     unknown = [k for k in model_runs or [] if k not in known]
     if unknown:
@@ -106,8 +105,8 @@ def build(catalog: Catalog) -> None:
         acc_plot = gr.LinePlot(acc0, x="epoch", y="value", color="series", y_lim=[0, 1],
                                y_title="accuracy", label="Accuracy")
         loss_plot = gr.LinePlot(loss0, x="epoch", y="value", color="series", y_title="loss", label="Loss")
-    chooser.change(partial(curves, catalog), inputs=[chooser], outputs=[acc_plot, loss_plot],
-                   api_name="curves", **LIGHT_CONCURRENCY)
+    chooser.change(inputs.endpoint(curves, catalog, images=()), inputs=[chooser], outputs=[acc_plot, loss_plot],
+                   api_name="curves", preprocess=False, **LIGHT_CONCURRENCY)
 
     gr.Markdown("### Random Erasing: does it help?\nFinal validation accuracy (`metrics.json`) of the "
                 "cats vs dogs ResNet50 trained without and with Random Erasing, same seed and initial weights.")

@@ -12,7 +12,6 @@ No `from __future__ import annotations` here: Gradio reads the `gr.SelectData` a
 of the select handlers at run time.
 """
 import os
-from functools import partial
 from pathlib import Path
 
 import gradio as gr
@@ -20,12 +19,14 @@ import gradio as gr
 from models.presets import DEFAULT_MODEL_CONFIGS
 from models.runs import BASELINE, RANDOM_ERASING
 from ui import explain_handlers as h
+from ui import inputs
 from ui.catalog import Catalog, ModelUnavailable
 from ui.common import INFERENCE_CONCURRENCY, LIGHT_CONCURRENCY, is_empty, read_image, user_error
 from ui.val_images import ValidationImages
 
 DATA_ENV = "CNN_STUDIO_DATA_DIR"
 CATSDOGS = "catsdogs"
+FILLS = ("mean", "black", "noise")     # what an occlusion box is filled with (models.explain.erase)
 
 
 def default_data_dir() -> Path:
@@ -48,8 +49,7 @@ class Images:
 # --- catalog adapters (tested directly) ------------------------------------------------------
 
 def _entry(catalog: Catalog, key):
-    if not key:
-        raise user_error("Choose a model run first.")
+    key = inputs.required_run_key(key)
     try:
         return catalog.entry(key)
     except ModelUnavailable as e:
@@ -58,8 +58,9 @@ def _entry(catalog: Catalog, key):
 
 def _loaded(catalog: Catalog, key, task=None, variant=BASELINE):
     """The loaded model of `key`; with no key, the default model of `task` and `variant`."""
+    key = inputs.run_key(key)
     if not key and task is None:
-        raise user_error("Choose a model run first.")
+        raise user_error("model_run is missing: choose a model run")
     try:
         if key:
             entry = catalog.entry(key)
@@ -88,16 +89,18 @@ def explain(catalog: Catalog, image, model_run, target_class=None, overlay_stren
 
     `prepare` turns the decoded image into what the tab classifies (e.g. MNIST's to_mnist_digit);
     it may return None for "nothing to explain"."""
+    loaded = _loaded(catalog, model_run, task, variant)
+    target_class = inputs.choice(target_class, "target_class", h.target_choices(loaded.config.labels),
+                                 default=h.PREDICTED)
+    overlay_strength = inputs.real_number(overlay_strength, "overlay_strength", 0, 1)
     if is_empty(image):
         return None, ""
-    loaded = _loaded(catalog, model_run, task, variant)
     img = read_image(image)
     if prepare is not None:
         img = prepare(img)
         if img is None:
             return None, "Nothing to explain: no digit found in the image."
-    return h.gradcam_view(loaded, img, target_class,
-                          float(overlay_strength if overlay_strength is not None else 0.5))
+    return h.gradcam_view(loaded, img, target_class, overlay_strength)
 
 
 def confusion(catalog: Catalog, model_run):
@@ -117,6 +120,7 @@ def confusion_cell_images(catalog: Catalog, images: Images, model_run, index):
 
 def gradcam_targets(catalog: Catalog, model_run):
     """The "Explain class" choices for a run: the predicted class, then each of its labels."""
+    model_run = inputs.run_key(model_run)
     choices = h.target_choices(_labels(catalog, model_run)) if model_run else [h.PREDICTED]
     return gr.Dropdown(choices=choices, value=h.PREDICTED)
 
@@ -135,25 +139,35 @@ def occlusion_models(catalog: Catalog, base_key, re_key):
 
 
 def occlusion_probe(catalog: Catalog, image, baseline_run, erasing_run, box_x, box_y, box_size, fill="mean"):
+    baseline_run, erasing_run, fill = _occlusion_choices(baseline_run, erasing_run, fill)
     if is_empty(image):
         return None, None
     models = occlusion_models(catalog, baseline_run, erasing_run)
-    box = h.box_from_centre(float(box_x), float(box_y), float(box_size), models[0][1].config.input_size)
+    side = models[0][1].config.input_size
+    box = h.box_from_centre(inputs.real_number(box_x, "box_x", 0, side), inputs.real_number(box_y, "box_y", 0, side),
+                            inputs.whole_number(box_size, "box_size", 1, side), side)
     return h.occlusion_probe(models, read_image(image), box, fill)
 
 
 def occlusion_sweep(catalog: Catalog, image, baseline_run, erasing_run, box_size, fine_sweep=False, fill="mean"):
+    baseline_run, erasing_run, fill = _occlusion_choices(baseline_run, erasing_run, fill)
+    fine_sweep = inputs.flag(fine_sweep, "fine_sweep")
     if is_empty(image):
         return [], None
     models = occlusion_models(catalog, baseline_run, erasing_run)
-    box = int(box_size)
+    box = inputs.whole_number(box_size, "box_size", 1, models[0][1].config.input_size)
     return h.occlusion_sweep_view(models, read_image(image), box=box, stride=max(1, box // 2) if fine_sweep else box,
                                   fill=fill)
 
 
+def _occlusion_choices(baseline_run, erasing_run, fill):
+    return (inputs.run_key(baseline_run, "baseline_run"), inputs.run_key(erasing_run, "erasing_run"),
+            inputs.choice(fill, "fill", FILLS, default=FILLS[0]))
+
+
 def threshold(catalog: Catalog, model_run, decision_threshold):
     entry = _entry(catalog, model_run)
-    table, note = h.threshold_report(entry.root, float(decision_threshold))
+    table, note = h.threshold_report(entry.root, inputs.real_number(decision_threshold, "decision_threshold", 0, 1))
     return table, note
 
 
@@ -176,9 +190,12 @@ def comparison_choices(catalog: Catalog):
     return [(p.parent.name, str(p.parent.name)) for p in h.find_comparisons(root)]
 
 
-def comparison(catalog: Catalog, comparison_name):
+def comparison(catalog: Catalog, comparison_name=None):
+    comparison_name = inputs.text(comparison_name, "comparison_name")
     paths = {p.parent.name: p for p in h.find_comparisons(catalog.runs_dir)}
-    return h.comparison_view(paths.get(comparison_name))
+    if not paths:                 # nothing to choose from: the view says how to make one
+        return h.comparison_view(None)
+    return h.comparison_view(paths[inputs.choice(comparison_name, "comparison_name", list(paths))])
 
 
 # --- wiring ------------------------------------------------------------------------------------
@@ -201,7 +218,7 @@ def add_gradcam(catalog: Catalog, task: str, image: gr.components.Component, run
             button = gr.Button("Explain", scale=0)
         heat = gr.Image(label="Grad-CAM", format="png", interactive=False, height=256)
         caption = gr.Markdown(label="Grad-CAM caption")
-    gr.on([button.click, target.change], partial(explain, catalog, task=task, variant=variant, prepare=prepare),
+    gr.on([button.click, target.change], inputs.endpoint(explain, catalog, task=task, variant=variant, prepare=prepare),
           inputs=[image, run, target, alpha], outputs=[heat, caption], api_name=api_name,
           preprocess=False, **INFERENCE_CONCURRENCY)
 
@@ -230,9 +247,9 @@ def build(catalog: Catalog, data_dir=None) -> None:
                 with gr.Column():
                     g_heat = gr.Image(label="Grad-CAM", format="png", interactive=False, height=280)
                     g_caption = gr.Markdown(label="Grad-CAM caption")
-            g_run.change(partial(gradcam_targets, catalog),
-                         inputs=[g_run], outputs=[g_target], api_name="gradcam_targets", **LIGHT_CONCURRENCY)
-            gr.on([g_button.click, g_image.change], partial(explain, catalog),
+            g_run.change(inputs.endpoint(gradcam_targets, catalog, images=()), inputs=[g_run], outputs=[g_target],
+                         api_name="gradcam_targets", preprocess=False, **LIGHT_CONCURRENCY)
+            gr.on([g_button.click, g_image.change], inputs.endpoint(explain, catalog),
                   inputs=[g_image, g_run, g_target], outputs=[g_heat, g_caption], api_name="gradcam",
                   preprocess=False, **INFERENCE_CONCURRENCY)
 
@@ -246,15 +263,15 @@ def build(catalog: Catalog, data_dir=None) -> None:
                 c_acc = gr.Dataframe(acc0, label="Per-class accuracy", interactive=False, scale=1)
             c_text = gr.Markdown(label="Clicked cell")
             c_gallery = gr.Gallery(label="Images of the clicked cell", columns=8, height=320, preview=False)
-            c_run.change(partial(confusion, catalog), inputs=[c_run],
+            c_run.change(inputs.endpoint(confusion, catalog, images=()), inputs=[c_run],
                          outputs=[c_table, c_acc, c_note, c_gallery, c_text], api_name="confusion",
-                         **LIGHT_CONCURRENCY)
+                         preprocess=False, **LIGHT_CONCURRENCY)
 
             def on_cell(model_run, evt: gr.SelectData):
                 return confusion_cell_images(catalog, images, model_run, evt.index)
 
             c_table.select(on_cell, inputs=[c_run], outputs=[c_gallery, c_text], api_name="confusion_cell",
-                           **LIGHT_CONCURRENCY)
+                           preprocess=False, **LIGHT_CONCURRENCY)
 
         with gr.Tab("Occlusion playground", id="why-occlusion"):
             gr.Markdown("Erase part of a photo and watch P(dog) of the baseline and the Random Erasing model. "
@@ -272,7 +289,7 @@ def build(catalog: Catalog, data_dir=None) -> None:
                     o_x = gr.Slider(0, 224, value=112, step=1, label="Box centre x")
                     o_y = gr.Slider(0, 224, value=112, step=1, label="Box centre y")
                     o_size = gr.Slider(8, 224, value=56, step=4, label="Box side (pixels)")
-                    o_fill = gr.Radio(["mean", "black", "noise"], value="mean", label="Fill")
+                    o_fill = gr.Radio(list(FILLS), value=FILLS[0], label="Fill")
                 with gr.Column():
                     o_view = gr.Image(label="What the models see, box erased", format="png", interactive=False,
                                       height=256)
@@ -284,7 +301,7 @@ def build(catalog: Catalog, data_dir=None) -> None:
                                         columns=2, height=300, preview=False)
                     o_sweep_table = gr.Dataframe(interactive=False, label="Sweep summary")
             gr.on([o_image.change, o_x.release, o_y.release, o_size.release, o_fill.change],
-                  partial(occlusion_probe, catalog),
+                  inputs.endpoint(occlusion_probe, catalog),
                   inputs=[o_image, o_base, o_re, o_x, o_y, o_size, o_fill], outputs=[o_view, o_table],
                   api_name="occlusion_probe", preprocess=False, **INFERENCE_CONCURRENCY)
 
@@ -297,7 +314,7 @@ def build(catalog: Catalog, data_dir=None) -> None:
             o_view.select(on_view_click, inputs=[o_image, o_base, o_re, o_size, o_fill],
                           outputs=[o_x, o_y, o_view, o_table], api_name="occlusion_click", preprocess=False,
                           **INFERENCE_CONCURRENCY)
-            o_sweep.click(partial(occlusion_sweep, catalog),
+            o_sweep.click(inputs.endpoint(occlusion_sweep, catalog),
                           inputs=[o_image, o_base, o_re, o_size, o_fine, o_fill], outputs=[o_maps, o_sweep_table],
                           api_name="occlusion_sweep", preprocess=False, **INFERENCE_CONCURRENCY)
 
@@ -314,10 +331,12 @@ def build(catalog: Catalog, data_dir=None) -> None:
                                       label="Metrics vs threshold", show_label=False)
                 t_rel = gr.Plot(rel0, label="Reliability diagram")
             t_ece = gr.Markdown(ece0, label="Calibration error")
-            gr.on([t_slider.release, t_run.change], partial(threshold, catalog),
-                  inputs=[t_run, t_slider], outputs=[t_table, t_note], api_name="threshold", **LIGHT_CONCURRENCY)
-            t_run.change(partial(calibration, catalog), inputs=[t_run], outputs=[t_curve, t_rel, t_ece],
-                         api_name="calibration", **LIGHT_CONCURRENCY)
+            gr.on([t_slider.release, t_run.change], inputs.endpoint(threshold, catalog, images=()),
+                  inputs=[t_run, t_slider], outputs=[t_table, t_note], api_name="threshold", preprocess=False,
+                  **LIGHT_CONCURRENCY)
+            t_run.change(inputs.endpoint(calibration, catalog, images=()), inputs=[t_run],
+                         outputs=[t_curve, t_rel, t_ece], api_name="calibration", preprocess=False,
+                         **LIGHT_CONCURRENCY)
 
         with gr.Tab("Top losses", id="why-losses"):
             l_run = gr.Dropdown(all_runs, value=first, label="Model run")
@@ -325,8 +344,9 @@ def build(catalog: Catalog, data_dir=None) -> None:
             l_note = gr.Markdown(ln0, label="Top losses note")
             l_gallery = gr.Gallery(lg0, label="Most confidently wrong", columns=8, height=320, preview=False)
             l_table = gr.Dataframe(lt0, interactive=False, label="Top losses")
-            l_run.change(partial(losses, catalog, images), inputs=[l_run],
-                         outputs=[l_gallery, l_table, l_note], api_name="top_losses", **LIGHT_CONCURRENCY)
+            l_run.change(inputs.endpoint(losses, catalog, images, images=()), inputs=[l_run],
+                         outputs=[l_gallery, l_table, l_note], api_name="top_losses", preprocess=False,
+                         **LIGHT_CONCURRENCY)
 
         with gr.Tab("Random Erasing study", id="why-erasing"):
             names = comparison_choices(catalog)
@@ -334,5 +354,5 @@ def build(catalog: Catalog, data_dir=None) -> None:
             text0, fig0 = comparison(catalog, names[0][1] if names else None)
             s_text = gr.Markdown(text0, label="Comparison summary")
             s_plot = gr.Plot(fig0, label="Accuracy per seed and paired difference")
-            s_pick.change(partial(comparison, catalog), inputs=[s_pick], outputs=[s_text, s_plot],
-                          api_name="erasing_study", **LIGHT_CONCURRENCY)
+            s_pick.change(inputs.endpoint(comparison, catalog, images=()), inputs=[s_pick], outputs=[s_text, s_plot],
+                          api_name="erasing_study", preprocess=False, **LIGHT_CONCURRENCY)

@@ -7,17 +7,16 @@ own preprocessing (from its config.json) then resizes 28x28 to its 32x32 input.
 """
 from __future__ import annotations
 
-from functools import partial
 
 import gradio as gr
 import numpy as np
 from PIL import Image
 
 from models.runs import BASELINE
-from ui import explain_tab
+from ui import explain_tab, inputs
 from ui.catalog import Catalog
 from ui.common import (INFERENCE_CONCURRENCY, asset_examples, get_model, is_empty, model_view,
-                       probs_frame, read_image, run_examples, run_model, tab_header)
+                       probs_frame, read_image, run_examples, run_model, tab_header, user_error)
 
 TASK = "mnist"
 FIELD = 28          # MNIST image side
@@ -83,21 +82,28 @@ def sketch_image(sketch, editor: gr.Sketchpad | None = None):
     return sketch.get("composite")
 
 
+NO_DIGIT = ("no digit found: the image is blank or a single colour (fully transparent, uniform, "
+            "one pixel); draw or upload a digit, dark on light or light on dark")
+
+
 def classify_digit(catalog: Catalog, sketch, model_run: str | None = None, editor: gr.Sketchpad | None = None):
     """A drawing (Sketchpad value) or any image -> (model input view, top-k, bar frame).
 
     The model input view is the 28x28 MNIST-like digit after the model's own preprocessing
-    (resized to 32x32), upscaled.
+    (resized to 32x32), upscaled. An empty canvas in the browser (nothing drawn yet, or just
+    cleared) gives empty outputs; anywhere else a blank image is a gr.Error saying so.
     """
-    return _classify(catalog, sketch_image(sketch, editor), model_run)
+    model_run = inputs.run_key(model_run)
+    return _classify(catalog, sketch_image(sketch, editor), model_run, blank_is_empty=inputs.from_browser())
 
 
 def classify_digit_image(catalog: Catalog, image, model_run: str | None = None):
-    """An uploaded digit image -> the same outputs as classify_digit."""
+    """An uploaded digit image -> the same outputs as classify_digit; a blank one is a gr.Error."""
+    model_run = inputs.run_key(model_run)
     return _classify(catalog, image, model_run)
 
 
-def _classify(catalog: Catalog, image, model_run):
+def _classify(catalog: Catalog, image, model_run, blank_is_empty: bool = False):
     empty = (None, None, probs_frame(None))
     if is_empty(image):
         return empty
@@ -105,7 +111,9 @@ def _classify(catalog: Catalog, image, model_run):
     entry = get_model(catalog, model_run, TASK, BASELINE)
     digit = to_mnist_digit(img)
     if digit is None:
-        return empty
+        if blank_is_empty:
+            return empty
+        raise user_error(f"Could not classify the image: {NO_DIGIT}")
     probs, x = run_model(entry, digit)
     return model_view(x, entry.loaded.config), probs, probs_frame(probs)
 
@@ -145,10 +153,11 @@ def build(catalog: Catalog) -> None:
                               x="class", y="probability", y_lim=[0, 1], label="All ten digits",
                               sort=list(entry.loaded.config.labels) if entry else None, height=220)
     outputs = [seen, label, bars]
-    gr.on([sketch.change, draw_button.click], partial(classify_digit, catalog, editor=sketch), inputs=[sketch, run],
+    gr.on([sketch.change, draw_button.click],
+          inputs.endpoint(classify_digit, catalog, editor=sketch, images=("sketch",)), inputs=[sketch, run],
           outputs=outputs, api_name="classify_digit", preprocess=False, trigger_mode="always_last",
           **INFERENCE_CONCURRENCY)
-    gr.on([upload.change, upload_button.click], partial(classify_digit_image, catalog), inputs=[upload, run],
+    gr.on([upload.change, upload_button.click], inputs.endpoint(classify_digit_image, catalog), inputs=[upload, run],
           outputs=outputs, api_name="classify_digit_image", preprocess=False, **INFERENCE_CONCURRENCY)
     explain_tab.add_gradcam(catalog, TASK, upload, run, prepare=to_mnist_digit, api_name="gradcam_mnist",
                             title="Why? Grad-CAM of the uploaded digit: where the model looked")

@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image
 
 from models.predict import ImageInputError, decode_image
+from ui.catalog import public_text
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"}   # as training.data
 
@@ -59,7 +60,7 @@ class ValidationImages:
         if self._source is not None or self.error is not None:
             return
         if self.data_dir is None or not self.data_dir.is_dir():
-            self.error = f"no data folder at {self.data_dir}" if self.data_dir else "no data folder given"
+            self.error = public_text(f"no data folder at {self.data_dir}") if self.data_dir else "no data folder given"
             return
         try:
             if self.task == "cifar10":
@@ -81,7 +82,8 @@ class ValidationImages:
             else:
                 self.error = f"no validation images known for task {self.task!r}"
         except (RuntimeError, OSError, ValueError) as e:    # torchvision: "Dataset not found ..."
-            self.error = f"the {self.task} validation split is not in {self.data_dir} ({' '.join(str(e).split())})"
+            self.error = public_text(f"the {self.task} validation split is not in {self.data_dir} "
+                                     f"({' '.join(str(e).split())})")
 
     @property
     def available(self) -> bool:
