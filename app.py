@@ -1,12 +1,14 @@
 """CNN Studio: the Gradio app for every trained model.
 
-    python app.py [--runs DIR] [--host 127.0.0.1] [--port 7860] [--hub REPO_ID ...]
+    python app.py [--runs DIR] [--data-dir DIR] [--host 127.0.0.1] [--port 7860] [--hub REPO_ID ...]
 
 Models come from run directories under --runs (`<task>/<run>/` with config.json and
 model.safetensors; the newest per task and variant is the default) and from Hub repos
 (--hub, or the CNN_STUDIO_HUB_MODELS environment variable, space- or comma-separated),
-through the same loader (models.artifact.load_model). They are loaded once, at start.
-A model that cannot be loaded is listed as unavailable with the reason; the app still starts.
+through the same loader (models.artifact.load_model). The runs folder is looked at again on
+every page load and on "Reload models", so runs trained while the app is up appear without a
+restart. A model that cannot be loaded is listed as unavailable with the reason; the app
+still starts. The app opens on the first classify tab that has a model.
 
 Tests import `build_demo`; only `python app.py` launches a server. This file never
 imports `training/`.
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import ipaddress
 import os
 import shutil
 import tempfile
@@ -29,37 +32,42 @@ import gradio as gr
 import torch
 
 from ui import (architecture_tab, augment_tab, cards_tab, catsdogs_tab, cifar10_tab, curves_tab,
-                explain_tab, mnist_tab)
+                explain_tab, live, mnist_tab, serving, train_tab)
 from ui.catalog import HUB_ENV, Catalog, hub_ids_from_env
 from ui.common import MAX_IMAGE_BYTES
 from ui.http_limits import limits_middleware
+from ui.jobs import TrainingJobs
 
 TITLE = "CNN Studio"
 DESCRIPTION = ("Classic image classifiers, trained from scratch and published with their evidence: "
                "VGG19-BN on CIFAR-10 and on MNIST, and ResNet50 for cats vs dogs with and without "
                "Random Erasing. Every number on these pages is read from the runs' own files.")
 
-# (label, id, module with build(catalog)), in the order the tabs appear.
+# (label, id, module with build(catalog)), in the order the tabs appear. The first three are the
+# classify tabs: the app opens on the first of them that has a model.
 TABS = [("CIFAR-10", "cifar10", cifar10_tab), ("MNIST", "mnist", mnist_tab),
         ("Cats vs Dogs", "catsdogs", catsdogs_tab), ("Augmentation", "augmentation", augment_tab),
         ("Architecture", "architecture", architecture_tab), ("Training curves", "curves", curves_tab),
-        ("See why", "why", explain_tab), ("Model cards", "cards", cards_tab)]
+        ("See why", "why", explain_tab), ("Model cards", "cards", cards_tab), ("Train", "train", train_tab)]
 
-# Serving limits. One model request at a time per CPU group, a bounded queue: beyond it,
-# requests are refused with a clear message instead of piling up.
-QUEUE_MAX_SIZE = 16
+# Serving limits. Each concurrency group (model calls, light pages, ...) has its own limit and
+# its own queue bound (ui/serving.py): beyond it, that group's requests are refused with a clear
+# message instead of piling up, and the other groups keep answering. QUEUE_MAX_SIZE bounds all
+# waiting requests together.
+QUEUE_MAX_SIZE = 64
 DEFAULT_CONCURRENCY = 1
 MAX_FILE_SIZE = MAX_IMAGE_BYTES          # Gradio's upload limit: the one image byte limit
 # The whole request body: the largest legitimate one is an image at the limit sent as a
 # base64 data: URL inside JSON (4/3 of its bytes: 13.3 MiB), plus room for the rest.
 MAX_REQUEST_BYTES = 16 * 1024 * 1024
-MAX_THREADS = 8
+MAX_THREADS = serving.MAX_THREADS
 CACHE_ENV = "GRADIO_TEMP_DIR"            # Gradio's name for its cache folder
 
 CSS = """
 .notice { border-left: 4px solid var(--color-accent); padding-left: 0.75em; }
 #app-title h1 { margin-bottom: 0; }
 #model-card { max-height: 640px; overflow-y: auto; }
+#architecture-table td:first-child { font-family: var(--font-mono); }
 """
 
 
@@ -70,26 +78,79 @@ def theme() -> gr.themes.Base:
                           font_mono=["ui-monospace", "monospace"])
 
 
+CLASSIFY_TABS = {"cifar10": "cifar10", "mnist": "mnist", "catsdogs": "catsdogs"}   # task -> tab id
+
+
+def opening_tab(catalog: Catalog) -> str:
+    """The first classify tab whose task has a model (else the first tab)."""
+    task = catalog.first_task_with_model(list(CLASSIFY_TABS))
+    return CLASSIFY_TABS[task] if task else TABS[0][1]
+
+
+def is_loopback(host: str | None) -> bool:
+    """True when `host` (None: Gradio's default, 127.0.0.1) only accepts connections from this machine."""
+    if host is None or host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def training_refusal(host: str | None, allow_training: bool, environ=os.environ) -> str | None:
+    """Why the Train tab is off (None: on). On by default only on a loopback address, never on a Space."""
+    if allow_training:
+        return None
+    if environ.get("SPACE_ID"):
+        return "this app runs as a Hugging Face Space (start it with --allow-training to enable it)"
+    if not is_loopback(host):
+        return f"the app listens on {host}, not a loopback address (start it with --allow-training to enable it)"
+    return None
+
+
 def build_demo(runs: str | os.PathLike | Catalog | None = "runs", hub: Sequence[str] = (), *,
-               device: str = "cpu") -> gr.Blocks:
+               device: str = "cpu", data_dir: str | os.PathLike | None = None,
+               training_off: str | None = "it is enabled by `python app.py` on a loopback address, "
+                                          "or with --allow-training",
+               train_device: str = "auto") -> gr.Blocks:
     """The whole app as a gr.Blocks (not launched).
 
     `runs` is a runs folder (searched for run directories) or an already built Catalog;
-    `hub` lists Hub repo ids to load as well.
+    `hub` lists Hub repo ids to load as well; `data_dir` is where datasets are (training's
+    --data-dir; the See why galleries read validation images there when a run folder does
+    not carry them). `training_off` says why the Train tab may not start runs (None: it may;
+    runs go into the runs folder, one at a time, on `train_device`).
     """
     private_cache_dir()   # before any component exists: each reads the folder when created
     catalog = runs if isinstance(runs, Catalog) else Catalog.from_sources(runs, hub, device=device)
+    trainer = train_tab.Trainer(None, training_off)
+    if training_off is None and catalog.runs_dir is not None:
+        trainer = train_tab.Trainer(TrainingJobs(catalog.runs_dir, data_dir=Path(data_dir or "data"),
+                                                 device=train_device, on_finished=lambda job: catalog.reload()))
+    options = {"why": {"data_dir": data_dir}, "train": {"trainer": trainer}}
+    built = {}
     with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
         gr.Markdown(f"# {TITLE}\n{DESCRIPTION}", elem_id="app-title")
         problems = bool(catalog.unavailable()) or not catalog.entries(available_only=True)
         with gr.Accordion("Models", open=problems):
-            gr.Markdown(catalog.status_markdown(), elem_id="model-status")
-        with gr.Tabs():
+            status = live.markdown(catalog, catalog.status_markdown, label="Models", elem_id="model-status")
+            reload_button = gr.Button("Reload models", size="sm", elem_id="reload-models")
+        with gr.Tabs(selected=opening_tab(catalog)) as tabs:
             for label, tab_id, tab in TABS:
                 with gr.Tab(label, id=tab_id):
-                    tab.build(catalog)
+                    built[tab_id] = tab.build(catalog, **options.get(tab_id, {}))
+        # New runs appear without a restart: on every page load (which also opens the first tab
+        # with a model) and on "Reload models", every model list and notice is rebuilt.
+        live.wire(catalog, [demo.load], api_name="open_page", outputs_first=(status, tabs),
+                  first=lambda: [catalog.status_markdown(), gr.Tabs(selected=opening_tab(catalog))])
+        live.wire(catalog, [reload_button.click], api_name="reload_models", outputs_first=(status,),
+                  first=lambda: [catalog.status_markdown()])
+        # A run started from the Train tab finished: every list offers it (the catalog already has it).
+        live.wire(catalog, [built["train"].change], api_name="train_finished", outputs_first=(status,),
+                  first=lambda: [catalog.status_markdown()])
     demo.catalog = catalog  # for tests and scripts: the models this app serves
-    demo.queue(max_size=QUEUE_MAX_SIZE, default_concurrency_limit=DEFAULT_CONCURRENCY)
+    demo.trainer = trainer  # and the training queue of the Train tab
+    serving.bound_queue_per_group(demo, max_size=QUEUE_MAX_SIZE, default_concurrency_limit=DEFAULT_CONCURRENCY)
     return demo
 
 
@@ -124,19 +185,59 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default=None,
                    help="address to listen on (default 127.0.0.1, or $GRADIO_SERVER_NAME; 0.0.0.0 for a Space)")
     p.add_argument("--port", type=int, default=None, help="port (default 7860, or $GRADIO_SERVER_PORT)")
+    p.add_argument("--data-dir", default="data",
+                   help="datasets folder, as training's --data-dir (default: data): the See why galleries "
+                        "read validation images from here when a run folder does not carry them")
     p.add_argument("--device", default="cpu", help="device for inference (default cpu)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads for the model (default: half the cores, the rest serve requests)")
+    p.add_argument("--max-batch", type=int, default=serving.MAX_BATCH,
+                   help=f"concurrent requests sharing one forward pass, at most (default {serving.MAX_BATCH}; "
+                        "1: each request its own)")
     p.add_argument("--share", action="store_true", help="also open a public gradio.live link (off by default)")
+    p.add_argument("--allow-training", action="store_true",
+                   help="let the Train tab start training runs even when the app listens on a non-loopback "
+                        "address or runs as a Space (on a loopback address it is allowed by default)")
+    p.add_argument("--train-device", default="auto", help="--device of runs started from the Train tab (default auto)")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = get_args_parser().parse_args(argv)
-    torch.set_num_threads(args.threads or max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                                             else os.cpu_count() or 1))
+    torch.set_num_threads(args.threads or serving.default_torch_threads())
+    serving.set_max_batch(args.max_batch)
     hub = list(dict.fromkeys([*args.hub, *hub_ids_from_env()]))
-    demo = build_demo(Path(args.runs), hub, device=args.device)
-    demo.launch(server_name=args.host, server_port=args.port, share=args.share, **launch_options())
+    host = args.host or os.environ.get("GRADIO_SERVER_NAME")
+    refusal = training_refusal(host, args.allow_training)
+    if args.share and not args.allow_training:
+        refusal = "the app is shared through a public link (start it with --allow-training to enable it)"
+    global demo  # module-level, where `gradio app.py` (reload mode) finds the running app
+    demo = build_demo(Path(args.runs), hub, device=args.device, data_dir=Path(args.data_dir),
+                      training_off=refusal, train_device=args.train_device)
+    if args.share:
+        demo.launch(server_name=args.host, server_port=args.port, share=True, **launch_options())
+        return
+    # Gradio's own start-up lines end with "set `share=True` in `launch()`", advice for a script
+    # calling launch(); this app's switch is --share, so it prints its own lines instead.
+    demo.launch(server_name=args.host, server_port=args.port, share=False, quiet=True, prevent_thread_lock=True,
+                **launch_options())
+    print(startup_message(demo.local_url), flush=True)
+    demo.block_thread()
+
+
+def startup_message(local_url: str) -> str:
+    hint = "" if os.environ.get("SPACE_ID") else "\n* To create a public link, run: python app.py --share"
+    return f"* Running on local URL:  {local_url}{hint}"
+
+
+def __getattr__(name: str):
+    """`app.demo`: the app for ./runs and $CNN_STUDIO_HUB_MODELS, built on first use (Gradio's
+    module-level `demo`), so that importing app.py builds and launches nothing."""
+    if name == "demo":
+        global demo
+        demo = build_demo(Path("runs"), hub_ids_from_env())
+        return demo
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 if __name__ == "__main__":

@@ -136,7 +136,7 @@ def write_result(name: str, device: torch.device, result: dict, env: dict) -> Pa
     path = out_dir / f"{name}-{device.type}.json"
     payload = {"benchmark": name, "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
                "environment": env, **result}
-    path.write_text(json.dumps(payload, indent=2) + "\n")
+    path.write_text(json.dumps(payload, indent=2, allow_nan=False) + "\n")
     print(f"\nwrote {path}")
     return path
 

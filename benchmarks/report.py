@@ -110,6 +110,45 @@ def rows_for(results: dict[str, dict]) -> list[tuple[str, str, str]]:
         out.append((sec, "end-to-end overhead (p50)", f"**{r['overhead_p50'] * 100:+.1f}%**"))
         out.append((sec, f"batch {r['batch_size']} end to end / bare forward, images/s",
                     f"{ms(r['batch_images_per_s']['end_to_end'])} / {ms(r['batch_images_per_s']['bare_forward'])}"))
+    for key in sorted((k for k in results if k == "serve" or k.startswith("serve-")), key=_serve_order):
+        out += serve_rows(key, results[key])
+    return out
+
+
+def _serve_order(key: str) -> tuple:
+    return (key != "serve-before", key)   # the before run first, then this version
+
+
+def serve_rows(key: str, r: dict) -> list[tuple[str, str, str]]:
+    """One row group per endpoint: latency and throughput against the floor app, failures, targets."""
+    out = []
+    variant = r.get("variant") or key
+    targets = r["targets"]
+    for endpoint, per_load in r["results"].items():
+        sec = (f"Serving `/{endpoint}` vs a constant-label Gradio app ({variant}; gradio_client, "
+               f"{r['requests']} calls per client, {r['repeats']} interleaved repeats)")
+        for clients, e in per_load.items():
+            app, floor, ratios = e["app"], e["floor"], e["ratios"]
+            out.append((sec, f"{clients} client{'s' if clients != '1' else ''}: p50 / p95 ms, app (floor) · "
+                             "p50 ratio · throughput ratio · failed or differing answers, app (floor)",
+                        f"{app['p50_ms']['mean']:,.0f} / {app['p95_ms']['mean']:,.0f} "
+                        f"({floor['p50_ms']['mean']:,.0f} / {floor['p95_ms']['mean']:,.0f}) · "
+                        f"{ratio(ratios['p50'])} · {ratio(ratios['throughput'])} · "
+                        f"{app['failures'] + app['mismatches']} of {app['calls']} "
+                        f"({floor['failures'] + floor['mismatches']} of {floor['calls']})"))
+        met = []
+        for clients in ("1", "16"):
+            if clients in per_load:
+                p50 = per_load[clients]["ratios"]["p50"]["mean"]
+                met.append(f"p50 {p50:.2f}x at {clients} {'met' if p50 <= targets['p50_ratio_max'] else 'NOT met'}")
+        if "16" in per_load:
+            tp = per_load["16"]["ratios"]["throughput"]["mean"]
+            met.append(f"throughput {tp:.2f}x at 16 "
+                       f"{'met' if tp >= targets['throughput_ratio_min_at_16'] else 'NOT met'}")
+        bad = sum(e["app"]["failures"] + e["app"]["mismatches"] for e in per_load.values())
+        met.append(f"{bad} failed/differing {'met' if bad == 0 else 'NOT met'}")
+        out.append((sec, f"targets (p50 <= {targets['p50_ratio_max']}x floor at 1 and 16 clients, throughput "
+                         f">= {targets['throughput_ratio_min_at_16']}x at 16, none failed)", "; ".join(met)))
     return out
 
 

@@ -23,8 +23,17 @@ TEMPLATE_PATH = Path(__file__).with_name("template.md")
 TEMPLATE = TEMPLATE_PATH.read_text(encoding="utf-8")  # read once, so render_card does no I/O
 CARD_FILE = "README.md"
 LICENSE = "mit"
-LIBRARY_NAME = "pytorch"
+# No library_name: the Hub's list of libraries (huggingface.js model-libraries.ts) has none
+# that loads these repos ("pytorch" is not in it), and a wrong one shows a snippet that fails.
+# The repo carries its own loader instead (cnn_studio.py, publish/hub_code.py; docs/hub.md).
 BASE_TAGS = ["image-classification", "pytorch", "safetensors", "cnn-studio"]
+HUB_CODE_FILE = "cnn_studio.py"   # written into each Hub repo by publish.hub push
+# torchvision's ImageNet weights for --pretrained, as published on the Hub (timm hosts the same
+# torchvision checkpoints, "tv_in1k" = IMAGENET1K_V1, "tv2_in1k" = IMAGENET1K_V2).
+BASE_MODELS = {("resnet50_binary", "IMAGENET1K_V1"): "timm/resnet50.tv_in1k",
+               ("resnet50_binary", "IMAGENET1K_V2"): "timm/resnet50.tv2_in1k"}
+# The config of each Hub dataset whose test split the evaluation uses (model-index dataset.config).
+DATASET_CONFIGS = {"ylecun/mnist": "mnist", "uoft-cs/cifar10": "plain_text", "timm/oxford-iiit-pet": "default"}
 
 ARCHITECTURE_NAMES = {"vgg19_bn_32": "VGG19-BN", "resnet50_binary": "ResNet50"}
 REFERENCES = {
@@ -33,6 +42,33 @@ REFERENCES = {
     "resnet50_binary": "K. He, X. Zhang, S. Ren, J. Sun. *Deep Residual Learning for Image "
                        "Recognition*. CVPR 2016. [arXiv:1512.03385](https://arxiv.org/abs/1512.03385)",
 }
+BIBTEX = {
+    "vgg19_bn_32": """@inproceedings{simonyan2015vgg,
+  title     = {Very Deep Convolutional Networks for Large-Scale Image Recognition},
+  author    = {Simonyan, Karen and Zisserman, Andrew},
+  booktitle = {International Conference on Learning Representations (ICLR)},
+  year      = {2015},
+  url       = {https://arxiv.org/abs/1409.1556}
+}""",
+    "resnet50_binary": """@inproceedings{he2016resnet,
+  title     = {Deep Residual Learning for Image Recognition},
+  author    = {He, Kaiming and Zhang, Xiangyu and Ren, Shaoqing and Sun, Jian},
+  booktitle = {IEEE Conference on Computer Vision and Pattern Recognition (CVPR)},
+  pages     = {770--778},
+  year      = {2016},
+  url       = {https://arxiv.org/abs/1512.03385}
+}""",
+}
+RANDOM_ERASING_BIBTEX = """@inproceedings{zhong2020randomerasing,
+  title     = {Random Erasing Data Augmentation},
+  author    = {Zhong, Zhun and Zheng, Liang and Kang, Guoliang and Li, Shaozi and Yang, Yi},
+  booktitle = {Proceedings of the AAAI Conference on Artificial Intelligence},
+  volume    = {34},
+  number    = {7},
+  pages     = {13001--13008},
+  year      = {2020},
+  url       = {https://arxiv.org/abs/1708.04896}
+}"""
 RANDOM_ERASING_REFERENCE = ("Z. Zhong, L. Zheng, G. Kang, S. Li, Y. Yang. *Random Erasing Data "
                             "Augmentation*. AAAI 2020. [arXiv:1708.04896](https://arxiv.org/abs/1708.04896)")
 INTENDED_USE = {
@@ -69,12 +105,16 @@ class CardError(ValueError):
 # --------------------------------------------------------------------------- I/O
 
 
-def read_facts(run_dir: str | os.PathLike, *, source: str | None = None) -> dict:
-    """Everything the card shows, read from `run_dir`. The only function here that reads files.
+def read_facts(run_dir: str | os.PathLike, *, source: str | None = None, hub: bool = False,
+               code_url: str | None = None) -> dict:
+    """Everything the card shows, read from `run_dir` (and measured on its model). The only
+    function here that does I/O.
 
-    `source` is what the usage snippet passes to `load_model`: a Hub repo id when the card is
-    for a pushed repo, otherwise the run directory (relative to the working directory when
-    it lies below it, so that the card holds no absolute local paths).
+    `source` is where the usage snippet loads the model from: with `hub`, a Hub repo id
+    `user/name[@revision]` (the card of a pushed repo, whose snippet needs only torch,
+    torchvision, safetensors and huggingface_hub); otherwise the run directory (relative to the
+    working directory when it lies below it, so that the card holds no absolute local paths),
+    loaded with CNN Studio's `models/`. `code_url` links the card to the CNN Studio code.
     """
     run_dir = Path(run_dir)
     config = _read_json(run_dir / "config.json", required=True)
@@ -88,8 +128,29 @@ def read_facts(run_dir: str | os.PathLike, *, source: str | None = None) -> dict
         "has_curves": (run_dir / "curves.png").is_file(),
         "examples": [e for e in (index or []) if (run_dir / "examples" / str(e.get("file", ""))).is_file()],
         "source": source or _display_path(run_dir),
+        "hub": bool(hub and source),
+        "code_url": code_url,
         "comparison": _comparison_of(run_dir),
+        "model_stats": model_stats(config),
     }
+
+
+def model_stats(config: dict) -> dict | None:
+    """Parameters, multiply-adds and input size of the architecture in config.json, measured by
+    torchinfo on the model itself (random weights: the counts do not depend on them)."""
+    import torch
+    import torchinfo
+
+    from models.registry import ModelConfig, create_model
+    with torch.random.fork_rng(devices=[]):   # building the model draws random weights: leave no trace
+        try:
+            cfg = ModelConfig.from_dict(config)
+            model = create_model(cfg).eval()
+        except (TypeError, ValueError):
+            return None
+        size = [1, cfg.in_channels, cfg.input_size, cfg.input_size]
+        stats = torchinfo.summary(model, input_size=size, verbose=0, device="cpu")
+    return {"parameters": int(stats.total_params), "mult_adds": int(stats.total_mult_adds), "input_size": size}
 
 
 def _comparison_of(run_dir: Path) -> dict | None:
@@ -133,25 +194,49 @@ def _display_path(path: Path) -> str:
 # --------------------------------------------------------------------------- pure
 
 
+def subset_flags(config: dict) -> list[str]:
+    """The --limit-* options a run used: non-empty means it saw only part of its data."""
+    return [f"--{key.replace('_', '-')} {config[key]}" for key in ("limit_train", "limit_val")
+            if config.get(key) is not None]
+
+
+def evaluated_on_full_split(config: dict, metrics: dict | None) -> bool:
+    """True only when metrics.json covers the whole evaluation split (no --limit-val)."""
+    return bool(metrics) and config.get("limit_val") is None
+
+
 def card_data(facts: dict) -> ModelCardData:
-    """The YAML metadata: library, license, tags, datasets, metrics and the model-index."""
+    """The YAML metadata: license, tags, datasets, base model, metrics and the model-index.
+
+    The model-index holds only evaluations of the whole split: a --limit-val subset is never
+    listed there (the card's text reports it, with its size).
+    """
     config, metrics = facts["config"], facts.get("metrics")
     dataset = config.get("dataset") or {}
     hub_id = dataset.get("hub_id")
     eval_results = None
-    if metrics and metrics.get("accuracy") is not None:
+    if metrics and metrics.get("accuracy") is not None and evaluated_on_full_split(config, metrics):
         eval_results = [EvalResult(
             task_type="image-classification", task_name="Image Classification",
             dataset_type=hub_id or _slug(dataset.get("name") or config.get("task", "dataset")),
             dataset_name=dataset.get("name") or hub_id or config.get("task", "dataset"),
-            dataset_split=metrics.get("split"),
+            dataset_config=DATASET_CONFIGS.get(hub_id), dataset_split=metrics.get("split"),
+            dataset_args={"num_images": metrics.get("num_images")},
             metric_type="accuracy", metric_name="Accuracy", metric_value=metrics["accuracy"],
         )]
+    base = base_model(config)
     return ModelCardData(
-        library_name=LIBRARY_NAME, license=LICENSE, tags=tags(config),
+        license=LICENSE, tags=tags(config),
         pipeline_tag="image-classification", datasets=[hub_id] if hub_id else None,
+        base_model=base, base_model_relation="finetune" if base else None,
         metrics=["accuracy"], model_name=model_name(config), eval_results=eval_results,
     )
+
+
+def base_model(config: dict) -> str | None:
+    """The Hub repo of the pretrained weights training started from (--pretrained), if any."""
+    pretrained = (config.get("recipe") or {}).get("pretrained")
+    return BASE_MODELS.get((config.get("architecture"), pretrained)) if pretrained else None
 
 
 def render_card(facts: dict) -> str:
@@ -179,19 +264,28 @@ def template_context(facts: dict) -> dict:
     title = f"{arch_name} on {data_name}" + (" with Random Erasing" if re_params else "")
     summary = f"An image classifier trained on {data_name}, with {len(labels)} classes ({', '.join(labels)})"
     if metrics and metrics.get("accuracy") is not None:
-        summary += (f": {_pct(metrics['accuracy'])} accuracy on the {metrics.get('split', '?')} split "
-                    f"({_int(metrics.get('num_images'))} images).")
+        where = (f"the {metrics.get('split', '?')} split" if evaluated_on_full_split(config, metrics)
+                 else f"a subset of the {metrics.get('split', '?')} split")
+        summary += f": {_pct(metrics['accuracy'])} accuracy on {where} ({_int(metrics.get('num_images'))} images)."
     else:
         summary += "."
+    subset = subset_flags(config)
+    partial_text = ""
+    if subset:
+        partial_text = (f"**A partial run:** trained and/or evaluated on a seeded subset of the data "
+                        f"({', '.join(f'`{f}`' for f in subset)}). Its numbers describe that subset, not the "
+                        f"recipe's result on the full {data_name} splits, and they are left out of the "
+                        f"model-index metadata.")
 
     return {
         "title": title,
         "summary": summary,
         "num_classes": config.get("num_classes", len(labels)),
-        "model_rows": _model_rows(config, arch, arch_name, labels),
+        "partial_text": partial_text,
+        "model_rows": _model_rows(config, arch, arch_name, labels, facts.get("model_stats")),
         "architecture_text": _architecture_text(config, arch, labels),
         "intended_use": INTENDED_USE.get(config.get("task"), "Classifying images into the labels above."),
-        "eval_scope": _eval_scope(metrics, dataset),
+        "eval_scope": _eval_scope(metrics, dataset, config),
         "data_text": _data_text(dataset),
         "data_rows": _data_rows(dataset, config),
         "recipe_rows": [(k, _cell(_value(v))) for k, v in flatten(config.get("recipe") or {})],
@@ -201,21 +295,24 @@ def template_context(facts: dict) -> dict:
         "history_header": [h for k, h, _ in _history_columns(history)],
         "history_rows": [[_fmt(row.get(k), f) for k, _, f in _history_columns(history)] for row in history],
         "has_curves": bool(facts.get("has_curves")),
-        "eval_text": _eval_text(metrics, dataset) if metrics else "",
+        "eval_text": _eval_text(metrics, config) if metrics else "",
         "per_class_rows": _per_class_rows(metrics) if metrics else [],
         "confusion_header": [_cell(v) for v in _metric_labels(metrics, labels)] if metrics else [],
         "confusion_rows": _confusion_rows(metrics, labels) if metrics else [],
         "comparison_text": _comparison_text(facts.get("comparison")),
         "usage_snippet": usage_snippet(facts),
+        "usage_text": _usage_text(facts),
+        "code_text": _code_text(facts),
         "version_rows": [(k, _cell(_value(v))) for k, v in (config.get("versions") or {}).items()],
         "references": [r for r in (REFERENCES.get(arch), RANDOM_ERASING_REFERENCE if re_params else None) if r],
+        "bibtex": "\n\n".join(b for b in (BIBTEX.get(arch), RANDOM_ERASING_BIBTEX if re_params else None) if b),
     }
 
 
 def _comparison_text(comparison: dict | None) -> str:
     if not comparison:
         return ""
-    from models.stats import comparison_markdown
+    from analysis.stats import comparison_markdown
     return (f"Baseline and Random Erasing were trained for each seed from the same initial weights "
             f"({comparison.get('epochs', '?')} epoch(s) each, `python -m training.compare`); "
             f"numbers from `comparison.json` on the {comparison.get('split', '?')} split.\n\n"
@@ -223,14 +320,20 @@ def _comparison_text(comparison: dict | None) -> str:
 
 
 def usage_snippet(facts: dict) -> str:
-    """Python that loads the weights and classifies an image; it runs as written."""
+    """Python that loads the weights and classifies an image; it runs as written.
+
+    For a Hub repo: torch, torchvision, safetensors and huggingface_hub only (the repo's
+    cnn_studio.py builds the model); for a run directory: CNN Studio's models/ package.
+    """
+    if facts.get("hub"):
+        return _hub_snippet(facts)
     config = facts["config"]
-    source = json.dumps(str(facts.get("source", ".")))
+    source = json.dumps(str(facts.get("source", ".")), allow_nan=False)
     examples = facts.get("examples") or []
     lines = ["from models.artifact import load_model",
              "from models.predict import predict_probs"]
     if examples:
-        image = (f'image = loaded.root / "examples" / {json.dumps(str(examples[0]["file"]))}'
+        image = (f'image = loaded.root / "examples" / {json.dumps(str(examples[0]["file"]), allow_nan=False)}'
                  "  # or any image file, bytes, PIL image or array")
     else:
         lines.append("from PIL import Image")
@@ -243,6 +346,55 @@ def usage_snippet(facts: dict) -> str:
               "probs = predict_probs(loaded.model, loaded.config, image)  # {label: probability}",
               "print(max(probs, key=probs.get), probs)"]
     return "\n".join(lines)
+
+
+def _hub_snippet(facts: dict) -> str:
+    repo_id, _, revision = str(facts["source"]).partition("@")
+    rev = f", revision={json.dumps(revision)}" if revision else ""
+    examples = facts.get("examples") or []
+    lines = ["import importlib.util",
+             "",
+             "from huggingface_hub import hf_hub_download"]
+    if not examples:
+        lines.append("from PIL import Image")
+    lines += ["",
+             f"repo_id = {json.dumps(repo_id)}",
+             f"# the model's code (torch + torchvision) is {HUB_CODE_FILE} in the repo, next to its weights",
+             f"code = hf_hub_download(repo_id, {json.dumps(HUB_CODE_FILE)}{rev})",
+             'spec = importlib.util.spec_from_file_location("cnn_studio", code)',
+             "cnn_studio = importlib.util.module_from_spec(spec)",
+             "spec.loader.exec_module(cnn_studio)",
+             "",
+             f"model = cnn_studio.from_pretrained(repo_id{rev})  # config.json + model.safetensors, strict"]
+    if examples:
+        lines.append(f'image = hf_hub_download(repo_id, "examples/{examples[0]["file"]}"{rev})'
+                     "  # or any image path or PIL image")
+    else:
+        size = int(facts["config"].get("input_size", 32))
+        mode = "L" if facts["config"].get("in_channels") == 1 else "RGB"
+        lines.append(f'image = Image.new("{mode}", ({size}, {size}))  # replace with your image: a path or PIL image')
+    lines += ["probs = model.classify(image)  # {label: probability}", "print(probs)"]
+    return "\n".join(lines)
+
+
+def _usage_text(facts: dict) -> str:
+    if facts.get("hub"):
+        return (f"With `torch`, `torchvision`, `safetensors` and `huggingface_hub` installed (no CNN Studio "
+                f"code needed): `{HUB_CODE_FILE}` in this repo rebuilds the architecture from `config.json`, "
+                f"loads `model.safetensors` strictly and prepares an image exactly as the model was "
+                f"evaluated. Read it before running it, as with any code from a repo.")
+    return ("With the CNN Studio code on the Python path (`models/` is all it needs; no training code). "
+            "`load_model` accepts a local run directory or a Hub repo id (`user/name`, optionally "
+            "`user/name@revision`); it reads `config.json`, then loads `model.safetensors` strictly and "
+            "checks it for shapes and finite values.")
+
+
+def _code_text(facts: dict) -> str:
+    version = (facts["config"].get("versions") or {}).get("cnn_studio")
+    name = f"CNN Studio {version}" if version else "CNN Studio"
+    if facts.get("code_url"):
+        return f"Trained with [{name}]({facts['code_url']}) (`python -m training.train`)."
+    return f"Trained with {name} (`python -m training.train`)."
 
 
 def tags(config: dict) -> list[str]:
@@ -289,9 +441,14 @@ def flatten(d: dict, prefix: str = "") -> list[tuple[str, object]]:
 # --------------------------------------------------------------------------- pieces
 
 
-def _model_rows(config: dict, arch: str, arch_name: str, labels: list[str]) -> list[tuple[str, str]]:
+def _model_rows(config: dict, arch: str, arch_name: str, labels: list[str],
+                stats: dict | None = None) -> list[tuple[str, str]]:
     rows = [("architecture", f"{arch_name} (`{arch}`)")]
-    if config.get("parameters") is not None:
+    if stats:
+        rows.append(("parameters", f"{_int(stats['parameters'])} (torchinfo)"))
+        rows.append(("multiply-adds", f"{stats['mult_adds'] / 1e6:,.1f} M per image (torchinfo)"))
+        rows.append(("input size", "×".join(str(v) for v in stats["input_size"]) + " (N×C×H×W)"))
+    elif config.get("parameters") is not None:
         rows.append(("parameters", _int(config["parameters"])))
     c, s = config.get("in_channels"), config.get("input_size")
     channels = {1: "grayscale", 3: "RGB"}.get(c, f"{c} channels")
@@ -351,21 +508,22 @@ def _data_rows(dataset: dict, config: dict) -> list[tuple[str, str]]:
     return rows
 
 
-def _eval_scope(metrics: dict | None, dataset: dict) -> str:
+def _eval_scope(metrics: dict | None, dataset: dict, config: dict) -> str:
     if not metrics:
         return "The model has not been evaluated yet (no `metrics.json`)."
-    n, total = metrics.get("num_images"), dataset.get("val_images")
+    n = metrics.get("num_images")
     split = metrics.get("split", "?")
     text = (f"The accuracy below is measured on {_int(n)} images of the `{split}` split of "
             f"{dataset.get('name', 'the dataset')}")
-    if isinstance(n, int) and isinstance(total, int) and n < total:
-        text += f" (a subset of its {_int(total)} images)"
+    if not evaluated_on_full_split(config, metrics):
+        text += f" (a seeded subset chosen by `--limit-val {config.get('limit_val')}`, not the whole split)"
     return text + "; it says little about images from other sources."
 
 
-def _eval_text(metrics: dict, dataset: dict) -> str:
+def _eval_text(metrics: dict, config: dict) -> str:
+    scope = "" if evaluated_on_full_split(config, metrics) else "a subset of "
     parts = [f"Accuracy **{_pct(metrics.get('accuracy'))}** on {_int(metrics.get('num_images'))} images "
-             f"of the `{metrics.get('split', '?')}` split"]
+             f"of {scope}the `{metrics.get('split', '?')}` split"]
     if metrics.get("epoch") is not None:
         parts.append(f"after epoch {metrics['epoch']}")
     text = ", ".join(parts)
@@ -461,7 +619,7 @@ def _value(v) -> str:
         return v
     if v is None:
         return "none"
-    return json.dumps(v)
+    return json.dumps(v, allow_nan=False)
 
 
 def _cell(text: str) -> str:

@@ -4,10 +4,18 @@ A run directory and a Hub model repo have the same files, so one loader serves b
 `load_model("runs/mnist/2026...")` or `load_model("user/cnn-studio-mnist@v1")`.
 Model files are data, never code: weights are safetensors only, loaded strictly, and
 checked for shapes and finite values before they reach a model.
+
+SHA256SUMS (the format of `sha256sum`, so `sha256sum -c SHA256SUMS` checks a download too)
+records the digest of every release file when the release is written; `load_model` verifies
+each listed file before using any of them, so a damaged file is refused by name instead of
+served. The card (README.md) is not listed: it is rendered from the listed files, and again
+for each Hub repo it is pushed to.
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
 import re
 from dataclasses import dataclass, field
@@ -15,20 +23,26 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import nn
 
-from models.atomic import atomic_write, atomic_write_json
+from models.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from models.registry import ModelConfig, create_model
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
+MANIFEST_FILE = "SHA256SUMS"
+CARD_FILE = "README.md"
 # What a Hub model repo holds: the run directory without checkpoint.pt (resume state only).
-RELEASE_PATTERNS = [CONFIG_FILE, WEIGHTS_FILE, "README.md", "curves.png", "history.json",
+GALLERY_DIR = "see_why"   # the validation images the See why galleries show (misclassified, top losses)
+RELEASE_PATTERNS = [CONFIG_FILE, WEIGHTS_FILE, MANIFEST_FILE, CARD_FILE, "curves.png", "history.json",
                     "metrics.json", "predictions.json", "examples/*.png", "examples/index.json",
-                    "tb/events.out.tfevents.*"]
+                    f"{GALLERY_DIR}/*.png", f"{GALLERY_DIR}/index.json", "tb/events.out.tfevents.*"]
 MAX_CONFIG_BYTES = 1_000_000
+MAX_MANIFEST_BYTES = 1_000_000
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_MANIFEST_LINE = re.compile(r"^([0-9a-f]{64}) [ *](\S(?:.*\S)?)$")
+log = logging.getLogger(__name__)
 
 
 class ArtifactError(Exception):
@@ -56,16 +70,101 @@ class LoadedModel:
 
 
 def save_release(run_dir: str | os.PathLike, model: nn.Module, config: dict) -> None:
-    """Write config.json and model.safetensors into `run_dir`, each atomically.
+    """Write config.json and model.safetensors into `run_dir`, each atomically, then SHA256SUMS.
 
     `config` must contain the ModelConfig keys; anything else (task, recipe, versions)
-    is kept as written.
+    is kept as written. SHA256SUMS lists every release file in `run_dir` at that moment:
+    write the other release files (metrics, curves, examples, ...) first.
     """
     ModelConfig.from_dict(config)  # refuse to write a config that could not be loaded
     run_dir = Path(run_dir)
     state = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
-    atomic_write(run_dir / WEIGHTS_FILE, lambda p: save_file(state, str(p), metadata={"format": "pt"}))
+    # Serialised in memory and written by Python, so a full disk raises OSError (save_file wrote to
+    # /dev/full without any error when tried).
+    atomic_write_bytes(run_dir / WEIGHTS_FILE, save(state, metadata={"format": "pt"}))
     atomic_write_json(run_dir / CONFIG_FILE, config)
+    write_manifest(run_dir)
+
+
+# --- digests of the release files (SHA256SUMS) ----------------------------------------------
+
+def file_sha256(path: str | os.PathLike) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def listed_files(run_dir: Path) -> list[str]:
+    """The release files that SHA256SUMS covers: RELEASE_PATTERNS except the card and itself."""
+    names = set()
+    for pattern in RELEASE_PATTERNS:
+        if pattern in (MANIFEST_FILE, CARD_FILE):
+            continue
+        names.update(p.relative_to(run_dir).as_posix() for p in run_dir.glob(pattern)
+                     if p.is_file() and not p.is_symlink())
+    return sorted(names)
+
+
+def write_manifest(run_dir: str | os.PathLike) -> Path:
+    """Record the sha256 of every release file in `run_dir` (atomically, in `sha256sum` format)."""
+    run_dir = Path(run_dir)
+    lines = [f"{file_sha256(run_dir / name)}  {name}\n" for name in listed_files(run_dir)]
+    return atomic_write_text(run_dir / MANIFEST_FILE, "".join(lines))
+
+
+def record_digest(run_dir: str | os.PathLike, name: str) -> None:
+    """After rewriting one release file of a finished run (evaluate --predictions), record its new digest."""
+    run_dir = Path(run_dir)
+    digests = read_manifest(run_dir)
+    if digests is None:
+        return                           # a run from before digests were recorded: nothing to keep in step
+    digests[name] = file_sha256(run_dir / name)
+    atomic_write_text(run_dir / MANIFEST_FILE, "".join(f"{d}  {n}\n" for n, d in sorted(digests.items())))
+
+
+def read_manifest(root: Path) -> dict[str, str] | None:
+    """{relative name: sha256} from root/SHA256SUMS; None when the folder has none (older releases)."""
+    path = root / MANIFEST_FILE
+    if not path.is_file():
+        return None
+    if path.stat().st_size > MAX_MANIFEST_BYTES:
+        raise ArtifactError(f"{path}: too large for a digest list ({path.stat().st_size:,} bytes)")
+    digests = {}
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ArtifactError(f"{path}: not a readable digest list ({e})") from e
+    for number, line in enumerate(text.splitlines(), 1):
+        found = _MANIFEST_LINE.match(line)
+        name = found.group(2) if found else ""
+        if not found or name.startswith("/") or ".." in name.split("/") or "\\" in name:
+            raise ArtifactError(f"{path}: line {number} is not '<sha256>  <file in this folder>'")
+        digests[name] = found.group(1)
+    return digests
+
+
+def verify_release(root: Path) -> bool:
+    """Check every file SHA256SUMS lists against its digest; False when there is no SHA256SUMS.
+
+    The weights and the config must be listed; other listed files are checked when present
+    (a run folder may have lost its tb/ to save space; that is not damage to what is served).
+    """
+    digests = read_manifest(root)
+    if digests is None:
+        return False
+    for required in (CONFIG_FILE, WEIGHTS_FILE):
+        if required not in digests:
+            raise ArtifactError(f"{root / MANIFEST_FILE}: no digest for {required}; the release is incomplete")
+    for name, expected in digests.items():
+        path = root / name
+        if name != CONFIG_FILE and name != WEIGHTS_FILE and not path.is_file():
+            continue
+        if not path.is_file():
+            raise ArtifactError(f"{path}: missing")
+        actual = file_sha256(path)
+        if actual != expected:
+            raise ArtifactError(f"{path}: damaged or changed after the run was written (sha256 {actual[:12]}..., "
+                                f"{MANIFEST_FILE} records {expected[:12]}...); refused")
+    return True
 
 
 def is_hub_id(source: str) -> bool:
@@ -148,6 +247,9 @@ def load_model(source: str | os.PathLike, *, revision: str | None = None,
                device: str | torch.device = "cpu") -> LoadedModel:
     """Load a run directory or Hub repo: config.json, then model.safetensors, strictly, in eval mode."""
     root = resolve_source(source, revision)
+    if not verify_release(root):
+        log.warning("%s: no %s, so its files cannot be checked for damage (written before digests were "
+                    "recorded); loading it unverified", root, MANIFEST_FILE)
     info, cfg = read_config(root / CONFIG_FILE)
     try:
         model = create_model(cfg)

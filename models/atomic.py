@@ -12,21 +12,42 @@ from pathlib import Path
 from typing import Callable
 
 
+class WriteError(OSError):
+    """A file could not be written (full disk, read-only folder, a file where a folder should be).
+
+    An OSError naming the target file (not the temporary one) and the system's reason, in one line.
+    """
+
+    def __str__(self) -> str:
+        return f"{self.filename}: cannot write ({self.strerror})"
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
-    """Call `write(tmp_path)` to produce the file, then move it over `path` atomically."""
+    """Call `write(tmp_path)` to produce the file, then move it over `path` atomically.
+
+    Any OSError on the way (mkdir, the write itself, fsync, rename) becomes a WriteError
+    naming `path`; the previous file, if any, is left as it was.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise WriteError(e.errno, e.strerror or str(e), str(path)) from e
     os.close(fd)
     tmp_path = Path(tmp)
     try:
-        os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
         write(tmp_path)
+        # mkstemp makes 0600, and a writer may recreate the file (safetensors' save_file does):
+        # set the usual permissions on what was written, just before it takes the target's name.
+        os.chmod(tmp_path, 0o666 & ~_umask())
         with open(tmp_path, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp_path, path)
-    except BaseException:
+    except BaseException as e:
         tmp_path.unlink(missing_ok=True)
+        if isinstance(e, OSError) and not isinstance(e, WriteError):
+            raise WriteError(e.errno, e.strerror or str(e), str(path)) from e
         raise
     _fsync_dir(path.parent)
     return path
@@ -59,11 +80,25 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 
 
 def atomic_write_json(path: str | os.PathLike, obj) -> Path:
-    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+    """Strict JSON (RFC 8259): a NaN or an infinity is refused (ValueError naming the file), never written
+    as the bare NaN/Infinity that other JSON readers reject."""
+    try:
+        text = json.dumps(obj, indent=2, sort_keys=False, allow_nan=False)
+    except ValueError as e:
+        raise ValueError(f"{path}: not written, the data holds a value JSON cannot represent ({e})") from e
+    return atomic_write_text(path, text + "\n")
 
 
 def _umask() -> int:
-    mask = os.umask(0)
+    """The process umask, read without changing it where the OS allows (other threads may be creating files)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)   # no other way to read it: set and restore at once
     os.umask(mask)
     return mask
 

@@ -2,6 +2,8 @@
 
 Preprocessing comes from the model's own config (input size, resize, mean/std, labels),
 never from constants, so the same code serves every model and matches evaluation.
+Before it, `prepare_image` applies the task's own step (MNIST: a picture of a digit becomes
+MNIST-like input), the one preparation every tab and endpoint of the app uses.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torchvision.transforms.v2 import functional as TF
 
+from models.digits import to_mnist_digit
 from models.registry import ModelConfig
 
 ALLOWED_FORMATS = {"PNG", "JPEG", "WEBP", "GIF", "BMP"}
@@ -214,6 +217,18 @@ def _normalise_mode(img: Image.Image) -> Image.Image:
     if img.mode in ("I", "F"):
         return Image.fromarray(_rescale_to_uint8(np.asarray(img)), mode="L")
     return img.convert("RGB")  # CMYK, YCbCr, LAB, HSV, RGBX, ...
+
+
+# The task's step between a decoded image and to_model_input. MNIST models were trained on
+# white digits centred by mass in 28x28; a drawing or a photo of a digit is made so first.
+TASK_PREPARATION = {"mnist": to_mnist_digit}
+
+
+def prepare_image(img: Image.Image, task: str | None) -> Image.Image | None:
+    """A decoded image -> what a model of `task` classifies; None when there is nothing to
+    classify (an empty drawing). Tasks without a step of their own get the image unchanged."""
+    prepare = TASK_PREPARATION.get(task)
+    return img if prepare is None else prepare(img)
 
 
 def to_model_input(img: Image.Image, cfg: ModelConfig) -> torch.Tensor:

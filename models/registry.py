@@ -128,7 +128,7 @@ def _resnet50_binary(cfg: ModelConfig) -> nn.Module:
 
 ARCHITECTURES: dict[str, Architecture] = {
     "vgg19_bn_32": Architecture(_vgg19_bn, binary=False,
-                                description="VGG19 with batch norm, CIFAR-style head for 32x32 input"),
+                                description="VGG19 with batch norm for 32x32 input (16 conv layers, then a 512-512-classes head)"),
     "resnet50_binary": Architecture(_resnet50_binary, binary=True,
                                     description="torchvision ResNet50, fc replaced by one logit"),
 }

@@ -84,3 +84,89 @@ def newest_runs(refs: list[RunRef]) -> dict[tuple[str, str], RunRef]:
     for ref in refs:
         newest.setdefault((ref.task, ref.variant), ref)
     return newest
+
+
+# --- runs still training ------------------------------------------------------------------------
+
+PROGRESS_FILE = "progress.json"     # written by training/progress.py while a run trains
+CHECKPOINT_FILE = "checkpoint.pt"   # resume state (training/checkpoint.py)
+
+
+@dataclass(frozen=True)
+class UnfinishedRun:
+    """A run folder without release weights yet: training, stopped (resumable), or failed."""
+    path: Path
+    task: str
+    variant: str
+    status: str                   # progress.json "status", or "stopped" for a bare checkpoint
+    epoch: int | None = None      # epoch in progress (or last finished, when stopped)
+    epochs: int | None = None
+    last_val_accuracy: float | None = None
+    message: str = ""
+    alive: bool = False           # its training process is still running (same machine)
+
+    @property
+    def key(self) -> str:
+        return f"{self.path.parent.name}/{self.path.name}"
+
+    def describe(self) -> str:
+        """One line, e.g. 'training: epoch 3 of 40, last val accuracy 98.12%'."""
+        where = f"epoch {self.epoch} of {self.epochs}" if self.epoch is not None and self.epochs else ""
+        acc = f"last val accuracy {self.last_val_accuracy:.2%}" if self.last_val_accuracy is not None else ""
+        status = self.status
+        if status in ("training", "evaluating") and not self.alive:
+            status = "stopped (its process ended)"
+        if status.startswith("stopped"):
+            status += ", resumable"
+        return f"{status}: " + ", ".join(p for p in (where, acc) if p) if (where or acc) else status
+
+
+def _pid_alive(pid) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def read_unfinished(path: str | os.PathLike) -> UnfinishedRun | None:
+    """The UnfinishedRun of `path` when it has progress.json or checkpoint.pt but no release weights."""
+    path = Path(path)
+    if (path / WEIGHTS_FILE).is_file():
+        return None
+    progress = None
+    if (path / PROGRESS_FILE).is_file():
+        try:
+            progress = json.loads((path / PROGRESS_FILE).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError):
+            progress = None
+    if not isinstance(progress, dict):
+        if not (path / CHECKPOINT_FILE).is_file():
+            return None
+        progress = {"status": "stopped"}   # an older run: a checkpoint, nothing else known without loading it
+    task = progress.get("task") if isinstance(progress.get("task"), str) else path.parent.name.removesuffix("-re")
+    variant = progress.get("variant") if isinstance(progress.get("variant"), str) else (
+        RANDOM_ERASING if path.parent.name.endswith("-re") else BASELINE)
+    number = lambda v: v if isinstance(v, (int, float)) and not isinstance(v, bool) else None  # noqa: E731
+    return UnfinishedRun(path=path, task=task, variant=variant, status=str(progress.get("status") or "stopped"),
+                         epoch=number(progress.get("epoch")), epochs=number(progress.get("epochs")),
+                         last_val_accuracy=number(progress.get("last_val_accuracy")),
+                         message=str(progress.get("message") or ""), alive=_pid_alive(progress.get("pid")))
+
+
+def discover_unfinished(root: str | os.PathLike) -> list[UnfinishedRun]:
+    """Every run folder under `root` that is training or stopped before writing its weights."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    found = []
+    for task_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for run_dir in sorted(p for p in task_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            run = read_unfinished(run_dir)
+            if run is not None:
+                found.append(run)
+    return found

@@ -2,12 +2,47 @@
 from __future__ import annotations
 
 import pickle
+import struct
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 CIFAR_FOLDER = "cifar-10-batches-py"
+MNIST_FILES = {True: ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+               False: ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+
+
+def write_mnist(root: Path, *, train_images: int = 200, test_images: int = 100, seed: int = 0) -> Path:
+    """MNIST in its real on-disk idx format, where torchvision reads it: root/MNIST/raw/*-ubyte.
+
+    idx files are big-endian: a magic number (0x0803 for 3-d ubyte images, 0x0801 for 1-d ubyte
+    labels), one uint32 per dimension, then the raw bytes. The digits are rendered with a font,
+    white on black, at varied sizes, positions, slants and stroke widths: they look like digits
+    to a person and are learnable, but they are not MNIST (tests on real accuracy use the real files).
+    `torchvision.datasets.MNIST(root)` reads these files directly and downloads nothing.
+    """
+    rng = np.random.default_rng(seed)
+    raw = Path(root) / "MNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for train, n in ((True, train_images), (False, test_images)):
+        labels = np.array([i % 10 for i in range(n)], dtype=np.uint8)
+        rng.shuffle(labels)
+        images = np.stack([_digit_image(rng, int(label)) for label in labels])
+        image_file, label_file = MNIST_FILES[train]
+        (raw / image_file).write_bytes(struct.pack(">IIII", 0x0803, n, 28, 28) + images.tobytes())
+        (raw / label_file).write_bytes(struct.pack(">II", 0x0801, n) + labels.tobytes())
+    return Path(root)
+
+
+def _digit_image(rng, digit: int) -> np.ndarray:
+    font = ImageFont.load_default(size=int(rng.integers(17, 24)))
+    img = Image.new("L", (28, 28))
+    centre = (14 + int(rng.integers(-2, 3)), 14 + int(rng.integers(-2, 3)))
+    ImageDraw.Draw(img).text(centre, str(digit), fill=int(rng.integers(200, 256)), font=font, anchor="mm",
+                             stroke_width=int(rng.integers(0, 2)), stroke_fill=255)
+    img = img.rotate(float(rng.uniform(-12, 12)), resample=Image.Resampling.BILINEAR)
+    return np.asarray(img, dtype=np.uint8)
 
 
 def write_cifar10(root: Path, *, per_batch: int = 20, test_images: int = 40, seed: int = 0) -> Path:

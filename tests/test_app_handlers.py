@@ -18,6 +18,7 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
+from models.digits import to_mnist_digit
 from models.presets import DEFAULT_AUGMENT, DEFAULT_MODEL_CONFIGS, RANDOM_ERASING_DEFAULTS
 from models.runs import discover_runs, newest_runs
 from tests.conftest import UNREACHABLE_HUB_REPO
@@ -171,7 +172,7 @@ def _centre_of_mass(arr: np.ndarray) -> tuple[float, float]:
 def test_a_stroke_becomes_a_centred_white_on_black_digit(tmp_path):
     # A small "7" drawn in the top-left corner of the canvas.
     sketch = _sketch(tmp_path, [[(40, 40), (140, 40), (80, 190)]])
-    digit = mnist_tab.to_mnist_digit(read_image(sketch["composite"]))
+    digit = to_mnist_digit(read_image(sketch["composite"]))
     arr = np.asarray(digit, dtype=float)
     assert digit.size == (28, 28) and digit.mode == "L"
     assert arr.max() >= 250                                   # the digit is bright
@@ -188,21 +189,19 @@ def test_a_stroke_becomes_a_centred_white_on_black_digit(tmp_path):
 
 def test_a_real_mnist_digit_passes_through_unchanged():
     original = np.asarray(Image.open(MNIST_DIGIT), dtype=float)
-    processed = np.asarray(mnist_tab.to_mnist_digit(read_image(payload(MNIST_DIGIT))), dtype=float)
+    processed = np.asarray(to_mnist_digit(read_image(payload(MNIST_DIGIT))), dtype=float)
     assert np.abs(original - processed).mean() < 1.0
 
 
 def test_dark_on_light_upload_is_inverted(tmp_path):
     img = Image.new("RGB", (120, 160), (245, 240, 230))          # paper
     ImageDraw.Draw(img).line([(60, 20), (60, 140)], fill=(20, 20, 40), width=12)
-    arr = np.asarray(mnist_tab.to_mnist_digit(read_image(payload(_write(tmp_path, "photo.jpg", img)))), float)
+    arr = np.asarray(to_mnist_digit(read_image(payload(_write(tmp_path, "photo.jpg", img)))), float)
     assert arr[0, 0] == 0 and arr.max() >= 200
     assert arr[4:24, 13:15].mean() > 200 and arr[:, :10].max() == 0                           # the vertical bar, now white, centred
 
 
 def test_classify_digit_shows_the_processed_input(app_catalog, tmp_path):
-    if app_catalog.default_key("mnist") is None:
-        pytest.skip("no MNIST run (real MNIST not found)")
     seen, probs, frame = mnist_tab.classify_digit(app_catalog, _sketch(tmp_path, [[(200, 60), (210, 340)]]))
     assert_distribution(probs, [str(d) for d in range(10)])
     assert frame["probability"].sum() == pytest.approx(1.0, abs=1e-4)
@@ -296,8 +295,6 @@ def test_discovery_picks_the_newest_complete_run_per_task_and_variant(tmp_path):
 
 
 def test_a_broken_newest_run_is_reported_and_the_previous_one_serves(app_runs, tmp_path):
-    if not (app_runs / "cifar10" / "tiny").is_dir():
-        pytest.skip("no cifar10 run")
     good = tmp_path / "cifar10" / "good"
     shutil.copytree(app_runs / "cifar10" / "tiny", good, ignore=shutil.ignore_patterns("checkpoint.pt", "tb"))
     broken = tmp_path / "cifar10" / "broken"

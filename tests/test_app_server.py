@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import app
+from ui import serving
 from ui.catalog import TRAIN_COMMANDS
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
@@ -20,6 +21,15 @@ EXAMPLE_LOADERS = {"cifar10_example", "digit_example", "catdog_example"}
 EXPLAIN_APIS = {"gradcam", "gradcam_targets", "confusion", "confusion_cell", "occlusion_probe", "occlusion_click",
                 "occlusion_sweep", "threshold", "calibration", "top_losses", "erasing_study",
                 "gradcam_cifar10", "gradcam_mnist", "gradcam_catsdogs", "gradcam_catsdogs_re"}
+# Reloading the model lists (tests/test_app_reload.py) and the Train tab (tests/test_train_tab.py);
+# each public step has a private follow-up that re-renders the page's lists.
+STUDIO_APIS = {"open_page", "reload_models", "train_finished", "train_command", "train_start", "train_stop",
+               "train_resume", "train_status"}
+STUDIO_PRIVATE = {"open_page_views", "reload_models_views", "train_finished_views", "train_start_status"}
+# Private steps that keep a page in step: a model change re-answers, the MNIST tab remembers the
+# digit last classified, a picked sample replaces an upload (issue 15).
+UI_PRIVATE = {"reclassify_cifar10", "reclassify_catdog", "reclassify_digit", "digit_shown", "digit_uploaded",
+              "gradcam_rerun", "augment_sample"}
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +51,12 @@ def test_every_event_has_its_own_api_name(app_server):
     demo, _ = app_server
     names = [fn.api_name for fn in demo.fns.values()]
     assert None not in names and len(names) == len(set(names))
-    assert set(names) == MODEL_APIS | OTHER_APIS | EXAMPLE_LOADERS | EXPLAIN_APIS
+    backend = {fn.api_name for fn in demo.fns.values() if fn.fn is not None}
+    assert backend == (MODEL_APIS | OTHER_APIS | EXAMPLE_LOADERS | EXPLAIN_APIS | STUDIO_APIS | STUDIO_PRIVATE
+                       | UI_PRIVATE)
+    # Steps that run in the browser only (clearing a Grad-CAM whose image changed) are no endpoints.
+    assert all(fn.api_visibility == "private" for fn in demo.fns.values() if fn.fn is None)
+    assert all(fn.api_visibility == "private" for fn in demo.fns.values() if fn.api_name in UI_PRIVATE)
 
 
 def test_the_api_page_lists_every_endpoint(client):
@@ -107,8 +122,6 @@ def test_classify_cifar10(client):
 
 def test_classify_digit_from_a_sketch_and_from_an_upload(client, app_catalog):
     from gradio_client import handle_file
-    if app_catalog.default_key("mnist") is None:
-        pytest.skip("no MNIST run (real MNIST not found)")
     digit = handle_file(ASSETS / "mnist_3.png")
     seen, label, bars = client.predict({"background": None, "layers": [], "composite": digit},
                                        api_name="/classify_digit")
@@ -178,7 +191,7 @@ def test_limits_are_set(app_server):
     assert demo.max_file_size == 10 * 1024 * 1024
     assert demo._queue.max_size == app.QUEUE_MAX_SIZE
     limits = {fn.api_name: fn.concurrency_limit for fn in demo.fns.values() if fn.api_name in MODEL_APIS}
-    assert set(limits.values()) == {1}
+    assert set(limits.values()) == {serving.INFERENCE.limit}
 
 
 def test_an_app_without_models_starts_and_says_how_to_train_them(tmp_path):
@@ -196,17 +209,24 @@ def test_command_line_and_environment(monkeypatch):
     calls = {}
     monkeypatch.setattr(app.torch, "set_num_threads", lambda n: calls.update(threads=n))
     monkeypatch.setenv("CNN_STUDIO_HUB_MODELS", "me/c, me/a")
-    monkeypatch.setattr(app, "build_demo", lambda runs, hub, device: calls.update(runs=runs, hub=hub) or _Fake())
-    app.main(["--runs", "r", "--hub", "me/a"])
+    monkeypatch.delenv("GRADIO_SERVER_NAME", raising=False)
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    monkeypatch.setattr(app, "build_demo", lambda runs, hub, **kw: calls.update(runs=runs, hub=hub, **kw) or _Fake())
+    app.main(["--runs", "r", "--hub", "me/a", "--data-dir", "d"])
     assert calls["runs"] == Path("r") and calls["hub"] == ["me/a", "me/c"] and calls["threads"] >= 1
+    assert calls["data_dir"] == Path("d") and calls["training_off"] is None   # 127.0.0.1: training allowed
     assert _Fake.launched["share"] is False and _Fake.launched["max_file_size"] == app.MAX_FILE_SIZE
 
 
 class _Fake:
     launched: dict = {}
+    local_url = "http://127.0.0.1:7860/"
 
     def launch(self, **kwargs):
         _Fake.launched = kwargs
+
+    def block_thread(self):
+        pass
 
 
 @pytest.mark.parametrize("api, sample", [("/gradcam_cifar10", "sample_boat.png"),

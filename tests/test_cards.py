@@ -103,7 +103,10 @@ def test_metadata_and_model_index_come_from_the_facts(task_name, hub_id):
     facts = make_facts(task_name)
     card = parse(render_card(facts))
     data = card.data
-    assert data.library_name == "pytorch"
+    # no library_name: none of the Hub's known libraries (huggingface.js model-libraries.ts)
+    # loads these repos, and "pytorch" is not one of them; the repo carries its own loader
+    assert data.library_name is None and "library_name" not in render_card(facts).split("---")[1]
+    assert data.base_model is None, "trained from scratch"
     assert data.license == "mit"
     assert data.pipeline_tag == "image-classification"
     assert data.datasets == [hub_id]
@@ -115,6 +118,9 @@ def test_metadata_and_model_index_come_from_the_facts(task_name, hub_id):
     assert result.dataset_type == hub_id
     assert result.dataset_name == facts["config"]["dataset"]["name"]
     assert result.dataset_split == facts["metrics"]["split"]
+    assert result.dataset_config == {"ylecun/mnist": "mnist", "uoft-cs/cifar10": "plain_text",
+                                     "timm/oxford-iiit-pet": "default"}[hub_id]
+    assert result.dataset_args == {"num_images": facts["metrics"]["num_images"]}
     assert result.metric_type == "accuracy"
     assert result.metric_value == facts["metrics"]["accuracy"]
     assert data.model_name == f"cnn-studio-{task_name}"
@@ -307,16 +313,16 @@ def test_real_run_card(mnist_run):
     config = json.loads((run / "config.json").read_text())
     history = json.loads((run / "history.json").read_text())
     data = card.data
-    assert data.eval_results[0].metric_value == metrics["accuracy"]
-    assert data.eval_results[0].dataset_type == "ylecun/mnist"
-    assert data.eval_results[0].dataset_split == metrics["split"]
-    assert data.library_name == "pytorch" and data.license == "mit"
+    # a --limit-val run: the subset's accuracy is on the card, never in the model-index
+    assert config["limit_val"] is not None and data.eval_results is None
+    assert f"on {metrics['num_images']:,} images of a subset of the `{metrics['split']}` split" in card.text
+    assert data.library_name is None and data.license == "mit"
     assert data.pipeline_tag == "image-classification" and data.datasets == ["ylecun/mnist"]
     assert BASE_TAGS | {"vgg19_bn_32", "mnist"} <= set(data.tags)
     text = readme.read_text()
     for key, _ in flatten(config["recipe"]):
         assert f"| `{key}` |" in text, key
-    assert f"{config['parameters']:,}" in text and config["init_sha256"] in text
+    assert f"{config['parameters']:,} (torchinfo)" in text and config["init_sha256"] in text
     assert ("![curves](curves.png)" in text) == (run / "curves.png").is_file()
     assert len([ln for ln in text.splitlines() if re.match(r"\| \d+ \| \d\.\d{4} \|", ln)]) == len(history)
     # the card train.py wrote is exactly what render_card gives for the files now
@@ -341,7 +347,9 @@ def test_real_random_erasing_run_card(catsdogs_re_run):
     metrics = json.loads((catsdogs_re_run / "metrics.json").read_text())
     card = ModelCard.load(catsdogs_re_run / "README.md")
     assert "random-erasing" in card.data.tags and "resnet50_binary" in card.data.tags
-    assert card.data.eval_results[0].metric_value == metrics["accuracy"]
+    assert card.data.eval_results is None, "a --limit-val run stays out of the model-index"
+    assert f"Accuracy **{100 * metrics['accuracy']:.2f}%** on {metrics['num_images']:,} images of a subset" \
+        in card.text
     params = config["recipe"]["augment"]["random_erasing"]
     section = card.text.split("### Random Erasing", 1)[1].split("###", 1)[0]
     assert f"p = {params['p']}" in section and f"{params['ratio'][0]}–{params['ratio'][1]}" in section
@@ -357,3 +365,74 @@ def test_a_run_outside_a_comparison_has_no_comparison_section(tmp_path):
     (tmp_path / "compare" / "comparison.json").write_text(
         '{"runs": {"0": {"baseline": "catsdogs/seed-0", "random-erasing": "catsdogs-re/seed-0"}}}')
     assert _comparison_of(run)["runs"]["0"]["baseline"] == "catsdogs/seed-0"
+
+
+# --------------------------------------------------------------------------- Hub fields
+
+
+def test_pretrained_run_names_its_base_model_on_the_hub():
+    facts = make_facts("catsdogs")
+    facts["config"]["recipe"]["pretrained"] = "IMAGENET1K_V2"
+    data = parse(render_card(facts)).data
+    assert data.base_model == "timm/resnet50.tv2_in1k"   # torchvision's IMAGENET1K_V2 weights on the Hub
+    assert data.to_dict()["base_model_relation"] == "finetune"
+    facts["config"]["recipe"]["pretrained"] = "IMAGENET1K_V1"
+    assert parse(render_card(facts)).data.base_model == "timm/resnet50.tv_in1k"
+
+
+def test_subset_evaluation_is_not_in_the_model_index_and_the_card_says_so():
+    facts = make_facts("mnist")
+    facts["config"].update(limit_train=2000, limit_val=1000)
+    text = render_card(facts)
+    card = parse(text)
+    assert card.data.eval_results is None and "model-index" not in text.split("---")[1]
+    n = facts["metrics"]["num_images"]
+    assert f"on {n:,} images of a subset of the `test` split" in text
+    assert "`--limit-train 2000`, `--limit-val 1000`" in text and "A partial run" in text
+    assert "accuracy on the test split" not in text
+    facts["config"].update(limit_val=None)   # trained on a subset, evaluated on the whole split
+    assert parse(render_card(facts)).data.eval_results[0].dataset_split == "test"
+
+
+@pytest.mark.parametrize("task_name,random_erasing,keys", [
+    ("mnist", False, ["simonyan2015vgg"]), ("catsdogs", False, ["he2016resnet"]),
+    ("catsdogs", True, ["he2016resnet", "zhong2020randomerasing"])])
+def test_citation_block_is_bibtex_for_the_architecture_and_random_erasing(task_name, random_erasing, keys):
+    text = render_card(make_facts(task_name, random_erasing=random_erasing))
+    [bib] = re.findall(r"```bibtex\n(.*?)```", text, flags=re.S)
+    entries = re.findall(r"@(\w+)\{([\w]+),\n(.*?)\n\}", bib, flags=re.S)
+    assert [key for _, key, _ in entries] == keys
+    for kind, _, body in entries:
+        assert kind == "inproceedings"
+        fields = dict(re.findall(r"^\s+(\w+)\s+= \{(.*)\},?$", body, flags=re.M))
+        assert {"title", "author", "booktitle", "year"} <= set(fields)
+        assert body.count("{") == body.count("}")
+
+
+def test_model_stats_are_measured_on_the_model():
+    """Parameters and multiply-adds, derived here from the layers themselves (not torchinfo)."""
+    from cards.card import model_stats
+    config = make_config("mnist")
+    stats = model_stats(config)
+    model = create_model(get_task("mnist").model)
+    assert stats["parameters"] == sum(p.numel() for p in model.parameters()) == 20296522
+    macs = []
+
+    def count(module, inputs, output):
+        if isinstance(module, torch.nn.Conv2d):
+            macs.append(output.numel() * module.in_channels * module.kernel_size[0] * module.kernel_size[1])
+        elif isinstance(module, torch.nn.Linear):
+            macs.append(module.in_features * module.out_features)
+    for m in model.modules():
+        m.register_forward_hook(count)
+    model.eval()(torch.zeros(1, 1, 32, 32))
+    assert stats["mult_adds"] == pytest.approx(sum(macs), rel=0.01)
+    assert stats["input_size"] == [1, 1, 32, 32]
+    text = render_card({**make_facts("mnist"), "model_stats": stats})
+    assert f"| multiply-adds | {stats['mult_adds'] / 1e6:,.1f} M per image (torchinfo) |" in text
+    assert "| input size | 1×1×32×32 (N×C×H×W) |" in text
+
+
+def test_card_links_to_the_code_when_known():
+    text = render_card({**make_facts("mnist"), "code_url": "https://github.com/example/cnn-studio"})
+    assert "Trained with [CNN Studio 0.1.0](https://github.com/example/cnn-studio)" in text

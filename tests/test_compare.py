@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from models.stats import (Predictions, bootstrap_differences, comparison_markdown, discordant_counts,
+from analysis.stats import (Predictions, bootstrap_differences, comparison_markdown, discordant_counts,
                           mcnemar_exact, mean_std, paired_bootstrap_ci, paired_comparison)
 
 # A small fixed table of paired per-image outcomes (1 = right), two seeds of ten images each.
@@ -60,8 +60,8 @@ def test_mcnemar_exact_by_hand():
         mcnemar_exact(-1, 2)
 
 
-def test_mcnemar_agrees_with_scipy_when_available():
-    stats = pytest.importorskip("scipy.stats")
+def test_mcnemar_agrees_with_scipy():
+    from scipy import stats
     for b, c in ((1, 4), (3, 17), (12, 30), (40, 41)):
         assert mcnemar_exact(b, c) == pytest.approx(stats.binomtest(b, b + c, 0.5).pvalue, rel=1e-9)
 
@@ -198,7 +198,7 @@ def test_compare_cli_end_to_end_and_resumable(catsdogs_dir, tmp_path, capsys):
     assert "McNemar" in (out / "comparison.md").read_text()
     # Every compared run's card shows the comparison, read from comparison.json.
     from huggingface_hub import ModelCard
-    from models.stats import comparison_markdown
+    from analysis.stats import comparison_markdown
     for path in ("catsdogs/seed-0", "catsdogs-re/seed-1"):
         card = ModelCard.load(out / path / "README.md")
         assert "## Baseline vs Random Erasing" in card.text

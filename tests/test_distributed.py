@@ -1,4 +1,4 @@
-"""The training CLI under torchrun: 2 processes with Gloo on CPU, on tiny real MNIST."""
+"""The training CLI under torchrun: 2 processes with Gloo on CPU, on generated MNIST idx files."""
 from __future__ import annotations
 
 import json
@@ -8,28 +8,25 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO, SHARED_DATA, requires_mnist
+from tests.conftest import REPO
 from tests.test_training import check_run_directory
 
-pytestmark = requires_mnist
-
-
-def torchrun(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+def torchrun(data_dir, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "training.train", "--task", "mnist", "--data-dir", str(SHARED_DATA), "--device", "cpu",
+           "-m", "training.train", "--task", "mnist", "--data-dir", str(data_dir), "--device", "cpu",
            "--limit-train", "64", "--limit-val", "32", "--batch-size", "16", "--no-progress", *args]
     return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
 
 
-def test_two_process_run_resumes_and_covers_the_whole_validation_subset(tmp_path, mnist_run):
+def test_two_process_run_resumes_and_covers_the_whole_validation_subset(tmp_path, mnist_run, mnist_dir):
     out = tmp_path / "mnist-ddp"
-    first = torchrun("--out", str(out), "--epochs", "2", "--stop-after", "1")
+    first = torchrun(mnist_dir, "--out", str(out), "--epochs", "2", "--stop-after", "1")
     assert first.returncode == 0, first.stderr[-3000:]
     assert "stopped after epoch 1" in first.stdout
     assert len(json.loads((out / "history.json").read_text())) == 1
 
-    second = torchrun("--out", str(out), "--resume")
+    second = torchrun(mnist_dir, "--out", str(out), "--resume")
     assert second.returncode == 0, second.stderr[-3000:]
     assert "resuming" in second.stdout
     # Only rank 0 prints the summary and writes files: one line per epoch, one run directory.
@@ -48,8 +45,10 @@ def test_two_process_run_resumes_and_covers_the_whole_validation_subset(tmp_path
 
 
 def test_a_failing_rank_ends_the_job_with_its_error(tmp_path):
-    # A bad data dir makes every rank fail while loading; torchrun must exit non-zero promptly.
-    result = torchrun("--out", str(tmp_path / "x"), "--epochs", "1", "--data-dir", str(tmp_path / "nothing"),
-                      timeout=240)
+    # A bad data dir (a file: refused without reaching for the network) makes every rank fail while
+    # loading; torchrun must exit non-zero promptly, with the ranks' one-line error.
+    (tmp_path / "not-a-folder").write_text("x")
+    result = torchrun(tmp_path / "not-a-folder", "--out", str(tmp_path / "x"), "--epochs", "1", timeout=240)
     assert result.returncode != 0
-    assert "error" in (result.stderr + result.stdout).lower()
+    assert f"error: --data-dir {tmp_path / 'not-a-folder'}: is a file, not a folder" in result.stderr
+    assert not (tmp_path / "x").exists()

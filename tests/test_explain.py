@@ -1,4 +1,4 @@
-"""Grad-CAM, overlay and occlusion (models/explain.py); predictions.json diagnostics (models/stats.py)."""
+"""Grad-CAM, overlay and occlusion (analysis/explain.py); predictions.json diagnostics (analysis/stats.py)."""
 from __future__ import annotations
 
 import json
@@ -10,10 +10,10 @@ from PIL import Image
 from torch import nn
 
 from models.artifact import load_model
-from models.explain import (ClassScores, erase, explain_image, gradcam, gradcam_layer, occlusion_sweep,
+from analysis.explain import (ClassScores, erase, explain_image, gradcam, gradcam_layer, occlusion_sweep,
                             overlay, resolve_target, sweep_positions)
 from models.presets import DEFAULT_MODEL_CONFIGS
-from models.stats import (Predictions, confusion_cell, confusion_matrix, load_predictions, reliability,
+from analysis.stats import (Predictions, confusion_cell, confusion_matrix, load_predictions, reliability,
                           reliability_bins, threshold_metrics, threshold_sweep, top_losses)
 
 BINARY = DEFAULT_MODEL_CONFIGS["catsdogs"]     # one-logit head: P(dog) = sigmoid(logit)

@@ -11,7 +11,7 @@ from PIL import Image
 
 from models.artifact import LoadedModel, load_model
 from models.presets import DEFAULT_MODEL_CONFIGS
-from models.stats import confusion_cell, load_predictions, paired_comparison, reliability
+from analysis.stats import confusion_cell, load_predictions, paired_comparison, reliability
 from tests.test_compare import table_pairs
 from tests.test_explain import ColourModel, small_binary_predictions
 from ui import explain_handlers as h

@@ -1,4 +1,5 @@
-"""The See why tab (ui/explain_tab.py): catalog adapters on real tiny runs, and the Blocks wiring."""
+"""The See why tab (ui/explain_tab.py and its sub-tabs in ui/why/): catalog adapters on real tiny runs,
+and the Blocks wiring."""
 from __future__ import annotations
 
 import json
@@ -7,9 +8,11 @@ import gradio as gr
 import pytest
 from matplotlib.figure import Figure
 
-from models.stats import load_predictions, paired_comparison
+from analysis.stats import load_predictions, paired_comparison
 from tests.test_compare import table_pairs
 from ui import explain_tab
+from ui.why import confusion, erasing, gradcam, losses, occlusion, threshold
+from ui.why.adapters import Images
 from ui.catalog import Catalog
 
 
@@ -26,35 +29,35 @@ def test_adapters(catalog, catsdogs_dir, cifar10_dir, cifar_unchecked):
     cifar = _key(catalog, "cifar10")
     run_root = catalog.entry(cifar).root
     example = run_root / "examples" / json.loads((run_root / "examples" / "index.json").read_text())[0]["file"]
-    heat, caption = explain_tab.explain(catalog, str(example), cifar, "cat")
+    heat, caption = gradcam.explain(catalog, str(example), cifar, "cat")
     assert heat.size == (256, 256) and "**cat**" in caption
-    assert explain_tab.explain(catalog, None, cifar) == (None, "")
-    heat, caption = explain_tab.explain(catalog, str(example), None, task="cifar10")      # the default model
+    assert gradcam.explain(catalog, None, cifar) == (None, gradcam.NOTHING_YET)
+    heat, caption = gradcam.explain(catalog, str(example), None, task="cifar10")      # the default model
     assert heat.size == (256, 256) and "predicted" in caption
-    assert explain_tab.explain(catalog, str(example), None, task="cifar10", prepare=lambda img: None)[0] is None
     with pytest.raises(gr.Error):
-        explain_tab.explain(catalog, str(example), None)
+        gradcam.explain(catalog, str(example), None)
     with pytest.raises(gr.Error):
-        explain_tab.explain(catalog, str(example), "cifar10/none")
+        gradcam.explain(catalog, str(example), "cifar10/none")
 
-    table, per_class, note, gallery, text = explain_tab.confusion(catalog, cifar)
-    assert table.shape == (10, 11) and gallery == [] and text == ""
-    images = explain_tab.Images(cifar10_dir)
+    table, per_class, note, gallery, text = confusion.confusion(catalog, cifar)
+    assert table.data.shape == (10, 11) and gallery == [] and text == ""
+    assert table.data.iloc[:, 1:].to_numpy().sum() == json.loads((run_root / "metrics.json").read_text())["num_images"]
+    images = Images(cifar10_dir)
     preds = load_predictions(run_root)
     t, p = int(preds.labels[0]), int(preds.predicted[0])
-    items, text = explain_tab.confusion_cell_images(catalog, images, cifar, [t, p + 1])
+    items, text = confusion.confusion_cell_images(catalog, images, cifar, [t, p + 1])
     assert len(items) == int(((preds.labels == t) & (preds.predicted == p)).sum())
-    assert explain_tab.confusion_cell_images(catalog, images, cifar, [t, 0])[0] == []
+    assert confusion.confusion_cell_images(catalog, images, cifar, [t, 0])[0] == []
 
     cd = _key(catalog, "catsdogs")
-    view, frame = explain_tab.occlusion_probe(catalog, str(catsdogs_dir / "val" / "Dog" / "dog.0.jpg"), None, None,
+    view, frame = occlusion.occlusion_probe(catalog, str(catsdogs_dir / "val" / "Dog" / "dog.0.jpg"), None, None,
                                               112, 112, 56)
     assert view.size == (256, 256) and list(frame["model"]) == ["baseline", "Random Erasing"]
-    table, note = explain_tab.threshold(catalog, cd, 0.3)
+    table, note = threshold.threshold(catalog, cd, 0.3)
     assert table.iloc[0]["threshold"] == 0.3
-    curve, fig, ece = explain_tab.calibration(catalog, cd)
+    curve, fig, ece = threshold.calibration(catalog, cd)
     assert isinstance(fig, Figure) and "Expected calibration error" in ece and len(curve)
-    gallery, frame, note = explain_tab.losses(catalog, explain_tab.Images(catsdogs_dir), cd)
+    gallery, frame, note = losses.losses(catalog, Images(catsdogs_dir), cd)
     assert len(gallery) == len(frame) and "misclassified" in note
 
 
@@ -64,10 +67,10 @@ def test_comparison_adapters(tmp_path):
     data = paired_comparison(table_pairs(), ("baseline", "random-erasing"), replicates=200)
     (folder / "comparison.json").write_text(json.dumps(data))
     catalog = Catalog([], runs_dir=tmp_path)
-    assert explain_tab.comparison_choices(catalog) == [("catsdogs", "catsdogs")]
-    text, fig = explain_tab.comparison(catalog, "catsdogs")
+    assert erasing.comparison_choices(catalog) == [("catsdogs", "catsdogs")]
+    text, fig = erasing.comparison(catalog, "catsdogs")
     assert "p = 0.375" in text and isinstance(fig, Figure)
-    text, fig = explain_tab.comparison(catalog, "other")
+    text, fig = erasing.comparison(catalog, "other")
     assert fig is None and "training.compare" in text
 
 
@@ -77,8 +80,8 @@ def test_build_wires_every_event_with_an_api_name(catalog, cifar10_dir, cifar_un
         with gr.Row():
             image = gr.Image(type="filepath")
             run = gr.Dropdown(catalog.choices("cifar10"), value=_key(catalog, "cifar10"))
-        explain_tab.add_gradcam(catalog, "cifar10", image, run, api_name="gradcam_cifar10")
-        explain_tab.add_gradcam(catalog, "catsdogs", image, run, variant="random-erasing", api_name="gradcam_catsdogs_re")
+        gradcam.add_gradcam(catalog, "cifar10", image, run, api_name="gradcam_cifar10")
+        gradcam.add_gradcam(catalog, "catsdogs", image, run, variant="random-erasing", api_name="gradcam_catsdogs_re")
     names = {dep.get("api_name") for dep in demo.config["dependencies"]}
     for name in ("gradcam", "gradcam_targets", "confusion", "confusion_cell", "occlusion_probe", "occlusion_click",
                  "occlusion_sweep", "threshold", "calibration", "top_losses", "erasing_study", "gradcam_cifar10",
@@ -87,6 +90,9 @@ def test_build_wires_every_event_with_an_api_name(catalog, cifar10_dir, cifar_un
     assert None not in names
 
 
-def test_build_with_no_runs(tmp_path):
-    with gr.Blocks():
+def test_build_with_no_runs_says_what_to_train(tmp_path):
+    with gr.Blocks() as demo:
         explain_tab.build(Catalog.from_sources(tmp_path), data_dir=tmp_path)
+    notices = [b.value for b in demo.blocks.values() if isinstance(b, gr.Markdown) and "notice" in (b.elem_classes or [])]
+    assert sum("No trained run yet" in n for n in notices) == 3                      # Grad-CAM, confusion, losses
+    assert any("python -m training.train --task catsdogs" in n for n in notices)    # threshold, occlusion

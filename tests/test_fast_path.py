@@ -15,7 +15,7 @@ import torch
 from torchvision.transforms import v2
 
 from models.augment import EvalTransform, TrainAugment, random_erasing
-from tests.conftest import SHARED_DATA, requires_mnist, train_tiny
+from tests.conftest import SHARED_DATA, requires_real_mnist, train_tiny
 from training.data import DeviceLoader, load_split
 from training.tasks import RANDOM_ERASING, get_task
 from training.usual import UsualLoader, load_usual_split, per_image_transform
@@ -80,11 +80,10 @@ def test_cifar10_fast_and_dataloader_batches_agree(cifar10_dir, cifar_unchecked)
         assert [b[2].tolist() for b in f] == [b[2].tolist() for b in u]
 
 
-@requires_mnist
-def test_mnist_fast_and_dataloader_batches_agree():
+def test_mnist_fast_and_dataloader_batches_agree(mnist_dir):
     task = get_task("mnist")
     for train in (True, False):
-        fast, usual = both_splits(task, SHARED_DATA, train=train, limit=96)
+        fast, usual = both_splits(task, mnist_dir, train=train, limit=96)
         # 28 -> 32: torchvision's antialiased tensor resize and PIL's resize give the same uint8 pixels.
         check_same_contract(task, fast, usual, eval_atol=1e-5)
 
@@ -244,7 +243,7 @@ def test_random_erasing_run_sees_the_baseline_validation_batches(tmp_path, catsd
 
 # --- a short real run through each path --------------------------------------------------------
 
-@requires_mnist
+@requires_real_mnist
 @pytest.mark.parametrize("loader", ["device", "dataloader"])
 def test_short_mnist_run_learns_through_either_path(tmp_path, loader):
     # 64 steps of 16 images. Measured on the 2-core CPU: 0.51 (device) and 0.55 (dataloader)

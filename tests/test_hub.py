@@ -5,32 +5,30 @@
   operations they receive are checked (paths, sizes, hashes), never an imitation of the Hub.
 - Loading by repo id uses a Hub cache laid out as huggingface_hub lays it out
   (models--user--name/{blobs,refs,snapshots,trees}) with HF_HUB_OFFLINE.
-- The Space folder's README parses with metadata_load; its app.py is started from that
-  folder and answers /classify_digit with the model from the cache.
+- The Space is tested in tests/test_space.py.
 """
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, ModelCard, constants
-from huggingface_hub.repocard import metadata_load
 
 from models.artifact import ArtifactError, load_model, resolve_source
-from training import hub
+from publish import common, hub
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 REPO_ID = "cnn-studio-test/mnist-tiny"
-DEV_ONLY = {"pytest", "hypothesis", "playwright", "gradio-client", "gradio_client"}
 
 
 def run_files(run: Path) -> dict[str, int]:
@@ -39,8 +37,9 @@ def run_files(run: Path) -> dict[str, int]:
 
 def expected_release(run: Path) -> set[str]:
     """What docs/run-directory.md says a Hub repo holds: the run directory without checkpoint.pt
-    (and without run_config.json, the in-progress config that training removes or leaves)."""
-    return {name for name in run_files(run) if name not in ("checkpoint.pt", "run_config.json")}
+    (and without run_config.json, the in-progress config that training removes or leaves),
+    plus the model's standalone code, cnn_studio.py."""
+    return {name for name in run_files(run) if name not in ("checkpoint.pt", "run_config.json")} | {"cnn_studio.py"}
 
 
 @pytest.fixture
@@ -80,8 +79,8 @@ class FakeHubCalls:
 
 
 def test_dry_run_lists_exactly_the_release_files(mnist_run, capsys, no_network, monkeypatch):
-    monkeypatch.setattr(hub, "get_token", lambda: pytest.fail("a dry run needs no token"))
-    assert hub.main(["push", str(mnist_run), "--repo-id", REPO_ID, "--dry-run"]) == 0
+    monkeypatch.setattr(common, "get_token", lambda: pytest.fail("a dry run needs no token"))
+    assert hub.main(["push", str(mnist_run), "--repo-id", REPO_ID, "--dry-run", "--allow-partial"]) == 0
     out = capsys.readouterr().out
     listed = {}
     for line in out.splitlines():
@@ -95,10 +94,10 @@ def test_dry_run_lists_exactly_the_release_files(mnist_run, capsys, no_network, 
             "predictions.json", "examples/index.json"} <= set(listed)
     assert any(name.startswith("tb/events.out.tfevents") for name in listed)
     for name, size in listed.items():
-        if name != "README.md":           # the card is rendered again for the repo id
+        if name not in ("README.md", "cnn_studio.py"):   # the card is rendered again for the repo id
             assert size == sizes[name], name
     from cards import read_facts, render_card
-    assert listed["README.md"] == len(render_card(read_facts(mnist_run, source=REPO_ID)).encode())
+    assert listed["README.md"] == len(render_card(read_facts(mnist_run, source=REPO_ID, hub=True)).encode())
     assert "not uploaded: checkpoint.pt" in out
 
 
@@ -106,7 +105,17 @@ def test_release_operations_are_what_create_commit_receives(mnist_run, monkeypat
     monkeypatch.setenv("HF_TOKEN", "hf_test_token_not_real")
     fake = FakeHubCalls(monkeypatch, existing=[".gitattributes", "README.md", "examples/99_old.png",
                                               "tb/events.out.tfevents.1.old", "notes.txt"])
-    assert hub.main(["push", str(mnist_run), "--repo-id", REPO_ID, "--private", "--revision", "v1"]) == 0
+    agents = []
+    real_init = HfApi.__init__
+
+    def init(api, *args, **kwargs):
+        agents.append((kwargs.get("library_name"), kwargs.get("library_version")))
+        real_init(api, *args, **kwargs)
+    monkeypatch.setattr(HfApi, "__init__", init)
+    assert hub.main(["push", str(mnist_run), "--repo-id", REPO_ID, "--private", "--revision", "v1",
+                     "--allow-partial"]) == 0
+    import models
+    assert agents == [("cnn-studio", models.__version__)]   # the Hub sees who uploads (user agent)
 
     [(args, kwargs)] = fake.named("create_repo")
     assert args == (REPO_ID,) and kwargs["exist_ok"] is True and kwargs["private"] is True
@@ -121,7 +130,7 @@ def test_release_operations_are_what_create_commit_receives(mnist_run, monkeypat
 
     assert {op.path_in_repo for op in adds} == expected_release(mnist_run)
     for op in adds:
-        if op.path_in_repo == "README.md":
+        if op.path_in_repo in ("README.md", "cnn_studio.py"):
             continue
         data = (mnist_run / op.path_in_repo).read_bytes()
         assert op.upload_info.size == len(data), op.path_in_repo
@@ -130,27 +139,29 @@ def test_release_operations_are_what_create_commit_receives(mnist_run, monkeypat
     assert sorted(op.path_in_repo for op in deletes) == ["examples/99_old.png", "tb/events.out.tfevents.1.old"]
 
     # the card uploaded is the one for this repo: it loads "user/name@v1" and keeps the accuracy
+    # (in the text only: this tiny run is evaluated on a --limit-val subset)
     [card_op] = [op for op in adds if op.path_in_repo == "README.md"]
     with card_op.as_file() as f:
         text = f.read().decode()
     assert card_op.upload_info.size == len(text.encode())
     card = ModelCard(text)
     metrics = json.loads((mnist_run / "metrics.json").read_text())
-    assert card.data.eval_results[0].metric_value == metrics["accuracy"]
-    assert f'load_model("{REPO_ID}@v1")' in text
+    assert card.data.eval_results is None and f"**{100 * metrics['accuracy']:.2f}%**" in text
+    assert f'repo_id = "{REPO_ID}"' in text and 'revision="v1"' in text
+    assert "load_model" not in text, "the pushed card's snippet needs no CNN Studio code"
 
 
 def test_keep_card_uploads_the_readme_as_it_is(mnist_run):
-    ops = hub.release_operations(mnist_run, repo_id=REPO_ID, regenerate_card=False)
+    ops = hub.release_operations(mnist_run, repo_id=REPO_ID, regenerate_card=False, allow_partial=True)
     [card] = [op for op in ops if op.path_in_repo == "README.md"]
     assert card.upload_info.sha256 == hashlib.sha256((mnist_run / "README.md").read_bytes()).digest()
 
 
 def test_missing_token_is_one_clear_line(mnist_run, monkeypatch, capsys):
     monkeypatch.delenv("HF_TOKEN", raising=False)
-    monkeypatch.setattr(hub, "get_token", lambda: None)
+    monkeypatch.setattr(common, "get_token", lambda: None)
     fake = FakeHubCalls(monkeypatch)
-    assert hub.main(["push", str(mnist_run), "--repo-id", REPO_ID]) == 1
+    assert hub.main(["push", str(mnist_run), "--repo-id", REPO_ID, "--allow-partial"]) == 1
     err = capsys.readouterr().err.strip()
     assert err == "error: no Hugging Face token: set HF_TOKEN or run `hf auth login`"
     assert fake.calls == []
@@ -167,7 +178,7 @@ def test_refused_upload_is_one_clear_line(mnist_run, monkeypatch, capsys):
         hf_raise_for_status(response)
     monkeypatch.setenv("HF_TOKEN", "hf_test_token_not_real")
     monkeypatch.setattr(HfApi, "create_repo", refuse)
-    assert hub.main(["push", str(mnist_run), "--repo-id", REPO_ID]) == 1
+    assert hub.main(["push", str(mnist_run), "--repo-id", REPO_ID, "--allow-partial"]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert err.startswith(f"error: upload to {REPO_ID} refused (HTTP 403)")
@@ -178,7 +189,7 @@ def test_offline_push_is_refused_by_huggingface_hub_itself(mnist_run, monkeypatc
     """No method is replaced: HfApi really tries, and its offline guard stops it."""
     monkeypatch.setenv("HF_TOKEN", "hf_test_token_not_real")
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    assert hub.main(["push", str(mnist_run), "--repo-id", REPO_ID]) == 1
+    assert hub.main(["push", str(mnist_run), "--repo-id", REPO_ID, "--allow-partial"]) == 1
     err = capsys.readouterr().err.strip()
     assert err == f"error: upload to {REPO_ID}: HF_HUB_OFFLINE is set; unset it to reach the Hub"
 
@@ -189,10 +200,10 @@ def test_push_refuses_what_is_not_a_release(tmp_path, mnist_run, capsys):
     broken = tmp_path / "broken"
     shutil.copytree(mnist_run, broken, ignore=shutil.ignore_patterns("checkpoint.pt"))
     (broken / "model.safetensors").write_bytes(b"not safetensors")
-    assert hub.main(["push", str(broken), "--repo-id", REPO_ID, "--dry-run"]) == 1
+    assert hub.main(["push", str(broken), "--repo-id", REPO_ID, "--dry-run", "--allow-partial"]) == 1
     err = capsys.readouterr().err
     assert "not a valid release" in err and "model.safetensors" in err
-    assert hub.main(["push", str(mnist_run), "--repo-id", "no-namespace", "--dry-run"]) == 1
+    assert hub.main(["push", str(mnist_run), "--repo-id", "no-namespace", "--dry-run", "--allow-partial"]) == 1
     assert "not a repo id" in capsys.readouterr().err
 
 
@@ -203,8 +214,9 @@ def _git_blob_sha1(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
-def lay_into_hub_cache(run: Path, repo_id: str, cache: Path, revision: str = "main") -> Path:
-    """Put the release files of `run` into a Hub cache as a download would leave them:
+def lay_into_hub_cache(run: Path, repo_id: str, cache: Path, revision: str = "main",
+                       files: list[str] | None = None) -> Path:
+    """Put the release files of `run` (or `files` of that folder) into a Hub cache as a download would leave them:
     blobs/<hash>, snapshots/<commit>/<path> symlinks to the blobs, refs/<revision>, and
     the tree listing huggingface_hub keeps per commit (written with its own function)."""
     from huggingface_hub._tree_cache import TreeCacheEntry, write_tree_cache
@@ -214,7 +226,7 @@ def lay_into_hub_cache(run: Path, repo_id: str, cache: Path, revision: str = "ma
     commit = hashlib.sha1(f"{repo_id}:{revision}:{run}".encode()).hexdigest()
     snapshot = storage / "snapshots" / commit
     entries = {}
-    for name in hub.release_files(run):
+    for name in files or hub.release_files(run):
         data = (run / name).read_bytes()
         lfs = name.endswith((".safetensors", ".png")) or name.startswith("tb/")
         blob = hashlib.sha256(data).hexdigest() if lfs else _git_blob_sha1(data)
@@ -266,153 +278,141 @@ def test_incomplete_cached_snapshot_is_a_clear_artifact_error(mnist_run, offline
     assert "model.safetensors" in str(info.value)
 
 
-# --------------------------------------------------------------------------- the Space
+# --------------------------------------------------------------------------- partial runs
 
 
-MODELS = [REPO_ID, "cnn-studio-test/cifar10@0123456789abcdef0123456789abcdef01234567",
-          "cnn-studio-test/catsdogs@v2"]
+def test_push_refuses_a_partial_run_unless_allowed(mnist_run, capsys, no_network):
+    config = json.loads((mnist_run / "config.json").read_text())
+    assert config["limit_train"] and config["limit_val"], "the tiny run is a --limit run"
+    assert hub.main(["push", str(mnist_run), "--repo-id", REPO_ID, "--dry-run"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "is a partial run" in err and f"--limit-train {config['limit_train']}" in err
+    assert f"--limit-val {config['limit_val']}" in err and "--allow-partial" in err
+    assert hub.main(["push", str(mnist_run), "--repo-id", REPO_ID, "--dry-run", "--allow-partial"]) == 0
 
 
-@pytest.fixture(scope="module")
-def space_dir(tmp_path_factory) -> Path:
-    if not (REPO_ROOT / "app.py").is_file():
-        pytest.skip("app.py does not exist yet")
-    out = tmp_path_factory.mktemp("space") / "space"
-    hub.space(out, MODELS)
-    return out
+def test_partial_run_card_never_reports_the_subset_as_the_split(mnist_run):
+    ops = {op.path_in_repo: op for op in hub.release_operations(mnist_run, repo_id=REPO_ID, allow_partial=True)}
+    with ops["README.md"].as_file() as f:
+        text = f.read().decode()
+    card = ModelCard(text)
+    metrics = json.loads((mnist_run / "metrics.json").read_text())
+    config = json.loads((mnist_run / "config.json").read_text())
+    assert not card.data.eval_results, "a subset evaluation is kept out of the model-index"
+    assert "model-index" not in text.split("---", 2)[1]
+    assert f"on {metrics['num_images']:,} images of a subset of the `{metrics['split']}` split" in text
+    assert f"`--limit-val {config['limit_val']}`" in text and "A partial run" in text
 
 
-def test_space_folder_holds_the_app_and_no_training_code(space_dir):
-    top = sorted(p.name for p in space_dir.iterdir())
-    assert top == sorted(["app.py", "ui", "models", "cards", "assets", "requirements.txt", "README.md"])
-    assert not list(space_dir.rglob("__pycache__")) and not list(space_dir.rglob("*.pyc"))
-    for src_dir in ("ui", "models", "cards"):
-        expected = {p.relative_to(REPO_ROOT).as_posix() for p in (REPO_ROOT / src_dir).rglob("*")
-                    if p.is_file() and "__pycache__" not in p.parts and not p.name.startswith(".")}
-        got = {p.relative_to(space_dir).as_posix() for p in (space_dir / src_dir).rglob("*") if p.is_file()}
-        assert got == expected
-    assert (space_dir / "app.py").read_bytes() == (REPO_ROOT / "app.py").read_bytes()
-    assert (space_dir / "cards" / "template.md").is_file()
+# --------------------------------------------------------------------------- usable without CNN Studio
 
 
-def test_space_readme_header(space_dir):
-    import gradio
-    meta = metadata_load(space_dir / "README.md")
-    for key in ("title", "emoji", "colorFrom", "colorTo"):
-        assert meta[key]
-    assert meta["colorFrom"] in {"red", "yellow", "green", "blue", "indigo", "purple", "pink", "gray"}
-    assert meta["sdk"] == "gradio"
-    assert meta["sdk_version"] == gradio.__version__
-    assert meta["app_file"] == "app.py"
-    assert meta["license"] == "mit"
-    assert meta["models"] == [REPO_ID, "cnn-studio-test/cifar10", "cnn-studio-test/catsdogs"]
-    assert meta["preload_from_hub"] == [
-        REPO_ID,
-        "cnn-studio-test/cifar10 config.json,model.safetensors,README.md,history.json,metrics.json "
-        "0123456789abcdef0123456789abcdef01234567",
-        "cnn-studio-test/catsdogs",
-    ]
-    assert f'{hub.HUB_MODELS_ENV}="{" ".join(MODELS)}"' in (space_dir / "README.md").read_text()
+BLOCKER = '''
+import json, os, sys
+_allowed = set(json.loads(os.environ["ALLOWED_TOP_LEVEL"]))
+_cnn_studio = {"models", "training", "ui", "cards", "publish", "analysis", "app", "tests", "benchmarks", "scripts"}
+
+class _Blocker:
+    """Refuses CNN Studio's packages and anything but the allowed distributions and stdlib."""
+    def find_spec(self, name, path=None, target=None):
+        top = name.split(".")[0]
+        stdlib = top in sys.stdlib_module_names or top.startswith("_sysconfigdata")   # sysconfig's data
+        if top in _cnn_studio or (top not in _allowed and not stdlib):
+            sys.stderr.write(f"blocked: {name}\n")
+            raise ModuleNotFoundError(f"import of {name!r} blocked by the test", name=name)
+        return None
+
+sys.meta_path.insert(0, _Blocker())
+'''
+ALLOWED_DISTRIBUTIONS = ["torch", "torchvision", "safetensors", "huggingface_hub"]
 
 
-def test_space_requirements_cover_the_imports_and_nothing_for_tests(space_dir):
-    lines = (space_dir / "requirements.txt").read_text().split()
-    names = {hub._norm(line) for line in lines}
-    assert {"torch", "torchvision", "huggingface-hub", "safetensors", "numpy", "pillow"} <= names
-    assert not names & DEV_ONLY
-    assert "gradio" not in names, "the Space installs gradio from sdk_version"
-    assert "tensorboard" not in names and "tqdm" not in names  # training only
-    # every third-party module the Space code imports is installed by a line (or by the sdk)
+def allowed_top_level_modules() -> list[str]:
+    """Top-level modules of the allowed distributions and everything they require, recursively."""
     from importlib import metadata
-    by_module = metadata.packages_distributions()
-    modules = hub.imported_modules(hub.space_code_files(space_dir))
-    for module in modules:
-        if module in sys.stdlib_module_names or module in hub.LOCAL_PACKAGES or module == "__future__":
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+    todo, dists = list(ALLOWED_DISTRIBUTIONS), set()
+    while todo:
+        name = canonicalize_name(todo.pop())
+        if name in dists:
             continue
-        dists = {hub._norm(d) for d in by_module.get(module, [module])}
-        assert dists & (names | {"gradio"}), f"{module} (imported by {sorted(modules[module])}) is not installed"
-
-
-def test_space_dry_run_writes_nothing(tmp_path, capsys, no_network):
-    if not (REPO_ROOT / "app.py").is_file():
-        pytest.skip("app.py does not exist yet")
-    out = tmp_path / "space"
-    assert hub.main(["space", str(out), "--models", REPO_ID, "--space-id", "me/space", "--dry-run"]) == 0
-    assert not out.exists()
-    text = capsys.readouterr().out
-    assert "app.py" in text and "requirements.txt" in text and "training/" not in text
-
-
-def test_space_refuses_a_non_empty_folder(tmp_path, capsys):
-    if not (REPO_ROOT / "app.py").is_file():
-        pytest.skip("app.py does not exist yet")
-    (tmp_path / "keep.txt").write_text("mine")
-    assert hub.main(["space", str(tmp_path), "--models", REPO_ID]) == 1
-    assert "not empty" in capsys.readouterr().err
-    assert hub.main(["space", str(tmp_path), "--models", REPO_ID, "--force"]) == 0
-    assert (tmp_path / "keep.txt").read_text() == "mine" and (tmp_path / "app.py").is_file()
-
-
-def test_space_upload_creates_a_gradio_space_with_the_model_variable(space_dir, monkeypatch):
-    monkeypatch.setenv("HF_TOKEN", "hf_test_token_not_real")
-    fake = FakeHubCalls(monkeypatch)
-    hub.upload_space(space_dir, "me/cnn-studio", MODELS)
-    [(args, kwargs)] = fake.named("create_repo")
-    assert args == ("me/cnn-studio",) and kwargs["repo_type"] == "space" and kwargs["space_sdk"] == "gradio"
-    assert kwargs["space_variables"] == [{"key": hub.HUB_MODELS_ENV, "value": " ".join(MODELS)}]
-    [(args, kwargs)] = fake.named("add_space_variable")
-    assert args == ("me/cnn-studio", hub.HUB_MODELS_ENV, " ".join(MODELS))
-    [(args, kwargs)] = fake.named("upload_folder")
-    assert kwargs["repo_id"] == "me/cnn-studio" and kwargs["repo_type"] == "space"
-    assert Path(kwargs["folder_path"]) == space_dir
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_space_app_serves_classify_digit_from_the_hub_cache(space_dir, mnist_run, tmp_path):
-    """`python app.py` in the Space folder, models from the env variable, files from the cache."""
-    from gradio_client import Client, handle_file
-
-    hf_home = tmp_path / "hf_home"
-    lay_into_hub_cache(mnist_run, REPO_ID, hf_home / "hub")
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "GRADIO_", "PYTHONPATH"))}
-    env.update(HF_HOME=str(hf_home), HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False",
-               HF_HUB_DISABLE_TELEMETRY="1", GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port),
-               **{hub.HUB_MODELS_ENV: REPO_ID})
-    log = tmp_path / "app.log"
-    with open(log, "wb") as log_file:
-        proc = subprocess.Popen([sys.executable, "app.py", "--threads", "1"], cwd=space_dir, env=env,
-                                stdout=log_file, stderr=subprocess.STDOUT)
-    try:
-        url = f"http://127.0.0.1:{port}/"
-        deadline = time.monotonic() + 90
-        client = None
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                client = Client(url, verbose=False)
-                break
-            except Exception:
-                time.sleep(1)
-        assert client is not None, f"the Space app did not start:\n{log.read_text()[-3000:]}"
-        digit = REPO_ROOT / "assets" / "mnist_7.png"
-        if not digit.is_file():
-            digit = next((mnist_run / "examples").glob("*.png"))
-        sketch = {"background": handle_file(str(digit)), "layers": [], "composite": handle_file(str(digit))}
-        result = client.predict(sketch, f"hub:{REPO_ID}", api_name="/classify_digit")
-        label = result[1]
-        confidences = {c["label"]: c["confidence"] for c in label["confidences"]}
-        assert set(confidences) <= {str(i) for i in range(10)} and confidences
-        assert label["label"] in {str(i) for i in range(10)}
-        # the Space folder has no runs/: the answer came from the Hub model in the cache
-        assert not (space_dir / "runs").exists()
-    finally:
-        proc.terminate()
         try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+            requires = metadata.requires(name) or []
+        except metadata.PackageNotFoundError:
+            continue
+        dists.add(name)
+        for line in requires:
+            req = Requirement(line)
+            if req.marker is None or req.marker.evaluate({"extra": ""}):
+                todo.append(req.name)
+    return sorted(module for module, owners in metadata.packages_distributions().items()
+                  if any(canonicalize_name(o) in dists for o in owners))
+
+
+@pytest.mark.parametrize("run_fixture", ["mnist_run", "catsdogs_run"])
+def test_card_snippet_runs_with_torch_alone_and_matches_predict_probs(run_fixture, request, tmp_path):
+    """The pushed card's snippet, verbatim, in a fresh Python that can import only torch,
+    torchvision, safetensors, huggingface_hub (+ their dependencies) and the stdlib, against a
+    Hub cache holding exactly what the push uploads, from a folder outside the repo."""
+    from models.predict import predict_probs
+
+    run = request.getfixturevalue(run_fixture)
+    repo = tmp_path / "pushed"        # the repo's files, as create_commit would store them
+    names = []
+    for op in hub.release_operations(run, repo_id=REPO_ID, allow_partial=True):
+        target = repo / op.path_in_repo
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with op.as_file() as f:
+            target.write_bytes(f.read())
+        names.append(op.path_in_repo)
+    hf_home = tmp_path / "hf_home"
+    lay_into_hub_cache(repo, REPO_ID, hf_home / "hub", files=names)
+    [snippet] = re.findall(r"```python\n(.*?)```", (repo / "README.md").read_text(), flags=re.S)
+    [example] = re.findall(r'hf_hub_download\(repo_id, "(examples/[^"]+)"\)', snippet)
+
+    blocker = tmp_path / "blocker"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text(BLOCKER)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "PYTHON"))}
+    env.update(PYTHONPATH=str(blocker), HF_HOME=str(hf_home), HF_HUB_OFFLINE="1", HF_HUB_DISABLE_TELEMETRY="1",
+               ALLOWED_TOP_LEVEL=json.dumps(allowed_top_level_modules()))
+    # the blocker works: CNN Studio is not importable there, PIL (a torchvision dependency) is
+    probe = subprocess.run([sys.executable, "-c", "import PIL\ntry:\n import models\nexcept ImportError as e:"
+                            "\n print('blocked', e)"], cwd=elsewhere, env=env, capture_output=True, text=True)
+    assert probe.stdout.startswith("blocked"), probe.stdout + probe.stderr
+    result = subprocess.run([sys.executable, "-c", snippet], cwd=elsewhere, env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    probs = ast.literal_eval(result.stdout.strip().splitlines()[-1])
+
+    loaded = load_model(run)
+    expected = predict_probs(loaded.model, loaded.config, run / example)
+    assert list(probs) == list(expected) == list(loaded.config.labels)
+    for label in expected:
+        assert probs[label] == pytest.approx(expected[label], abs=1e-5), label
+
+
+def test_hub_code_loads_strictly_and_refuses_a_foreign_weight_file(catsdogs_run, tmp_path):
+    """cnn_studio.py is plain code: imported from a file, it loads a folder and refuses wrong weights."""
+    import importlib.util
+
+    from publish.hub_code import hub_code_source
+    code = tmp_path / "cnn_studio.py"
+    code.write_text(hub_code_source("https://example.invalid/cnn-studio"))
+    spec = importlib.util.spec_from_file_location("cnn_studio_standalone", code)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    model = module.from_pretrained(catsdogs_run)
+    assert model.labels == json.loads((catsdogs_run / "config.json").read_text())["labels"]
+    folder = tmp_path / "wrong"
+    shutil.copytree(catsdogs_run, folder, ignore=shutil.ignore_patterns("checkpoint.pt", "tb", "examples"))
+    config = json.loads((folder / "config.json").read_text())
+    config.update(architecture="vgg19_bn_32", input_size=32, num_classes=2)
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(RuntimeError, match="state_dict"):
+        module.from_pretrained(folder)

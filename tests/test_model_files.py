@@ -10,14 +10,17 @@ import json
 import os
 import pickle
 import re
+import shutil
+import stat
+import subprocess
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import save_file
 
-from models.artifact import (CONFIG_FILE, RELEASE_PATTERNS, WEIGHTS_FILE, ArtifactError, load_model,
-                             save_release)
+from models.artifact import (CONFIG_FILE, MANIFEST_FILE, RELEASE_PATTERNS, WEIGHTS_FILE, ArtifactError,
+                             load_model, read_weights, save_release)
 from models.registry import create_model
 from training.tasks import get_task
 
@@ -295,3 +298,151 @@ def test_the_loader_never_unpickles():
             if re.search(needle, text):
                 offenders.append(f"{path.name}: {needle}")
     assert not offenders, offenders
+
+
+# --- digests: SHA256SUMS written with the release, checked on every load ------------------------
+
+def flip_weight_bytes(path: Path, count: int = 300) -> None:
+    """XOR the lowest mantissa byte of `count` float32 values in the middle of the tensor data
+    (past the header): the file still parses, every value stays finite, the model answers differently."""
+    data = bytearray(path.read_bytes())
+    start = 8 + int.from_bytes(data[:8], "little")          # tensor data begins after the JSON header
+    middle = start + ((len(data) - start) // 2) // 4 * 4     # float32 boundary (data offsets are aligned)
+    for k in range(count):
+        data[middle + 4 * k] ^= 0xA5                          # little-endian: byte 0 is the mantissa's lowest
+    path.write_bytes(bytes(data))
+
+
+def copy_release(release, tmp_path: Path, name: str = "model") -> Path:
+    folder = tmp_path / name
+    shutil.copytree(release[0], folder)
+    return folder
+
+
+def test_the_release_records_the_sha256_of_each_file(release):
+    good, _ = release
+    lines = (good / MANIFEST_FILE).read_text().splitlines()
+    expected = {name: hashlib.sha256((good / name).read_bytes()).hexdigest() for name in (CONFIG_FILE, WEIGHTS_FILE)}
+    assert lines == [f"{expected[name]}  {name}" for name in sorted(expected)]
+    if shutil.which("sha256sum"):   # the standard tool checks a downloaded release the same way
+        check = subprocess.run(["sha256sum", "--check", "--strict", MANIFEST_FILE], cwd=good,
+                               capture_output=True, text=True)
+        assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_flipped_bytes_in_the_weights_are_refused_by_name(release, tmp_path):
+    folder = copy_release(release, tmp_path)
+    flip_weight_bytes(folder / WEIGHTS_FILE)
+    # The damage is invisible to the structural checks: the file parses, shapes fit, values are finite...
+    state = read_weights(folder / WEIGHTS_FILE, create_model(CFG))
+    assert any(not torch.equal(state[k], release[1][k]) for k in state)
+    # ...so only the digest catches it.
+    message = assert_refused(folder, WEIGHTS_FILE, r"damaged or changed after the run was written \(sha256 "
+                                                   r"[0-9a-f]{12}\.\.\., SHA256SUMS records [0-9a-f]{12}\.\.\.\); refused")
+    assert message.startswith(str(folder / WEIGHTS_FILE))
+
+
+@pytest.mark.parametrize("name, edit", [
+    (CONFIG_FILE, lambda text: text.replace('"airplane"', '"aeroplane"')),   # valid JSON, valid config
+    ("metrics.json", lambda text: text.replace("0.1", "0.9")),
+])
+def test_an_edited_listed_file_is_refused_by_name(release, tmp_path, name, edit):
+    folder = copy_release(release, tmp_path)
+    if name == "metrics.json":   # a release with more files: every listed one is checked
+        (folder / name).write_text('{"accuracy": 0.1}')
+        from models.artifact import write_manifest
+        write_manifest(folder)
+        load_model(folder)
+    text = (folder / name).read_text()
+    assert edit(text) != text
+    (folder / name).write_text(edit(text))
+    assert_refused(folder, name, "damaged or changed after the run was written")
+
+
+def test_a_digest_list_that_points_outside_the_folder_is_refused(release, tmp_path):
+    folder = copy_release(release, tmp_path)
+    with open(folder / MANIFEST_FILE, "a") as f:
+        f.write(f"{'0' * 64}  ../outside.txt\n")
+    assert_refused(folder, MANIFEST_FILE, r"line 3 is not '<sha256>  <file in this folder>'")
+
+
+def test_a_digest_list_without_the_weights_is_refused(release, tmp_path):
+    folder = copy_release(release, tmp_path)
+    lines = [l for l in (folder / MANIFEST_FILE).read_text().splitlines() if not l.endswith(WEIGHTS_FILE)]
+    (folder / MANIFEST_FILE).write_text("\n".join(lines) + "\n")
+    assert_refused(folder, MANIFEST_FILE, "no digest for model.safetensors")
+
+
+def test_a_release_from_before_digests_loads_with_a_warning(release, tmp_path, caplog):
+    folder = copy_release(release, tmp_path)
+    (folder / MANIFEST_FILE).unlink()
+    with caplog.at_level("WARNING", logger="models.artifact"):
+        load_model(folder)
+    assert "loading it unverified" in caplog.text
+
+
+def test_a_damaged_hub_snapshot_is_refused(release, tmp_path, monkeypatch):
+    """A Hub snapshot as huggingface_hub lays it out (file names are symlinks into blobs/)."""
+    good, _ = release
+    blobs, snap = tmp_path / "blobs", tmp_path / "snapshots" / "0123abc"
+    blobs.mkdir()
+    snap.mkdir(parents=True)
+    for name in (CONFIG_FILE, WEIGHTS_FILE, MANIFEST_FILE):
+        blob = blobs / hashlib.sha256((good / name).read_bytes()).hexdigest()
+        shutil.copyfile(good / name, blob)
+        (snap / name).symlink_to(blob)
+    import huggingface_hub
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda repo_id, **kwargs: str(snap))
+    load_model("someone/cnn-studio-cifar10")        # intact: loads
+    flip_weight_bytes((snap / WEIGHTS_FILE).resolve())
+    with pytest.raises(ArtifactError, match=rf"{re.escape(str(snap / WEIGHTS_FILE))}: damaged"):
+        load_model("someone/cnn-studio-cifar10")
+
+
+def test_the_app_lists_a_damaged_model_as_unavailable_with_the_reason(release, tmp_path):
+    from ui.catalog import Catalog
+    runs = tmp_path / "runs"
+    torch.manual_seed(0)
+    model = create_model(CFG)
+    for name, created in (("older", "2026-01-01T00:00:00+00:00"), ("newer", "2026-02-01T00:00:00+00:00")):
+        save_release(runs / "cifar10" / name, model, {**CFG.to_dict(), "task": "cifar10", "variant": "baseline",
+                                                      "created": created})
+    flip_weight_bytes(runs / "cifar10" / "newer" / WEIGHTS_FILE)
+    catalog = Catalog.from_sources(runs)
+    broken, served = catalog.entry("cifar10/newer"), catalog.entry("cifar10/older")
+    assert not broken.available and broken.loaded is None
+    assert "model.safetensors: damaged or changed after the run was written" in broken.status()
+    assert served.available and catalog.default_key("cifar10") == "cifar10/older"
+
+
+# --- file modes -------------------------------------------------------------------------------
+
+@pytest.fixture
+def umask_022():
+    previous = os.umask(0o022)
+    yield
+    os.umask(previous)
+
+
+def test_release_files_are_readable_like_every_other_file(tmp_path, umask_022):
+    folder = tmp_path / "run"
+    save_release(folder, create_model(CFG), {**CFG.to_dict(), "task": "cifar10"})
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in folder.iterdir()}
+    assert modes == {CONFIG_FILE: 0o644, WEIGHTS_FILE: 0o644, MANIFEST_FILE: 0o644}
+
+
+def test_atomic_write_gives_the_usual_mode_even_when_the_writer_recreates_the_file(tmp_path):
+    from models.atomic import atomic_write
+
+    def recreate(path: Path) -> None:          # what safetensors' save_file does to the temporary file
+        path.unlink()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.write(fd, b"data")
+        os.close(fd)
+
+    previous = os.umask(0o027)
+    try:
+        atomic_write(tmp_path / "a.bin", recreate)
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "a.bin").stat().st_mode) == 0o640      # 0666 minus the umask

@@ -13,6 +13,8 @@ import json
 import os
 import pickle
 import random
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -30,7 +32,7 @@ EPOCHS = 4
 STEPS_PER_EPOCH = 2
 TIMING = ("seconds", "images_per_s")
 RUN_FILES = {"config.json", "model.safetensors", "history.json", "metrics.json", "predictions.json",
-             "README.md", "curves.png", "examples", "tb", "checkpoint.pt"}
+             "README.md", "curves.png", "examples", "tb", "checkpoint.pt", "SHA256SUMS", "progress.json"}
 
 # The CLI in a child process, with CIFAR-10's md5 check skipped (generated batches; tests only).
 CHILD = ("import sys, runpy; import torchvision.datasets.cifar as c; "
@@ -103,12 +105,17 @@ def scalars(run: Path) -> dict[str, list[tuple[int, float]]]:
 def assert_one_value_per_step(run: Path, reference: Path | None = None) -> None:
     got = scalars(run)
     steps = EPOCHS * STEPS_PER_EPOCH
-    assert [s for s, _ in got["train/step_loss"]] == list(range(1, steps + 1))
-    for tag in ("train/loss", "val/loss", "val/accuracy", "lr"):
+    for tag in ("train/step_loss", "train/lr"):   # logged at the step they apply to
+        assert [s for s, _ in got[tag]] == list(range(1, steps + 1)), tag
+    for tag in ("train/loss", "val/loss", "val/accuracy", "train/images_per_second"):
         assert [s for s, _ in got[tag]] == [e * STEPS_PER_EPOCH for e in range(1, EPOCHS + 1)], tag
+    recipe = json.loads((run / "config.json").read_text())["recipe"]
+    if recipe["schedule"]["name"] == "onecycle":   # step 1 applies max_lr / div_factor (OneCycleLR)
+        first = recipe["optimizer"]["lr"] / recipe["schedule"]["div_factor"]
+        assert got["train/lr"][0][1] == pytest.approx(first, rel=1e-5)
     if reference is not None:  # deterministic: the resumed curves are the straight run's curves
         ref = scalars(reference)
-        for tag in ("train/step_loss", "train/loss", "val/loss", "val/accuracy", "lr"):
+        for tag in ("train/step_loss", "train/lr", "train/loss", "val/loss", "val/accuracy"):
             assert got[tag] == ref[tag], tag
 
 
@@ -215,18 +222,20 @@ def test_data_order_depends_only_on_seed_and_epoch(data, unchecked):
 # --- refusing the wrong checkpoint ---------------------------------------------------------
 
 @pytest.mark.parametrize("extra, what", [
-    (["--lr", "0.5"], "recipe"),
-    (["--epochs", "6"], "recipe"),
-    (["--task", "mnist"], "task"),
-    (["--seed", "3"], "seed"),
-    (["--random-erasing"], "variant"),
+    (["--lr", "0.5"], "recipe.optimizer.lr: checkpoint 0.1, now 0.5"),
+    (["--epochs", "6"], f"recipe.epochs: checkpoint {EPOCHS}, now 6"),
+    (["--batch-size", "2"], "recipe.batch_size: checkpoint 5, now 2"),
+    (["--task", "mnist"], 'task: checkpoint "cifar10", now "mnist"'),
+    (["--seed", "3"], "seed: checkpoint 0, now 3"),
+    (["--random-erasing"], 'variant: checkpoint "baseline", now "random-erasing"'),
 ])
-def test_resume_refuses_another_task_or_recipe(stopped_and_resumed, data, extra, what):
+def test_resume_refuses_another_task_or_recipe_naming_what_differs(stopped_and_resumed, data, extra, what):
     from training.checkpoint import CheckpointError
     run, _ = stopped_and_resumed
     before = sha256(run / "checkpoint.pt")
-    with pytest.raises(CheckpointError, match=rf"checkpoint\.pt: was written for a different run \(.*{what}"):
+    with pytest.raises(CheckpointError, match=r"checkpoint\.pt: was written for a different run \(") as err:
         run_main(resume_args(data, run, *extra))
+    assert what in str(err.value) and "\n" not in str(err.value)
     assert sha256(run / "checkpoint.pt") == before
 
 
@@ -327,6 +336,57 @@ def test_a_checkpoint_that_would_not_load_is_never_written(tmp_path):
         save_checkpoint(path, {**state, "epoch": 2, "extra": _CreatesAFile(tmp_path / "never")})
     assert sha256(path) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]
+
+
+def flip_tensor_bytes(checkpoint: Path, count: int = 2000) -> None:
+    """XOR `count` bytes in the middle of the largest tensor inside checkpoint.pt (a zip archive
+    whose entries torch stores uncompressed): the file still loads, the numbers are different."""
+    import zipfile
+    with zipfile.ZipFile(checkpoint) as z:
+        entry = max((i for i in z.infolist() if "/data/" in i.filename), key=lambda i: i.file_size)
+    data = bytearray(checkpoint.read_bytes())
+    local = entry.header_offset
+    name_len, extra_len = (int.from_bytes(data[local + o:local + o + 2], "little") for o in (26, 28))
+    start = local + 30 + name_len + extra_len + entry.file_size // 2 // 4 * 4
+    for k in range(count // 4):   # the lowest byte of float32 values (little-endian): finite, but wrong
+        data[start + 4 * k] ^= 0xA5
+    checkpoint.write_bytes(bytes(data))
+
+
+def files_on_disk(folder: Path) -> dict[str, tuple[str, int]]:
+    return {str(p.relative_to(folder)): (sha256(p), p.stat().st_mtime_ns)
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_checkpoint_carries_its_own_digest(stopped_and_resumed):
+    from training.checkpoint import load_checkpoint, state_sha256
+    run, _ = stopped_and_resumed
+    state = load_checkpoint(run / "checkpoint.pt")
+    assert state["format"] == 2
+    assert state["sha256"] == state_sha256({k: v for k, v in state.items() if k != "sha256"})
+
+
+def test_flipped_bytes_in_a_checkpoint_are_refused_with_no_side_effect(stopped_and_resumed, data, tmp_path):
+    from training.checkpoint import CheckpointError, load_checkpoint
+    run = tmp_path / "run"
+    shutil.copytree(stopped_and_resumed[0], run)
+    (run / "model.safetensors").unlink()              # as if stopped before the release: resume would write one
+    for name in ("SHA256SUMS", "metrics.json", "predictions.json", "README.md", "curves.png"):
+        (run / name).unlink()
+    flip_tensor_bytes(run / "checkpoint.pt")
+    # The damage passes every check torch makes: the file loads with weights_only=True.
+    torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=True)
+    with pytest.raises(CheckpointError, match=r"checkpoint\.pt: damaged \(its content does not match the sha256"):
+        load_checkpoint(run / "checkpoint.pt")
+    before = files_on_disk(run)
+    proc = subprocess.run([sys.executable, "-c", CHILD, *resume_args(data, run)], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{run / 'checkpoint.pt'}: damaged"), proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert files_on_disk(run) == before, "a refused resume changed files"
+    assert not (run / "model.safetensors").exists()
 
 
 # --- faults -------------------------------------------------------------------------------
@@ -436,7 +496,9 @@ def test_nan_loss_stops_with_epoch_and_step_and_keeps_the_last_checkpoint(tmp_pa
         return loss
 
     monkeypatch.setattr(engine, "compute_loss", poisoned)
-    with pytest.raises(SystemExit, match=r"non-finite loss at epoch 2 step 1; the last good checkpoint"):
+    from training.divergence import DivergedError
+    with pytest.raises(DivergedError, match=rf"^non-finite loss at epoch 2 step 1; no release written; the last good "
+                                            rf"checkpoint is {run / 'checkpoint.pt'} \(epoch 1\)$"):
         run_main(tiny_args(data, run, epochs=3))
     assert sha256(run / "checkpoint.pt") == snapshot["checkpoint"]
     assert (run / "history.json").read_bytes() == snapshot["history"]
@@ -448,6 +510,94 @@ def test_nan_loss_stops_with_epoch_and_step_and_keeps_the_last_checkpoint(tmp_pa
                                       if t.is_floating_point())
     # TensorBoard was closed with the steps before the NaN and nothing after.
     assert [s for s, _ in scalars(run)["train/step_loss"]] == [1, 2, 3]
+
+
+def test_a_diverged_run_exits_non_zero_and_writes_no_release(tmp_path, data, unchecked, capsys):
+    """Issue 14 §2: --lr 1e9 kept a finite training loss while the weights overflowed; the run said "done"
+    and released NaN weights with bare NaN in metrics.json. Now the epoch's check stops it."""
+    from training.cli import run_cli
+    from training.checkpoint import load_checkpoint
+    from training.divergence import DivergedError
+    from training.train import get_args_parser, main
+    run = tmp_path / "run"
+    code = run_cli(main, get_args_parser(), tiny_args(data, run, "--lr", "1e9", epochs=2), errors=(DivergedError,))
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("error: ") and "diverged at epoch 1: non-finite " in line or \
+        "non-finite loss at epoch 1" in line, line
+    assert line.endswith(f"no release written; the last good checkpoint is {run / 'checkpoint.pt'} (epoch 0)")
+    for release_file in ("model.safetensors", "metrics.json", "predictions.json", "SHA256SUMS", "README.md",
+                         "history.json"):
+        assert not (run / release_file).exists(), release_file
+    assert load_checkpoint(run / "checkpoint.pt")["epoch"] == 0
+
+
+def test_a_full_disk_during_a_checkpoint_write_keeps_history_behind_the_checkpoint(tmp_path, data, unchecked,
+                                                                                   capsys, monkeypatch):
+    """ENOSPC in the middle of writing epoch 2's checkpoint (the writer has written part of the file)."""
+    import errno
+    import training.checkpoint as checkpoint
+    from training.cli import run_cli
+    from training.train import get_args_parser, main
+    real_atomic_write = checkpoint.atomic_write
+    writes = []
+
+    def disk_fills_up(path, write):
+        writes.append(path)
+        if len(writes) < 3:                         # epoch 0 (before the first step) and epoch 1 fit
+            return real_atomic_write(path, write)
+
+        def partial(tmp):
+            tmp.write_bytes(b"PK\x03\x04" + b"\0" * 4096)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_atomic_write(path, partial)
+
+    monkeypatch.setattr(checkpoint, "atomic_write", disk_fills_up)
+    run = tmp_path / "run"
+    code = run_cli(main, get_args_parser(), tiny_args(data, run, epochs=3))
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err
+    assert err.strip().splitlines()[-1] == (
+        f"error: {run / 'checkpoint.pt'}: cannot write (No space left on device); stopped at epoch 2; "
+        f"{run / 'checkpoint.pt'} holds the last epoch it saved, resume with: python -m training.train --resume "
+        f"--out {run}")
+    from training.checkpoint import load_checkpoint
+    assert load_checkpoint(run / "checkpoint.pt")["epoch"] == 1
+    assert [row["epoch"] for row in json.loads((run / "history.json").read_text())] == [1]
+    assert not list(run.rglob("*.tmp")) and not (run / "model.safetensors").exists()
+
+
+def test_a_second_signal_stops_at_once_without_a_traceback(tmp_path, data, unchecked):
+    """Two Ctrl-C in a row: the second one stops at once (exit 130), one line says what is kept."""
+    run = tmp_path / "run"
+    proc = _start_child(tiny_args(data, run), tmp_path / "stderr.txt")
+    try:
+        _wait_for_line(proc, "epoch 1/")
+        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=120)
+    finally:
+        proc.kill()
+    stderr = (tmp_path / "stderr.txt").read_text()
+    assert code == 130, stderr
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
+    # The first signal's notice, then (whether the step had ended before the second arrived or not) what is kept.
+    assert "SIGINT received: stopping after this step; the epoch in progress is discarded, the checkpoint of " \
+           "the last finished epoch is kept" in stderr
+    assert re.search(r"interrupted: (stopped at once|stopped) during epoch \d, which is discarded; the checkpoint "
+                     r"of epoch \d is kept\. Resume with: python -m training\.train --resume --out ", stderr), stderr
+    assert not list(run.rglob("*.tmp"))
+
+
+def test_the_second_signal_handler_raises_stop_now(capsys):
+    from training.train import StopFlag, StopNow
+    flag = StopFlag()
+    flag._handle(signal.SIGINT, None)
+    assert flag() and "SIGINT received" in capsys.readouterr().err
+    with pytest.raises(StopNow) as stop:
+        flag._handle(signal.SIGINT, None)
+    assert stop.value.signum == signal.SIGINT
 
 
 # --- atomic writes under kill -9 ----------------------------------------------------------

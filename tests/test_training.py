@@ -12,10 +12,11 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from models.artifact import load_model
-from tests.conftest import HAVE_MNIST, REPO, SHARED_DATA, requires_mnist, train_tiny
+from tests.conftest import REPO, train_tiny
 
 RUN_FILES = {"config.json", "model.safetensors", "history.json", "metrics.json", "predictions.json",
-             "README.md", "curves.png", "examples", "tb", "checkpoint.pt"}
+             "README.md", "curves.png", "examples", "tb", "checkpoint.pt", "SHA256SUMS",
+             "progress.json"}
 
 
 def check_run_directory(run_dir, *, task, epochs, val_images, train_images):
@@ -47,7 +48,6 @@ def check_run_directory(run_dir, *, task, epochs, val_images, train_images):
     return config, history, metrics, index
 
 
-@requires_mnist
 def test_mnist_run_directory(mnist_run):
     config, history, metrics, index = check_run_directory(mnist_run, task="mnist", epochs=2, val_images=32,
                                                           train_images=64)
@@ -93,11 +93,10 @@ def test_random_erasing_run_starts_from_the_same_weights_and_differs_only_in_aug
     assert pb["indices"] == pr["indices"] and pb["labels"] == pr["labels"]
 
 
-@requires_mnist
-def test_evaluate_reproduces_metrics_exactly(mnist_run, tmp_path):
+def test_evaluate_reproduces_metrics_exactly(mnist_run, mnist_dir, tmp_path):
     from training.evaluate import get_args_parser, main
     out = tmp_path / "m.json"
-    metrics = main(get_args_parser().parse_args([str(mnist_run), "--data-dir", str(SHARED_DATA),
+    metrics = main(get_args_parser().parse_args([str(mnist_run), "--data-dir", str(mnist_dir),
                                                  "--device", "cpu", "--out", str(out)]))
     stored = json.loads((mnist_run / "metrics.json").read_text())
     for key in ("accuracy", "num_images", "per_class_accuracy", "confusion_matrix", "split"):
@@ -105,14 +104,13 @@ def test_evaluate_reproduces_metrics_exactly(mnist_run, tmp_path):
     assert json.loads(out.read_text())["accuracy"] == stored["accuracy"]
 
 
-@requires_mnist
-def test_loaded_release_predicts_what_training_evaluated(mnist_run):
+def test_loaded_release_predicts_what_training_evaluated(mnist_run, mnist_dir):
     loaded = load_model(mnist_run)
     preds = json.loads((mnist_run / "predictions.json").read_text())
     from training.data import load_split
     from training.tasks import TASKS
     from models.augment import EvalTransform
-    val = load_split(TASKS["mnist"], SHARED_DATA, train=False, limit=32, seed=0)
+    val = load_split(TASKS["mnist"], mnist_dir, train=False, limit=32, seed=0)
     with torch.no_grad():
         probs = torch.softmax(loaded.model(EvalTransform.from_config(loaded.config)(val.images)), 1)
     assert val.indices.tolist() == preds["indices"]

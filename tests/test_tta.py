@@ -1,4 +1,4 @@
-"""Test-time augmentation (models/tta.py) and `training.evaluate --tta --predictions`."""
+"""Test-time augmentation (analysis/tta.py) and `training.evaluate --tta --predictions`."""
 from __future__ import annotations
 
 import json
@@ -10,7 +10,7 @@ from torch import nn
 
 from models.augment import EvalTransform, normalize
 from models.presets import DEFAULT_MODEL_CONFIGS
-from models.tta import FullImageTransform, TTAModel, default_shift
+from analysis.tta import FullImageTransform, TTAModel, default_shift
 
 CIFAR = DEFAULT_MODEL_CONFIGS["cifar10"]
 CATSDOGS = DEFAULT_MODEL_CONFIGS["catsdogs"]

@@ -2,6 +2,11 @@
 
 `checkpoint.pt` holds only tensors and plain containers (no pickled classes), so loading it
 can never run code. It is never uploaded; the release weights are model.safetensors.
+
+It carries its own digest: `sha256` is computed over everything else in it (every tensor's
+bytes, every number and string, in a fixed order) when it is written, and recomputed when it
+is read back, so damage anywhere in the file (a flipped byte inside a tensor, which the zip
+container does not check) is refused before it reaches a model or an optimizer.
 """
 from __future__ import annotations
 
@@ -14,15 +19,16 @@ from pathlib import Path
 import torch
 
 from models.atomic import atomic_write
+from models.runs import CHECKPOINT_FILE  # the name lives with the run-folder layout (models/runs.py)
 
-CHECKPOINT_FILE = "checkpoint.pt"
 # The parts of config.json that must match for a checkpoint to be resumed.
 RESUME_KEYS = ("task", "variant", "architecture", "num_classes", "in_channels", "input_size",
                "recipe", "seed", "limit_train", "limit_val")
 
 
 REQUIRED_KEYS = ("model", "optimizer", "epoch", "history", "rng", "config", "config_hash")
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2    # 2: carries `sha256` (state_sha256 of the rest); 1 had none
+DIGEST_KEY = "sha256"
 
 
 class CheckpointError(RuntimeError):
@@ -31,7 +37,7 @@ class CheckpointError(RuntimeError):
 
 def config_hash(config: dict) -> str:
     facts = {k: config.get(k) for k in RESUME_KEYS}
-    return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()
+    return hashlib.sha256(json.dumps(facts, sort_keys=True, allow_nan=False).encode()).hexdigest()
 
 
 def rng_state() -> dict:
@@ -46,6 +52,31 @@ def set_rng_state(state: dict) -> None:
     random.setstate(_as_tuple(state["python"]))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def state_sha256(state) -> str:
+    """SHA-256 of a checkpoint state: tensors (dtype, shape, bytes) and plain data, dict keys sorted."""
+    h = hashlib.sha256()
+    _feed(h, state)
+    return h.hexdigest()
+
+
+def _feed(h, value) -> None:
+    if isinstance(value, torch.Tensor):
+        t = value.detach().to("cpu").contiguous()
+        h.update(f"T{t.dtype}{tuple(t.shape)}:".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy())   # the buffer itself, no copy
+    elif isinstance(value, dict):
+        h.update(f"D{len(value)}:".encode())
+        for key in sorted(value, key=lambda k: (type(k).__name__, str(k))):
+            _feed(h, key)
+            _feed(h, value[key])
+    elif isinstance(value, (list, tuple)):   # a tuple may come back as a list: the same data
+        h.update(f"L{len(value)}:".encode())
+        for item in value:
+            _feed(h, item)
+    else:                                    # str, int, float, bool, None, bytes: repr is exact
+        h.update(f"{type(value).__name__}:{value!r};".encode())
 
 
 def _as_tuple(v):
@@ -66,7 +97,7 @@ def save_checkpoint(path: Path, state: dict) -> None:
     state = dict(state)
     for key in ("config", "history"):
         if key in state:
-            state[key] = json.loads(json.dumps(state[key]))
+            state[key] = json.loads(json.dumps(state[key], allow_nan=False))
     history = state.get("history") or []
     scored = [row for row in history if isinstance(row.get("val_accuracy"), (int, float))]
     if scored:
@@ -76,15 +107,19 @@ def save_checkpoint(path: Path, state: dict) -> None:
     if "config" in state:
         state.setdefault("data_order", {"seed": state["config"].get("seed"), "next_epoch": state.get("epoch", 0) + 1,
                                         "rule": "DeviceLoader: order and augmentation depend on (seed, epoch) only"})
-    state.setdefault("format", CHECKPOINT_FORMAT)
+    state["format"] = CHECKPOINT_FORMAT
+    state.pop(DIGEST_KEY, None)
+    state[DIGEST_KEY] = state_sha256(state)
 
     def write(tmp: Path) -> None:
-        torch.save(state, tmp)
+        with open(tmp, "wb") as f:   # through a Python file: a full disk is an OSError, not an iostream error
+            torch.save(state, f)
         try:
-            torch.load(tmp, map_location="cpu", weights_only=True, mmap=True)
+            back = torch.load(tmp, map_location="cpu", weights_only=True, mmap=True)
         except Exception as e:
             raise CheckpointError(f"refusing to write {path}: the state would not load with "
                                   f"weights_only=True ({type(e).__name__}: {_first_line(e)})") from e
+        _verify_digest(back, tmp, written=path)
 
     atomic_write(path, write)
 
@@ -120,7 +155,20 @@ def load_checkpoint(path: Path) -> dict:
     missing = [k for k in REQUIRED_KEYS if not isinstance(state, dict) or k not in state]
     if missing:
         raise CheckpointError(f"{path}: not a CNN Studio checkpoint (missing {', '.join(missing)})")
+    if state.get("format", 1) >= 2 or DIGEST_KEY in state:
+        _verify_digest(state, path)
     return state
+
+
+def _verify_digest(state: dict, path: Path, written: Path | None = None) -> None:
+    body = {k: v for k, v in state.items() if k != DIGEST_KEY}
+    recorded = state.get(DIGEST_KEY)
+    if not isinstance(recorded, str) or state_sha256(body) != recorded:
+        if written is not None:
+            raise CheckpointError(f"refusing to write {written}: what was written reads back different "
+                                  f"(sha256 mismatch); the previous checkpoint is kept")
+        raise CheckpointError(f"{path}: damaged (its content does not match the sha256 it was written with); "
+                              f"refused, nothing was resumed")
 
 
 def check_resumable(checkpoint: dict, config: dict, path: Path) -> None:
@@ -128,6 +176,21 @@ def check_resumable(checkpoint: dict, config: dict, path: Path) -> None:
     stored = checkpoint.get("config") or {}
     if checkpoint.get("config_hash") == config_hash(config):
         return
-    differs = [k for k in RESUME_KEYS if stored.get(k) != config.get(k)]
-    raise CheckpointError(f"{path}: was written for a different run ({', '.join(differs) or 'config'} "
-                          f"differ); resume with the same task and recipe, or choose a new --out")
+    differs = []
+    for key in RESUME_KEYS:
+        differs += _differences(key, stored.get(key), config.get(key))
+    shown = "; ".join(differs[:4]) + (f"; and {len(differs) - 4} more" if len(differs) > 4 else "")
+    raise CheckpointError(f"{path}: was written for a different run ({shown or 'config differs'}); resume "
+                          f"with the same task and recipe (leave out the flags that differ), or choose a new --out")
+
+
+def _differences(name: str, stored, given) -> list[str]:
+    """'recipe.optimizer.lr: checkpoint 0.001, now 0.5' for each leaf that differs (dicts compared key by key)."""
+    if isinstance(stored, dict) and isinstance(given, dict):
+        found = []
+        for key in sorted(set(stored) | set(given), key=str):
+            found += _differences(f"{name}.{key}", stored.get(key), given.get(key))
+        return found
+    if stored == given:
+        return []
+    return [f"{name}: checkpoint {json.dumps(stored, allow_nan=False)}, now {json.dumps(given, allow_nan=False)}"]

@@ -13,7 +13,7 @@ they differ only in the erasing), into
 (model.safetensors present) is kept as it is, an interrupted one is continued with --resume,
 so running the same command again picks up where it stopped; seeds can be added later.
 
-Then writes OUT/comparison.json and OUT/comparison.md (models/stats.py): accuracy per seed
+Then writes OUT/comparison.json and OUT/comparison.md (analysis/stats.py): accuracy per seed
 and variant with mean ± std, the paired difference (Random Erasing - baseline) with a
 bootstrap confidence interval (seeds and images resampled, seeded), and McNemar's exact test
 on the paired per-image predictions (predictions.json of each pair, the same validation
@@ -30,7 +30,7 @@ from pathlib import Path
 from models.artifact import CONFIG_FILE, WEIGHTS_FILE
 from models.atomic import atomic_write, atomic_write_json
 from models.runs import BASELINE, RANDOM_ERASING
-from models.stats import comparison_markdown, load_predictions, paired_comparison
+from analysis.stats import comparison_markdown, load_predictions, paired_comparison
 from training.checkpoint import CHECKPOINT_FILE
 from training.tasks import TASKS
 

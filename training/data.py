@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,38 @@ log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"}
 CACHE_DIR = ".cnn_studio_cache"
+
+# What each task needs in --data-dir (for messages), and what torchvision creates there when it downloads.
+EXPECTED_LAYOUT = {
+    "mnist": "MNIST/raw/ with train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, "
+             "t10k-labels-idx1-ubyte",
+    "cifar10": "cifar-10-batches-py/ with data_batch_1..5, test_batch, batches.meta",
+    "catsdogs": "train/{cat,dog}/*.jpg and val/{cat,dog}/*.jpg (an image folder), or oxford-iiit-pet/ "
+                "as torchvision downloads it",
+}
+DOWNLOAD_FOOTPRINT = {"mnist": ("MNIST",), "cifar10": ("cifar-10-batches-py", "cifar-10-python.tar.gz"),
+                      "catsdogs": ("oxford-iiit-pet",)}
+
+
+class DatasetError(Exception):
+    """A dataset that cannot be read or fetched; one line naming the folder, what belongs there, what to do."""
+
+
+def check_data_dir(task_name: str, data_dir: str | os.PathLike) -> None:
+    """Refuse a --data-dir that cannot be right before anything is read, downloaded or created."""
+    data_dir = Path(data_dir)
+    if data_dir.exists() and not data_dir.is_dir():
+        raise DatasetError(f"--data-dir {data_dir}: is a file, not a folder; {task_name} expects a folder "
+                           f"holding {EXPECTED_LAYOUT[task_name]}")
+    if task_name == "catsdogs" and data_dir.is_dir():
+        splits = [s for s in ("train", "val") if (data_dir / s).is_dir()]
+        if len(splits) == 1:
+            missing = ({"train", "val"} - set(splits)).pop()
+            raise DatasetError(f"--data-dir {data_dir}: has {splits[0]}/ but no {missing}/; an image folder "
+                               f"needs both (train/{{cat,dog}}/ and val/{{cat,dog}}/)")
+        if not splits and any(_class_folder(data_dir, label) for label in ("cat", "dog")):
+            raise DatasetError(f"--data-dir {data_dir}: holds class folders (cat/, dog/) itself; point --data-dir "
+                               f"at the folder above, which holds train/ and val/")
 
 
 @dataclass
@@ -59,12 +92,43 @@ def load_split(task: TaskSpec, data_dir: str | os.PathLike, *, train: bool, limi
                seed: int = 0, workers: int = 4, download: bool = True) -> Split:
     """The training or validation split of `task`, as uint8 tensors (a seeded subset with `limit`)."""
     loaders = {"cifar10": _load_cifar10, "mnist": _load_mnist, "catsdogs": _load_catsdogs}
+    check_data_dir(task.name, data_dir)
     # Different subset seeds for the two splits, so equal limits do not pick the same positions.
     split = loaders[task.name](task, Path(data_dir), train=train, limit=limit, seed=seed + (0 if train else 1),
                                workers=workers, download=download)
     if len(split) == 0:
-        raise RuntimeError(f"{task.name}: the {split.name} split has no usable images in {data_dir}")
+        raise DatasetError(f"{task.name}: the {split.name} split has no usable images in {data_dir}")
     return split
+
+
+def _torchvision_dataset(task_name: str, data_dir: Path, make, *, download: bool):
+    """`make(download)` builds a torchvision dataset; a failed download leaves nothing behind.
+
+    torchvision creates its folders and partial files before a download fails (offline, a
+    proxy, a wrong URL). Whatever did not exist before the attempt is removed again, and the
+    failure becomes one line that says what to put where when there is no network.
+    """
+    new_paths = [data_dir / name for name in DOWNLOAD_FOOTPRINT[task_name] if not (data_dir / name).exists()]
+    top_missing = None
+    for folder in (data_dir, *data_dir.parents):
+        if folder.exists():
+            break
+        top_missing = folder
+    try:
+        return make(download)
+    except (OSError, RuntimeError) as e:
+        for path in ([top_missing] if top_missing is not None else new_paths):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            elif path.exists() or path.is_symlink():
+                path.unlink(missing_ok=True)
+        reason = " ".join(str(e).split()) or type(e).__name__
+        if len(reason) > 200:
+            reason = reason[:200] + "..."
+        what = "and downloading it failed" if download else "and downloading is off"
+        raise DatasetError(f"{task_name}: not found in {data_dir} {what} ({reason}); expected there: "
+                           f"{EXPECTED_LAYOUT[task_name]}. Offline, copy those files into {data_dir} "
+                           f"or point --data-dir at a folder that has them") from e
 
 
 def load_splits(task: TaskSpec, data_dir: str | os.PathLike, *, limit_train: int | None = None,
@@ -77,7 +141,8 @@ def load_splits(task: TaskSpec, data_dir: str | os.PathLike, *, limit_train: int
 
 def _load_cifar10(task, data_dir, *, train, limit, seed, workers, download) -> Split:
     from torchvision.datasets import CIFAR10
-    ds = CIFAR10(str(data_dir), train=train, download=download)
+    ds = _torchvision_dataset(task.name, data_dir, lambda dl: CIFAR10(str(data_dir), train=train, download=dl),
+                              download=download)
     idx = subset_indices(len(ds.targets), limit, seed)
     images = torch.from_numpy(ds.data)[idx].permute(0, 3, 1, 2).contiguous()   # (N, 3, 32, 32)
     labels = torch.as_tensor(ds.targets, dtype=torch.int64)[idx]
@@ -86,7 +151,8 @@ def _load_cifar10(task, data_dir, *, train, limit, seed, workers, download) -> S
 
 def _load_mnist(task, data_dir, *, train, limit, seed, workers, download) -> Split:
     from torchvision.datasets import MNIST
-    ds = MNIST(str(data_dir), train=train, download=download)
+    ds = _torchvision_dataset(task.name, data_dir, lambda dl: MNIST(str(data_dir), train=train, download=dl),
+                              download=download)
     idx = subset_indices(len(ds.targets), limit, seed)
     images = ds.data[idx].unsqueeze(1)                                           # (N, 1, 28, 28)
     size = task.stored_size
@@ -109,7 +175,7 @@ def image_folder_files(root: Path, labels: tuple[str, ...]) -> tuple[list[Path],
     for label_id, label in enumerate(labels):
         folder = _class_folder(root, label)
         if folder is None:
-            raise FileNotFoundError(f"{root}: no '{label}' folder (expected {root}/{label}/*.jpg)")
+            raise DatasetError(f"{root}: no '{label}' folder (expected {root}/{label}/*.jpg)")
         found = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
         files += found
         targets += [label_id] * len(found)
@@ -123,7 +189,8 @@ def _catsdogs_files(task, data_dir: Path, train: bool, download: bool) -> tuple[
         return files, targets, folder_split
     from torchvision.datasets import OxfordIIITPet
     split = "trainval" if train else "test"
-    ds = OxfordIIITPet(str(data_dir), split=split, target_types="binary-category", download=download)
+    ds = _torchvision_dataset(task.name, data_dir, lambda dl: OxfordIIITPet(
+        str(data_dir), split=split, target_types="binary-category", download=dl), download=download)
     # The dataset object exposes file paths and binary labels (0 = Cat, 1 = Dog) as
     # attributes; reading them lets us decode each file once into the cache below.
     return list(ds._images), list(ds._bin_labels), split

@@ -48,8 +48,11 @@ def _autocast(device: torch.device, dtype: torch.dtype | None):
 def train_one_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer, scheduler, loss_fn: nn.Module,
                     cfg: ModelConfig, *, device: torch.device, epoch: int, autocast_dtype=None,
                     channels_last: bool = False, on_step: Callable[[int, float], None] | None = None,
-                    should_stop: Callable[[], bool] = lambda: False, progress: bool = True) -> dict:
+                    should_stop: Callable[[], bool] = lambda: False, progress: bool = True,
+                    on_lr: Callable[[int, float], None] | None = None) -> dict:
     """Train for one pass over `loader`; returns loss, accuracy, images, seconds, images_per_s.
+
+    `on_lr(step, lr)` gets the learning rate each optimizer step applies, as it applies it.
 
     Raises NonFiniteLossError naming the first step with a NaN/inf loss; the caller saves
     nothing after it, so the last checkpoint stays as it was. Stops early (returns
@@ -64,6 +67,7 @@ def train_one_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer, 
     correct = torch.zeros((), device=device, dtype=torch.long)
     seen = 0
     start = time.perf_counter()
+    cpu_start = time.process_time()   # CPU seconds of this process (all threads): load-independent cost
     bar = tqdm(total=len(loader), desc=f"epoch {epoch}", leave=False, disable=not progress, unit="batch")
     interrupted = False
     sync_every = 1 if device.type == "cpu" else 50
@@ -93,6 +97,8 @@ def train_one_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer, 
             drain(step)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if on_lr is not None:
+            on_lr(step, optimizer.param_groups[0]["lr"])
         optimizer.step()
         if scheduler is not None:
             scheduler.step()
@@ -112,12 +118,14 @@ def train_one_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer, 
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
+    cpu_seconds = time.process_time() - cpu_start
     # Under torchrun: sums over all ranks, so the numbers describe the whole epoch.
     totals = all_reduce_sum(torch.stack([loss_sum.float(), correct.float(),
                                          torch.tensor(float(seen), device=device)]))
     loss_total, correct_total, seen_total = (float(v) for v in totals)
     return {"loss": loss_total / max(seen_total, 1), "accuracy": correct_total / max(seen_total, 1),
-            "images": int(seen_total), "seconds": seconds, "images_per_s": seen_total / max(seconds, 1e-9),
+            "images": int(seen_total), "seconds": seconds, "cpu_seconds": cpu_seconds,
+            "images_per_s": seen_total / max(seconds, 1e-9),
             "interrupted": interrupted}
 
 

@@ -8,7 +8,7 @@ same loader the app and Hub users have) and evaluates on the same split and, by 
 the same seeded subset the run used, so it reproduces the run's metrics.json.
 
 --tta adds test-time augmentation accuracies beside the plain one (flip only, and flip +
-small shifts, models/tta.py); the plain numbers stay what they are. --predictions writes the
+small shifts, analysis/tta.py); the plain numbers stay what they are. --predictions writes the
 per-image predictions (predictions.json, the format train writes) to FILE, or into RUN_DIR.
 """
 from __future__ import annotations
@@ -18,24 +18,26 @@ import json
 import sys
 from pathlib import Path
 
-from models.artifact import ArtifactError, load_model
+from models.artifact import ArtifactError, listed_files, load_model, record_digest
 from models.atomic import atomic_write_json
 from models.augment import EvalTransform
-from models.tta import FullImageTransform, TTAModel
-from training.data import DeviceLoader, load_split
+from analysis.tta import FullImageTransform, TTAModel
+from training.cli import CliError, check_writable_folder, nonnegative_int, positive_int, run_cli
+from training.data import DatasetError, DeviceLoader, load_split
 from training.engine import evaluate, make_loss
 from training.tasks import get_task
 from training.train import predictions_record, resolve_device
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description="Evaluate a CNN Studio model on its validation split.")
+    p = argparse.ArgumentParser(prog="python -m training.evaluate",
+                                description="Evaluate a CNN Studio model on its validation split.")
     p.add_argument("run_dir", help="run directory or Hub repo id (user/name[@revision])")
     p.add_argument("--data-dir", default="data")
-    p.add_argument("--limit-val", type=int, help="seeded subset of N images (default: as in the run)")
-    p.add_argument("--seed", type=int, help="seed of the subset (default: the run's)")
+    p.add_argument("--limit-val", type=positive_int, help="seeded subset of N images (default: as in the run)")
+    p.add_argument("--seed", type=nonnegative_int, help="seed of the subset (default: the run's)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--batch-size", type=positive_int, default=256)
     p.add_argument("--tta", action="store_true",
                    help="also report test-time augmentation accuracy (flip; flip + small shifts)")
     p.add_argument("--predictions", nargs="?", const="", metavar="FILE",
@@ -47,6 +49,11 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 def main(args) -> dict:
     device = resolve_device(args.device)
+    predictions = prediction_target(args)
+    # Refuse unwritable outputs before the (long) evaluation, leaving nothing behind.
+    for flag, target in (("--out", Path(args.out) if args.out else None), ("--predictions", predictions)):
+        if target is not None:
+            check_writable_folder(target.parent, flag)
     loaded = load_model(args.run_dir, device=device)
     info, cfg = loaded.info, loaded.config
     task = get_task(info["task"])
@@ -74,13 +81,35 @@ def main(args) -> dict:
     print_report(metrics)
     if args.out:
         atomic_write_json(Path(args.out), metrics)
-    if args.predictions is not None:
-        target = Path(args.predictions) if args.predictions else Path(args.run_dir) / "predictions.json"
-        if not args.predictions and not Path(args.run_dir).is_dir():
-            raise SystemExit("--predictions without FILE needs a local run directory; give a file name")
-        atomic_write_json(target, predictions_record(ev, val, info))
-        print(f"predictions: {target}")
+        keep_digests(args.run_dir, Path(args.out))
+    if predictions is not None:
+        atomic_write_json(predictions, predictions_record(ev, val, info))
+        keep_digests(args.run_dir, predictions)
+        print(f"predictions: {predictions}")
     return metrics
+
+
+def prediction_target(args) -> Path | None:
+    if args.predictions is None:
+        return None
+    if args.predictions:
+        return Path(args.predictions)
+    if not Path(args.run_dir).is_dir():
+        raise CliError("--predictions without FILE needs a local run directory; give a file name")
+    return Path(args.run_dir) / "predictions.json"
+
+
+def keep_digests(run_dir: str, written: Path) -> None:
+    """A release file of a local run rewritten here gets its new digest in the run's SHA256SUMS."""
+    folder = Path(run_dir)
+    if not folder.is_dir():
+        return
+    try:
+        name = written.resolve().relative_to(folder.resolve()).as_posix()
+    except ValueError:
+        return                       # written elsewhere: the release is untouched
+    if name in listed_files(folder):
+        record_digest(folder, name)
 
 
 def print_report(metrics: dict) -> None:
@@ -103,7 +132,4 @@ def print_report(metrics: dict) -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main(get_args_parser().parse_args())
-    except ArtifactError as e:
-        raise SystemExit(f"error: {e}")
+    sys.exit(run_cli(main, get_args_parser(), errors=(ArtifactError, DatasetError)))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import math
 import platform
 import signal
 import sys
@@ -30,31 +31,39 @@ from models.augment import EvalTransform, TrainAugment
 from models.registry import create_model
 from training.checkpoint import (CHECKPOINT_FILE, CheckpointError, check_resumable, config_hash,
                                  load_checkpoint, rng_state, save_checkpoint, set_rng_state)
+from training.cli import (CliError, check_writable_folder, nonnegative_int, one_line, positive_float, positive_int,
+                          run_cli)
 from training.curves import write_curves
+from training.progress import RunProgress
 from training import distributed
-from training.data import DeviceLoader, Split, load_splits
+from training.data import DatasetError, DeviceLoader, Split, load_splits
+from training.divergence import DivergedError, check_epoch
 from training.engine import NonFiniteLossError, evaluate, make_loss, train_one_epoch
-from training.tasks import TASKS, TaskSpec, get_task, override_recipe
+from training.tasks import PRESETS, TASKS, TaskSpec, get_task, override_recipe
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description="Train a CNN Studio model and write its run directory.",
+    p = argparse.ArgumentParser(prog="python -m training.train",
+                                description="Train a CNN Studio model and write its run directory.",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--task", choices=sorted(TASKS), help="what to train (required unless --resume)")
     p.add_argument("--random-erasing", action="store_true", default=None,
                    help="add Random Erasing (p=0.5, area 0.02-0.4, aspect 0.3-3.3) to training batches")
-    p.add_argument("--epochs", type=int, help="epochs (default: the task's recipe, 40)")
-    p.add_argument("--batch-size", type=int, help="images per step (default: the task's recipe)")
-    p.add_argument("--lr", type=float, help="peak learning rate (default: the task's recipe)")
+    p.add_argument("--preset", choices=PRESETS, default=None,
+                   help="full: the task's recipe (default); quick: a short run sized for a CPU "
+                        "(MNIST: one epoch; see training/tasks.py)")
+    p.add_argument("--epochs", type=positive_int, help="epochs (default: the preset's, 40 for full)")
+    p.add_argument("--batch-size", type=positive_int, help="images per step (default: the task's recipe)")
+    p.add_argument("--lr", type=positive_float, help="peak learning rate (default: the task's recipe)")
     p.add_argument("--data-dir", default="data", help="where datasets are downloaded / found")
     p.add_argument("--out", help="run directory (default: runs/<task>[-re]/<timestamp>)")
-    p.add_argument("--seed", type=int, help="seed for initial weights, data order and augmentation (default 0)")
+    p.add_argument("--seed", type=nonnegative_int, help="seed for initial weights, data order and augmentation (default 0)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--resume", nargs="?", const="auto", metavar="CHECKPOINT",
                    help="continue from --out's checkpoint.pt, or from the named checkpoint file")
-    p.add_argument("--limit-train", type=int, help="train on a seeded subset of N images (smoke runs)")
-    p.add_argument("--limit-val", type=int, help="evaluate on a seeded subset of N images")
-    p.add_argument("--workers", type=int, default=4, help="threads for decoding image folders")
+    p.add_argument("--limit-train", type=positive_int, help="train on a seeded subset of N images (smoke runs)")
+    p.add_argument("--limit-val", type=positive_int, help="evaluate on a seeded subset of N images")
+    p.add_argument("--workers", type=nonnegative_int, default=4, help="threads for decoding image folders")
     p.add_argument("--loader", choices=["device", "dataloader"], default="device",
                    help="device: whole splits held as uint8 on the device, augmented in batches; "
                         "dataloader: per-image transforms in a torch DataLoader with --workers processes "
@@ -70,14 +79,14 @@ def get_args_parser() -> argparse.ArgumentParser:
                         "precision it started with). Evaluation is always fp32")
     p.add_argument("--deterministic", action="store_true",
                    help="use deterministic algorithms (bit-identical resume on CPU; slower on GPU)")
-    p.add_argument("--stop-after", type=int, metavar="N",
+    p.add_argument("--stop-after", type=positive_int, metavar="N",
                    help="stop cleanly after N epochs of this invocation (resume later with --resume)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars, summary lines only")
     ddp = p.add_argument_group("distributed (under torchrun; --batch-size is per rank)")
     ddp.add_argument("--sync-bn", action="store_true", help="synchronise BatchNorm statistics across ranks (CUDA)")
     ddp.add_argument("--lr-scaling", choices=["none", "linear"], default="none",
                      help="linear: multiply the learning rate by the number of ranks")
-    ddp.add_argument("--dist-timeout", type=int, default=600,
+    ddp.add_argument("--dist-timeout", type=positive_int, default=600,
                      help="seconds before a collective with a dead rank fails instead of hanging")
     return p
 
@@ -169,9 +178,14 @@ def build_optimizer(model: torch.nn.Module, opt: dict, device: torch.device) -> 
 def build_scheduler(optimizer, sched: dict, *, epochs: int, steps_per_epoch: int):
     total = epochs * steps_per_epoch
     if sched["name"] == "onecycle":
+        pct_start = sched.get("pct_start", 0.25)
+        if math.isclose(pct_start * total, 1.0):
+            # OneCycleLR divides by (pct_start * total_steps - 1): a warm-up of exactly one step (4 steps
+            # at 0.25) raised ZeroDivisionError; half a step more is the nearest schedule it can build.
+            pct_start = 1.5 / total
         return torch.optim.lr_scheduler.OneCycleLR(
             optimizer, max_lr=[g["lr"] for g in optimizer.param_groups], total_steps=total,
-            pct_start=sched.get("pct_start", 0.25), div_factor=sched.get("div_factor", 25.0),
+            pct_start=pct_start, div_factor=sched.get("div_factor", 25.0),
             final_div_factor=sched.get("final_div_factor", 1e4), anneal_strategy="cos",
             cycle_momentum=False)
     if sched["name"] == "cosine":
@@ -213,6 +227,14 @@ def versions() -> dict:
             "torchvision": torchvision.__version__, "cnn_studio": models.__version__}
 
 
+class StopNow(KeyboardInterrupt):
+    """A second SIGINT/SIGTERM while stopping: stop at once (what was saved stays as it was)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
 class StopFlag:
     """Set by SIGINT/SIGTERM; the training loop checks it between steps."""
 
@@ -225,9 +247,11 @@ class StopFlag:
 
     def _handle(self, signum, frame):
         if self.signal is not None:          # a second Ctrl-C: stop now
-            raise KeyboardInterrupt
+            raise StopNow(signum)
         self.signal = signum
-        print(f"\n{signal.Signals(signum).name} received: finishing this step, then saving", file=sys.stderr)
+        print(f"\n{signal.Signals(signum).name} received: stopping after this step; the epoch in progress is "
+              f"discarded, the checkpoint of the last finished epoch is kept (again to stop at once)",
+              file=sys.stderr, flush=True)
 
     def install(self):
         for s in (signal.SIGINT, signal.SIGTERM):
@@ -265,7 +289,10 @@ def resolve_run(args) -> tuple[TaskSpec, dict, Path, dict | None]:
         stored.get("variant") == "random-erasing")
     pick = lambda arg, key: arg if arg is not None else stored.get(key)  # noqa: E731
     # Resuming starts from the stored recipe; flags given again must agree with it (checked below).
-    base = stored["recipe"] if stored else task.resolved_recipe(random_erasing=random_erasing)
+    if stored and args.preset and args.preset != stored.get("preset", "full"):
+        raise SystemExit(f"--preset {args.preset}: this run was started with --preset {stored.get('preset', 'full')}")
+    preset = args.preset or stored.get("preset") or "full"
+    base = stored["recipe"] if stored else task.resolved_recipe(random_erasing=random_erasing, preset=preset)
     recipe = override_recipe(base, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr)
     if args.pretrained:
         recipe["pretrained"] = args.pretrained
@@ -283,6 +310,7 @@ def resolve_run(args) -> tuple[TaskSpec, dict, Path, dict | None]:
         "run_name": out.name,
         "dataset": {"name": task.dataset.name, "hub_id": task.dataset.hub_id, "source": task.dataset.source,
                     "train_split": task.dataset.train_split, "val_split": task.dataset.val_split},
+        "preset": preset,
         "recipe": recipe,
         "seed": seed,
         "limit_train": pick(args.limit_train, "limit_train"),
@@ -321,6 +349,8 @@ def _main(args, device: torch.device, rank_info: distributed.DistInfo) -> Path:
     is_main = rank_info.is_main
     task, config, run_dir, checkpoint = resolve_run(args)
     run_dir = Path(distributed.broadcast_object(str(run_dir)))  # one run directory for all ranks
+    if is_main:
+        check_writable_folder(run_dir, "--out")   # before any data is read or downloaded; creates nothing
     config["run_name"] = run_dir.name
     distributed.barrier()  # every rank has checked the run directory before rank 0 writes to it
     recipe = config["recipe"]
@@ -430,6 +460,9 @@ def _main(args, device: torch.device, rank_info: distributed.DistInfo) -> Path:
     if checkpoint is None and is_main:
         save_checkpoint(ckpt_path, checkpoint_state(0))   # a resumable point before the first step
 
+    progress = RunProgress(run_dir if is_main else None, config, epochs=recipe["epochs"],
+                           steps_per_epoch=steps_per_epoch, batch_size=batch_size * world)
+    progress.last_val_accuracy = history[-1]["val_accuracy"] if history else None
     stop = StopFlag().install()
     # Under torchrun all ranks must stop at the same step, or the others wait in a collective.
     should_stop = (lambda: distributed.any_rank(stop(), device)) if rank_info.enabled else stop
@@ -440,43 +473,67 @@ def _main(args, device: torch.device, rank_info: distributed.DistInfo) -> Path:
             train_loader.set_epoch(epoch)
             base_step = (epoch - 1) * steps_per_epoch
             lr = optimizer.param_groups[0]["lr"]
+            progress.start_epoch(epoch)
+
+            def on_step(s, loss, base_step=base_step):
+                writer.add_scalar("train/step_loss", loss, base_step + s + 1)
+                progress.on_step(s + 1)
             tr = train_one_epoch(step_model, train_loader, optimizer, scheduler, loss_fn, task.model,
                                  device=device, epoch=epoch, autocast_dtype=autocast_dtype,
                                  channels_last=channels_last, should_stop=should_stop,
                                  progress=not args.no_progress and is_main,
-                                 on_step=lambda s, loss: writer.add_scalar("train/step_loss", loss, base_step + s + 1))
+                                 on_step=on_step,
+                                 on_lr=lambda s, lr: writer.add_scalar("train/lr", lr, base_step + s + 1))
             if tr["interrupted"]:
-                return _interrupted(stop, run_dir, epoch, writer)
+                return _interrupted(stop, run_dir, epoch, writer, progress)
+            progress.write("evaluating", force=True)
             # Evaluation in float32 (no autocast), as training.evaluate and the app run the
             # released weights, so metrics.json is reproduced exactly on every device.
             ev = evaluate(eval_model, val_loader, loss_fn, task.model, device=device, channels_last=channels_last)
+            check_epoch(epoch, model, ev)
             last_eval = ev
             row = {"epoch": epoch, "train_loss": tr["loss"], "train_accuracy": tr["accuracy"],
                    "val_loss": ev["loss"], "val_accuracy": ev["accuracy"], "lr": lr,
-                   "seconds": tr["seconds"], "images_per_s": tr["images_per_s"]}
+                   "seconds": tr["seconds"], "cpu_seconds": round(tr["cpu_seconds"], 2),
+                   "images_per_s": tr["images_per_s"]}
             history.append(row)
+            progress.end_epoch(ev["accuracy"])
             step = epoch * steps_per_epoch
-            for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "images_per_s"):
+            for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy"):
                 writer.add_scalar(key.replace("_", "/", 1), row[key], step)
+            writer.add_scalar("train/images_per_second", row["images_per_s"], step)   # lr: per step, above
             writer.flush()
             if is_main:
-                atomic_write_json(run_dir / "history.json", history)
+                # The checkpoint first: history.json is never ahead of what --resume can continue from.
                 save_checkpoint(ckpt_path, checkpoint_state(epoch))
+                atomic_write_json(run_dir / "history.json", history)
                 print(f"epoch {epoch}/{recipe['epochs']}  train loss {tr['loss']:.4f} acc {tr['accuracy']:.4f}  "
                       f"val loss {ev['loss']:.4f} acc {ev['accuracy']:.4f}  lr {lr:.2e}  "
                       f"{tr['images_per_s']:.0f} img/s  {tr['seconds']:.1f}s", flush=True)
             epochs_this_run += 1
             if should_stop():
-                return _interrupted(stop, run_dir, epoch + 1, writer)
+                return _interrupted(stop, run_dir, epoch + 1, writer, progress)
             if args.stop_after and epochs_this_run >= args.stop_after and epoch < recipe["epochs"]:
                 writer.close()
                 if is_main:
-                    print(f"stopped after epoch {epoch} as asked; continue with: "
-                          f"python -m training.train --resume --out {run_dir}")
+                    message = (f"stopped after epoch {epoch} as asked; continue with: "
+                               f"python -m training.train --resume --out {run_dir}")
+                    progress.step = steps_per_epoch
+                    progress.write("stopped", message, force=True)
+                    print(message)
                 return run_dir
-    except NonFiniteLossError as e:
+    except (NonFiniteLossError, DivergedError) as e:
         writer.close()
-        raise SystemExit(f"{e}; the last good checkpoint ({ckpt_path}) is untouched")
+        progress.write("failed", f"{e}; the last good checkpoint is untouched", force=True)
+        raise DivergedError(f"{e}; no release written; the last good checkpoint is {ckpt_path} "
+                            f"(epoch {epoch - 1})") from e
+    except StopNow as e:
+        return _interrupted(stop, run_dir, epoch, writer, progress, signum=e.signum)
+    except OSError as e:   # a full disk or a vanished folder while saving the epoch
+        writer.close()
+        progress.write("failed", one_line(e), force=True)
+        raise CliError(f"{one_line(e)}; stopped at epoch {epoch}; {ckpt_path} holds the last epoch it saved, "
+                       f"resume with: python -m training.train --resume --out {run_dir}") from e
     finally:
         stop.restore()
 
@@ -484,16 +541,27 @@ def _main(args, device: torch.device, rank_info: distributed.DistInfo) -> Path:
         last_eval = evaluate(eval_model, val_loader, loss_fn, task.model, device=device, channels_last=channels_last)
     writer.close()
     if is_main:
+        progress.write("evaluating", force=True)
         finish_run(run_dir, model, config, history, last_eval, val_split)
+        progress.epoch, progress.step = recipe["epochs"], steps_per_epoch
+        progress.write("finished", f"done: val accuracy {last_eval['accuracy']:.4f} on "
+                                   f"{last_eval['num_images']} images", force=True)
     distributed.barrier()
     return run_dir
 
 
-def _interrupted(stop: StopFlag, run_dir: Path, epoch: int, writer) -> Path:
+def _interrupted(stop: StopFlag, run_dir: Path, epoch: int, writer, progress: RunProgress,
+                 signum: int | None = None) -> Path:
     writer.close()
-    code = 128 + (stop.signal or signal.SIGINT)
-    print(f"interrupted during epoch {epoch}; the checkpoint of the last finished epoch is saved. "
-          f"Resume with: python -m training.train --resume --out {run_dir}", file=sys.stderr, flush=True)
+    code = 128 + (signum or stop.signal or signal.SIGINT)
+    how = "stopped at once" if signum else "stopped"
+    kept = f"the checkpoint of epoch {epoch - 1} is kept" if epoch > 1 else \
+        "the checkpoint of the initial state (before epoch 1) is kept"
+    message = (f"interrupted: {how} during epoch {epoch}, which is discarded; {kept}. "
+               f"Resume with: python -m training.train --resume --out {run_dir}")
+    progress.epoch, progress.step = epoch - 1, 0
+    progress.write("stopped", message, force=True)
+    print(message, file=sys.stderr, flush=True)
     raise SystemExit(code)
 
 
@@ -506,9 +574,9 @@ def finish_run(run_dir: Path, model, config: dict, history: list[dict], ev: dict
                "confusion_matrix": ev["confusion_matrix"]}
     atomic_write_json(run_dir / "metrics.json", metrics)
     atomic_write_json(run_dir / "predictions.json", predictions_record(ev, val_split, config))
-    save_release(run_dir, model, config)
     title = f"{config['task']} ({config['variant']}), {config['architecture']}"
     write_curves(run_dir, history, title)
+    save_release(run_dir, model, config)   # last but the card: its SHA256SUMS lists the files above
     from cards import write_card
     write_card(run_dir)
     print(f"done: {run_dir}  val accuracy {metrics['accuracy']:.4f} on {metrics['num_images']} images")
@@ -535,8 +603,7 @@ def load_pretrained_backbone(model: torch.nn.Module, weights_name: str) -> None:
 
 if __name__ == "__main__":
     import logging
+    from models.artifact import ArtifactError
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    try:
-        main(get_args_parser().parse_args())
-    except CheckpointError as e:
-        raise SystemExit(str(e))
+    sys.exit(run_cli(main, get_args_parser(),
+                     errors=(CheckpointError, DatasetError, DivergedError, ArtifactError)))

@@ -44,7 +44,8 @@ from torchvision.transforms import v2
 
 from models.augment import EvalTransform, TrainAugment
 from models.predict import ImageInputError, decode_image
-from training.data import EpochOrder, Split, _catsdogs_files, subset_indices
+from training.data import (DatasetError, EpochOrder, Split, _catsdogs_files, _torchvision_dataset, check_data_dir,
+                           subset_indices)
 from training.tasks import TaskSpec
 
 log = logging.getLogger(__name__)
@@ -140,12 +141,14 @@ def load_usual_split(task: TaskSpec, data_dir: str | os.PathLike, *, train: bool
                      seed: int = 0, workers: int = 4, download: bool = True) -> Split:
     """The split `training.data.load_split` gives (same seeded subset, labels, positions), images lazy."""
     data_dir = Path(data_dir)
+    check_data_dir(task.name, data_dir)
     subset_seed = seed + (0 if train else 1)            # as training.data.load_split
     skipped = 0
     if task.name in ("cifar10", "mnist"):
         from torchvision.datasets import CIFAR10, MNIST
         cls, native = (CIFAR10, 32) if task.name == "cifar10" else (MNIST, 28)
-        ds = cls(str(data_dir), train=train, download=download)
+        ds = _torchvision_dataset(task.name, data_dir, lambda dl: cls(str(data_dir), train=train, download=dl),
+                                  download=download)
         targets = torch.as_tensor(ds.targets, dtype=torch.int64)
         idx = subset_indices(len(targets), limit, subset_seed)
         labels = targets[idx]
@@ -168,7 +171,7 @@ def load_usual_split(task: TaskSpec, data_dir: str | os.PathLike, *, train: bool
         raise ValueError(f"no DataLoader path for task {task.name!r}")
     split = Split(name, images, labels, idx, skipped)   # images: SourceImages, not a tensor
     if len(split) == 0:
-        raise RuntimeError(f"{task.name}: the {name} split has no usable images in {data_dir}")
+        raise DatasetError(f"{task.name}: the {name} split has no usable images in {data_dir}")
     return split
 
 

@@ -33,6 +33,35 @@ def model_configs(catalog: Catalog) -> dict[str, ModelConfig]:
     return out
 
 
+NBSP = "\u00a0"   # a space HTML does not collapse: the tree's indentation survives in the table
+
+
+def tree_prefixes(depths: list[int]) -> list[str]:
+    """Tree-drawing prefixes (as torchinfo prints them: ├─, └─, │) for rows in depth-first order,
+    depth 1 = top level. A browser collapses plain leading spaces, so the nesting is drawn."""
+    prefixes = []
+    for i, d in enumerate(depths):
+        parts = []
+        for level in range(2, d + 1):
+            more = _has_following_sibling(depths, i, level)
+            if level == d:
+                parts.append(("├─" if more else "└─") + NBSP)
+            else:
+                parts.append(("│" if more else NBSP) + NBSP * 2)
+        prefixes.append("".join(parts))
+    return prefixes
+
+
+def _has_following_sibling(depths: list[int], i: int, level: int) -> bool:
+    """True when, after row i, a row at `level` comes before any row shallower than `level`."""
+    for later in depths[i + 1:]:
+        if later < level:
+            return False
+        if later == level:
+            return True
+    return False
+
+
 @lru_cache(maxsize=16)
 def summarise(cfg: ModelConfig, depth: int = 2) -> tuple[pd.DataFrame, int, int]:
     """(layer table, total parameters, total multiply-adds) of `cfg`'s architecture.
@@ -46,13 +75,13 @@ def summarise(cfg: ModelConfig, depth: int = 2) -> tuple[pd.DataFrame, int, int]
     stats = torchinfo.summary(model, input_size=(1, cfg.in_channels, cfg.input_size, cfg.input_size),
                               depth=depth, verbose=0, device="cpu",
                               col_names=("output_size", "num_params", "mult_adds"))
+    layers = [layer for layer in stats.summary_list if 1 <= layer.depth <= depth]
+    prefixes = tree_prefixes([layer.depth for layer in layers])
     rows = []
-    for layer in stats.summary_list:
-        if layer.depth == 0 or layer.depth > depth:
-            continue
+    for layer, prefix in zip(layers, prefixes):
         shown = layer.is_leaf_layer or layer.depth == depth
         rows.append({
-            "layer": "  " * (layer.depth - 1) + layer.get_layer_name(show_var_name=True, show_depth=False),
+            "layer": prefix + layer.get_layer_name(show_var_name=True, show_depth=False),
             "output shape": " x ".join(str(d) for d in layer.output_size),
             "parameters": f"{layer.num_params:,}" if shown else "--",
             "mult-adds": f"{layer.macs:,}" if shown else "--",
@@ -79,11 +108,11 @@ def build(catalog: Catalog) -> None:
     gr.Markdown("The layers of each model with their output shapes and parameter counts (torchinfo), "
                 "computed at the model's real input size. No weights needed.")
     with gr.Row():
-        name = gr.Dropdown(names, value=names[0], label="Model", scale=3)
+        name = gr.Dropdown(names, value=names[0], label="Model", scale=3, elem_id="architecture-model")
         depth = gr.Radio(list(DEPTHS), value=2, label="Table depth", scale=2)
     first_table, first_text = architecture(catalog, names[0], 2)
     totals = gr.Markdown(first_text, label="Totals", elem_id="architecture-totals")
     table = gr.Dataframe(first_table, interactive=False, wrap=False, max_height=520,
-                         column_widths=["45%", "25%", "15%", "15%"], label="Layers")
+                         column_widths=["45%", "25%", "15%", "15%"], label="Layers", elem_id="architecture-table")
     gr.on([name.change, depth.change], inputs.endpoint(architecture, catalog, images=()), inputs=[name, depth],
           outputs=[table, totals], api_name="architecture", preprocess=False, **LIGHT_CONCURRENCY)

@@ -16,13 +16,13 @@ import torch
 from PIL import Image, ImageOps
 
 from models.augment import TrainAugment
+from models.digits import to_mnist_digit
 from models.presets import DEFAULT_AUGMENT, DEFAULT_MODEL_CONFIGS, RANDOM_ERASING_DEFAULTS
 from models.registry import ModelConfig
 from models.runs import BASELINE, RANDOM_ERASING
 from ui import inputs
 from ui.catalog import Catalog
 from ui.common import ASSETS_DIR, LIGHT_CONCURRENCY, is_empty, read_image, user_error
-from ui.mnist_tab import to_mnist_digit
 
 MAX_COPIES = 24
 MAX_SEED = 2**31 - 1  # torch.Generator takes any int64; the UI's Number field stops here
@@ -152,9 +152,9 @@ def build(catalog: Catalog) -> None:
         with gr.Column(scale=3):
             recipe = gr.Dropdown(names, value=names[0], label="Recipe")
             sample = gr.Dropdown(sample_names, value=sample_names[0] if sample_names else None,
-                                 label="Sample image")
+                                 label="Sample image", elem_id="augment-sample")
             image = gr.Image(label="…or your own image", sources=["upload", "clipboard"], type="filepath",
-                             image_mode=None, height=200)
+                             image_mode=None, height=200, elem_id="augment-upload")
             with gr.Row():
                 seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=MAX_SEED)
                 copies = gr.Slider(1, MAX_COPIES, value=11, step=1, label="Copies")
@@ -163,6 +163,11 @@ def build(catalog: Catalog) -> None:
             gallery = gr.Gallery(label="Augmented copies (first: the image as stored)", columns=4,
                                  height="auto", object_fit="contain", format="png", elem_id="augment-gallery")
             caption = gr.Markdown(label="Recipe", elem_id="augment-recipe")
-    gr.on([button.click, recipe.change, sample.change, image.change], inputs.endpoint(augment_grid, catalog, required=()),
+    # The last choice wins: an upload (or a click on Augment) uses the uploaded image; picking a
+    # sample uses the sample and removes the upload, so the image shown is always the one used.
+    gr.on([button.click, recipe.change, image.upload, image.clear], inputs.endpoint(augment_grid, catalog, required=()),
           inputs=[recipe, sample, image, seed, copies], outputs=[gallery, caption], api_name="augment",
-          preprocess=False, **LIGHT_CONCURRENCY)
+          preprocess=False, trigger_mode="once", **LIGHT_CONCURRENCY)
+    sample.change(lambda r, name, sd, n: (*augment_grid(catalog, r, name, None, sd, n), None),
+                  inputs=[recipe, sample, seed, copies], outputs=[gallery, caption, image], api_name="augment_sample",
+                  api_visibility="private", **LIGHT_CONCURRENCY)

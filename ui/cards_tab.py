@@ -6,8 +6,8 @@ import re
 import gradio as gr
 
 from models.predict import ImageInputError, decode_image
+from ui import inputs, live
 from ui.catalog import Catalog, public_text
-from ui import inputs
 from ui.common import LIGHT_CONCURRENCY, user_error
 
 FRONT_MATTER = re.compile(r"\A---\s*\n.*?\n---\s*\n", re.S)
@@ -16,6 +16,11 @@ MAX_CARD_CHARS = 200_000
 
 def card_entries(catalog: Catalog):
     return [e for e in catalog.with_files() if (e.root / "README.md").is_file()]
+
+
+def default_card(catalog: Catalog) -> str | None:
+    entries = card_entries(catalog)
+    return next((e.key for e in entries if e.default), entries[0].key if entries else None)
 
 
 def model_card(catalog: Catalog, model_run: str | None):
@@ -47,14 +52,13 @@ def _curves_image(path):
 
 
 def build(catalog: Catalog) -> None:
-    entries = card_entries(catalog)
-    keys = [e.key for e in entries]
-    default = next((e.key for e in entries if e.default), keys[0] if keys else None)
+    default = default_card(catalog)
     gr.Markdown("The model card of each run: data, recipe, results and limits, as published with the weights.")
-    if not entries:
-        gr.Markdown("⚠️ No model cards yet: every training run writes one (`README.md` in its run folder).",
-                    elem_classes=["notice"])
-    chooser = gr.Dropdown(keys, value=default, label="Model")
+    live.markdown(catalog, lambda: "" if card_entries(catalog) else (
+        "⚠️ No model cards yet: every training run writes one (`README.md` in its run folder)."),
+        hide_empty=True, elem_classes=["notice"])
+    chooser = live.dropdown(catalog, lambda: [e.key for e in card_entries(catalog)], lambda: default_card(catalog),
+                            label="Model")
     text, curves = model_card(catalog, default) if default else ("", None)
     with gr.Row(equal_height=False):
         card = gr.Markdown(text, label="Model card", elem_id="model-card", container=True, padding=True)

@@ -1,8 +1,12 @@
-"""The models the app serves: local run directories and Hub repos, loaded once.
+"""The models the app serves: local run directories and Hub repos.
 
 At start the newest complete run per (task, variant) is loaded, and every Hub repo asked
 for. Older runs are listed and loaded on first use (then kept, a few at a time). A model
 that cannot be loaded is listed as "unavailable: reason" and everything else keeps working.
+`reload()` looks at the runs folder again (the app calls it on page load, on "Reload models"
+and when a run started from the Train tab finishes): new runs appear, a newer run becomes
+its task's default, deleted ones go. Runs still training (or stopped before their weights
+were written) are listed apart, with their progress, never as broken models.
 
 Choices shown to users (and accepted from API callers) are catalog keys such as
 `cifar10/20261129-170000` or `hub:user/repo`, never file paths; messages that must name a
@@ -18,7 +22,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from models.artifact import ArtifactError, LoadedModel, load_model
-from models.runs import BASELINE, RANDOM_ERASING, discover_runs
+from models.runs import BASELINE, RANDOM_ERASING, UnfinishedRun, discover_runs, discover_unfinished
 
 TASK_TITLES = {"cifar10": "CIFAR-10", "mnist": "MNIST", "catsdogs": "Cats vs Dogs"}
 VARIANT_TITLES = {BASELINE: "baseline", RANDOM_ERASING: "Random Erasing"}
@@ -114,39 +118,68 @@ class Catalog:
         self.entries_ = list(entries)
         self.device = device
         self.runs_dir = runs_dir
-        self._lock = threading.Lock()
+        self.unfinished: list[UnfinishedRun] = []   # runs training or stopped, without weights yet
+        self._lock = threading.RLock()
         self._extra: OrderedDict[str, None] = OrderedDict()  # lazily loaded keys, oldest first
+        self.live_views: list = []   # UI components re-rendered after reload() (ui/live.py)
 
     # ------------------------------------------------------------------ building
     @classmethod
     def from_sources(cls, runs_dir: str | os.PathLike | None = "runs", hub_ids: Iterable[str] = (),
                      *, device: str = "cpu") -> "Catalog":
         """Discover runs under `runs_dir`, load the newest per task/variant and every Hub repo."""
-        entries: list[ModelEntry] = []
         runs_path = Path(runs_dir) if runs_dir is not None else None
-        refs = discover_runs(runs_path) if runs_path is not None else []
-        # Tasks in a fixed order (newest first within each): that is how every list shows them.
-        refs = sorted(refs, key=lambda r: (_rank(TASK_TITLES, r.task), _rank(VARIANT_TITLES, r.variant)))
-        for ref in refs:
-            entries.append(ModelEntry(key=ref.key, source=str(ref.path), kind="run", task=ref.task,
-                                      variant=ref.variant, run_name=ref.run_name, created=ref.created,
-                                      root=ref.path))
+        entries = _run_entries(runs_path)
         for repo_id in dict.fromkeys(hub_ids):  # keep order, drop repeats
             entries.append(ModelEntry(key=f"hub:{repo_id}", source=repo_id, kind="hub", run_name=repo_id))
         catalog = cls(entries, device=device, runs_dir=runs_path)
+        catalog.unfinished = discover_unfinished(runs_path) if runs_path is not None else []
         catalog._load_at_start()
         return catalog
+
+    def reload(self) -> list[str]:
+        """Look at the runs folder again; returns the keys of runs that were not listed before.
+
+        Entries of runs still on disk are kept as they are (a loaded model stays loaded); a new
+        run that is the newest of its task and variant is loaded and becomes the default.
+        """
+        if self.runs_dir is None:
+            return []
+        with self._lock:
+            known = {e.key: e for e in self.entries_ if e.kind == "run"}
+            fresh = _run_entries(self.runs_dir)
+            # A run that failed to load is tried again (its files may have been completed or fixed).
+            runs = [known[e.key] if _same_run(known.get(e.key), e) and not known[e.key].error else e
+                    for e in fresh]
+            added = [e.key for e in runs if e.key not in known]
+            hubs = [e for e in self.entries_ if e.kind == "hub"]
+            kept = {e.key for e in runs}
+            for key in [k for k in self._extra if k not in kept]:
+                del self._extra[key]
+            for e in runs + hubs:
+                e.default = False
+            self.entries_ = runs + hubs
+            self.unfinished = discover_unfinished(self.runs_dir)
+            self._choose_defaults()
+            return added
 
     def _load_at_start(self) -> None:
         for entry in self.entries_:
             if entry.kind == "hub":
                 self._load(entry)
+        self._choose_defaults()
+
+    def _choose_defaults(self) -> None:
         # Newest first; when the newest run of a task/variant is broken, the next one serves.
         for entry in self.entries_:
-            if entry.kind != "run" or self._default_entry(entry.task, entry.variant) is not None:
+            if entry.kind != "run" or entry.error or self._default_entry(entry.task, entry.variant) is not None:
                 continue
-            if self._load(entry) is not None:
+            if entry.loaded is not None or self._load(entry) is not None:
                 entry.default = True
+                self._extra.pop(entry.key, None)   # a default stays loaded
+        for entry in self.entries_:   # a loaded run that is no longer a default: one of the few extras
+            if entry.kind == "run" and entry.loaded is not None and not entry.default and entry.key not in self._extra:
+                self._remember(entry)
         for entry in self.entries_:  # a Hub repo serves a task/variant no local run covers
             if entry.kind == "hub" and entry.loaded is not None \
                     and self._default_entry(entry.task, entry.variant) is None:
@@ -231,19 +264,39 @@ class Catalog:
         """Entries whose files can be read (runs, and Hub repos that loaded)."""
         return [e for e in self.entries_ if e.root is not None and e.task]
 
+    def first_task_with_model(self, tasks: Sequence[str]) -> str | None:
+        """The first of `tasks` that has a default model (the tab the app opens on)."""
+        return next((t for t in tasks if any(e.default and e.task == t for e in self.entries_)), None)
+
     def status_markdown(self) -> str:
-        """A table of every model the app knows, with its status."""
-        if not self.entries_:
+        """A table of every model the app knows, with its status, then the runs still training."""
+        if not self.entries_ and not self.unfinished:
             where = f"`{public_text(str(self.runs_dir), self.runs_dir)}`" if self.runs_dir is not None \
                 else "the runs folder"
-            return (f"No trained models found in {where}. Each tab says which command trains its model; "
-                    "the Architecture tab works without weights.")
+            return (f"No trained models found in {where}. Each tab says which command trains its model "
+                    "(or use the Train tab); the Architecture tab works without weights.")
         rows = ["| model | task | status |", "| --- | --- | --- |"]
         for e in self.entries_:
             name = f"Hub repo `{e.source}`" if e.kind == "hub" else f"run `{e.key}`"
             status = e.status() + (" · default" if e.default else "")
             rows.append(f"| {name} | {_cell(TASK_TITLES.get(e.task or '', e.task or '?'))} | {_cell(status)} |")
+        for u in self.unfinished:
+            rows.append(f"| run `{u.key}` | {_cell(TASK_TITLES.get(u.task, u.task))} | {_cell(u.describe())} |")
         return "\n".join(rows)
+
+
+def _run_entries(runs_dir: Path | None) -> list[ModelEntry]:
+    """One entry per complete run under `runs_dir`, tasks in a fixed order, newest first within each."""
+    refs = discover_runs(runs_dir) if runs_dir is not None else []
+    refs = sorted(refs, key=lambda r: (_rank(TASK_TITLES, r.task), _rank(VARIANT_TITLES, r.variant)))
+    return [ModelEntry(key=ref.key, source=str(ref.path), kind="run", task=ref.task, variant=ref.variant,
+                       run_name=ref.run_name, created=ref.created, root=ref.path) for ref in refs]
+
+
+def _same_run(old: ModelEntry | None, new: ModelEntry) -> bool:
+    """The listed entry still describes the folder (not replaced by another run of the same name)."""
+    return old is not None and (old.task, old.variant, old.created, old.run_name) == \
+        (new.task, new.variant, new.created, new.run_name)
 
 
 def _rank(order: dict, key) -> int:

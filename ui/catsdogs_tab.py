@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import gradio as gr
 
+from models.presets import DEFAULT_MODEL_CONFIGS
 from models.runs import BASELINE, RANDOM_ERASING
-from ui import explain_tab, inputs
+from ui import inputs, live
 from ui.catalog import Catalog, ModelUnavailable
-from ui.common import (INFERENCE_CONCURRENCY, asset_examples, is_empty, model_view, read_image,
-                       run_examples, run_model, tab_header, user_error)
+from ui.common import (INFERENCE_CONCURRENCY, asset_examples, is_empty, model_input_view, model_view,
+                       read_image, run_examples, run_model, tab_header, user_error)
+from ui.serving import images_as_files
+from ui.why import gradcam
+from ui.why.adapters import no_model_message
 
 TASK = "catsdogs"
 VARIANTS = (BASELINE, RANDOM_ERASING)
@@ -40,7 +44,7 @@ def classify_catdog(catalog: Catalog, image, baseline_run: str | None = None, er
         if seen is None:
             seen = model_view(x, entry.loaded.config)
     if all(r is None for r in results):
-        raise user_error(" ".join(notes))
+        raise user_error(no_model_message())
     summary = " · ".join(
         f"**{name}**: {max(r, key=r.get)} ({max(r.values()):.1%})"
         for name, r in zip(("Baseline", "Random Erasing"), results) if r is not None)
@@ -64,22 +68,27 @@ def build(catalog: Catalog) -> None:
             if examples:
                 gr.Examples([[path] for path, _ in examples], api_name="catdog_example", inputs=[image],
                             example_labels=[caption for _, caption in examples], label="Examples")
-            seen = gr.Image(label="What the models see (224x224 centre crop)", format="png",
-                            interactive=False, height=200, buttons=[])
+            side = (entry.loaded.config if entry else DEFAULT_MODEL_CONFIGS[TASK]).input_size
+            seen = model_input_view(f"What the models see ({side}x{side} centre crop)", "catsdogs-seen", height=200)
         with gr.Column(scale=6):
             with gr.Row():
                 with gr.Column():
-                    base_run = gr.Dropdown(catalog.choices(TASK, (BASELINE,)), value=defaults[BASELINE],
-                                           label="Baseline run")
+                    base_run = live.dropdown(catalog, lambda: catalog.choices(TASK, (BASELINE,)),
+                                             lambda: catalog.default_key(TASK, BASELINE), label="Baseline run")
                     base_label = gr.Label(num_top_classes=2, label="Baseline", elem_id="catsdogs-baseline")
                 with gr.Column():
-                    re_run = gr.Dropdown(catalog.choices(TASK, (RANDOM_ERASING,)), value=defaults[RANDOM_ERASING],
-                                         label="Random Erasing run")
+                    re_run = live.dropdown(catalog, lambda: catalog.choices(TASK, (RANDOM_ERASING,)),
+                                           lambda: catalog.default_key(TASK, RANDOM_ERASING),
+                                           label="Random Erasing run")
                     re_label = gr.Label(num_top_classes=2, label="Random Erasing", elem_id="catsdogs-erasing")
             summary = gr.Markdown(label="Summary", elem_id="catsdogs-summary")
-    gr.on([image.change, button.click, base_run.change, re_run.change], inputs.endpoint(classify_catdog, catalog),
+    # trigger_mode="once": Gradio 6's Image fires `change` twice when an image replaces another.
+    gr.on([image.change, button.click], images_as_files(inputs.endpoint(classify_catdog, catalog)),
           inputs=[image, base_run, re_run], outputs=[base_label, re_label, seen, summary],
-          api_name="classify_catdog", preprocess=False, **INFERENCE_CONCURRENCY)
-    explain_tab.add_gradcam(catalog, TASK, image, base_run, api_name="gradcam_catsdogs")
-    explain_tab.add_gradcam(catalog, TASK, image, re_run, variant=RANDOM_ERASING, api_name="gradcam_catsdogs_re",
+          api_name="classify_catdog", preprocess=False, trigger_mode="once", **INFERENCE_CONCURRENCY)
+    gr.on([base_run.change, re_run.change], images_as_files(inputs.endpoint(classify_catdog, catalog)),
+          inputs=[image, base_run, re_run], outputs=[base_label, re_label, seen, summary],
+          api_name="reclassify_catdog", api_visibility="private", preprocess=False, **INFERENCE_CONCURRENCY)
+    gradcam.add_gradcam(catalog, TASK, image, base_run, api_name="gradcam_catsdogs")
+    gradcam.add_gradcam(catalog, TASK, image, re_run, variant=RANDOM_ERASING, api_name="gradcam_catsdogs_re",
                             title="Why? Grad-CAM of the Random Erasing model")

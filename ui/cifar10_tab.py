@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import gradio as gr
 
+from models.presets import DEFAULT_MODEL_CONFIGS
 from models.runs import BASELINE
-from ui import explain_tab, inputs
+from ui import inputs, live
 from ui.catalog import Catalog
-from ui.common import (INFERENCE_CONCURRENCY, asset_examples, get_model, is_empty, model_view,
-                       probs_frame, read_image, run_examples, run_model, tab_header)
+from ui.common import (INFERENCE_CONCURRENCY, asset_examples, get_model, is_empty, model_input_view, model_view,
+                       probability_bars, probs_frame, read_image, run_examples, run_model, tab_header)
+from ui.serving import images_as_files
+from ui.why import gradcam
 
 TASK = "cifar10"
+LABELS = DEFAULT_MODEL_CONFIGS[TASK].labels
 
 
 def classify_cifar10(catalog: Catalog, image, model_run: str | None = None):
@@ -20,7 +24,7 @@ def classify_cifar10(catalog: Catalog, image, model_run: str | None = None):
     """
     model_run = inputs.run_key(model_run)
     if is_empty(image):
-        return None, probs_frame(None), None
+        return None, probs_frame(None, LABELS), None
     entry = get_model(catalog, model_run, TASK, BASELINE)
     probs, x = run_model(entry, read_image(image))
     return probs, probs_frame(probs), model_view(x, entry.loaded.config)
@@ -37,9 +41,11 @@ def build(catalog: Catalog) -> None:
             image = gr.Image(label="Image", sources=["upload", "webcam", "clipboard"], type="filepath",
                              image_mode=None, height=300, elem_id="cifar10-input")
             with gr.Row():
-                run = gr.Dropdown(catalog.choices(TASK), value=default, label="Model run", scale=3)
+                run = live.dropdown(catalog, lambda: catalog.choices(TASK), lambda: catalog.default_key(TASK, BASELINE),
+                                    label="Model run", scale=3)
                 button = gr.Button("Classify", variant="primary", scale=1, min_width=100)
             entry = catalog.entry(default) if default else None
+            labels = entry.loaded.config.labels if entry else LABELS
             examples = run_examples(entry) or asset_examples("sample_*.png")
             if examples:
                 gr.Examples([[path] for path, _ in examples], api_name="cifar10_example", inputs=[image],
@@ -48,12 +54,14 @@ def build(catalog: Catalog) -> None:
                             examples_per_page=10)
         with gr.Column(scale=6):
             label = gr.Label(num_top_classes=3, label="Top classes", elem_id="cifar10-label")
-            bars = gr.BarPlot(probs_frame(None, entry.loaded.config.labels if entry else None),
-                              x="class", y="probability", y_lim=[0, 1], label="All ten classes",
-                              sort=list(entry.loaded.config.labels) if entry else None, height=240)
-            seen = gr.Image(label="What the model sees (32x32 after preprocessing, upscaled)",
-                            format="png", interactive=False, height=200, buttons=[])
-    gr.on([image.change, button.click, run.change], inputs.endpoint(classify_cifar10, catalog),
-          inputs=[image, run], outputs=[label, bars, seen], api_name="classify_cifar10",
-          preprocess=False, **INFERENCE_CONCURRENCY)
-    explain_tab.add_gradcam(catalog, TASK, image, run, api_name="gradcam_cifar10")
+            bars = probability_bars(labels, "All ten classes", elem_id="cifar10-bars")
+            seen = model_input_view("What the model sees (32x32 after preprocessing, upscaled)", "cifar10-seen",
+                                    height=200)
+    # trigger_mode="once": Gradio 6's Image fires `change` twice when an image replaces another;
+    # the second, identical request is dropped instead of classifying (or failing) twice.
+    classify = images_as_files(inputs.endpoint(classify_cifar10, catalog))
+    gr.on([image.change, button.click], classify, inputs=[image, run], outputs=[label, bars, seen],
+          api_name="classify_cifar10", preprocess=False, trigger_mode="once", **INFERENCE_CONCURRENCY)
+    run.change(classify, inputs=[image, run], outputs=[label, bars, seen], api_name="reclassify_cifar10",
+               api_visibility="private", preprocess=False, **INFERENCE_CONCURRENCY)
+    gradcam.add_gradcam(catalog, TASK, image, run, api_name="gradcam_cifar10")

@@ -21,8 +21,9 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from models.predict import ImageInputError, decode_image, logits_to_probs, to_model_input
+from models.predict import ImageInputError, decode_image, logits_to_probs, prepare_image, to_model_input
 from models.registry import ModelConfig
+from ui import serving
 from ui.catalog import Catalog, ModelEntry, ModelUnavailable, missing_model_message, train_command
 from ui.inputs import user_error  # noqa: F401  (re-exported: the tabs import it from here)
 
@@ -32,10 +33,10 @@ ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
 VIEW_SIZE = 256          # "what the model sees" is upscaled to this many pixels (nearest neighbour)
 
-# Events that run a model share one concurrency group: on a CPU, requests in parallel only
-# compete for the same cores. Cheap events (cards, curves) get their own, wider limit.
-INFERENCE_CONCURRENCY = dict(concurrency_id="inference", concurrency_limit=1)
-LIGHT_CONCURRENCY = dict(concurrency_id="light", concurrency_limit=4)
+# Events that run a model share one concurrency group (their forward passes are combined and
+# take turns, ui/serving.py); cheap events (cards, curves) get their own group and queue bound.
+INFERENCE_CONCURRENCY = serving.INFERENCE.event_options()
+LIGHT_CONCURRENCY = serving.LIGHT.event_options()
 
 
 def is_empty(value) -> bool:
@@ -100,6 +101,25 @@ def _check_bytes(size: int) -> None:
     if size > MAX_IMAGE_BYTES:
         raise ImageInputError(f"the image is too large ({size / 2**20:.1f} MiB; "
                               f"at most {MAX_IMAGE_BYTES / 2**20:g} MiB)")
+def sketch_image(sketch, editor: gr.Sketchpad | None = None):
+    """The image to classify from a Sketchpad value: its composite (background + strokes).
+
+    An API caller sends the composite as a file (a FileData dict, decoded like any upload).
+    The browser does not: it uploads the canvas images through the editor's `accept_blobs`
+    server function and the event carries only their id. Upstream limitation (Gradio 6.x,
+    gr.ImageEditor): the only public way to get those bytes is `preprocess=True`, which opens
+    them with `PIL.Image.open` (every format, decompression-bomb warnings silenced) before
+    models.predict.decode_image could refuse them. So with preprocess=False the composite's
+    bytes are taken from the editor's `blob_storage`, exactly as its own `preprocess` does,
+    and decoded by decode_image like every upload. tests/test_ui_inputs.py fails if
+    Gradio changes that storage.
+    """
+    if not isinstance(sketch, dict) or not ("composite" in sketch or "layers" in sketch or "id" in sketch):
+        return sketch
+    if not sketch.get("composite") and sketch.get("id") and editor is not None:
+        blobs = editor.blob_storage.pop(sketch["id"], None)
+        return getattr(blobs, "composite", None)
+    return sketch.get("composite")
 
 
 def get_model(catalog: Catalog, key: str | None, task: str, variant: str) -> ModelEntry:
@@ -110,16 +130,22 @@ def get_model(catalog: Catalog, key: str | None, task: str, variant: str) -> Mod
 
 
 @torch.inference_mode()
-def run_model(entry: ModelEntry, img: Image.Image) -> tuple[dict[str, float], torch.Tensor]:
-    """Probabilities over all labels (sum 1) and the normalised input tensor (C, S, S).
+def run_model(entry: ModelEntry, img: Image.Image) -> tuple[dict[str, float] | None, torch.Tensor | None]:
+    """Probabilities over all labels (sum 1) and the normalised input tensor (C, S, S);
+    (None, None) when the task's preparation finds nothing to classify (an empty drawing).
 
-    Same steps as models.predict.predict_probs, keeping the input to show it.
+    The same steps as every other endpoint: models.predict.prepare_image (the task's own step),
+    then the model's preprocessing, keeping the input to show it; concurrent calls on the same
+    model share one forward pass (serving.ForwardBatcher).
     """
     loaded = entry.loaded
     cfg = loaded.config
+    prepared = prepare_image(img, entry.task)
+    if prepared is None:
+        return None, None
     device = next(loaded.model.parameters()).device
-    x = to_model_input(img, cfg).to(device)
-    probs = logits_to_probs(loaded.model(x), cfg)[0].double().cpu()
+    x = to_model_input(prepared, cfg).to(device)
+    probs = logits_to_probs(serving.batcher_for(loaded.model)(x), cfg)[0].double().cpu()
     probs = probs / probs.sum()
     return {label: float(p) for label, p in zip(cfg.labels, probs)}, x[0].cpu()
 
@@ -136,11 +162,30 @@ def model_view(x: torch.Tensor, cfg: ModelConfig, size: int = VIEW_SIZE) -> Imag
     return img
 
 
+def model_input_view(caption: str, elem_id: str, height: int) -> gr.Image:
+    """"What the model sees", with its caption above the picture: Gradio draws a block label
+    over the top-left of an image, which hid the top of small inputs (a digit's top stroke)."""
+    gr.Markdown(f"**{caption}**", elem_classes=["view-caption"], elem_id=f"{elem_id}-caption")
+    return gr.Image(label=caption, show_label=False, format="png", interactive=False, height=height, buttons=[],
+                    elem_id=elem_id)
+
+
 def probs_frame(probs: dict[str, float] | None, labels=None) -> pd.DataFrame:
-    """A bar-chart frame: one row per class, in label order."""
-    if probs is None:
-        return pd.DataFrame({"class": list(labels or []), "probability": [0.0] * len(labels or [])})
-    return pd.DataFrame({"class": list(probs), "probability": [round(p, 6) for p in probs.values()]})
+    """A bar-chart frame: one row per class, in label order (zeros before any answer).
+
+    The class column is always text, so the chart's x axis stays categorical: an empty or
+    numeric-looking column ("0".."9") would make Gradio switch it to a numeric axis."""
+    names = list(probs) if probs is not None else list(labels or [])
+    values = [round(p, 6) for p in probs.values()] if probs is not None else [0.0] * len(names)
+    return pd.DataFrame({"class": pd.Series(names, dtype="string"),
+                         "probability": pd.Series(values, dtype="float64")})
+
+
+def probability_bars(labels, label: str, **kwargs) -> gr.BarPlot:
+    """A bar chart of one probability per class, classes in label order on a categorical axis, 0-1.
+    No fixed height: with one, Gradio 6 cuts off the class names and the axis title."""
+    return gr.BarPlot(probs_frame(None, labels), x="class", y="probability", y_lim=[0, 1], sort=list(labels),
+                      label=label, y_axis_format=".0%", **kwargs)
 
 
 def run_examples(entry: ModelEntry | None, limit: int = 10) -> list[tuple[str, str]]:
@@ -170,11 +215,11 @@ def asset_examples(pattern: str, limit: int = 10) -> list[tuple[str, str]]:
 
 
 def tab_header(catalog: Catalog, task: str, variants: tuple[str, ...], intro: str) -> None:
-    """A model tab's opening: what it does, then the notice (if any) about missing or broken models."""
+    """A model tab's opening: what it does, then the notice (if any) about missing or broken models
+    (kept up to date when the catalog reloads)."""
+    from ui import live
     gr.Markdown(intro)
-    message = notice(catalog, task, variants)
-    if message:
-        gr.Markdown(message, elem_classes=["notice"])
+    live.markdown(catalog, lambda: notice(catalog, task, variants), hide_empty=True, elem_classes=["notice"])
 
 
 def notice(catalog: Catalog, task: str, variants: tuple[str, ...]) -> str:

@@ -8,10 +8,12 @@ from pathlib import Path
 
 import gradio as gr
 import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator, PercentFormatter
 
 from models.runs import BASELINE, RANDOM_ERASING
 from ui.catalog import TRAIN_COMMANDS, VARIANT_TITLES, Catalog, ModelEntry
-from ui import inputs
+from ui import inputs, live
 from ui.common import LIGHT_CONCURRENCY, user_error
 
 CURVE_COLUMNS = ["epoch", "value", "series"]
@@ -50,16 +52,56 @@ def curves(catalog: Catalog, model_runs: list[str] | str | None):
         raise user_error(f"no training history for {', '.join(unknown)}")
     acc, loss = [], []
     for key in model_runs or []:
-        for row in _read_json(known[key].root, "history.json") or []:
-            if not isinstance(row, dict) or "epoch" not in row:
-                continue
-            for split in ("train", "val"):
-                series = f"{key} {split}"
-                if isinstance(row.get(f"{split}_accuracy"), (int, float)):
-                    acc.append((row["epoch"], float(row[f"{split}_accuracy"]), series))
-                if isinstance(row.get(f"{split}_loss"), (int, float)):
-                    loss.append((row["epoch"], float(row[f"{split}_loss"]), series))
+        a, l = history_rows(_read_json(known[key].root, "history.json"), key)
+        acc += a
+        loss += l
     return pd.DataFrame(acc, columns=CURVE_COLUMNS), pd.DataFrame(loss, columns=CURVE_COLUMNS)
+
+
+def history_rows(history, name: str) -> tuple[list, list]:
+    """history.json rows -> (accuracy rows, loss rows) of (epoch, value, "<name> train|val")."""
+    acc, loss = [], []
+    for row in history if isinstance(history, list) else []:
+        if not isinstance(row, dict) or "epoch" not in row:
+            continue
+        for split in ("train", "val"):
+            series = f"{name} {split}"
+            if isinstance(row.get(f"{split}_accuracy"), (int, float)):
+                acc.append((row["epoch"], float(row[f"{split}_accuracy"]), series))
+            if isinstance(row.get(f"{split}_loss"), (int, float)):
+                loss.append((row["epoch"], float(row[f"{split}_loss"]), series))
+    return acc, loss
+
+
+def curve_figure(frame: pd.DataFrame, what: str) -> Figure:
+    """One metric per epoch, one line per series: a marker at every measurement and whole-epoch
+    ticks, so a two-epoch run reads as two measurements (not a line with ticks at 1.1, 1.2...)."""
+    fig = Figure(figsize=(6.4, 3.8), tight_layout=True)
+    ax = fig.add_subplot(1, 1, 1)
+    for series, rows in frame.groupby("series", sort=False):
+        rows = rows.sort_values("epoch")
+        ax.plot(rows["epoch"], rows["value"], marker="o", markersize=5,
+                linestyle="--" if series.endswith(" train") else "-", label=series)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    if len(frame):
+        first, last = frame["epoch"].min(), frame["epoch"].max()
+        ax.set_xlim(first - 0.5, last + 0.5)
+        ax.legend(fontsize=8, loc="best")
+    else:
+        ax.text(0.5, 0.5, "no run chosen", ha="center", va="center", transform=ax.transAxes, color="gray")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(what)
+    if what == "accuracy":
+        ax.set_ylim(0, 1)
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def curve_figures(catalog: Catalog, model_runs: list[str] | str | None) -> tuple[Figure, Figure]:
+    """Chosen run keys -> (accuracy figure, loss figure), from the runs' history.json."""
+    acc, loss = curves(catalog, model_runs)
+    return curve_figure(acc, "accuracy"), curve_figure(loss, "loss")
 
 
 def erasing_comparison(catalog: Catalog, task: str = "catsdogs") -> tuple[pd.DataFrame, str]:
@@ -90,23 +132,20 @@ def erasing_comparison(catalog: Catalog, task: str = "catsdogs") -> tuple[pd.Dat
 
 
 def build(catalog: Catalog) -> None:
-    entries = runs_with_history(catalog)
-    keys = [e.key for e in entries]
-    defaults = default_selection(entries)
+    defaults = default_selection(runs_with_history(catalog))
     gr.Markdown("Accuracy and loss per epoch, training and validation, read from each run's "
                 "`history.json`. Pick several runs to compare them.")
-    if not entries:
-        gr.Markdown("⚠️ No runs with a training history yet. Train one, e.g. "
-                    f"`{TRAIN_COMMANDS[('cifar10', BASELINE)]}`.", elem_classes=["notice"])
-    chooser = gr.Dropdown(keys, value=defaults, multiselect=True, label="Runs")
-    acc0, loss0 = curves(catalog, defaults)
+    live.markdown(catalog, lambda: "" if runs_with_history(catalog) else (
+        "⚠️ No runs with a training history yet. Train one, e.g. "
+        f"`{TRAIN_COMMANDS[('cifar10', BASELINE)]}`."), hide_empty=True, elem_classes=["notice"])
+    chooser = live.dropdown(catalog, lambda: [e.key for e in runs_with_history(catalog)],
+                            lambda: default_selection(runs_with_history(catalog)), multiselect=True, label="Runs")
+    acc0, loss0 = curve_figures(catalog, defaults)
     with gr.Row():
-        # No fixed height: with one, Gradio 6 clips the legend (which run is which line).
-        acc_plot = gr.LinePlot(acc0, x="epoch", y="value", color="series", y_lim=[0, 1],
-                               y_title="accuracy", label="Accuracy")
-        loss_plot = gr.LinePlot(loss0, x="epoch", y="value", color="series", y_title="loss", label="Loss")
-    chooser.change(inputs.endpoint(curves, catalog, images=()), inputs=[chooser], outputs=[acc_plot, loss_plot],
-                   api_name="curves", preprocess=False, **LIGHT_CONCURRENCY)
+        acc_plot = gr.Plot(acc0, label="Accuracy", elem_id="curves-accuracy")
+        loss_plot = gr.Plot(loss0, label="Loss", elem_id="curves-loss")
+    chooser.change(inputs.endpoint(curve_figures, catalog, images=()), inputs=[chooser],
+                   outputs=[acc_plot, loss_plot], api_name="curves", preprocess=False, **LIGHT_CONCURRENCY)
 
     gr.Markdown("### Random Erasing: does it help?\nFinal validation accuracy (`metrics.json`) of the "
                 "cats vs dogs ResNet50 trained without and with Random Erasing, same seed and initial weights.")

@@ -18,19 +18,20 @@ from matplotlib.figure import Figure
 from PIL import Image, ImageDraw
 
 from models.artifact import LoadedModel
-from models.explain import GRADCAM_LAYERS, erase, explain_image, occlusion_sweep, overlay
+from analysis.explain import GRADCAM_LAYERS, erase, explain_image, occlusion_sweep, overlay
 from models.predict import logits_to_probs, to_model_input
-from models.stats import (Predictions, confusion_cell, load_predictions, reliability, threshold_metrics,
+from analysis.stats import (Predictions, confusion_cell, load_predictions, reliability, threshold_metrics,
                           threshold_sweep, top_losses)
 from ui.val_images import ValidationImages
 
 VIEW_SIZE = 256            # small inputs are shown enlarged to this (nearest neighbour)
 GALLERY_LIMIT = 60         # images shown per confusion cell (the count says how many there are)
 PREDICTED = "predicted class"
+TRUE_COLUMN = "true \\ predicted"
 EVALUATE_HINT = "python -m training.evaluate {run} --predictions"
 
 
-def _read_json(root: Path | None, name: str):
+def read_json(root: Path | None, name: str):
     if root is None:
         return None
     try:
@@ -86,22 +87,55 @@ def gradcam_view(loaded: LoadedModel, img: Image.Image, target: str | None = Non
 
 def confusion_frame(root: Path | None) -> tuple[pd.DataFrame, pd.DataFrame, str]:
     """metrics.json -> (confusion table: first column the true class, then one column per predicted
-    class; per-class accuracy table; note). Empty tables and a note when there is no metrics.json."""
-    metrics = _read_json(root, "metrics.json")
+    class, counts; per-class accuracy table, in percent; note). Empty tables and a note when there
+    is no metrics.json."""
+    metrics = read_json(root, "metrics.json")
     if not isinstance(metrics, dict) or "confusion_matrix" not in metrics:
-        return pd.DataFrame(), pd.DataFrame(), "This run has no metrics.json."
+        return pd.DataFrame(), pd.DataFrame(), ("This run has no metrics.json (its final evaluation); write it with "
+                                                f"`{EVALUATE_HINT.format(run=root or 'RUN_DIR')}`.")
     labels = [str(l) for l in metrics.get("labels") or range(len(metrics["confusion_matrix"]))]
     cm = np.asarray(metrics["confusion_matrix"], dtype=np.int64)
     table = pd.DataFrame(cm, columns=labels)
-    table.insert(0, "true \\ predicted", labels)
+    table.insert(0, TRUE_COLUMN, labels)
     per_class = metrics.get("per_class_accuracy") or {}
     totals = cm.sum(axis=1)
     acc = pd.DataFrame({"class": labels,
-                        "accuracy": [per_class.get(l) for l in labels],
+                        "accuracy": [_percent(per_class.get(l)) for l in labels],
                         "images": totals.tolist()})
     note = (f"{metrics.get('split', 'validation')} split, {int(cm.sum())} images, accuracy "
-            f"{metrics.get('accuracy', float('nan')):.2%}. Click a cell to see its images.")
+            f"{metrics.get('accuracy', float('nan')):.2%}. Each cell: the count, and below it the share of "
+            "that row's (true class's) images; the colour is that share. Click a cell to see its images.")
     return table, acc, note
+
+
+def _percent(value) -> str:
+    return f"{value:.2%}" if isinstance(value, (int, float)) else "n/a"
+
+
+def confusion_heatmap(table: pd.DataFrame, colormap: str = "Blues"):
+    """The confusion table as a heat map (a pandas Styler, which gr.Dataframe renders): each cell
+    shows its count and its row-normalised rate (share of the true class's images), coloured by
+    that rate on a fixed 0-1 scale, so 2 and 10 classes read the same way. The data stays counts."""
+    from matplotlib import colormaps
+    from matplotlib.colors import to_hex
+    if table.empty:
+        return table
+    counts = table.drop(columns=[TRUE_COLUMN])
+    rates = counts.div(counts.sum(axis=1).replace(0, 1), axis=0)
+    cmap = colormaps[colormap]
+
+    def cell_style(rate: float) -> str:
+        # Dark text on light cells, white text on dark ones.
+        return f"background-color: {to_hex(cmap(0.05 + 0.9 * rate))}; color: {'white' if rate > 0.5 else 'black'}"
+
+    styles = pd.DataFrame("", index=table.index, columns=table.columns)
+    styles[counts.columns] = rates.map(cell_style)
+    styler = table.style.apply(lambda _: styles, axis=None)
+    for row in table.index:
+        for col in counts.columns:
+            text = f"{counts.at[row, col]} · {rates.at[row, col]:.0%}"
+            styler = styler.format(lambda _v, _t=text: _t, subset=([row], [col]))
+    return styler
 
 
 def cell_from_select(index) -> tuple[int, int] | None:
@@ -130,12 +164,15 @@ def cell_gallery(root: Path | None, true_class: int, predicted_class: int, image
     items, listed = [], []
     for r in rows[:limit]:
         index, conf = int(preds.indices[r]), float(preds.probabilities[r, predicted_class])
-        caption = f"#{index} · P({labels[predicted_class]}) = {conf:.1%}"
+        # Short enough to fit under a thumbnail; the title above names the true and predicted class.
+        caption = f"#{index} · {conf:.0%}"
         img = images.get(index) if images is not None else None
         if img is not None:
             items.append((_enlarge(img, 128), caption))
         listed.append(caption)
     text = title + (f" (the {limit} most confident shown)" if len(rows) > limit else "")
+    if rows:
+        text += f". Captions: image number in the split · P({labels[predicted_class]})."
     if len(items) < len(listed):
         why = images.error if images is not None and images.error else "the validation images are not available"
         text += f"\n\nNo thumbnails ({why}); the images, by position in the split: " + "; ".join(listed)
@@ -172,7 +209,7 @@ def occlusion_probe(models: Sequence[tuple[str, LoadedModel]], img: Image.Image,
         rows.append({"model": name, f"P({cfg.labels[cls]})": round(float(p[0]), 4),
                      f"P({cfg.labels[cls]}) with the box": round(float(p[1]), 4),
                      "change": round(float(p[1] - p[0]), 4)})
-    from models.explain import input_to_image
+    from analysis.explain import input_to_image
     view = input_to_image(erased[0], cfg).convert("RGB")
     top, left, h, w = box
     ImageDraw.Draw(view).rectangle([left, top, left + w - 1, top + h - 1], outline=(255, 255, 0), width=2)
@@ -193,7 +230,7 @@ def occlusion_sweep_view(models: Sequence[tuple[str, LoadedModel]], img: Image.I
                          ) -> tuple[list[tuple[Image.Image, str]], pd.DataFrame]:
     """Sweep an erase box over the image for each model: (maps of P(last class) per pixel, where the
     box covers it (blue: cat, red: dog), with captions; summary table)."""
-    from models.explain import input_to_image
+    from analysis.explain import input_to_image
     items, rows = [], []
     for name, loaded in models:
         cfg = loaded.config
@@ -278,8 +315,7 @@ def top_losses_view(root: Path | None, labels: Sequence[str], images: Validation
     rows = top_losses(preds, k=k)
     items, table = [], []
     for r in rows:
-        caption = (f"#{r['index']} · true {labels[r['label']]}, predicted {labels[r['predicted']]} "
-                   f"({r['confidence']:.1%})")
+        caption = f"#{r['index']} · {labels[r['label']]}→{labels[r['predicted']]}"   # details in the table
         img = images.get(r["index"]) if images is not None else None
         if img is not None:
             items.append((_enlarge(img, 128), caption))
@@ -306,8 +342,8 @@ def find_comparisons(runs_dir: Path | None) -> list[Path]:
 def comparison_view(path: Path | None) -> tuple[str, Figure | None]:
     """comparison.json -> (markdown with the numbers and their uncertainty, figure: accuracy per seed
     with mean ± std per variant, and the paired difference per seed with its bootstrap CI)."""
-    from models.stats import comparison_markdown
-    data = _read_json(Path(path).parent, Path(path).name) if path else None
+    from analysis.stats import comparison_markdown
+    data = read_json(Path(path).parent, Path(path).name) if path else None
     if not isinstance(data, dict) or "variants" not in data:
         return ("No comparison yet. Run `python -m training.compare --task catsdogs --seeds 0 1 2`: it trains "
                 "both variants per seed from the same initial weights and writes comparison.json."), None

@@ -1,85 +1,27 @@
 """MNIST tab: draw a digit (or upload one); it is turned into MNIST-like input and classified.
 
-MNIST digits are white on black, size-normalised to fit a 20x20 box (aspect kept) and
-centred by centre of mass in a 28x28 field. A drawing is dark strokes on a transparent
-canvas, at any size and position, so `to_mnist_digit` reproduces those steps; the model's
-own preprocessing (from its config.json) then resizes 28x28 to its 32x32 input.
+The drawing or upload goes through `models.digits.to_mnist_digit` (white on black, centred
+by mass in 28x28), then the model's own preprocessing (from its config.json) resizes it to
+its 32x32 input.
 """
 from __future__ import annotations
 
 
 import gradio as gr
-import numpy as np
 from PIL import Image
 
+from models.presets import DEFAULT_MODEL_CONFIGS
 from models.runs import BASELINE
-from ui import explain_tab, inputs
+from ui import inputs, live
 from ui.catalog import Catalog
-from ui.common import (INFERENCE_CONCURRENCY, asset_examples, get_model, is_empty, model_view,
-                       probs_frame, read_image, run_examples, run_model, tab_header, user_error)
+from ui.common import (INFERENCE_CONCURRENCY, asset_examples, get_model, is_empty, model_input_view, model_view,
+                       probability_bars, probs_frame, read_image, run_examples, run_model, sketch_image,
+                       tab_header, user_error)
+from ui.serving import image_file, images_as_files
+from ui.why import gradcam
 
 TASK = "mnist"
-FIELD = 28          # MNIST image side
-BOX = 20            # the digit is scaled to fit this box
-CENTRE = 14.0       # where the centre of mass goes (row and column index)
-INK_THRESHOLD = 0.2 # fraction of the brightest ink that counts as digit when cropping
-MIN_CONTRAST = 24   # 0-255: less than this between ink and background means "nothing drawn"
-
-
-def to_mnist_digit(img: Image.Image) -> Image.Image | None:
-    """A decoded image (RGB or L; alpha already flattened onto white) -> 28x28 L, white on black.
-
-    Dark-on-light input (a drawing, a scan) is inverted; the background level is subtracted;
-    the digit is cropped to its bounding box, scaled to fit 20x20 keeping its aspect ratio,
-    and placed so that its centre of mass is at the centre of the 28x28 field.
-    Returns None when the image holds no visible mark.
-    """
-    g = np.asarray(img.convert("L"), dtype=np.float64)
-    border = np.concatenate([g[0], g[-1], g[:, 0], g[:, -1]])
-    if np.median(border) > 127:             # dark on light: invert to white on black
-        g = 255.0 - g
-        border = 255.0 - border
-    g = np.clip(g - np.median(border), 0, None)
-    peak = g.max()
-    if peak < MIN_CONTRAST:
-        return None
-    g = g * (255.0 / peak)
-    rows = np.flatnonzero((g >= INK_THRESHOLD * 255).any(axis=1))
-    cols = np.flatnonzero((g >= INK_THRESHOLD * 255).any(axis=0))
-    crop = g[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
-    h, w = crop.shape
-    scale = BOX / max(h, w)
-    new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
-    small = Image.fromarray(crop.astype(np.float32), mode="F").resize((new_w, new_h), Image.LANCZOS)
-    digit = np.clip(np.asarray(small, dtype=np.float64), 0, 255)
-    total = digit.sum()
-    if total <= 0:
-        return None
-    ys, xs = np.indices(digit.shape)
-    cy, cx = (ys * digit).sum() / total, (xs * digit).sum() / total
-    # MNIST's centre of mass sits at row 14, column 14 (pixel indices; on the test set
-    # 13.99 +- 0.29 and 14.00 +- 0.29): put the drawing's there.
-    top = int(np.clip(round(CENTRE - cy), 0, FIELD - new_h))
-    left = int(np.clip(round(CENTRE - cx), 0, FIELD - new_w))
-    field = np.zeros((FIELD, FIELD), dtype=np.float64)
-    field[top:top + new_h, left:left + new_w] = digit
-    return Image.fromarray(np.round(field).astype(np.uint8), mode="L")
-
-
-def sketch_image(sketch, editor: gr.Sketchpad | None = None):
-    """The image to classify from a Sketchpad value: its composite (background + strokes).
-
-    An API caller sends the composite as a file; the browser's editor uploads its images
-    beforehand (the component's `accept_blobs` server function) and the event carries only
-    their id, so with preprocess=False the composite's bytes are taken from `editor`.
-    Either way the bytes are decoded by models.predict.decode_image, like every upload.
-    """
-    if not isinstance(sketch, dict) or not ("composite" in sketch or "layers" in sketch or "id" in sketch):
-        return sketch
-    if not sketch.get("composite") and sketch.get("id") and editor is not None:
-        blobs = getattr(editor, "blob_storage", {}).pop(sketch["id"], None)
-        return getattr(blobs, "composite", None)
-    return sketch.get("composite")
+LABELS = DEFAULT_MODEL_CONFIGS[TASK].labels
 
 
 NO_DIGIT = ("no digit found: the image is blank or a single colour (fully transparent, uniform, "
@@ -94,28 +36,37 @@ def classify_digit(catalog: Catalog, sketch, model_run: str | None = None, edito
     cleared) gives empty outputs; anywhere else a blank image is a gr.Error saying so.
     """
     model_run = inputs.run_key(model_run)
-    return _classify(catalog, sketch_image(sketch, editor), model_run, blank_is_empty=inputs.from_browser())
+    return _classify(catalog, _decoded(sketch_image(sketch, editor)), model_run, blank_is_empty=inputs.from_browser())
 
 
 def classify_digit_image(catalog: Catalog, image, model_run: str | None = None):
     """An uploaded digit image -> the same outputs as classify_digit; a blank one is a gr.Error."""
     model_run = inputs.run_key(model_run)
-    return _classify(catalog, image, model_run)
+    return _classify(catalog, _decoded(image), model_run)
 
 
-def _classify(catalog: Catalog, image, model_run, blank_is_empty: bool = False):
-    empty = (None, None, probs_frame(None))
-    if is_empty(image):
+NO_DIGIT = ("no digit found: the image is blank or a single colour (fully transparent, uniform, "
+            "one pixel); draw or upload a digit, dark on light or light on dark")
+
+
+def _classify(catalog: Catalog, img, model_run, blank_is_empty: bool = False):
+    """A decoded image (or None) -> outputs; the preparation is models.predict.prepare_image's,
+    through run_model, as for every endpoint that classifies a digit. A blank image is a
+    gr.Error saying why nothing is classified, except the page's empty canvas (`blank_is_empty`)."""
+    empty = (None, None, probs_frame(None, LABELS))
+    if img is None:
         return empty
-    img = read_image(image)
     entry = get_model(catalog, model_run, TASK, BASELINE)
-    digit = to_mnist_digit(img)
-    if digit is None:
+    probs, x = run_model(entry, img)
+    if probs is None:
         if blank_is_empty:
             return empty
         raise user_error(f"Could not classify the image: {NO_DIGIT}")
-    probs, x = run_model(entry, digit)
     return model_view(x, entry.loaded.config), probs, probs_frame(probs)
+
+
+def _decoded(image):
+    return None if is_empty(image) else read_image(image)
 
 
 def build(catalog: Catalog) -> None:
@@ -124,12 +75,14 @@ def build(catalog: Catalog) -> None:
     tab_header(catalog, TASK, (BASELINE,),
                "Pick the brush (left of the canvas) and draw a digit with the mouse or a finger, or "
                "upload a picture of one. It is turned into MNIST-style input (white on black, centred "
-               "by mass in 28x28) and classified by the VGG19-BN trained on MNIST.")
+               "by mass in 28x28) and classified by the VGG19-BN trained on MNIST. The last one you "
+               "gave, drawing or upload, is the one classified and explained.")
+    labels = entry.loaded.config.labels if entry else LABELS
     with gr.Row(equal_height=False):
         with gr.Column(scale=5):
             with gr.Tabs():
                 with gr.Tab("Draw"):
-                    sketch = gr.Sketchpad(label="Draw a digit", type="filepath", canvas_size=(400, 400),
+                    sketch = sketch_component = gr.Sketchpad(label="Draw a digit", type="filepath", canvas_size=(400, 400),
                                           fixed_canvas=True, layers=False, transforms=(),
                                           brush=gr.Brush(default_size=14, colors=["#000000"],
                                                          color_mode="fixed"),
@@ -143,21 +96,47 @@ def build(catalog: Catalog) -> None:
                     if examples:
                         gr.Examples([[path] for path, _ in examples], api_name="digit_example", inputs=[upload],
                                     example_labels=[caption for _, caption in examples], label="Digits")
-            run = gr.Dropdown(catalog.choices(TASK), value=default, label="Model run")
+            run = live.dropdown(catalog, lambda: catalog.choices(TASK), lambda: catalog.default_key(TASK, BASELINE),
+                                label="Model run", elem_id="mnist-run")
         with gr.Column(scale=6):
             with gr.Row():
-                seen = gr.Image(label="Model input (white on black, 32x32)", format="png",
-                                interactive=False, height=220, buttons=[], elem_id="mnist-seen")
+                with gr.Column(min_width=160):
+                    seen = model_input_view("Model input (white on black, 32x32)", "mnist-seen", height=220)
                 label = gr.Label(num_top_classes=3, label="Prediction", elem_id="mnist-label")
-            bars = gr.BarPlot(probs_frame(None, entry.loaded.config.labels if entry else None),
-                              x="class", y="probability", y_lim=[0, 1], label="All ten digits",
-                              sort=list(entry.loaded.config.labels) if entry else None, height=220)
-    outputs = [seen, label, bars]
-    gr.on([sketch.change, draw_button.click],
-          inputs.endpoint(classify_digit, catalog, editor=sketch, images=("sketch",)), inputs=[sketch, run],
-          outputs=outputs, api_name="classify_digit", preprocess=False, trigger_mode="always_last",
-          **INFERENCE_CONCURRENCY)
-    gr.on([upload.change, upload_button.click], inputs.endpoint(classify_digit_image, catalog), inputs=[upload, run],
-          outputs=outputs, api_name="classify_digit_image", preprocess=False, **INFERENCE_CONCURRENCY)
-    explain_tab.add_gradcam(catalog, TASK, upload, run, prepare=to_mnist_digit, api_name="gradcam_mnist",
-                            title="Why? Grad-CAM of the uploaded digit: where the model looked")
+            bars = probability_bars(labels, "All ten digits", elem_id="mnist-bars")
+    # The image last classified (drawing or upload, decoded): what a model change re-classifies
+    # and Grad-CAM explains. A State does not appear in the API; `current` (hidden) is the
+    # Grad-CAM endpoint's image parameter, so API callers send the image to explain there.
+    last = gr.State()
+    current = gr.Image(visible=False, type="filepath", format="png", label="Digit to explain")
+    outputs = [seen, label, bars, last]
+
+    def served(outputs, img):
+        # The views as files (ui.serving: written once), the decoded image kept in the State.
+        return *(image_file(o) if isinstance(o, Image.Image) else o for o in outputs), img
+
+    def on_drawing(sketch, model_run):
+        model_run = inputs.run_key(model_run)
+        img = _decoded(sketch_image(sketch, sketch_component))
+        return served(_classify(catalog, img, model_run, blank_is_empty=inputs.from_browser()), img)
+
+    def on_upload(image, model_run):
+        model_run = inputs.run_key(model_run)
+        img = _decoded(image)
+        return served(_classify(catalog, img, model_run), img)
+
+    gr.on([sketch.change, draw_button.click], inputs.endpoint(on_drawing, images=("sketch",)), inputs=[sketch, run], outputs=outputs,
+          api_name="classify_digit", preprocess=False, trigger_mode="always_last", **INFERENCE_CONCURRENCY
+          ).then(lambda img: img, inputs=[last], outputs=[current], api_name="digit_shown", api_visibility="private")
+    # trigger_mode="once": Gradio 6's Image fires `change` twice when an image replaces another;
+    # the duplicate is dropped instead of classifying twice (and showing an error twice).
+    gr.on([upload.change, upload_button.click], inputs.endpoint(on_upload), inputs=[upload, run], outputs=outputs,
+          api_name="classify_digit_image", preprocess=False, trigger_mode="once", **INFERENCE_CONCURRENCY
+          ).then(lambda img: img, inputs=[last], outputs=[current], api_name="digit_uploaded",
+                 api_visibility="private")
+    # Another model answers for the same image at once (as in the other tabs).
+    run.change(images_as_files(lambda img, model_run: _classify(catalog, img, model_run)), inputs=[last, run],
+               outputs=[seen, label, bars],
+               api_name="reclassify_digit", api_visibility="private", **INFERENCE_CONCURRENCY)
+    gradcam.add_gradcam(catalog, TASK, current, run, api_name="gradcam_mnist", clear_on=(sketch, upload, run),
+                        title="Why? Grad-CAM of your digit (the drawing or upload last classified)")

@@ -1,0 +1,130 @@
+"""The Train tab with real training processes: a tiny MNIST run (generated data in the real idx format)
+is started from the page in Chromium, its progress arrives, it is stopped (SIGINT: checkpoint) and
+resumed, it finishes and classifies in the MNIST tab, without restarting the server. Through
+gradio_client: a second request while one runs is queued, never run in parallel.
+
+Waits are on synchronisation points (what the page or progress.json shows), never on sleeps.
+"""
+from __future__ import annotations
+
+import importlib.util
+import re
+import time
+
+import pytest
+
+import app
+from tests.studio_helpers import CHROMIUM_ARGS, REPO, chromium_path
+from ui.jobs import CANCELLED, FINISHED, QUEUED, RUNNING, STOPPED, STOPPING
+
+ASSETS = REPO / "assets"
+TIMEOUT_S = 900          # a tiny run on a loaded 2-core machine can take minutes
+# The advanced fields: 3 epochs of 4 steps (64 images, batch 16), 32 validation images.
+TINY = dict(epochs=3, batch_size=16, limit_train=64, limit_val=32)
+
+
+@pytest.fixture(scope="module")
+def studio(tmp_path_factory, mnist_dir):
+    """The app with training on (loopback), an empty runs folder and generated MNIST: (demo, url)."""
+    import socket
+    from ui.catalog import Catalog
+    data = mnist_dir   # generated MNIST in the real idx format (tests/conftest.py)
+    runs = tmp_path_factory.mktemp("studio-runs")
+    demo = app.build_demo(Catalog.from_sources(runs), data_dir=data, training_off=None, train_device="cpu")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True,
+                            **app.launch_options())
+    yield demo, url
+    demo.trainer.jobs.close()
+    demo.close()
+
+
+def wait_until(condition, what: str, timeout: float = TIMEOUT_S):
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.2)   # polling interval of a sync point, not a timed expectation
+    return value
+
+
+def test_a_second_request_waits_in_the_queue(studio):
+    from gradio_client import Client
+    demo, url = studio
+    jobs = demo.trainer.jobs
+    client = Client(url, verbose=False, download_files=False)
+    form = ["mnist", "baseline", "quick", TINY["epochs"], TINY["batch_size"], None, None, TINY["limit_train"],
+            TINY["limit_val"]]
+    first = client.predict(*form, api_name="/train_start")
+    second = client.predict(*form[:1], "random-erasing", *form[2:], api_name="/train_start")
+    assert "starting now" in first and "queued behind 1 run" in second
+    a, b = jobs.jobs[-2], jobs.jobs[-1]
+    assert b.status == QUEUED and a.status in (QUEUED, RUNNING)
+    wait_until(lambda: a.progress().get("status") == "training", "the first run's progress.json")
+    assert b.status == QUEUED and b.process is None          # not run in parallel
+    progress, table, *_ = client.predict(api_name="/train_status")
+    assert "Running" in progress and re.search(r"epoch \d/3", progress)
+    assert [row[4] for row in table["data"][-2:]] == [RUNNING, QUEUED]
+    assert "taken off the queue" in client.predict(b.id, api_name="/train_stop")
+    assert b.status == CANCELLED
+    assert "SIGINT sent" in client.predict(None, api_name="/train_stop")
+    assert jobs.wait(a, (STOPPED,), TIMEOUT_S), a.log
+    assert b.process is None
+
+
+@pytest.mark.skipif(chromium_path() is None or importlib.util.find_spec("playwright") is None,
+                    reason="browser test needs Chromium and Playwright")
+def test_train_watch_stop_resume_finish_and_classify_in_the_browser(studio):
+    from playwright.sync_api import sync_playwright
+    demo, url = studio
+    jobs = demo.trainer.jobs
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.set_default_timeout(TIMEOUT_S * 1000)
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(url)
+        page.get_by_role("tab", name="Train", exact=True).click()
+        page.get_by_label("Quick (sized for a CPU)").check()
+        page.get_by_text("Advanced (blank: the preset's value)").click()
+        for label, value in (("Epochs", TINY["epochs"]), ("Batch size", TINY["batch_size"]),
+                             ("Training images (subset)", TINY["limit_train"]),
+                             ("Validation images (subset)", TINY["limit_val"])):
+            page.get_by_label(label, exact=True).fill(str(value))
+            page.get_by_label(label, exact=True).press("Tab")
+        command = page.locator("#train-command")
+        command.filter(has_text="--limit-val 32").wait_for()
+        assert "python -m training.train --task mnist --preset quick --epochs 3 --batch-size 16" in command.inner_text()
+        before = len(jobs.jobs)
+        page.locator("#train-start").click()
+        job = wait_until(lambda: jobs.jobs[before] if len(jobs.jobs) > before else None, "the job")
+        progress = page.locator("#train-progress")
+        # Live progress from progress.json: epoch and step of 3 epochs of 4 steps.
+        progress.filter(has_text=re.compile(r"epoch 1/3 · step \d/4")).wait_for()
+        (REPO / "test-artifacts").mkdir(exist_ok=True)
+        page.screenshot(path=str(REPO / "test-artifacts" / "train-running.png"), full_page=True)
+        page.locator("#train-stop").click()
+        progress.filter(has_text="Stopped").wait_for()
+        assert job.status == STOPPED and job.returncode == 130
+        assert "Resume with: python -m training.train --resume --out" in page.locator("#train-log textarea").input_value()
+        page.locator("#train-resume").click()
+        progress.filter(has_text="Finished").wait_for()
+        resumed = jobs.jobs[-1]
+        assert resumed.resume and resumed.status == FINISHED and resumed.run_dir == job.run_dir
+        # Curves drawn from history.json: the log shows each epoch.
+        assert "epoch 3/3" in page.locator("#train-log textarea").input_value()
+        # The finished run is listed at once (the page's lists are re-rendered), and classifies.
+        page.locator("#model-status").filter(has_text=job.key).wait_for(state="attached")
+        page.get_by_role("tab", name="MNIST").click()
+        page.get_by_role("tab", name="Upload").click()
+        page.locator("#mnist-upload input[type=file]").set_input_files(str(ASSETS / "mnist_3.png"))
+        label = page.locator("#mnist-label").filter(has_text=re.compile(r"\d+(\.\d+)?%"))
+        label.wait_for()
+        assert set(label.inner_text().split()) & {str(d) for d in range(10)}
+        browser.close()
+    assert demo.catalog.default_key("mnist") == job.key
+    assert not errors
+    assert all(j.status != STOPPING for j in jobs.jobs)

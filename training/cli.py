@@ -1,0 +1,99 @@
+"""What the command-line entry points share: argument types with ranges, and one-line errors.
+
+`python -m training.train` and `python -m training.evaluate` end in one of three ways: success
+(exit 0), a refusal that names the problem in one line on stderr (exit 1; 2 for a bad flag, as
+argparse does), or an interruption (exit 128 + signal number). Never a traceback for a
+foreseeable failure: bad flags, missing or wrong data folders, unwritable output, full disks,
+damaged model or checkpoint files, a diverged run.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+
+def positive_int(text: str) -> int:
+    value = _parse(int, text, "an integer")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def nonnegative_int(text: str) -> int:
+    value = _parse(int, text, "an integer")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """A finite number above 0 (a learning rate): nan, inf, 0 and negatives are refused."""
+    value = _parse(float, text, "a number")
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number above 0, got {text}")
+    return value
+
+
+def _parse(kind, text: str, what: str):
+    try:
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
+
+
+def check_writable_folder(path: str | os.PathLike, flag: str) -> None:
+    """Refuse an output folder that cannot be created or written, before any work and leaving nothing.
+
+    Checked by doing: a temporary file is created and removed in the nearest existing folder
+    (permission bits say nothing for root, and nothing about read-only mounts).
+    """
+    path = Path(path)
+    existing = path
+    while not existing.exists():
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        raise CliError(f"{flag} {path}: {existing} is a file, not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as e:
+        raise CliError(f"{flag} {path}: cannot create files in {existing} ({e.strerror or e})") from e
+
+
+class CliError(Exception):
+    """A refusal with a one-line message for the user."""
+
+
+def one_line(e: BaseException) -> str:
+    if isinstance(e, OSError) and e.filename is not None and type(e).__str__ is OSError.__str__:
+        text = f"{e.filename}: {e.strerror or e}"
+    else:
+        text = str(e) or type(e).__name__
+    return " ".join(text.split())
+
+
+def run_cli(main: Callable, parser: argparse.ArgumentParser, argv: list[str] | None = None,
+            errors: tuple[type[BaseException], ...] = ()) -> int:
+    """Parse `argv`, call `main(args)`, and turn the expected failures into one line and an exit code.
+
+    `errors` are the exception types that mean "refused, say why" besides OSError and CliError.
+    Anything else is a bug and keeps its traceback.
+    """
+    args = parser.parse_args(argv)
+    try:
+        main(args)
+    except (CliError, OSError, *errors) as e:
+        print(f"error: {one_line(e)}", file=sys.stderr, flush=True)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted: stopped at once; files written before are kept as they were", file=sys.stderr,
+              flush=True)
+        return 128 + 2
+    return 0

@@ -1,0 +1,95 @@
+"""Components whose content comes from the catalog, re-rendered when it reloads.
+
+A tab creates its model dropdowns and notices through `dropdown(...)` / `markdown(...)`
+instead of `gr.Dropdown` / `gr.Markdown`: the same component, plus a note in the catalog of
+how to recompute its choices or text. `wire(...)` then connects page load, the "Reload
+models" button and the Train tab's "a run finished" signal to one handler that calls
+`catalog.reload()`, then re-renders every registered component, so all lists agree.
+
+A dropdown keeps the user's choice when it is still listed; otherwise it takes the new default.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Callable
+
+import gradio as gr
+
+from ui.catalog import Catalog
+
+
+@dataclass
+class LiveView:
+    component: gr.components.Component
+    render: Callable[[Any], Any]        # current value -> new component state
+    takes_value: bool                   # the current value is an input of the refresh
+
+
+def _views(catalog: Catalog) -> list[LiveView]:
+    return catalog.live_views
+
+
+def dropdown(catalog: Catalog, choices: Callable[[], list], default: Callable[[], Any], **kwargs) -> gr.Dropdown:
+    """A gr.Dropdown of catalog keys whose choices follow the catalog (`choices()`: (label, key)
+    pairs or keys; `default()`: the value when the current one is gone; a list when multiselect)."""
+    multiselect = bool(kwargs.get("multiselect"))
+    component = gr.Dropdown(choices(), value=default(), **kwargs)
+
+    def render(current):
+        options = choices()
+        keys = [c[1] if isinstance(c, (tuple, list)) else c for c in options]
+        if multiselect:
+            still = [k for k in (current or []) if k in keys]
+            value = still or default()
+        else:
+            value = current if current in keys else default()
+        return gr.Dropdown(choices=options, value=value)
+
+    _views(catalog).append(LiveView(component, render, takes_value=True))
+    return component
+
+
+def markdown(catalog: Catalog, text: Callable[[], str], *, hide_empty: bool = False, **kwargs) -> gr.Markdown:
+    """A gr.Markdown whose text follows the catalog (hidden while empty when `hide_empty`)."""
+    first = text()
+    component = gr.Markdown(first, visible=bool(first) or not hide_empty, **kwargs)
+
+    def render(_):
+        value = text()
+        return gr.Markdown(value, visible=bool(value) or not hide_empty)
+
+    _views(catalog).append(LiveView(component, render, takes_value=False))
+    return component
+
+
+def inputs(catalog: Catalog) -> list:
+    return [v.component for v in _views(catalog) if v.takes_value]
+
+
+def outputs(catalog: Catalog) -> list:
+    return [v.component for v in _views(catalog)]
+
+
+def render_all(catalog: Catalog, *current) -> list:
+    """Every registered component's new state; `current` are the values of `inputs(catalog)`, in order."""
+    values = iter(current)
+    return [v.render(next(values, None) if v.takes_value else None) for v in _views(catalog)]
+
+
+def wire(catalog: Catalog, triggers: list, *, api_name: str, outputs_first: tuple = (),
+         first: Callable[[], list] = lambda: []):
+    """On any of `triggers`: reload the catalog and return `first()` for `outputs_first` (the public
+    `api_name` endpoint, no inputs: what an API caller uses), then re-render every live view with
+    the page's current choices as inputs (a private follow-up step)."""
+    def reload():
+        catalog.reload()
+        values = first()
+        return values[0] if len(values) == 1 else values
+
+    # Reloading can load a new model's weights (a second or more): the status shows a spinner.
+    event = gr.on(triggers, reload, inputs=None, outputs=list(outputs_first), api_name=api_name,
+                  show_progress="minimal", concurrency_id="light", concurrency_limit=4)
+    return event.then(partial(render_all, catalog), inputs=inputs(catalog), outputs=outputs(catalog),
+                      api_name=f"{api_name}_views", api_visibility="private", show_progress="hidden",
+                      concurrency_id="light", concurrency_limit=4)

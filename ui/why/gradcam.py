@@ -1,0 +1,103 @@
+"""See why -> Grad-CAM: any image, any run, the class to explain; and `add_gradcam`, the same
+panel under a classify tab's own image."""
+from __future__ import annotations
+
+import gradio as gr
+
+from models.predict import prepare_image
+from models.presets import DEFAULT_MODEL_CONFIGS
+from models.runs import BASELINE
+from ui import inputs
+from ui import explain_handlers as h
+from ui import live
+from ui.catalog import Catalog
+from ui.common import INFERENCE_CONCURRENCY, LIGHT_CONCURRENCY, is_empty, read_image
+from ui.serving import images_as_files
+from ui.why.adapters import NO_RUNS, first_run, labels_of, model_entry, run_choices
+
+
+NOTHING_YET = "Nothing to explain yet: give an image first (upload one, or draw a digit), then press Explain."
+
+
+def explain(catalog: Catalog, image, model_run, target_class=None, overlay_strength=0.5, *, task=None,
+            variant=BASELINE):
+    """Image + run key (or none: the default model of task/variant) -> (Grad-CAM overlay, caption).
+
+    The image is prepared as every classify endpoint prepares it for that model's task
+    (models.predict.prepare_image: MNIST digits made MNIST-like), so the explained class and
+    its probability are the ones the classify tabs show."""
+    entry = model_entry(catalog, model_run, task, variant)
+    target_class = inputs.choice(target_class, "target_class", h.target_choices(entry.loaded.config.labels),
+                                 default=h.PREDICTED)
+    overlay_strength = inputs.real_number(overlay_strength, "overlay_strength", 0, 1)
+    if is_empty(image):
+        return None, NOTHING_YET
+    prepared = prepare_image(read_image(image), entry.task)
+    if prepared is None:
+        return None, "Nothing to explain: no digit found in the image."
+    return h.gradcam_view(entry.loaded, prepared, target_class, overlay_strength)
+
+
+def target_dropdown(catalog: Catalog, model_run):
+    """The "Explain class" choices for a run: its predicted class or any of its labels."""
+    model_run = inputs.run_key(model_run)
+    return gr.Dropdown(choices=h.target_choices(labels_of(catalog, model_run)) if model_run else [h.PREDICTED],
+                       value=h.PREDICTED)
+
+
+# Client-side only: empties a Grad-CAM panel (image, caption) without a server call.
+CLEAR_PANEL_JS = "() => [null, '']"
+
+
+def add_gradcam(catalog: Catalog, task: str, image: gr.components.Component, run: gr.components.Component, *,
+                api_name: str, variant: str = BASELINE, labels=None, clear_on=None,
+                title: str = "Why? Grad-CAM: where the model looked") -> None:
+    """A Grad-CAM panel for an existing classify tab: call inside its build(), after its image
+    input and run dropdown exist (an empty run means the task's default model, as in the tab).
+    Runs when asked (a button or a class choice), not on every upload; a map already shown is
+    cleared as soon as one of `clear_on` (default: the image and the run) changes, so it never
+    sits under an image or a model it does not explain."""
+    if labels is None:
+        key = catalog.default_key(task, variant)
+        labels = (catalog.entry(key).loaded.config.labels if key and catalog.entry(key).loaded is not None
+                  else DEFAULT_MODEL_CONFIGS[task].labels)
+    with gr.Accordion(title, open=False):
+        with gr.Row():
+            target = gr.Dropdown(h.target_choices(labels), value=h.PREDICTED, label="Explain class")
+            alpha = gr.Slider(0.1, 0.9, value=0.5, step=0.05, label="Overlay strength")
+            button = gr.Button("Explain", scale=0)
+        heat = gr.Image(label="Grad-CAM", format="png", interactive=False, height=256,
+                        elem_classes=["gradcam-heat"])
+        caption = gr.Markdown(label="Grad-CAM caption", elem_classes=["gradcam-caption"])
+    gr.on([button.click, target.change],
+          images_as_files(inputs.endpoint(explain, catalog, task=task, variant=variant)),
+          inputs=[image, run, target, alpha], outputs=[heat, caption], api_name=api_name,
+          preprocess=False, **INFERENCE_CONCURRENCY)
+    gr.on([c.change for c in (clear_on if clear_on is not None else (image, run))], None,
+          outputs=[heat, caption], js=CLEAR_PANEL_JS)
+
+
+def build(catalog: Catalog) -> None:
+    all_runs = run_choices(catalog)
+    first = all_runs[0][1] if all_runs else None
+    live.markdown(catalog, lambda: "" if run_choices(catalog) else NO_RUNS, hide_empty=True, elem_classes=["notice"])
+    with gr.Row(equal_height=False):
+        with gr.Column():
+            image = gr.Image(label="Image", type="filepath", sources=["upload", "clipboard"], height=280,
+                             elem_id="why-gradcam-image")
+            run = live.dropdown(catalog, lambda: run_choices(catalog), lambda: first_run(catalog), label="Model run",
+                                elem_id="why-gradcam-run")
+            target = gr.Dropdown([h.PREDICTED], value=h.PREDICTED, label="Explain class", allow_custom_value=True)
+            button = gr.Button("Explain", variant="primary")
+        with gr.Column():
+            heat = gr.Image(label="Grad-CAM", format="png", interactive=False, height=280)
+            caption = gr.Markdown(label="Grad-CAM caption")
+    # A new image or another run answers again (the class choice resets to the predicted one).
+    run.change(inputs.endpoint(target_dropdown, catalog, images=()), inputs=[run], outputs=[target],
+               api_name="gradcam_targets", preprocess=False, **LIGHT_CONCURRENCY
+               ).then(images_as_files(inputs.endpoint(explain, catalog)), inputs=[image, run],
+                      outputs=[heat, caption], api_name="gradcam_rerun", api_visibility="private",
+                      preprocess=False, **INFERENCE_CONCURRENCY)
+    gr.on([button.click, image.change], images_as_files(inputs.endpoint(explain, catalog)),
+          inputs=[image, run, target], outputs=[heat, caption], api_name="gradcam",
+          preprocess=False, trigger_mode="once", **INFERENCE_CONCURRENCY)
