@@ -627,3 +627,38 @@ def test_long_thin_images_are_classified_by_the_server(app_server, tmp_path):
     label, bars, _ = _json_call(url, "classify_cifar10", [upload, None])
     column = bars["columns"].index("probability")
     assert math.isclose(sum(row[column] for row in bars["data"]), 1.0, abs_tol=1e-4)
+
+
+# --- no server paths to clients; a cache folder of the app's own (issue 14 §7) ---------------------
+
+def test_config_and_messages_carry_no_server_paths(app_server, app_runs):
+    _, url = app_server
+    config = _get(url, "/config").text
+    for path in {str(app_runs), str(app_runs.resolve()), str(REPO), str(Path.home())}:
+        assert path not in config, path
+    event, payload = _call_api(url, "model_card", ["hub:cnn-studio-tests/not-on-this-machine"])
+    assert str(Path.home()) not in payload and str(app_runs) not in payload
+
+
+def test_the_app_has_a_private_cache_folder_of_its_own(app_server, tmp_path, monkeypatch):
+    import os
+    import stat
+    import tempfile
+
+    import app
+    _, url = app_server
+    folder = Path(os.environ[app.CACHE_ENV])
+    assert folder.is_dir() and folder.resolve() != (Path(tempfile.gettempdir()) / "gradio").resolve()
+    # Uploads land there, and a file another Gradio app left in the shared default folder is not served.
+    assert _an_upload_path(url, tmp_path).resolve().is_relative_to(folder.resolve())
+    other = Path(tempfile.gettempdir()) / "gradio" / "cnn-studio-test-other-app"
+    other.mkdir(parents=True, exist_ok=True)
+    (other / "secret.png").write_bytes(encode(photo(), "PNG"))
+    assert _get(url, f"/gradio_api/file={other / 'secret.png'}").status_code in (403, 404)
+    # A fresh folder is created private (0700); a folder named in GRADIO_TEMP_DIR is created 0700 too.
+    monkeypatch.delenv(app.CACHE_ENV)
+    fresh = app.private_cache_dir()
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o700 and os.environ[app.CACHE_ENV] == str(fresh)
+    named = tmp_path / "named-cache"
+    monkeypatch.setenv(app.CACHE_ENV, str(named))
+    assert app.private_cache_dir() == named and stat.S_IMODE(named.stat().st_mode) == 0o700
