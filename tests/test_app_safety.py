@@ -582,7 +582,7 @@ def test_a_wrong_number_of_inputs_is_answered_with_the_parameters(app_server, en
     _, url = app_server
     for name, info in endpoints.items():
         names = [p["parameter_name"] for p in info["parameters"]]
-        for data in (valid_inputs[name][:-1], valid_inputs[name] + [None]):
+        for data in ([valid_inputs[name][:-1]] if names else []) + [valid_inputs[name] + [None]]:
             event, payload = _call_api(url, name.lstrip("/"), data)
             message = _message(event, payload)
             assert event == "http" and payload.startswith("422"), (name, event, payload[:200])
