@@ -26,7 +26,8 @@ import torch
 
 from ui import (architecture_tab, augment_tab, cards_tab, catsdogs_tab, cifar10_tab, curves_tab,
                 explain_tab, live, mnist_tab, serving, train_tab)
-from ui.catalog import HUB_ENV, Catalog, hub_ids_from_env
+from models.names import HUB_MODELS_ENV
+from ui.catalog import Catalog, hub_ids_from_env
 from ui.jobs import TrainingJobs
 
 TITLE = "CNN Studio"
@@ -95,6 +96,12 @@ def training_refusal(host: str | None, allow_training: bool, environ=os.environ)
     return None
 
 
+def open_first_model_tab(catalog: Catalog):
+    """On page load: show the first classify tab with a model; with none, leave the page's tab alone."""
+    task = catalog.first_task_with_model(list(CLASSIFY_TABS))
+    return gr.Tabs(selected=CLASSIFY_TABS[task]) if task else gr.skip()
+
+
 def build_demo(runs: str | os.PathLike | Catalog | None = "runs", hub: Sequence[str] = (), *,
                device: str = "cpu", data_dir: str | os.PathLike | None = None,
                training_off: str | None = "it is enabled by `python app.py` on a loopback address, "
@@ -128,7 +135,7 @@ def build_demo(runs: str | os.PathLike | Catalog | None = "runs", hub: Sequence[
         # New runs appear without a restart: on every page load (which also opens the first tab
         # with a model) and on "Reload models", every model list and notice is rebuilt.
         live.wire(catalog, [demo.load], api_name="open_page", outputs_first=(status, tabs),
-                  first=lambda: [catalog.status_markdown(), gr.Tabs(selected=opening_tab(catalog))])
+                  first=lambda: [catalog.status_markdown(), open_first_model_tab(catalog)])
         live.wire(catalog, [reload_button.click], api_name="reload_models", outputs_first=(status,),
                   first=lambda: [catalog.status_markdown()])
         # A run started from the Train tab finished: every list offers it (the catalog already has it).
@@ -150,7 +157,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="CNN Studio: demo every trained model in a browser.")
     p.add_argument("--runs", default="runs", help="folder searched for run directories <task>/<run>/ (default: runs)")
     p.add_argument("--hub", nargs="*", default=[], metavar="REPO_ID",
-                   help=f"Hub model repos (user/name[@revision]) to load too; also read from ${HUB_ENV}")
+                   help=f"Hub model repos (user/name[@revision]) to load too; also read from ${HUB_MODELS_ENV}")
     p.add_argument("--host", default=None,
                    help="address to listen on (default 127.0.0.1, or $GRADIO_SERVER_NAME; 0.0.0.0 for a Space)")
     p.add_argument("--port", type=int, default=None, help="port (default 7860, or $GRADIO_SERVER_PORT)")
@@ -190,6 +197,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     # calling launch(); this app's switch is --share, so it prints its own lines instead.
     demo.launch(server_name=args.host, server_port=args.port, share=False, quiet=True, prevent_thread_lock=True,
                 **launch_options())
+    if not demo.is_running:   # `gradio app.py` re-ran this file to reload it: its server is already up
+        return
     print(startup_message(demo.local_url), flush=True)
     demo.block_thread()
 

@@ -247,6 +247,24 @@ def preprocess_uint8(batch: torch.Tensor, cfg: ModelConfig) -> torch.Tensor:
     return (batch.float() / 255.0 - mean) / std
 
 
+def denormalize(x: torch.Tensor, cfg: ModelConfig) -> torch.Tensor:
+    """The inverse of the normalisation: float (C, S, S) model input -> uint8 (C, S, S) pixels."""
+    mean = torch.tensor(cfg.mean).view(-1, 1, 1)
+    std = torch.tensor(cfg.std).view(-1, 1, 1)
+    return ((x.detach().float().cpu() * std + mean).clamp(0, 1) * 255).round().to(torch.uint8)
+
+
+def pixels_to_image(pixels: torch.Tensor) -> Image.Image:
+    """uint8 (C, H, W) -> an L (one channel) or RGB image."""
+    arr = pixels.permute(1, 2, 0).numpy()
+    return Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr)
+
+
+def input_to_image(x: torch.Tensor, cfg: ModelConfig) -> Image.Image:
+    """A normalised model input (C, S, S) back to an RGB or L image of the same size."""
+    return pixels_to_image(denormalize(x, cfg))
+
+
 def logits_to_probs(logits: torch.Tensor, cfg: ModelConfig) -> torch.Tensor:
     """(N, outputs) logits -> (N, num_classes) probabilities. Sigmoid is applied here, once."""
     logits = logits.float()

@@ -1,10 +1,12 @@
 """Screenshots of every tab of the app, for the README: assets/screenshots/<tab>.png.
 
-    python scripts/make_screenshots.py [--runs runs] [--out assets/screenshots] [--width 1000]
+    python scripts/make_screenshots.py [--runs runs] [--data-dir ../shared/data] [--out assets/screenshots]
 
 Launches the app on a free local port with the runs found under --runs, opens it in Chromium
 (Playwright; Debian's /usr/bin/chromium when present), uses each tab the way a visitor would
-(uploads a sample, draws a digit, ...), and saves one small palette PNG per tab. Needs
+(uploads a sample, draws a digit and asks Grad-CAM why, opens a confusion-matrix cell, ...),
+and saves one small palette PNG per tab. --data-dir is where the validation images are (the
+confusion-matrix gallery's thumbnails). Needs
 `apt-get install -y chromium && pip install playwright`.
 """
 from __future__ import annotations
@@ -54,6 +56,7 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", type=Path, default=REPO / "runs", help="runs folder (default runs/)")
     p.add_argument("--out", type=Path, default=ASSETS / "screenshots", help="output folder")
+    p.add_argument("--data-dir", type=Path, default=None, help="datasets folder, for the galleries' thumbnails")
     p.add_argument("--width", type=int, default=1000, help="width of the saved PNGs in pixels")
     args = p.parse_args(argv)
 
@@ -65,7 +68,7 @@ def main(argv=None) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    demo = app.build_demo(args.runs)
+    demo = app.build_demo(args.runs, data_dir=args.data_dir)
     _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True,
                             **app.launch_options())
     args.out.mkdir(parents=True, exist_ok=True)
@@ -96,6 +99,9 @@ def main(argv=None) -> None:
             if has["mnist"]:
                 draw_digit(page)
                 page.locator("#mnist-label").filter(has_text="%").wait_for()
+                page.get_by_text("Why? Grad-CAM of your digit").click()      # Grad-CAM of the drawing
+                page.get_by_role("button", name="Explain", exact=True).click()
+                page.locator(".gradcam-caption").filter(has_text="Grad-CAM for").first.wait_for()
             shot("mnist")
             tab("Cats vs Dogs")
             if has["catsdogs"]:
@@ -106,10 +112,27 @@ def main(argv=None) -> None:
             page.get_by_role("button", name="Augment").click()
             page.locator("#augment-gallery img").first.wait_for()
             shot("augmentation")
-            for name, file in (("Architecture", "architecture"), ("Training curves", "curves"),
-                               ("See why", "why"), ("Model cards", "cards")):
+            for name, file in (("Architecture", "architecture"), ("Training curves", "curves")):
                 tab(name)
                 shot(file)
+            tab("See why")
+            page.get_by_role("tab", name="Confusion matrix").click()
+            if has["mnist"]:  # the heat map of the MNIST run, and the images of its largest error
+                key = demo.catalog.default_key("mnist")
+                page.locator("#confusion-run input").click()
+                page.get_by_role("option", name=demo.catalog.entry(key).label).click()
+                cells = page.locator("#confusion-heatmap tbody tr")
+                cells.first.get_by_text("·").first.wait_for()
+                page.wait_for_timeout(800)
+                counts = [[int(t.split(" · ")[0]) for t in cells.nth(r).locator("td").all_inner_texts()[1:]]
+                          for r in range(cells.count())]
+                worst = max(((r, c) for r in range(len(counts)) for c in range(len(counts)) if r != c),
+                            key=lambda rc: counts[rc[0]][rc[1]])
+                cells.nth(worst[0]).locator("td").nth(worst[1] + 1).click()
+                page.locator("#confusion-cell-text").filter(has_text="image(s)").wait_for()
+            shot("why")
+            tab("Model cards")
+            shot("cards")
             browser.close()
     finally:
         demo.close()

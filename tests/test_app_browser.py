@@ -321,7 +321,8 @@ def test_see_why_heat_map_gallery_and_model_changes(page, studio):
         heat.locator("tbody tr").nth(row).locator("td").nth(row + 1).click()
         page.locator("#confusion-cell-text").filter(has_text="image(s)").wait_for()
         thumbs = page.locator("#confusion-gallery img")
-        if thumbs.count():
+        if counts[row * n + row]:
+            thumbs.first.wait_for()
             assert thumbs.first.evaluate("e => getComputedStyle(e).objectFit") == "contain"
             for caption in page.locator("#confusion-gallery .caption-label").all():
                 assert caption.evaluate("e => e.scrollWidth <= e.clientWidth + 1"), caption.inner_text()

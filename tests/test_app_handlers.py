@@ -277,7 +277,8 @@ def test_discovery_picks_the_newest_complete_run_per_task_and_variant(tmp_path):
     _fake_run(tmp_path, "cifar10", "newer-unfinished", "cifar10", "baseline", "2026-03-01T00:00:00+00:00",
               weights=False)
     _fake_run(tmp_path, "catsdogs", "a", "catsdogs", "baseline", "2026-01-01T00:00:00+00:00")
-    _fake_run(tmp_path, "catsdogs-re", "b", "catsdogs", None, "2026-01-02T00:00:00+00:00")  # variant from folder
+    _fake_run(tmp_path, "catsdogs-re", "b", "catsdogs", "random-erasing", "2026-01-02T00:00:00+00:00")
+    _fake_run(tmp_path, "mnist", "no-variant", "mnist", None, "2026-01-03T00:00:00+00:00")   # older config: baseline
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "x").mkdir()
     refs = discover_runs(tmp_path)
@@ -285,7 +286,8 @@ def test_discovery_picks_the_newest_complete_run_per_task_and_variant(tmp_path):
     newest = newest_runs(refs)
     assert {k: r.key for k, r in newest.items()} == {("cifar10", "baseline"): "cifar10/new",
                                                      ("catsdogs", "baseline"): "catsdogs/a",
-                                                     ("catsdogs", "random-erasing"): "catsdogs-re/b"}
+                                                     ("catsdogs", "random-erasing"): "catsdogs-re/b",
+                                                     ("mnist", "baseline"): "mnist/no-variant"}
     assert discover_runs(tmp_path / "missing") == []
 
 
@@ -324,11 +326,13 @@ def test_the_app_never_imports_training(tmp_path):
 
 
 def test_presets_match_the_training_tasks():
-    from training.tasks import RANDOM_ERASING, TASKS
+    from training.tasks import TASKS
     for name, task in TASKS.items():
         assert DEFAULT_MODEL_CONFIGS[name] == task.model
         assert DEFAULT_AUGMENT[name] == task.recipe["augment"]
-    assert RANDOM_ERASING_DEFAULTS == RANDOM_ERASING
+    # The paper's defaults (Zhong et al. 2017), as the catsdogs Random Erasing recipe trains them.
+    assert TASKS["catsdogs"].resolved_recipe(random_erasing=True)["augment"]["random_erasing"] == \
+        {"p": 0.5, "scale": [0.02, 0.4], "ratio": [0.3, 3.3], "value": "random"} == RANDOM_ERASING_DEFAULTS
 
 
 # --- the other tabs, from the tiny runs' files ----------------------------------------------

@@ -19,6 +19,7 @@ from PIL import Image, ImageOps
 from models.augment import TrainAugment
 from models.digits import to_mnist_digit
 from models.presets import DEFAULT_AUGMENT, DEFAULT_MODEL_CONFIGS, RANDOM_ERASING_DEFAULTS
+from models.predict import denormalize, pixels_to_image
 from models.registry import ModelConfig
 from models.runs import BASELINE, RANDOM_ERASING
 from ui.catalog import Catalog
@@ -82,15 +83,12 @@ def stored_form(img: Image.Image, recipe: Recipe) -> torch.Tensor:
 
 def to_pixels(x: torch.Tensor, cfg: ModelConfig) -> Image.Image:
     """A normalised float (C, S, S) back to an image (erased noise shows as coloured noise)."""
-    mean = torch.tensor(cfg.mean).view(-1, 1, 1)
-    std = torch.tensor(cfg.std).view(-1, 1, 1)
-    return _tile(((x * std + mean).clamp(0, 1) * 255).round().to(torch.uint8))
+    return _tile(denormalize(x, cfg))
 
 
 def _tile(pixels: torch.Tensor) -> Image.Image:
     """uint8 (C, S, S) -> an image, small ones upscaled (nearest neighbour) for the gallery."""
-    arr = pixels.permute(1, 2, 0).numpy()
-    img = Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr)
+    img = pixels_to_image(pixels)
     if img.width < TILE:
         factor = -(-TILE // img.width)
         img = img.resize((img.width * factor, img.height * factor), Image.NEAREST)

@@ -21,20 +21,15 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from models.artifact import ArtifactError, LoadedModel, load_model
-from models.runs import BASELINE, RANDOM_ERASING, UnfinishedRun, discover_runs, discover_unfinished
+from models.names import HUB_MODELS_ENV, TASK_TITLES, VARIANT_TITLES, train_command
+from models.runs import UnfinishedRun, discover_runs, discover_unfinished
+from models.variant import BASELINE, RANDOM_ERASING
 
-TASK_TITLES = {"cifar10": "CIFAR-10", "mnist": "MNIST", "catsdogs": "Cats vs Dogs"}
-VARIANT_TITLES = {BASELINE: "baseline", RANDOM_ERASING: "Random Erasing"}
+# The models the app offers, with the exact command that trains each (README and app say the same).
+TRAIN_COMMANDS = {(task, variant): train_command(task, variant)
+                  for task, variant in (("cifar10", BASELINE), ("mnist", BASELINE), ("catsdogs", BASELINE),
+                                        ("catsdogs", RANDOM_ERASING))}
 
-# The exact command that trains each model (README and app say the same).
-TRAIN_COMMANDS = {
-    ("cifar10", BASELINE): "python -m training.train --task cifar10",
-    ("mnist", BASELINE): "python -m training.train --task mnist",
-    ("catsdogs", BASELINE): "python -m training.train --task catsdogs",
-    ("catsdogs", RANDOM_ERASING): "python -m training.train --task catsdogs --random-erasing",
-}
-
-HUB_ENV = "CNN_STUDIO_HUB_MODELS"   # space- or comma-separated Hub repo ids (user/name[@revision])
 MAX_EXTRA_LOADED = 4                # older runs kept in memory besides the newest per task/variant
 
 
@@ -43,12 +38,8 @@ class ModelUnavailable(Exception):
 
 
 def hub_ids_from_env(environ: dict | None = None) -> list[str]:
-    text = (os.environ if environ is None else environ).get(HUB_ENV, "")
+    text = (os.environ if environ is None else environ).get(HUB_MODELS_ENV, "")
     return [part for part in text.replace(",", " ").split() if part]
-
-
-def train_command(task: str, variant: str = BASELINE) -> str:
-    return TRAIN_COMMANDS.get((task, variant), f"python -m training.train --task {task}")
 
 
 def missing_model_message(task: str, variant: str = BASELINE) -> str:

@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from models.predict import ImageInputError, decode_image, logits_to_probs, prepare_image, to_model_input
+from models.predict import ImageInputError, decode_image, input_to_image, logits_to_probs, prepare_image, to_model_input
 from models.registry import ModelConfig
 from ui import serving
 from ui.catalog import Catalog, ModelEntry, ModelUnavailable, missing_model_message, train_command
@@ -118,11 +118,7 @@ def run_model(entry: ModelEntry, img: Image.Image) -> tuple[dict[str, float] | N
 
 def model_view(x: torch.Tensor, cfg: ModelConfig, size: int = VIEW_SIZE) -> Image.Image:
     """A normalised input tensor (C, S, S) back to pixels, upscaled with nearest neighbour."""
-    mean = torch.tensor(cfg.mean).view(-1, 1, 1)
-    std = torch.tensor(cfg.std).view(-1, 1, 1)
-    pixels = ((x.float() * std + mean).clamp(0, 1) * 255).round().to(torch.uint8)
-    arr = pixels.permute(1, 2, 0).numpy()
-    img = Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr)
+    img = input_to_image(x, cfg)
     if img.width < size:
         img = img.resize((size, size), Image.NEAREST)
     return img

@@ -195,6 +195,31 @@ def training_status(trainer: Trainer):
             trainer.jobs.finished_count if trainer.jobs else 0)
 
 
+def status_signature(trainer: Trainer) -> tuple:
+    """What changes when the Train tab must be redrawn (jobs, their states, progress, log length)."""
+    if trainer.jobs is None:
+        return ()
+    return (trainer.jobs.finished_count,
+            tuple((j.id, j.status, len(j.log), _mtime(j.run_dir / "progress.json"), _mtime(j.run_dir / "history.json"))
+                  for j in trainer.jobs.jobs))
+
+
+def _mtime(path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
+
+
+def poll(trainer: Trainer, last_signature=None):
+    """The timer's handler: training_status when anything changed, else nothing redrawn (a page whose
+    plots and table were re-rendered every two seconds would never sit still)."""
+    signature = status_signature(trainer)
+    if signature == last_signature:
+        return [gr.skip()] * 7 + [last_signature]
+    return [*training_status(trainer), signature]
+
+
 # --- wiring ------------------------------------------------------------------------------------
 
 def build(catalog, trainer: Trainer | None = None) -> gr.Number:
@@ -211,15 +236,15 @@ def build(catalog, trainer: Trainer | None = None) -> gr.Number:
             task = gr.Dropdown([(title, key) for key, title in TASK_TITLES.items()], value="mnist", label="Task")
             variant = gr.Radio([(title, key) for key, title in VARIANTS.items()], value="baseline", label="Variant")
             preset = gr.Radio([(title, key) for key, title in PRESETS.items()], value="quick", label="Preset")
-            with gr.Accordion("Advanced (blank: the preset's value)", open=False):
+            with gr.Accordion("Advanced (blank: the preset's value)", open=False, elem_id="train-advanced"):
                 with gr.Row():
-                    epochs = gr.Number(None, label="Epochs", precision=0, minimum=1)
-                    batch_size = gr.Number(None, label="Batch size", precision=0, minimum=1)
-                    lr = gr.Number(None, label="Learning rate", minimum=0)
+                    epochs = gr.Number(None, label="Epochs", precision=0)
+                    batch_size = gr.Number(None, label="Batch size", precision=0)
+                    lr = gr.Number(None, label="Learning rate")
                 with gr.Row():
-                    seed = gr.Number(None, label="Seed", precision=0, minimum=0)
-                    limit_train = gr.Number(None, label="Training images (subset)", precision=0, minimum=1)
-                    limit_val = gr.Number(None, label="Validation images (subset)", precision=0, minimum=1)
+                    seed = gr.Number(None, label="Seed", precision=0)
+                    limit_train = gr.Number(None, label="Training images (subset)", precision=0)
+                    limit_val = gr.Number(None, label="Validation images (subset)", precision=0)
             command = gr.Code(command_preview(trainer, "mnist", "baseline", "quick"), language="shell",
                               label="Command (copy it to run in a terminal)", interactive=False,
                               elem_id="train-command")
@@ -255,7 +280,8 @@ def build(catalog, trainer: Trainer | None = None) -> gr.Number:
                **LIGHT_CONCURRENCY)
     resume.click(partial(resume_training, trainer), inputs=[job_box], outputs=[message], api_name="train_resume",
                  **LIGHT_CONCURRENCY)
+    seen = gr.State(None)   # the signature this page last drew
     timer = gr.Timer(POLL_SECONDS, active=not trainer.refused)
-    timer.tick(status, outputs=status_outputs, api_name="train_status", show_progress="hidden",
-               **LIGHT_CONCURRENCY)
+    timer.tick(partial(poll, trainer), inputs=[seen], outputs=[*status_outputs, seen], api_name="train_status",
+               show_progress="hidden", **LIGHT_CONCURRENCY)
     return finished

@@ -14,6 +14,7 @@ from pathlib import Path
 from PIL import Image
 
 from models.artifact import GALLERY_DIR
+from models.jsonfile import try_read_json
 from models.predict import ImageInputError, decode_image
 from models.runs import BASELINE, RANDOM_ERASING
 from ui import explain_handlers as h
@@ -123,5 +124,5 @@ def labels_of(catalog: Catalog, key: str | None) -> list[str]:
     entry = entry_of(catalog, key)
     if entry.loaded is not None:
         return list(entry.loaded.config.labels)
-    metrics = h.read_json(entry.root, "metrics.json") or {}
+    metrics = try_read_json(entry.root, "metrics.json") or {}
     return [str(label) for label in metrics.get("labels") or []]
