@@ -114,7 +114,11 @@ def test_parallel_calls_give_the_sequential_answers(client, tmp_path):
     for i, (label, bars) in enumerate(parallel):
         ref_label, ref_bars = sequential[i % len(paths)]
         assert label["label"] == ref_label["label"]
-        assert bars["data"] == ref_bars["data"]
+        # Concurrent calls share forward passes (ui/serving.py), which sum in another order than a
+        # lone one: probabilities agree to ~1e-8, so the 6-decimal bars may differ in the last digit.
+        assert len(bars["data"]) == len(ref_bars["data"])
+        for row, ref_row in zip(bars["data"], ref_bars["data"]):
+            assert row == pytest.approx(ref_row, abs=2e-6)
 
 
 @pytest.fixture(scope="module")
