@@ -27,7 +27,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from models.predict import decode_image, logits_to_probs, to_model_input
+from models.predict import decode_image, input_to_image, logits_to_probs, to_model_input
 from models.registry import ModelConfig
 
 # Architecture -> the module whose output Grad-CAM weighs: the last conv stage.
@@ -138,15 +138,6 @@ def explain_image(model: nn.Module, cfg: ModelConfig, image, target: int | str |
     return GradCamResult(heatmap=heat, raw_max=peak, target=cls, label=cfg.labels[cls],
                          probs={label: float(p) for label, p in zip(cfg.labels, probs[0])},
                          view=input_to_image(x[0].cpu(), cfg))
-
-
-def input_to_image(x: torch.Tensor, cfg: ModelConfig) -> Image.Image:
-    """A normalised input (C, S, S) back to an RGB or L image of the same size."""
-    mean = torch.tensor(cfg.mean).view(-1, 1, 1)
-    std = torch.tensor(cfg.std).view(-1, 1, 1)
-    pixels = ((x.detach().float().cpu() * std + mean).clamp(0, 1) * 255).round().to(torch.uint8)
-    arr = pixels.permute(1, 2, 0).numpy()
-    return Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr)
 
 
 def overlay(image: Image.Image | np.ndarray, heatmap: np.ndarray, *, alpha: float = 0.5,

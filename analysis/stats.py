@@ -382,3 +382,25 @@ def comparison_markdown(comparison: dict) -> str:
         f"p = {m['p_value']:.3g}.",
     ]
     return "\n".join(lines) + "\n"
+
+
+# --- where a comparison lives -------------------------------------------------------------
+
+COMPARISON_FILE = "comparison.json"
+
+
+def comparison_for_run(run_dir: str | os.PathLike) -> dict | None:
+    """The comparison.json that `training.compare` wrote for this run, or None.
+
+    compare lays its runs out as OUT/<task>[-re]/seed-<s>/ and writes OUT/comparison.json,
+    which lists them; a run it does not list (or a folder with no comparison) has none.
+    """
+    from models.jsonfile import try_read_json
+    run_dir = Path(run_dir)
+    found = try_read_json(run_dir.parent.parent, COMPARISON_FILE)
+    if not isinstance(found, dict):
+        return None
+    me = f"{run_dir.parent.name}/{run_dir.name}"
+    listed = {path for pair in (found.get("runs") or {}).values() if isinstance(pair, dict)
+              for key, path in pair.items() if key != "init_sha256"}
+    return found if me in listed else None

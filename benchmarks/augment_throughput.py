@@ -31,7 +31,8 @@ from torchvision.transforms import v2
 
 from benchmarks.common import Timer, add_common_args, fmt, print_table, ratio_summary, setup, summary, write_result
 from models.augment import TrainAugment
-from training.tasks import RANDOM_ERASING, get_task
+from models.presets import RANDOM_ERASING_DEFAULTS
+from training.tasks import get_task
 from training.usual import per_image_transform
 
 
@@ -53,7 +54,7 @@ def main(args) -> dict:
     cfg = task.model
     augment = dict(task.recipe["augment"])
     if not args.no_random_erasing:
-        augment["random_erasing"] = dict(RANDOM_ERASING)
+        augment["random_erasing"] = dict(RANDOM_ERASING_DEFAULTS)
     aug = TrainAugment.from_recipe(augment, cfg)
     per_image = per_image_transform(aug)
 

@@ -154,8 +154,6 @@ def setup(args) -> tuple[torch.device, dict]:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    if device.type == "cuda":   # as training/train.py
-        torch.backends.cudnn.benchmark = True
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+    from training.precision import set_torch_flags
+    set_torch_flags(device)   # cuDNN autotuning and TF32 on CUDA, as `python -m training.train`
     return device, environment(device)

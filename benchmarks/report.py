@@ -125,8 +125,9 @@ def serve_rows(key: str, r: dict) -> list[tuple[str, str, str]]:
     variant = r.get("variant") or key
     targets = r["targets"]
     for endpoint, per_load in r["results"].items():
+        timeout = f", client timeout {r['client_timeout']:.0f} s" if r.get("client_timeout") else ""
         sec = (f"Serving `/{endpoint}` vs a constant-label Gradio app ({variant}; gradio_client, "
-               f"{r['requests']} calls per client, {r['repeats']} interleaved repeats)")
+               f"{r['requests']} calls per client, {r['repeats']} interleaved repeat(s){timeout})")
         for clients, e in per_load.items():
             app, floor, ratios = e["app"], e["floor"], e["ratios"]
             out.append((sec, f"{clients} client{'s' if clients != '1' else ''}: p50 / p95 ms, app (floor) · "

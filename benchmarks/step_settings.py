@@ -33,7 +33,8 @@ from benchmarks.common import Timer, add_common_args, fmt, print_table, ratio_su
 from models.registry import create_model
 from training.engine import make_loss, train_one_epoch
 from training.tasks import TASKS, get_task
-from training.train import build_optimizer, resolve_precision, use_channels_last
+from training.optim import build_optimizer
+from training.precision import resolve_precision, use_channels_last
 
 VARIANTS = {"fp32": (None, False), "fp32+channels_last": (None, True),
             "bf16": (torch.bfloat16, False), "bf16+channels_last": (torch.bfloat16, True)}

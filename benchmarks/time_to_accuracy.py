@@ -4,7 +4,7 @@
         --batch-size 32 --val-images 256 --seeds 0
     python benchmarks/time_to_accuracy.py --task mnist --data-dir .device/data --epochs 2     # full MNIST, GPU
 
-Both contenders are `python -m training.train` itself (run in this process), with the same
+Both contenders are `training.train.run` itself (in this process), with the same
 task recipe, model, initial weights (seed), subset of images and data order; they differ
 only in the data path:
 
@@ -53,20 +53,13 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 
 def one_run(args, device, loader: str, precision: str, seed: int, out: Path) -> dict:
-    from training.train import get_args_parser as train_args, main as train_main
-    argv = ["--task", args.task, "--data-dir", args.data_dir, "--out", str(out), "--epochs", str(args.epochs),
-            "--seed", str(seed), "--device", device.type, "--loader", loader, "--workers", str(args.workers),
-            "--precision", precision, "--no-progress"]
-    if args.images:
-        argv += ["--limit-train", str(args.images)]
-    if args.val_images:
-        argv += ["--limit-val", str(args.val_images)]
-    if args.batch_size:
-        argv += ["--batch-size", str(args.batch_size)]
-    if args.lr:
-        argv += ["--lr", str(args.lr)]
+    from training.run_config import options, resolve
+    from training.train import run
     start = time.perf_counter()
-    train_main(train_args().parse_args(argv))
+    run(resolve(options(task=args.task, data_dir=args.data_dir, out=out, epochs=args.epochs, seed=seed,
+                        device=device.type, loader=loader, workers=args.workers, precision=precision,
+                        no_progress=True, limit_train=args.images or None, limit_val=args.val_images or None,
+                        batch_size=args.batch_size or None, lr=args.lr or None)))
     wall = time.perf_counter() - start
     history = json.loads((out / "history.json").read_text())
     metrics = json.loads((out / "metrics.json").read_text())
@@ -79,7 +72,7 @@ def one_run(args, device, loader: str, precision: str, seed: int, out: Path) -> 
 
 def main(args) -> dict:
     device, env = setup(args)
-    from training.train import resolve_precision
+    from training.precision import resolve_precision
     contenders = {"cnn_studio": ("device", "auto"), "usual": ("dataloader", "auto")}
     if args.other_precision:
         other = "fp32" if resolve_precision("auto", device) is not None else "bf16"

@@ -45,7 +45,8 @@ from models.registry import create_model
 from training.data import DeviceLoader, Split, load_split
 from training.engine import make_loss, train_one_epoch
 from training.tasks import get_task
-from training.train import build_optimizer, build_scheduler, resolve_precision, use_channels_last
+from training.optim import build_optimizer, build_scheduler
+from training.precision import resolve_precision, use_channels_last
 from training.usual import UsualLoader, load_usual_split, per_image_transform, usual_split_from_tensor
 
 

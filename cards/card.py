@@ -1,7 +1,8 @@
 """A run directory's facts -> a Hugging Face model card (README.md).
 
     read_facts(run_dir)  the only I/O: config.json, history.json, metrics.json,
-                         examples/index.json, and whether curves.png exists
+                         examples/index.json, and whether curves.png exists; a
+                         comparison (comparison.json of training.compare) is passed in
     render_card(facts)   pure: facts in, markdown out (YAML metadata + body)
     write_card(run_dir)  both, then README.md written atomically
 
@@ -17,7 +18,9 @@ from pathlib import Path
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from models.atomic import atomic_write_text
+from models.jsonfile import JSONFileError, read_json
 from models.registry import ARCHITECTURES
+from models.variant import RANDOM_ERASING, Variant
 
 TEMPLATE_PATH = Path(__file__).with_name("template.md")
 TEMPLATE = TEMPLATE_PATH.read_text(encoding="utf-8")  # read once, so render_card does no I/O
@@ -106,7 +109,7 @@ class CardError(ValueError):
 
 
 def read_facts(run_dir: str | os.PathLike, *, source: str | None = None, hub: bool = False,
-               code_url: str | None = None) -> dict:
+               code_url: str | None = None, comparison: dict | None = None) -> dict:
     """Everything the card shows, read from `run_dir` (and measured on its model). The only
     function here that does I/O.
 
@@ -115,6 +118,8 @@ def read_facts(run_dir: str | os.PathLike, *, source: str | None = None, hub: bo
     torchvision, safetensors and huggingface_hub); otherwise the run directory (relative to the
     working directory when it lies below it, so that the card holds no absolute local paths),
     loaded with CNN Studio's `models/`. `code_url` links the card to the CNN Studio code.
+    `comparison` is the baseline-vs-Random-Erasing comparison this run is part of
+    (comparison.json's content, `analysis.stats.comparison_for_run`), shown as its own section.
     """
     run_dir = Path(run_dir)
     config = _read_json(run_dir / "config.json", required=True)
@@ -130,7 +135,7 @@ def read_facts(run_dir: str | os.PathLike, *, source: str | None = None, hub: bo
         "source": source or _display_path(run_dir),
         "hub": bool(hub and source),
         "code_url": code_url,
-        "comparison": _comparison_of(run_dir),
+        "comparison": comparison,
         "model_stats": model_stats(config),
     }
 
@@ -153,35 +158,19 @@ def model_stats(config: dict) -> dict | None:
     return {"parameters": int(stats.total_params), "mult_adds": int(stats.total_mult_adds), "input_size": size}
 
 
-def _comparison_of(run_dir: Path) -> dict | None:
-    """The comparison.json that `training.compare` wrote two levels up, if it lists this run.
-
-    compare lays runs out as OUT/<task>[-re]/seed-<s>/ and writes OUT/comparison.json.
-    """
-    found = _read_json(run_dir.parent.parent / "comparison.json")
-    if not isinstance(found, dict):
-        return None
-    me = f"{run_dir.parent.name}/{run_dir.name}"
-    listed = {path for pair in (found.get("runs") or {}).values() if isinstance(pair, dict)
-              for key, path in pair.items() if key != "init_sha256"}
-    return found if me in listed else None
-
-
-def write_card(run_dir: str | os.PathLike, *, source: str | None = None) -> Path:
+def write_card(run_dir: str | os.PathLike, *, source: str | None = None, comparison: dict | None = None) -> Path:
     """Render the card of `run_dir` and write it to `run_dir/README.md` atomically."""
-    text = render_card(read_facts(run_dir, source=source))
+    text = render_card(read_facts(run_dir, source=source, comparison=comparison))
     return atomic_write_text(Path(run_dir) / CARD_FILE, text)
 
 
 def _read_json(path: Path, *, required: bool = False):
-    if not path.is_file():
-        if required:
-            raise CardError(f"{path}: missing (a model card needs the run's config.json)")
-        return None
+    if required and not path.is_file():
+        raise CardError(f"{path}: missing (a model card needs the run's config.json)")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        raise CardError(f"{path}: not valid JSON ({e})") from e
+        return read_json(path)
+    except JSONFileError as e:
+        raise CardError(str(e)) from e
 
 
 def _display_path(path: Path) -> str:
@@ -274,8 +263,8 @@ def template_context(facts: dict) -> dict:
     if subset:
         partial_text = (f"**A partial run:** trained and/or evaluated on a seeded subset of the data "
                         f"({', '.join(f'`{f}`' for f in subset)}). Its numbers describe that subset, not the "
-                        f"recipe's result on the full {data_name} splits, and they are left out of the "
-                        f"model-index metadata.")
+                        f"recipe's result on the full {data_name} splits, and they are not listed in this "
+                        f"card's evaluation metadata.")
 
     return {
         "title": title,
@@ -350,7 +339,7 @@ def usage_snippet(facts: dict) -> str:
 
 def _hub_snippet(facts: dict) -> str:
     repo_id, _, revision = str(facts["source"]).partition("@")
-    rev = f", revision={json.dumps(revision)}" if revision else ""
+    rev = f", revision={json.dumps(revision, allow_nan=False)}" if revision else ""
     examples = facts.get("examples") or []
     lines = ["import importlib.util",
              "",
@@ -358,17 +347,17 @@ def _hub_snippet(facts: dict) -> str:
     if not examples:
         lines.append("from PIL import Image")
     lines += ["",
-             f"repo_id = {json.dumps(repo_id)}",
+             f"repo_id = {json.dumps(repo_id, allow_nan=False)}",
              f"# the model's code (torch + torchvision) is {HUB_CODE_FILE} in the repo, next to its weights",
-             f"code = hf_hub_download(repo_id, {json.dumps(HUB_CODE_FILE)}{rev})",
+             f"code = hf_hub_download(repo_id, {json.dumps(HUB_CODE_FILE, allow_nan=False)}{rev})",
              'spec = importlib.util.spec_from_file_location("cnn_studio", code)',
              "cnn_studio = importlib.util.module_from_spec(spec)",
              "spec.loader.exec_module(cnn_studio)",
              "",
              f"model = cnn_studio.from_pretrained(repo_id{rev})  # config.json + model.safetensors, strict"]
     if examples:
-        lines.append(f'image = hf_hub_download(repo_id, "examples/{examples[0]["file"]}"{rev})'
-                     "  # or any image path or PIL image")
+        example = json.dumps(f"examples/{examples[0]['file']}", allow_nan=False)
+        lines.append(f"image = hf_hub_download(repo_id, {example}{rev})  # or any image path or PIL image")
     else:
         size = int(facts["config"].get("input_size", 32))
         mode = "L" if facts["config"].get("in_channels") == 1 else "RGB"
@@ -412,18 +401,15 @@ def tags(config: dict) -> list[str]:
 
 
 def model_name(config: dict) -> str:
-    suffix = "-re" if random_erasing_params(config) else ""
-    return f"cnn-studio-{config.get('task', 'model')}{suffix}"
+    return f"cnn-studio-{Variant.of(config).task_folder(config.get('task', 'model'))}"
 
 
 def random_erasing_params(config: dict) -> dict | None:
-    """The Random Erasing settings of the recipe, or None when the run did not use it."""
-    params = ((config.get("recipe") or {}).get("augment") or {}).get("random_erasing")
-    if params:
-        return params
-    if config.get("variant") == "random-erasing":
-        return {}
-    return None
+    """The Random Erasing settings of a Random Erasing run's recipe ({} if it lists none);
+    None for a baseline. Which variant a run is, config.json's "variant" says."""
+    if Variant.of(config) is not RANDOM_ERASING:
+        return None
+    return ((config.get("recipe") or {}).get("augment") or {}).get("random_erasing") or {}
 
 
 def flatten(d: dict, prefix: str = "") -> list[tuple[str, object]]:

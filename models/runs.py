@@ -13,8 +13,7 @@ from pathlib import Path
 
 from models.artifact import CONFIG_FILE, WEIGHTS_FILE
 
-BASELINE = "baseline"
-RANDOM_ERASING = "random-erasing"
+from models.variant import BASELINE, RANDOM_ERASING, Variant  # noqa: F401  (BASELINE, RANDOM_ERASING re-exported)
 
 
 @dataclass(frozen=True)
@@ -22,7 +21,7 @@ class RunRef:
     """A run directory found on disk, described by its config.json (weights not loaded)."""
     path: Path
     task: str          # config.json "task" (cifar10 | mnist | catsdogs | ...)
-    variant: str       # config.json "variant" (baseline | random-erasing)
+    variant: Variant   # config.json "variant" (baseline | random-erasing)
     run_name: str      # config.json "run_name", else the folder name
     created: str       # config.json "created" (ISO 8601), else "" (sorts oldest)
 
@@ -44,9 +43,10 @@ def read_run(path: str | os.PathLike) -> RunRef | None:
         return None
     if not isinstance(info, dict) or not isinstance(info.get("task"), str):
         return None
-    variant = info.get("variant")
-    if not isinstance(variant, str) or not variant:
-        variant = RANDOM_ERASING if path.parent.name.endswith("-re") else BASELINE
+    try:
+        variant = Variant.of(info)
+    except ValueError:      # not a variant CNN Studio knows: not one of its runs
+        return None
     return RunRef(path=path, task=info["task"], variant=variant,
                   run_name=str(info.get("run_name") or path.name),
                   created=str(info.get("created") or ""))

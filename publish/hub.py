@@ -75,6 +75,7 @@ def release_operations(run_dir: str | os.PathLike, *, repo_id: str | None = None
     `regenerate_card`, README.md is the card rendered for that repo (its usage snippet loads
     `repo_id` with torch and torchvision only); otherwise the run's README.md is uploaded as it is.
     """
+    from analysis.stats import comparison_for_run
     from cards import CardError, read_facts, render_card
     from cards.card import subset_flags
     run_dir = Path(run_dir)
@@ -97,7 +98,8 @@ def release_operations(run_dir: str | os.PathLike, *, repo_id: str | None = None
                                   path_or_fileobj=hub_code_source(code_url).encode("utf-8")))
     if repo_id and regenerate_card:
         try:
-            card = render_card(read_facts(run_dir, source=repo_id, hub=True, code_url=code_url))
+            card = render_card(read_facts(run_dir, source=repo_id, hub=True, code_url=code_url,
+                                          comparison=comparison_for_run(run_dir)))
         except CardError as e:
             raise HubError(f"cannot render the model card: {e}") from e
         ops.append(CommitOperationAdd(path_in_repo=CARD_FILE, path_or_fileobj=card.encode("utf-8")))

@@ -48,8 +48,9 @@ def add(run_dir: Path, root: Path = RESULTS_DIR) -> Path:
     for name in FACT_FILES:
         if name != "README.md" and (run_dir / name).is_file():
             shutil.copy2(run_dir / name, target / name)
+    from analysis.stats import comparison_for_run
     from cards import read_facts, render_card
-    atomic_write_text(target / "README.md", render_card(read_facts(run_dir)))
+    atomic_write_text(target / "README.md", render_card(read_facts(run_dir, comparison=comparison_for_run(run_dir))))
     return target
 
 

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from huggingface_hub import HfApi, SpaceCard, SpaceCardData
 
+from models.names import HUB_MODELS_ENV
 from publish.common import HubError, check_repo_id, hub_errors, looks_like_repo_id, require_token, user_agent
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -45,7 +46,6 @@ SPACE_PYTHON = "3.11"
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 CPU_INDEX_LINE = f"--extra-index-url {TORCH_CPU_INDEX}"
 
-HUB_MODELS_ENV = "CNN_STUDIO_HUB_MODELS"   # read by ui/catalog.py (space- or comma-separated ids)
 SPACE_IGNORE = ["__pycache__", "*.pyc", ".*"]
 # Left behind by running the Space folder locally; never uploaded.
 SPACE_UPLOAD_IGNORE = ["*__pycache__*", "*.pyc", ".*", "*/.*", "runs/*", "flagged/*"]

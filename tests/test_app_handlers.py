@@ -213,9 +213,14 @@ def test_classify_digit_shows_the_processed_input(app_catalog, tmp_path):
 
 
 def test_an_empty_sketch_gives_empty_outputs(app_catalog, tmp_path):
-    seen, probs, _ = mnist_tab.classify_digit(app_catalog, _sketch(tmp_path, []))
+    from ui.inputs import browser_event
+    with browser_event():                     # the page's canvas, nothing drawn yet or just cleared
+        seen, probs, _ = mnist_tab.classify_digit(app_catalog, _sketch(tmp_path, []))
     assert seen is None and probs is None
     assert mnist_tab.classify_digit(app_catalog, {"background": None, "layers": [], "composite": None})[1] is None
+    if app_catalog.default_key("mnist") is not None:   # anywhere else a blank drawing is told why
+        with pytest.raises(gr.Error, match="no digit found"):
+            mnist_tab.classify_digit(app_catalog, _sketch(tmp_path, []))
 
 
 # --- no models: every tab says how to train one ---------------------------------------------
@@ -277,7 +282,8 @@ def test_discovery_picks_the_newest_complete_run_per_task_and_variant(tmp_path):
     _fake_run(tmp_path, "cifar10", "newer-unfinished", "cifar10", "baseline", "2026-03-01T00:00:00+00:00",
               weights=False)
     _fake_run(tmp_path, "catsdogs", "a", "catsdogs", "baseline", "2026-01-01T00:00:00+00:00")
-    _fake_run(tmp_path, "catsdogs-re", "b", "catsdogs", None, "2026-01-02T00:00:00+00:00")  # variant from folder
+    _fake_run(tmp_path, "catsdogs-re", "b", "catsdogs", "random-erasing", "2026-01-02T00:00:00+00:00")
+    _fake_run(tmp_path, "mnist", "no-variant", "mnist", None, "2026-01-03T00:00:00+00:00")   # older config: baseline
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "x").mkdir()
     refs = discover_runs(tmp_path)
@@ -285,7 +291,8 @@ def test_discovery_picks_the_newest_complete_run_per_task_and_variant(tmp_path):
     newest = newest_runs(refs)
     assert {k: r.key for k, r in newest.items()} == {("cifar10", "baseline"): "cifar10/new",
                                                      ("catsdogs", "baseline"): "catsdogs/a",
-                                                     ("catsdogs", "random-erasing"): "catsdogs-re/b"}
+                                                     ("catsdogs", "random-erasing"): "catsdogs-re/b",
+                                                     ("mnist", "baseline"): "mnist/no-variant"}
     assert discover_runs(tmp_path / "missing") == []
 
 
@@ -324,11 +331,13 @@ def test_the_app_never_imports_training(tmp_path):
 
 
 def test_presets_match_the_training_tasks():
-    from training.tasks import RANDOM_ERASING, TASKS
+    from training.tasks import TASKS
     for name, task in TASKS.items():
         assert DEFAULT_MODEL_CONFIGS[name] == task.model
         assert DEFAULT_AUGMENT[name] == task.recipe["augment"]
-    assert RANDOM_ERASING_DEFAULTS == RANDOM_ERASING
+    # The paper's defaults (Zhong et al. 2017), as the catsdogs Random Erasing recipe trains them.
+    assert TASKS["catsdogs"].resolved_recipe(random_erasing=True)["augment"]["random_erasing"] == \
+        {"p": 0.5, "scale": [0.02, 0.4], "ratio": [0.3, 3.3], "value": "random"} == RANDOM_ERASING_DEFAULTS
 
 
 # --- the other tabs, from the tiny runs' files ----------------------------------------------

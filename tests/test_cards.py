@@ -356,15 +356,15 @@ def test_real_random_erasing_run_card(catsdogs_re_run):
 
 
 def test_a_run_outside_a_comparison_has_no_comparison_section(tmp_path):
-    from cards.card import _comparison_of
+    from analysis.stats import comparison_for_run
     run = tmp_path / "compare" / "catsdogs" / "seed-0"
     run.mkdir(parents=True)
     (tmp_path / "compare" / "comparison.json").write_text(
         '{"runs": {"1": {"baseline": "catsdogs/seed-1", "random-erasing": "catsdogs-re/seed-1"}}}')
-    assert _comparison_of(run) is None
+    assert comparison_for_run(run) is None
     (tmp_path / "compare" / "comparison.json").write_text(
         '{"runs": {"0": {"baseline": "catsdogs/seed-0", "random-erasing": "catsdogs-re/seed-0"}}}')
-    assert _comparison_of(run)["runs"]["0"]["baseline"] == "catsdogs/seed-0"
+    assert comparison_for_run(run)["runs"]["0"]["baseline"] == "catsdogs/seed-0"
 
 
 # --------------------------------------------------------------------------- Hub fields

@@ -91,13 +91,12 @@ def test_gallery_without_images_lists_them(cifar_unchecked, cifar10_run, tmp_pat
 
 
 def test_catsdogs_validation_images_follow_the_training_split(catsdogs_run, catsdogs_dir):
-    from training.data import image_folder_files
-    from ui.val_images import image_folder_files as ui_files
     labels = DEFAULT_MODEL_CONFIGS["catsdogs"].labels
-    assert ui_files(catsdogs_dir / "val", labels) == image_folder_files(catsdogs_dir / "val", labels)[0]
     images = ValidationImages("catsdogs", catsdogs_dir, labels)
     preds = load_predictions(catsdogs_run)
-    files = ui_files(catsdogs_dir / "val", labels)
+    # The layout tests/datagen.py wrote: val/Cat/*.jpg then val/Dog/*.jpg, each sorted by name.
+    files = [p for name in ("Cat", "Dog") for p in sorted((catsdogs_dir / "val" / name).glob("*.jpg"))]
+    assert len(images) == len(files)
     for index, label in zip(preds.indices, preds.labels):
         assert files[index].parent.name.lower() == labels[label]          # same position, same class
         assert images.get(int(index)) is not None

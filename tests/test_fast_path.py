@@ -17,7 +17,8 @@ from torchvision.transforms import v2
 from models.augment import EvalTransform, TrainAugment, random_erasing
 from tests.conftest import SHARED_DATA, requires_real_mnist, train_tiny
 from training.data import DeviceLoader, load_split
-from training.tasks import RANDOM_ERASING, get_task
+from models.presets import RANDOM_ERASING_DEFAULTS
+from training.tasks import get_task
 from training.usual import UsualLoader, load_usual_split, per_image_transform
 
 CPU = torch.device("cpu")
@@ -161,7 +162,7 @@ def test_random_erasing_draws_a_rectangle_per_image_unlike_torchvision_on_a_batc
 
 
 def test_augmentation_is_reproducible_with_a_seed():
-    aug = TrainAugment(crop=32, padding=4, flip=True, random_erasing=dict(RANDOM_ERASING),
+    aug = TrainAugment(crop=32, padding=4, flip=True, random_erasing=dict(RANDOM_ERASING_DEFAULTS),
                        mean=(0.5,) * 3, std=(0.25,) * 3)
     batch = textured_batch()
     run = lambda seed: aug(batch, generator=torch.Generator().manual_seed(seed))  # noqa: E731
@@ -188,7 +189,7 @@ def test_random_erasing_is_off_at_evaluation():
     cfg = get_task("catsdogs").model
     recipe = get_task("catsdogs").resolved_recipe(random_erasing=True)
     train_aug = TrainAugment.from_recipe(recipe["augment"], cfg)
-    assert train_aug.random_erasing == RANDOM_ERASING
+    assert train_aug.random_erasing == RANDOM_ERASING_DEFAULTS
     ev = EvalTransform.from_config(cfg)
     batch = textured_batch(n=4, size=256)
     # Generators are ignored: evaluation is deterministic and never erases.

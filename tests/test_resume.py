@@ -30,9 +30,9 @@ from tests.conftest import REPO
 
 EPOCHS = 4
 STEPS_PER_EPOCH = 2
-TIMING = ("seconds", "images_per_s")
+TIMING = ("seconds", "cpu_seconds", "images_per_s")
 RUN_FILES = {"config.json", "model.safetensors", "history.json", "metrics.json", "predictions.json",
-             "README.md", "curves.png", "examples", "tb", "checkpoint.pt", "SHA256SUMS", "progress.json"}
+             "README.md", "curves.png", "examples", "tb", "checkpoint.pt", "SHA256SUMS", "progress.json", "see_why"}
 
 # The CLI in a child process, with CIFAR-10's md5 check skipped (generated batches; tests only).
 CHILD = ("import sys, runpy; import torchvision.datasets.cifar as c; "
@@ -189,7 +189,7 @@ def test_checkpoint_holds_the_whole_resume_state(stopped_and_resumed):
 
 def test_a_resumed_run_keeps_the_precision_it_started_with(tmp_path, data, unchecked):
     """--precision auto on resume means the run's own precision, not this machine's default."""
-    from training.train import resolve_precision
+    from training.precision import resolve_precision
     other = "fp32" if resolve_precision("auto", torch.device("cpu")) is not None else "bf16"
     out = tmp_path / "run"
     run_main(tiny_args(data, out, "--precision", other, "--stop-after", "2"))
@@ -240,11 +240,11 @@ def test_resume_refuses_another_task_or_recipe_naming_what_differs(stopped_and_r
 
 
 def test_resume_accepts_a_named_checkpoint_file(stopped_and_resumed, data):
-    from training.train import get_args_parser, resolve_run
+    from training.train import get_args_parser, resolve
     run, _ = stopped_and_resumed
     args = get_args_parser().parse_args(["--resume", str(run / "checkpoint.pt"), "--data-dir", str(data)])
-    task, config, out, ckpt = resolve_run(args)
-    assert out == run and task.name == "cifar10" and ckpt["epoch"] == EPOCHS
+    cfg = resolve(args)
+    assert cfg.out == run and cfg.task == "cifar10" and cfg.resume_from == run / "checkpoint.pt"
 
 
 def test_resume_without_a_checkpoint_is_a_clear_error(tmp_path, data):
@@ -437,14 +437,14 @@ def test_signal_saves_closes_tensorboard_and_says_how_to_resume(signum, tmp_path
     assert not list(run.rglob("*.tmp"))
     from models.registry import create_model
     from training.checkpoint import load_checkpoint
-    from training.train import get_args_parser, resolve_run
+    from training.train import get_args_parser, resolve
     ckpt = load_checkpoint(run / "checkpoint.pt")
     assert 1 <= ckpt["epoch"] < EPOCHS
     assert len(json.loads((run / "history.json").read_text())) == ckpt["epoch"]
     # The checkpoint is accepted by --resume and its weights fit the model strictly.
-    task, _, out, resumed = resolve_run(get_args_parser().parse_args(resume_args(data, run)))
-    assert out == run and resumed["epoch"] == ckpt["epoch"]
-    create_model(task.model).load_state_dict(resumed["model"], strict=True)
+    cfg = resolve(get_args_parser().parse_args(resume_args(data, run)))
+    assert cfg.out == run and cfg.resume_from == run / "checkpoint.pt"
+    create_model(cfg.spec.model).load_state_dict(ckpt["model"], strict=True)
     # TensorBoard was flushed and closed: the steps of every finished epoch are readable.
     logged = [s for s, _ in scalars(run)["train/step_loss"]]
     done = ckpt["epoch"] * STEPS_PER_EPOCH
@@ -591,7 +591,7 @@ def test_a_second_signal_stops_at_once_without_a_traceback(tmp_path, data, unche
 
 
 def test_the_second_signal_handler_raises_stop_now(capsys):
-    from training.train import StopFlag, StopNow
+    from training.signals import StopFlag, StopNow
     flag = StopFlag()
     flag._handle(signal.SIGINT, None)
     assert flag() and "SIGINT received" in capsys.readouterr().err

@@ -349,6 +349,14 @@ def test_gradio_cli_finds_the_module_level_demo_and_the_app_uses_every_space_fil
         text = log.read_text()
         assert "Watching demo: demo" in text, text[-2000:]
         assert "not found" not in text and "is not the launched demo" not in text, text[-2000:]
+        # reload mode works: after an edit, the watcher (which re-runs app.py) sees the change
+        deadline = time.monotonic() + 300
+        while "Changes detected" not in log.read_text() and time.monotonic() < deadline and proc.poll() is None:
+            (folder / "app.py").write_text((folder / "app.py").read_text() + "\n")
+            time.sleep(5)
+        text = log.read_text()
+        assert "Changes detected" in text, f"the reload watcher never ran:\n{text[-2000:]}"
+        assert "local URL:  None" not in text
     finally:
         _stop(proc)
     opened = set()

@@ -16,7 +16,7 @@ from tests.conftest import REPO, train_tiny
 
 RUN_FILES = {"config.json", "model.safetensors", "history.json", "metrics.json", "predictions.json",
              "README.md", "curves.png", "examples", "tb", "checkpoint.pt", "SHA256SUMS",
-             "progress.json"}
+             "progress.json", "see_why"}
 
 
 def check_run_directory(run_dir, *, task, epochs, val_images, train_images):
@@ -151,14 +151,14 @@ def test_bf16_training_on_cpu_records_its_precision_and_evaluation_stays_exact(t
 
 
 def test_default_precision_on_cpu_is_bf16_only_with_bf16_matrix_units(cifar10_run):
-    from training.train import cpu_has_bf16_matrix_units
+    from training.precision import cpu_has_bf16_matrix_units
     expected = "bf16" if cpu_has_bf16_matrix_units() else "fp32"
     assert json.loads((cifar10_run / "config.json").read_text())["precision"] == expected
 
 
 @pytest.mark.parametrize("amx, expected", [(True, torch.bfloat16), (False, None)])
 def test_auto_precision_on_cpu_follows_amx(monkeypatch, amx, expected):
-    from training.train import resolve_precision
+    from training.precision import resolve_precision
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)
     cpu = torch.device("cpu")
     assert resolve_precision("auto", cpu) is expected
@@ -166,7 +166,7 @@ def test_auto_precision_on_cpu_follows_amx(monkeypatch, amx, expected):
 
 
 def test_auto_precision_on_resume_keeps_the_runs_own_and_says_when_the_device_cannot():
-    from training.train import run_precision
+    from training.precision import run_precision
     cpu = torch.device("cpu")
     assert run_precision("auto", None, cpu) == "auto"            # a new run
     assert run_precision("auto", "fp32", cpu) == "fp32" and run_precision("auto", "bf16", cpu) == "bf16"

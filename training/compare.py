@@ -29,13 +29,14 @@ from pathlib import Path
 
 from models.artifact import CONFIG_FILE, WEIGHTS_FILE
 from models.atomic import atomic_write, atomic_write_json
-from models.runs import BASELINE, RANDOM_ERASING
-from analysis.stats import comparison_markdown, load_predictions, paired_comparison
+from models.variant import BASELINE, RANDOM_ERASING, Variant
+from analysis.stats import COMPARISON_FILE, comparison_markdown, load_predictions, paired_comparison
 from training.checkpoint import CHECKPOINT_FILE
+from training.precision import resolve_device, set_torch_flags
+from training.run_config import RunConfig, options, resolve
 from training.tasks import TASKS
 
 VARIANTS = (BASELINE, RANDOM_ERASING)
-COMPARISON_FILE = "comparison.json"
 SUMMARY_FILE = "comparison.md"
 
 
@@ -59,24 +60,18 @@ def get_args_parser() -> argparse.ArgumentParser:
     return p
 
 
-def run_dir(out: Path, task: str, variant: str, seed: int) -> Path:
-    return out / (task if variant == BASELINE else f"{task}-re") / f"seed-{seed}"
+def run_dir(out: Path, task: str, variant: Variant, seed: int) -> Path:
+    """OUT/<task>[-re]/seed-<s>: the runs/ layout, so the app serves a comparison folder too."""
+    return out / Variant(variant).task_folder(task) / f"seed-{seed}"
 
 
-def train_args(args, variant: str, seed: int, folder: Path, resume: bool) -> list[str]:
-    argv = ["--task", args.task, "--seed", str(seed), "--out", str(folder), "--data-dir", str(args.data_dir),
-            "--device", args.device, "--workers", str(args.workers)]
-    for flag, value in (("--epochs", args.epochs), ("--batch-size", args.batch_size), ("--lr", args.lr),
-                        ("--limit-train", args.limit_train), ("--limit-val", args.limit_val)):
-        if value is not None:
-            argv += [flag, str(value)]
-    if variant == RANDOM_ERASING:
-        argv.append("--random-erasing")
-    if resume:
-        argv.append("--resume")
-    if args.no_progress:
-        argv.append("--no-progress")
-    return argv
+def run_config(args, variant: str, seed: int, folder: Path, resume: bool) -> RunConfig:
+    """The RunConfig of one (variant, seed) run of this comparison."""
+    return resolve(options(task=args.task, seed=seed, out=folder, data_dir=args.data_dir, device=args.device,
+                           workers=args.workers, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                           limit_train=args.limit_train, limit_val=args.limit_val,
+                           random_erasing=True if variant == RANDOM_ERASING else None,
+                           resume="auto" if resume else None, no_progress=args.no_progress))
 
 
 def mismatches(config: dict, args, variant: str, seed: int) -> list[str]:
@@ -97,7 +92,7 @@ def mismatches(config: dict, args, variant: str, seed: int) -> list[str]:
 
 def ensure_run(args, variant: str, seed: int, out: Path) -> Path:
     """Train, continue or keep the run of (variant, seed); returns its folder."""
-    from training.train import get_args_parser as train_parser, main as train_main
+    from training.train import run
     folder = run_dir(out, args.task, variant, seed)
     if (folder / WEIGHTS_FILE).is_file():
         config = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
@@ -109,7 +104,7 @@ def ensure_run(args, variant: str, seed: int, out: Path) -> Path:
         return folder
     resume = (folder / CHECKPOINT_FILE).is_file()
     print(f"seed {seed} {variant}: {'continuing' if resume else 'training'} in {folder}", flush=True)
-    train_main(train_parser().parse_args(train_args(args, variant, seed, folder, resume)))
+    run(run_config(args, variant, seed, folder, resume))
     if not (folder / WEIGHTS_FILE).is_file():   # stopped early (e.g. --stop-after in a future flag)
         raise SystemExit(f"{folder}: the run did not finish; run the same command again to continue")
     return folder
@@ -159,6 +154,7 @@ def main(args) -> dict:
     seeds = list(dict.fromkeys(args.seeds))
     out = Path(args.out) if args.out else Path("runs") / "compare" / args.task
     out.mkdir(parents=True, exist_ok=True)
+    set_torch_flags(resolve_device(args.device))
     for seed in seeds:
         for variant in VARIANTS:
             ensure_run(args, variant, seed, out)
@@ -167,7 +163,7 @@ def main(args) -> dict:
     from cards import write_card
     for pair in comparison["runs"].values():   # each run's card now shows the comparison
         for variant in VARIANTS:
-            write_card(out / pair[variant])
+            write_card(out / pair[variant], comparison=comparison)
     text = summary_markdown(comparison)
     atomic_write(out / SUMMARY_FILE, lambda p: Path(p).write_text(text, encoding="utf-8"))
     print(text)

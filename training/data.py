@@ -25,12 +25,12 @@ from PIL import Image, ImageOps
 from torchvision.transforms.v2 import functional as TF
 
 from models.atomic import atomic_write, atomic_write_json
+from models.imagefolder import SPLIT_FOLDERS, class_folder, split_files
 from models.predict import ImageInputError, decode_image
 from training.tasks import TaskSpec
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"}
 CACHE_DIR = ".cnn_studio_cache"
 
 # What each task needs in --data-dir (for messages), and what torchvision creates there when it downloads.
@@ -61,7 +61,7 @@ def check_data_dir(task_name: str, data_dir: str | os.PathLike) -> None:
             missing = ({"train", "val"} - set(splits)).pop()
             raise DatasetError(f"--data-dir {data_dir}: has {splits[0]}/ but no {missing}/; an image folder "
                                f"needs both (train/{{cat,dog}}/ and val/{{cat,dog}}/)")
-        if not splits and any(_class_folder(data_dir, label) for label in ("cat", "dog")):
+        if not splits and any(class_folder(data_dir, label) for label in ("cat", "dog")):
             raise DatasetError(f"--data-dir {data_dir}: holds class folders (cat/, dog/) itself; point --data-dir "
                                f"at the folder above, which holds train/ and val/")
 
@@ -162,38 +162,16 @@ def _load_mnist(task, data_dir, *, train, limit, seed, workers, download) -> Spl
 
 # --- cats vs dogs -------------------------------------------------------------------------
 
-def _class_folder(root: Path, name: str) -> Path | None:
-    for candidate in (name, name.capitalize(), name.upper()):
-        if (root / candidate).is_dir():
-            return root / candidate
-    return None
-
-
-def image_folder_files(root: Path, labels: tuple[str, ...]) -> tuple[list[Path], list[int]]:
-    """Files of an image-folder split: root/<label>/* for each label (cat/Cat, dog/Dog)."""
-    files, targets = [], []
-    for label_id, label in enumerate(labels):
-        folder = _class_folder(root, label)
-        if folder is None:
-            raise DatasetError(f"{root}: no '{label}' folder (expected {root}/{label}/*.jpg)")
-        found = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-        files += found
-        targets += [label_id] * len(found)
-    return files, targets
-
-
 def _catsdogs_files(task, data_dir: Path, train: bool, download: bool) -> tuple[list[Path], list[int], str]:
-    folder_split = "train" if train else "val"
-    if (data_dir / folder_split).is_dir():
-        files, targets = image_folder_files(data_dir / folder_split, task.model.labels)
-        return files, targets, folder_split
-    from torchvision.datasets import OxfordIIITPet
-    split = "trainval" if train else "test"
-    ds = _torchvision_dataset(task.name, data_dir, lambda dl: OxfordIIITPet(
-        str(data_dir), split=split, target_types="binary-category", download=dl), download=download)
-    # The dataset object exposes file paths and binary labels (0 = Cat, 1 = Dog) as
-    # attributes; reading them lets us decode each file once into the cache below.
-    return list(ds._images), list(ds._bin_labels), split
+    """The split's files and labels, laid out as models/imagefolder.py reads them (the app too)."""
+    labels = task.model.labels
+    if (data_dir / SPLIT_FOLDERS[train]).is_dir():
+        try:
+            return split_files(data_dir, labels, train=train)
+        except FileNotFoundError as e:
+            raise DatasetError(str(e)) from None
+    return _torchvision_dataset(task.name, data_dir, lambda dl: split_files(data_dir, labels, train=train, download=dl),
+                                download=download)
 
 
 def _decode_resized(path: Path, size: int) -> np.ndarray | None:

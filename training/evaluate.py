@@ -26,7 +26,8 @@ from training.cli import CliError, check_writable_folder, nonnegative_int, posit
 from training.data import DatasetError, DeviceLoader, load_split
 from training.engine import evaluate, make_loss
 from training.tasks import get_task
-from training.train import predictions_record, resolve_device
+from training.precision import resolve_device
+from training.release import predictions_record
 
 
 def get_args_parser() -> argparse.ArgumentParser:

@@ -31,8 +31,7 @@ from models.registry import ModelConfig
 # Model configs, augmentations and Random Erasing's paper defaults (p=0.5, area 0.02-0.4,
 # aspect 0.3-3.3, random fill) live in models/presets.py, so the app can show them without
 # importing training/; the recipes below take them from there.
-RANDOM_ERASING = RANDOM_ERASING_DEFAULTS
-__all__ = ["CATSDOGS_LABELS", "CIFAR10_LABELS", "MNIST_LABELS", "RANDOM_ERASING", "TASKS", "TaskSpec",
+__all__ = ["CATSDOGS_LABELS", "CIFAR10_LABELS", "MNIST_LABELS", "TASKS", "TaskSpec",
            "DatasetInfo", "PRESETS", "QUICK_PRESETS", "get_task", "override_recipe"]
 
 
@@ -59,7 +58,7 @@ class TaskSpec:
             raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
         recipe = _merged(self.recipe, QUICK_PRESETS[self.name] if preset == "quick" else {})
         if random_erasing:
-            recipe["augment"]["random_erasing"] = dict(RANDOM_ERASING)
+            recipe["augment"]["random_erasing"] = dict(RANDOM_ERASING_DEFAULTS)
         return override_recipe(recipe, **overrides)
 
 

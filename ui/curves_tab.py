@@ -3,34 +3,24 @@ and the Random Erasing comparison from metrics.json. Every number is read from t
 """
 from __future__ import annotations
 
-import json
-from functools import partial
-from pathlib import Path
 
 import gradio as gr
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
+from models.jsonfile import try_read_json
 from models.runs import BASELINE, RANDOM_ERASING
 from ui.catalog import TRAIN_COMMANDS, VARIANT_TITLES, Catalog, ModelEntry
-from ui import live
+from ui import inputs, live
 from ui.common import LIGHT_CONCURRENCY, user_error
 
 CURVE_COLUMNS = ["epoch", "value", "series"]
 
 
-def _read_json(root: Path | None, name: str):
-    if root is None:
-        return None
-    try:
-        return json.loads((root / name).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
 
 def runs_with_history(catalog: Catalog) -> list[ModelEntry]:
-    return [e for e in catalog.with_files() if isinstance(_read_json(e.root, "history.json"), list)]
+    return [e for e in catalog.with_files() if isinstance(try_read_json(e.root, "history.json"), list)]
 
 
 def default_selection(entries: list[ModelEntry]) -> list[str]:
@@ -46,15 +36,14 @@ def default_selection(entries: list[ModelEntry]) -> list[str]:
 
 def curves(catalog: Catalog, model_runs: list[str] | str | None):
     """Chosen run keys -> (accuracy frame, loss frame): columns epoch, value, series ("<run> train|val")."""
-    if isinstance(model_runs, str):
-        model_runs = [model_runs]
+    model_runs = inputs.run_keys(model_runs, "model_runs")
     known = {e.key: e for e in runs_with_history(catalog)}
     unknown = [k for k in model_runs or [] if k not in known]
     if unknown:
         raise user_error(f"no training history for {', '.join(unknown)}")
     acc, loss = [], []
     for key in model_runs or []:
-        a, l = history_rows(_read_json(known[key].root, "history.json"), key)
+        a, l = history_rows(try_read_json(known[key].root, "history.json"), key)
         acc += a
         loss += l
     return pd.DataFrame(acc, columns=CURVE_COLUMNS), pd.DataFrame(loss, columns=CURVE_COLUMNS)
@@ -112,7 +101,7 @@ def erasing_comparison(catalog: Catalog, task: str = "catsdogs") -> tuple[pd.Dat
     for e in catalog.with_files():
         if e.task != task or e.variant not in (BASELINE, RANDOM_ERASING):
             continue
-        metrics = _read_json(e.root, "metrics.json")
+        metrics = try_read_json(e.root, "metrics.json")
         if isinstance(metrics, dict) and isinstance(metrics.get("accuracy"), (int, float)):
             rows.append({"run": e.key, "variant": VARIANT_TITLES[e.variant],
                          "accuracy": float(metrics["accuracy"]), "images": metrics.get("num_images"),
@@ -146,8 +135,8 @@ def build(catalog: Catalog) -> None:
     with gr.Row():
         acc_plot = gr.Plot(acc0, label="Accuracy", elem_id="curves-accuracy")
         loss_plot = gr.Plot(loss0, label="Loss", elem_id="curves-loss")
-    chooser.change(partial(curve_figures, catalog), inputs=[chooser], outputs=[acc_plot, loss_plot],
-                   api_name="curves", **LIGHT_CONCURRENCY)
+    chooser.change(inputs.endpoint(curve_figures, catalog, images=()), inputs=[chooser],
+                   outputs=[acc_plot, loss_plot], api_name="curves", preprocess=False, **LIGHT_CONCURRENCY)
 
     gr.Markdown("### Random Erasing: does it help?\nFinal validation accuracy (`metrics.json`) of the "
                 "cats vs dogs ResNet50 trained without and with Random Erasing, same seed and initial weights.")

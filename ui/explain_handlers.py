@@ -8,7 +8,6 @@ comparison.json) or from running the model; nothing here imports `training/`.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Sequence
 
@@ -18,6 +17,7 @@ from matplotlib.figure import Figure
 from PIL import Image, ImageDraw
 
 from models.artifact import LoadedModel
+from models.jsonfile import try_read_json
 from analysis.explain import GRADCAM_LAYERS, erase, explain_image, occlusion_sweep, overlay
 from models.predict import logits_to_probs, to_model_input
 from analysis.stats import (Predictions, confusion_cell, load_predictions, reliability, threshold_metrics,
@@ -31,14 +31,6 @@ TRUE_COLUMN = "true \\ predicted"
 EVALUATE_HINT = "python -m training.evaluate {run} --predictions"
 
 
-def read_json(root: Path | None, name: str):
-    if root is None:
-        return None
-    try:
-        return json.loads((Path(root) / name).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
 
 def read_predictions(root: Path | None) -> Predictions | None:
     if root is None:
@@ -50,8 +42,10 @@ def read_predictions(root: Path | None) -> Predictions | None:
 
 
 def _no_predictions(root: Path | None) -> str:
+    # The run as <task>/<run>, its place in the runs folder: never a server path.
+    run = f"runs/{Path(root).parent.name}/{Path(root).name}" if root else "RUN_DIR"
     return ("This run has no usable predictions.json (per-image predictions); write it with "
-            f"`{EVALUATE_HINT.format(run=root or 'RUN_DIR')}`.")
+            f"`{EVALUATE_HINT.format(run=run)}`.")
 
 
 def _enlarge(img: Image.Image, size: int = VIEW_SIZE) -> Image.Image:
@@ -87,7 +81,7 @@ def confusion_frame(root: Path | None) -> tuple[pd.DataFrame, pd.DataFrame, str]
     """metrics.json -> (confusion table: first column the true class, then one column per predicted
     class, counts; per-class accuracy table, in percent; note). Empty tables and a note when there
     is no metrics.json."""
-    metrics = read_json(root, "metrics.json")
+    metrics = try_read_json(root, "metrics.json")
     if not isinstance(metrics, dict) or "confusion_matrix" not in metrics:
         return pd.DataFrame(), pd.DataFrame(), ("This run has no metrics.json (its final evaluation); write it with "
                                                 f"`{EVALUATE_HINT.format(run=root or 'RUN_DIR')}`.")
@@ -207,7 +201,7 @@ def occlusion_probe(models: Sequence[tuple[str, LoadedModel]], img: Image.Image,
         rows.append({"model": name, f"P({cfg.labels[cls]})": round(float(p[0]), 4),
                      f"P({cfg.labels[cls]}) with the box": round(float(p[1]), 4),
                      "change": round(float(p[1] - p[0]), 4)})
-    from analysis.explain import input_to_image
+    from models.predict import input_to_image
     view = input_to_image(erased[0], cfg).convert("RGB")
     top, left, h, w = box
     ImageDraw.Draw(view).rectangle([left, top, left + w - 1, top + h - 1], outline=(255, 255, 0), width=2)
@@ -228,7 +222,7 @@ def occlusion_sweep_view(models: Sequence[tuple[str, LoadedModel]], img: Image.I
                          ) -> tuple[list[tuple[Image.Image, str]], pd.DataFrame]:
     """Sweep an erase box over the image for each model: (maps of P(last class) per pixel, where the
     box covers it (blue: cat, red: dog), with captions; summary table)."""
-    from analysis.explain import input_to_image
+    from models.predict import input_to_image
     items, rows = [], []
     for name, loaded in models:
         cfg = loaded.config
@@ -341,7 +335,7 @@ def comparison_view(path: Path | None) -> tuple[str, Figure | None]:
     """comparison.json -> (markdown with the numbers and their uncertainty, figure: accuracy per seed
     with mean ± std per variant, and the paired difference per seed with its bootstrap CI)."""
     from analysis.stats import comparison_markdown
-    data = read_json(Path(path).parent, Path(path).name) if path else None
+    data = try_read_json(Path(path).parent, Path(path).name) if path else None
     if not isinstance(data, dict) or "variants" not in data:
         return ("No comparison yet. Run `python -m training.compare --task catsdogs --seeds 0 1 2`: it trains "
                 "both variants per seed from the same initial weights and writes comparison.json."), None

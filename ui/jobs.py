@@ -9,7 +9,6 @@ new model is selectable at once).
 from __future__ import annotations
 
 import atexit
-import json
 import os
 import shlex
 import signal
@@ -22,6 +21,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
+
+from models.jsonfile import try_read_json
 
 REPO = Path(__file__).resolve().parents[1]
 LOG_LINES = 400                  # output lines kept per job
@@ -89,18 +90,11 @@ class Job:
         return shlex.join(["python", "-m", "training.train", *argv])
 
     def progress(self) -> dict:
-        return read_json(self.run_dir / "progress.json") or {}
+        return try_read_json(self.run_dir, "progress.json") or {}
 
     def history(self) -> list:
-        rows = read_json(self.run_dir / "history.json")
+        rows = try_read_json(self.run_dir, "history.json")
         return rows if isinstance(rows, list) else []
-
-
-def read_json(path: Path):
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
 
 
 def _relative(arg: str, root: Path) -> str:

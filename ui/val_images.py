@@ -3,12 +3,12 @@
 predictions.json stores, per image, its position in the full validation split (`indices`),
 not the pixels. This reader opens that split from a local data folder (the `--data-dir`
 training used; nothing is downloaded) and returns the image at a position, following the
-same rules as `training.data` (tests/test_app_explain.py checks that they agree):
+same rules as `training.data` (tests/test_explain_handlers.py checks that they agree):
 
 - cifar10: torchvision CIFAR10(train=False), the test batch;
 - mnist: torchvision MNIST(train=False), 28x28 digits;
-- catsdogs: DATA/val/<cat|Cat|CAT>/* then dog, each sorted by name (an image folder), else
-  the Oxford-IIIT Pet test split (torchvision OxfordIIITPet, binary-category).
+- catsdogs: models/imagefolder.py, as training reads it: DATA/val/<cat|Cat|CAT>/* then dog,
+  each sorted by name, else the Oxford-IIIT Pet test split.
 
 Without the data the galleries still list the images (index, true and predicted class,
 confidence); only the thumbnails are missing, and the app says where it looked.
@@ -22,27 +22,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from models.imagefolder import split_files
 from models.predict import ImageInputError, decode_image
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"}   # as training.data
-
-
-def _class_folder(root: Path, name: str) -> Path | None:
-    for candidate in (name, name.capitalize(), name.upper()):
-        if (root / candidate).is_dir():
-            return root / candidate
-    return None
-
-
-def image_folder_files(root: Path, labels) -> list[Path]:
-    files: list[Path] = []
-    for label in labels:
-        folder = _class_folder(root, label)
-        if folder is None:
-            raise FileNotFoundError(f"{root}: no '{label}' folder")
-        files += sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-    return files
-
+from ui.catalog import public_text
 
 class ValidationImages:
     """Images of one task's validation split, opened lazily from `data_dir` (never downloaded)."""
@@ -59,7 +41,7 @@ class ValidationImages:
         if self._source is not None or self.error is not None:
             return
         if self.data_dir is None or not self.data_dir.is_dir():
-            self.error = f"no data folder at {self.data_dir}" if self.data_dir else "no data folder given"
+            self.error = public_text(f"no data folder at {self.data_dir}") if self.data_dir else "no data folder given"
             return
         try:
             if self.task == "cifar10":
@@ -70,18 +52,13 @@ class ValidationImages:
                 from torchvision.datasets import MNIST
                 ds = MNIST(str(self.data_dir), train=False, download=False)
                 self._source = ("array", ds.data.numpy())                           # (N, 28, 28)
-            elif self.task == "catsdogs":
-                if (self.data_dir / "val").is_dir():
-                    self._source = ("files", image_folder_files(self.data_dir / "val", self.labels))
-                else:
-                    from torchvision.datasets import OxfordIIITPet
-                    ds = OxfordIIITPet(str(self.data_dir), split="test", target_types="binary-category",
-                                       download=False)
-                    self._source = ("files", [Path(p) for p in ds._images])
+            elif self.task == "catsdogs":    # the image folder, else Oxford-IIIT Pet (models/imagefolder.py)
+                self._source = ("files", split_files(self.data_dir, self.labels, train=False)[0])
             else:
                 self.error = f"no validation images known for task {self.task!r}"
         except (RuntimeError, OSError, ValueError) as e:    # torchvision: "Dataset not found ..."
-            self.error = f"the {self.task} validation split is not in {self.data_dir} ({' '.join(str(e).split())})"
+            self.error = public_text(f"the {self.task} validation split is not in {self.data_dir} "
+                                     f"({' '.join(str(e).split())})")
 
     @property
     def available(self) -> bool:

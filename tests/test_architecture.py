@@ -1,0 +1,84 @@
+"""The import directions of docs/architecture.md, checked over every .py file of the repo.
+
+Each file's imports are read with `ast` (module level and inside functions alike), so a
+lazy `from training.train import ...` inside the app counts as much as one at the top.
+"""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+PROJECT = ("app", "ui", "models", "analysis", "cards", "training", "publish", "benchmarks", "scripts", "tests")
+
+# package -> the project packages it may import (besides itself); docs/architecture.md.
+ALLOWED = {
+    "models": set(),
+    "analysis": {"models"},
+    "cards": {"models", "analysis"},
+    "ui": {"models", "analysis", "cards", "ui"},
+    "app": {"models", "analysis", "cards", "ui"},
+    "publish": {"models", "cards", "analysis"},
+    "training": {"models", "analysis", "cards"},
+}
+
+
+def package_of(path: Path) -> str:
+    rel = path.relative_to(REPO)
+    return rel.parts[0] if len(rel.parts) > 1 else rel.stem
+
+
+def imported_packages(path: Path) -> set[str]:
+    """First components of every absolute import in `path` that name a project package."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module]
+        else:
+            continue
+        found |= {n.split(".")[0] for n in names if n.split(".")[0] in PROJECT}
+    return found
+
+
+def project_files() -> list[Path]:
+    return sorted(p for p in REPO.rglob("*.py")
+                  if package_of(p) in ALLOWED and not any(part.startswith(".") for part in p.relative_to(REPO).parts))
+
+
+def test_every_package_imports_only_what_the_architecture_allows():
+    wrong = []
+    for path in project_files():
+        package = package_of(path)
+        for target in sorted(imported_packages(path) - ALLOWED[package] - {package}):
+            wrong.append(f"{path.relative_to(REPO)} imports {target}")
+    assert not wrong, "imports against docs/architecture.md:\n" + "\n".join(wrong)
+
+
+def test_the_checker_sees_lazy_and_dotted_imports(tmp_path):
+    """The rule above can fail: a function-level `from training.x import y` and a plain
+    `import publish.hub` are both found; relative imports and third-party ones are not."""
+    source = tmp_path / "probe.py"
+    source.write_text("import os, publish.hub\nfrom . import sibling\n"
+                      "def f():\n    from training.train import run\n    import torch\n", encoding="utf-8")
+    assert imported_packages(source) == {"publish", "training"}
+
+
+@pytest.mark.parametrize("package", ["models", "analysis", "cards", "training", "ui"])
+def test_each_package_exists_and_is_checked(package):
+    assert any(package_of(p) == package for p in project_files()), package
+
+
+def test_the_architecture_note_states_the_same_rules():
+    text = (REPO / "docs" / "architecture.md").read_text(encoding="utf-8")
+    for package, allowed in ALLOWED.items():
+        line = next((ln for ln in text.splitlines() if ln.startswith(f"| `{package}")), None)
+        assert line is not None, f"docs/architecture.md has no row for {package}"
+        cells = line.split("|")
+        listed = {name.strip(" `") for name in cells[2].split(",") if name.strip(" `-—")}
+        assert listed == allowed, (package, listed, allowed)

@@ -1,0 +1,70 @@
+"""What a run measured about itself, kept apart from what it was asked to do (RunConfig):
+dataset counts, the initial weights' digest, parameter count, the actual device, the
+distributed launch, versions and the creation time.
+
+config.json holds both, in the flat layout readers and Hub users know (docs/run-directory.md):
+`config_json(cfg, record)` is the only place that merges them.
+"""
+from __future__ import annotations
+
+import hashlib
+import platform
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import torch
+import torchvision
+
+import models
+from training.run_config import RunConfig
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    train_images: int
+    val_images: int
+    skipped_unreadable: int       # image files that could not be decoded, left out of the splits
+    init_sha256: str              # the initial weights (same seed: same digest, whatever the variant)
+    parameters: int
+    device: str                   # the device trained on, e.g. cuda:0 under torchrun
+    distributed: dict             # world size, per-rank and effective batch size and learning rate
+    created: str                  # ISO 8601, UTC; kept from the first invocation on resume
+    versions: dict
+
+
+def weights_sha256(model: torch.nn.Module) -> str:
+    """SHA-256 over the state dict (names, dtypes, shapes, bytes), in key order."""
+    h = hashlib.sha256()
+    for name, t in model.state_dict().items():
+        t = t.detach().to("cpu").contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def versions() -> dict:
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "torchvision": torchvision.__version__, "cnn_studio": models.__version__}
+
+
+def now_utc() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def distributed_facts(cfg: RunConfig, world_size: int) -> dict:
+    batch_size = cfg.recipe["batch_size"]
+    lr_factor = world_size if cfg.distributed.lr_scaling == "linear" else 1
+    return {"world_size": world_size, "per_rank_batch_size": batch_size,
+            "effective_batch_size": batch_size * world_size, "lr_scaling": cfg.distributed.lr_scaling,
+            "effective_lr": cfg.recipe["optimizer"]["lr"] * lr_factor, "sync_bn": cfg.distributed.sync_bn}
+
+
+def config_json(cfg: RunConfig, record: RunRecord) -> dict:
+    """config.json: the run's settings and what it measured (docs/run-directory.md)."""
+    config = cfg.settings()
+    config["dataset"] = {**config["dataset"], "train_images": record.train_images,
+                         "val_images": record.val_images, "skipped_unreadable": record.skipped_unreadable}
+    config.update(init_sha256=record.init_sha256, parameters=record.parameters,
+                  distributed=record.distributed, created=record.created, device=record.device,
+                  versions=record.versions)
+    return config

@@ -1,0 +1,60 @@
+"""The files a finished run leaves for the app and the Hub: metrics, predictions, release
+weights and config, curves, examples and the model card (docs/run-directory.md)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PIL import Image
+
+from models.artifact import save_release
+from models.atomic import atomic_write, atomic_write_json
+from training.curves import write_curves
+from training.gallery import write_gallery
+from training.data import Split
+
+
+def save_examples(run_dir: Path, val: Split, labels: tuple[str, ...], per_class: int) -> list[dict]:
+    """A few validation images per class as PNG, for the app's examples; index.json lists them."""
+    folder = run_dir / "examples"
+    folder.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for class_id, label in enumerate(labels):
+        positions = (val.labels == class_id).nonzero().flatten()[:per_class].tolist()
+        for k, pos in enumerate(positions):
+            img = val.images[pos]
+            arr = img[0].numpy() if img.shape[0] == 1 else img.permute(1, 2, 0).numpy()
+            name = f"{class_id:02d}_{label}_{k}.png" if per_class > 1 else f"{class_id:02d}_{label}.png"
+            atomic_write(folder / name, lambda p, a=arr: Image.fromarray(a).save(p, format="PNG"))
+            entries.append({"file": name, "label": label, "index": int(val.indices[pos])})
+    atomic_write_json(folder / "index.json", entries)
+    return entries
+
+
+def predictions_record(ev: dict, val_split: Split, config: dict) -> dict:
+    """predictions.json: one row per validation image, in split order."""
+    probs = ev["probabilities"]
+    return {"split": config["dataset"]["val_split"],
+            "indices": val_split.indices[ev["positions"]].tolist(),
+            "labels": val_split.labels[ev["positions"]].tolist(),
+            "predicted": probs.argmax(dim=1).tolist(),
+            "probabilities": [[round(float(p), 6) for p in row] for row in probs]}
+
+
+def write_release(run_dir: Path, model, config: dict, history: list[dict], ev: dict, val_split: Split) -> None:
+    """Write the release files: metrics, predictions, weights + config, curves, card."""
+    metrics = {"accuracy": ev["accuracy"], "loss": ev["loss"], "split": config["dataset"]["val_split"],
+               "num_images": ev["num_images"], "epoch": history[-1]["epoch"] if history else 0,
+               "labels": config["labels"], "per_class_accuracy": ev["per_class_accuracy"],
+               "confusion_matrix": ev["confusion_matrix"]}
+    atomic_write_json(run_dir / "metrics.json", metrics)
+    record = predictions_record(ev, val_split, config)
+    atomic_write_json(run_dir / "predictions.json", record)
+    # The misclassified validation images, for the app's See why galleries without the dataset.
+    position = {int(index): pos for pos, index in enumerate(val_split.indices.tolist())}
+    write_gallery(run_dir, record, lambda index: val_split.images[position[index]])
+    title = f"{config['task']} ({config['variant']}), {config['architecture']}"
+    write_curves(run_dir, history, title)
+    save_release(run_dir, model, config)   # last but the card: its SHA256SUMS lists the files above
+    from cards import write_card
+    write_card(run_dir)
+    print(f"done: {run_dir}  val accuracy {metrics['accuracy']:.4f} on {metrics['num_images']} images")
