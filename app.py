@@ -12,12 +12,19 @@ still starts. The app opens on the first classify tab that has a model.
 
 Tests import `build_demo`; only `python app.py` launches a server. This file never
 imports `training/`.
+
+Gradio keeps uploads and the images it serves in a cache folder; by default one shared by
+every Gradio app of the user (/tmp/gradio). This app uses its own (`private_cache_dir`),
+created with mode 0700 unless GRADIO_TEMP_DIR names one.
 """
 from __future__ import annotations
 
 import argparse
+import atexit
 import ipaddress
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -28,6 +35,8 @@ from ui import (architecture_tab, augment_tab, cards_tab, catsdogs_tab, cifar10_
                 explain_tab, live, mnist_tab, serving, train_tab)
 from models.names import HUB_MODELS_ENV
 from ui.catalog import Catalog, hub_ids_from_env
+from ui.common import MAX_IMAGE_BYTES
+from ui.http_limits import limits_middleware
 from ui.jobs import TrainingJobs
 
 TITLE = "CNN Studio"
@@ -48,8 +57,12 @@ TABS = [("CIFAR-10", "cifar10", cifar10_tab), ("MNIST", "mnist", mnist_tab),
 # waiting requests together.
 QUEUE_MAX_SIZE = 64
 DEFAULT_CONCURRENCY = 1
-MAX_FILE_SIZE = "10mb"
+MAX_FILE_SIZE = MAX_IMAGE_BYTES          # Gradio's upload limit: the one image byte limit
+# The whole request body: the largest legitimate one is an image at the limit sent as a
+# base64 data: URL inside JSON (4/3 of its bytes: 13.3 MiB), plus room for the rest.
+MAX_REQUEST_BYTES = 16 * 1024 * 1024
 MAX_THREADS = serving.MAX_THREADS
+CACHE_ENV = "GRADIO_TEMP_DIR"            # Gradio's name for its cache folder
 
 CSS = """
 .notice { border-left: 4px solid var(--color-accent); padding-left: 0.75em; }
@@ -115,6 +128,7 @@ def build_demo(runs: str | os.PathLike | Catalog | None = "runs", hub: Sequence[
     not carry them). `training_off` says why the Train tab may not start runs (None: it may;
     runs go into the runs folder, one at a time, on `train_device`).
     """
+    private_cache_dir()   # before any component exists: each reads the folder when created
     catalog = runs if isinstance(runs, Catalog) else Catalog.from_sources(runs, hub, device=device)
     trainer = train_tab.Trainer(None, training_off)
     if training_off is None and catalog.runs_dir is not None:
@@ -126,7 +140,7 @@ def build_demo(runs: str | os.PathLike | Catalog | None = "runs", hub: Sequence[
         gr.Markdown(f"# {TITLE}\n{DESCRIPTION}", elem_id="app-title")
         problems = bool(catalog.unavailable()) or not catalog.entries(available_only=True)
         with gr.Accordion("Models", open=problems):
-            status = live.markdown(catalog, catalog.status_markdown, elem_id="model-status")
+            status = live.markdown(catalog, catalog.status_markdown, label="Models", elem_id="model-status")
             reload_button = gr.Button("Reload models", size="sm", elem_id="reload-models")
         with gr.Tabs(selected=opening_tab(catalog)) as tabs:
             for label, tab_id, tab in TABS:
@@ -148,9 +162,26 @@ def build_demo(runs: str | os.PathLike | Catalog | None = "runs", hub: Sequence[
 
 
 def launch_options() -> dict:
-    """Keyword arguments for demo.launch(): look and limits. Never share=True by default."""
+    """Keyword arguments for demo.launch(): look and limits. Never share=True by default.
+
+    The request-body cap is ASGI middleware passed to the FastAPI app Gradio builds."""
     return dict(theme=theme(), css=CSS, max_file_size=MAX_FILE_SIZE, max_threads=MAX_THREADS,
-                footer_links=["api"])
+                footer_links=["api"], app_kwargs={"middleware": [limits_middleware(MAX_REQUEST_BYTES)]})
+
+
+def private_cache_dir() -> Path:
+    """Gradio's cache folder for this app: $GRADIO_TEMP_DIR if set (created 0700 if missing),
+    else a new folder of this process only (mode 0700, removed at exit). Gradio reads the
+    variable whenever it creates a component or accepts an upload, so it is set here, once."""
+    given = os.environ.get(CACHE_ENV)
+    if given:
+        path = Path(given)
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return path
+    path = Path(tempfile.mkdtemp(prefix="cnn-studio-gradio-"))       # mkdtemp: mode 0700
+    os.environ[CACHE_ENV] = str(path)
+    atexit.register(shutil.rmtree, path, True)
+    return path
 
 
 def get_args_parser() -> argparse.ArgumentParser:

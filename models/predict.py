@@ -27,7 +27,12 @@ FORMAT_ALIASES = {"MPO": "JPEG"}
 # Well below Pillow's decompression-bomb limit (~89M pixels): an upload never needs more.
 MAX_PIXELS = 40_000_000
 MAX_BYTES = 64 * 1024 * 1024       # larger files are refused before they are read
-MAX_ASPECT = 100                   # longer side / shorter side; beyond it, resizing explodes
+# No limit on the shape: a 4000x8 strip is a legitimate image, and what the decoder needs to
+# stay safe is the pixel count and the file size. The cost a strip could cause is in the
+# resize (shorter side to 256 makes a 1x40M strip 10G pixels), so preprocessing first
+# centre-crops the longer side to this many times the shorter: the model's square centre
+# crop keeps far less than that, so the answer is the same image content.
+MAX_RESIZE_ASPECT = 16
 
 # Pillow warns (DecompressionBombWarning) above MAX_IMAGE_PIXELS and raises above twice that.
 # Every image the warning fires for is over MAX_PIXELS anyway, so the warning is an error here.
@@ -138,9 +143,6 @@ def _check_size(size: tuple[int, int]) -> None:
         raise ImageInputError(f"the image has no pixels ({width}x{height})")
     if width * height > MAX_PIXELS:
         raise ImageInputError(f"the image is too large ({width}x{height} pixels; at most {MAX_PIXELS:,} pixels)")
-    if max(width, height) > MAX_ASPECT * min(width, height):
-        raise ImageInputError(f"the image is too elongated ({width}x{height}; the longer side may be at most "
-                              f"{MAX_ASPECT} times the shorter)")
 
 
 def _sniff(data: bytes) -> str | None:
@@ -240,6 +242,7 @@ def preprocess_uint8(batch: torch.Tensor, cfg: ModelConfig) -> torch.Tensor:
     """uint8 (N, C, H, W) -> float (N, C, S, S): resize shorter side, centre crop, normalise."""
     resize = cfg.resize_size or cfg.input_size
     if batch.shape[-2:] != (cfg.input_size, cfg.input_size):
+        batch = _crop_long_side(batch)
         batch = TF.resize(batch, [resize], antialias=True)
         batch = TF.center_crop(batch, [cfg.input_size, cfg.input_size])
     mean = torch.tensor(cfg.mean, device=batch.device).view(1, -1, 1, 1)
@@ -263,6 +266,15 @@ def pixels_to_image(pixels: torch.Tensor) -> Image.Image:
 def input_to_image(x: torch.Tensor, cfg: ModelConfig) -> Image.Image:
     """A normalised model input (C, S, S) back to an RGB or L image of the same size."""
     return pixels_to_image(denormalize(x, cfg))
+
+
+def _crop_long_side(batch: torch.Tensor) -> torch.Tensor:
+    """Centre-crop the longer side to MAX_RESIZE_ASPECT times the shorter (see its comment)."""
+    height, width = batch.shape[-2:]
+    longest = min(height, width) * MAX_RESIZE_ASPECT
+    if max(height, width) <= longest:
+        return batch
+    return TF.center_crop(batch, [min(height, longest), min(width, longest)])
 
 
 def logits_to_probs(logits: torch.Tensor, cfg: ModelConfig) -> torch.Tensor:

@@ -79,7 +79,7 @@ def main(argv=None) -> None:
             page = browser.new_page(viewport={"width": 1280, "height": 900}, device_scale_factor=1)
             page.set_default_timeout(60_000)
             page.goto(url)
-            page.wait_for_selector("#cifar10-input")
+            page.wait_for_selector("#app-title")
 
             def tab(name: str):
                 page.get_by_role("tab", name=name).click()

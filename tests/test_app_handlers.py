@@ -213,9 +213,14 @@ def test_classify_digit_shows_the_processed_input(app_catalog, tmp_path):
 
 
 def test_an_empty_sketch_gives_empty_outputs(app_catalog, tmp_path):
-    seen, probs, _ = mnist_tab.classify_digit(app_catalog, _sketch(tmp_path, []))
+    from ui.inputs import browser_event
+    with browser_event():                     # the page's canvas, nothing drawn yet or just cleared
+        seen, probs, _ = mnist_tab.classify_digit(app_catalog, _sketch(tmp_path, []))
     assert seen is None and probs is None
     assert mnist_tab.classify_digit(app_catalog, {"background": None, "layers": [], "composite": None})[1] is None
+    if app_catalog.default_key("mnist") is not None:   # anywhere else a blank drawing is told why
+        with pytest.raises(gr.Error, match="no digit found"):
+            mnist_tab.classify_digit(app_catalog, _sketch(tmp_path, []))
 
 
 # --- no models: every tab says how to train one ---------------------------------------------

@@ -221,6 +221,7 @@ def test_command_line_and_environment(monkeypatch):
 class _Fake:
     launched: dict = {}
     local_url = "http://127.0.0.1:7860/"
+    is_running = True
 
     def launch(self, **kwargs):
         _Fake.launched = kwargs

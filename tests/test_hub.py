@@ -37,9 +37,10 @@ def run_files(run: Path) -> dict[str, int]:
 
 def expected_release(run: Path) -> set[str]:
     """What docs/run-directory.md says a Hub repo holds: the run directory without checkpoint.pt
-    (and without run_config.json, the in-progress config that training removes or leaves),
+    (and without run_config.json and progress.json, which training keeps for itself),
     plus the model's standalone code, cnn_studio.py."""
-    return {name for name in run_files(run) if name not in ("checkpoint.pt", "run_config.json")} | {"cnn_studio.py"}
+    local_only = ("checkpoint.pt", "run_config.json", "progress.json")   # resume state, live progress
+    return {name for name in run_files(run) if name not in local_only} | {"cnn_studio.py"}
 
 
 @pytest.fixture

@@ -95,12 +95,11 @@ def test_train_watch_stop_resume_finish_and_classify_in_the_browser(studio):
                              ("Validation images (subset)", TINY["limit_val"])):
             page.get_by_label(label, exact=True).fill(str(value))
             page.get_by_label(label, exact=True).press("Tab")
-        command = page.locator("#train-command")
-        command.filter(has_text="--limit-val 32").wait_for()
-        assert "python -m training.train --task mnist --preset quick --epochs 3 --batch-size 16" in command.inner_text()
         before = len(jobs.jobs)
         page.locator("#train-start").click()
         job = wait_until(lambda: jobs.jobs[before] if len(jobs.jobs) > before else None, "the job")
+        # The form's values reached the command line the job runs.
+        assert "--task mnist --preset quick --epochs 3 --batch-size 16 --limit-train 64 --limit-val 32" in job.command()
         progress = page.locator("#train-progress")
         # Live progress from progress.json: epoch and step of 3 epochs of 4 steps.
         progress.filter(has_text=re.compile(r"epoch 1/3 · step \d/4")).wait_for()

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -118,11 +120,19 @@ def test_loaded_release_predicts_what_training_evaluated(mnist_run, mnist_dir):
 
 
 def test_same_seed_same_weights_different_seed_different_weights(tmp_path, cifar10_dir, cifar_unchecked):
-    a = train_tiny(tmp_path / "a", "cifar10", cifar10_dir, limit_train=20, limit_val=10, batch_size=10, epochs=1)
-    b = train_tiny(tmp_path / "b", "cifar10", cifar10_dir, "--seed", "1", limit_train=20, limit_val=10,
-                   batch_size=10, epochs=1)
-    ca, cb = (json.loads((r / "config.json").read_text()) for r in (a, b))
+    from safetensors.torch import load_file
+    tiny = dict(limit_train=20, limit_val=10, batch_size=10, epochs=1)
+    a = train_tiny(tmp_path / "a", "cifar10", cifar10_dir, "--deterministic", **tiny)
+    again = train_tiny(tmp_path / "again", "cifar10", cifar10_dir, "--deterministic", **tiny)
+    b = train_tiny(tmp_path / "b", "cifar10", cifar10_dir, "--deterministic", "--seed", "1", **tiny)
+    ca, c_again, cb = (json.loads((r / "config.json").read_text()) for r in (a, again, b))
+    # Same seed: the same initial weights, and the same trained weights bit for bit.
+    assert ca["init_sha256"] == c_again["init_sha256"]
+    wa, w_again, wb = (load_file(str(r / "model.safetensors")) for r in (a, again, b))
+    assert wa.keys() == w_again.keys() and all(torch.equal(wa[k], w_again[k]) for k in wa)
+    # Another seed: other initial weights, other trained weights.
     assert ca["init_sha256"] != cb["init_sha256"]
+    assert not torch.equal(wa["features.0.weight"], wb["features.0.weight"])
     assert ca["dataset"]["train_images"] == 20
 
 
@@ -131,12 +141,24 @@ def test_refuses_to_overwrite_an_existing_run(cifar10_run, cifar10_dir, cifar_un
         train_tiny(cifar10_run, "cifar10", cifar10_dir)
 
 
-def test_help_lists_every_flag():
+# Every flag of `python -m training.train`, written out by hand (README and docs name them).
+TRAIN_FLAGS = ["--task", "--random-erasing", "--preset", "--epochs", "--batch-size", "--lr", "--data-dir", "--out",
+               "--seed", "--device", "--resume", "--limit-train", "--limit-val", "--workers", "--loader",
+               "--pretrained", "--compile", "--precision", "--deterministic", "--stop-after", "--no-progress",
+               "--sync-bn", "--lr-scaling", "--dist-timeout"]
+
+
+def test_help_lists_every_flag_once_with_its_default_said_once():
     out = subprocess.run([sys.executable, "-m", "training.train", "--help"], cwd=REPO, capture_output=True,
                          text=True, check=True).stdout
-    for flag in ("--task", "--random-erasing", "--epochs", "--batch-size", "--lr", "--data-dir", "--out",
-                 "--seed", "--device", "--resume", "--limit-train", "--limit-val", "--workers"):
-        assert flag in out
+    listed = re.findall(r"^\s{2}(--[a-z-]+)", out, flags=re.M)
+    assert listed == TRAIN_FLAGS
+    for block in re.split(r"\n  (?=--)", out)[1:]:
+        text = " ".join(block.split())
+        assert text.count("default") <= 1, text          # was "(default: the task's recipe, 40) (default: None)"
+    text = " ".join(out.split())
+    assert "(default: None)" not in text and "(default: False)" not in text
+    assert "(default: 4)" in text and "(default: 600)" in text and "(default: auto)" in text
 
 
 def test_bf16_training_on_cpu_records_its_precision_and_evaluation_stays_exact(tmp_path, cifar10_dir, cifar_unchecked):
@@ -151,8 +173,11 @@ def test_bf16_training_on_cpu_records_its_precision_and_evaluation_stays_exact(t
 
 
 def test_default_precision_on_cpu_is_bf16_only_with_bf16_matrix_units(cifar10_run):
-    from training.precision import cpu_has_bf16_matrix_units
-    expected = "bf16" if cpu_has_bf16_matrix_units() else "fp32"
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.is_file():
+        pytest.skip("no /proc/cpuinfo to read the CPU's features from")
+    flags = set(re.findall(r"\b(amx_\w+)\b", cpuinfo.read_text()))   # what the kernel reports, not torch's probe
+    expected = "bf16" if {"amx_tile", "amx_bf16"} <= flags else "fp32"
     assert json.loads((cifar10_run / "config.json").read_text())["precision"] == expected
 
 

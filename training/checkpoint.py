@@ -87,26 +87,16 @@ def save_checkpoint(path: Path, state: dict) -> None:
     """Write `state` atomically, after checking that it will load with `weights_only=True`.
 
     `config` and `history` are stored as plain JSON data (a `torch.__version__` string, for
-    instance, is a TorchVersion object that the weights-only unpickler refuses). Derived
-    facts are added for the record: the best validation accuracy so far (the release weights
-    are the final epoch's; no best-epoch copy is kept) and the data-order state, which is
-    fully determined by (seed, epoch) in `training.data.DeviceLoader`. The temporary file is
-    read back weights-only before it replaces the previous checkpoint, so a checkpoint that
-    could not be resumed never overwrites one that can.
+    instance, is a TorchVersion object that the weights-only unpickler refuses). The data
+    order needs no state of its own: it is a function of (seed, epoch) in
+    `training.data.DeviceLoader`. The temporary file is read back weights-only before it
+    replaces the previous checkpoint, so a checkpoint that could not be resumed never
+    overwrites one that can.
     """
     state = dict(state)
     for key in ("config", "history"):
         if key in state:
             state[key] = json.loads(json.dumps(state[key], allow_nan=False))
-    history = state.get("history") or []
-    scored = [row for row in history if isinstance(row.get("val_accuracy"), (int, float))]
-    if scored:
-        best = max(scored, key=lambda row: row["val_accuracy"])
-        state.setdefault("best", {"metric": "val_accuracy", "value": best["val_accuracy"],
-                                  "epoch": best["epoch"]})
-    if "config" in state:
-        state.setdefault("data_order", {"seed": state["config"].get("seed"), "next_epoch": state.get("epoch", 0) + 1,
-                                        "rule": "DeviceLoader: order and augmentation depend on (seed, epoch) only"})
     state["format"] = CHECKPOINT_FORMAT
     state.pop(DIGEST_KEY, None)
     state[DIGEST_KEY] = state_sha256(state)

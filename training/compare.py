@@ -105,7 +105,7 @@ def ensure_run(args, variant: str, seed: int, out: Path) -> Path:
     resume = (folder / CHECKPOINT_FILE).is_file()
     print(f"seed {seed} {variant}: {'continuing' if resume else 'training'} in {folder}", flush=True)
     run(run_config(args, variant, seed, folder, resume))
-    if not (folder / WEIGHTS_FILE).is_file():   # stopped early (e.g. --stop-after in a future flag)
+    if not (folder / WEIGHTS_FILE).is_file():   # stopped before the end (a signal, a full disk)
         raise SystemExit(f"{folder}: the run did not finish; run the same command again to continue")
     return folder
 

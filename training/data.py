@@ -213,7 +213,11 @@ def _load_catsdogs(task, data_dir, *, train, limit, seed, workers, download) -> 
         kept = [i for i, a in enumerate(decoded) if a is not None]
         skipped = len(files) - len(kept)
         arr = np.stack([decoded[i] for i in kept]) if kept else np.zeros((0, size, size, 3), np.uint8)
-        atomic_write(images_file, lambda p: np.save(open(p, "wb"), arr))
+
+        def write_images(tmp):
+            with open(tmp, "wb") as f:
+                np.save(f, arr)
+        atomic_write(images_file, write_images)
         atomic_write_json(meta_file, {"kept": kept, "skipped": skipped, "files": len(files)})
         log.info("cats vs dogs %s: decoded %d images, skipped %d unreadable", split_name, len(kept), skipped)
     skipped = len(files) - len(kept)

@@ -20,13 +20,11 @@ def build_optimizer(model: torch.nn.Module, opt: dict, device: torch.device) -> 
                                nesterov=opt.get("nesterov", False), **fused)
     if opt["name"] == "adam":
         return torch.optim.Adam(groups, lr=opt["lr"], **fused)
-    if opt["name"] == "adamw":
-        return torch.optim.AdamW(groups, lr=opt["lr"], **fused)
     raise ValueError(f"unknown optimizer {opt['name']!r}")
 
 
 def build_scheduler(optimizer, sched: dict, *, epochs: int, steps_per_epoch: int):
-    """Stepped once per batch; None for a constant learning rate."""
+    """Stepped once per batch."""
     total = epochs * steps_per_epoch
     if sched["name"] == "onecycle":
         pct_start = sched.get("pct_start", 0.25)
@@ -46,6 +44,4 @@ def build_scheduler(optimizer, sched: dict, *, epochs: int, steps_per_epoch: int
             return cosine
         ramp = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=0.01, total_iters=warmup)
         return torch.optim.lr_scheduler.SequentialLR(optimizer, [ramp, cosine], milestones=[warmup])
-    if sched["name"] == "constant":
-        return None
     raise ValueError(f"unknown schedule {sched['name']!r}")

@@ -2,6 +2,6 @@
 
 `ui.catalog` holds the models the app serves (local run directories and Hub repos);
 handlers take the catalog as their first argument so tests call them without a server.
-Nothing here imports `training/` except `ui.augment_tab`, lazily, for the training
-transforms (see that module).
+Nothing here imports `training/` (tests/test_architecture.py checks it): training transforms
+come from `models.augment`, training jobs run as `python -m training.train` processes (ui/jobs.py).
 """

@@ -6,7 +6,7 @@ when one is loaded, else the task's default from models.presets.
 """
 from __future__ import annotations
 
-from functools import lru_cache, partial
+from functools import lru_cache
 
 import gradio as gr
 import pandas as pd
@@ -17,7 +17,8 @@ from models.presets import DEFAULT_MODEL_CONFIGS
 from models.registry import ARCHITECTURES, ModelConfig, create_model
 from models.runs import BASELINE
 from ui.catalog import TASK_TITLES, Catalog
-from ui.common import LIGHT_CONCURRENCY, user_error
+from ui import inputs
+from ui.common import LIGHT_CONCURRENCY
 
 DEPTHS = (1, 2, 3, 4)
 
@@ -91,12 +92,8 @@ def summarise(cfg: ModelConfig, depth: int = 2) -> tuple[pd.DataFrame, int, int]
 def architecture(catalog: Catalog, model_name: str, depth: int = 2):
     """(model name, table depth) -> (layer table, totals markdown)."""
     configs = model_configs(catalog)
-    if model_name not in configs:
-        raise user_error(f"unknown model {model_name!r}; choose one of: {', '.join(configs)}")
-    depth = int(depth or 2)
-    if depth not in DEPTHS:
-        raise user_error(f"depth must be one of {DEPTHS}")
-    cfg = configs[model_name]
+    cfg = configs[inputs.choice(model_name, "model_name", list(configs))]
+    depth = inputs.whole_number(depth, "depth", min(DEPTHS), max(DEPTHS))
     table, params, macs = summarise(cfg, depth)
     side = cfg.input_size
     text = (f"**{ARCHITECTURES[cfg.architecture].description}**. Input 1x{cfg.in_channels}x{side}x{side}, "
@@ -117,5 +114,5 @@ def build(catalog: Catalog) -> None:
     totals = gr.Markdown(first_text, label="Totals", elem_id="architecture-totals")
     table = gr.Dataframe(first_table, interactive=False, wrap=False, max_height=520,
                          column_widths=["45%", "25%", "15%", "15%"], label="Layers", elem_id="architecture-table")
-    gr.on([name.change, depth.change], partial(architecture, catalog), inputs=[name, depth],
-          outputs=[table, totals], api_name="architecture", **LIGHT_CONCURRENCY)
+    gr.on([name.change, depth.change], inputs.endpoint(architecture, catalog, images=()), inputs=[name, depth],
+          outputs=[table, totals], api_name="architecture", preprocess=False, **LIGHT_CONCURRENCY)

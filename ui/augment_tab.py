@@ -9,7 +9,6 @@ so each copy gets its own crop, flip and erasing rectangle, exactly as in traini
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 
 import gradio as gr
 import numpy as np
@@ -22,10 +21,12 @@ from models.presets import DEFAULT_AUGMENT, DEFAULT_MODEL_CONFIGS, RANDOM_ERASIN
 from models.predict import denormalize, pixels_to_image
 from models.registry import ModelConfig
 from models.runs import BASELINE, RANDOM_ERASING
+from ui import inputs
 from ui.catalog import Catalog
 from ui.common import ASSETS_DIR, LIGHT_CONCURRENCY, is_empty, read_image, user_error
 
 MAX_COPIES = 24
+MAX_SEED = 2**31 - 1  # torch.Generator takes any int64; the UI's Number field stops here
 TILE = 160            # gallery tiles are upscaled (nearest neighbour) to at least this size
 
 
@@ -102,17 +103,17 @@ def augment_grid(catalog: Catalog, recipe_name: str, sample: str | None = None, 
     The uploaded image wins over the sample; the sample must be one of `samples()`.
     """
     table = recipes(catalog)
-    if recipe_name not in table:
-        raise user_error(f"unknown recipe {recipe_name!r}; choose one of: {', '.join(table)}")
-    recipe = table[recipe_name]
+    recipe = table[inputs.choice(recipe_name, "recipe_name", list(table))]
+    seed = inputs.whole_number(seed, "seed", 0, MAX_SEED)
+    copies = inputs.whole_number(copies, "copies", 1, MAX_COPIES)
+    known = samples()
+    sample = inputs.text(sample, "sample")
     if not is_empty(image):
         img, what = read_image(image), "your image"
     else:
-        known = samples()
-        if sample not in known:
-            raise user_error("choose a sample image or upload one")
-        img, what = read_image(known[sample]), sample
-    copies = int(max(1, min(MAX_COPIES, int(copies or 1))))
+        if not sample:
+            raise user_error("sample is missing: choose a sample image or upload one as image")
+        img, what = read_image(known[inputs.choice(sample, "sample", list(known))]), sample
     stored = stored_form(img, recipe)
     augment = TrainAugment(crop=recipe.augment["crop"], padding=recipe.augment.get("padding", 0),
                            flip=bool(recipe.augment.get("flip", False)),
@@ -120,7 +121,6 @@ def augment_grid(catalog: Catalog, recipe_name: str, sample: str | None = None, 
                            mean=recipe.config.mean, std=recipe.config.std)
     # As in training, Random Erasing draws from its own generator, so with the same seed a
     # recipe with and one without erasing show the same crops and flips.
-    seed = int(seed or 0)
     with torch.inference_mode():
         batch = augment(stored.unsqueeze(0).repeat(copies, 1, 1, 1), torch.Generator().manual_seed(seed),
                         erase_generator=torch.Generator().manual_seed(seed + 1))
@@ -154,7 +154,7 @@ def build(catalog: Catalog) -> None:
             image = gr.Image(label="…or your own image", sources=["upload", "clipboard"], type="filepath",
                              image_mode=None, height=200, elem_id="augment-upload")
             with gr.Row():
-                seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=2**31 - 1)
+                seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=MAX_SEED)
                 copies = gr.Slider(1, MAX_COPIES, value=11, step=1, label="Copies")
             button = gr.Button("Augment", variant="primary")
         with gr.Column(scale=7):
@@ -163,7 +163,7 @@ def build(catalog: Catalog) -> None:
             caption = gr.Markdown(label="Recipe", elem_id="augment-recipe")
     # The last choice wins: an upload (or a click on Augment) uses the uploaded image; picking a
     # sample uses the sample and removes the upload, so the image shown is always the one used.
-    gr.on([button.click, recipe.change, image.upload, image.clear], partial(augment_grid, catalog),
+    gr.on([button.click, recipe.change, image.upload, image.clear], inputs.endpoint(augment_grid, catalog, required=()),
           inputs=[recipe, sample, image, seed, copies], outputs=[gallery, caption], api_name="augment",
           preprocess=False, trigger_mode="once", **LIGHT_CONCURRENCY)
     sample.change(lambda r, name, sd, n: (*augment_grid(catalog, r, name, None, sd, n), None),

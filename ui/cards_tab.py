@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import re
-from functools import partial
 
 import gradio as gr
 
 from models.predict import ImageInputError, decode_image
-from ui.catalog import Catalog
-from ui import live
+from ui import inputs, live
+from ui.catalog import Catalog, public_text
 from ui.common import LIGHT_CONCURRENCY, user_error
 
 FRONT_MATTER = re.compile(r"\A---\s*\n.*?\n---\s*\n", re.S)
@@ -27,14 +26,16 @@ def default_card(catalog: Catalog) -> str | None:
 def model_card(catalog: Catalog, model_run: str | None):
     """A catalog key -> (card markdown without its YAML front matter, curves.png image or None)."""
     entries = {e.key: e for e in card_entries(catalog)}
+    model_run = inputs.required_run_key(model_run)
     if model_run not in entries:
-        raise user_error(f"no model card for {model_run!r}" if model_run else "choose a model")
+        raise user_error(f"model_run: no model card for {model_run!r}; choose one of "
+                         f"{', '.join(map(repr, entries)) or '(none yet)'}")
     root = entries[model_run].root
     try:
         text = (root / "README.md").read_text(encoding="utf-8", errors="replace")[:MAX_CARD_CHARS]
     except OSError as e:
         raise user_error(f"cannot read the card of {model_run}: {e.strerror or e}") from e
-    text = FRONT_MATTER.sub("", text, count=1)
+    text = public_text(FRONT_MATTER.sub("", text, count=1), catalog.runs_dir)
     # Relative images (curves.png) cannot be served from the card; the plot is shown beside it.
     text = re.sub(r"!\[[^\]]*\]\((?!https?://)[^)]*\)", "", text)
     return text, _curves_image(root / "curves.png")
@@ -62,5 +63,5 @@ def build(catalog: Catalog) -> None:
     with gr.Row(equal_height=False):
         card = gr.Markdown(text, label="Model card", elem_id="model-card", container=True, padding=True)
         plot = gr.Image(curves, label="curves.png", interactive=False, buttons=["fullscreen"], height=360)
-    chooser.change(partial(model_card, catalog), inputs=[chooser], outputs=[card, plot],
-                   api_name="model_card", **LIGHT_CONCURRENCY)
+    chooser.change(inputs.endpoint(model_card, catalog, images=()), inputs=[chooser], outputs=[card, plot],
+                   api_name="model_card", preprocess=False, **LIGHT_CONCURRENCY)

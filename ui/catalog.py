@@ -9,7 +9,8 @@ its task's default, deleted ones go. Runs still training (or stopped before thei
 were written) are listed apart, with their progress, never as broken models.
 
 Choices shown to users (and accepted from API callers) are catalog keys such as
-`cifar10/20261129-170000` or `hub:user/repo`, never file paths.
+`cifar10/20261129-170000` or `hub:user/repo`, never file paths; messages that must name a
+file (why a model is unavailable) name it relative to the runs folder (`public_text`).
 """
 from __future__ import annotations
 
@@ -40,6 +41,27 @@ class ModelUnavailable(Exception):
 def hub_ids_from_env(environ: dict | None = None) -> list[str]:
     text = (os.environ if environ is None else environ).get(HUB_MODELS_ENV, "")
     return [part for part in text.replace(",", " ").split() if part]
+
+
+def public_text(text: str, runs_dir: str | os.PathLike | None = None) -> str:
+    """`text` without absolute server paths: a path in the runs folder becomes relative to the
+    folder the app was given (`runs/cifar10/<run>/model.safetensors`), the Hugging Face cache
+    `<hub cache>`, the working directory `.`, the home folder `~`."""
+    replacements = []
+    if runs_dir is not None:
+        runs = Path(runs_dir)
+        shown = runs.name if runs.is_absolute() else runs.as_posix()
+        replacements += [(str(runs.resolve()), shown), (str(runs.absolute()), shown)]
+    try:
+        from huggingface_hub import constants
+        replacements.append((str(Path(constants.HF_HUB_CACHE).resolve()), "<hub cache>"))
+    except Exception:  # noqa: BLE001 - no hub library: nothing of its cache can appear
+        pass
+    replacements += [(str(Path.cwd().resolve()), "."), (str(Path.home().resolve()), "~")]
+    for prefix, shown in sorted(set(replacements), key=lambda r: -len(r[0])):
+        if len(prefix) > 1:            # never rewrite "/" itself
+            text = text.replace(prefix + os.sep, shown + "/").replace(prefix, shown)
+    return text
 
 
 def missing_model_message(task: str, variant: str = BASELINE) -> str:
@@ -158,10 +180,10 @@ class Catalog:
         try:
             loaded = load_model(entry.source, device=self.device)
         except ArtifactError as e:
-            entry.error = " ".join(str(e).split())
+            entry.error = public_text(" ".join(str(e).split()), self.runs_dir)
             return None
         except Exception as e:  # anything else a broken file can raise: report, keep serving
-            entry.error = " ".join(f"{type(e).__name__}: {e}".split())
+            entry.error = public_text(" ".join(f"{type(e).__name__}: {e}".split()), self.runs_dir)
             return None
         entry.loaded, entry.root = loaded, loaded.root
         if entry.kind == "hub":
@@ -240,7 +262,8 @@ class Catalog:
     def status_markdown(self) -> str:
         """A table of every model the app knows, with its status, then the runs still training."""
         if not self.entries_ and not self.unfinished:
-            where = f"`{self.runs_dir}`" if self.runs_dir is not None else "the runs folder"
+            where = f"`{public_text(str(self.runs_dir), self.runs_dir)}`" if self.runs_dir is not None \
+                else "the runs folder"
             return (f"No trained models found in {where}. Each tab says which command trains its model "
                     "(or use the Train tab); the Architecture tab works without weights.")
         rows = ["| model | task | status |", "| --- | --- | --- |"]

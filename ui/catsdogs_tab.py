@@ -1,13 +1,12 @@
 """Cats vs Dogs tab: one image, the baseline ResNet50 and the Random Erasing one side by side."""
 from __future__ import annotations
 
-from functools import partial
 
 import gradio as gr
 
 from models.presets import DEFAULT_MODEL_CONFIGS
 from models.runs import BASELINE, RANDOM_ERASING
-from ui import live
+from ui import inputs, live
 from ui.catalog import Catalog, ModelUnavailable
 from ui.common import (INFERENCE_CONCURRENCY, asset_examples, is_empty, model_input_view, model_view,
                        read_image, run_examples, run_model, tab_header, user_error)
@@ -25,6 +24,8 @@ def classify_catdog(catalog: Catalog, image, baseline_run: str | None = None, er
     A model that is missing gives an empty output and a line in the summary saying how to
     train it; with neither model there is nothing to show, so it is a gr.Error.
     """
+    baseline_run = inputs.run_key(baseline_run, "baseline_run")
+    erasing_run = inputs.run_key(erasing_run, "erasing_run")
     if is_empty(image):
         return None, None, None, ""
     results, notes, seen = [], [], None
@@ -82,10 +83,10 @@ def build(catalog: Catalog) -> None:
                     re_label = gr.Label(num_top_classes=2, label="Random Erasing", elem_id="catsdogs-erasing")
             summary = gr.Markdown(label="Summary", elem_id="catsdogs-summary")
     # trigger_mode="once": Gradio 6's Image fires `change` twice when an image replaces another.
-    gr.on([image.change, button.click], images_as_files(partial(classify_catdog, catalog)),
+    gr.on([image.change, button.click], images_as_files(inputs.endpoint(classify_catdog, catalog)),
           inputs=[image, base_run, re_run], outputs=[base_label, re_label, seen, summary],
           api_name="classify_catdog", preprocess=False, trigger_mode="once", **INFERENCE_CONCURRENCY)
-    gr.on([base_run.change, re_run.change], images_as_files(partial(classify_catdog, catalog)),
+    gr.on([base_run.change, re_run.change], images_as_files(inputs.endpoint(classify_catdog, catalog)),
           inputs=[image, base_run, re_run], outputs=[base_label, re_label, seen, summary],
           api_name="reclassify_catdog", api_visibility="private", preprocess=False, **INFERENCE_CONCURRENCY)
     gradcam.add_gradcam(catalog, TASK, image, base_run, api_name="gradcam_catsdogs")

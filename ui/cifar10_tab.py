@@ -1,13 +1,12 @@
 """CIFAR-10 tab: any image in; top classes, all ten probabilities, and the 32x32 input the model sees."""
 from __future__ import annotations
 
-from functools import partial
 
 import gradio as gr
 
 from models.presets import DEFAULT_MODEL_CONFIGS
 from models.runs import BASELINE
-from ui import live
+from ui import inputs, live
 from ui.catalog import Catalog
 from ui.common import (INFERENCE_CONCURRENCY, asset_examples, get_model, is_empty, model_input_view, model_view,
                        probability_bars, probs_frame, read_image, run_examples, run_model, tab_header)
@@ -23,6 +22,7 @@ def classify_cifar10(catalog: Catalog, image, model_run: str | None = None):
 
     No image gives empty outputs (a cleared input); an unreadable one a one-line gr.Error.
     """
+    model_run = inputs.run_key(model_run)
     if is_empty(image):
         return None, probs_frame(None, LABELS), None
     entry = get_model(catalog, model_run, TASK, BASELINE)
@@ -59,7 +59,7 @@ def build(catalog: Catalog) -> None:
                                     height=200)
     # trigger_mode="once": Gradio 6's Image fires `change` twice when an image replaces another;
     # the second, identical request is dropped instead of classifying (or failing) twice.
-    classify = images_as_files(partial(classify_cifar10, catalog))
+    classify = images_as_files(inputs.endpoint(classify_cifar10, catalog))
     gr.on([image.change, button.click], classify, inputs=[image, run], outputs=[label, bars, seen],
           api_name="classify_cifar10", preprocess=False, trigger_mode="once", **INFERENCE_CONCURRENCY)
     run.change(classify, inputs=[image, run], outputs=[label, bars, seen], api_name="reclassify_cifar10",

@@ -4,11 +4,14 @@ Every image a user sends goes through `models.predict.decode_image` (format allo
 pixel cap, EXIF orientation, every mode converted). The image events are wired with
 `preprocess=False`, so Gradio hands over the uploaded file untouched instead of opening
 and converting it first; `read_image` accepts that payload (a dict with a `path` inside
-Gradio's upload folder) as well as a path, bytes, a PIL image or an array, for tests.
+Gradio's upload folder, or a `data:` URL) as well as a path, bytes, a PIL image or an array,
+for tests. Whichever way an image arrives, it is refused above MAX_IMAGE_BYTES before a byte
+of it is decoded (base64 included).
 """
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import os
 from pathlib import Path
@@ -22,19 +25,18 @@ from models.predict import ImageInputError, decode_image, input_to_image, logits
 from models.registry import ModelConfig
 from ui import serving
 from ui.catalog import Catalog, ModelEntry, ModelUnavailable, missing_model_message, train_command
+from ui.inputs import user_error  # noqa: F401  (re-exported: the tabs import it from here)
 
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
+# One byte limit for an image, however it arrives: an upload (Gradio's max_file_size, set from
+# this in app.py), a data: URL or base64 text in a request, a file or bytes handed to read_image.
+MAX_IMAGE_BYTES = 10 * 1024 * 1024
 VIEW_SIZE = 256          # "what the model sees" is upscaled to this many pixels (nearest neighbour)
 
 # Events that run a model share one concurrency group (their forward passes are combined and
 # take turns, ui/serving.py); cheap events (cards, curves) get their own group and queue bound.
 INFERENCE_CONCURRENCY = serving.INFERENCE.event_options()
 LIGHT_CONCURRENCY = serving.LIGHT.event_options()
-
-
-def user_error(message: str) -> gr.Error:
-    """A one-line message shown to the user (no traceback, nothing logged as a crash)."""
-    return gr.Error(" ".join(str(message).split()), print_exception=False)
 
 
 def is_empty(value) -> bool:
@@ -54,12 +56,16 @@ def read_image(value) -> Image.Image:
         if isinstance(value, dict):  # Gradio FileData payload (preprocess=False)
             path, url = value.get("path"), value.get("url") or ""
             if path:
-                return decode_image(Path(path))
-            if url.startswith("data:") and "," in url:
-                return decode_image(base64.b64decode(url.split(",", 1)[1], validate=False))
+                return decode_image(_within_limit_file(Path(path)))
+            if url.startswith("data:"):
+                return decode_image(data_url_bytes(url))
             raise ImageInputError("no image data received")
+        if isinstance(value, str) and value.startswith("data:"):
+            return decode_image(data_url_bytes(value))
         if isinstance(value, (str, os.PathLike)):
-            return decode_image(Path(value))
+            return decode_image(_within_limit_file(Path(value)))
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            _check_bytes(len(value))
         return decode_image(value)
     except ImageInputError as e:
         raise user_error(f"Could not read the image: {e}") from e
@@ -67,6 +73,34 @@ def read_image(value) -> Image.Image:
         raise user_error(f"Could not read the image: {type(e).__name__}") from e
 
 
+def data_url_bytes(url: str) -> bytes:
+    """The bytes of a `data:[<type>][;base64],<data>` URL, refused by size before decoding."""
+    header, sep, payload = url.partition(",")
+    if not sep or not header.startswith("data:"):
+        raise ImageInputError("a data: URL needs a comma between its header and its data")
+    if not header.endswith(";base64"):
+        raise ImageInputError("only base64 data: URLs are accepted (data:image/png;base64,...)")
+    # base64: 4 characters per 3 bytes; the size is known before anything is decoded.
+    _check_bytes(len(payload) // 4 * 3)
+    try:
+        return base64.b64decode(payload)
+    except binascii.Error as e:
+        raise ImageInputError("the data: URL is not valid base64") from e
+
+
+def _within_limit_file(path: Path) -> Path:
+    try:
+        size = path.stat().st_size
+    except OSError as e:
+        raise ImageInputError(f"cannot read the image file ({e.strerror or type(e).__name__})") from e
+    _check_bytes(size)
+    return path
+
+
+def _check_bytes(size: int) -> None:
+    if size > MAX_IMAGE_BYTES:
+        raise ImageInputError(f"the image is too large ({size / 2**20:.1f} MiB; "
+                              f"at most {MAX_IMAGE_BYTES / 2**20:g} MiB)")
 def sketch_image(sketch, editor: gr.Sketchpad | None = None):
     """The image to classify from a Sketchpad value: its composite (background + strokes).
 

@@ -3,8 +3,6 @@ and the Random Erasing comparison from metrics.json. Every number is read from t
 """
 from __future__ import annotations
 
-from functools import partial
-from pathlib import Path
 
 import gradio as gr
 import pandas as pd
@@ -14,7 +12,7 @@ from matplotlib.ticker import MaxNLocator, PercentFormatter
 from models.jsonfile import try_read_json
 from models.runs import BASELINE, RANDOM_ERASING
 from ui.catalog import TRAIN_COMMANDS, VARIANT_TITLES, Catalog, ModelEntry
-from ui import live
+from ui import inputs, live
 from ui.common import LIGHT_CONCURRENCY, user_error
 
 CURVE_COLUMNS = ["epoch", "value", "series"]
@@ -38,8 +36,7 @@ def default_selection(entries: list[ModelEntry]) -> list[str]:
 
 def curves(catalog: Catalog, model_runs: list[str] | str | None):
     """Chosen run keys -> (accuracy frame, loss frame): columns epoch, value, series ("<run> train|val")."""
-    if isinstance(model_runs, str):
-        model_runs = [model_runs]
+    model_runs = inputs.run_keys(model_runs, "model_runs")
     known = {e.key: e for e in runs_with_history(catalog)}
     unknown = [k for k in model_runs or [] if k not in known]
     if unknown:
@@ -138,8 +135,8 @@ def build(catalog: Catalog) -> None:
     with gr.Row():
         acc_plot = gr.Plot(acc0, label="Accuracy", elem_id="curves-accuracy")
         loss_plot = gr.Plot(loss0, label="Loss", elem_id="curves-loss")
-    chooser.change(partial(curve_figures, catalog), inputs=[chooser], outputs=[acc_plot, loss_plot],
-                   api_name="curves", **LIGHT_CONCURRENCY)
+    chooser.change(inputs.endpoint(curve_figures, catalog, images=()), inputs=[chooser],
+                   outputs=[acc_plot, loss_plot], api_name="curves", preprocess=False, **LIGHT_CONCURRENCY)
 
     gr.Markdown("### Random Erasing: does it help?\nFinal validation accuracy (`metrics.json`) of the "
                 "cats vs dogs ResNet50 trained without and with Random Erasing, same seed and initial weights.")

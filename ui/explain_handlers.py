@@ -42,8 +42,10 @@ def read_predictions(root: Path | None) -> Predictions | None:
 
 
 def _no_predictions(root: Path | None) -> str:
+    # The run as <task>/<run>, its place in the runs folder: never a server path.
+    run = f"runs/{Path(root).parent.name}/{Path(root).name}" if root else "RUN_DIR"
     return ("This run has no usable predictions.json (per-image predictions); write it with "
-            f"`{EVALUATE_HINT.format(run=root or 'RUN_DIR')}`.")
+            f"`{EVALUATE_HINT.format(run=run)}`.")
 
 
 def _enlarge(img: Image.Image, size: int = VIEW_SIZE) -> Image.Image:

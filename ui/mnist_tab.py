@@ -6,18 +6,17 @@ its 32x32 input.
 """
 from __future__ import annotations
 
-from functools import partial
 
 import gradio as gr
 from PIL import Image
 
 from models.presets import DEFAULT_MODEL_CONFIGS
 from models.runs import BASELINE
-from ui import live
+from ui import inputs, live
 from ui.catalog import Catalog
 from ui.common import (INFERENCE_CONCURRENCY, asset_examples, get_model, is_empty, model_input_view, model_view,
                        probability_bars, probs_frame, read_image, run_examples, run_model, sketch_image,
-                       tab_header)
+                       tab_header, user_error)
 from ui.serving import image_file, images_as_files
 from ui.why import gradcam
 
@@ -25,30 +24,44 @@ TASK = "mnist"
 LABELS = DEFAULT_MODEL_CONFIGS[TASK].labels
 
 
+NO_DIGIT = ("no digit found: the image is blank or a single colour (fully transparent, uniform, "
+            "one pixel); draw or upload a digit, dark on light or light on dark")
+
+
 def classify_digit(catalog: Catalog, sketch, model_run: str | None = None, editor: gr.Sketchpad | None = None):
     """A drawing (Sketchpad value) or any image -> (model input view, top-k, bar frame).
 
     The model input view is the 28x28 MNIST-like digit after the model's own preprocessing
-    (resized to 32x32), upscaled.
+    (resized to 32x32), upscaled. An empty canvas in the browser (nothing drawn yet, or just
+    cleared) gives empty outputs; anywhere else a blank image is a gr.Error saying so.
     """
-    return classify_digit_image(catalog, sketch_image(sketch, editor), model_run)
+    model_run = inputs.run_key(model_run)
+    return _classify(catalog, _decoded(sketch_image(sketch, editor)), model_run, blank_is_empty=inputs.from_browser())
 
 
 def classify_digit_image(catalog: Catalog, image, model_run: str | None = None):
-    """An uploaded digit image -> the same outputs as classify_digit."""
+    """An uploaded digit image -> the same outputs as classify_digit; a blank one is a gr.Error."""
+    model_run = inputs.run_key(model_run)
     return _classify(catalog, _decoded(image), model_run)
 
 
-def _classify(catalog: Catalog, img, model_run):
+NO_DIGIT = ("no digit found: the image is blank or a single colour (fully transparent, uniform, "
+            "one pixel); draw or upload a digit, dark on light or light on dark")
+
+
+def _classify(catalog: Catalog, img, model_run, blank_is_empty: bool = False):
     """A decoded image (or None) -> outputs; the preparation is models.predict.prepare_image's,
-    through run_model, as for every endpoint that classifies a digit."""
+    through run_model, as for every endpoint that classifies a digit. A blank image is a
+    gr.Error saying why nothing is classified, except the page's empty canvas (`blank_is_empty`)."""
     empty = (None, None, probs_frame(None, LABELS))
     if img is None:
         return empty
     entry = get_model(catalog, model_run, TASK, BASELINE)
     probs, x = run_model(entry, img)
     if probs is None:
-        return empty
+        if blank_is_empty:
+            return empty
+        raise user_error(f"Could not classify the image: {NO_DIGIT}")
     return model_view(x, entry.loaded.config), probs, probs_frame(probs)
 
 
@@ -103,19 +116,21 @@ def build(catalog: Catalog) -> None:
         return *(image_file(o) if isinstance(o, Image.Image) else o for o in outputs), img
 
     def on_drawing(sketch, model_run):
+        model_run = inputs.run_key(model_run)
         img = _decoded(sketch_image(sketch, sketch_component))
-        return served(_classify(catalog, img, model_run), img)
+        return served(_classify(catalog, img, model_run, blank_is_empty=inputs.from_browser()), img)
 
     def on_upload(image, model_run):
+        model_run = inputs.run_key(model_run)
         img = _decoded(image)
         return served(_classify(catalog, img, model_run), img)
 
-    gr.on([sketch.change, draw_button.click], on_drawing, inputs=[sketch, run], outputs=outputs,
+    gr.on([sketch.change, draw_button.click], inputs.endpoint(on_drawing, images=("sketch",)), inputs=[sketch, run], outputs=outputs,
           api_name="classify_digit", preprocess=False, trigger_mode="always_last", **INFERENCE_CONCURRENCY
           ).then(lambda img: img, inputs=[last], outputs=[current], api_name="digit_shown", api_visibility="private")
     # trigger_mode="once": Gradio 6's Image fires `change` twice when an image replaces another;
     # the duplicate is dropped instead of classifying twice (and showing an error twice).
-    gr.on([upload.change, upload_button.click], on_upload, inputs=[upload, run], outputs=outputs,
+    gr.on([upload.change, upload_button.click], inputs.endpoint(on_upload), inputs=[upload, run], outputs=outputs,
           api_name="classify_digit_image", preprocess=False, trigger_mode="once", **INFERENCE_CONCURRENCY
           ).then(lambda img: img, inputs=[last], outputs=[current], api_name="digit_uploaded",
                  api_visibility="private")

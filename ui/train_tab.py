@@ -17,6 +17,7 @@ from functools import partial
 import gradio as gr
 import pandas as pd
 
+from ui import inputs
 from ui.catalog import TASK_TITLES
 from ui.common import LIGHT_CONCURRENCY, user_error
 from ui.curves_tab import CURVE_COLUMNS, history_rows
@@ -49,12 +50,9 @@ class Trainer:
 def parse_request(task, variant, preset, epochs=None, batch_size=None, learning_rate=None, seed=None,
                   limit_train=None, limit_val=None) -> list[TrainRequest]:
     """The form's values -> one request per variant (two for "both"); gr.Error naming a bad field."""
-    if task not in TASK_TITLES:
-        raise user_error(f"unknown task {task!r}; choose one of {', '.join(TASK_TITLES)}")
-    if variant not in VARIANTS:
-        raise user_error(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
-    if preset not in PRESETS:
-        raise user_error(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    task = inputs.choice(task, "task", list(TASK_TITLES))
+    variant = inputs.choice(variant, "variant", list(VARIANTS))
+    preset = inputs.choice(preset, "preset", list(PRESETS))
     numbers = {}
     for name, value in (("epochs", epochs), ("batch_size", batch_size), ("seed", seed),
                         ("limit_train", limit_train), ("limit_val", limit_val)):
@@ -63,18 +61,19 @@ def parse_request(task, variant, preset, epochs=None, batch_size=None, learning_
         try:
             number = float(value)
         except (TypeError, ValueError):
-            raise user_error(f"{name.replace('_', ' ')} must be a whole number, not {value!r}") from None
+            raise user_error(f"{name} must be a whole number from {LIMITS[name][0]} to {LIMITS[name][1]}, "
+                             f"not {value!r}") from None
         low, high = LIMITS[name]
         if not number.is_integer() or not low <= number <= high:
-            raise user_error(f"{name.replace('_', ' ')} must be a whole number from {low} to {high}, not {value!r}")
+            raise user_error(f"{name} must be a whole number from {low} to {high}, not {value!r}")
         numbers[name] = int(number)
     if learning_rate is not None and learning_rate != "":
         try:
             lr = float(learning_rate)
         except (TypeError, ValueError):
-            raise user_error(f"learning rate must be a number, not {learning_rate!r}") from None
+            raise user_error(f"learning_rate must be a number from above 0 to 10, not {learning_rate!r}") from None
         if not (math.isfinite(lr) and 0 < lr <= 10):
-            raise user_error(f"learning rate must be above 0 and at most 10, not {learning_rate!r}")
+            raise user_error(f"learning_rate must be a number from above 0 to 10, not {learning_rate!r}")
         numbers["lr"] = lr
     erasing = {"baseline": [False], "random-erasing": [True], "both": [False, True]}[variant]
     return [TrainRequest(task=task, random_erasing=e, preset=preset, **numbers) for e in erasing]
@@ -87,6 +86,8 @@ def command_preview(trainer: Trainer, task, variant, preset, epochs=None, batch_
         requests = parse_request(task, variant, preset, epochs, batch_size, learning_rate, seed, limit_train,
                                  limit_val)
     except gr.Error as e:
+        if not inputs.from_browser():      # an API caller hears the error; the page shows it as the preview
+            raise
         return f"# {e.message}"
     lines = []
     for r in requests:
@@ -98,8 +99,8 @@ def command_preview(trainer: Trainer, task, variant, preset, epochs=None, batch_
 def start_training(trainer: Trainer, task, variant, preset, epochs=None, batch_size=None, learning_rate=None,
                    seed=None, limit_train=None, limit_val=None) -> str:
     """Queue the run(s) asked for (two for variant "both": same seed, so the same initial weights)."""
-    jobs = trainer.require()
     requests = parse_request(task, variant, preset, epochs, batch_size, learning_rate, seed, limit_train, limit_val)
+    jobs = trainer.require()
     started = [jobs.submit(r) for r in requests]
     ahead = sum(1 for j in jobs.jobs if j.status in (RUNNING, STOPPING)) + \
         sum(1 for j in jobs.jobs if j.status == QUEUED and j.id < started[0].id)
@@ -109,9 +110,10 @@ def start_training(trainer: Trainer, task, variant, preset, epochs=None, batch_s
 
 def stop_training(trainer: Trainer, job=None) -> str:
     """Stop the running job (or job number `job`): SIGINT, so it checkpoints; a queued one is dropped."""
+    job_id = _job_id(job)
     jobs = trainer.require()
     try:
-        job = jobs.stop(_job_id(job))
+        job = jobs.stop(job_id)
     except LookupError as e:
         raise user_error(str(e)) from e
     if job.status == STOPPING:
@@ -122,9 +124,10 @@ def stop_training(trainer: Trainer, job=None) -> str:
 
 def resume_training(trainer: Trainer, job=None) -> str:
     """Continue the latest stopped job (or job number `job`) from its checkpoint."""
+    job_id = _job_id(job)
     jobs = trainer.require()
     try:
-        job = jobs.resume(_job_id(job))
+        job = jobs.resume(job_id)
     except LookupError as e:
         raise user_error(str(e)) from e
     return f"job {job.id}: resuming `{job.key}` from its checkpoint"
@@ -133,10 +136,7 @@ def resume_training(trainer: Trainer, job=None) -> str:
 def _job_id(value) -> int | None:
     if value is None or value == "":
         return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise user_error(f"job must be a job number, not {value!r}") from None
+    return inputs.whole_number(value, "job", 1, 2**31 - 1)
 
 
 def progress_markdown(trainer: Trainer) -> str:
@@ -252,9 +252,9 @@ def build(catalog, trainer: Trainer | None = None) -> gr.Number:
                 start = gr.Button("Start", variant="primary", interactive=not trainer.refused, elem_id="train-start")
                 stop = gr.Button("Stop", variant="stop", interactive=not trainer.refused, elem_id="train-stop")
                 resume = gr.Button("Resume", interactive=not trainer.refused, elem_id="train-resume")
-            message = gr.Markdown(elem_id="train-message")
+            message = gr.Markdown(label="Message", elem_id="train-message")
         with gr.Column(scale=6):
-            progress = gr.Markdown(progress_markdown(trainer), elem_id="train-progress")
+            progress = gr.Markdown(progress_markdown(trainer), label="Progress", elem_id="train-progress")
             jobs_table = gr.Dataframe(jobs_frame(trainer), label="Runs asked for (in order)", interactive=False,
                                       elem_id="train-jobs")
             with gr.Row():
@@ -265,21 +265,21 @@ def build(catalog, trainer: Trainer | None = None) -> gr.Number:
             log = gr.Textbox(label="Log (latest lines)", lines=10, max_lines=10, autoscroll=True,
                              interactive=False, elem_id="train-log")
             running_command = gr.Textbox(label="Command of this run", interactive=False, buttons=["copy"])
-            finished = gr.Number(0, visible=False, precision=0)
+            finished = gr.Number(0, visible=False, precision=0, label="Runs finished")
 
     form = [task, variant, preset, epochs, batch_size, lr, seed, limit_train, limit_val]
-    gr.on([c.change for c in form], partial(command_preview, trainer), inputs=form, outputs=[command],
-          api_name="train_command", **LIGHT_CONCURRENCY)
+    gr.on([c.change for c in form], inputs.endpoint(command_preview, trainer, images=()), inputs=form,
+          outputs=[command], api_name="train_command", preprocess=False, **LIGHT_CONCURRENCY)
     status_outputs = [progress, jobs_table, acc_plot, loss_plot, log, running_command, finished]
     status = partial(training_status, trainer)
-    start.click(partial(start_training, trainer), inputs=form, outputs=[message], api_name="train_start",
-                **LIGHT_CONCURRENCY).then(status, outputs=status_outputs, api_name="train_start_status",
+    start.click(inputs.endpoint(start_training, trainer, images=()), inputs=form, outputs=[message],
+                api_name="train_start", preprocess=False, **LIGHT_CONCURRENCY).then(status, outputs=status_outputs, api_name="train_start_status",
                                           api_visibility="private", **LIGHT_CONCURRENCY)
-    job_box = gr.Number(None, visible=False, precision=0)   # API callers may name a job; the buttons mean "the current one"
-    stop.click(partial(stop_training, trainer), inputs=[job_box], outputs=[message], api_name="train_stop",
-               **LIGHT_CONCURRENCY)
-    resume.click(partial(resume_training, trainer), inputs=[job_box], outputs=[message], api_name="train_resume",
-                 **LIGHT_CONCURRENCY)
+    job_box = gr.Number(None, visible=False, precision=0, label="Job number")   # API callers may name a job; the buttons mean "the current one"
+    stop.click(inputs.endpoint(stop_training, trainer, images=()), inputs=[job_box], outputs=[message],
+               api_name="train_stop", preprocess=False, **LIGHT_CONCURRENCY)
+    resume.click(inputs.endpoint(resume_training, trainer, images=()), inputs=[job_box], outputs=[message],
+                 api_name="train_resume", preprocess=False, **LIGHT_CONCURRENCY)
     seen = gr.State(None)   # the signature this page last drew
     timer = gr.Timer(POLL_SECONDS, active=not trainer.refused)
     timer.tick(partial(poll, trainer), inputs=[seen], outputs=[*status_outputs, seen], api_name="train_status",

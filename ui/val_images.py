@@ -24,6 +24,7 @@ from PIL import Image
 
 from models.imagefolder import split_files
 from models.predict import ImageInputError, decode_image
+from ui.catalog import public_text
 
 class ValidationImages:
     """Images of one task's validation split, opened lazily from `data_dir` (never downloaded)."""
@@ -40,7 +41,7 @@ class ValidationImages:
         if self._source is not None or self.error is not None:
             return
         if self.data_dir is None or not self.data_dir.is_dir():
-            self.error = f"no data folder at {self.data_dir}" if self.data_dir else "no data folder given"
+            self.error = public_text(f"no data folder at {self.data_dir}") if self.data_dir else "no data folder given"
             return
         try:
             if self.task == "cifar10":
@@ -56,7 +57,8 @@ class ValidationImages:
             else:
                 self.error = f"no validation images known for task {self.task!r}"
         except (RuntimeError, OSError, ValueError) as e:    # torchvision: "Dataset not found ..."
-            self.error = f"the {self.task} validation split is not in {self.data_dir} ({' '.join(str(e).split())})"
+            self.error = public_text(f"the {self.task} validation split is not in {self.data_dir} "
+                                     f"({' '.join(str(e).split())})")
 
     @property
     def available(self) -> bool:

@@ -17,6 +17,7 @@ from models.artifact import GALLERY_DIR
 from models.jsonfile import try_read_json
 from models.predict import ImageInputError, decode_image
 from models.runs import BASELINE, RANDOM_ERASING
+from ui import inputs
 from ui import explain_handlers as h
 from ui.catalog import Catalog, ModelEntry, ModelUnavailable, train_command
 from ui.common import user_error
@@ -98,8 +99,7 @@ def first_run(catalog: Catalog, task: str | None = None) -> str | None:
 
 
 def entry_of(catalog: Catalog, key: str | None) -> ModelEntry:
-    if not key:
-        raise user_error("Choose a model run first.")
+    key = inputs.required_run_key(key)
     try:
         return catalog.entry(key)
     except ModelUnavailable as e:
@@ -108,8 +108,9 @@ def entry_of(catalog: Catalog, key: str | None) -> ModelEntry:
 
 def model_entry(catalog: Catalog, key: str | None, task: str | None = None, variant: str = BASELINE) -> ModelEntry:
     """The loaded entry of `key`; with no key, the default model of `task` and `variant`."""
+    key = inputs.run_key(key)
     if not key and task is None:
-        raise user_error("Choose a model run first.")
+        raise user_error("model_run is missing: choose a model run")
     try:
         if key:
             entry = catalog.entry(key)

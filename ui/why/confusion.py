@@ -6,6 +6,7 @@ of the select handler at run time.
 """
 import gradio as gr
 
+from ui import inputs
 from ui import explain_handlers as h
 from ui import live
 from ui.catalog import Catalog
@@ -13,8 +14,8 @@ from ui.common import LIGHT_CONCURRENCY
 from ui.why.adapters import NO_RUNS, Images, entry_of, first_run, labels_of, run_choices
 
 
-def confusion(catalog: Catalog, key):
-    entry = entry_of(catalog, key)
+def confusion(catalog: Catalog, model_run):
+    entry = entry_of(catalog, model_run)
     table, per_class, note = h.confusion_frame(entry.root)
     return h.confusion_heatmap(table), per_class, note, [], ""
 
@@ -35,20 +36,21 @@ def build(catalog: Catalog, images: Images) -> None:
     run = live.dropdown(catalog, lambda: run_choices(catalog), lambda: first_run(catalog), label="Model run",
                         elem_id="confusion-run")
     table0, acc0, note0, _, _ = confusion(catalog, first) if first else (None, None, "", [], "")
-    note = gr.Markdown(note0)
+    note = gr.Markdown(note0, label="Confusion matrix note")
     with gr.Row(equal_height=False):
         table = gr.Dataframe(table0, label="Confusion matrix (rows: true class, columns: predicted class)",
                              interactive=False, scale=3, elem_id="confusion-heatmap")
         accuracy = gr.Dataframe(acc0, label="Per-class accuracy", interactive=False, scale=2, wrap=True,
                                 column_widths=["34%", "36%", "30%"], elem_id="confusion-per-class")
-    text = gr.Markdown(elem_id="confusion-cell-text")
+    text = gr.Markdown(label="Clicked cell", elem_id="confusion-cell-text")
     gallery = gr.Gallery(label="Images of the clicked cell", columns=8, height="auto", object_fit="contain",
                          preview=False, elem_id="confusion-gallery")
-    run.change(lambda key: confusion(catalog, key), inputs=[run], outputs=[table, accuracy, note, gallery, text],
-               api_name="confusion", **LIGHT_CONCURRENCY)
+    run.change(inputs.endpoint(confusion, catalog, images=()), inputs=[run],
+               outputs=[table, accuracy, note, gallery, text], api_name="confusion", preprocess=False,
+               **LIGHT_CONCURRENCY)
 
-    def on_cell(key, evt: gr.SelectData, progress=gr.Progress()):
+    def on_cell(model_run, evt: gr.SelectData, progress=gr.Progress()):
         progress(0, desc="reading the images of this cell")   # from the run folder or the dataset: can take a while
-        return confusion_cell_images(catalog, images, key, evt.index)
+        return confusion_cell_images(catalog, images, model_run, evt.index)
 
     table.select(on_cell, inputs=[run], outputs=[gallery, text], api_name="confusion_cell", **LIGHT_CONCURRENCY)

@@ -7,6 +7,7 @@ import gradio as gr
 from models.predict import prepare_image
 from models.presets import DEFAULT_MODEL_CONFIGS
 from models.runs import BASELINE
+from ui import inputs
 from ui import explain_handlers as h
 from ui import live
 from ui.catalog import Catalog
@@ -18,24 +19,29 @@ from ui.why.adapters import NO_RUNS, first_run, labels_of, model_entry, run_choi
 NOTHING_YET = "Nothing to explain yet: give an image first (upload one, or draw a digit), then press Explain."
 
 
-def explain(catalog: Catalog, image, key, target=None, alpha=0.5, *, task=None, variant=BASELINE):
+def explain(catalog: Catalog, image, model_run, target_class=None, overlay_strength=0.5, *, task=None,
+            variant=BASELINE):
     """Image + run key (or none: the default model of task/variant) -> (Grad-CAM overlay, caption).
 
     The image is prepared as every classify endpoint prepares it for that model's task
     (models.predict.prepare_image: MNIST digits made MNIST-like), so the explained class and
     its probability are the ones the classify tabs show."""
+    entry = model_entry(catalog, model_run, task, variant)
+    target_class = inputs.choice(target_class, "target_class", h.target_choices(entry.loaded.config.labels),
+                                 default=h.PREDICTED)
+    overlay_strength = inputs.real_number(overlay_strength, "overlay_strength", 0, 1)
     if is_empty(image):
         return None, NOTHING_YET
-    entry = model_entry(catalog, key, task, variant)
     prepared = prepare_image(read_image(image), entry.task)
     if prepared is None:
         return None, "Nothing to explain: no digit found in the image."
-    return h.gradcam_view(entry.loaded, prepared, target, float(alpha if alpha is not None else 0.5))
+    return h.gradcam_view(entry.loaded, prepared, target_class, overlay_strength)
 
 
-def target_dropdown(catalog: Catalog, key):
+def target_dropdown(catalog: Catalog, model_run):
     """The "Explain class" choices for a run: its predicted class or any of its labels."""
-    return gr.Dropdown(choices=h.target_choices(labels_of(catalog, key)) if key else [h.PREDICTED],
+    model_run = inputs.run_key(model_run)
+    return gr.Dropdown(choices=h.target_choices(labels_of(catalog, model_run)) if model_run else [h.PREDICTED],
                        value=h.PREDICTED)
 
 
@@ -62,9 +68,9 @@ def add_gradcam(catalog: Catalog, task: str, image: gr.components.Component, run
             button = gr.Button("Explain", scale=0)
         heat = gr.Image(label="Grad-CAM", format="png", interactive=False, height=256,
                         elem_classes=["gradcam-heat"])
-        caption = gr.Markdown(elem_classes=["gradcam-caption"])
+        caption = gr.Markdown(label="Grad-CAM caption", elem_classes=["gradcam-caption"])
     gr.on([button.click, target.change],
-          images_as_files(lambda img, key, t, a: explain(catalog, img, key, t, a, task=task, variant=variant)),
+          images_as_files(inputs.endpoint(explain, catalog, task=task, variant=variant)),
           inputs=[image, run, target, alpha], outputs=[heat, caption], api_name=api_name,
           preprocess=False, **INFERENCE_CONCURRENCY)
     gr.on([c.change for c in (clear_on if clear_on is not None else (image, run))], None,
@@ -85,13 +91,13 @@ def build(catalog: Catalog) -> None:
             button = gr.Button("Explain", variant="primary")
         with gr.Column():
             heat = gr.Image(label="Grad-CAM", format="png", interactive=False, height=280)
-            caption = gr.Markdown()
+            caption = gr.Markdown(label="Grad-CAM caption")
     # A new image or another run answers again (the class choice resets to the predicted one).
-    run.change(lambda key: target_dropdown(catalog, key), inputs=[run], outputs=[target],
-               api_name="gradcam_targets", **LIGHT_CONCURRENCY
-               ).then(images_as_files(lambda img, key: explain(catalog, img, key)), inputs=[image, run],
+    run.change(inputs.endpoint(target_dropdown, catalog, images=()), inputs=[run], outputs=[target],
+               api_name="gradcam_targets", preprocess=False, **LIGHT_CONCURRENCY
+               ).then(images_as_files(inputs.endpoint(explain, catalog)), inputs=[image, run],
                       outputs=[heat, caption], api_name="gradcam_rerun", api_visibility="private",
                       preprocess=False, **INFERENCE_CONCURRENCY)
-    gr.on([button.click, image.change], images_as_files(lambda img, key, t: explain(catalog, img, key, t)),
+    gr.on([button.click, image.change], images_as_files(inputs.endpoint(explain, catalog)),
           inputs=[image, run, target], outputs=[heat, caption], api_name="gradcam",
           preprocess=False, trigger_mode="once", **INFERENCE_CONCURRENCY)

@@ -8,6 +8,7 @@ import gradio as gr
 
 from models.presets import DEFAULT_MODEL_CONFIGS
 from models.runs import BASELINE, RANDOM_ERASING
+from ui import inputs
 from ui import explain_handlers as h
 from ui import live
 from ui.catalog import Catalog, ModelUnavailable
@@ -27,24 +28,38 @@ def occlusion_models(catalog: Catalog, base_key, re_key):
     return models
 
 
-def occlusion_probe(catalog: Catalog, image, base_key, re_key, cx, cy, size, fill="mean"):
+FILLS = ("mean", "black", "noise")     # what an occlusion box is filled with (models.explain.erase)
+
+
+def _choices(baseline_run, erasing_run, fill):
+    return (inputs.run_key(baseline_run, "baseline_run"), inputs.run_key(erasing_run, "erasing_run"),
+            inputs.choice(fill, "fill", FILLS, default=FILLS[0]))
+
+
+def occlusion_probe(catalog: Catalog, image, baseline_run, erasing_run, box_x, box_y, box_size, fill="mean"):
+    baseline_run, erasing_run, fill = _choices(baseline_run, erasing_run, fill)
     if is_empty(image):
         return None, None
-    models = occlusion_models(catalog, base_key, re_key)
-    box = h.box_from_centre(float(cx), float(cy), float(size), models[0][1].config.input_size)
+    models = occlusion_models(catalog, baseline_run, erasing_run)
+    side = models[0][1].config.input_size
+    box = h.box_from_centre(inputs.real_number(box_x, "box_x", 0, side), inputs.real_number(box_y, "box_y", 0, side),
+                            inputs.whole_number(box_size, "box_size", 1, side), side)
     return h.occlusion_probe(models, read_image(image), box, fill)
 
 
-def occlusion_sweep(catalog: Catalog, image, base_key, re_key, size, fine=False, fill="mean", progress=None):
+def occlusion_sweep(catalog: Catalog, image, baseline_run, erasing_run, box_size, fine_sweep=False, fill="mean",
+                    progress=None):
     """`progress` (a gr.Progress in the app) shows which model is being swept: a sweep runs the
     model once per box position, seconds to minutes on a CPU."""
+    baseline_run, erasing_run, fill = _choices(baseline_run, erasing_run, fill)
+    fine_sweep = inputs.flag(fine_sweep, "fine_sweep")
     if is_empty(image):
         return [], None
-    models = occlusion_models(catalog, base_key, re_key)
+    models = occlusion_models(catalog, baseline_run, erasing_run)
+    box = inputs.whole_number(box_size, "box_size", 1, models[0][1].config.input_size)
     if progress is not None:
         models = progress.tqdm(models, desc="sweeping the box over the image, model by model")
-    box = int(size)
-    return h.occlusion_sweep_view(models, read_image(image), box=box, stride=max(1, box // 2) if fine else box,
+    return h.occlusion_sweep_view(models, read_image(image), box=box, stride=max(1, box // 2) if fine_sweep else box,
                                   fill=fill)
 
 
@@ -74,7 +89,7 @@ def build(catalog: Catalog) -> None:
             x = gr.Slider(0, side, value=side // 2, step=1, label="Box centre x")
             y = gr.Slider(0, side, value=side // 2, step=1, label="Box centre y")
             size = gr.Slider(8, side, value=side // 4, step=4, label="Box side (pixels)")
-            fill = gr.Radio(["mean", "black", "noise"], value="mean", label="Fill")
+            fill = gr.Radio(list(FILLS), value=FILLS[0], label="Fill")
         with gr.Column():
             view = gr.Image(label="What the models see, box erased", format="png", interactive=False, height=256)
             table = gr.Dataframe(label="P(dog) without and with the box", interactive=False)
@@ -83,22 +98,22 @@ def build(catalog: Catalog) -> None:
                 sweep = gr.Button("Sweep the box over the image")
             maps = gr.Gallery(label="P(dog) where the box covers each pixel (blue: cat, red: dog)",
                               columns=2, height=300, preview=False)
-            sweep_table = gr.Dataframe(interactive=False)
+            sweep_table = gr.Dataframe(interactive=False, label="Sweep summary")
     gr.on([image.change, x.release, y.release, size.release, fill.change],
-          lambda img, b, r, cx, cy, s, f: occlusion_probe(catalog, img, b, r, cx, cy, s, f),
+          inputs.endpoint(occlusion_probe, catalog),
           inputs=[image, base, erasing, x, y, size, fill], outputs=[view, table],
           api_name="occlusion_probe", preprocess=False, **INFERENCE_CONCURRENCY)
 
-    def on_view_click(img, b, r, s, f, evt: gr.SelectData):
+    def on_view_click(image, baseline_run, erasing_run, box_size, fill, evt: gr.SelectData):
         cx, cy = (float(v) * side / view_side for v in evt.index[:2])
-        shown, probs = occlusion_probe(catalog, img, b, r, cx, cy, s, f)
+        shown, probs = occlusion_probe(catalog, image, baseline_run, erasing_run, cx, cy, box_size, fill)
         return round(cx), round(cy), shown, probs
 
     view.select(on_view_click, inputs=[image, base, erasing, size, fill], outputs=[x, y, view, table],
                 api_name="occlusion_click", preprocess=False, **INFERENCE_CONCURRENCY)
-    def on_sweep(img, b, r, s, fn, f, progress=gr.Progress()):
-        return occlusion_sweep(catalog, img, b, r, s, fn, f, progress=progress)
+    def on_sweep(image, baseline_run, erasing_run, box_size, fine_sweep, fill, progress=gr.Progress()):
+        return occlusion_sweep(catalog, image, baseline_run, erasing_run, box_size, fine_sweep, fill, progress=progress)
 
-    sweep.click(on_sweep,
+    sweep.click(inputs.endpoint(on_sweep),
                 inputs=[image, base, erasing, size, fine, fill], outputs=[maps, sweep_table],
                 api_name="occlusion_sweep", preprocess=False, **INFERENCE_CONCURRENCY)

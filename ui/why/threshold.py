@@ -6,6 +6,7 @@ import gradio as gr
 import pandas as pd
 
 from models.runs import BASELINE
+from ui import inputs
 from ui import explain_handlers as h
 from ui import live
 from ui.catalog import Catalog, train_command
@@ -17,14 +18,14 @@ from ui.why.adapters import CATSDOGS, entry_of, first_run, labels_of, run_choice
 TABLE_COLUMNS = ["threshold", "accuracy", "precision", "recall", "true pos", "false pos", "false neg", "true neg"]
 
 
-def threshold(catalog: Catalog, key, value):
-    entry = entry_of(catalog, key)
-    return h.threshold_report(entry.root, float(value))
+def threshold(catalog: Catalog, model_run, decision_threshold):
+    entry = entry_of(catalog, model_run)
+    return h.threshold_report(entry.root, inputs.real_number(decision_threshold, "decision_threshold", 0, 1))
 
 
-def calibration(catalog: Catalog, key, bins=10):
-    entry = entry_of(catalog, key)
-    labels = labels_of(catalog, key)
+def calibration(catalog: Catalog, model_run, bins=10):
+    entry = entry_of(catalog, model_run)
+    labels = labels_of(catalog, model_run)
     class_index = 1 if entry.task == CATSDOGS else None
     fig, note = h.reliability_figure(entry.root, int(bins), class_index, labels)
     return h.threshold_curve_frame(entry.root), fig, note
@@ -44,13 +45,14 @@ def build(catalog: Catalog) -> None:
     curve0, fig0, ece0 = calibration(catalog, default) if default else (None, None, "")
     table = gr.Dataframe(table0, interactive=False, label="At this threshold (validation split)",
                          elem_id="threshold-table")
-    note = gr.Markdown(note0)
+    note = gr.Markdown(note0, label="Threshold note")
     with gr.Row():
         curve = gr.LinePlot(curve0, x="threshold", y="value", color="metric", y_lim=[0, 1], height=300,
-                            title="Accuracy, precision, recall vs threshold")
+                            title="Accuracy, precision, recall vs threshold", label="Metrics vs threshold",
+                            show_label=False)
         reliability = gr.Plot(fig0, label="Reliability diagram")
-    ece = gr.Markdown(ece0)
-    gr.on([slider.release, run.change], lambda key, v: threshold(catalog, key, v),
-          inputs=[run, slider], outputs=[table, note], api_name="threshold", **LIGHT_CONCURRENCY)
-    run.change(lambda key: calibration(catalog, key), inputs=[run], outputs=[curve, reliability, ece],
-               api_name="calibration", **LIGHT_CONCURRENCY)
+    ece = gr.Markdown(ece0, label="Calibration error")
+    gr.on([slider.release, run.change], inputs.endpoint(threshold, catalog, images=()),
+          inputs=[run, slider], outputs=[table, note], api_name="threshold", preprocess=False, **LIGHT_CONCURRENCY)
+    run.change(inputs.endpoint(calibration, catalog, images=()), inputs=[run], outputs=[curve, reliability, ece],
+               api_name="calibration", preprocess=False, **LIGHT_CONCURRENCY)

@@ -1,0 +1,269 @@
+"""Limits on what reaches the app over HTTP: ASGI middleware around the app Gradio builds.
+
+- Every request body is capped at `max_body_bytes`. A declared Content-Length above the cap is
+  answered 413 before a byte of the body is read; a body without one (chunked) is counted as
+  it streams in and cut off when it passes the cap (413 if no answer has started). Gradio's
+  own `max_file_size` only limits the files of a multipart upload, not JSON bodies.
+- An endpoint call (`POST /gradio_api/call/<name>`, `/gradio_api/run/<name>`) must send one
+  value per input of the endpoint, and a queued call (`/gradio_api/queue/join`, what the
+  browser and gradio_client use) at least one per input. Gradio itself answers a short call
+  with an error whose text it hides from the caller (`{"error": null}`): here the caller
+  hears which parameters the endpoint takes (422).
+- An endpoint that answers a click in the page (its handler takes gr.SelectData: where the
+  click was) is refused without the click's event data (422), instead of failing inside
+  Gradio with no message.
+- A file input (an image) must be what Gradio will accept: its component's data model (the
+  check Gradio runs next, whose message it would hide), and a file path inside the upload
+  folder (uploaded to this server; never a server path or a URL to fetch). Refused with 422
+  and a message naming the parameter and the two accepted forms.
+
+Installed with `demo.launch(app_kwargs={"middleware": [limits_middleware(...)]})` (see
+app.launch_options): FastAPI's own `middleware` argument, so nothing of Gradio's is patched.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import typing
+from pathlib import Path
+
+from starlette.middleware import Middleware
+
+API_PREFIX = "/gradio_api"
+CALL_PATH = re.compile(rf"^{API_PREFIX}/(?:call|run|api)/([^/]+)/?$")
+QUEUE_JOIN_PATH = f"{API_PREFIX}/queue/join"
+
+
+class BodyTooLarge(Exception):
+    """Raised from `receive` when a streamed body passes the cap."""
+
+
+class RequestLimits:
+    """The ASGI middleware. `app` is the next ASGI app; Gradio's App is found in scope["app"]."""
+
+    def __init__(self, app, *, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = int(max_body_bytes)
+        self._endpoints: dict[str, list[str]] | None = None    # api_name -> parameter names
+        self._components: dict[str, list] = {}                  # api_name -> input components
+        self._by_index: dict[int, str] = {}                     # fn_index -> api_name
+        self._clicks: set[str] = set()                          # endpoints that need a click's data
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _header(scope, b"content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                await _answer(send, 400, "Content-Length must be a whole number of bytes")
+                return
+            if int(declared) > self.max_body_bytes:
+                await _answer(send, 413, self._too_large(int(declared)))
+                return
+        counted = _Counter(receive, self.max_body_bytes)
+        started = False
+
+        async def tracking_send(message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            if scope["method"] == "POST" and _is_json(scope) and (
+                    CALL_PATH.match(scope["path"]) or scope["path"] == QUEUE_JOIN_PATH):
+                body = await counted.read_all()
+                problem = self._call_problem(scope, body)
+                if problem:
+                    await _answer(send, 422, problem)
+                    return
+                await self.app(scope, _replay(body, receive), tracking_send)
+            else:
+                await self.app(scope, counted, tracking_send)
+        except BodyTooLarge:
+            if not started:
+                await _answer(send, 413, self._too_large(None))
+
+    def _too_large(self, size: int | None) -> str:
+        limit = f"{self.max_body_bytes / 2**20:g} MiB"
+        what = f"{size / 2**20:.1f} MiB; at most {limit}" if size is not None else f"more than {limit}"
+        return f"request body too large ({what}): send one image of at most the upload limit per request"
+
+    # --- endpoint calls --------------------------------------------------------------------------
+
+    def _call_problem(self, scope, body: bytes) -> str | None:
+        """A one-line message when a JSON call carries the wrong number of inputs, else None
+        (anything malformed is left to Gradio's own request validation)."""
+        try:
+            payload = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            return None
+        if not isinstance(payload, dict) or not isinstance(payload.get("data"), list):
+            return None
+        self._load_endpoints(scope)
+        match = CALL_PATH.match(scope["path"])
+        if match:
+            name, exact = match.group(1), True
+        else:
+            name, exact = self._by_index.get(payload.get("fn_index")), False
+        parameters = self._endpoints.get(name) if name else None
+        if parameters is None:
+            return None
+        if name in self._clicks and (exact or payload.get("event_data") is None):
+            return (f"/{name} answers a click in the page and needs the click's event data; "
+                    "API callers use the endpoint that takes coordinates or a choice instead")
+        got = len(payload["data"])
+        if got < len(parameters) or (exact and got > len(parameters)):
+            listed = ", ".join(parameters) or "none"
+            return (f"/{name} takes {len(parameters)} input{'s' if len(parameters) != 1 else ''} "
+                    f"({listed}), in this order; got {got}")
+        for parameter, component, value in zip(parameters, self._components.get(name, []), payload["data"]):
+            problem = _file_problem(parameter, component, value)
+            if problem:
+                return problem
+        return None
+
+    def _load_endpoints(self, scope) -> None:
+        if self._endpoints is not None:
+            return
+        endpoints: dict[str, list[str]] = {}
+        app = scope.get("app")
+        blocks = app.get_blocks() if hasattr(app, "get_blocks") else None
+        if blocks is not None:
+            info = blocks.get_api_info(all_endpoints=True) or {}
+            for route, spec in (info.get("named_endpoints") or {}).items():
+                endpoints[route.lstrip("/")] = [p["parameter_name"] for p in spec.get("parameters", [])]
+            self._by_index = {fn_id: fn.api_name for fn_id, fn in blocks.fns.items()
+                              if fn.api_name in endpoints}
+            self._clicks = {fn.api_name for fn in blocks.fns.values()
+                            if fn.api_name in endpoints and _needs_click(fn.fn)}
+            self._components = {fn.api_name: list(fn.inputs) for fn in blocks.fns.values() if fn.api_name in endpoints}
+        self._endpoints = endpoints
+
+
+FILE_FORMS = ('send an upload as {"path": <what POST /gradio_api/upload returned>, "meta": {"_type": '
+              '"gradio.FileData"}} or an image as {"url": "data:image/png;base64,...", "meta": {"_type": '
+              '"gradio.FileData"}}')
+
+
+def _file_problem(parameter: str, component, value) -> str | None:
+    """Why Gradio would refuse `value` for a file-carrying `component` (None: it would not)."""
+    model = getattr(component, "data_model", None)
+    if value is None or model is None:
+        return None
+    known = set(getattr(model, "model_fields", {}))
+    if isinstance(value, dict) and known and not value.keys() & known:   # pydantic would fill in defaults
+        return f"{parameter}: an object with none of the fields {sorted(known)}; {FILE_FORMS}"
+    try:
+        model.model_validate(value, context={"validate_meta": True})
+    except Exception as e:  # noqa: BLE001 - pydantic's ValidationError, or a model's own ValueError
+        errors = e.errors() if hasattr(e, "errors") else [{"msg": str(e), "loc": ()}]
+        first = errors[0] if errors else {"msg": type(e).__name__, "loc": ()}
+        where = ".".join(str(p) for p in first.get("loc", ()) if not str(p).startswith("function-"))
+        text = " ".join(str(first.get("msg", "")).split())[:160]
+        return f"{parameter}{'.' + where if where else ''}: {text}; {FILE_FORMS}"
+    for path in _file_paths(value):
+        if not _in_upload_folder(path):
+            return (f"{parameter}: {str(path)[:120]!r} is not a file uploaded to this server; "
+                    "upload it first (POST /gradio_api/upload) or send the image as a data: URL")
+    return None
+
+
+def _file_paths(value) -> list:
+    """The "path" of every FileData-like object inside `value`."""
+    if isinstance(value, dict):
+        found = [value["path"]] if value.get("path") is not None and "meta" in value else []
+        return found + [p for v in value.values() for p in _file_paths(v)]
+    if isinstance(value, list):
+        return [p for v in value for p in _file_paths(v)]
+    return []
+
+
+def _in_upload_folder(path) -> bool:
+    if not isinstance(path, str) or "://" in path:
+        return False
+    # Gradio's own folder rule: GRADIO_TEMP_DIR, else <system temp>/gradio (gradio.utils.get_upload_folder).
+    folder = Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio")
+    candidate = Path(os.path.abspath(path))
+    try:
+        return candidate.is_relative_to(Path(os.path.abspath(folder))) and ".." not in Path(path).parts
+    except ValueError:
+        return False
+
+
+def _needs_click(fn) -> bool:
+    """Whether `fn` takes a gr.SelectData-like argument (an EventData subclass built from the
+    click's data; plain gr.EventData needs none)."""
+    from gradio import EventData
+    try:
+        hints = typing.get_type_hints(fn) if fn is not None else {}
+    except Exception:  # noqa: BLE001 - unresolvable annotations: not a click handler of ours
+        return False
+    return any(isinstance(h, type) and issubclass(h, EventData) and h is not EventData for h in hints.values())
+
+
+def limits_middleware(max_body_bytes: int) -> Middleware:
+    """The middleware entry for FastAPI's `middleware=[...]` (Gradio's launch(app_kwargs=...))."""
+    return Middleware(RequestLimits, max_body_bytes=max_body_bytes)
+
+
+class _Counter:
+    """An ASGI `receive` that counts body bytes and raises BodyTooLarge past the cap."""
+
+    def __init__(self, receive, limit: int) -> None:
+        self.receive, self.limit, self.seen = receive, limit, 0
+
+    async def __call__(self):
+        message = await self.receive()
+        if message["type"] == "http.request":
+            self.seen += len(message.get("body", b""))
+            if self.seen > self.limit:
+                raise BodyTooLarge()
+        return message
+
+    async def read_all(self) -> bytes:
+        chunks = []
+        while True:
+            message = await self()
+            if message["type"] != "http.request":
+                break
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        return b"".join(chunks)
+
+
+def _replay(body: bytes, receive):
+    """A `receive` that hands over an already read body once, then the real channel (disconnects)."""
+    sent = False
+
+    async def replay():
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+def _header(scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key.lower() == name:
+            return value.decode("latin-1").strip()
+    return None
+
+
+def _is_json(scope) -> bool:
+    return (_header(scope, b"content-type") or "").split(";")[0].strip().lower() == "application/json"
+
+
+async def _answer(send, status: int, message: str) -> None:
+    body = json.dumps({"error": message, "detail": message}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body})
