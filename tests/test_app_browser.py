@@ -199,65 +199,6 @@ def gradcam_caption(page) -> str:
     return caption.inner_text()
 
 
-def test_mnist_tab_classifies_and_explains_the_last_digit_given(page, studio, tmp_path):
-    """15.1 (in the browser), 15.2, 15.3, 15.4 (bar chart), 15.5, 15.6, 15.7."""
-    page.get_by_role("tab", name="MNIST").click()
-    # 15.5 / 15.4: before any answer the chart already has its ten classes and a whole axis.
-    assert_categorical_digits(page, "#mnist-bars")
-    plot, axis = page.locator("#mnist-bars"), page.locator('#mnist-bars [aria-label^="X-axis"]')
-    assert box(axis)["bottom"] <= box(plot)["bottom"] + 1, "the x axis is cut off"
-    with page.expect_response(lambda r: "queue/join" in r.url):
-        page.get_by_role("button", name="Classify drawing").click()          # an empty drawing
-    assert_categorical_digits(page, "#mnist-bars")
-
-    draw_seven(page)
-    drawn = top_class(page, "#mnist-label")
-    assert_categorical_digits(page, "#mnist-bars")
-    # 15.6: the caption of the model input sits above the picture, not over it.
-    picture = page.locator("#mnist-seen img")
-    picture.wait_for()
-    assert page.locator("#mnist-seen [data-testid=block-label]").filter(visible=True).count() == 0
-    assert box(page.locator("#mnist-seen-caption"))["bottom"] <= box(picture)["top"] + 1
-
-    # 15.2: Explain explains the drawing, with the class and probability the tab shows (15.1).
-    page.get_by_text("Why? Grad-CAM of your digit").click()
-    page.get_by_role("button", name="Explain", exact=True).click()
-    assert f"Grad-CAM for {drawn[0]} (predicted; P = " in gradcam_caption(page)
-    heat = page.locator(".gradcam-heat img").filter(visible=True)
-    heat.wait_for()
-
-    # ... and a new input removes the map at once; Explain then explains the upload.
-    page.get_by_role("tab", name="Upload").click()
-    page.locator("#mnist-upload input[type=file]").set_input_files(str(ASSETS / "mnist_3.png"))
-    heat.wait_for(state="detached")
-    uploaded = top_class(page, "#mnist-label")
-    page.get_by_role("button", name="Explain", exact=True).click()
-    caption = gradcam_caption(page)
-    assert f"Grad-CAM for {uploaded[0]} (predicted; P = " in caption
-    assert float(caption.split("P = ")[1].split("%")[0]) == pytest.approx(float(uploaded[1].rstrip("%")), abs=0.51)
-
-    # 15.3: another model answers at once (the copy has the same weights: same answer, asked anew).
-    other = next(label for label, key in studio[0].choices("mnist") if key != page.locator("#mnist-run input")
-                 .input_value())
-    with page.expect_request(lambda r: "queue/join" in r.url and other.split(" ")[0] in (r.post_data or "")):
-        choose(page, "#mnist-run", other)
-    assert top_class(page, "#mnist-label")[0] == uploaded[0]
-    heat.wait_for(state="detached")
-
-    # 15.7: an unreadable file after a valid digit: one message, once.
-    bad = tmp_path / "notes.png"
-    bad.write_text("not an image")
-    sent = []
-    page.on("request", lambda r: sent.append(r.post_data or "") if "queue/join" in r.url else None)
-    page.locator("#mnist-upload input[type=file]").set_input_files(str(bad))
-    page.get_by_text(re.compile("Could not read the image")).first.wait_for()
-    # Gradio sends an event's requests together, so a duplicate would be out before the answer.
-    assert sum("notes.png" in body for body in sent) == 1
-    assert sum(t.count("Could not read the image") for t in toasts(page)) == 1, toasts(page)
-    page.screenshot(path=str(ARTIFACTS / "browser-mnist-explain.png"), full_page=True)
-    assert not page.errors
-
-
 def test_augmentation_uses_the_image_last_chosen(page):
     """15.8: a sample picked after an upload is the one augmented, and the upload goes away."""
     page.get_by_role("tab", name="Augmentation").click()
@@ -269,73 +210,6 @@ def test_augmentation_uses_the_image_last_chosen(page):
     page.locator("#augment-upload img").wait_for(state="detached")
     page.get_by_role("button", name="Augment", exact=True).click()
     recipe.filter(has_text="on mnist 7").wait_for()
-
-
-def test_architecture_shows_its_nesting(page):
-    """15.9: at depth 4 the layer tree survives HTML (drawn, not spaces), and no MNIST model is
-    said to have a "CIFAR-style head"."""
-    page.get_by_role("tab", name="Architecture").click()
-    page.get_by_role("radio", name="4", exact=True).check()
-    table = page.locator("#architecture-table")
-    table.get_by_text("Bottleneck (0)").first.wait_for()
-    cells = table.locator("tbody tr td:first-child").all_inner_texts()
-    nested = [c for c in cells if "Conv2d (conv1)" in c]
-    assert cells[0].startswith("Conv2d (conv1)")                  # the stem, top level
-    assert len(nested) > 2 and all(c.lstrip("│ \u00a0").startswith(("├─", "└─")) for c in nested[1:])
-    assert any(c.startswith("│") for c in cells)                     # deeper rows keep their guides
-    for name in ("MNIST: vgg19_bn_32", "CIFAR-10: vgg19_bn_32"):
-        choose(page, "#architecture-model", name)
-        page.locator("#architecture-totals").filter(has_text="VGG19").wait_for()
-        assert "CIFAR-style" not in page.locator("#architecture-totals").inner_text()
-
-
-def test_see_why_heat_map_gallery_and_model_changes(page, studio):
-    """15.10: the confusion matrix is a heat map of counts and row rates for 2 and 10 classes,
-    its cells still open their images, percentages are readable, captions and tiles are whole;
-    15.3: See why -> Grad-CAM answers again when the run changes."""
-    catalog = studio[0]
-    page.get_by_role("tab", name="See why").click()
-    page.get_by_role("tab", name="Confusion matrix").click()
-    for task in ("catsdogs", "mnist"):
-        key = catalog.default_key(task)
-        if key is None:
-            continue
-        choose(page, "#confusion-run", catalog.entry(key).label)
-        heat = page.locator("#confusion-heatmap")
-        heat.get_by_text(re.compile(r"^\d+ · \d+%$")).first.wait_for()
-        n = 2 if task == "catsdogs" else 10
-        cells = heat.locator("tbody tr").first.locator("td")
-        assert cells.count() == n + 1
-        colours = {cells.nth(i).evaluate("e => getComputedStyle(e).backgroundColor") for i in range(1, n + 1)}
-        assert len(colours) >= 2 and "rgba(0, 0, 0, 0)" not in colours     # coloured by rate
-        wide = heat.locator(".table-wrap, table").first
-        assert wide.evaluate("e => e.scrollWidth <= e.clientWidth + 1"), "the heat map needs scrolling"
-        per_class = page.locator("#confusion-per-class")
-        per_class.get_by_text(re.compile(r"^\d+\.\d\d%$|^n/a$")).first.wait_for()
-        assert not re.search(r"\d\.\d{5,}", per_class.inner_text())
-        for cell in per_class.locator("tbody td").all():
-            assert cell.evaluate("e => e.scrollWidth <= e.clientWidth + 1"), cell.inner_text()
-        # The diagonal cell with the most images opens them.
-        counts = [int(t.split(" · ")[0]) for t in heat.locator("tbody td").all_inner_texts()[1:] if " · " in t]
-        row = max(range(n), key=lambda i: counts[i * n + i] if i * n + i < len(counts) else -1)
-        heat.locator("tbody tr").nth(row).locator("td").nth(row + 1).click()
-        page.locator("#confusion-cell-text").filter(has_text="image(s)").wait_for()
-        thumbs = page.locator("#confusion-gallery img")
-        if counts[row * n + row]:
-            thumbs.first.wait_for()
-            assert thumbs.first.evaluate("e => getComputedStyle(e).objectFit") == "contain"
-            for caption in page.locator("#confusion-gallery .caption-label").all():
-                assert caption.evaluate("e => e.scrollWidth <= e.clientWidth + 1"), caption.inner_text()
-    page.screenshot(path=str(ARTIFACTS / "browser-confusion.png"), full_page=True)
-
-    page.get_by_role("tab", name="Grad-CAM").click()
-    page.locator("#why-gradcam-image input[type=file]").set_input_files(str(ASSETS / "sample_boat.png"))
-    first = gradcam_caption(page)
-    other = next(e for e in catalog.with_files() if e.task == "catsdogs")
-    with page.expect_request(lambda r: "queue/join" in r.url and other.key in (r.post_data or "")):
-        choose(page, "#why-gradcam-run", other.label)
-    page.locator(".gradcam-caption").filter(has_text=re.compile("Grad-CAM for (cat|dog)")).first.wait_for()
-    assert first != gradcam_caption(page)
 
 
 def test_training_curves_show_each_epoch_as_a_point(page):
@@ -356,40 +230,6 @@ def empty_page(browser, tmp_path_factory):
     yield page
     page.close()
     demo.close()
-
-
-def test_panels_without_data_say_why_and_what_to_do(empty_page):
-    """15.4: every empty panel explains itself in a sentence; empty charts have their axes."""
-    page = empty_page
-    page.get_by_role("tab", name="See why").click()
-    page.get_by_role("tab", name="Threshold & calibration").click()
-    notice = page.locator("#threshold-empty")
-    notice.get_by_text("python -m training.train --task catsdogs").wait_for()
-    assert "1" not in page.locator("#threshold-table thead").inner_text().split()   # real headers, not "1 2 3"
-    page.get_by_role("tab", name="Occlusion playground").click()
-    page.locator("#occlusion-empty").get_by_text("No cats vs dogs model is available").wait_for()
-    for tab in ("Grad-CAM", "Confusion matrix", "Top losses"):
-        page.get_by_role("tab", name=tab).click()
-        page.get_by_text("No trained run yet").filter(visible=True).first.wait_for()
-
-    page.get_by_role("tab", name="MNIST").click()
-    assert_categorical_digits(page, "#mnist-bars")
-    for plot in ("#mnist-bars", "#cifar10-bars"):
-        if plot == "#cifar10-bars":
-            page.get_by_role("tab", name="CIFAR-10").click()
-        axis = page.locator(f'{plot} [aria-label^="X-axis"]')
-        axis.wait_for()
-        assert box(axis)["bottom"] <= box(page.locator(plot))["bottom"] + 1, f"{plot}: axis cut off"
-        assert "0%" in page.locator(f'{plot} [aria-label^="Y-axis"]').inner_text()
-
-    # One sentence per model, not two run together.
-    page.get_by_role("tab", name="Cats vs Dogs").click()
-    page.locator("#catsdogs-input input[type=file]").set_input_files(str(ASSETS / "cat_drawing.png"))
-    message = page.get_by_text(re.compile("No cats vs dogs model is available")).first
-    message.wait_for()
-    assert "(baseline)" in message.inner_text() and "--task catsdogs No" not in message.inner_text()
-    page.screenshot(path=str(ARTIFACTS / "browser-empty.png"), full_page=True)
-    assert not page.errors
 
 
 def test_the_start_message_names_the_apps_own_share_flag(browser, tmp_path):

@@ -107,6 +107,8 @@ def test_a_newer_run_becomes_the_default_and_a_deleted_one_goes(tmp_path, mnist_
     config = json.loads((runs / "mnist" / "b-second" / "config.json").read_text())
     config.update(run_name="b-second", created="2999-01-01T00:00:00+00:00")
     (runs / "mnist" / "b-second" / "config.json").write_text(json.dumps(config))
+    from models.artifact import record_digest
+    record_digest(runs / "mnist" / "b-second", "config.json")   # a copy, not a damaged run
     assert catalog.reload() == ["mnist/b-second"]
     assert catalog.default_key("mnist") == "mnist/b-second"
     assert catalog.entry("mnist/a-first") is first and first.loaded is not None   # kept, not reloaded

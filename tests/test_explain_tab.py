@@ -70,8 +70,8 @@ def test_comparison_adapters(tmp_path):
     assert erasing.comparison_choices(catalog) == [("catsdogs", "catsdogs")]
     text, fig = erasing.comparison(catalog, "catsdogs")
     assert "p = 0.375" in text and isinstance(fig, Figure)
-    text, fig = erasing.comparison(catalog, "other")
-    assert fig is None and "training.compare" in text
+    with pytest.raises(gr.Error, match="comparison_name must be one of 'catsdogs', not 'other'"):
+        erasing.comparison(catalog, "other")
 
 
 def test_build_wires_every_event_with_an_api_name(catalog, cifar10_dir, cifar_unchecked):

@@ -24,6 +24,8 @@ def test_the_command_line_decides(monkeypatch):
     calls = {}
 
     class Fake:
+        is_running = False   # as under `gradio app.py`: main returns after launch instead of blocking
+
         def launch(self, **kwargs):
             calls["launch"] = kwargs
 

@@ -262,7 +262,7 @@ def _is_json(scope) -> bool:
 
 
 async def _answer(send, status: int, message: str) -> None:
-    body = json.dumps({"error": message, "detail": message}).encode()
+    body = json.dumps({"error": message, "detail": message}, allow_nan=False).encode()
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                             (b"connection", b"close")]})

@@ -96,7 +96,7 @@ def bound_queue_per_group(demo, groups=GROUPS, *, other: int | None = OTHER_MAX_
     """
     demo.queue(max_size=max_size, default_concurrency_limit=default_concurrency_limit)
     queue = demo._queue
-    if type(queue) is not queueing.Queue:   # a Gradio that builds its queue differently: fail loudly
+    if type(queue) not in (queueing.Queue, GroupBoundedQueue):   # a Gradio that builds its queue differently: fail loudly
         raise TypeError(f"unexpected Gradio queue type {type(queue).__name__}")
     queue.__class__ = GroupBoundedQueue
     queue.max_waiting_per_group = {g.id: g.max_waiting for g in groups}
