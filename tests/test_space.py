@@ -306,11 +306,18 @@ def _wait_for_client(url: str, proc: subprocess.Popen, log: Path, seconds: int =
 
 
 def _stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    """Stop the app and every process it started (`gradio app.py` runs app.py in a child of its own)."""
+    import os
+    import signal
+    for sig in (signal.SIGTERM, signal.SIGKILL):   # the group outlives its leader while a child runs
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            pass
 
 
 AUDIT_HOOK = '''
@@ -342,7 +349,7 @@ def test_gradio_cli_finds_the_module_level_demo_and_the_app_uses_every_space_fil
     log = tmp_path / "app.log"
     with open(log, "wb") as log_file:
         proc = subprocess.Popen([*command, "app.py"], cwd=folder, env=env, stdout=log_file,
-                                stderr=subprocess.STDOUT)
+                                stderr=subprocess.STDOUT, start_new_session=True)
     try:
         client = _wait_for_client(f"http://127.0.0.1:{port}/", proc, log)
         assert client.view_api(print_info=False, return_format="dict")["named_endpoints"]
@@ -390,7 +397,7 @@ def test_space_app_serves_classify_digit_from_the_hub_cache(space_dir, mnist_run
     log = tmp_path / "app.log"
     with open(log, "wb") as log_file:
         proc = subprocess.Popen([sys.executable, "app.py", "--threads", "1"], cwd=space_dir, env=env,
-                                stdout=log_file, stderr=subprocess.STDOUT)
+                                stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         client = _wait_for_client(f"http://127.0.0.1:{port}/", proc, log)
         digit = REPO_ROOT / "assets" / "mnist_7.png"
