@@ -65,13 +65,13 @@ def test_the_app_starts_empty_then_lists_a_run_trained_meanwhile(empty_app, trai
 def test_every_model_list_offers_the_new_run_after_a_reload(empty_app, trained_run):
     from ui import live
     demo, _, _ = empty_app
-    dropdowns = [v.component for v in live._views(demo.catalog) if v.takes_value]
+    dropdowns = [v.component for v in live.latest_views(demo.catalog) if v.takes_value]
     states = live.render_all(demo.catalog, *[None] * len(dropdowns))
     offered = [s for s in states if getattr(s, "choices", None)]
     keys = {c[1] for s in offered for c in s.choices}
     assert "mnist/tiny-live" in keys
     # MNIST model, curves, cards and the See why lists (Grad-CAM, confusion matrix, top losses).
-    labels = [d.label for d, s in zip([v.component for v in live._views(demo.catalog)], states)
+    labels = [d.label for d, s in zip([v.component for v in live.latest_views(demo.catalog)], states)
               if any(c[1] == "mnist/tiny-live" for c in getattr(s, "choices", None) or [])]
     assert {"Model run", "Runs", "Model"} <= set(labels) and labels.count("Model run") >= 4
 

@@ -112,7 +112,7 @@ class Catalog:
         self.unfinished: list[UnfinishedRun] = []   # runs training or stopped, without weights yet
         self._lock = threading.RLock()
         self._extra: OrderedDict[str, None] = OrderedDict()  # lazily loaded keys, oldest first
-        self.live_views: list = []   # UI components re-rendered after reload() (ui/live.py)
+        self.live_views: dict = {}   # per app built on this catalog: components re-rendered after reload() (ui/live.py)
 
     # ------------------------------------------------------------------ building
     @classmethod

@@ -27,7 +27,9 @@ class LiveView:
 
 
 def _views(catalog: Catalog) -> list[LiveView]:
-    return catalog.live_views
+    """The live views of the app being built. Kept per app: one catalog can serve two apps in one
+    process (the tests do), and each app's reload event may only name its own components."""
+    return catalog.live_views.setdefault(gr.context.Context.root_block, [])
 
 
 def dropdown(catalog: Catalog, choices: Callable[[], list], default: Callable[[], Any], **kwargs) -> gr.Dropdown:
@@ -71,10 +73,18 @@ def outputs(catalog: Catalog) -> list:
     return [v.component for v in _views(catalog)]
 
 
-def render_all(catalog: Catalog, *current) -> list:
-    """Every registered component's new state; `current` are the values of `inputs(catalog)`, in order."""
+def latest_views(catalog: Catalog) -> list[LiveView]:
+    """The live views of the app built last on `catalog` (outside any Blocks: for tests and tools)."""
+    return list(catalog.live_views.values())[-1] if catalog.live_views else []
+
+
+def render_all(catalog: Catalog, *current, views: list[LiveView] | None = None) -> list:
+    """Every registered component's new state; `current` are the values of `inputs(catalog)`, in order.
+    `views`: one app's views (default: those of the app built last on this catalog)."""
+    if views is None:
+        views = latest_views(catalog)
     values = iter(current)
-    return [v.render(next(values, None) if v.takes_value else None) for v in _views(catalog)]
+    return [v.render(next(values, None) if v.takes_value else None) for v in views]
 
 
 def wire(catalog: Catalog, triggers: list, *, api_name: str, outputs_first: tuple = (),
@@ -90,6 +100,6 @@ def wire(catalog: Catalog, triggers: list, *, api_name: str, outputs_first: tupl
     # Reloading can load a new model's weights (a second or more): the status shows a spinner.
     event = gr.on(triggers, reload, inputs=None, outputs=list(outputs_first), api_name=api_name,
                   show_progress="minimal", concurrency_id="light", concurrency_limit=4)
-    return event.then(partial(render_all, catalog), inputs=inputs(catalog), outputs=outputs(catalog),
+    return event.then(partial(render_all, catalog, views=_views(catalog)), inputs=inputs(catalog), outputs=outputs(catalog),
                       api_name=f"{api_name}_views", api_visibility="private", show_progress="hidden",
                       concurrency_id="light", concurrency_limit=4)
