@@ -52,21 +52,24 @@ def read_run(path: str | os.PathLike) -> RunRef | None:
                   created=str(info.get("created") or ""))
 
 
+def run_folders(root: str | os.PathLike) -> list[Path]:
+    """Every `<root>/<task>/<run>/` folder (hidden ones left out), sorted; none for a missing `root`."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+
+    def visible(folder: Path) -> list[Path]:
+        return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    return [run_dir for task_dir in visible(root) for run_dir in visible(task_dir)]
+
+
 def discover_runs(root: str | os.PathLike) -> list[RunRef]:
     """Every complete run under `root` (`<root>/<task>/<run>/`), newest first.
 
     Newest is by config.json "created", then by run name (timestamps), then by the
     weights' modification time. A missing `root` gives an empty list.
     """
-    root = Path(root)
-    if not root.is_dir():
-        return []
-    found = []
-    for task_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        for run_dir in sorted(p for p in task_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
-            ref = read_run(run_dir)
-            if ref is not None:
-                found.append(ref)
+    found = [ref for ref in map(read_run, run_folders(root)) if ref is not None]
 
     def newest_first(ref: RunRef):
         try:
@@ -160,13 +163,4 @@ def read_unfinished(path: str | os.PathLike) -> UnfinishedRun | None:
 
 def discover_unfinished(root: str | os.PathLike) -> list[UnfinishedRun]:
     """Every run folder under `root` that is training or stopped before writing its weights."""
-    root = Path(root)
-    if not root.is_dir():
-        return []
-    found = []
-    for task_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        for run_dir in sorted(p for p in task_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
-            run = read_unfinished(run_dir)
-            if run is not None:
-                found.append(run)
-    return found
+    return [run for run in map(read_unfinished, run_folders(root)) if run is not None]
