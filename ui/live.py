@@ -18,6 +18,9 @@ import gradio as gr
 
 from ui.catalog import Catalog
 
+# <body data-views-rendered="<time>">: set in the page after every redraw of the views.
+VIEWS_MARK = "viewsRendered"
+
 
 @dataclass
 class LiveView:
@@ -100,6 +103,10 @@ def wire(catalog: Catalog, triggers: list, *, api_name: str, outputs_first: tupl
     # Reloading can load a new model's weights (a second or more): the status shows a spinner.
     event = gr.on(triggers, reload, inputs=None, outputs=list(outputs_first), api_name=api_name,
                   show_progress="minimal", concurrency_id="light", concurrency_limit=4)
-    return event.then(partial(render_all, catalog, views=_views(catalog)), inputs=inputs(catalog), outputs=outputs(catalog),
-                      api_name=f"{api_name}_views", api_visibility="private", show_progress="hidden",
-                      concurrency_id="light", concurrency_limit=4)
+    rendered = event.then(partial(render_all, catalog, views=_views(catalog)), inputs=inputs(catalog),
+                          outputs=outputs(catalog), api_name=f"{api_name}_views", api_visibility="private",
+                          show_progress="hidden", concurrency_id="light", concurrency_limit=4)
+    # In the page: when the lists were last redrawn (a page that just opened has its final lists and
+    # tab from then on; browser tests and scripts wait for it before they click).
+    return rendered.then(None, js=f"() => {{ document.body.dataset.{VIEWS_MARK} = String(Date.now()); }}")
+

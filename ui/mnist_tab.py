@@ -139,4 +139,5 @@ def build(catalog: Catalog) -> None:
                outputs=[seen, label, bars],
                api_name="reclassify_digit", api_visibility="private", **INFERENCE_CONCURRENCY)
     gradcam.add_gradcam(catalog, TASK, current, run, api_name="gradcam_mnist", clear_on=(sketch, upload, run),
+                        last_classified=last,
                         title="Why? Grad-CAM of your digit (the drawing or upload last classified)")

@@ -49,14 +49,25 @@ def target_dropdown(catalog: Catalog, model_run):
 CLEAR_PANEL_JS = "() => [null, '']"
 
 
+def explain_last_classified(catalog: Catalog, image, model_run, target_class=None, overlay_strength=0.5,
+                            last_classified=None, *, task=None, variant=BASELINE):
+    """`explain` for a panel whose page remembers the image it last classified (a gr.State, not an
+    API parameter): in the page that image is explained, so an Explain pressed as soon as the
+    answer shows never explains an older image; an API caller's `image` is explained as sent."""
+    if inputs.from_browser() and last_classified is not None:
+        image = last_classified
+    return explain(catalog, image, model_run, target_class, overlay_strength, task=task, variant=variant)
+
+
 def add_gradcam(catalog: Catalog, task: str, image: gr.components.Component, run: gr.components.Component, *,
-                api_name: str, variant: str = BASELINE, labels=None, clear_on=None,
+                api_name: str, variant: str = BASELINE, labels=None, clear_on=None, last_classified=None,
                 title: str = "Why? Grad-CAM: where the model looked") -> None:
     """A Grad-CAM panel for an existing classify tab: call inside its build(), after its image
     input and run dropdown exist (an empty run means the task's default model, as in the tab).
     Runs when asked (a button or a class choice), not on every upload; a map already shown is
     cleared as soon as one of `clear_on` (default: the image and the run) changes, so it never
-    sits under an image or a model it does not explain."""
+    sits under an image or a model it does not explain. `last_classified`: the tab's gr.State of the
+    decoded image it last classified, explained in the page instead of `image` (explain_last_classified)."""
     if labels is None:
         key = catalog.default_key(task, variant)
         labels = (catalog.entry(key).loaded.config.labels if key and catalog.entry(key).loaded is not None
@@ -69,9 +80,10 @@ def add_gradcam(catalog: Catalog, task: str, image: gr.components.Component, run
         heat = gr.Image(label="Grad-CAM", format="png", interactive=False, height=256,
                         elem_classes=["gradcam-heat"])
         caption = gr.Markdown(label="Grad-CAM caption", elem_classes=["gradcam-caption"])
+    handler, extra = (explain, []) if last_classified is None else (explain_last_classified, [last_classified])
     gr.on([button.click, target.change],
-          images_as_files(inputs.endpoint(explain, catalog, task=task, variant=variant)),
-          inputs=[image, run, target, alpha], outputs=[heat, caption], api_name=api_name,
+          images_as_files(inputs.endpoint(handler, catalog, task=task, variant=variant)),
+          inputs=[image, run, target, alpha, *extra], outputs=[heat, caption], api_name=api_name,
           preprocess=False, **INFERENCE_CONCURRENCY)
     gr.on([c.change for c in (clear_on if clear_on is not None else (image, run))], None,
           outputs=[heat, caption], js=CLEAR_PANEL_JS)
@@ -90,8 +102,8 @@ def build(catalog: Catalog) -> None:
             target = gr.Dropdown([h.PREDICTED], value=h.PREDICTED, label="Explain class", allow_custom_value=True)
             button = gr.Button("Explain", variant="primary")
         with gr.Column():
-            heat = gr.Image(label="Grad-CAM", format="png", interactive=False, height=280)
-            caption = gr.Markdown(label="Grad-CAM caption")
+            heat = gr.Image(label="Grad-CAM", format="png", interactive=False, height=280, elem_id="why-gradcam-heat")
+            caption = gr.Markdown(label="Grad-CAM caption", elem_id="why-gradcam-caption")
     # A new image or another run answers again (the class choice resets to the predicted one).
     run.change(inputs.endpoint(target_dropdown, catalog, images=()), inputs=[run], outputs=[target],
                api_name="gradcam_targets", preprocess=False, **LIGHT_CONCURRENCY
