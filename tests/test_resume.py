@@ -46,6 +46,8 @@ RUN_FILES = {"config.json", "model.safetensors", "history.json", "metrics.json",
 #                         disk: print "paused writing <tmp>", wait for a line on stdin
 #   FAST_CLOCK=1          the checkpoint interval's clock jumps an hour per reading: every
 #                         step is due (no wall time involved)
+#   EXIT_AT_STEP=E:S      like PAUSE_AT_STEP, but the process ends there at once (os._exit), as
+#                         if the machine went down (under torchrun: every rank at the same step)
 CHILD = r"""
 import os, sys, runpy
 import torchvision.datasets.cifar as cifar
@@ -65,6 +67,14 @@ if os.environ.get("PAUSE_AT_STEP"):
             sys.stdin.readline()
         return decide(self, steps_done)
     midepoch.StepCheckpoints.__call__ = paused
+if os.environ.get("EXIT_AT_STEP"):
+    down = tuple(map(int, os.environ["EXIT_AT_STEP"].split(":")))
+    decide_or_exit = midepoch.StepCheckpoints.__call__
+    def exit_at(self, steps_done):
+        if (self.epoch, steps_done) == down:
+            os._exit(3)
+        return decide_or_exit(self, steps_done)
+    midepoch.StepCheckpoints.__call__ = exit_at
 if os.environ.get("PAUSE_IN_WRITE"):
     nth, writes, atomic_write = int(os.environ["PAUSE_IN_WRITE"]), [], checkpoint.atomic_write
     def pausing_atomic_write(path, write):
@@ -331,6 +341,44 @@ def test_checkpoints_at_a_time_interval_survive_kill_9(tmp_path, mnist_dir, mnis
     straight = mnist_straight("device")
     assert_same_run(straight, run)
     assert_one_value_per_step(run, reference=straight, epochs=2, steps_per_epoch=MNIST_STEPS)
+
+
+def test_under_torchrun_a_checkpoint_within_an_epoch_holds_both_ranks_and_resumes(tmp_path, mnist_dir):
+    """Two ranks (Gloo, CPU), three steps of 2 x 16 images: with every step due, the ranks agree to
+    checkpoint at each step (rank 0 writes, the sums are both ranks'); both go down at step 2, and
+    torchrun --resume ends with the weights of a straight two-rank run."""
+    from training.checkpoint import load_checkpoint
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+
+    def torchrun(out: Path, *extra: str, hooks: dict | None = None, entry=("-m", "training.train")):
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *entry,
+               "--data-dir", str(mnist_dir), "--device", "cpu", "--no-progress", "--deterministic", "--out", str(out),
+               *extra]
+        env = {**os.environ, "OMP_NUM_THREADS": "1", **(hooks or {})}
+        return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+
+    first_run = ["--task", "mnist", "--epochs", "1", "--limit-train", "96", "--limit-val", "32", "--batch-size", "16",
+                 "--checkpoint-every", "1"]
+    straight = torchrun(tmp_path / "straight", *first_run)
+    assert straight.returncode == 0, straight.stderr[-3000:]
+    run = tmp_path / "run"
+    down = torchrun(run, *first_run, hooks={"FAST_CLOCK": "1", "EXIT_AT_STEP": "1:2", "PYTHONPATH": str(REPO)},
+                    entry=(str(script),))
+    assert down.returncode != 0
+    assert down.stdout.count(f"checkpoint saved at epoch 1, step 1 of 3 ({run / 'checkpoint.pt'})") == 1, \
+        down.stdout + down.stderr[-3000:]     # said once: by rank 0
+    ckpt = load_checkpoint(run / "checkpoint.pt")
+    assert (ckpt["epoch"], ckpt["step"]) == (0, 1)
+    partial = ckpt["partial_epoch"]
+    assert partial["world_size"] == 2 and partial["tally"]["seen"] == 32    # both ranks' 16 images
+    resumed = torchrun(run, "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert_same_weights(tmp_path / "straight", run)
+    rows = [json.loads((r / "history.json").read_text())[0] for r in (tmp_path / "straight", run)]
+    for key in ("train_loss", "train_accuracy"):   # the same sums, added in another order
+        assert rows[1][key] == pytest.approx(rows[0][key], rel=1e-6)
+    assert rows[1]["val_loss"] == rows[0]["val_loss"] and rows[1]["val_accuracy"] == rows[0]["val_accuracy"]
 
 
 @pytest.mark.parametrize("kind, workers", [("device", 0), ("dataloader", 0), ("dataloader", 2)])
