@@ -153,7 +153,8 @@ def test_refuses_to_overwrite_an_existing_run(cifar10_run, cifar10_dir, cifar_un
 # Every flag of `python -m training.train`, written out by hand (README and docs name them).
 TRAIN_FLAGS = ["--task", "--random-erasing", "--preset", "--epochs", "--batch-size", "--lr", "--data-dir", "--out",
                "--seed", "--device", "--resume", "--limit-train", "--limit-val", "--workers", "--loader",
-               "--pretrained", "--compile", "--precision", "--deterministic", "--stop-after", "--no-progress",
+               "--pretrained", "--compile", "--precision", "--deterministic", "--stop-after", "--checkpoint-every",
+               "--no-progress",
                "--sync-bn", "--lr-scaling", "--dist-timeout"]
 
 
