@@ -25,6 +25,8 @@ def default_card(catalog: Catalog) -> str | None:
 
 def model_card(catalog: Catalog, model_run: str | None):
     """A catalog key -> (card markdown without its YAML front matter, curves.png image or None)."""
+    if inputs.from_browser() and inputs.run_key(model_run) is None:
+        return gr.skip(), gr.skip()          # no card yet: the tab's notice says how to get one
     entries = {e.key: e for e in card_entries(catalog)}
     model_run = inputs.required_run_key(model_run)
     if model_run not in entries:

@@ -95,8 +95,8 @@ def confusion_frame(root: Path | None) -> tuple[pd.DataFrame, pd.DataFrame, str]
                         "accuracy": [_percent(per_class.get(l)) for l in labels],
                         "images": totals.tolist()})
     note = (f"{metrics.get('split', 'validation')} split, {int(cm.sum())} images, accuracy "
-            f"{metrics.get('accuracy', float('nan')):.2%}. Each cell: the count, and below it the share of "
-            "that row's (true class's) images; the colour is that share. Click a cell to see its images.")
+            f"{metrics.get('accuracy', float('nan')):.2%}. Each cell: the count · its share of that row's "
+            "(true class's) images; the colour is that share. Click a cell to see its images.")
     return table, acc, note
 
 

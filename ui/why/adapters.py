@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import gradio as gr
 from PIL import Image
 
 from models.artifact import GALLERY_DIR
@@ -96,6 +97,15 @@ def first_run(catalog: Catalog, task: str | None = None) -> str | None:
         return catalog.default_key(task, BASELINE)
     runs = run_choices(catalog, task)
     return runs[0][1] if runs else None
+
+
+def nothing_chosen(key, outputs: int):
+    """When the page has no run to show (none trained yet, so its list is empty): `outputs`
+    gr.skip()s, leaving the panel as built (its notice says why and what to do) instead of an
+    error on every page load; None otherwise. An API call without a run still gets the error."""
+    if inputs.from_browser() and inputs.run_key(key) is None:
+        return tuple(gr.skip() for _ in range(outputs))
+    return None
 
 
 def entry_of(catalog: Catalog, key: str | None) -> ModelEntry:

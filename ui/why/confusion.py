@@ -11,10 +11,12 @@ from ui import explain_handlers as h
 from ui import live
 from ui.catalog import Catalog
 from ui.common import LIGHT_CONCURRENCY
-from ui.why.adapters import NO_RUNS, Images, entry_of, first_run, labels_of, run_choices
+from ui.why.adapters import NO_RUNS, Images, entry_of, first_run, labels_of, nothing_chosen, run_choices
 
 
 def confusion(catalog: Catalog, model_run):
+    if (skipped := nothing_chosen(model_run, 5)) is not None:
+        return skipped
     entry = entry_of(catalog, model_run)
     table, per_class, note = h.confusion_frame(entry.root)
     return h.confusion_heatmap(table), per_class, note, [], ""
@@ -37,11 +39,11 @@ def build(catalog: Catalog, images: Images) -> None:
                         elem_id="confusion-run")
     table0, acc0, note0, _, _ = confusion(catalog, first) if first else (None, None, "", [], "")
     note = gr.Markdown(note0, label="Confusion matrix note")
-    with gr.Row(equal_height=False):
-        table = gr.Dataframe(table0, label="Confusion matrix (rows: true class, columns: predicted class)",
-                             interactive=False, scale=3, elem_id="confusion-heatmap")
-        accuracy = gr.Dataframe(acc0, label="Per-class accuracy", interactive=False, scale=2, wrap=True,
-                                column_widths=["34%", "36%", "30%"], elem_id="confusion-per-class")
+    # The heat map takes the whole width: ten classes of "count · rate" fit without scrolling.
+    table = gr.Dataframe(table0, label="Confusion matrix (rows: true class, columns: predicted class)",
+                         interactive=False, elem_id="confusion-heatmap")
+    accuracy = gr.Dataframe(acc0, label="Per-class accuracy", interactive=False, wrap=True,
+                            elem_id="confusion-per-class")
     text = gr.Markdown(label="Clicked cell", elem_id="confusion-cell-text")
     gallery = gr.Gallery(label="Images of the clicked cell", columns=8, height="auto", object_fit="contain",
                          preview=False, elem_id="confusion-gallery")

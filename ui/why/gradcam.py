@@ -13,7 +13,7 @@ from ui import live
 from ui.catalog import Catalog
 from ui.common import INFERENCE_CONCURRENCY, LIGHT_CONCURRENCY, is_empty, read_image
 from ui.serving import images_as_files
-from ui.why.adapters import NO_RUNS, first_run, labels_of, model_entry, run_choices
+from ui.why.adapters import NO_RUNS, first_run, labels_of, model_entry, nothing_chosen, run_choices
 
 
 NOTHING_YET = "Nothing to explain yet: give an image first (upload one, or draw a digit), then press Explain."
@@ -26,6 +26,8 @@ def explain(catalog: Catalog, image, model_run, target_class=None, overlay_stren
     The image is prepared as every classify endpoint prepares it for that model's task
     (models.predict.prepare_image: MNIST digits made MNIST-like), so the explained class and
     its probability are the ones the classify tabs show."""
+    if task is None and (skipped := nothing_chosen(model_run, 2)) is not None:
+        return skipped
     entry = model_entry(catalog, model_run, task, variant)
     target_class = inputs.choice(target_class, "target_class", h.target_choices(entry.loaded.config.labels),
                                  default=h.PREDICTED)

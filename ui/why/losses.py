@@ -8,10 +8,12 @@ from ui import explain_handlers as h
 from ui import live
 from ui.catalog import Catalog
 from ui.common import LIGHT_CONCURRENCY
-from ui.why.adapters import NO_RUNS, Images, entry_of, first_run, labels_of, run_choices
+from ui.why.adapters import NO_RUNS, Images, entry_of, first_run, labels_of, nothing_chosen, run_choices
 
 
 def losses(catalog: Catalog, images: Images, model_run, count=16):
+    if (skipped := nothing_chosen(model_run, 3)) is not None:
+        return skipped
     entry = entry_of(catalog, model_run)
     labels = labels_of(catalog, model_run)
     return h.top_losses_view(entry.root, labels, images(entry.task, labels, entry.root), int(count))

@@ -11,7 +11,7 @@ from ui import explain_handlers as h
 from ui import live
 from ui.catalog import Catalog, train_command
 from ui.common import LIGHT_CONCURRENCY
-from ui.why.adapters import CATSDOGS, entry_of, first_run, labels_of, run_choices
+from ui.why.adapters import CATSDOGS, entry_of, first_run, labels_of, nothing_chosen, run_choices
 
 # The columns of the table at one threshold (explain_handlers.threshold_report), shown empty
 # before there is a run, instead of Gradio's placeholder headers "1 2 3".
@@ -19,11 +19,15 @@ TABLE_COLUMNS = ["threshold", "accuracy", "precision", "recall", "true pos", "fa
 
 
 def threshold(catalog: Catalog, model_run, decision_threshold):
+    if (skipped := nothing_chosen(model_run, 2)) is not None:
+        return skipped
     entry = entry_of(catalog, model_run)
     return h.threshold_report(entry.root, inputs.real_number(decision_threshold, "decision_threshold", 0, 1))
 
 
 def calibration(catalog: Catalog, model_run, bins=10):
+    if (skipped := nothing_chosen(model_run, 3)) is not None:
+        return skipped
     entry = entry_of(catalog, model_run)
     labels = labels_of(catalog, model_run)
     class_index = 1 if entry.task == CATSDOGS else None
