@@ -1,21 +1,25 @@
 """Screenshots of every tab of the app, for the README: assets/screenshots/<tab>.png.
 
-    python scripts/make_screenshots.py [--runs runs] [--data-dir ../shared/data] [--out assets/screenshots]
+    python scripts/make_screenshots.py [--runs runs] [--data-dir data] [--out assets/screenshots]
 
 Launches the app on a free local port with the runs found under --runs, opens it in Chromium
 (Playwright; Debian's /usr/bin/chromium when present), uses each tab the way a visitor would
-(uploads a sample, draws a digit and asks Grad-CAM why, opens a confusion-matrix cell, ...),
-and saves one small palette PNG per tab. --data-dir is where the validation images are (the
-confusion-matrix gallery's thumbnails). Needs
+(uploads a sample, draws a digit and asks Grad-CAM why, opens the confusion heat map's largest
+error, ...), and saves one small palette PNG per tab. --data-dir is where the datasets are (the
+galleries' thumbnails of correct cells). The Train tab is shown mid-run: a second app on a
+temporary runs folder starts a short real MNIST run (--data-dir/MNIST, --train-images per epoch)
+from the tab, is photographed during its third epoch, then stops it and is removed. Needs
 `apt-get install -y chromium && pip install playwright`.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import socket
 import sys
+import tempfile
 from io import BytesIO
 from pathlib import Path
 
@@ -52,87 +56,146 @@ def draw_digit(page) -> None:
     page.mouse.up()
 
 
+def launch(demo) -> str:
+    import app
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True,
+                            **app.launch_options())
+    return url
+
+
+def open_app(browser, url: str, height: int = 900):
+    page = browser.new_page(viewport={"width": 1280, "height": height}, device_scale_factor=1)
+    page.set_default_timeout(180_000)
+    page.goto(url)
+    page.wait_for_selector("body[data-views-rendered]")   # the page-load event is done (ui/live.py)
+    return page
+
+
+def settle(page) -> None:
+    """Let plots finish drawing (Vega animates its marks) before a picture is taken."""
+    page.wait_for_timeout(1500)
+
+
+def tabs_shots(browser, demo, url: str, shot) -> None:
+    """One picture per tab of the app on the user's runs."""
+    page = open_app(browser, url)
+
+    def tab(name: str):
+        page.get_by_role("tab", name=name, exact=True).click()
+        page.wait_for_timeout(800)
+
+    has = {t: demo.catalog.default_key(t) is not None for t in ("cifar10", "mnist", "catsdogs")}
+    tab("CIFAR-10")
+    if has["cifar10"]:  # without a model the tab shows its training command instead
+        page.locator("#cifar10-input input[type=file]").set_input_files(str(ASSETS / "sample_boat.png"))
+        page.locator("#cifar10-label").filter(has_text="%").wait_for()
+    shot(page, "cifar10")
+    tab("MNIST")
+    if has["mnist"]:
+        draw_digit(page)
+        page.locator("#mnist-label").filter(has_text="%").wait_for()
+        page.get_by_text("Why? Grad-CAM of your digit").click()      # Grad-CAM of the drawing
+        page.get_by_role("button", name="Explain", exact=True).click()
+        page.locator(".gradcam-caption").filter(has_text="Grad-CAM for").first.wait_for()
+    shot(page, "mnist")
+    tab("Cats vs Dogs")
+    if has["catsdogs"]:
+        page.locator("#catsdogs-input input[type=file]").set_input_files(str(ASSETS / "cat_drawing.png"))
+        page.locator("#catsdogs-baseline").filter(has_text="%").wait_for()
+    shot(page, "catsdogs")
+    tab("Augmentation")
+    page.get_by_role("button", name="Augment").click()
+    page.locator("#augment-gallery img").first.wait_for()
+    shot(page, "augmentation")
+    for name, file in (("Architecture", "architecture"), ("Training curves", "curves")):
+        tab(name)
+        shot(page, file)
+    tab("See why")
+    page.get_by_role("tab", name="Confusion matrix", exact=True).click()
+    if has["mnist"]:  # the heat map of the MNIST run, and the images of its largest error
+        entry = demo.catalog.entry(demo.catalog.default_key("mnist"))
+        page.locator("#confusion-run input").click()
+        page.get_by_role("option", name=entry.label, exact=True).click()
+        counts = json.loads((entry.root / "metrics.json").read_text())["confusion_matrix"]
+        n = len(counts)
+        row, col = max(((r, c) for r in range(n) for c in range(n) if r != c), key=lambda rc: counts[rc[0]][rc[1]])
+        cell = lambda r, c: page.locator(f'#confusion-heatmap [role=gridcell][data-testid="cell-{r}-{c + 1}"]')  # noqa: E731
+        cell(0, 0).filter(has_text=f"{counts[0][0]} ").wait_for()     # the chosen run's heat map is shown
+        cell(row, col).click()
+        page.locator("#confusion-cell-text").filter(has_text="image(s)").wait_for()
+        if counts[row][col]:
+            page.locator("#confusion-gallery img").first.wait_for()
+    shot(page, "why")
+    tab("Model cards")
+    shot(page, "cards")
+    page.close()
+
+
+def train_shot(browser, data_dir: Path, images: int, shot) -> None:
+    """The Train tab during a short real MNIST run started from the tab (its own app and runs folder)."""
+    import app
+    runs = Path(tempfile.mkdtemp(prefix="cnn-studio-train-shot-"))
+    demo = app.build_demo(runs, data_dir=data_dir, training_off=None, train_device="cpu")
+    try:
+        page = open_app(browser, launch(demo), height=1000)
+        page.get_by_role("tab", name="Train", exact=True).click()
+        page.get_by_text("Advanced (blank: the preset's value)").click()
+        for field, value in (("Epochs", 3), ("Batch size", 128), ("Training images (subset)", images),
+                             ("Validation images (subset)", 2000)):
+            page.get_by_label(field, exact=True).fill(str(value))
+            page.get_by_label(field, exact=True).press("Tab")
+        page.locator("#train-command").filter(has_text=f"--limit-train {images}").wait_for()
+        page.locator("#train-start").click()
+        # The third epoch under way: two points per curve, live figures, the log.
+        page.locator("#train-progress").filter(has_text="epoch 3/3 · step").wait_for(timeout=900_000)
+        page.locator("#train-progress").filter(has_text="images/s").wait_for()
+        settle(page)
+        shot(page, "train")
+        page.locator("#train-stop").click()
+        page.locator("#train-progress").filter(has_text="Stopped").wait_for()
+        page.close()
+    finally:
+        demo.trainer.jobs.close()
+        demo.close()
+        shutil.rmtree(runs, ignore_errors=True)
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", type=Path, default=REPO / "runs", help="runs folder (default runs/)")
     p.add_argument("--out", type=Path, default=ASSETS / "screenshots", help="output folder")
-    p.add_argument("--data-dir", type=Path, default=None, help="datasets folder, for the galleries' thumbnails")
+    p.add_argument("--data-dir", type=Path, default=REPO / "data",
+                   help="datasets folder (default data/): galleries' thumbnails, and the Train tab's MNIST run")
+    p.add_argument("--train-images", type=int, default=1536,
+                   help="training images per epoch of the Train tab's run (default 1536; 0: no Train tab picture)")
     p.add_argument("--width", type=int, default=1000, help="width of the saved PNGs in pixels")
     args = p.parse_args(argv)
 
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     sys.path.insert(0, str(REPO))
     import app
     from playwright.sync_api import sync_playwright
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    demo = app.build_demo(args.runs, data_dir=args.data_dir)
-    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True,
-                            **app.launch_options())
     args.out.mkdir(parents=True, exist_ok=True)
+
+    def shot(page, name: str):
+        settle(page)
+        save_small(page.screenshot(full_page=True), args.out / f"{name}.png", args.width)
+
+    demo = app.build_demo(args.runs, data_dir=args.data_dir)
     chromium = "/usr/bin/chromium" if Path("/usr/bin/chromium").is_file() else shutil.which("chromium")
     try:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1280, "height": 900}, device_scale_factor=1)
-            page.set_default_timeout(60_000)
-            page.goto(url)
-            page.wait_for_selector("#app-title")
-
-            def tab(name: str):
-                page.get_by_role("tab", name=name).click()
-                page.wait_for_timeout(800)
-
-            def shot(name: str):
-                page.wait_for_timeout(1500)  # plots and images settle
-                save_small(page.screenshot(full_page=True), args.out / f"{name}.png", args.width)
-
-            has = {t: demo.catalog.default_key(t) is not None for t in ("cifar10", "mnist", "catsdogs")}
-            tab("CIFAR-10")
-            if has["cifar10"]:  # without a model the tab shows its training command instead
-                page.locator("#cifar10-input input[type=file]").set_input_files(str(ASSETS / "sample_boat.png"))
-                page.locator("#cifar10-label").filter(has_text="%").wait_for()
-            shot("cifar10")
-            tab("MNIST")
-            if has["mnist"]:
-                draw_digit(page)
-                page.locator("#mnist-label").filter(has_text="%").wait_for()
-                page.get_by_text("Why? Grad-CAM of your digit").click()      # Grad-CAM of the drawing
-                page.get_by_role("button", name="Explain", exact=True).click()
-                page.locator(".gradcam-caption").filter(has_text="Grad-CAM for").first.wait_for()
-            shot("mnist")
-            tab("Cats vs Dogs")
-            if has["catsdogs"]:
-                page.locator("#catsdogs-input input[type=file]").set_input_files(str(ASSETS / "cat_drawing.png"))
-                page.locator("#catsdogs-baseline").filter(has_text="%").wait_for()
-            shot("catsdogs")
-            tab("Augmentation")
-            page.get_by_role("button", name="Augment").click()
-            page.locator("#augment-gallery img").first.wait_for()
-            shot("augmentation")
-            for name, file in (("Architecture", "architecture"), ("Training curves", "curves")):
-                tab(name)
-                shot(file)
-            tab("See why")
-            page.get_by_role("tab", name="Confusion matrix").click()
-            if has["mnist"]:  # the heat map of the MNIST run, and the images of its largest error
-                key = demo.catalog.default_key("mnist")
-                page.locator("#confusion-run input").click()
-                page.get_by_role("option", name=demo.catalog.entry(key).label).click()
-                cells = page.locator("#confusion-heatmap tbody tr")
-                cells.first.get_by_text("·").first.wait_for()
-                page.wait_for_timeout(800)
-                counts = [[int(t.split(" · ")[0]) for t in cells.nth(r).locator("td").all_inner_texts()[1:]]
-                          for r in range(cells.count())]
-                worst = max(((r, c) for r in range(len(counts)) for c in range(len(counts)) if r != c),
-                            key=lambda rc: counts[rc[0]][rc[1]])
-                cells.nth(worst[0]).locator("td").nth(worst[1] + 1).click()
-                page.locator("#confusion-cell-text").filter(has_text="image(s)").wait_for()
-            shot("why")
-            tab("Model cards")
-            shot("cards")
+            tabs_shots(browser, demo, launch(demo), shot)
+            if args.train_images and (args.data_dir / "MNIST" / "raw").is_dir():
+                train_shot(browser, args.data_dir, args.train_images, shot)
+            elif args.train_images:
+                print(f"no MNIST in {args.data_dir}/MNIST/raw: no Train tab picture")
             browser.close()
     finally:
         demo.close()
