@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import subprocess
 import sys
@@ -31,6 +32,14 @@ def check_run_directory(run_dir, *, task, epochs, val_images, train_images):
     assert config["recipe"]["epochs"] == epochs and len(history) == epochs
     assert len(config["init_sha256"]) == 64
     assert set(config["versions"]) >= {"python", "torch", "torchvision"}
+    # The machine the timings come from, as /proc/cpuinfo and the scheduler name it.
+    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    names = [ln.split(":", 1)[1].strip() for ln in cpuinfo.splitlines() if ln.startswith("model name")]
+    hw = config["hardware"]
+    if names:
+        assert hw["cpu"] == names[0]
+    assert hw["cpu_cores"] == len(os.sched_getaffinity(0)) and hw["gpu"] is None
+    assert hw["bf16_matrix_units"] == (" amx_tile" in cpuinfo)
     for row in history:
         assert set(row) >= {"epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds"}
         assert all(math.isfinite(row[k]) for k in row)

@@ -33,7 +33,8 @@ from training.engine import EpochTally, NonFiniteLossError, evaluate, make_loss,
 from training.midepoch import PartialEpoch, Position, StepCheckpoints, resume_partial
 from training.optim import build_optimizer, build_scheduler
 from training.precision import autocast_dtype, set_torch_flags, use_channels_last
-from training.record import RunRecord, config_json, distributed_facts, now_utc, versions, weights_sha256
+from training.record import (RunRecord, config_json, distributed_facts, hardware, now_utc, versions,
+                             weights_sha256)
 from training.release import save_examples, write_release
 from training.run_config import RunConfig, get_args_parser, options, resolve
 from training.runlog import RunLog
@@ -80,7 +81,8 @@ def _run(cfg: RunConfig, device: torch.device, rank_info: distributed.DistInfo) 
         init_sha256=checkpoint["config"]["init_sha256"] if checkpoint else init_sha256,
         parameters=sum(p.numel() for p in model.parameters()), device=str(device),
         distributed=distributed_facts(cfg, rank_info.world_size),
-        created=checkpoint["config"].get("created") if checkpoint else now_utc(), versions=versions())
+        created=checkpoint["config"].get("created") if checkpoint else now_utc(), versions=versions(),
+        hardware=hardware(device))
     log = RunLog(cfg, config_json(cfg, record), parts, history, rank_info, resumed=checkpoint is not None)
     if rank_info.is_main:
         save_examples(run_dir, val_split, task.model.labels, per_class=1 if task.model.num_classes > 2 else 4)
