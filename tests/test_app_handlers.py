@@ -87,6 +87,20 @@ def test_cifar10_handler_takes_every_image_mode(app_catalog, tmp_path, mode):
     assert seen.size == (256, 256) and seen.mode == "RGB"
 
 
+def test_a_32px_photo_gets_the_softmax_of_its_normalised_pixels(app_catalog, tmp_path):
+    """CIFAR-10 needs no resizing for a 32x32 RGB image: the answer is the model's softmax of
+    (pixel / 255 - mean) / std, computed here from config.json's mean and std."""
+    pixels = np.random.default_rng(5).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    probs, _, _ = cifar10_tab.classify_cifar10(app_catalog, payload(_write(tmp_path, "x.png", Image.fromarray(pixels))))
+    loaded = app_catalog.get(None, "cifar10").loaded
+    mean, std = (torch.tensor(loaded.info[k]).view(3, 1, 1) for k in ("mean", "std"))
+    x = (torch.from_numpy(pixels).permute(2, 0, 1).float() / 255 - mean) / std
+    with torch.no_grad():
+        expected = torch.softmax(loaded.model(x[None]), 1)[0]
+    assert list(probs) == list(loaded.info["labels"])
+    assert list(probs.values()) == pytest.approx(expected.tolist(), abs=1e-5)
+
+
 def test_other_input_forms_work_too(app_catalog, tmp_path):
     path = MODES["RGBA"](tmp_path)
     by_payload = cifar10_tab.classify_cifar10(app_catalog, payload(path))[0]
