@@ -280,16 +280,6 @@ def test_run_and_model_names_are_not_paths(client, tmp_path):
         client.predict("/etc/passwd", api_name="/model_card")
 
 
-def test_no_public_link_and_limits_on_launch(app_server):
-    import app
-    demo, _ = app_server
-    options = app.launch_options()
-    assert options.get("share", False) is False and demo.share is False
-    assert demo.max_file_size == 10 * 1024 * 1024
-    assert demo._queue.max_size == app.QUEUE_MAX_SIZE
-    json.dumps(options, default=str)   # plain values only
-
-
 def test_a_broken_model_is_listed_unavailable_and_the_rest_keeps_serving(cifar10_run, tmp_path):
     """The newest CIFAR-10 run has truncated weights: it is reported (file and problem), the
     next one serves, and asking for the broken one by name is a one-line error."""
@@ -423,16 +413,21 @@ def _read_http_response(sock) -> tuple[str, str]:
     return head.split(b"\r\n")[0].decode(), body.decode(errors="replace")
 
 
-def test_a_declared_200_mb_body_is_refused_before_it_is_read(app_server, client, tmp_path):
+def declared_body_answer(url: str, declared_bytes: int, path: str = "/gradio_api/call/classify_cifar10"):
+    """(status code, body) of a POST that declares `declared_bytes` and sends only its first 40."""
     import socket
-    _, url = app_server
     host, port = _host_port(url)
     with socket.create_connection((host, port)) as sock:
-        sock.sendall(f"POST /gradio_api/call/classify_cifar10 HTTP/1.1\r\nHost: {host}:{port}\r\n"
-                     f"Content-Type: application/json\r\nContent-Length: {200 * MIB}\r\n\r\n".encode()
-                     + b'{"data": [{"url": "data:image/png;base64,')        # 40 bytes of the 200 MiB
+        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                     f"Content-Type: application/json\r\nContent-Length: {declared_bytes}\r\n\r\n".encode()
+                     + b'{"data": [{"url": "data:image/png;base64,')
         status, body = _read_http_response(sock)
-    assert status.split()[1] == "413", status
+    return int(status.split()[1]), body
+
+
+def test_a_declared_200_mb_body_is_refused_before_it_is_read(app_server, client, tmp_path):
+    status, body = declared_body_answer(app_server[1], 200 * MIB)
+    assert status == 413, status
     assert "request body too large (200.0 MiB; at most 16 MiB)" in json.loads(body)["error"]
     assert_answers(client, tmp_path)
 
@@ -555,13 +550,16 @@ def test_every_parameter_of_every_endpoint_refuses_a_wrong_type_by_name(app_serv
 
 
 def test_every_number_of_every_endpoint_refuses_out_of_range_values_by_name(app_server, endpoints, valid_inputs):
+    """Each kind of bad number (too large, too small, text, NaN) once per endpoint, and each number
+    parameter at least once: the kinds go round the endpoint's number parameters."""
     _, url = app_server
-    numeric = [(name, i, p) for name, info in endpoints.items() for i, p in enumerate(info["parameters"])
-               if p["python_type"]["type"] in ("float", "int")]
-    assert {p["parameter_name"] for _, _, p in numeric} >= {"seed", "copies", "box_x", "box_size",
-                                                             "decision_threshold", "overlay_strength"}
-    for name, i, p in numeric:
-        for bad in BAD_NUMBERS:
+    numeric = {name: [(i, p) for i, p in enumerate(info["parameters"]) if p["python_type"]["type"] in ("float", "int")]
+               for name, info in endpoints.items()}
+    assert {p["parameter_name"] for params in numeric.values() for _, p in params} >= {
+        "seed", "copies", "box_x", "box_size", "decision_threshold", "overlay_strength"}
+    for name, params in ((n, ps) for n, ps in numeric.items() if ps):
+        for k in range(max(len(BAD_NUMBERS), len(params))):
+            (i, p), bad = params[k % len(params)], BAD_NUMBERS[k % len(BAD_NUMBERS)]
             event, payload = _call_api(url, name.lstrip("/"), _with(valid_inputs[name], i, bad))
             message = _message(event, payload)
             _assert_names(message, p["parameter_name"], name, bad)
