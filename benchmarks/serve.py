@@ -187,14 +187,17 @@ def differences(a, b, atol: float, path: str = "") -> list[str]:
 class Target:
     """One server endpoint and its clients (one gradio_client.Client per simulated user)."""
 
-    def __init__(self, endpoint: str, side: str, url: str, api_name: str, clients: int, downloads: Path,
+    def __init__(self, endpoint: str, side: str, url: str, api_name: str, clients: int, downloads: Path | None,
                  timeout: float | None = None):
         from gradio_client import Client
         self.endpoint, self.url, self.api_name = endpoint, url, api_name
         self.name = f"{side}-{endpoint}"
         http = {"timeout": timeout} if timeout else None   # None: gradio_client's default (httpx: 5 s)
-        self.clients = [Client(url, verbose=False, download_files=str(downloads / f"{self.name}-{i}"),
-                               httpx_kwargs=http) for i in range(clients)]
+        # downloads=None: returned files are not fetched; the answer keeps their URLs (content-named
+        # by ui.serving.image_file, so equal pictures still compare equal).
+        self.clients = [Client(url, verbose=False, httpx_kwargs=http,
+                               download_files=str(downloads / f"{self.name}-{i}") if downloads else False)
+                        for i in range(clients)]
         self.reference: dict[Path, object] = {}
 
     def call(self, client, image: Path):
@@ -262,6 +265,8 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help="floats in answers within this count as equal (default 0: exactly equal)")
     p.add_argument("--client-timeout", type=float, default=None,
                    help="seconds before a client's HTTP call times out (default: gradio_client's, httpx's 5 s)")
+    p.add_argument("--no-downloads", action="store_true",
+                   help="clients do not fetch returned images (what an answer costs without its image download)")
     p.add_argument("--label", default="", help="result file name: serve[-LABEL]-cpu.json")
     p.add_argument("--describe", default="this checkout", help="what app is served, for the report "
                    "(e.g. 'main before issue 16 (5fa73dd)')")
@@ -296,10 +301,11 @@ def main(argv=None) -> dict:
         most = max(args.clients)
         targets = {}
         for e in args.endpoints:
-            targets[(e, "app")] = Target(e, "app", f"http://127.0.0.1:{app_port}/", e, most, work / "downloads",
+            downloads = None if args.no_downloads else work / "downloads"
+            targets[(e, "app")] = Target(e, "app", f"http://127.0.0.1:{app_port}/", e, most, downloads,
                                          args.client_timeout)
             targets[(e, "floor")] = Target(e, "floor", f"http://127.0.0.1:{floor_port}/", "classify", most,
-                                           work / "downloads", args.client_timeout)
+                                           downloads, args.client_timeout)
         for target in targets.values():   # the sequential answers every later one must equal
             for image in images[target.endpoint]:
                 target.reference[image] = target.call(target.clients[0], image)
@@ -358,7 +364,8 @@ def main(argv=None) -> dict:
     env["torch_threads"] = args.threads or "app default"
     name = "serve" + (f"-{args.label}" if args.label else "")
     payload = {"task": "serve", "variant": args.describe, "endpoints": args.endpoints, "clients": args.clients, "requests": args.requests,
-               "repeats": args.repeats, "images": args.images, "client_timeout": args.client_timeout,
+               "downloads": not args.no_downloads, "repeats": args.repeats, "images": args.images,
+               "client_timeout": args.client_timeout,
                "app_command": shlex.join(app_cmd[1:]),
                "app_dir": str(args.app_dir.resolve()), "atol": args.atol, "results": results,
                "app_log_tail": app_log,

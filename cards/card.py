@@ -101,6 +101,19 @@ REPRO_KEYS = [("seed", "seed"), ("init_sha256", "initial weights SHA-256"), ("de
               ("created", "created")]
 
 
+def _machine_rows(hardware: dict | None) -> list[tuple[str, str]]:
+    """The machine the seconds and images/s of the history were measured on (config.json's `hardware`)."""
+    if not hardware:
+        return []
+    if hardware.get("gpu"):
+        machine = f"{hardware['gpu']} (host CPU: {hardware.get('cpu', '?')})"
+    else:
+        units = "with" if hardware.get("bf16_matrix_units") else "without"
+        machine = (f"{hardware.get('cpu', '?')}, {hardware.get('cpu_cores', '?')} cores, {units} bf16 matrix "
+                   f"units, {hardware.get('torch_threads', '?')} torch threads")
+    return [("machine (the timings above)", _cell(machine))]
+
+
 class CardError(ValueError):
     """The run directory lacks what a card needs; the message names the file."""
 
@@ -280,7 +293,7 @@ def template_context(facts: dict) -> dict:
         "recipe_rows": [(k, _cell(_value(v))) for k, v in flatten(config.get("recipe") or {})],
         "random_erasing_text": _random_erasing_text(re_params),
         "repro_rows": [(label, f"`{config[k]}`" if k == "init_sha256" else _cell(_value(config[k])))
-                       for k, label in REPRO_KEYS if k in config],
+                       for k, label in REPRO_KEYS if k in config] + _machine_rows(config.get("hardware")),
         "history_header": [h for k, h, _ in _history_columns(history)],
         "history_rows": [[_fmt(row.get(k), f) for k, _, f in _history_columns(history)] for row in history],
         "has_curves": bool(facts.get("has_curves")),

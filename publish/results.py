@@ -74,15 +74,31 @@ def row(run: Path, base: Path) -> str:
         evaluated += " (whole split)"
     link = run.relative_to(base).as_posix()
     return (f"| {config['task']} | {config['variant']} | {config['architecture']} | {len(history)} | {train} | "
-            f"{evaluated} | {metrics['accuracy'] * 100:.2f}% | {config.get('device', '?')} | [`{link}`]({link}/) |")
+            f"{evaluated} | {metrics['accuracy'] * 100:.2f}% | {machine(config)} | {training_time(history)} | "
+            f"[`{link}`]({link}/) |")
+
+
+def machine(config: dict) -> str:
+    """The device, then what the run recorded of the machine: CPU or GPU model, cores, precision."""
+    hw = config.get("hardware") or {}
+    details = [hw.get("gpu") or hw.get("cpu"), f"{hw['cpu_cores']} cores" if hw.get("cpu_cores") and not hw.get("gpu")
+               else None, config.get("precision")]
+    details = [d for d in details if d]
+    return f"{config.get('device', '?')} ({', '.join(details)})" if details else str(config.get("device", "?"))
+
+
+def training_time(history: list[dict]) -> str:
+    """The epochs' recorded training time (wall clock, evaluation not included), in minutes or hours."""
+    seconds = sum(row.get("seconds") or 0.0 for row in history)
+    return f"{seconds / 60:.1f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
 
 
 def table(runs: list[Path], base: Path = REPO_ROOT) -> str:
-    lines = ["| task | variant | model | epochs | train images | evaluated on | accuracy | device | run |",
-             "| --- | --- | --- | ---: | --- | --- | ---: | --- | --- |"]
+    lines = ["| task | variant | model | epochs | train images | evaluated on | accuracy | device | time | run |",
+             "| --- | --- | --- | ---: | --- | --- | ---: | --- | ---: | --- |"]
     lines += [row(run, base) for run in runs]
     if not runs:
-        lines.append("| (no committed results yet) | | | | | | | | |")
+        lines.append("| (no committed results yet) | | | | | | | | | |")
     return "\n".join(lines)
 
 

@@ -51,6 +51,8 @@ def make_config(task_name: str = "mnist", *, random_erasing: bool = False) -> di
         "precision": "bf16",
         "versions": {"python": "3.11.7", "torch": "2.14.1", "torchvision": "0.29.1", "cnn_studio": "0.1.0"},
         "created": "2026-11-29T17:00:00+00:00",
+        "hardware": {"cpu": "Intel(R) Xeon(R) Processor", "cpu_cores": 2, "bf16_matrix_units": True,
+                     "torch_threads": 2, "gpu": None},
     }
 
 
@@ -176,6 +178,8 @@ def test_body_shows_every_recipe_key_history_row_and_class():
     assert f"{config['parameters']:,}" in text                  # 20,297,674-style
     assert config["init_sha256"] in text and "| seed | 7 |" in text
     assert "| training arithmetic (evaluation: fp32) | bf16 |" in text
+    assert ("| machine (the timings above) | Intel(R) Xeon(R) Processor, 2 cores, with bf16 matrix units, "
+            "2 torch threads |") in text
     for name, version in config["versions"].items():
         assert f"- {name}: {version}" in text
     assert f"{config['dataset']['train_images']:,} (split `train`)" in text

@@ -68,9 +68,12 @@ def test_each_row_reads_its_numbers_from_the_folder_and_flags_subsets():
         config = json.loads((folder / "config.json").read_text())
         metrics = json.loads((folder / "metrics.json").read_text())
         history = json.loads((folder / "history.json").read_text())
-        task, variant, arch, epochs, train, evaluated, accuracy, device = cells[:8]
-        assert (task, variant, arch, device) == (config["task"], config["variant"], config["architecture"],
-                                                 config["device"])
+        task, variant, arch, epochs, train, evaluated, accuracy, device, minutes = cells[:9]
+        assert (task, variant, arch) == (config["task"], config["variant"], config["architecture"])
+        assert device.split(" (")[0] == config["device"] and config["precision"] in device
+        if (config.get("hardware") or {}).get("cpu"):
+            assert config["hardware"]["cpu"] in device
+        assert minutes == f"{sum(row['seconds'] for row in history) / 60:.1f} min"
         assert int(epochs) == len(history)
         assert accuracy == f"{100 * metrics['accuracy']:.2f}%"
         assert evaluated.startswith(f"{metrics['num_images']:,} of `{metrics['split']}`")

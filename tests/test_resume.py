@@ -1,9 +1,15 @@
 """Training survives faults: stop/resume is bit-identical, SIGINT and SIGKILL lose no work,
 a NaN loss stops cleanly, checkpoints are data (weights_only) and refuse the wrong run.
 
-All runs are VGG19-BN on generated CIFAR-10 (tests/datagen.py): 10 training images in
-batches of 5 (two steps per epoch), 10 validation images, CPU, --deterministic. Bit-identical
-results assume the same machine and the same number of threads for both runs.
+Most runs are VGG19-BN on generated CIFAR-10 (tests/datagen.py): 10 training images in
+batches of 5 (two steps per epoch), 10 validation images, CPU, --deterministic. Stops within
+an epoch use generated MNIST idx files: 32 training images in batches of 8 (four steps per
+epoch), through both loaders. Bit-identical results assume the same machine and the same
+number of threads for both runs.
+
+Child processes stop where the test says, never after a sleep: the CLI runs under CHILD,
+which can pause it at a given step or half-way through a given checkpoint write (it prints
+where it paused and waits for a line on stdin), so a signal or a kill -9 lands exactly there.
 """
 from __future__ import annotations
 
@@ -13,13 +19,11 @@ import json
 import os
 import pickle
 import random
-import re
 import shutil
 import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -34,11 +38,60 @@ TIMING = ("seconds", "cpu_seconds", "images_per_s")
 RUN_FILES = {"config.json", "model.safetensors", "history.json", "metrics.json", "predictions.json",
              "README.md", "curves.png", "examples", "tb", "checkpoint.pt", "SHA256SUMS", "progress.json", "see_why"}
 
-# The CLI in a child process, with CIFAR-10's md5 check skipped (generated batches; tests only).
-CHILD = ("import sys, runpy; import torchvision.datasets.cifar as c; "
-         "c.check_integrity = lambda *a, **k: True; "
-         "sys.argv = ['training.train'] + sys.argv[1:]; "
-         "runpy.run_module('training.train', run_name='__main__')")
+# The CLI in a child process, with CIFAR-10's md5 check skipped (generated batches; tests only),
+# and the test's synchronisation points (environment variables):
+#   PAUSE_AT_STEP=E:S     before the checkpoint decision after step S of epoch E: print
+#                         "paused at epoch E step S", wait for a line on stdin
+#   PAUSE_IN_WRITE=N      in the Nth checkpoint write, once half of the temporary file is on
+#                         disk: print "paused writing <tmp>", wait for a line on stdin
+#   FAST_CLOCK=1          the checkpoint interval's clock jumps an hour per reading: every
+#                         step is due (no wall time involved)
+#   EXIT_AT_STEP=E:S      like PAUSE_AT_STEP, but the process ends there at once (os._exit), as
+#                         if the machine went down (under torchrun: every rank at the same step)
+CHILD = r"""
+import os, sys, runpy
+import torchvision.datasets.cifar as cifar
+cifar.check_integrity = lambda *a, **k: True
+import training.checkpoint as checkpoint
+import training.midepoch as midepoch
+if os.environ.get("FAST_CLOCK"):
+    import itertools
+    hours = itertools.count()
+    midepoch.now = lambda: next(hours) * 3600.0
+if os.environ.get("PAUSE_AT_STEP"):
+    at = tuple(map(int, os.environ["PAUSE_AT_STEP"].split(":")))
+    decide = midepoch.StepCheckpoints.__call__
+    def paused(self, steps_done):
+        if (self.epoch, steps_done) == at:
+            print(f"paused at epoch {at[0]} step {at[1]}", flush=True)
+            sys.stdin.readline()
+        return decide(self, steps_done)
+    midepoch.StepCheckpoints.__call__ = paused
+if os.environ.get("EXIT_AT_STEP"):
+    down = tuple(map(int, os.environ["EXIT_AT_STEP"].split(":")))
+    decide_or_exit = midepoch.StepCheckpoints.__call__
+    def exit_at(self, steps_done):
+        if (self.epoch, steps_done) == down:
+            os._exit(3)
+        return decide_or_exit(self, steps_done)
+    midepoch.StepCheckpoints.__call__ = exit_at
+if os.environ.get("PAUSE_IN_WRITE"):
+    nth, writes, atomic_write = int(os.environ["PAUSE_IN_WRITE"]), [], checkpoint.atomic_write
+    def pausing_atomic_write(path, write):
+        writes.append(path)
+        if len(writes) != nth:
+            return atomic_write(path, write)
+        def half_then_pause(tmp):
+            write(tmp)
+            data = tmp.read_bytes()
+            tmp.write_bytes(data[:len(data) // 2])
+            print(f"paused writing {tmp}", flush=True)
+            sys.stdin.readline()
+        return atomic_write(path, half_then_pause)
+    checkpoint.atomic_write = pausing_atomic_write
+sys.argv = ["training.train"] + sys.argv[1:]
+runpy.run_module("training.train", run_name="__main__")
+"""
 
 
 def tiny_args(data: Path, out: Path, *extra: str, epochs: int = EPOCHS) -> list[str]:
@@ -102,13 +155,14 @@ def scalars(run: Path) -> dict[str, list[tuple[int, float]]]:
     return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
 
 
-def assert_one_value_per_step(run: Path, reference: Path | None = None) -> None:
+def assert_one_value_per_step(run: Path, reference: Path | None = None, *, epochs: int = EPOCHS,
+                              steps_per_epoch: int = STEPS_PER_EPOCH) -> None:
     got = scalars(run)
-    steps = EPOCHS * STEPS_PER_EPOCH
+    steps = epochs * steps_per_epoch
     for tag in ("train/step_loss", "train/lr"):   # logged at the step they apply to
         assert [s for s, _ in got[tag]] == list(range(1, steps + 1)), tag
     for tag in ("train/loss", "val/loss", "val/accuracy", "train/images_per_second"):
-        assert [s for s, _ in got[tag]] == [e * STEPS_PER_EPOCH for e in range(1, EPOCHS + 1)], tag
+        assert [s for s, _ in got[tag]] == [e * steps_per_epoch for e in range(1, epochs + 1)], tag
     recipe = json.loads((run / "config.json").read_text())["recipe"]
     if recipe["schedule"]["name"] == "onecycle":   # step 1 applies max_lr / div_factor (OneCycleLR)
         first = recipe["optimizer"]["lr"] / recipe["schedule"]["div_factor"]
@@ -173,11 +227,13 @@ def test_checkpoint_holds_the_whole_resume_state(stopped_and_resumed):
     run, ckpt = stopped_and_resumed
     from training.checkpoint import config_hash
     assert ckpt["epoch"] == 2 and [r["epoch"] for r in ckpt["history"]] == [1, 2]
-    assert set(ckpt) == {"model", "optimizer", "scheduler", "epoch", "history", "rng", "config",
-                         "config_hash", "format", "sha256"}   # nothing written that resume does not read
+    assert ckpt["step"] == 0 and ckpt["partial_epoch"] is None   # at an epoch's end
+    assert set(ckpt) == {"model", "optimizer", "scheduler", "epoch", "step", "partial_epoch", "history", "rng",
+                         "config", "config_hash", "format", "sha256"}   # nothing written that resume does not read
     assert ckpt["optimizer"]["state"], "optimizer state (momentum buffers) is saved"
     assert ckpt["scheduler"]["last_epoch"] == 2 * STEPS_PER_EPOCH   # OneCycleLR counts steps
     assert isinstance(ckpt["rng"]["torch"], torch.Tensor) and ckpt["rng"]["python"]
+    assert ckpt["rng"]["numpy"]["key"].shape == (624,)      # numpy's MT19937 state
     assert ckpt["config_hash"] == config_hash(ckpt["config"])
     # Data order and augmentation are functions of (seed, epoch): the config's seed and the epoch.
     assert ckpt["config"]["seed"] == 0
@@ -215,6 +271,254 @@ def test_data_order_depends_only_on_seed_and_epoch(data, unchecked):
     assert all(torch.equal(xa, xb) and torch.equal(ia, ib) for (xa, ia), (xb, ib) in zip(a, b))
     c = epoch_batches(4, False)
     assert not all(torch.equal(ia, ic) for (_, ia), (_, ic) in zip(a, c))
+
+
+# --- stop within an epoch, resume at its step, same result ----------------------------------
+
+MNIST_STEPS = 4   # 32 training images in batches of 8
+
+
+def mnist_args(data: Path, out: Path, loader: str, *extra: str) -> list[str]:
+    """Two epochs of four steps with Random Erasing (so both augmentation streams are in play)."""
+    return ["--task", "mnist", "--random-erasing", "--data-dir", str(data), "--out", str(out), "--epochs", "2",
+            "--limit-train", "32", "--limit-val", "16", "--batch-size", "8", "--device", "cpu", "--no-progress",
+            "--deterministic", "--workers", "1", "--loader", loader, *extra]
+
+
+@pytest.fixture(scope="module")
+def mnist_straight(tmp_path_factory, mnist_dir):
+    """The references: each loader's two epochs in one go (trained when first asked for)."""
+    runs: dict[str, Path] = {}
+
+    def reference(loader: str) -> Path:
+        if loader not in runs:
+            runs[loader] = run_main(mnist_args(mnist_dir, tmp_path_factory.mktemp(f"mnist-{loader}") / "run", loader))
+        return runs[loader]
+    return reference
+
+
+@pytest.mark.parametrize("loader", ["device", "dataloader"])
+def test_sigint_within_an_epoch_then_resume_equals_a_straight_run(loader, tmp_path, mnist_dir, mnist_straight, child,
+                                                                 capsys):
+    """SIGINT after step 2 of epoch 2 (of 4): the checkpoint holds that step; --resume continues there
+    with the same data order, augmentation draws and RNG states, and ends bit for bit where a straight
+    run ends (weights, history, evaluation, TensorBoard curves)."""
+    from training.checkpoint import load_checkpoint
+    run = tmp_path / "run"
+    proc = child(mnist_args(mnist_dir, run, loader), PAUSE_AT_STEP="2:2")
+    assert stop_with_a_signal_at(proc, signal.SIGINT, "2:2") == 130, proc.text()
+    assert proc.text().splitlines()[-1].startswith(f"stopped at epoch 2, step 2 of {MNIST_STEPS}; checkpoint saved at "
+                                                   f"that step ({run / 'checkpoint.pt'}); resume with: ")
+    ckpt = load_checkpoint(run / "checkpoint.pt")
+    assert (ckpt["epoch"], ckpt["step"]) == (1, 2)
+    assert ckpt["partial_epoch"]["loader"]["kind"] == loader and ckpt["partial_epoch"]["tally"]["seen"] == 16
+    capsys.readouterr()
+    run_main(resume_args(mnist_dir, run))          # without --loader: the run's own
+    assert capsys.readouterr().out.splitlines()[0].startswith(
+        f"resuming mnist (random-erasing, preset full) at epoch 2, step 2 of {MNIST_STEPS} in {run}: ")
+    straight = mnist_straight(loader)
+    assert_same_run(straight, run)
+    assert_one_value_per_step(run, reference=straight, epochs=2, steps_per_epoch=MNIST_STEPS)
+
+
+def test_checkpoints_at_a_time_interval_survive_kill_9(tmp_path, mnist_dir, mnist_straight, child):
+    """--checkpoint-every with a clock that makes every step due: a checkpoint at each step (but an
+    epoch's last, where the epoch's own comes next); kill -9 in epoch 2 loses nothing saved, and
+    the resumed run ends where a straight run (no checkpoints within epochs) ends."""
+    from training.checkpoint import load_checkpoint
+    run = tmp_path / "run"
+    proc = child(mnist_args(mnist_dir, run, "device", "--checkpoint-every", "1"), FAST_CLOCK="1",
+                 PAUSE_AT_STEP="2:3")
+    proc.wait_for("paused at epoch 2 step 3")
+    saved = [line for line in proc.lines["stdout"] if line and line.startswith("checkpoint saved at ")]
+    assert saved == [f"checkpoint saved at epoch {e}, step {s} of {MNIST_STEPS} ({run / 'checkpoint.pt'})"
+                     for e, s in [(1, 1), (1, 2), (1, 3), (2, 1), (2, 2)]]
+    proc.proc.send_signal(signal.SIGKILL)
+    assert proc.finish() == -signal.SIGKILL
+    ckpt = load_checkpoint(run / "checkpoint.pt")
+    assert (ckpt["epoch"], ckpt["step"]) == (1, 2)
+    run_main(resume_args(mnist_dir, run))
+    straight = mnist_straight("device")
+    assert_same_run(straight, run)
+    assert_one_value_per_step(run, reference=straight, epochs=2, steps_per_epoch=MNIST_STEPS)
+
+
+def test_under_torchrun_a_checkpoint_within_an_epoch_holds_both_ranks_and_resumes(tmp_path, mnist_dir):
+    """Two ranks (Gloo, CPU), three steps of 2 x 16 images: with every step due, the ranks agree to
+    checkpoint at each step (rank 0 writes, the sums are both ranks'); both go down at step 2, and
+    torchrun --resume ends with the weights of a straight two-rank run."""
+    from training.checkpoint import load_checkpoint
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+
+    def torchrun(out: Path, *extra: str, hooks: dict | None = None, entry=("-m", "training.train")):
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *entry,
+               "--data-dir", str(mnist_dir), "--device", "cpu", "--no-progress", "--deterministic", "--out", str(out),
+               *extra]
+        env = {**os.environ, "OMP_NUM_THREADS": "1", **(hooks or {})}
+        return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+
+    first_run = ["--task", "mnist", "--epochs", "1", "--limit-train", "96", "--limit-val", "32", "--batch-size", "16",
+                 "--checkpoint-every", "1"]
+    straight = torchrun(tmp_path / "straight", *first_run)
+    assert straight.returncode == 0, straight.stderr[-3000:]
+    run = tmp_path / "run"
+    down = torchrun(run, *first_run, hooks={"FAST_CLOCK": "1", "EXIT_AT_STEP": "1:2", "PYTHONPATH": str(REPO)},
+                    entry=(str(script),))
+    assert down.returncode != 0
+    assert down.stdout.count(f"checkpoint saved at epoch 1, step 1 of 3 ({run / 'checkpoint.pt'})") == 1, \
+        down.stdout + down.stderr[-3000:]     # said once: by rank 0
+    ckpt = load_checkpoint(run / "checkpoint.pt")
+    assert (ckpt["epoch"], ckpt["step"]) == (0, 1)
+    partial = ckpt["partial_epoch"]
+    assert partial["world_size"] == 2 and partial["tally"]["seen"] == 32    # both ranks' 16 images
+    resumed = torchrun(run, "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert_same_weights(tmp_path / "straight", run)
+    rows = [json.loads((r / "history.json").read_text())[0] for r in (tmp_path / "straight", run)]
+    for key in ("train_loss", "train_accuracy"):   # the same sums, added in another order
+        assert rows[1][key] == pytest.approx(rows[0][key], rel=1e-6)
+    assert rows[1]["val_loss"] == rows[0]["val_loss"] and rows[1]["val_accuracy"] == rows[0]["val_accuracy"]
+
+
+@pytest.mark.parametrize("kind, workers", [("device", 0), ("dataloader", 0), ("dataloader", 2)])
+def test_a_loader_resumed_at_its_place_hands_out_the_rest_of_the_epoch(kind, workers, mnist_dir):
+    """What each loader hands out after `resume_at(place)` is what it handed out after that place
+    in one pass: same images, same crops, flips and erasing (DataLoader workers included)."""
+    from models.augment import TrainAugment
+    from training.data import DeviceLoader, load_split
+    from training.tasks import get_task
+    from training.usual import UsualLoader, load_usual_split
+    task = get_task("mnist")
+    augment = TrainAugment.from_recipe(task.resolved_recipe(random_erasing=True)["augment"], task.model)
+    common = dict(batch_size=8, device=torch.device("cpu"), shuffle=True, drop_last=True, seed=0, transform=augment)
+    if kind == "device":
+        split = load_split(task, mnist_dir, train=True, limit=40)
+        make = lambda: DeviceLoader(split, **common)  # noqa: E731
+    else:
+        split = load_usual_split(task, mnist_dir, train=True, limit=40)
+        make = lambda: UsualLoader(split, workers=workers, **common)  # noqa: E731
+    torch.manual_seed(123)
+    one_pass, places, rng = make(), [], []
+    one_pass.set_epoch(3)
+    batches = []
+    for x, _, idx in one_pass:
+        batches.append((x.clone(), idx.clone()))
+        places.append(one_pass.place())
+        rng.append(torch.get_rng_state())       # the DataLoader path draws from it without workers
+    assert len(batches) == 5
+    resumed = make()
+    resumed.set_epoch(3)
+    resumed.resume_at(places[1])
+    torch.set_rng_state(rng[1])
+    rest = [(x, idx) for x, _, idx in resumed]
+    assert len(rest) == 3
+    for (x, idx), (xr, idxr) in zip(batches[2:], rest):
+        assert torch.equal(idx, idxr) and torch.equal(x, xr)
+    assert resumed.place()["batches"] == 5
+    with pytest.raises(ValueError, match="cannot resume"):
+        resumed.resume_at({**places[1], "epoch": 4})
+
+
+def test_dataloader_workers_outlive_a_ctrl_c_to_the_whole_process_group(mnist_dir):
+    """A terminal's Ctrl-C reaches the DataLoader workers too; they keep serving batches, so the
+    main process can reach its next step, save a checkpoint there and stop (not fail on a dead worker)."""
+    import multiprocessing
+    from models.augment import TrainAugment
+    from training.tasks import get_task
+    from training.usual import UsualLoader, load_usual_split
+    task = get_task("mnist")
+    augment = TrainAugment.from_recipe(task.resolved_recipe()["augment"], task.model)
+    loader = UsualLoader(load_usual_split(task, mnist_dir, train=True, limit=40), batch_size=8, workers=1,
+                         device=torch.device("cpu"), shuffle=True, drop_last=True, transform=augment)
+    loader.set_epoch(1)
+    before = set(multiprocessing.active_children())
+    batches = iter(loader)
+    next(batches)
+    workers = [p for p in multiprocessing.active_children() if p not in before]
+    assert len(workers) == 1
+    os.kill(workers[0].pid, signal.SIGINT)
+    assert len(list(batches)) == 4          # a dead worker would have raised "exited unexpectedly"
+
+
+def test_the_checkpoint_interval_counts_from_the_last_checkpoint(monkeypatch):
+    import training.midepoch as midepoch
+    clock = [1000.0]
+    monkeypatch.setattr(midepoch, "now", lambda: clock[0])
+    timer = midepoch.IntervalTimer(300)
+    clock[0] = 1299.9
+    assert not timer.due()
+    clock[0] = 1300.0
+    assert timer.due()
+    timer.reset()                       # a checkpoint was saved
+    assert not timer.due()
+    clock[0] = 1600.0
+    assert timer.due()
+    off = midepoch.IntervalTimer(0)     # --checkpoint-every 0: epoch ends only
+    clock[0] = 1e12
+    assert not off.due()
+
+
+def test_positions_say_where_a_checkpoint_stands():
+    from training.midepoch import Position
+    assert Position(0).describe(468) == "the start of the run"
+    assert Position(1).describe(468) == "the end of epoch 1"
+    assert Position(1, 117).describe(468) == "epoch 2, step 117 of 468"
+    assert Position(1, 117).global_step(468) == 585
+
+
+def test_a_checkpoint_within_an_epoch_resumes_only_with_its_loader_and_number_of_ranks():
+    from training.checkpoint import CheckpointError
+    from training.midepoch import resume_partial
+    ckpt = {"epoch": 1, "step": 3, "partial_epoch": {"world_size": 2, "loader": {"kind": "device"}, "lr": 0.1,
+                                                     "tally": {}}}
+    with pytest.raises(CheckpointError, match=r"^ckpt: was saved within epoch 2 \(step 3\) by 2 process\(es\); "
+                                              r"resume it with the same number \(now 1\)$"):
+        resume_partial(ckpt, device=torch.device("cpu"), rank=0, world_size=1, data_loader="device", path="ckpt")
+    ckpt["partial_epoch"]["world_size"] = 1
+    with pytest.raises(CheckpointError, match=r"^ckpt: was saved within epoch 2 \(step 3\) by the device loader; "
+                                              r"resume it with --loader device \(or without --loader\)$"):
+        resume_partial(ckpt, device=torch.device("cpu"), rank=0, world_size=1, data_loader="dataloader", path="ckpt")
+    assert resume_partial({"epoch": 2, "step": 0, "partial_epoch": None}, device=torch.device("cpu"), rank=0,
+                          world_size=1, data_loader="device", path="ckpt") is None
+
+
+def _rewrite_checkpoint(path: Path, change) -> None:
+    """Rewrite checkpoint.pt with `change(state)` applied and a digest that matches again."""
+    from training.checkpoint import state_sha256
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    state.pop("sha256")
+    change(state)
+    state["sha256"] = state_sha256(state)
+    torch.save(state, path)
+
+
+def test_a_format_2_checkpoint_resumes_as_an_epoch_end(stopped_and_resumed, straight, data, tmp_path):
+    """Checkpoints written before steps were saved (format 2: epoch ends only, no numpy RNG) still resume."""
+    from training.checkpoint import state_sha256
+    run = tmp_path / "run"
+    shutil.copytree(stopped_and_resumed[0], run)
+    for name in ("model.safetensors", "SHA256SUMS", "metrics.json", "predictions.json", "README.md", "curves.png"):
+        (run / name).unlink()
+    after_epoch_2 = stopped_and_resumed[1]
+    state = {k: v for k, v in after_epoch_2.items() if k not in ("sha256", "step", "partial_epoch")}
+    state["rng"] = {k: v for k, v in state["rng"].items() if k != "numpy"}
+    state["format"] = 2
+    state["sha256"] = state_sha256(state)
+    torch.save(state, run / "checkpoint.pt")
+    (run / "history.json").write_text(json.dumps(after_epoch_2["history"]))
+    run_main(resume_args(data, run))
+    assert_same_run(straight, run)
+
+
+def test_a_checkpoint_from_a_newer_format_is_refused_in_one_line(stopped_and_resumed, tmp_path):
+    from training.checkpoint import CheckpointError, load_checkpoint
+    path = tmp_path / "checkpoint.pt"
+    shutil.copy(stopped_and_resumed[0] / "checkpoint.pt", path)
+    _rewrite_checkpoint(path, lambda state: state.update(format=4))
+    with pytest.raises(CheckpointError, match=r"^.*checkpoint\.pt: written by a newer CNN Studio \(checkpoint format "
+                                              r"4; this one reads formats 1 to 3\); resume it with that version$"):
+        load_checkpoint(path)
 
 
 # --- refusing the wrong checkpoint ---------------------------------------------------------
@@ -360,7 +664,7 @@ def test_a_checkpoint_carries_its_own_digest(stopped_and_resumed):
     from training.checkpoint import load_checkpoint, state_sha256
     run, _ = stopped_and_resumed
     state = load_checkpoint(run / "checkpoint.pt")
-    assert state["format"] == 2
+    assert state["format"] == 3
     assert state["sha256"] == state_sha256({k: v for k, v in state.items() if k != "sha256"})
 
 
@@ -389,47 +693,91 @@ def test_flipped_bytes_in_a_checkpoint_are_refused_with_no_side_effect(stopped_a
 
 # --- faults -------------------------------------------------------------------------------
 
-def _start_child(argv: list[str], stderr_path: Path) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}   # same thread count as the in-process reference
-    return subprocess.Popen([sys.executable, "-c", CHILD, *argv], cwd=REPO, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=open(stderr_path, "w"))
+class Child:
+    """The training CLI (CHILD) in a child process; its stdout and stderr are read line by line
+    in threads, so the test can wait for a line (a synchronisation point) on either."""
+
+    def __init__(self, argv: list[str], **env: str):
+        # Same thread count as the in-process reference (the environment is inherited).
+        self.proc = subprocess.Popen([sys.executable, "-c", CHILD, *argv], cwd=REPO, text=True,
+                                     env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.lines = {"stdout": [], "stderr": []}
+        self.changed = threading.Condition()
+        self.readers = [threading.Thread(target=self._read, args=(name,), daemon=True) for name in self.lines]
+        for reader in self.readers:
+            reader.start()
+
+    def _read(self, name: str) -> None:
+        for line in getattr(self.proc, name):
+            with self.changed:
+                self.lines[name].append(line.rstrip("\n"))
+                self.changed.notify_all()
+        with self.changed:
+            self.lines[name].append(None)    # end of stream
+            self.changed.notify_all()
+
+    def wait_for(self, text: str, stream: str = "stdout", timeout: float = 300) -> str:
+        """The first line of `stream` containing `text` (fails if the child ends without one)."""
+        def found():
+            return next((l for l in self.lines[stream] if l is not None and text in l), None) or \
+                (None in self.lines[stream])
+        with self.changed:
+            assert self.changed.wait_for(found, timeout), f"no {text!r} on {stream} within {timeout}s"
+        line = found()
+        assert isinstance(line, str), f"the child ended without {text!r} on {stream}: {self.text()}"
+        return line
+
+    def resume(self) -> None:
+        """Let a paused child go on."""
+        self.proc.stdin.write("\n")
+        self.proc.stdin.flush()
+
+    def finish(self, timeout: float = 300) -> int:
+        code = self.proc.wait(timeout=timeout)
+        for reader in self.readers:
+            reader.join(timeout)
+        return code
+
+    def text(self, stream: str = "stderr") -> str:
+        return "\n".join(l for l in self.lines[stream] if l is not None)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
 
 
-def _wait_for_line(proc: subprocess.Popen, prefix: str, timeout: float = 300) -> list[str]:
-    """Read the child's stdout until a line starts with `prefix`; the rest is drained in a thread."""
-    seen: list[str] = []
-    found = threading.Event()
+@pytest.fixture
+def child():
+    started = []
+    yield lambda argv, **env: started.append(Child(argv, **env)) or started[-1]
+    for c in started:
+        c.kill()
 
-    def read():
-        for line in proc.stdout:
-            seen.append(line)
-            if line.startswith(prefix):
-                found.set()
-        found.set()
 
-    threading.Thread(target=read, daemon=True).start()
-    assert found.wait(timeout), f"no line starting with {prefix!r} within {timeout}s: {seen}"
-    assert any(line.startswith(prefix) for line in seen), f"child ended first: {seen}"
-    return seen
+def stop_with_a_signal_at(child: Child, signum: int, pause: str) -> int:
+    """Send `signum` while the child is paused at its step, let it go on once it has taken the signal."""
+    child.wait_for(f"paused at epoch {pause.replace(':', ' step ')}")
+    child.proc.send_signal(signum)
+    child.wait_for(f"{signal.Signals(signum).name} received", "stderr")
+    child.resume()
+    return child.finish()
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_signal_saves_closes_tensorboard_and_says_how_to_resume(signum, tmp_path, data, unchecked):
-    """Ctrl-C / SIGTERM mid-run: the step finishes, the last epoch's checkpoint stays resumable,
-    TensorBoard is flushed and closed, the exit code is 128 + signal, stderr says how to resume.
-    (Resuming after a fault all the way to identical weights is the SIGKILL test below.)"""
+def test_signal_saves_at_the_step_closes_tensorboard_and_says_how_to_resume(signum, tmp_path, data, child):
+    """Ctrl-C / SIGTERM within epoch 2: the step finishes, a checkpoint is saved at it, TensorBoard
+    is flushed and closed, the exit code is 128 + signal, stderr says what was kept and how to resume."""
     run = tmp_path / "run"
-    proc = _start_child(tiny_args(data, run), tmp_path / "stderr.txt")
-    try:
-        _wait_for_line(proc, "epoch 1/")
-        proc.send_signal(signum)
-        code = proc.wait(timeout=120)
-    finally:
-        proc.kill()
-    stderr = (tmp_path / "stderr.txt").read_text()
+    proc = child(tiny_args(data, run), PAUSE_AT_STEP="2:1")
+    code = stop_with_a_signal_at(proc, signum, "2:1")
+    stderr = proc.text()
     assert code == 128 + signum, stderr
-    assert f"{signal.Signals(signum).name} received" in stderr
-    assert f"Resume with: python -m training.train --resume --out {run}" in stderr
+    assert stderr.splitlines()[-1] == (
+        f"stopped at epoch 2, step 1 of {STEPS_PER_EPOCH}; checkpoint saved at that step ({run / 'checkpoint.pt'}); "
+        f"resume with: python -m training.train --resume --out {run}")
+    assert f"{signal.Signals(signum).name} received: stopping after this step and saving a checkpoint" in stderr
     assert "Traceback" not in stderr
     assert not (run / "model.safetensors").exists()
     assert not list(run.rglob("*.tmp"))
@@ -437,38 +785,38 @@ def test_signal_saves_closes_tensorboard_and_says_how_to_resume(signum, tmp_path
     from training.checkpoint import load_checkpoint
     from training.train import get_args_parser, resolve
     ckpt = load_checkpoint(run / "checkpoint.pt")
-    assert 1 <= ckpt["epoch"] < EPOCHS
-    assert len(json.loads((run / "history.json").read_text())) == ckpt["epoch"]
+    assert (ckpt["epoch"], ckpt["step"]) == (1, 1)     # epoch 1 finished, one step of epoch 2
+    assert ckpt["partial_epoch"]["tally"]["seen"] == 5 and ckpt["partial_epoch"]["loader"]["batches"] == 1
+    assert len(json.loads((run / "history.json").read_text())) == 1
+    progress = json.loads((run / "progress.json").read_text())
+    assert (progress["status"], progress["epoch"], progress["step"]) == ("stopped", 2, 1)
+    assert progress["message"] == stderr.splitlines()[-1]
     # The checkpoint is accepted by --resume and its weights fit the model strictly.
     cfg = resolve(get_args_parser().parse_args(resume_args(data, run)))
     assert cfg.out == run and cfg.resume_from == run / "checkpoint.pt"
     create_model(cfg.spec.model).load_state_dict(ckpt["model"], strict=True)
-    # TensorBoard was flushed and closed: the steps of every finished epoch are readable.
-    logged = [s for s, _ in scalars(run)["train/step_loss"]]
-    done = ckpt["epoch"] * STEPS_PER_EPOCH
-    assert logged[:done] == list(range(1, done + 1))
+    # TensorBoard was flushed and closed: every step up to the checkpoint is readable.
+    assert [s for s, _ in scalars(run)["train/step_loss"]] == [1, 2, 3]
 
 
-def test_sigkill_during_a_checkpoint_write_then_resume(tmp_path, data, straight, unchecked):
-    """kill -9 while checkpoint.pt is being replaced: the old file survives intact, --resume
-    cleans the half-written temporary file and finishes the same run as the straight one."""
+def test_sigkill_during_a_checkpoint_write_then_resume(tmp_path, data, straight, child):
+    """kill -9 while checkpoint.pt is being replaced (half of the new file written): the old file
+    survives intact, --resume cleans the half-written temporary file and finishes the same run
+    as the straight one."""
     run = tmp_path / "run"
-    proc = _start_child(tiny_args(data, run), tmp_path / "stderr.txt")
-    try:
-        _wait_for_line(proc, "epoch 1/")
-        deadline = time.monotonic() + 300
-        while not list(run.glob(".checkpoint.pt.*.tmp")) and proc.poll() is None:
-            assert time.monotonic() < deadline, "no checkpoint write seen"
-            time.sleep(0.001)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=60)
-    finally:
-        proc.kill()
-    assert proc.returncode == -signal.SIGKILL
+    # Writes: 1 before the first step, 2 after epoch 1, 3 after epoch 2 (paused half-way).
+    proc = child(tiny_args(data, run), PAUSE_IN_WRITE="3")
+    tmp = Path(proc.wait_for("paused writing ").removeprefix("paused writing "))
+    assert tmp.parent == run and tmp.is_file() and tmp.stat().st_size > 0
+    before = sha256(run / "checkpoint.pt")
+    proc.proc.send_signal(signal.SIGKILL)
+    assert proc.finish() == -signal.SIGKILL
+    assert tmp.is_file(), "the kill came after the write had finished"
+    assert sha256(run / "checkpoint.pt") == before
     from training.checkpoint import load_checkpoint
-    ckpt = load_checkpoint(run / "checkpoint.pt")   # the previous (or the new) file, never half of one
-    assert ckpt["epoch"] in (1, 2)
+    assert load_checkpoint(run / "checkpoint.pt")["epoch"] == 1    # the previous file, whole
     run_main(resume_args(data, run))
+    assert not tmp.exists()
     assert_complete(run)
     assert_same_run(straight, run)
     assert_one_value_per_step(run, reference=straight)
@@ -496,7 +844,7 @@ def test_nan_loss_stops_with_epoch_and_step_and_keeps_the_last_checkpoint(tmp_pa
     monkeypatch.setattr(engine, "compute_loss", poisoned)
     from training.divergence import DivergedError
     with pytest.raises(DivergedError, match=rf"^non-finite loss at epoch 2 step 1; no release written; the last good "
-                                            rf"checkpoint is {run / 'checkpoint.pt'} \(epoch 1\)$"):
+                                            rf"checkpoint is {run / 'checkpoint.pt'}, saved at the end of epoch 1$"):
         run_main(tiny_args(data, run, epochs=3))
     assert sha256(run / "checkpoint.pt") == snapshot["checkpoint"]
     assert (run / "history.json").read_bytes() == snapshot["history"]
@@ -524,7 +872,8 @@ def test_a_diverged_run_exits_non_zero_and_writes_no_release(tmp_path, data, unc
     line = err.strip().splitlines()[-1]
     assert line.startswith("error: ") and "diverged at epoch 1: non-finite " in line or \
         "non-finite loss at epoch 1" in line, line
-    assert line.endswith(f"no release written; the last good checkpoint is {run / 'checkpoint.pt'} (epoch 0)")
+    assert line.endswith(f"no release written; the last good checkpoint is {run / 'checkpoint.pt'}, saved at the "
+                         f"start of the run")
     for release_file in ("model.safetensors", "metrics.json", "predictions.json", "SHA256SUMS", "README.md",
                          "history.json"):
         assert not (run / release_file).exists(), release_file
@@ -557,8 +906,8 @@ def test_a_full_disk_during_a_checkpoint_write_keeps_history_behind_the_checkpoi
     err = capsys.readouterr().err
     assert code == 1 and "Traceback" not in err
     assert err.strip().splitlines()[-1] == (
-        f"error: {run / 'checkpoint.pt'}: cannot write (No space left on device); stopped at epoch 2; "
-        f"{run / 'checkpoint.pt'} holds the last epoch it saved, resume with: python -m training.train --resume "
+        f"error: {run / 'checkpoint.pt'}: cannot write (No space left on device); stopped during epoch 2; "
+        f"{run / 'checkpoint.pt'} holds the end of epoch 1, resume with: python -m training.train --resume "
         f"--out {run}")
     from training.checkpoint import load_checkpoint
     assert load_checkpoint(run / "checkpoint.pt")["epoch"] == 1
@@ -566,25 +915,24 @@ def test_a_full_disk_during_a_checkpoint_write_keeps_history_behind_the_checkpoi
     assert not list(run.rglob("*.tmp")) and not (run / "model.safetensors").exists()
 
 
-def test_a_second_signal_stops_at_once_without_a_traceback(tmp_path, data, unchecked):
-    """Two Ctrl-C in a row: the second one stops at once (exit 130), one line says what is kept."""
+def test_a_second_signal_stops_at_once_without_a_traceback(tmp_path, data, child):
+    """Two Ctrl-C in a row: the second one stops at once (exit 130), one line says which checkpoint is kept."""
     run = tmp_path / "run"
-    proc = _start_child(tiny_args(data, run), tmp_path / "stderr.txt")
-    try:
-        _wait_for_line(proc, "epoch 1/")
-        proc.send_signal(signal.SIGINT)
-        proc.send_signal(signal.SIGINT)
-        code = proc.wait(timeout=120)
-    finally:
-        proc.kill()
-    stderr = (tmp_path / "stderr.txt").read_text()
+    proc = child(tiny_args(data, run), PAUSE_AT_STEP="2:1")
+    proc.wait_for("paused at epoch 2 step 1")
+    proc.proc.send_signal(signal.SIGINT)
+    proc.wait_for("SIGINT received", "stderr")
+    proc.proc.send_signal(signal.SIGINT)       # while still paused: the step never finishes
+    code = proc.finish()
+    stderr = proc.text()
     assert code == 130, stderr
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
-    # The first signal's notice, then (whether the step had ended before the second arrived or not) what is kept.
-    assert "SIGINT received: stopping after this step; the epoch in progress is discarded, the checkpoint of " \
-           "the last finished epoch is kept" in stderr
-    assert re.search(r"interrupted: (stopped at once|stopped) during epoch \d, which is discarded; the checkpoint "
-                     r"of epoch \d is kept\. Resume with: python -m training\.train --resume --out ", stderr), stderr
+    assert stderr.splitlines()[-1] == (
+        f"stopped at once during epoch 2 (step 1 of {STEPS_PER_EPOCH}); the last checkpoint saved is kept: the end of "
+        f"epoch 1 ({run / 'checkpoint.pt'}); resume with: python -m training.train --resume --out {run}")
+    from training.checkpoint import load_checkpoint
+    ckpt = load_checkpoint(run / "checkpoint.pt")
+    assert (ckpt["epoch"], ckpt["step"]) == (1, 0)
     assert not list(run.rglob("*.tmp"))
 
 
@@ -600,35 +948,53 @@ def test_the_second_signal_handler_raises_stop_now(capsys):
 
 # --- atomic writes under kill -9 ----------------------------------------------------------
 
+# Replaces FILE (b"A" * 1000) with b"B" * 2000 through models.atomic, pausing at PHASE: half-way
+# through writing the temporary file, after it is complete and fsynced but before the rename,
+# or after the rename (before the folder's fsync). It prints the phase and waits on stdin.
 WRITER = """
-import sys
-from models.atomic import atomic_write_bytes
-path, size = sys.argv[1], int(sys.argv[2])
-blobs = [bytes([65]) * size, bytes([66]) * (size + 7)]
-print("ready", flush=True)
-i = 0
-while True:
-    atomic_write_bytes(path, blobs[i % 2])
-    i += 1
+import os, sys
+import models.atomic as atomic
+path, phase = sys.argv[1], sys.argv[2]
+
+def pause():
+    print(phase, flush=True)
+    sys.stdin.readline()
+
+def write(tmp):
+    with open(tmp, "wb") as f:
+        f.write(b"B" * 1000)
+        f.flush()
+        if phase == "writing":
+            pause()
+        f.write(b"B" * 1000)
+
+if phase == "before-rename":
+    rename = os.replace
+    os.replace = lambda a, b: (pause(), rename(a, b))
+if phase == "after-rename":
+    fsync_dir = atomic._fsync_dir
+    atomic._fsync_dir = lambda folder: (pause(), fsync_dir(folder))
+atomic.atomic_write(path, write)
 """
 
 
-def test_atomic_write_survives_sigkill_at_any_moment(tmp_path):
+@pytest.mark.parametrize("phase, survivor", [("writing", b"A" * 1000), ("before-rename", b"A" * 1000),
+                                             ("after-rename", b"B" * 2000)])
+def test_atomic_write_survives_sigkill_in_each_phase(phase, survivor, tmp_path):
+    """kill -9 at each moment of a replacement leaves the old or the new file, whole, never part of one."""
     from models.atomic import atomic_write_bytes, remove_stale_temps
     target = tmp_path / "file.bin"
-    size = 4_000_000
-    valid = {b"A" * size, b"B" * (size + 7)}
-    atomic_write_bytes(target, b"A" * size)
-    rng = random.Random(0)
-    for _ in range(6):
-        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(target), str(size)], cwd=REPO,
-                                stdout=subprocess.PIPE, text=True)
-        try:
-            assert proc.stdout.readline().strip() == "ready"
-            time.sleep(rng.uniform(0.0, 0.3))
-        finally:
-            proc.kill()
-            proc.wait()
-        assert target.read_bytes() in valid
+    atomic_write_bytes(target, b"A" * 1000)
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(target), phase], cwd=REPO, text=True,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout.readline().strip() == phase
+        proc.kill()
+        proc.wait(timeout=60)
+    finally:
+        proc.kill()
+    assert target.read_bytes() == survivor
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name != "file.bin"]
+    assert len(leftovers) == (0 if phase == "after-rename" else 1)   # the temporary file of the killed write
     remove_stale_temps(tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == ["file.bin"]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import subprocess
 import sys
@@ -31,6 +32,14 @@ def check_run_directory(run_dir, *, task, epochs, val_images, train_images):
     assert config["recipe"]["epochs"] == epochs and len(history) == epochs
     assert len(config["init_sha256"]) == 64
     assert set(config["versions"]) >= {"python", "torch", "torchvision"}
+    # The machine the timings come from, as /proc/cpuinfo and the scheduler name it.
+    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    names = [ln.split(":", 1)[1].strip() for ln in cpuinfo.splitlines() if ln.startswith("model name")]
+    hw = config["hardware"]
+    if names:
+        assert hw["cpu"] == names[0]
+    assert hw["cpu_cores"] == len(os.sched_getaffinity(0)) and hw["gpu"] is None
+    assert hw["bf16_matrix_units"] == (" amx_tile" in cpuinfo)
     for row in history:
         assert set(row) >= {"epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds"}
         assert all(math.isfinite(row[k]) for k in row)
@@ -192,6 +201,7 @@ FLAG_EFFECTS = {
     "--precision": (["bf16"], lambda cfg: cfg.precision == "bf16"),
     "--deterministic": ([], lambda cfg: cfg.deterministic is True),
     "--stop-after": (["2"], lambda cfg: cfg.stop_after == 2),
+    "--checkpoint-every": (["1.5"], lambda cfg: cfg.checkpoint_every_s == 90),
     "--no-progress": ([], lambda cfg: cfg.progress is False),
     "--sync-bn": ([], lambda cfg: cfg.distributed.sync_bn is True),
     "--lr-scaling": (["linear"], lambda cfg: cfg.distributed.lr_scaling == "linear"),

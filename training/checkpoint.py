@@ -1,4 +1,5 @@
-"""Resume state: written atomically each epoch, read back with `torch.load(weights_only=True)`.
+"""Resume state: written atomically at each epoch's end and within epochs (training/midepoch.py),
+read back with `torch.load(weights_only=True)`.
 
 `checkpoint.pt` holds only tensors and plain containers (no pickled classes), so loading it
 can never run code. It is never uploaded; the release weights are model.safetensors.
@@ -16,6 +17,7 @@ import random
 import re
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from models.atomic import atomic_write
@@ -27,7 +29,9 @@ RESUME_KEYS = ("task", "variant", "architecture", "num_classes", "in_channels", 
 
 
 REQUIRED_KEYS = ("model", "optimizer", "epoch", "history", "rng", "config", "config_hash")
-CHECKPOINT_FORMAT = 2    # 2: carries `sha256` (state_sha256 of the rest); 1 had none
+# 3: a position within an epoch (`step`, `partial_epoch`) and numpy's RNG state; 2: carries
+# `sha256` (state_sha256 of the rest); 1 had none. Older formats hold epoch ends only and are read as such.
+CHECKPOINT_FORMAT = 3
 DIGEST_KEY = "sha256"
 
 
@@ -41,7 +45,8 @@ def config_hash(config: dict) -> str:
 
 
 def rng_state() -> dict:
-    state = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    """The process-wide generators: torch (CPU and CUDA), Python's `random`, numpy's legacy global one."""
+    state = {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": _numpy_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -50,8 +55,23 @@ def rng_state() -> dict:
 def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     random.setstate(_as_tuple(state["python"]))
+    if "numpy" in state:
+        _set_numpy_rng_state(state["numpy"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _numpy_rng_state() -> dict:
+    # As plain data: a numpy array is not something weights_only loading accepts.
+    st = np.random.get_state(legacy=False)
+    return {"key": torch.from_numpy(st["state"]["key"].astype(np.int64)), "pos": int(st["state"]["pos"]),
+            "has_gauss": int(st["has_gauss"]), "gauss": float(st["gauss"])}
+
+
+def _set_numpy_rng_state(state: dict) -> None:
+    np.random.set_state({"bit_generator": "MT19937",
+                         "state": {"key": state["key"].numpy().astype(np.uint32), "pos": state["pos"]},
+                         "has_gauss": state["has_gauss"], "gauss": state["gauss"]})
 
 
 def state_sha256(state) -> str:
@@ -87,11 +107,11 @@ def save_checkpoint(path: Path, state: dict) -> None:
     """Write `state` atomically, after checking that it will load with `weights_only=True`.
 
     `config` and `history` are stored as plain JSON data (a `torch.__version__` string, for
-    instance, is a TorchVersion object that the weights-only unpickler refuses). The data
-    order needs no state of its own: it is a function of (seed, epoch) in
-    `training.data.DeviceLoader`. The temporary file is read back weights-only before it
-    replaces the previous checkpoint, so a checkpoint that could not be resumed never
-    overwrites one that can.
+    instance, is a TorchVersion object that the weights-only unpickler refuses). An epoch's
+    data order needs no state of its own: it is a function of (seed, epoch) in
+    `training.data.EpochOrder`; the place within it is `partial_epoch["loader"]`. The
+    temporary file is read back weights-only before it replaces the previous checkpoint, so
+    a checkpoint that could not be resumed never overwrites one that can.
     """
     state = dict(state)
     for key in ("config", "history"):
@@ -145,8 +165,15 @@ def load_checkpoint(path: Path) -> dict:
     missing = [k for k in REQUIRED_KEYS if not isinstance(state, dict) or k not in state]
     if missing:
         raise CheckpointError(f"{path}: not a CNN Studio checkpoint (missing {', '.join(missing)})")
-    if state.get("format", 1) >= 2 or DIGEST_KEY in state:
+    written_format = state.get("format", 1)
+    if not isinstance(written_format, int) or written_format > CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path}: written by a newer CNN Studio (checkpoint format {written_format}; this one "
+                              f"reads formats 1 to {CHECKPOINT_FORMAT}); resume it with that version")
+    if written_format >= 2 or DIGEST_KEY in state:
         _verify_digest(state, path)
+    # Formats 1 and 2 were written at epoch ends only: the same as step 0 of the next epoch.
+    state.setdefault("step", 0)
+    state.setdefault("partial_epoch", None)
     return state
 
 

@@ -39,6 +39,14 @@ def positive_float(text: str) -> float:
     return value
 
 
+def nonnegative_float(text: str) -> float:
+    """A finite number, 0 or more (minutes between checkpoints; 0 turns them off)."""
+    value = _parse(float, text, "a number")
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number, 0 or more, got {text}")
+    return value
+
+
 def _parse(kind, text: str, what: str):
     try:
         return kind(text)

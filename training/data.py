@@ -238,7 +238,12 @@ class EpochOrder:
     every world_size-th entry from its rank on; shuffled (training) shards are cut to equal
     length so all ranks run the same number of steps, evaluation shards cover every image once.
     Shared by DeviceLoader and training.usual.UsualLoader, so both paths visit the same images.
+
+    A loader also knows its place within the epoch: `place()` says how many batches it has
+    handed out (and whatever else it needs to hand out the next ones as it would have), and
+    `resume_at(place)` makes the next pass over the epoch start there (training/midepoch.py).
     """
+    kind = ""          # "device" | "dataloader": which path wrote a place (the two draw differently)
 
     def _init_order(self, n: int, *, batch_size: int, shuffle: bool, drop_last: bool, seed: int,
                     rank: int, world_size: int) -> None:
@@ -250,9 +255,26 @@ class EpochOrder:
         self.rank, self.world_size = rank, world_size
         self.shard_size = n // world_size if shuffle else len(range(rank, n, world_size))
         self.drop_last = drop_last and self.shard_size >= batch_size
+        self.batches_read = 0              # batches of the current pass handed out so far
+        self._resume: dict | None = None   # where the next pass starts (resume_at)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+        self._resume = None
+
+    def resume_at(self, place: dict) -> None:
+        """Start the next pass over the current epoch at `place` (from `place()` on the same epoch)."""
+        if place.get("kind") != self.kind or place.get("epoch") != self.epoch:
+            raise ValueError(f"a place of the {place.get('kind')} loader in epoch {place.get('epoch')} cannot "
+                             f"resume the {self.kind} loader in epoch {self.epoch}")
+        self._resume = place
+
+    def _take_resume(self) -> dict | None:
+        place, self._resume = self._resume, None
+        return place
+
+    def place(self) -> dict:
+        return {"kind": self.kind, "epoch": self.epoch, "batches": self.batches_read}
 
     def __len__(self) -> int:
         n = self.shard_size
@@ -281,7 +303,9 @@ class DeviceLoader(EpochOrder):
     same order, and two runs with the same seed (baseline and Random Erasing) see the same
     batches. Augmentation draws from its own generators; Random Erasing from a third one,
     so the two variants also get identical crops and flips and differ only in erasing.
+    Its place within an epoch holds those two generators' states.
     """
+    kind = "device"
 
     def __init__(self, split: Split, *, batch_size: int, transform, device: torch.device,
                  shuffle: bool, drop_last: bool = False, seed: int = 0, rank: int = 0, world_size: int = 1):
@@ -299,7 +323,19 @@ class DeviceLoader(EpochOrder):
     def __iter__(self):
         order = self.order().to(self.device)
         aug_gen, erase_gen = self._generator(1), self._generator(2)
-        for b in range(len(self)):
+        start, resume = 0, self._take_resume()
+        if resume is not None:
+            start = int(resume["batches"])
+            aug_gen.set_state(resume["augment"])
+            erase_gen.set_state(resume["erase"])
+        self._generators = (aug_gen, erase_gen)
+        self.batches_read = start
+        for b in range(start, len(self)):
             batch_idx = order[b * self.batch_size:(b + 1) * self.batch_size]
             x = self.transform(self.images[batch_idx], generator=aug_gen, erase_generator=erase_gen)
+            self.batches_read = b + 1
             yield x, self.labels[batch_idx], batch_idx
+
+    def place(self) -> dict:
+        aug_gen, erase_gen = self._generators
+        return {**super().place(), "augment": aug_gen.get_state(), "erase": erase_gen.get_state()}

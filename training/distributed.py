@@ -72,6 +72,15 @@ def any_rank(flag: bool, device: torch.device) -> bool:
     return bool(t.item())
 
 
+def any_rank_flags(flags: list[bool], device: torch.device) -> list[bool]:
+    """`any_rank` for several flags in one collective."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return list(flags)
+    t = torch.tensor([1.0 if f else 0.0 for f in flags], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return [bool(v) for v in t.tolist()]
+
+
 def gather_cat(t: torch.Tensor) -> torch.Tensor:
     """Concatenate a tensor of rank-dependent length from all ranks, in rank order."""
     if not (dist.is_available() and dist.is_initialized()):

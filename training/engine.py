@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -45,33 +46,63 @@ def _autocast(device: torch.device, dtype: torch.dtype | None):
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
+@dataclass
+class EpochTally:
+    """The running sums of an epoch's training steps. A checkpoint within an epoch saves them, so
+    an epoch stopped and resumed reports the same loss and accuracy as one run straight through."""
+    loss_sum: torch.Tensor       # sum of (step loss x images in the step), float32, on the device
+    correct: torch.Tensor        # int64, on the device
+    seen: int = 0                # images trained on
+    seconds: float = 0.0         # wall seconds spent in this epoch's steps (all invocations)
+    cpu_seconds: float = 0.0     # CPU seconds of the process(es), likewise
+
+    @classmethod
+    def zero(cls, device: torch.device) -> "EpochTally":
+        return cls(torch.zeros((), device=device), torch.zeros((), device=device, dtype=torch.long))
+
+    def state(self) -> dict:
+        return {"loss_sum": self.loss_sum.detach().cpu().clone(), "correct": self.correct.detach().cpu().clone(),
+                "seen": self.seen, "seconds": self.seconds, "cpu_seconds": self.cpu_seconds}
+
+    @classmethod
+    def from_state(cls, state: dict, device: torch.device) -> "EpochTally":
+        return cls(state["loss_sum"].to(device), state["correct"].to(device), int(state["seen"]),
+                   float(state["seconds"]), float(state["cpu_seconds"]))
+
+
 def train_one_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer, scheduler, loss_fn: nn.Module,
                     cfg: ModelConfig, *, device: torch.device, epoch: int, autocast_dtype=None,
                     channels_last: bool = False, on_step: Callable[[int, float], None] | None = None,
-                    should_stop: Callable[[], bool] = lambda: False, progress: bool = True,
-                    on_lr: Callable[[int, float], None] | None = None) -> dict:
+                    at_sync: Callable[[int], bool] = lambda steps_done: False, progress: bool = True,
+                    on_lr: Callable[[int, float], None] | None = None, tally: EpochTally | None = None,
+                    start_step: int = 0, epochs: int | None = None) -> dict:
     """Train for one pass over `loader`; returns loss, accuracy, images, seconds, images_per_s.
 
     `on_lr(step, lr)` gets the learning rate each optimizer step applies, as it applies it.
 
     Raises NonFiniteLossError naming the first step with a NaN/inf loss; the caller saves
-    nothing after it, so the last checkpoint stays as it was. Stops early (returns
-    `interrupted=True`) when `should_stop()` turns true between steps.
+    nothing after it, so the last checkpoint stays as it was. `at_sync(steps_done)` is asked
+    after the optimizer step at each sync point (where the caller may save a checkpoint);
+    when it answers True the epoch stops there (returns `interrupted=True`).
 
-    On the CPU every step is checked before its optimizer step. On an accelerator, reading a
-    value back waits for the device, so step losses are read (checked, logged, shown) in
-    groups of `sync_every` steps, and `should_stop` is asked at the same points.
+    A resumed epoch passes the `tally` saved with its checkpoint and the `start_step` it had
+    reached; `loader` then yields only the batches still to come.
+
+    On the CPU every step is a sync point. On an accelerator, reading a value back waits for
+    the device, so step losses are read (checked, logged, shown) in groups of `sync_every`
+    steps, and `at_sync` is asked at the same points.
     """
     model.train()
-    loss_sum = torch.zeros((), device=device)
-    correct = torch.zeros((), device=device, dtype=torch.long)
-    seen = 0
+    tally = tally if tally is not None else EpochTally.zero(device)
+    seconds_before, cpu_seconds_before = tally.seconds, tally.cpu_seconds
     start = time.perf_counter()
     cpu_start = time.process_time()   # CPU seconds of this process (all threads): load-independent cost
-    bar = tqdm(total=len(loader), desc=f"epoch {epoch}", leave=False, disable=not progress, unit="batch")
+    desc = f"epoch {epoch}/{epochs}" if epochs else f"epoch {epoch}"
+    bar = tqdm(total=len(loader), initial=start_step, desc=desc, leave=False, disable=not progress, unit="batch")
     interrupted = False
     sync_every = 1 if device.type == "cpu" else 50
     pending: list[torch.Tensor] = []   # step losses not yet read back from the device
+    step = start_step - 1
 
     def drain(last_step: int) -> None:
         values = torch.stack(pending).tolist() if pending else []   # one device sync for the group
@@ -85,15 +116,15 @@ def train_one_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer, 
                 on_step(first + i, value)
 
     last = len(loader) - 1
-    for step, (x, y, _) in enumerate(loader):
+    for step, (x, y, _) in enumerate(loader, start=start_step):
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with _autocast(device, autocast_dtype):
             logits = model(x)
         loss = compute_loss(loss_fn, logits, y, cfg)
         pending.append(loss.detach().float())
-        checkpoint_step = (step + 1) % sync_every == 0 or step == last
-        if checkpoint_step:
+        sync_point = (step + 1) % sync_every == 0 or step == last
+        if sync_point:
             drain(step)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -103,29 +134,33 @@ def train_one_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer, 
         if scheduler is not None:
             scheduler.step()
         n = y.shape[0]
-        seen += n
-        loss_sum += loss.detach() * n
-        correct += (predicted_classes(logits.detach(), cfg) == y).sum()
-        if progress and checkpoint_step and (step % 10 == 0 or step == last or sync_every > 1):
-            elapsed = time.perf_counter() - start
-            bar.set_postfix(loss=f"{float(loss_sum) / seen:.4f}", acc=f"{float(correct) / seen:.4f}",
-                            img_s=f"{seen / max(elapsed, 1e-9):.0f}")
+        tally.seen += n
+        tally.loss_sum += loss.detach() * n
+        tally.correct += (predicted_classes(logits.detach(), cfg) == y).sum()
+        tally.seconds = seconds_before + time.perf_counter() - start
+        tally.cpu_seconds = cpu_seconds_before + time.process_time() - cpu_start
+        if progress and sync_point:   # tqdm redraws at most every `mininterval` (0.1 s)
+            bar.set_postfix(loss=f"{float(tally.loss_sum) / tally.seen:.4f}",
+                            acc=f"{float(tally.correct) / tally.seen:.4f}",
+                            img_s=f"{tally.seen / max(tally.seconds, 1e-9):.0f}", refresh=False)
         bar.update(1)
-        if checkpoint_step and should_stop():
+        if sync_point and at_sync(step + 1):
             interrupted = True
             break
+    if pending:   # a loader that ended early (batches of unreadable files left out)
+        drain(step)
     bar.close()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    seconds = time.perf_counter() - start
-    cpu_seconds = time.process_time() - cpu_start
+    tally.seconds = seconds_before + time.perf_counter() - start
+    tally.cpu_seconds = cpu_seconds_before + time.process_time() - cpu_start
     # Under torchrun: sums over all ranks, so the numbers describe the whole epoch.
-    totals = all_reduce_sum(torch.stack([loss_sum.float(), correct.float(),
-                                         torch.tensor(float(seen), device=device)]))
+    totals = all_reduce_sum(torch.stack([tally.loss_sum.float(), tally.correct.float(),
+                                         torch.tensor(float(tally.seen), device=device)]))
     loss_total, correct_total, seen_total = (float(v) for v in totals)
     return {"loss": loss_total / max(seen_total, 1), "accuracy": correct_total / max(seen_total, 1),
-            "images": int(seen_total), "seconds": seconds, "cpu_seconds": cpu_seconds,
-            "images_per_s": seen_total / max(seconds, 1e-9),
+            "images": int(seen_total), "seconds": tally.seconds, "cpu_seconds": tally.cpu_seconds,
+            "images_per_s": seen_total / max(tally.seconds, 1e-9), "steps": step + 1,
             "interrupted": interrupted}
 
 

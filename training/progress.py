@@ -5,7 +5,8 @@ half-written file. Fields (docs/run-directory.md):
 
     status        "training" | "evaluating" | "stopped" | "finished" | "failed"
     task, variant, preset, run_name, device, precision, pid
-    epoch         the epoch in progress (1-based), or the last finished one when stopped/finished
+    epoch         the epoch in progress (1-based); when stopped, where checkpoint.pt stands:
+                  `step` steps of `epoch` done (step = steps_per_epoch: at that epoch's end)
     epochs        epochs in the run
     step          optimizer steps done in `epoch`; steps_per_epoch; images_per_epoch
     images_per_s  training throughput over the recent steps
@@ -15,7 +16,7 @@ half-written file. Fields (docs/run-directory.md):
     updated       ISO 8601 time of this write
 
 The file is rewritten at most every `interval` seconds during an epoch, and at every change
-of status; the CLI's whole-run progress line is derived from the same numbers.
+of status; with --no-progress, the CLI's whole-run progress line is derived from the same numbers.
 """
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """What a run measured about itself, kept apart from what it was asked to do (RunConfig):
-dataset counts, the initial weights' digest, parameter count, the actual device, the
-distributed launch, versions and the creation time.
+dataset counts, the initial weights' digest, parameter count, the actual device and the
+hardware behind it (CPU model, cores, bf16 matrix units, GPU), the distributed launch, versions
+and the creation time.
 
 config.json holds both, in the flat layout readers and Hub users know (docs/run-directory.md):
 `config_json(cfg, record)` is the only place that merges them.
@@ -8,14 +9,17 @@ config.json holds both, in the flat layout readers and Hub users know (docs/run-
 from __future__ import annotations
 
 import hashlib
+import os
 import platform
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 
 import torch
 import torchvision
 
 import models
+from training.precision import cpu_has_bf16_matrix_units
 from training.run_config import RunConfig
 
 
@@ -30,6 +34,7 @@ class RunRecord:
     distributed: dict             # world size, per-rank and effective batch size and learning rate
     created: str                  # ISO 8601, UTC; kept from the first invocation on resume
     versions: dict
+    hardware: dict                # what the timings in history.json were measured on (this invocation's machine)
 
 
 def weights_sha256(model: torch.nn.Module) -> str:
@@ -45,6 +50,25 @@ def weights_sha256(model: torch.nn.Module) -> str:
 def versions() -> dict:
     return {"python": platform.python_version(), "torch": torch.__version__,
             "torchvision": torchvision.__version__, "cnn_studio": models.__version__}
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def hardware(device: torch.device) -> dict:
+    """The machine a run's timings come from: the CPU's model and usable cores, whether it has bf16
+    matrix units (Intel AMX: bf16 autocast by default), torch's threads, and the GPU if one is used."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {"cpu": cpu_model(), "cpu_cores": cores, "bf16_matrix_units": cpu_has_bf16_matrix_units(),
+            "torch_threads": torch.get_num_threads(),
+            "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None}
 
 
 def now_utc() -> str:
@@ -66,5 +90,5 @@ def config_json(cfg: RunConfig, record: RunRecord) -> dict:
                          "val_images": record.val_images, "skipped_unreadable": record.skipped_unreadable}
     config.update(init_sha256=record.init_sha256, parameters=record.parameters,
                   distributed=record.distributed, created=record.created, device=record.device,
-                  versions=record.versions)
+                  versions=record.versions, hardware=record.hardware)
     return config

@@ -19,9 +19,12 @@ from pathlib import Path
 from models.names import RUNS_DIR
 from models.variant import BASELINE, RANDOM_ERASING, Variant
 from training.checkpoint import CHECKPOINT_FILE, check_resumable, load_checkpoint
-from training.cli import nonnegative_int, positive_float, positive_int
+from training.cli import nonnegative_float, nonnegative_int, positive_float, positive_int
 from training.precision import resolve_device, resolve_precision, run_precision, precision_name
 from training.tasks import PRESETS, TASKS, TaskSpec, get_task, override_recipe
+
+
+DEFAULT_CHECKPOINT_MINUTES = 5.0   # a checkpoint of VGG19-BN takes about a second to write and verify
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -57,10 +60,11 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=nonnegative_int, default=4,
                    help="parallel image decoding: threads that decode image folders into the device path's "
                         "cache; with --loader dataloader, the DataLoader's worker processes (0: in the main process)")
-    p.add_argument("--loader", choices=["device", "dataloader"], default="device",
-                   help="device: whole splits held as uint8 on the device, augmented in batches; "
-                        "dataloader: per-image transforms in a torch DataLoader with --workers processes "
-                        "(training/usual.py), for image folders too large for memory")
+    p.add_argument("--loader", choices=["device", "dataloader"], default=None,
+                   help="device (the default; on --resume, the loader the run used): whole splits held as uint8 "
+                        "on the device, augmented in batches; dataloader: per-image transforms in a torch "
+                        "DataLoader with --workers processes (training/usual.py), for image folders too large "
+                        "for memory")
     p.add_argument("--pretrained", choices=["IMAGENET1K_V1", "IMAGENET1K_V2"],
                    help="catsdogs: start ResNet50 from torchvision's ImageNet weights (downloaded once)")
     p.add_argument("--compile", action="store_true",
@@ -74,6 +78,10 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help="use deterministic algorithms (bit-identical resume on CPU; slower on GPU)")
     p.add_argument("--stop-after", type=positive_int, metavar="N",
                    help="stop cleanly after N epochs of this invocation (resume later with --resume)")
+    p.add_argument("--checkpoint-every", type=nonnegative_float, default=DEFAULT_CHECKPOINT_MINUTES,
+                   metavar="MINUTES", help="also save a checkpoint within an epoch when this long has passed "
+                                           "since the last one (0: at epoch ends only); SIGINT/SIGTERM always "
+                                           "save one at the step where they stop the run")
     p.add_argument("--no-progress", action="store_true", help="no progress bars, summary lines only")
     ddp = p.add_argument_group("distributed (under torchrun; --batch-size is per rank)")
     ddp.add_argument("--sync-bn", action="store_true", help="synchronise BatchNorm statistics across ranks (CUDA)")
@@ -125,6 +133,7 @@ class RunConfig:
     distributed: DistSettings = field(default_factory=DistSettings)
     resume_from: Path | None = None  # the checkpoint to continue from
     stop_after: int | None = None    # epochs of this invocation, then stop cleanly
+    checkpoint_every_s: float = DEFAULT_CHECKPOINT_MINUTES * 60   # within epochs (0: at epoch ends only)
     progress: bool = True
 
     @property
@@ -133,7 +142,7 @@ class RunConfig:
 
     def settings(self) -> dict:
         """What config.json records of these settings (docs/run-directory.md). Left out: paths of
-        this machine (out, data_dir, resume_from) and how this invocation reports and stops."""
+        this machine (out, data_dir, resume_from) and how this invocation reports, checkpoints and stops."""
         spec = self.spec
         return {**spec.model.to_dict(), "task": self.task, "variant": self.variant.value, "run_name": self.out.name,
                 "dataset": {"name": spec.dataset.name, "hub_id": spec.dataset.hub_id, "source": spec.dataset.source,
@@ -196,9 +205,11 @@ def resolve(args: argparse.Namespace) -> RunConfig:
         seed=pick(args.seed, "seed") or 0, out=out, data_dir=Path(args.data_dir),
         limit_train=pick(args.limit_train, "limit_train"), limit_val=pick(args.limit_val, "limit_val"),
         device=device.type, precision=precision_name(resolve_precision(precision, device)),
-        data_loader=args.loader, workers=args.workers, compile=args.compile, deterministic=args.deterministic,
+        data_loader=args.loader or stored.get("data_loader") or "device", workers=args.workers,
+        compile=args.compile, deterministic=args.deterministic,
         distributed=DistSettings(sync_bn=args.sync_bn, lr_scaling=args.lr_scaling, timeout_s=args.dist_timeout),
-        resume_from=ckpt_path, stop_after=args.stop_after, progress=not args.no_progress)
+        resume_from=ckpt_path, stop_after=args.stop_after, checkpoint_every_s=args.checkpoint_every * 60,
+        progress=not args.no_progress)
     if checkpoint is not None:
         check_resumable(checkpoint, cfg.settings(), ckpt_path)
     elif (out / CHECKPOINT_FILE).exists():

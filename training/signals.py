@@ -1,6 +1,6 @@
-"""Ctrl-C and SIGTERM during training: finish the step, keep the last checkpoint, exit 128+N.
+"""Ctrl-C and SIGTERM during training: finish the step, save a checkpoint at it, exit 128+N.
 
-A second signal while stopping stops at once (StopNow); what was saved stays as it was.
+A second signal while stopping stops at once (StopNow); the last checkpoint saved stays as it was.
 """
 from __future__ import annotations
 
@@ -31,9 +31,8 @@ class StopFlag:
         if self.signal is not None:          # a second Ctrl-C: stop now
             raise StopNow(signum)
         self.signal = signum
-        print(f"\n{signal.Signals(signum).name} received: stopping after this step; the epoch in progress is "
-              f"discarded, the checkpoint of the last finished epoch is kept (again to stop at once)",
-              file=sys.stderr, flush=True)
+        print(f"\n{signal.Signals(signum).name} received: stopping after this step and saving a checkpoint at it "
+              f"(again to stop at once, keeping the last checkpoint saved)", file=sys.stderr, flush=True)
 
     def install(self):
         for s in (signal.SIGINT, signal.SIGTERM):
@@ -48,12 +47,18 @@ class StopFlag:
             signal.signal(s, h)
 
 
-def interrupted_message(run_dir: Path, epoch: int, *, at_once: bool) -> str:
-    """What a stop during `epoch` kept, and the command that continues the run."""
-    kept = f"the checkpoint of epoch {epoch - 1} is kept" if epoch > 1 else \
-        "the checkpoint of the initial state (before epoch 1) is kept"
-    return (f"interrupted: {'stopped at once' if at_once else 'stopped'} during epoch {epoch}, which is "
-            f"discarded; {kept}. Resume with: python -m training.train --resume --out {run_dir}")
+def interrupted_message(run_dir: Path, checkpoint: Path, kept: str, *, within_epoch: bool,
+                        at_once: bool = False, during: str = "") -> str:
+    """What a stop kept, and the command that continues the run.
+
+    `kept` says where the checkpoint on disk stands ("epoch 2, step 117 of 468", "the end of
+    epoch 1"); `during` says what a stop at once interrupted.
+    """
+    resume = f"resume with: python -m training.train --resume --out {run_dir}"
+    if at_once:
+        return (f"stopped at once{f' during {during}' if during else ''}; the last checkpoint saved is kept: "
+                f"{kept} ({checkpoint}); {resume}")
+    return f"stopped at {kept}; checkpoint saved {'at that step' if within_epoch else 'there'} ({checkpoint}); {resume}"
 
 
 def exit_code(stop: StopFlag, signum: int | None = None) -> int:

@@ -8,38 +8,37 @@
 After torchvision's classification reference: `main` turns the flags into a frozen RunConfig
 (training/run_config.py) and `run(cfg)` is the recipe of a run, read top to bottom; the
 parts live beside it (engine: train_one_epoch / evaluate; optim; precision; signals;
-record: what the run measured; release: the files it leaves). `training.compare`, the
+runlog: what it writes while training; midepoch: checkpoints within an epoch and resuming
+at their step; record: what the run measured; release: the files it leaves). `training.compare`, the
 benchmarks and the app call `run(cfg)` directly.
 """
 from __future__ import annotations
 
 import dataclasses
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
-from models.atomic import atomic_write_json, remove_stale_temps
 from models.augment import EvalTransform, TrainAugment
 from models.registry import create_model
 from training import distributed
-from training.checkpoint import (CHECKPOINT_FILE, CheckpointError, config_hash, load_checkpoint, rng_state,
-                                 save_checkpoint, set_rng_state)
+from training.checkpoint import CheckpointError, load_checkpoint, set_rng_state
 from training.cli import CliError, check_writable_folder, one_line, run_cli
 from training.data import DatasetError, DeviceLoader, Split, load_splits
 from training.divergence import DivergedError, check_epoch
-from training.engine import NonFiniteLossError, evaluate, make_loss, train_one_epoch
+from training.engine import EpochTally, NonFiniteLossError, evaluate, make_loss, train_one_epoch
+from training.midepoch import PartialEpoch, Position, StepCheckpoints, resume_partial
 from training.optim import build_optimizer, build_scheduler
 from training.precision import autocast_dtype, set_torch_flags, use_channels_last
-from training.progress import RunProgress
-from training.record import RunRecord, config_json, distributed_facts, now_utc, versions, weights_sha256
+from training.record import (RunRecord, config_json, distributed_facts, hardware, now_utc, versions,
+                             weights_sha256)
 from training.release import save_examples, write_release
 from training.run_config import RunConfig, get_args_parser, options, resolve
-from training.signals import StopFlag, StopNow, exit_code, interrupted_message
+from training.runlog import RunLog
+from training.signals import StopFlag, StopNow
 
 __all__ = ["get_args_parser", "main", "options", "resolve", "run", "RunConfig"]
 
@@ -75,19 +74,20 @@ def _run(cfg: RunConfig, device: torch.device, rank_info: distributed.DistInfo) 
     init_sha256 = weights_sha256(model)
     parts = build_parts(cfg, model, device, rank_info, train_split, val_split)
     checkpoint = load_checkpoint(cfg.resume_from) if cfg.resume_from is not None else None
-    history, start_epoch = restore(parts, checkpoint, run_dir, rank_info.is_main, cfg.recipe["epochs"])
+    history, start, partial = restore(cfg, parts, checkpoint, device, rank_info)
     record = RunRecord(
         train_images=len(train_split), val_images=len(val_split),
         skipped_unreadable=train_split.skipped + val_split.skipped,
         init_sha256=checkpoint["config"]["init_sha256"] if checkpoint else init_sha256,
         parameters=sum(p.numel() for p in model.parameters()), device=str(device),
         distributed=distributed_facts(cfg, rank_info.world_size),
-        created=checkpoint["config"].get("created") if checkpoint else now_utc(), versions=versions())
+        created=checkpoint["config"].get("created") if checkpoint else now_utc(), versions=versions(),
+        hardware=hardware(device))
     log = RunLog(cfg, config_json(cfg, record), parts, history, rank_info, resumed=checkpoint is not None)
     if rank_info.is_main:
         save_examples(run_dir, val_split, task.model.labels, per_class=1 if task.model.num_classes > 2 else 4)
-    log.open(start_epoch)
-    last_eval = train_epochs(cfg, parts, log, start_epoch, device, rank_info)
+    log.open(start)
+    last_eval = train_epochs(cfg, parts, log, start, partial, device, rank_info)
     if last_eval is None:   # stopped early as asked (--stop-after)
         return run_dir
     if rank_info.is_main:
@@ -177,167 +177,53 @@ def wrap_distributed(cfg: RunConfig, model: nn.Module, device: torch.device,
     return model, train_model
 
 
-def restore(parts: Parts, checkpoint: dict | None, run_dir: Path, is_main: bool,
-            epochs: int) -> tuple[list[dict], int]:
-    """(history, last finished epoch): the checkpoint's on resume, ([], 0) for a new run."""
+def restore(cfg: RunConfig, parts: Parts, checkpoint: dict | None, device: torch.device,
+            rank_info: distributed.DistInfo) -> tuple[list[dict], Position, PartialEpoch | None]:
+    """(history, where training continues, the epoch it stopped within): from the checkpoint on
+    resume, ([], the start, None) for a new run."""
     if checkpoint is None:
-        return [], 0
+        return [], Position(0), None
+    partial = resume_partial(checkpoint, device=device, rank=rank_info.rank, world_size=rank_info.world_size,
+                             data_loader=cfg.data_loader, path=cfg.resume_from)
     parts.model.load_state_dict(checkpoint["model"])
     parts.optimizer.load_state_dict(checkpoint["optimizer"])
     if parts.scheduler is not None and checkpoint.get("scheduler"):
         parts.scheduler.load_state_dict(checkpoint["scheduler"])
     set_rng_state(checkpoint["rng"])
-    start_epoch = int(checkpoint["epoch"])
-    if is_main:
-        print(f"resuming {run_dir} after epoch {start_epoch}/{epochs}")
-    return list(checkpoint["history"]), start_epoch
+    start = Position(int(checkpoint["epoch"]), partial.step if partial is not None else 0)
+    return list(checkpoint["history"]), start, partial
 
 
-PROGRESS_LINE_SECONDS = 10   # how often the whole-run progress line is printed
-
-
-class RunLog:
-    """What the run writes while it trains: TensorBoard, history.json, checkpoint.pt, progress.json,
-    one line per epoch. Only rank 0 writes; other ranks get a writer that discards."""
-
-    def __init__(self, cfg: RunConfig, config: dict, parts: Parts, history: list[dict],
-                 rank_info: distributed.DistInfo, *, resumed: bool):
-        self.cfg, self.config, self.parts, self.history = cfg, config, parts, history
-        self.is_main, self.resumed = rank_info.is_main, resumed
-        self.run_dir = cfg.out
-        self.ckpt_path = cfg.out / CHECKPOINT_FILE
-        self.steps_per_epoch = len(parts.train_loader)
-        self.writer = NullWriter()
-        self.progress = RunProgress(self.run_dir if self.is_main else None, config, epochs=cfg.recipe["epochs"],
-                                    steps_per_epoch=self.steps_per_epoch,
-                                    batch_size=cfg.recipe["batch_size"] * rank_info.world_size)
-        self.progress.last_val_accuracy = history[-1]["val_accuracy"] if history else None
-        self.last_line = time.monotonic()
-
-    def open(self, start_epoch: int) -> None:
-        if not self.is_main:
-            return
-        cfg, images = self.cfg, self.steps_per_epoch * self.progress.batch_size
-        print(f"{'resuming' if self.resumed else 'training'} {cfg.task} ({cfg.variant.value}, preset {cfg.preset}) "
-              f"into {self.run_dir}: device {self.config['device']}, precision {cfg.precision}, "
-              f"{cfg.recipe['epochs']} epochs of {images:,} images ({self.steps_per_epoch} steps of "
-              f"{self.progress.batch_size})", flush=True)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        if self.resumed:
-            remove_stale_temps(self.run_dir)   # half-written files of a killed run (never the real ones)
-        from torch.utils.tensorboard import SummaryWriter
-        # TensorBoard steps count optimizer steps taken: step losses at 1..N, epoch E's scalars
-        # at E * steps_per_epoch. On resume, purge_step drops whatever a killed or interrupted
-        # run logged after the checkpoint, so every step has exactly one value.
-        self.writer = SummaryWriter(log_dir=str(self.run_dir / "tb"),
-                                    purge_step=start_epoch * self.steps_per_epoch + 1 if self.resumed else None)
-        if not self.resumed:
-            self.save_checkpoint(0)   # a resumable point before the first step
-
-    def checkpoint_state(self, epoch: int) -> dict:
-        p = self.parts
-        return {"model": p.model.state_dict(), "optimizer": p.optimizer.state_dict(),
-                "scheduler": p.scheduler.state_dict() if p.scheduler is not None else None,
-                "epoch": epoch, "history": self.history, "rng": rng_state(),
-                "config": self.config, "config_hash": config_hash(self.config)}
-
-    def save_checkpoint(self, epoch: int) -> None:
-        save_checkpoint(self.ckpt_path, self.checkpoint_state(epoch))
-
-    def step_done(self, epoch: int, step: int, loss: float) -> None:
-        self.writer.add_scalar("train/step_loss", loss, (epoch - 1) * self.steps_per_epoch + step + 1)
-        self.progress.on_step(step + 1)
-        if self.is_main and time.monotonic() - self.last_line >= PROGRESS_LINE_SECONDS:
-            self.last_line = time.monotonic()   # the whole run at a glance: epoch k/n, run ETA
-            tqdm.write(self.progress.line(), file=sys.stderr)
-
-    def lr_applied(self, epoch: int, step: int, lr: float) -> None:
-        self.writer.add_scalar("train/lr", lr, (epoch - 1) * self.steps_per_epoch + step + 1)
-
-    def epoch_done(self, row: dict) -> None:
-        self.history.append(row)
-        self.progress.end_epoch(row["val_accuracy"])
-        step = row["epoch"] * self.steps_per_epoch
-        for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy"):
-            self.writer.add_scalar(key.replace("_", "/", 1), row[key], step)
-        self.writer.add_scalar("train/images_per_second", row["images_per_s"], step)   # lr: per step, above
-        self.writer.flush()
-        if self.is_main:
-            # The checkpoint first: history.json is never ahead of what --resume can continue from.
-            self.save_checkpoint(row["epoch"])
-            atomic_write_json(self.run_dir / "history.json", self.history)
-            print(f"epoch {row['epoch']}/{self.cfg.recipe['epochs']}  train loss {row['train_loss']:.4f} "
-                  f"acc {row['train_accuracy']:.4f}  val loss {row['val_loss']:.4f} acc {row['val_accuracy']:.4f}"
-                  f"  lr {row['lr']:.2e}  {row['images_per_s']:.0f} img/s  {row['seconds']:.1f}s", flush=True)
-
-    def stopped_as_asked(self, epoch: int) -> None:
-        self.writer.close()
-        if self.is_main:
-            message = (f"stopped after epoch {epoch} as asked; continue with: "
-                       f"python -m training.train --resume --out {self.run_dir}")
-            self.progress.step = self.steps_per_epoch
-            self.progress.write("stopped", message, force=True)
-            print(message)
-
-    def interrupted(self, stop: StopFlag, epoch: int, signum: int | None = None):
-        """Say what was kept and how to resume, then exit with the signal's shell code."""
-        self.writer.close()
-        message = interrupted_message(self.run_dir, epoch, at_once=bool(signum))
-        self.progress.epoch, self.progress.step = epoch - 1, 0
-        self.progress.write("stopped", message, force=True)
-        print(message, file=sys.stderr, flush=True)
-        raise SystemExit(exit_code(stop, signum))
-
-    def failed(self, message: str) -> None:
-        self.writer.close()
-        self.progress.write("failed", message, force=True)
-
-    def close(self) -> None:
-        self.writer.close()
-
-
-class NullWriter:
-    """TensorBoard stand-in for ranks other than 0, which write nothing."""
-
-    def add_scalar(self, *args, **kwargs):
-        pass
-
-    def flush(self):
-        pass
-
-    def close(self):
-        pass
-
-
-def train_epochs(cfg: RunConfig, parts: Parts, log: RunLog, start_epoch: int, device: torch.device,
-                 rank_info: distributed.DistInfo) -> dict | None:
+def train_epochs(cfg: RunConfig, parts: Parts, log: RunLog, start: Position, partial: PartialEpoch | None,
+                 device: torch.device, rank_info: distributed.DistInfo) -> dict | None:
     """The epochs still to run; returns the last evaluation, or None when --stop-after stopped them."""
     stop = StopFlag().install()
-    # Under torchrun all ranks must stop at the same step, or the others wait in a collective.
-    should_stop = (lambda: distributed.any_rank(stop(), device)) if rank_info.enabled else stop
+    # Under torchrun all ranks must stop (and checkpoint) at the same step, or the others wait in a collective.
+    checkpoints = StepCheckpoints(log, stop, parts.train_loader, world_size=rank_info.world_size, device=device)
     epochs = cfg.recipe["epochs"]
-    last_eval, epoch = None, start_epoch
+    last_eval, epoch = None, start.epoch
     try:
-        for n, epoch in enumerate(range(start_epoch + 1, epochs + 1), start=1):
-            row, last_eval = train_and_evaluate(cfg, parts, log, epoch, device, should_stop,
+        for n, epoch in enumerate(range(start.epoch + 1, epochs + 1), start=1):
+            row, last_eval = train_and_evaluate(cfg, parts, log, epoch, device, checkpoints,
+                                                partial if epoch == start.epoch + 1 else None,
                                                 progress=cfg.progress and rank_info.is_main)
             if row is None:
-                log.interrupted(stop, epoch)
+                log.interrupted(stop)
             log.epoch_done(row)
-            if should_stop():
-                log.interrupted(stop, epoch + 1)
+            if checkpoints.stop_requested():
+                log.interrupted(stop)
             if cfg.stop_after and n >= cfg.stop_after and epoch < epochs:
                 log.stopped_as_asked(epoch)
                 return None
     except (NonFiniteLossError, DivergedError) as e:
         log.failed(f"{e}; the last good checkpoint is untouched")
-        raise DivergedError(f"{e}; no release written; the last good checkpoint is {log.ckpt_path} "
-                            f"(epoch {epoch - 1})") from e
+        raise DivergedError(f"{e}; no release written; the last good checkpoint is {log.ckpt_path}, "
+                            f"saved at {log.kept()}") from e
     except StopNow as e:
-        log.interrupted(stop, epoch, signum=e.signum)
-    except OSError as e:   # a full disk or a vanished folder while saving the epoch
+        log.interrupted(stop, signum=e.signum)
+    except OSError as e:   # a full disk or a vanished folder while saving a checkpoint
         log.failed(one_line(e))
-        raise CliError(f"{one_line(e)}; stopped at epoch {epoch}; {log.ckpt_path} holds the last epoch it saved, "
+        raise CliError(f"{one_line(e)}; stopped during epoch {epoch}; {log.ckpt_path} holds {log.kept()}, "
                        f"resume with: python -m training.train --resume --out {cfg.out}") from e
     finally:
         stop.restore()
@@ -348,15 +234,22 @@ def train_epochs(cfg: RunConfig, parts: Parts, log: RunLog, start_epoch: int, de
 
 
 def train_and_evaluate(cfg: RunConfig, parts: Parts, log: RunLog, epoch: int, device: torch.device,
-                       should_stop, *, progress: bool) -> tuple[dict | None, dict | None]:
-    """One epoch: (its history row, its evaluation), or (None, None) when a signal interrupted it."""
+                       checkpoints: StepCheckpoints, partial: PartialEpoch | None,
+                       *, progress: bool) -> tuple[dict | None, dict | None]:
+    """One epoch (the rest of it after `partial`): (its history row, its evaluation), or
+    (None, None) when a signal stopped it (at a step, where a checkpoint was saved)."""
     parts.train_loader.set_epoch(epoch)
-    lr = parts.optimizer.param_groups[0]["lr"]
-    log.progress.start_epoch(epoch)
+    if partial is not None:
+        parts.train_loader.resume_at(partial.loader)
+        tally, lr, start_step = partial.tally, partial.lr, partial.step
+    else:
+        tally, lr, start_step = EpochTally.zero(device), parts.optimizer.param_groups[0]["lr"], 0
+    checkpoints.begin_epoch(epoch, tally, lr)
+    log.start_epoch(epoch, start_step)
     tr = train_one_epoch(parts.step_model, parts.train_loader, parts.optimizer, parts.scheduler,
-                         parts.loss_fn, cfg.spec.model, device=device, epoch=epoch,
+                         parts.loss_fn, cfg.spec.model, device=device, epoch=epoch, epochs=cfg.recipe["epochs"],
                          autocast_dtype=parts.autocast_dtype, channels_last=parts.channels_last,
-                         should_stop=should_stop, progress=progress,
+                         at_sync=checkpoints, progress=progress, tally=tally, start_step=start_step,
                          on_step=lambda s, loss: log.step_done(epoch, s, loss),
                          on_lr=lambda s, step_lr: log.lr_applied(epoch, s, step_lr))
     if tr["interrupted"]:

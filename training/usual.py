@@ -25,7 +25,10 @@ It mirrors `training.data` so the two are interchangeable:
 
 Randomness: with workers, each epoch's worker seeds come from (seed, epoch); with
 `workers=0` the transforms draw from the global torch RNG (seeded and checkpointed by
-training/train.py). Unreadable image files are found by one decoding pass when the split
+training/train.py). Resuming within an epoch: with `workers=0` the batches already trained
+on are left out of the sampler (the global RNG comes back from the checkpoint); with workers,
+they are read again and dropped, since each worker's generator must make the same draws to
+reach the same state. Unreadable image files are found by one decoding pass when the split
 is loaded (threads, the same decoder and checks as the device path's cache) and left out;
 a file that becomes unreadable later is dropped from its batch with a warning.
 """
@@ -33,6 +36,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -235,6 +239,14 @@ class _Items(torch.utils.data.Dataset):
         return self.transform(img), self.labels[i], i
 
 
+def _leave_stopping_to_the_main_process(worker_id: int) -> None:
+    """Ctrl-C in a terminal reaches every process of the group. The main process stops the run at a
+    step and saves a checkpoint; its DataLoader workers must go on serving it until then (torch's
+    workers end on a KeyboardInterrupt, and the main process's next batch would fail)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def _collate(items):
     items = [it for it in items if it is not None]
     return default_collate(items) if items else None
@@ -249,6 +261,7 @@ class UsualLoader(EpochOrder):
     when the device is CUDA, copies then non-blocking). The transform is a `TrainAugment` or
     `EvalTransform`, applied through `per_image_transform`.
     """
+    kind = "dataloader"
 
     def __init__(self, split: Split, *, batch_size: int, transform, device: torch.device,
                  shuffle: bool, drop_last: bool = False, seed: int = 0, rank: int = 0, world_size: int = 1,
@@ -269,11 +282,23 @@ class UsualLoader(EpochOrder):
                          rank=rank, world_size=world_size)
 
     def __iter__(self):
-        loader = DataLoader(self.dataset, batch_size=self.batch_size, sampler=self.order().tolist(),
+        resume = self._take_resume()
+        done = int(resume["batches"]) if resume is not None else 0
+        order = self.order()
+        replay = done if self.workers else 0
+        if not self.workers:           # the global RNG is restored from the checkpoint: nothing to redraw
+            order = order[done * self.batch_size:]
+        loader = DataLoader(self.dataset, batch_size=self.batch_size, sampler=order.tolist(),
                             drop_last=self.drop_last, num_workers=self.workers, pin_memory=self.pin_memory,
-                            collate_fn=_collate, generator=torch.Generator().manual_seed(self.stream_seed(1)))
+                            collate_fn=_collate, generator=torch.Generator().manual_seed(self.stream_seed(1)),
+                            worker_init_fn=_leave_stopping_to_the_main_process if self.workers else None)
         non_blocking = self.pin_memory
-        for batch in loader:
+        batches = iter(loader)
+        for _ in range(replay):        # the workers' draws for the batches already trained on
+            next(batches)
+        self.batches_read = done
+        for batch in batches:
+            self.batches_read += 1
             if batch is None:          # every image of this batch was unreadable
                 continue
             x, y, idx = batch
