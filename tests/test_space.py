@@ -372,10 +372,14 @@ def test_gradio_cli_finds_the_module_level_demo_and_the_app_uses_every_space_fil
 
 
 def test_importing_app_builds_and_launches_nothing_and_app_demo_is_the_blocks(tmp_path):
+    """One fresh interpreter: importing app builds nothing, app.demo is the (unlaunched) Blocks,
+    and building the whole app imported nothing of training/ (the app never does)."""
     code = ("import sys, app, gradio as gr\n"
             "assert 'demo' not in vars(app), 'built on import'\n"
             "demo = app.demo\n"
             "assert isinstance(demo, gr.Blocks) and app.demo is demo and not demo.is_running\n"
+            "training = sorted(m for m in sys.modules if m == 'training' or m.startswith('training.'))\n"
+            "assert not training, f'the app imported {training}'\n"
             "print('ok', len(demo.fns))\n")
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
                             env=_clean_env(PYTHONPATH=str(REPO_ROOT)), timeout=300)
