@@ -4,8 +4,9 @@
 
 Models come from run directories under --runs (`<task>/<run>/` with config.json and
 model.safetensors; the newest per task and variant is the default) and from Hub repos
-(--hub, or the CNN_STUDIO_HUB_MODELS environment variable, space- or comma-separated),
-through the same loader (models.artifact.load_model). The runs folder is looked at again on
+(--hub, or the CNN_STUDIO_HUB_MODELS environment variable, space- or comma-separated, or
+"Load from the Hub" in the Models panel, with a progress bar), through the same loader
+(models.artifact.load_model). The runs folder is looked at again on
 every page load and on "Reload models", so runs trained while the app is up appear without a
 restart. A model that cannot be loaded is listed as unavailable with the reason; the app
 still starts. The app opens on the first classify tab that has a model.
@@ -32,11 +33,11 @@ import gradio as gr
 import torch
 
 from ui import (architecture_tab, augment_tab, cards_tab, catsdogs_tab, cifar10_tab, curves_tab,
-                explain_tab, live, mnist_tab, serving, train_tab)
+                explain_tab, hub_panel, live, mnist_tab, serving, train_tab)
 from models.names import HUB_MODELS_ENV
 from ui.catalog import Catalog, hub_ids_from_env
 from ui.common import MAX_IMAGE_BYTES
-from ui.http_limits import limits_middleware
+from ui.http_limits import RequestLimits, limits_middleware
 from ui.jobs import TrainingJobs
 
 TITLE = "CNN Studio"
@@ -80,6 +81,9 @@ def theme() -> gr.themes.Base:
 
 
 CLASSIFY_TABS = {"cifar10": "cifar10", "mnist": "mnist", "catsdogs": "catsdogs"}   # task -> tab id
+# Why the Train tab and the Models panel's Hub loader are off in an app built without saying
+# (app.demo, tests): `python app.py` turns them on for a loopback address (training_refusal).
+OFF_UNLESS_LOCAL = "it is enabled by `python app.py` on a loopback address, or with --allow-training"
 
 
 def opening_tab(catalog: Catalog) -> str:
@@ -117,8 +121,7 @@ def open_first_model_tab(catalog: Catalog):
 
 def build_demo(runs: str | os.PathLike | Catalog | None = "runs", hub: Sequence[str] = (), *,
                device: str = "cpu", data_dir: str | os.PathLike | None = None,
-               training_off: str | None = "it is enabled by `python app.py` on a loopback address, "
-                                          "or with --allow-training",
+               training_off: str | None = OFF_UNLESS_LOCAL, hub_loading_off: str | None = OFF_UNLESS_LOCAL,
                train_device: str = "auto") -> gr.Blocks:
     """The whole app as a gr.Blocks (not launched).
 
@@ -126,7 +129,8 @@ def build_demo(runs: str | os.PathLike | Catalog | None = "runs", hub: Sequence[
     `hub` lists Hub repo ids to load as well; `data_dir` is where datasets are (training's
     --data-dir; the See why galleries read validation images there when a run folder does
     not carry them). `training_off` says why the Train tab may not start runs (None: it may;
-    runs go into the runs folder, one at a time, on `train_device`).
+    runs go into the runs folder, one at a time, on `train_device`); `hub_loading_off` why the
+    Models panel may not download Hub repos (a page visitor would choose what the server fetches).
     """
     private_cache_dir()   # before any component exists: each reads the folder when created
     catalog = runs if isinstance(runs, Catalog) else Catalog.from_sources(runs, hub, device=device)
@@ -136,12 +140,13 @@ def build_demo(runs: str | os.PathLike | Catalog | None = "runs", hub: Sequence[
                                                  device=train_device, on_finished=lambda job: catalog.reload()))
     options = {"why": {"data_dir": data_dir}, "train": {"trainer": trainer}}
     built = {}
-    with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
+    with StudioBlocks(title=TITLE, analytics_enabled=False) as demo:
         gr.Markdown(f"# {TITLE}\n{DESCRIPTION}", elem_id="app-title")
         problems = bool(catalog.unavailable()) or not catalog.entries(available_only=True)
         with gr.Accordion("Models", open=problems):
             status = live.markdown(catalog, catalog.status_markdown, label="Models", elem_id="model-status")
             reload_button = gr.Button("Reload models", size="sm", elem_id="reload-models")
+            hub_repo, hub_button = hub_panel.build(hub_loading_off)
         with gr.Tabs(selected=opening_tab(catalog)) as tabs:
             for label, tab_id, tab in TABS:
                 with gr.Tab(label, id=tab_id):
@@ -155,6 +160,9 @@ def build_demo(runs: str | os.PathLike | Catalog | None = "runs", hub: Sequence[
         # A run started from the Train tab finished: every list offers it (the catalog already has it).
         live.wire(catalog, [built["train"].change], api_name="train_finished", outputs_first=(status,),
                   first=lambda: [catalog.status_markdown()])
+        # A Hub repo loaded from the Models panel: every list offers it.
+        live.rerender_after(catalog, hub_panel.wire(catalog, hub_repo, hub_button, status, off=hub_loading_off),
+                            api_name=hub_panel.API_NAME)
     demo.catalog = catalog  # for tests and scripts: the models this app serves
     demo.trainer = trainer  # and the training queue of the Train tab
     serving.bound_queue_per_group(demo, max_size=QUEUE_MAX_SIZE, default_concurrency_limit=DEFAULT_CONCURRENCY)
@@ -164,9 +172,28 @@ def build_demo(runs: str | os.PathLike | Catalog | None = "runs", hub: Sequence[
 def launch_options() -> dict:
     """Keyword arguments for demo.launch(): look and limits. Never share=True by default.
 
-    The request-body cap is ASGI middleware passed to the FastAPI app Gradio builds."""
+    The request-body cap is ASGI middleware passed to the FastAPI app Gradio builds. The app's
+    Blocks (StudioBlocks) adds these to every launch itself; passing them again changes nothing."""
     return dict(theme=theme(), css=CSS, max_file_size=MAX_FILE_SIZE, max_threads=MAX_THREADS,
                 footer_links=["api"], app_kwargs={"middleware": [limits_middleware(MAX_REQUEST_BYTES)]})
+
+
+class StudioBlocks(gr.Blocks):
+    """The app's gr.Blocks: however it is served, it serves with the app's look and limits.
+
+    Gradio 6 takes the theme, the upload limit and the FastAPI app's middleware (the request-body
+    cap) as launch() arguments, so a launch that forgets them (`app.demo.launch()` in a script,
+    a host that launches the module-level `demo` itself) would serve without the cap. Here every
+    launch starts from launch_options(); what the caller passes wins, except that the body cap
+    is always among the middleware."""
+
+    def launch(self, *args, **kwargs):
+        options = launch_options()
+        app_kwargs = dict(kwargs.pop("app_kwargs", None) or {})
+        middleware = list(app_kwargs.get("middleware") or [])
+        if not any(getattr(m, "cls", None) is RequestLimits for m in middleware):
+            middleware = options["app_kwargs"]["middleware"] + middleware
+        return super().launch(*args, **{**options, **kwargs, "app_kwargs": {**app_kwargs, "middleware": middleware}})
 
 
 def private_cache_dir() -> Path:
@@ -203,8 +230,9 @@ def get_args_parser() -> argparse.ArgumentParser:
                         "1: each request its own)")
     p.add_argument("--share", action="store_true", help="also open a public gradio.live link (off by default)")
     p.add_argument("--allow-training", action="store_true",
-                   help="let the Train tab start training runs even when the app listens on a non-loopback "
-                        "address or runs as a Space (on a loopback address it is allowed by default)")
+                   help="let the Train tab start training runs, and the Models panel download Hub repos, even "
+                        "when the app listens on a non-loopback address or runs as a Space (on a loopback "
+                        "address both are allowed by default)")
     p.add_argument("--train-device", default="auto", help="--device of runs started from the Train tab (default auto)")
     return p
 
@@ -220,14 +248,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         refusal = "the app is shared through a public link (start it with --allow-training to enable it)"
     global demo  # module-level, where `gradio app.py` (reload mode) finds the running app
     demo = build_demo(Path(args.runs), hub, device=args.device, data_dir=Path(args.data_dir),
-                      training_off=refusal, train_device=args.train_device)
+                      training_off=refusal, hub_loading_off=refusal, train_device=args.train_device)
     if args.share:
-        demo.launch(server_name=args.host, server_port=args.port, share=True, **launch_options())
+        demo.launch(server_name=args.host, server_port=args.port, share=True)
         return
     # Gradio's own start-up lines end with "set `share=True` in `launch()`", advice for a script
     # calling launch(); this app's switch is --share, so it prints its own lines instead.
-    demo.launch(server_name=args.host, server_port=args.port, share=False, quiet=True, prevent_thread_lock=True,
-                **launch_options())
+    demo.launch(server_name=args.host, server_port=args.port, share=False, quiet=True, prevent_thread_lock=True)
     if not demo.is_running:   # `gradio app.py` re-ran this file to reload it: its server is already up
         return
     print(startup_message(demo.local_url), flush=True)

@@ -68,14 +68,6 @@ def environment(device: torch.device) -> dict:
     return env
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda: no CUDA device is available")
-    return torch.device(name)
-
-
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -145,7 +137,7 @@ def add_common_args(p, *, repeats: int | None = 3) -> None:
 def setup(args) -> tuple[torch.device, dict]:
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = resolve_device(args.device)
-    from training.precision import set_torch_flags
+    from training.precision import resolve_device, set_torch_flags
+    device = resolve_device(args.device)   # the one rule of `python -m training.train --device`
     set_torch_flags(device)   # cuDNN autotuning and TF32 on CUDA, as `python -m training.train`
     return device, environment(device)

@@ -20,6 +20,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import torch
 from safetensors import SafetensorError
@@ -27,6 +28,7 @@ from safetensors.torch import load_file, save
 from torch import nn
 
 from models.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
+from models.jsonfile import JSONFileError, read_json
 from models.registry import ModelConfig, create_model
 
 CONFIG_FILE = "config.json"
@@ -44,6 +46,14 @@ _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _MANIFEST_LINE = re.compile(r"^([0-9a-f]{64}) [ *](\S(?:.*\S)?)$")
 log = logging.getLogger(__name__)
 
+# progress(fraction done in [0, 1], what is happening): how a slow load (a Hub download, digests
+# of large weights) tells its caller where it is; the app passes Gradio's progress bar.
+Progress = Callable[[float, str], None]
+
+
+def _no_progress(fraction: float, description: str) -> None:
+    pass
+
 
 class ArtifactError(Exception):
     """A model folder or Hub repo that cannot be used; the message names the file and problem."""
@@ -60,13 +70,10 @@ class LoadedModel:
 
     def read_json(self, name: str, default=None):
         """history.json, metrics.json, ... of this model, or `default` when absent."""
-        path = self.root / name
-        if not path.is_file():
-            return default
         try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            raise ArtifactError(f"{path}: not valid JSON ({e})") from e
+            return read_json(self.root / name, default)
+        except JSONFileError as e:
+            raise ArtifactError(str(e)) from e
 
 
 def save_release(run_dir: str | os.PathLike, model: nn.Module, config: dict) -> None:
@@ -142,11 +149,12 @@ def read_manifest(root: Path) -> dict[str, str] | None:
     return digests
 
 
-def verify_release(root: Path) -> bool:
+def verify_release(root: Path, progress: Progress = _no_progress) -> bool:
     """Check every file SHA256SUMS lists against its digest; False when there is no SHA256SUMS.
 
     The weights and the config must be listed; other listed files are checked when present
     (a run folder may have lost its tb/ to save space; that is not damage to what is served).
+    `progress` hears the fraction of listed files checked so far, before each file.
     """
     digests = read_manifest(root)
     if digests is None:
@@ -154,7 +162,8 @@ def verify_release(root: Path) -> bool:
     for required in (CONFIG_FILE, WEIGHTS_FILE):
         if required not in digests:
             raise ArtifactError(f"{root / MANIFEST_FILE}: no digest for {required}; the release is incomplete")
-    for name, expected in digests.items():
+    for number, (name, expected) in enumerate(digests.items()):
+        progress(number / len(digests), f"checking sha256 of {name} ({number + 1} of {len(digests)})")
         path = root / name
         if name != CONFIG_FILE and name != WEIGHTS_FILE and not path.is_file():
             continue
@@ -173,7 +182,9 @@ def is_hub_id(source: str) -> bool:
 
 
 def resolve_source(source: str | os.PathLike, revision: str | None = None) -> Path:
-    """A local folder for `source`: the folder itself, or a Hub snapshot (cache, HF_HUB_OFFLINE aware)."""
+    """A local folder for `source`: the folder itself, or a Hub snapshot (cache, HF_HUB_OFFLINE aware).
+
+    A download shows huggingface_hub's own tqdm bars (a Gradio progress with track_tqdm=True follows them)."""
     text = str(source)
     local = Path(text)
     if local.is_dir():
@@ -243,13 +254,27 @@ def read_weights(path: Path, model: nn.Module) -> dict[str, torch.Tensor]:
     return state
 
 
+# Shares of a load's progress bar: fetching the files, checking their digests, building the model.
+FETCHED, VERIFIED = 0.4, 0.8
+
+
 def load_model(source: str | os.PathLike, *, revision: str | None = None,
-               device: str | torch.device = "cpu") -> LoadedModel:
-    """Load a run directory or Hub repo: config.json, then model.safetensors, strictly, in eval mode."""
+               device: str | torch.device = "cpu", progress: Progress | None = None) -> LoadedModel:
+    """Load a run directory or Hub repo: config.json, then model.safetensors, strictly, in eval mode.
+
+    `progress` (see Progress) hears each stage: fetching (a Hub download), checking digests
+    file by file, reading the weights, done."""
+    progress = progress or _no_progress
+    progress(0.0, f"fetching {source}" + (" from the Hub" if is_hub_id(str(source)) else ""))
     root = resolve_source(source, revision)
-    if not verify_release(root):
+
+    def checking(fraction: float, what: str) -> None:
+        progress(FETCHED + (VERIFIED - FETCHED) * fraction, what)
+
+    if not verify_release(root, checking):
         log.warning("%s: no %s, so its files cannot be checked for damage (written before digests were "
                     "recorded); loading it unverified", root, MANIFEST_FILE)
+    progress(VERIFIED, f"reading {CONFIG_FILE} and {WEIGHTS_FILE}")
     info, cfg = read_config(root / CONFIG_FILE)
     try:
         model = create_model(cfg)
@@ -258,4 +283,5 @@ def load_model(source: str | os.PathLike, *, revision: str | None = None,
     state = read_weights(root / WEIGHTS_FILE, model)
     model.load_state_dict(state, strict=True)
     model.to(device).eval()
+    progress(1.0, f"loaded {source}")
     return LoadedModel(model=model, config=cfg, info=info, root=root, source=str(source))

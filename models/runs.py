@@ -6,13 +6,12 @@ weights: discovery reads config.json only, so listing many runs is cheap.
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from models.artifact import CONFIG_FILE, WEIGHTS_FILE
-
+from models.jsonfile import try_read_json
 from models.variant import BASELINE, RANDOM_ERASING, Variant  # noqa: F401  (BASELINE, RANDOM_ERASING re-exported)
 
 
@@ -37,10 +36,7 @@ def read_run(path: str | os.PathLike) -> RunRef | None:
     path = Path(path)
     if not (path / CONFIG_FILE).is_file() or not (path / WEIGHTS_FILE).is_file():
         return None
-    try:
-        info = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
-        return None
+    info = try_read_json(path, CONFIG_FILE)
     if not isinstance(info, dict) or not isinstance(info.get("task"), str):
         return None
     try:
@@ -141,12 +137,7 @@ def read_unfinished(path: str | os.PathLike) -> UnfinishedRun | None:
     path = Path(path)
     if (path / WEIGHTS_FILE).is_file():
         return None
-    progress = None
-    if (path / PROGRESS_FILE).is_file():
-        try:
-            progress = json.loads((path / PROGRESS_FILE).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError):
-            progress = None
+    progress = try_read_json(path, PROGRESS_FILE)
     if not isinstance(progress, dict):
         if not (path / CHECKPOINT_FILE).is_file():
             return None

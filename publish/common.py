@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 from pathlib import Path
+from typing import Callable
 
 from huggingface_hub import get_token
 from huggingface_hub.errors import HfHubHTTPError, HFValidationError, OfflineModeIsEnabled
@@ -16,6 +18,16 @@ LIBRARY_NAME = "cnn-studio"   # how uploads introduce themselves to the Hub (HfA
 
 class HubError(Exception):
     """Something the user must fix; the message is one line."""
+
+
+def run_command(action: Callable[[], object], refusals: tuple[type[Exception], ...] = (HubError,)) -> int:
+    """The tail of each publish CLI: run `action`; a refusal is one line on stderr and exit 1, else 0."""
+    try:
+        action()
+    except refusals as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def user_agent() -> dict:

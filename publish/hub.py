@@ -31,7 +31,8 @@ from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
 from huggingface_hub.utils import filter_repo_objects
 
 from models.artifact import CONFIG_FILE, RELEASE_PATTERNS, ArtifactError, load_model
-from publish.common import HubError, check_repo_id, default_code_url, hub_errors, require_token, user_agent
+from publish.common import (HubError, check_repo_id, default_code_url, hub_errors, require_token, run_command,
+                            user_agent)
 from publish.hub_code import HUB_CODE_FILE, hub_code_source
 from publish.space import space
 
@@ -192,18 +193,12 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
-    try:
-        if args.command == "push":
-            push(args.run_dir, args.repo_id, private=args.private, revision=args.revision,
-                 regenerate_card=not args.keep_card, dry_run=args.dry_run,
-                 allow_partial=args.allow_partial, code_url=args.code_url)
-        else:
-            space(args.out_dir, args.models, space_id=args.space_id, private=args.private,
-                  dry_run=args.dry_run, force=args.force)
-    except HubError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    return 0
+    if args.command == "push":
+        return run_command(lambda: push(args.run_dir, args.repo_id, private=args.private, revision=args.revision,
+                                        regenerate_card=not args.keep_card, dry_run=args.dry_run,
+                                        allow_partial=args.allow_partial, code_url=args.code_url))
+    return run_command(lambda: space(args.out_dir, args.models, space_id=args.space_id, private=args.private,
+                                     dry_run=args.dry_run, force=args.force))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from models.atomic import atomic_write_text
+from publish.common import run_command
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = REPO_ROOT / "results"
@@ -118,29 +119,32 @@ def readme_table(path: Path) -> str:
     return found.group(1)
 
 
-def main(argv=None) -> int:
+def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m publish.results", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("command", nargs="?", choices=["table", "add"], default="table")
     p.add_argument("path", nargs="?", help="table: the results folder (default results/); add: a run directory")
     p.add_argument("--results", default=str(RESULTS_DIR), help="results folder (default: the repo's results/)")
     p.add_argument("--update", metavar="README", help="replace the table between the results markers")
-    args = p.parse_args(argv)
-    try:
-        if args.command == "add":
-            if not args.path:
-                raise ResultsError("add needs a run directory: python -m publish.results add runs/<task>/<run>")
-            print(f"wrote {add(Path(args.path), Path(args.results))}")
-            return 0
-        root = Path(args.path or args.results)
-        md = table(find_runs(root), root.resolve().parent)
-        if args.update:
-            update_readme(Path(args.update), md)
-        print(md)
-    except ResultsError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    return 0
+    return p
+
+
+def run(args: argparse.Namespace) -> None:
+    if args.command == "add":
+        if not args.path:
+            raise ResultsError("add needs a run directory: python -m publish.results add runs/<task>/<run>")
+        print(f"wrote {add(Path(args.path), Path(args.results))}")
+        return
+    root = Path(args.path or args.results)
+    md = table(find_runs(root), root.resolve().parent)
+    if args.update:
+        update_readme(Path(args.update), md)
+    print(md)
+
+
+def main(argv=None) -> int:
+    args = get_args_parser().parse_args(argv)
+    return run_command(lambda: run(args), (ResultsError,))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ In the Space the app loads the listed models from the Hub (CNN_STUDIO_HUB_MODELS
 from __future__ import annotations
 
 import ast
+import functools
 import fnmatch
 import os
 import re
@@ -187,8 +188,13 @@ def project_requirements(path: Path) -> dict[str, str]:
     return out
 
 
+@functools.cache
+def _distributions_by_module() -> dict[str, list[str]]:
+    return dict(metadata.packages_distributions())   # reads every installed package's metadata: once
+
+
 def distributions_of(module: str) -> list[str]:
-    return metadata.packages_distributions().get(module, [module])
+    return _distributions_by_module().get(module, [module])
 
 
 def space_requirements(modules: dict[str, set[str]], root: Path = REPO_ROOT) -> list[str]:

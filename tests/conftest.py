@@ -121,23 +121,17 @@ def app_catalog(app_runs):
     return Catalog.from_sources(app_runs, [UNREACHABLE_HUB_REPO])
 
 
-def launch_app(catalog, *, queue_max_size: int | None = None):
-    """build_demo + launch on a free local port, with the app's own launch options: (demo, url).
-
-    `queue_max_size` overrides the app's bound on all waiting requests (to overflow it from a test).
-    """
+def launch_app(catalog, **build):
+    """build_demo(catalog, **build) + a plain launch on a free local port: (demo, url)."""
     import socket
 
     import app
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    demo = app.build_demo(catalog)
-    if queue_max_size is not None:
-        from ui import serving
-        serving.bound_queue_per_group(demo, max_size=queue_max_size, default_concurrency_limit=app.DEFAULT_CONCURRENCY)
-    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True,
-                            **app.launch_options())
+    demo = app.build_demo(catalog, **build)
+    # No launch_options(): the app's Blocks brings its own limits to every launch (app.StudioBlocks).
+    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
     return demo, url
 
 

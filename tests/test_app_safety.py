@@ -3,8 +3,8 @@ gets its one-line message and the server keeps answering; parallel calls give th
 answers; calls beyond the queue bound are refused cleanly; files outside the served folders,
 server paths smuggled into a request, and oversized uploads are refused.
 
-Uses the session's launched app (tests/conftest.py: app_server) and, for the queue bound, a
-second server from the same catalog with a tiny queue.
+Uses the session's launched app (tests/conftest.py: app_server); for the queue bound, its queue
+is made tiny for one test.
 """
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import launch_app
 from tests.test_image_inputs import (BAD, animated_gif, encode, exif_rotated_jpeg, photo,
                                      transparent)
 
@@ -121,12 +120,15 @@ def test_parallel_calls_give_the_sequential_answers(client, tmp_path):
             assert row == pytest.approx(ref_row, abs=2e-6)
 
 
-@pytest.fixture(scope="module")
-def small_queue_server(app_catalog):
-    """The same app with room for two waiting events: enough to overflow from a test."""
-    demo, url = launch_app(app_catalog, queue_max_size=2)
+@pytest.fixture
+def small_queue_server(app_server):
+    """The session's app with room for two waiting events (enough to overflow from a test), then
+    its own bound again. Gradio's queue reads its bound at every push."""
+    demo, url = app_server
+    bound = demo._queue.max_size
+    demo._queue.max_size = 2
     yield demo, url
-    demo.close()
+    demo._queue.max_size = bound
 
 
 def test_calls_beyond_the_queue_bound_are_refused_cleanly(small_queue_server, tmp_path):
@@ -280,16 +282,6 @@ def test_run_and_model_names_are_not_paths(client, tmp_path):
         client.predict("/etc/passwd", api_name="/model_card")
 
 
-def test_no_public_link_and_limits_on_launch(app_server):
-    import app
-    demo, _ = app_server
-    options = app.launch_options()
-    assert options.get("share", False) is False and demo.share is False
-    assert demo.max_file_size == 10 * 1024 * 1024
-    assert demo._queue.max_size == app.QUEUE_MAX_SIZE
-    json.dumps(options, default=str)   # plain values only
-
-
 def test_a_broken_model_is_listed_unavailable_and_the_rest_keeps_serving(cifar10_run, tmp_path):
     """The newest CIFAR-10 run has truncated weights: it is reported (file and problem), the
     next one serves, and asking for the broken one by name is a one-line error."""
@@ -423,16 +415,21 @@ def _read_http_response(sock) -> tuple[str, str]:
     return head.split(b"\r\n")[0].decode(), body.decode(errors="replace")
 
 
-def test_a_declared_200_mb_body_is_refused_before_it_is_read(app_server, client, tmp_path):
+def declared_body_answer(url: str, declared_bytes: int, path: str = "/gradio_api/call/classify_cifar10"):
+    """(status code, body) of a POST that declares `declared_bytes` and sends only its first 40."""
     import socket
-    _, url = app_server
     host, port = _host_port(url)
     with socket.create_connection((host, port)) as sock:
-        sock.sendall(f"POST /gradio_api/call/classify_cifar10 HTTP/1.1\r\nHost: {host}:{port}\r\n"
-                     f"Content-Type: application/json\r\nContent-Length: {200 * MIB}\r\n\r\n".encode()
-                     + b'{"data": [{"url": "data:image/png;base64,')        # 40 bytes of the 200 MiB
+        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                     f"Content-Type: application/json\r\nContent-Length: {declared_bytes}\r\n\r\n".encode()
+                     + b'{"data": [{"url": "data:image/png;base64,')
         status, body = _read_http_response(sock)
-    assert status.split()[1] == "413", status
+    return int(status.split()[1]), body
+
+
+def test_a_declared_200_mb_body_is_refused_before_it_is_read(app_server, client, tmp_path):
+    status, body = declared_body_answer(app_server[1], 200 * MIB)
+    assert status == 413, status
     assert "request body too large (200.0 MiB; at most 16 MiB)" in json.loads(body)["error"]
     assert_answers(client, tmp_path)
 
@@ -555,13 +552,16 @@ def test_every_parameter_of_every_endpoint_refuses_a_wrong_type_by_name(app_serv
 
 
 def test_every_number_of_every_endpoint_refuses_out_of_range_values_by_name(app_server, endpoints, valid_inputs):
+    """Each kind of bad number (too large, too small, text, NaN) once per endpoint, and each number
+    parameter at least once: the kinds go round the endpoint's number parameters."""
     _, url = app_server
-    numeric = [(name, i, p) for name, info in endpoints.items() for i, p in enumerate(info["parameters"])
-               if p["python_type"]["type"] in ("float", "int")]
-    assert {p["parameter_name"] for _, _, p in numeric} >= {"seed", "copies", "box_x", "box_size",
-                                                             "decision_threshold", "overlay_strength"}
-    for name, i, p in numeric:
-        for bad in BAD_NUMBERS:
+    numeric = {name: [(i, p) for i, p in enumerate(info["parameters"]) if p["python_type"]["type"] in ("float", "int")]
+               for name, info in endpoints.items()}
+    assert {p["parameter_name"] for params in numeric.values() for _, p in params} >= {
+        "seed", "copies", "box_x", "box_size", "decision_threshold", "overlay_strength"}
+    for name, params in ((n, ps) for n, ps in numeric.items() if ps):
+        for k in range(max(len(BAD_NUMBERS), len(params))):
+            (i, p), bad = params[k % len(params)], BAD_NUMBERS[k % len(BAD_NUMBERS)]
             event, payload = _call_api(url, name.lstrip("/"), _with(valid_inputs[name], i, bad))
             message = _message(event, payload)
             _assert_names(message, p["parameter_name"], name, bad)
@@ -569,11 +569,15 @@ def test_every_number_of_every_endpoint_refuses_out_of_range_values_by_name(app_
 
 
 def test_a_missing_value_is_named_or_means_the_documented_default(app_server, endpoints, valid_inputs):
-    """None for each parameter: a required one (no default in the API info, e.g. the image) is
-    refused by name; one with a default (a model run: the tab's default model) may be served."""
+    """None for each required parameter (no default in the API info, e.g. the image): refused by
+    name. None where there is a default (a model run: the tab's default model) may be served, a
+    whole call's work: once per endpoint, for its first such parameter."""
     _, url = app_server
     for name, info in endpoints.items():
+        defaulted = [i for i, p in enumerate(info["parameters"]) if p["parameter_has_default"]]
         for i, p in enumerate(info["parameters"]):
+            if p["parameter_has_default"] and i != defaulted[0]:
+                continue
             event, payload = _call_api(url, name.lstrip("/"), _with(valid_inputs[name], i, None))
             message = _message(event, payload)
             if message is None:

@@ -24,8 +24,9 @@ EXPLAIN_APIS = {"gradcam", "gradcam_targets", "confusion", "confusion_cell", "oc
 # Reloading the model lists (tests/test_app_reload.py) and the Train tab (tests/test_train_tab.py);
 # each public step has a private follow-up that re-renders the page's lists.
 STUDIO_APIS = {"open_page", "reload_models", "train_finished", "train_command", "train_start", "train_stop",
-               "train_resume", "train_status"}
-STUDIO_PRIVATE = {"open_page_views", "reload_models_views", "train_finished_views", "train_start_status"}
+               "train_resume", "train_status", "load_hub_model"}
+STUDIO_PRIVATE = {"open_page_views", "reload_models_views", "train_finished_views", "train_start_status",
+                  "load_hub_model_views"}
 # Private steps that keep a page in step: a model change re-answers, the MNIST tab remembers the
 # digit last classified, a picked sample replaces an upload (issue 15).
 UI_PRIVATE = {"reclassify_cifar10", "reclassify_catdog", "reclassify_digit", "digit_shown", "digit_uploaded",
@@ -183,12 +184,16 @@ def test_files_outside_the_served_folders_are_refused(app_server):
         assert response.status_code in (403, 404), path
 
 
-def test_limits_are_set(app_server):
+def test_a_plain_launch_has_the_apps_limits_and_no_public_link(app_server):
+    """conftest launches the app with no options at all (as `gradio app.py` or a script would):
+    the upload limit, the request-body cap and the theme come with the app's own Blocks."""
+    from ui.http_limits import RequestLimits
     demo, _ = app_server
-    options = app.launch_options()
-    assert "share" not in options
-    assert demo.share is False
+    assert demo.share is False and demo.share_url is None
     assert demo.max_file_size == 10 * 1024 * 1024
+    assert [m.kwargs for m in demo.app.user_middleware if m.cls is RequestLimits] == [
+        {"max_body_bytes": 16 * 1024 * 1024}]
+    assert demo.theme.to_dict() == app.theme().to_dict() and demo.css == app.CSS
     assert demo._queue.max_size == app.QUEUE_MAX_SIZE
     limits = {fn.api_name: fn.concurrency_limit for fn in demo.fns.values() if fn.api_name in MODEL_APIS}
     assert set(limits.values()) == {serving.INFERENCE.limit}
@@ -215,7 +220,18 @@ def test_command_line_and_environment(monkeypatch):
     app.main(["--runs", "r", "--hub", "me/a", "--data-dir", "d"])
     assert calls["runs"] == Path("r") and calls["hub"] == ["me/a", "me/c"] and calls["threads"] >= 1
     assert calls["data_dir"] == Path("d") and calls["training_off"] is None   # 127.0.0.1: training allowed
-    assert _Fake.launched["share"] is False and _Fake.launched["max_file_size"] == app.MAX_FILE_SIZE
+    assert calls["hub_loading_off"] is None                                    # and Hub repos from the page
+    assert _Fake.launched["share"] is False
+    app.main(["--share"])                                   # a public link only when asked for
+    assert _Fake.launched["share"] is True and "prevent_thread_lock" not in _Fake.launched
+    assert calls["training_off"].startswith("the app is shared through a public link")
+    assert calls["hub_loading_off"] == calls["training_off"]
+
+
+def test_an_app_that_does_not_say_so_downloads_no_hub_repo_for_a_visitor(client):
+    from gradio_client.exceptions import AppError
+    with pytest.raises(AppError, match=r"Loading Hub repos from the page is off: it is enabled by `python app.py`"):
+        client.predict(repo_id="cnn-studio-test/anything", api_name="/load_hub_model")
 
 
 class _Fake:

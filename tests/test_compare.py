@@ -119,8 +119,17 @@ def test_paired_comparison_of_the_fixed_table_by_hand():
     assert d["of"] == "random-erasing - baseline"
     assert d["per_seed"] == [pytest.approx(0.2), pytest.approx(0.1)]
     assert d["mean"] == pytest.approx(0.15) and d["std"] == pytest.approx(0.0707107, rel=1e-5)
+    # The CI against a bootstrap written directly: draw the two seeds with replacement, then each
+    # drawn seed's ten images with replacement, mean of the accuracy differences. The statistic
+    # moves in steps of 0.05 (two seeds of ten images): the two may differ by one step.
     lo, hi = d["ci"]
-    assert -1 <= lo <= 0.15 <= hi <= 1 and lo < hi
+    rng = np.random.default_rng(11)
+    diffs = [np.array(b) - np.array(a) for a, b in TABLE.values()]
+    direct = [np.mean([diffs[s][rng.integers(0, 10, 10)].mean() for s in rng.integers(0, 2, 2)])
+              for _ in range(4000)]
+    direct_lo, direct_hi = np.quantile(direct, [0.025, 0.975])
+    assert lo == pytest.approx(direct_lo, abs=0.05 + 1e-9) and hi == pytest.approx(direct_hi, abs=0.05 + 1e-9)
+    assert lo < d["mean"] < hi
     again = paired_comparison(table_pairs(), ("baseline", "random-erasing"), replicates=4000, bootstrap_seed=7)
     assert again["difference"]["ci"] == d["ci"]                                  # seeded
     m = result["mcnemar"]
@@ -192,7 +201,11 @@ def test_compare_cli_end_to_end_and_resumable(catsdogs_dir, tmp_path, capsys):
     assert stored["seeds"] == [0, 1] and stored["epochs"] == 1
     assert set(stored["variants"]) == {"baseline", "random-erasing"}
     assert stored["mcnemar"]["pairs"] == sum(stored["images_per_seed"])
-    assert 0 <= stored["mcnemar"]["p_value"] <= 1
+    # McNemar's exact p from the stored discordant counts, by scipy (an independent implementation).
+    from scipy import stats
+    only = (stored["mcnemar"]["only_baseline_correct"], stored["mcnemar"]["only_random-erasing_correct"])
+    expected_p = stats.binomtest(only[0], sum(only), 0.5).pvalue if sum(only) else 1.0
+    assert stored["mcnemar"]["p_value"] == pytest.approx(expected_p, rel=1e-9)
     lo, hi = stored["difference"]["ci"]
     assert lo <= hi
     assert "McNemar" in (out / "comparison.md").read_text()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -189,9 +190,17 @@ def test_occlusion_sweep_drops_p_dog_exactly_where_the_box_covers_the_object():
 def test_occlusion_sweep_runs_on_a_trained_vgg(cifar_unchecked, cifar10_run):
     loaded = load_model(cifar10_run)
     x = torch.randn(3, 32, 32)
-    occ = occlusion_sweep(loaded.model, loaded.config, x, box=8, stride=8, class_index=3, fill="noise")
-    assert occ.probs.shape == (4, 4) and np.isfinite(occ.probs).all()
-    assert ((occ.probs >= 0) & (occ.probs <= 1)).all() and occ.label == loaded.config.labels[3]
+    occ = occlusion_sweep(loaded.model, loaded.config, x, box=8, stride=8, class_index=3, fill=0.5)
+    assert occ.probs.shape == (4, 4) and occ.label == loaded.config.labels[3]
+    # Each cell is P(class 3) of the input with that 8x8 box set to 0.5, computed here one by one.
+    with torch.no_grad():
+        for r in range(4):
+            for c in range(4):
+                boxed = x.clone()
+                boxed[:, 8 * r:8 * r + 8, 8 * c:8 * c + 8] = 0.5
+                expected = torch.softmax(loaded.model(boxed[None]), 1)[0, 3].item()
+                assert occ.probs[r, c] == pytest.approx(expected, abs=1e-5), (r, c)
+        assert occ.base == pytest.approx(torch.softmax(loaded.model(x[None]), 1)[0, 3].item(), abs=1e-5)
 
 
 # --- predictions.json diagnostics ----------------------------------------------------------------
@@ -283,4 +292,13 @@ def test_predictions_of_a_real_run_match_its_metrics(catsdogs_run):
     metrics = json.loads((catsdogs_run / "metrics.json").read_text())
     assert confusion_matrix(preds).tolist() == metrics["confusion_matrix"]
     assert preds.accuracy == pytest.approx(metrics["accuracy"])
-    assert 0 <= reliability(preds)["ece"] <= 1
+    # Top-label ECE by hand from the file: ten bins (k/10, (k+1)/10], bin 0 also takes 0.
+    stored = json.loads((catsdogs_run / "predictions.json").read_text())
+    bins: dict[int, list[tuple[float, bool]]] = {}
+    for probs, label in zip(stored["probabilities"], stored["labels"]):
+        confidence = max(probs)
+        bins.setdefault(max(0, math.ceil(confidence * 10) - 1), []).append((confidence, probs.index(confidence) == label))
+    n = len(stored["labels"])
+    expected = sum(len(b) / n * abs(sum(ok for _, ok in b) / len(b) - sum(c for c, _ in b) / len(b))
+                   for b in bins.values())
+    assert reliability(preds)["ece"] == pytest.approx(expected, abs=1e-12)

@@ -53,14 +53,22 @@ def no_network(monkeypatch):
 
 
 class FakeHubCalls:
-    """Replaces HfApi's network methods; records what huggingface_hub would send."""
+    """Replaces HfApi's network methods; records what huggingface_hub would send, and the
+    (library_name, library_version) each HfApi is created with (the user agent, `agents`)."""
 
     def __init__(self, monkeypatch, existing: list[str] = ()):
         self.calls: list[tuple[str, tuple, dict]] = []
+        self.agents: list[tuple] = []
         self.existing = list(existing)
         for name in ("create_repo", "create_branch", "list_repo_files", "create_commit",
                      "add_space_variable", "upload_folder"):
             monkeypatch.setattr(HfApi, name, self._recorder(name))
+        real_init = HfApi.__init__
+
+        def init(api, *args, **kwargs):
+            self.agents.append((kwargs.get("library_name"), kwargs.get("library_version")))
+            real_init(api, *args, **kwargs)
+        monkeypatch.setattr(HfApi, "__init__", init)
 
     def _recorder(self, name):
         def method(api, *args, **kwargs):
@@ -106,17 +114,10 @@ def test_release_operations_are_what_create_commit_receives(mnist_run, monkeypat
     monkeypatch.setenv("HF_TOKEN", "hf_test_token_not_real")
     fake = FakeHubCalls(monkeypatch, existing=[".gitattributes", "README.md", "examples/99_old.png",
                                               "tb/events.out.tfevents.1.old", "notes.txt"])
-    agents = []
-    real_init = HfApi.__init__
-
-    def init(api, *args, **kwargs):
-        agents.append((kwargs.get("library_name"), kwargs.get("library_version")))
-        real_init(api, *args, **kwargs)
-    monkeypatch.setattr(HfApi, "__init__", init)
     assert hub.main(["push", str(mnist_run), "--repo-id", REPO_ID, "--private", "--revision", "v1",
                      "--allow-partial"]) == 0
     import models
-    assert agents == [("cnn-studio", models.__version__)]   # the Hub sees who uploads (user agent)
+    assert fake.agents == [("cnn-studio", models.__version__)]   # the Hub sees who uploads (user agent)
 
     [(args, kwargs)] = fake.named("create_repo")
     assert args == (REPO_ID,) and kwargs["exist_ok"] is True and kwargs["private"] is True
@@ -277,6 +278,70 @@ def test_incomplete_cached_snapshot_is_a_clear_artifact_error(mnist_run, offline
     with pytest.raises(ArtifactError, match="not in the local Hub cache") as info:
         load_model(REPO_ID)
     assert "model.safetensors" in str(info.value)
+
+
+def test_loading_a_repo_reports_each_stage_and_every_digest_it_checks(mnist_run, offline_cache, no_network):
+    lay_into_hub_cache(mnist_run, REPO_ID, offline_cache)
+    listed = [line.split()[1] for line in (mnist_run / "SHA256SUMS").read_text().splitlines()]
+    heard = []
+    load_model(REPO_ID, progress=lambda fraction, what: heard.append((fraction, what)))
+    assert heard[0] == (0.0, f"fetching {REPO_ID} from the Hub") and heard[-1] == (1.0, f"loaded {REPO_ID}")
+    checks = [what for _, what in heard if what.startswith("checking sha256 of ")]
+    assert checks == [f"checking sha256 of {name} ({i} of {len(listed)})" for i, name in enumerate(listed, 1)]
+    fractions = [fraction for fraction, _ in heard]
+    assert fractions == sorted(fractions) and all(0 <= f <= 1 for f in fractions)
+
+
+def test_the_app_loads_a_hub_repo_with_a_progress_bar_and_then_serves_it(mnist_run, offline_cache, monkeypatch,
+                                                                         tmp_path):
+    """Models panel, "Load from the Hub": the page sees Gradio progress while the digests are
+    checked (the check of the weights waits for the test, so the progress is seen mid-load), then
+    the repo is listed and is the MNIST tab's model."""
+    import threading
+    import time
+
+    from gradio_client import Client, handle_file
+
+    from models import artifact
+    from tests.conftest import launch_app
+    from ui.catalog import Catalog
+    lay_into_hub_cache(mnist_run, REPO_ID, offline_cache)
+    weights_check, release = threading.Event(), threading.Event()
+    real_sha256 = artifact.file_sha256
+
+    def held_sha256(path):
+        if Path(path).name == artifact.WEIGHTS_FILE:
+            weights_check.set()
+            assert release.wait(300), "the test never released the load"
+        return real_sha256(path)
+    monkeypatch.setattr(artifact, "file_sha256", held_sha256)
+    demo, url = launch_app(Catalog.from_sources(tmp_path / "no-runs"), hub_loading_off=None)
+    try:
+        client = Client(url, verbose=False, download_files=False)
+        job = client.submit(repo_id=f"  {REPO_ID} ", api_name="/load_hub_model")
+        assert weights_check.wait(300), "the load never reached the weights' digest"
+        seen = []
+        while not any("checking sha256 of model.safetensors" in (u.desc or "") for u in seen):
+            assert not job.done(), job.result()
+            seen = job.status().progress_data or []
+            time.sleep(0.05)             # poll gently: the load is held until `release`, however long this takes
+        release.set()
+        table = job.result(timeout=300)
+        assert f"Hub repo `{REPO_ID}`" in table and "loaded · default" in table
+        assert demo.catalog.default_key("mnist") == f"hub:{REPO_ID}"
+        seen_digit, top, _ = client.predict(handle_file(REPO_ROOT / "assets" / "mnist_3.png"), f"hub:{REPO_ID}",
+                                            api_name="/classify_digit_image")
+        assert top["label"] in [str(i) for i in range(10)]
+        from gradio_client.exceptions import AppError
+        with pytest.raises(AppError, match=r"repo_id: hub:cnn-studio-test/absent is unavailable: .*not in the "
+                                           r"local Hub cache"):
+            client.predict(repo_id="cnn-studio-test/absent", api_name="/load_hub_model")
+        with pytest.raises(AppError, match=r"repo_id: '\.\./etc' is not a Hub repo id"):
+            client.predict(repo_id="../etc", api_name="/load_hub_model")
+        assert [e.key for e in demo.catalog.entries()] == [f"hub:{REPO_ID}"]    # failed loads add nothing
+    finally:
+        release.set()
+        demo.close()
 
 
 # --------------------------------------------------------------------------- partial runs

@@ -381,6 +381,46 @@ def test_under_torchrun_a_checkpoint_within_an_epoch_holds_both_ranks_and_resume
     assert rows[1]["val_loss"] == rows[0]["val_loss"] and rows[1]["val_accuracy"] == rows[0]["val_accuracy"]
 
 
+def test_the_train_tab_shows_where_a_stopped_job_stands_and_resumes_it(tmp_path, mnist_dir):
+    """The app's Train jobs (ui/jobs.py: `python -m training.train` children, Stop = SIGINT): after
+    a stop, progress.json, the job table and the status text show the checkpoint's own position
+    and the CLI's stop message; Resume continues from it to a finished run."""
+    import time
+    from models.artifact import load_model
+    from training.checkpoint import load_checkpoint
+    from ui.jobs import FINISHED, STOPPED, TrainingJobs, TrainRequest
+    from ui.train_tab import Trainer, jobs_frame, progress_markdown
+    jobs = TrainingJobs(tmp_path / "runs", data_dir=mnist_dir, device="cpu")
+    try:
+        job = jobs.submit(TrainRequest(task="mnist", epochs=2, batch_size=8, limit_train=64, limit_val=16))
+        deadline = time.monotonic() + 600
+        while job.progress().get("step", 0) < 1 and job.status not in (STOPPED, FINISHED):   # a sync point
+            assert time.monotonic() < deadline, job.log
+            time.sleep(0.2)
+        jobs.stop(job.id)
+        assert jobs.wait(job, (STOPPED,), 600), list(job.log)
+        ckpt = load_checkpoint(job.run_dir / "checkpoint.pt")
+        steps = 8
+        shown = (ckpt["epoch"] + 1, ckpt["step"]) if ckpt["step"] else (ckpt["epoch"], steps)
+        progress = job.progress()
+        assert (progress["status"], progress["epoch"], progress["step"]) == ("stopped", *shown)
+        where = (f"epoch {ckpt['epoch'] + 1}, step {ckpt['step']} of {steps}; checkpoint saved at that step"
+                 if ckpt["step"] else f"the end of epoch {ckpt['epoch']}; checkpoint saved there")
+        message = (f"stopped at {where} ({job.run_dir / 'checkpoint.pt'}); resume with: python -m training.train "
+                   f"--resume --out {job.run_dir}")
+        assert progress["message"] == message and job.log[-1] == message
+        trainer = Trainer(jobs)
+        assert message in progress_markdown(trainer)
+        assert jobs_frame(trainer).iloc[0]["progress"] == f"epoch {shown[0]}/2, step {shown[1]}/{steps}"
+        resumed = jobs.resume(job.id)
+        assert jobs.wait(resumed, (FINISHED,), 600), list(resumed.log)
+        assert any(line.startswith("resuming mnist (baseline, preset full) at ") for line in resumed.log)
+        assert len(json.loads((job.run_dir / "history.json").read_text())) == 2
+        load_model(job.run_dir)
+    finally:
+        jobs.close()
+
+
 @pytest.mark.parametrize("kind, workers", [("device", 0), ("dataloader", 0), ("dataloader", 2)])
 def test_a_loader_resumed_at_its_place_hands_out_the_rest_of_the_epoch(kind, workers, mnist_dir):
     """What each loader hands out after `resume_at(place)` is what it handed out after that place

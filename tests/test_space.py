@@ -28,10 +28,10 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
-from huggingface_hub import HfApi
 from huggingface_hub.repocard import metadata_load
 
 from publish import hub, space
+from tests.test_app_safety import declared_body_answer
 from tests.test_hub import REPO_ID, FakeHubCalls, lay_into_hub_cache, no_network  # noqa: F401 (fixture)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -258,16 +258,9 @@ def test_space_refuses_a_non_empty_folder(tmp_path, capsys):
 def test_space_upload_creates_a_gradio_space_with_the_model_variable(space_dir, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", "hf_test_token_not_real")
     fake = FakeHubCalls(monkeypatch)
-    agents = []
-    real_init = HfApi.__init__
-
-    def init(api, *args, **kwargs):
-        agents.append((kwargs.get("library_name"), kwargs.get("library_version")))
-        real_init(api, *args, **kwargs)
-    monkeypatch.setattr(HfApi, "__init__", init)
     space.upload_space(space_dir, "me/cnn-studio", MODELS)
     import models
-    assert agents == [("cnn-studio", models.__version__)]
+    assert fake.agents == [("cnn-studio", models.__version__)]
     [(args, kwargs)] = fake.named("create_repo")
     assert args == ("me/cnn-studio",) and kwargs["repo_type"] == "space" and kwargs["space_sdk"] == "gradio"
     assert kwargs["space_variables"] == [{"key": space.HUB_MODELS_ENV, "value": " ".join(MODELS)}]
@@ -353,6 +346,9 @@ def test_gradio_cli_finds_the_module_level_demo_and_the_app_uses_every_space_fil
     try:
         client = _wait_for_client(f"http://127.0.0.1:{port}/", proc, log)
         assert client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+        # The request-body cap comes with the app's Blocks, whoever launches it (issue 14 §3).
+        status, body = declared_body_answer(f"http://127.0.0.1:{port}/", 200 * 2**20)
+        assert status == 413 and "request body too large" in body, (status, body[:300])
         text = log.read_text()
         assert "Watching demo: demo" in text, text[-2000:]
         assert "not found" not in text and "is not the launched demo" not in text, text[-2000:]
@@ -364,6 +360,7 @@ def test_gradio_cli_finds_the_module_level_demo_and_the_app_uses_every_space_fil
         text = log.read_text()
         assert "Changes detected" in text, f"the reload watcher never ran:\n{text[-2000:]}"
         assert "local URL:  None" not in text
+        assert declared_body_answer(f"http://127.0.0.1:{port}/", 200 * 2**20)[0] == 413   # and after a reload
     finally:
         _stop(proc)
     opened = set()
@@ -375,10 +372,14 @@ def test_gradio_cli_finds_the_module_level_demo_and_the_app_uses_every_space_fil
 
 
 def test_importing_app_builds_and_launches_nothing_and_app_demo_is_the_blocks(tmp_path):
+    """One fresh interpreter: importing app builds nothing, app.demo is the (unlaunched) Blocks,
+    and building the whole app imported nothing of training/ (the app never does)."""
     code = ("import sys, app, gradio as gr\n"
             "assert 'demo' not in vars(app), 'built on import'\n"
             "demo = app.demo\n"
             "assert isinstance(demo, gr.Blocks) and app.demo is demo and not demo.is_running\n"
+            "training = sorted(m for m in sys.modules if m == 'training' or m.startswith('training.'))\n"
+            "assert not training, f'the app imported {training}'\n"
             "print('ok', len(demo.fns))\n")
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
                             env=_clean_env(PYTHONPATH=str(REPO_ROOT)), timeout=300)

@@ -48,30 +48,15 @@ def test_a_refused_app_says_why_and_its_endpoints_refuse(tmp_path):
     from ui.catalog import Catalog
     import gradio as gr
     refusal = app.training_refusal("0.0.0.0", False, environ={})
-    demo = app.build_demo(Catalog.from_sources(tmp_path / "runs"), training_off=refusal)
-    texts = "\n".join(str(b.value) for b in demo.blocks.values() if isinstance(b, gr.Markdown) and b.value)
-    assert "Training from the browser is off: the app listens on 0.0.0.0" in texts
-    start = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "train-start")
-    assert start.interactive is False
-    demo.close()
-    demo, url = launch_app_with(demo_kwargs=dict(training_off=refusal), runs=tmp_path / "runs")
+    demo, url = launch_app(Catalog.from_sources(tmp_path / "runs"), training_off=refusal)
     try:
+        texts = "\n".join(str(b.value) for b in demo.blocks.values() if isinstance(b, gr.Markdown) and b.value)
+        assert "Training from the browser is off: the app listens on 0.0.0.0" in texts
+        start = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "train-start")
+        assert start.interactive is False
         client = Client(url, verbose=False, download_files=False)
         with pytest.raises(Exception, match="Training from the browser is off"):
             client.predict("mnist", "baseline", "quick", None, None, None, None, None, None, api_name="/train_start")
         assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("progress.json"))
     finally:
         demo.close()
-
-
-def launch_app_with(*, demo_kwargs: dict, runs):
-    """app.build_demo(**demo_kwargs) launched on a free loopback port: (demo, url)."""
-    import socket
-    from ui.catalog import Catalog
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    demo = app.build_demo(Catalog.from_sources(runs), **demo_kwargs)
-    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True,
-                            **app.launch_options())
-    return demo, url

@@ -26,16 +26,11 @@ TINY = dict(epochs=3, batch_size=16, limit_train=64, limit_val=32)
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory, mnist_dir):
     """The app with training on (loopback), an empty runs folder and generated MNIST: (demo, url)."""
-    import socket
+    from tests.conftest import launch_app
     from ui.catalog import Catalog
-    data = mnist_dir   # generated MNIST in the real idx format (tests/conftest.py)
     runs = tmp_path_factory.mktemp("studio-runs")
-    demo = app.build_demo(Catalog.from_sources(runs), data_dir=data, training_off=None, train_device="cpu")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True,
-                            **app.launch_options())
+    # generated MNIST in the real idx format (tests/conftest.py)
+    demo, url = launch_app(Catalog.from_sources(runs), data_dir=mnist_dir, training_off=None, train_device="cpu")
     yield demo, url
     demo.trainer.jobs.close()
     demo.close()

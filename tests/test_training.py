@@ -43,11 +43,15 @@ def check_run_directory(run_dir, *, task, epochs, val_images, train_images):
     for row in history:
         assert set(row) >= {"epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds"}
         assert all(math.isfinite(row[k]) for k in row)
-        assert 0 <= row["val_accuracy"] <= 1
-    # The reported accuracy is the final epoch's.
-    assert metrics["accuracy"] == history[-1]["val_accuracy"]
-    assert metrics["num_images"] == val_images
-    assert sum(map(sum, metrics["confusion_matrix"])) == val_images
+        correct = row["val_accuracy"] * val_images           # a whole number of the val images
+        assert abs(correct - round(correct)) < 1e-9 and 0 <= round(correct) <= val_images
+    # The reported accuracy is the final epoch's, and is what the stored predictions say.
+    predictions = json.loads((run_dir / "predictions.json").read_text())
+    right = sum(p == t for p, t in zip(predictions["predicted"], predictions["labels"]))
+    assert metrics["accuracy"] == history[-1]["val_accuracy"] == pytest.approx(right / val_images, abs=1e-12)
+    assert metrics["num_images"] == val_images == len(predictions["labels"])
+    matrix = metrics["confusion_matrix"]
+    assert sum(map(sum, matrix)) == val_images and sum(matrix[i][i] for i in range(len(matrix))) == right
     assert set(metrics["per_class_accuracy"]) == set(config["labels"])
     weights = load_file(str(run_dir / "model.safetensors"))
     assert all(torch.isfinite(t).all() for t in weights.values() if t.is_floating_point())
@@ -150,25 +154,90 @@ def test_refuses_to_overwrite_an_existing_run(cifar10_run, cifar10_dir, cifar_un
         train_tiny(cifar10_run, "cifar10", cifar10_dir)
 
 
-# Every flag of `python -m training.train`, written out by hand (README and docs name them).
-TRAIN_FLAGS = ["--task", "--random-erasing", "--preset", "--epochs", "--batch-size", "--lr", "--data-dir", "--out",
-               "--seed", "--device", "--resume", "--limit-train", "--limit-val", "--workers", "--loader",
-               "--pretrained", "--compile", "--precision", "--deterministic", "--stop-after", "--checkpoint-every",
-               "--no-progress",
-               "--sync-bn", "--lr-scaling", "--dist-timeout"]
+def parser_flags() -> list[str]:
+    """Every flag of `python -m training.train`, read from its parser, in --help order."""
+    from training.train import get_args_parser
+    return [a.option_strings[0] for a in get_args_parser()._actions if a.option_strings and a.dest != "help"]
 
 
 def test_help_lists_every_flag_once_with_its_default_said_once():
     out = subprocess.run([sys.executable, "-m", "training.train", "--help"], cwd=REPO, capture_output=True,
                          text=True, check=True).stdout
     listed = re.findall(r"^\s{2}(--[a-z-]+)", out, flags=re.M)
-    assert listed == TRAIN_FLAGS
+    assert listed == parser_flags() and len(listed) >= 24
     for block in re.split(r"\n  (?=--)", out)[1:]:
         text = " ".join(block.split())
         assert text.count("default") <= 1, text          # was "(default: the task's recipe, 40) (default: None)"
     text = " ".join(out.split())
     assert "(default: None)" not in text and "(default: False)" not in text
     assert "(default: 4)" in text and "(default: 600)" in text and "(default: auto)" in text
+
+
+def _recipe_lr(cfg) -> float:
+    return cfg.recipe["optimizer"]["lr"]
+
+
+# flag -> (what follows it on the command line, what it must change in the resolved RunConfig).
+# The values differ from the defaults, so each check fails if the flag were ignored.
+FLAG_EFFECTS = {
+    "--task": (["cifar10"], lambda cfg: cfg.task == "cifar10"),
+    "--random-erasing": ([], lambda cfg: cfg.variant.value == "random-erasing"
+                         and cfg.recipe["augment"]["random_erasing"]["p"] == 0.5),
+    "--preset": (["quick"], lambda cfg: cfg.preset == "quick"),
+    "--epochs": (["3"], lambda cfg: cfg.recipe["epochs"] == 3),
+    "--batch-size": (["48"], lambda cfg: cfg.recipe["batch_size"] == 48),
+    "--lr": (["0.0123"], lambda cfg: _recipe_lr(cfg) == 0.0123),
+    "--data-dir": (["elsewhere"], lambda cfg: cfg.data_dir == Path("elsewhere")),
+    "--out": (["OUT"], None),                              # checked by every case: cfg.out is the folder given
+    "--seed": (["7"], lambda cfg: cfg.seed == 7),
+    "--device": (["cpu"], lambda cfg: cfg.device == "cpu"),
+    "--resume": ([], lambda cfg: cfg.resume_from.name == "checkpoint.pt" and cfg.task == "mnist"),
+    "--limit-train": (["8"], lambda cfg: cfg.limit_train == 8),
+    "--limit-val": (["4"], lambda cfg: cfg.limit_val == 4),
+    "--workers": (["2"], lambda cfg: cfg.workers == 2),
+    "--loader": (["dataloader"], lambda cfg: cfg.data_loader == "dataloader"),
+    "--pretrained": (["IMAGENET1K_V1"], lambda cfg: cfg.recipe.get("pretrained") == "IMAGENET1K_V1"),
+    "--compile": ([], lambda cfg: cfg.compile is True),
+    "--precision": (["bf16"], lambda cfg: cfg.precision == "bf16"),
+    "--deterministic": ([], lambda cfg: cfg.deterministic is True),
+    "--stop-after": (["2"], lambda cfg: cfg.stop_after == 2),
+    "--checkpoint-every": (["1.5"], lambda cfg: cfg.checkpoint_every_s == 90),
+    "--no-progress": ([], lambda cfg: cfg.progress is False),
+    "--sync-bn": ([], lambda cfg: cfg.distributed.sync_bn is True),
+    "--lr-scaling": (["linear"], lambda cfg: cfg.distributed.lr_scaling == "linear"),
+    "--dist-timeout": (["30"], lambda cfg: cfg.distributed.timeout_s == 30),
+}
+
+
+def test_every_flag_of_the_parser_is_tested_here():
+    """A flag added to the parser fails here until FLAG_EFFECTS says what it must change."""
+    assert sorted(parser_flags()) == sorted(FLAG_EFFECTS)
+
+
+# What the flag gives may also be this machine's default (a CPU-only machine: --device cpu, and
+# --precision bf16 on a CPU with AMX): for these the run without the flag is not compared.
+MACHINE_DEFAULTS = {"--device", "--precision"}
+
+
+@pytest.mark.parametrize("flag", sorted(FLAG_EFFECTS))
+def test_each_flag_reaches_the_run_config(flag, mnist_run, tmp_path):
+    from training.run_config import get_args_parser, resolve
+    values, effect = FLAG_EFFECTS[flag]
+    out = tmp_path / "run"
+    if flag == "--resume":                                      # the tiny run's own checkpoint
+        argv, base = ["--resume", "--out", str(mnist_run)], None
+        out = mnist_run
+    elif flag in ("--task", "--out"):
+        argv, base = ["--task", "cifar10", "--out", str(out)], None
+    else:
+        base = ["--task", "catsdogs", "--out", str(out)]
+        argv = base + [flag, *values]
+    cfg = resolve(get_args_parser().parse_args(argv))
+    assert cfg.out == out
+    if effect is not None:
+        assert effect(cfg), (flag, cfg)
+    if base is not None and flag not in MACHINE_DEFAULTS:
+        assert not effect(resolve(get_args_parser().parse_args(base))), f"{flag}: same config without the flag"
 
 
 def test_bf16_training_on_cpu_records_its_precision_and_evaluation_stays_exact(tmp_path, cifar10_dir, cifar_unchecked):

@@ -87,7 +87,9 @@ def test_evaluate_reports_tta_beside_plain_accuracy_and_writes_predictions(cifar
                                                  "--tta", "--predictions"]))
     stored = json.loads((cifar10_run / "metrics.json").read_text())
     assert metrics["accuracy"] == stored["accuracy"]                    # plain accuracy unchanged
-    assert 0 <= metrics["tta_accuracy"] <= 1 and 0 <= metrics["tta_flip_accuracy"] <= 1
+    for key in ("tta_accuracy", "tta_flip_accuracy"):             # a whole number of the images, right
+        right = metrics[key] * metrics["num_images"]
+        assert abs(right - round(right)) < 1e-9 and 0 <= round(right) <= metrics["num_images"], (key, metrics[key])
     assert metrics["tta"] == {"views": 10, "flip": True, "shift_px": 2}
     out = capsys.readouterr().out
     assert "accuracy 0." in out and "TTA (flip + 2 px shifts, 10 views)" in out

@@ -69,6 +69,22 @@ class EpochTally:
         return cls(state["loss_sum"].to(device), state["correct"].to(device), int(state["seen"]),
                    float(state["seconds"]), float(state["cpu_seconds"]))
 
+    def postfix(self) -> dict:
+        """What the epoch's progress bar shows."""
+        return {"loss": f"{float(self.loss_sum) / max(self.seen, 1):.4f}",
+                "acc": f"{float(self.correct) / max(self.seen, 1):.4f}",
+                "img_s": f"{self.seen / max(self.seconds, 1e-9):.0f}"}
+
+    def totals(self, device: torch.device) -> dict:
+        """loss, accuracy, images, seconds, cpu_seconds, images_per_s of the epoch; under torchrun
+        over all ranks (a collective), so the numbers describe the whole epoch."""
+        summed = all_reduce_sum(torch.stack([self.loss_sum.float(), self.correct.float(),
+                                             torch.tensor(float(self.seen), device=device)]))
+        loss_total, correct_total, seen_total = (float(v) for v in summed)
+        return {"loss": loss_total / max(seen_total, 1), "accuracy": correct_total / max(seen_total, 1),
+                "images": int(seen_total), "seconds": self.seconds, "cpu_seconds": self.cpu_seconds,
+                "images_per_s": seen_total / max(self.seconds, 1e-9)}
+
 
 def train_one_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer, scheduler, loss_fn: nn.Module,
                     cfg: ModelConfig, *, device: torch.device, epoch: int, autocast_dtype=None,
@@ -140,9 +156,7 @@ def train_one_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer, 
         tally.seconds = seconds_before + time.perf_counter() - start
         tally.cpu_seconds = cpu_seconds_before + time.process_time() - cpu_start
         if progress and sync_point:   # tqdm redraws at most every `mininterval` (0.1 s)
-            bar.set_postfix(loss=f"{float(tally.loss_sum) / tally.seen:.4f}",
-                            acc=f"{float(tally.correct) / tally.seen:.4f}",
-                            img_s=f"{tally.seen / max(tally.seconds, 1e-9):.0f}", refresh=False)
+            bar.set_postfix(tally.postfix(), refresh=False)
         bar.update(1)
         if sync_point and at_sync(step + 1):
             interrupted = True
@@ -154,14 +168,7 @@ def train_one_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer, 
         torch.cuda.synchronize(device)
     tally.seconds = seconds_before + time.perf_counter() - start
     tally.cpu_seconds = cpu_seconds_before + time.process_time() - cpu_start
-    # Under torchrun: sums over all ranks, so the numbers describe the whole epoch.
-    totals = all_reduce_sum(torch.stack([tally.loss_sum.float(), tally.correct.float(),
-                                         torch.tensor(float(tally.seen), device=device)]))
-    loss_total, correct_total, seen_total = (float(v) for v in totals)
-    return {"loss": loss_total / max(seen_total, 1), "accuracy": correct_total / max(seen_total, 1),
-            "images": int(seen_total), "seconds": tally.seconds, "cpu_seconds": tally.cpu_seconds,
-            "images_per_s": seen_total / max(tally.seconds, 1e-9), "steps": step + 1,
-            "interrupted": interrupted}
+    return {**tally.totals(device), "steps": step + 1, "interrupted": interrupted}
 
 
 @torch.inference_mode()

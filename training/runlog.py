@@ -101,6 +101,11 @@ class RunLog:
             self.bar.set_description(f"run: epoch {epoch}/{self.epochs}", refresh=False)
             self.bar.set_postfix_str(f"last val acc {last:.4f}" if last is not None else "", refresh=True)
 
+    def evaluating(self, epoch: int) -> None:
+        self.progress.write("evaluating", force=True)
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"evaluating epoch {epoch}", refresh=True)
+
     def step_done(self, epoch: int, step: int, loss: float) -> None:
         self.writer.add_scalar("train/step_loss", loss, (epoch - 1) * self.steps_per_epoch + step + 1)
         self.progress.on_step(step + 1)
@@ -116,6 +121,8 @@ class RunLog:
     def epoch_done(self, row: dict) -> None:
         self.history.append(row)
         self.progress.end_epoch(row["val_accuracy"])
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"last val acc {row['val_accuracy']:.4f}", refresh=False)
         step = row["epoch"] * self.steps_per_epoch
         for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy"):
             self.writer.add_scalar(key.replace("_", "/", 1), row[key], step)

@@ -254,7 +254,7 @@ def train_and_evaluate(cfg: RunConfig, parts: Parts, log: RunLog, epoch: int, de
                          on_lr=lambda s, step_lr: log.lr_applied(epoch, s, step_lr))
     if tr["interrupted"]:
         return None, None
-    log.progress.write("evaluating", force=True)
+    log.evaluating(epoch)
     ev = evaluate_fp32(cfg, parts, device)
     check_epoch(epoch, parts.model, ev)   # before anything of this epoch is saved
     row = {"epoch": epoch, "train_loss": tr["loss"], "train_accuracy": tr["accuracy"],

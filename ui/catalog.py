@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from models.artifact import ArtifactError, LoadedModel, load_model
+from models.artifact import ArtifactError, LoadedModel, Progress, is_hub_id, load_model
 from models.names import HUB_MODELS_ENV, TASK_TITLES, VARIANT_TITLES, train_command
 from models.runs import UnfinishedRun, discover_runs, discover_unfinished
 from models.variant import BASELINE, RANDOM_ERASING
@@ -154,6 +154,34 @@ class Catalog:
             self._choose_defaults()
             return added
 
+    def add_hub(self, repo_id: str, progress: Progress | None = None) -> ModelEntry:
+        """Load the Hub repo `repo_id` (user/name[@revision]) and serve it; `progress` follows the
+        download and the digest checks. Raises ModelUnavailable (one line) when it cannot be
+        loaded, and then lists nothing new; a repo already listed is loaded again only if it failed."""
+        repo_id = str(repo_id or "").strip()
+        if not is_hub_id(repo_id):
+            raise ModelUnavailable(f"{repo_id[:120]!r} is not a Hub repo id: write it as user/name or "
+                                   "user/name@revision")
+        listed = self._hub_entry(repo_id)
+        if listed is not None and listed.loaded is not None:
+            return listed
+        fresh = ModelEntry(key=f"hub:{repo_id}", source=repo_id, kind="hub", run_name=repo_id)
+        if self._load(fresh, progress) is None:   # outside the lock: a download must not hold up requests
+            raise ModelUnavailable(f"hub:{repo_id} is unavailable: {fresh.error}")
+        with self._lock:
+            listed = self._hub_entry(repo_id)
+            if listed is None:
+                self.entries_.append(fresh)
+            elif listed.loaded is None:
+                self.entries_[self.entries_.index(listed)] = fresh
+            else:
+                return listed                     # another request loaded it meanwhile
+            self._choose_defaults()
+            return fresh
+
+    def _hub_entry(self, repo_id: str) -> ModelEntry | None:
+        return next((e for e in self.entries_ if e.kind == "hub" and e.source == repo_id), None)
+
     def _load_at_start(self) -> None:
         for entry in self.entries_:
             if entry.kind == "hub":
@@ -176,9 +204,9 @@ class Catalog:
                     and self._default_entry(entry.task, entry.variant) is None:
                 entry.default = True
 
-    def _load(self, entry: ModelEntry) -> LoadedModel | None:
+    def _load(self, entry: ModelEntry, progress: Progress | None = None) -> LoadedModel | None:
         try:
-            loaded = load_model(entry.source, device=self.device)
+            loaded = load_model(entry.source, device=self.device, progress=progress)
         except ArtifactError as e:
             entry.error = public_text(" ".join(str(e).split()), self.runs_dir)
             return None

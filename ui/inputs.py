@@ -57,15 +57,23 @@ def _kind(value: Any) -> str:
                                                                                    type(value).__name__)
 
 
-def whole_number(value: Any, name: str, minimum: int, maximum: int, *, default: int | None = None) -> int:
-    """An integer in [minimum, maximum]; integral floats (3.0) and digit strings ("3") are accepted."""
-    allowed = f"{name} must be a whole number from {minimum} to {maximum}"
+def _takes_default(value: Any, name: str, allowed: str, default: Any) -> bool:
+    """True when a number parameter is left empty and has a default; refuses an empty one without
+    a default, and true/false (a bool is an int to Python, never a number to a user)."""
     if value is None or value == "":
         if default is not None:
-            return default
+            return True
         raise user_error(f"{name} is missing: {allowed[len(name) + 1:]}")
     if isinstance(value, bool):
         raise user_error(f"{allowed}, not {shown(value)}")
+    return False
+
+
+def whole_number(value: Any, name: str, minimum: int, maximum: int, *, default: int | None = None) -> int:
+    """An integer in [minimum, maximum]; integral floats (3.0) and digit strings ("3") are accepted."""
+    allowed = f"{name} must be a whole number from {minimum} to {maximum}"
+    if _takes_default(value, name, allowed, default):
+        return default
     number = _as_number(value, allowed)
     if not math.isfinite(number) or number != int(number):
         raise user_error(f"{allowed}, not {shown(value)}")
@@ -78,12 +86,8 @@ def whole_number(value: Any, name: str, minimum: int, maximum: int, *, default: 
 def real_number(value: Any, name: str, minimum: float, maximum: float, *, default: float | None = None) -> float:
     """A finite number in [minimum, maximum]."""
     allowed = f"{name} must be a number from {minimum:g} to {maximum:g}"
-    if value is None or value == "":
-        if default is not None:
-            return default
-        raise user_error(f"{name} is missing: {allowed[len(name) + 1:]}")
-    if isinstance(value, bool):
-        raise user_error(f"{allowed}, not {shown(value)}")
+    if _takes_default(value, name, allowed, default):
+        return default
     number = _as_number(value, allowed)
     if not (math.isfinite(number) and minimum <= number <= maximum):
         raise user_error(f"{allowed}, not {shown(value)}")

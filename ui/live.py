@@ -103,10 +103,15 @@ def wire(catalog: Catalog, triggers: list, *, api_name: str, outputs_first: tupl
     # Reloading can load a new model's weights (a second or more): the status shows a spinner.
     event = gr.on(triggers, reload, inputs=None, outputs=list(outputs_first), api_name=api_name,
                   show_progress="minimal", concurrency_id="light", concurrency_limit=4)
+    return rerender_after(catalog, event, api_name=api_name)
+
+
+def rerender_after(catalog: Catalog, event, *, api_name: str):
+    """After `event` (one that changed the catalog), re-render every live view of the app being
+    built, with the page's current choices as inputs (a private follow-up step `<api_name>_views`)."""
     rendered = event.then(partial(render_all, catalog, views=_views(catalog)), inputs=inputs(catalog),
                           outputs=outputs(catalog), api_name=f"{api_name}_views", api_visibility="private",
                           show_progress="hidden", concurrency_id="light", concurrency_limit=4)
     # In the page: when the lists were last redrawn (a page that just opened has its final lists and
     # tab from then on; browser tests and scripts wait for it before they click).
     return rendered.then(None, js=f"() => {{ document.body.dataset.{VIEWS_MARK} = String(Date.now()); }}")
-
