@@ -187,8 +187,9 @@ def test_architecture_shows_its_nesting(page):
     page.get_by_role("tab", name="Architecture", exact=True).click()
     choose(page, "#architecture-model", "Cats vs Dogs: resnet50_binary")
     page.get_by_role("radio", name="4", exact=True).check()
-    page.locator("#architecture-table").get_by_text("Bottleneck (0)").first.wait_for()
-    cells = page.locator("#architecture-table [role=gridcell][data-col='0']").all()
+    names = page.locator("#architecture-table [role=gridcell][data-col='0']")
+    names.filter(has_text="Conv2d (conv1)").nth(1).wait_for()      # a nested conv1: the deeper table is shown
+    cells = names.all()
     texts = [c.inner_text() for c in cells]
     conv1 = [i for i, t in enumerate(texts) if t.endswith("Conv2d (conv1)")]
     assert len(conv1) > 2 and texts[conv1[0]] == "Conv2d (conv1)", texts   # the stem, top level, then nested ones
