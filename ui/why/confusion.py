@@ -39,9 +39,10 @@ def build(catalog: Catalog, images: Images) -> None:
                         elem_id="confusion-run")
     table0, acc0, note0, _, _ = confusion(catalog, first) if first else (None, None, "", [], "")
     note = gr.Markdown(note0, label="Confusion matrix note")
-    # The heat map takes the whole width: ten classes of "count · rate" fit without scrolling.
+    # The heat map takes the whole width; a cell wraps "count · rate" onto two lines where ten
+    # classes of four-digit counts (MNIST's test split) would not fit on one.
     table = gr.Dataframe(table0, label="Confusion matrix (rows: true class, columns: predicted class)",
-                         interactive=False, elem_id="confusion-heatmap")
+                         interactive=False, wrap=True, elem_id="confusion-heatmap")
     accuracy = gr.Dataframe(acc0, label="Per-class accuracy", interactive=False, wrap=True,
                             elem_id="confusion-per-class")
     text = gr.Markdown(label="Clicked cell", elem_id="confusion-cell-text")
