@@ -69,3 +69,16 @@ def test_a_second_request_waits_in_the_queue(studio):
     assert b.process is None
 
 
+
+
+def test_blank_advanced_fields_on_the_page_mean_the_presets_values_and_api_zeros_are_refused():
+    """The page sends 0 for a Number left blank once another field changes: there 0 means "the
+    preset's value" (the Train-tab browser test fills only some fields); an API caller's 0 is wrong."""
+    import gradio as gr
+    from ui import inputs
+    from ui.train_tab import parse_request
+    with inputs.browser_event():
+        [request] = parse_request("mnist", "baseline", "quick", 3, 0, 0, 0, 0, 0)
+    assert request.flags() == ["--task", "mnist", "--preset", "quick", "--epochs", "3"]
+    with pytest.raises(gr.Error, match="batch_size must be a whole number from 1"):
+        parse_request("mnist", "baseline", "quick", 3, 0)

@@ -53,6 +53,12 @@ def parse_request(task, variant, preset, epochs=None, batch_size=None, learning_
     task = inputs.choice(task, "task", list(TASK_TITLES))
     variant = inputs.choice(variant, "variant", list(VARIANTS))
     preset = inputs.choice(preset, "preset", list(PRESETS))
+    if inputs.from_browser():
+        # The page sends 0 for a Number field left blank (Gradio 6's Number has no empty value once
+        # another field changes). 0 is no valid epoch count, batch size, subset or learning rate,
+        # and seed 0 is the CLI's default, so on the page 0 means "the preset's value".
+        epochs, batch_size, learning_rate, seed, limit_train, limit_val = (
+            None if v == 0 else v for v in (epochs, batch_size, learning_rate, seed, limit_train, limit_val))
     numbers = {}
     for name, value in (("epochs", epochs), ("batch_size", batch_size), ("seed", seed),
                         ("limit_train", limit_train), ("limit_val", limit_val)):
