@@ -45,10 +45,6 @@ def classify_digit_image(catalog: Catalog, image, model_run: str | None = None):
     return _classify(catalog, _decoded(image), model_run)
 
 
-NO_DIGIT = ("no digit found: the image is blank or a single colour (fully transparent, uniform, "
-            "one pixel); draw or upload a digit, dark on light or light on dark")
-
-
 def _classify(catalog: Catalog, img, model_run, blank_is_empty: bool = False):
     """A decoded image (or None) -> outputs; the preparation is models.predict.prepare_image's,
     through run_model, as for every endpoint that classifies a digit. A blank image is a
