@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import math
 import os
 import shlex
@@ -290,7 +289,28 @@ def main(argv=None) -> dict:
         ensure_runs(runs, tasks, args.data_dir)
     work = Path(tempfile.mkdtemp(prefix="serve-bench-"))
     images = {e: images_for(ENDPOINTS[e], work / "images", args.data_dir, args.images) for e in args.endpoints}
+    phases, app_cmd, app_log = measure(args, runs, images, work)
+    results, rows = summarise(args, phases)
+    print()
+    print_table(["endpoint", "clients", "p50 ms app / floor", "p50 ratio", "p95 ratio", "req/s app / floor",
+                 "throughput ratio", "app failed+mismatched", "floor failed+mismatched"], rows)
+    env["torch_threads"] = args.threads or "app default"
+    name = "serve" + (f"-{args.label}" if args.label else "")
+    payload = {"task": "serve", "variant": args.describe, "endpoints": args.endpoints, "clients": args.clients,
+               "requests": args.requests,
+               "downloads": not args.no_downloads, "repeats": args.repeats, "images": args.images,
+               "client_timeout": args.client_timeout,
+               "app_command": shlex.join(app_cmd[1:]),
+               "app_dir": str(args.app_dir.resolve()), "atol": args.atol, "results": results,
+               "app_log_tail": app_log,
+               "targets": {"p50_ratio_max": 1.2, "throughput_ratio_min_at_16": 0.9, "failures": 0}}
+    write_result(name, device, payload, env)
+    return payload
 
+
+def measure(args, runs: Path, images: dict[str, list[Path]], work: Path) -> tuple[dict, list[str], list[str]]:
+    """Start the app and the floor, take the sequential answers, then run the interleaved phases:
+    {(endpoint, clients, side): [phase result per repeat]}, the app's command and its log's tail."""
     app_port, floor_port = free_port(), free_port()
     app_cmd = [sys.executable, "app.py", "--runs", str(runs.resolve()), "--port", str(app_port),
                *(["--threads", str(args.threads)] if args.threads else []), *shlex.split(args.app_args)]
@@ -329,7 +349,12 @@ def main(argv=None) -> dict:
                 s.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 s.kill()
+    return phases, app_cmd, app_log
 
+
+def summarise(args, phases: dict) -> tuple[dict, list[list]]:
+    """Per endpoint and client count: both sides' latency, throughput and failures, and the ratios
+    paired by repeat; and the printed table's rows."""
     results = {}
     rows = []
     for e in args.endpoints:
@@ -358,20 +383,7 @@ def main(argv=None) -> dict:
                          f"{entry['app']['failures']}+{entry['app']['mismatches']}",
                          f"{entry['floor']['failures']}+{entry['floor']['mismatches']}"])
         results[e] = per_load
-    print()
-    print_table(["endpoint", "clients", "p50 ms app / floor", "p50 ratio", "p95 ratio", "req/s app / floor",
-                 "throughput ratio", "app failed+mismatched", "floor failed+mismatched"], rows)
-    env["torch_threads"] = args.threads or "app default"
-    name = "serve" + (f"-{args.label}" if args.label else "")
-    payload = {"task": "serve", "variant": args.describe, "endpoints": args.endpoints, "clients": args.clients, "requests": args.requests,
-               "downloads": not args.no_downloads, "repeats": args.repeats, "images": args.images,
-               "client_timeout": args.client_timeout,
-               "app_command": shlex.join(app_cmd[1:]),
-               "app_dir": str(args.app_dir.resolve()), "atol": args.atol, "results": results,
-               "app_log_tail": app_log,
-               "targets": {"p50_ratio_max": 1.2, "throughput_ratio_min_at_16": 0.9, "failures": 0}}
-    write_result(name, device, payload, env)
-    return payload
+    return results, rows
 
 
 def _app_log_tail(log: Path) -> list[str]:

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser_helpers import choose
+
 REPO = Path(__file__).resolve().parents[1]
 ASSETS = REPO / "assets"
 ARTIFACTS = REPO / "test-artifacts"
@@ -139,64 +141,6 @@ def test_an_unreadable_upload_shows_a_message_and_the_page_keeps_working(page, t
 
 
 # --- issue 15: every tab as people use it ------------------------------------------------------
-
-DIGITS = [str(d) for d in range(10)]
-
-
-def toasts(page) -> list[str]:
-    return page.locator("[data-testid=toast-body]").all_inner_texts()
-
-
-def box(locator) -> dict:
-    return locator.evaluate("e => { const r = e.getBoundingClientRect(); "
-                            "return {top: r.top, bottom: r.bottom, left: r.left, right: r.right}; }")
-
-
-def x_axis(page, plot: str) -> tuple[str, list[str]]:
-    """A Gradio bar plot's x axis as Vega describes it (aria-label) and the texts on it, in order."""
-    axis = page.locator(f'{plot} [aria-roledescription="axis"][aria-label^="X-axis"]')
-    axis.wait_for()
-    return axis.get_attribute("aria-label"), axis.evaluate(
-        "e => [...e.querySelectorAll('.role-axis-label text')].map(t => t.textContent)")
-
-
-def assert_categorical_digits(page, plot: str) -> None:
-    description, ticks = x_axis(page, plot)
-    assert "discrete scale with 10 values" in description, description
-    assert ticks == DIGITS
-
-
-def choose(page, dropdown: str, option: str) -> None:
-    page.locator(f"{dropdown} input").click()
-    page.get_by_role("option", name=option).click()
-
-
-def draw_seven(page) -> None:
-    sketch = page.locator("#mnist-sketch")
-    sketch.get_by_role("button", name="Brush", exact=True).click()
-    area = sketch.locator("canvas").first.bounding_box()
-    points = [(0.35, 0.22), (0.65, 0.22), (0.45, 0.8)]
-    at = lambda x, y: (area["x"] + area["width"] * x, area["y"] + area["height"] * y)  # noqa: E731
-    page.mouse.move(*at(*points[0]))
-    page.mouse.down()
-    for (x0, y0), (x1, y1) in zip(points, points[1:]):
-        for k in range(1, 13):
-            page.mouse.move(*at(x0 + (x1 - x0) * k / 12, y0 + (y1 - y0) * k / 12))
-    page.mouse.up()
-
-
-def top_class(page, selector: str) -> tuple[str, str]:
-    """(class, percentage) at the top of a gr.Label."""
-    text = shows_probabilities(page, selector)
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    label, percent = next((a, b) for a, b in zip(lines, lines[1:]) if PERCENT.fullmatch(b))
-    return label, percent
-
-
-def gradcam_caption(page) -> str:
-    caption = page.locator(".gradcam-caption").filter(has_text="Grad-CAM for").filter(visible=True).first
-    caption.wait_for()
-    return caption.inner_text()
 
 
 def test_augmentation_uses_the_image_last_chosen(page):
