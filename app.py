@@ -34,7 +34,7 @@ import torch
 
 from ui import (architecture_tab, augment_tab, cards_tab, catsdogs_tab, cifar10_tab, curves_tab,
                 explain_tab, hub_panel, live, mnist_tab, serving, train_tab)
-from models.names import HUB_MODELS_ENV
+from models.tasks import HUB_MODELS_ENV
 from ui.catalog import Catalog, hub_ids_from_env
 from ui.common import MAX_IMAGE_BYTES
 from ui.http_limits import RequestLimits, limits_middleware

@@ -1,7 +1,7 @@
 """Why a model answers as it does: Grad-CAM heatmaps and occlusion (erase-box) sweeps.
 
 Grad-CAM (Selvaraju et al. 2017) is computed with captum's `LayerGradCam` at the last conv
-stage of each architecture (`GRADCAM_LAYERS`) and upsampled to the input size with
+stage of each architecture (`Architecture.gradcam_layer`) and upsampled to the input size with
 `LayerAttribution.interpolate`. It explains one class score:
 
 - multi-class models (VGG19-BN): the logit of the class (before softmax);
@@ -14,7 +14,7 @@ position: where covering the image changes the answer, the model was looking the
 what Random Erasing trains a model to withstand, so the app shows it for the baseline and
 the Random Erasing model side by side.
 
-Everything works on the normalised model input (N, C, S, S) as `models.predict.to_model_input`
+Everything works on the normalised model input (N, C, S, S) as `models.predict.prepare`
 makes it; `explain_image` goes from any image to a heatmap in one call. Nothing here
 imports `training/`.
 """
@@ -27,27 +27,14 @@ import torch
 from PIL import Image
 from torch import nn
 
-from models.predict import decode_image, input_to_image, logits_to_probs, to_model_input
-from models.registry import ModelConfig
-
-# Architecture -> the module whose output Grad-CAM weighs: the last conv stage.
-#   vgg19_bn_32: the ReLU after the last conv + BN of `features` (512 x 2 x 2 for 32x32 input,
-#                before the final max-pool); found by `gradcam_layer`.
-#   resnet50_binary: `layer4`, the last residual stage (2048 x 7 x 7 for 224x224 input).
-GRADCAM_LAYERS = {"vgg19_bn_32": "the last conv block of features (a 2x2 grid at 32x32)",
-                  "resnet50_binary": "layer4 (a 7x7 grid at 224x224)"}
-
+from models.predict import input_to_image, logits_to_probs, prepare
+from models.registry import ARCHITECTURES, ModelConfig
 
 # --- Grad-CAM ------------------------------------------------------------------------------
 
 def gradcam_layer(model: nn.Module, cfg: ModelConfig) -> nn.Module:
-    """The last conv stage of `model` (see GRADCAM_LAYERS)."""
-    if cfg.architecture == "resnet50_binary":
-        return model.layer4
-    if cfg.architecture == "vgg19_bn_32":
-        relus = [m for m in model.features if isinstance(m, nn.ReLU)]
-        return relus[-1]
-    raise ValueError(f"no Grad-CAM layer known for architecture {cfg.architecture!r}")
+    """The module Grad-CAM weighs: the architecture's last conv stage (models.registry)."""
+    return model.get_submodule(ARCHITECTURES[cfg.architecture].gradcam_layer)
 
 
 class ClassScores(nn.Module):
@@ -127,9 +114,8 @@ class GradCamResult:
 def explain_image(model: nn.Module, cfg: ModelConfig, image, target: int | str | None = None, *,
                   layer: nn.Module | None = None) -> GradCamResult:
     """Any image (path, bytes, PIL, array) -> Grad-CAM of `target` (None: the predicted class)."""
-    img = decode_image(image)  # the one decode path, also for PIL images (EXIF, modes, caps)
     device = next(model.parameters()).device
-    x = to_model_input(img, cfg).to(device)
+    x = prepare(image, cfg, task_step=False)[0].to(device)   # the one preparation (the caller did the task's step)
     maps, classes, probs = gradcam(model, cfg, x, target, layer=layer)
     raw = maps[0].numpy()
     peak = float(raw.max())

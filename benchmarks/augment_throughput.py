@@ -7,9 +7,9 @@ The same training transform three ways, on CIFAR-shaped random uint8 images:
 
 - cnn_studio: models.augment.TrainAugment on whole uint8 batches on the device (per-sample
   crop offsets, flips and Random Erasing rectangles drawn as tensor ops);
-- torchvision_pil: the usual loop's per-image pipeline (training/usual.py: v2 RandomCrop with
-  padding, RandomHorizontalFlip, ToImage, ToDtype, Normalize, RandomErasing) applied to each
-  PIL image in turn, then stacked into a batch, in one process;
+- torchvision_pil: the usual per-image pipeline (v2 RandomCrop with padding, RandomHorizontalFlip,
+  ToImage, ToDtype, Normalize, RandomErasing: `per_image_transform` below) applied to each PIL
+  image in turn, then stacked into a batch, in one process;
 - torchvision_tensor: the same v2 transforms per image on uint8 tensors instead of PIL.
 
 PIL images are made before timing, so the per-image paths are not charged for decoding.
@@ -31,9 +31,17 @@ from torchvision.transforms import v2
 
 from benchmarks.common import Timer, add_common_args, fmt, print_table, ratio_summary, setup, summary, write_result
 from models.augment import TrainAugment
-from models.presets import RANDOM_ERASING_DEFAULTS
-from training.tasks import get_task
-from training.usual import per_image_transform
+from models.tasks import RANDOM_ERASING_DEFAULTS, get_task
+
+
+def per_image_transform(aug: TrainAugment) -> v2.Compose:
+    """The same training transform as torchvision applies it, one image at a time."""
+    steps = [v2.RandomCrop(aug.crop, padding=aug.padding or None)] + ([v2.RandomHorizontalFlip()] if aug.flip else [])
+    steps += [v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(aug.mean), list(aug.std))]
+    if aug.random_erasing:
+        re = aug.random_erasing
+        steps.append(v2.RandomErasing(p=re["p"], scale=tuple(re["scale"]), ratio=tuple(re["ratio"]), value="random"))
+    return v2.Compose(steps)
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -51,7 +59,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 def main(args) -> dict:
     device, env = setup(args)
     task = get_task(args.task)
-    cfg = task.model
+    cfg = task.model_config()
     augment = dict(task.recipe["augment"])
     if not args.no_random_erasing:
         augment["random_erasing"] = dict(RANDOM_ERASING_DEFAULTS)
@@ -60,7 +68,7 @@ def main(args) -> dict:
 
     n, bs = args.images, args.batch_size
     g = torch.Generator().manual_seed(0)
-    size = task.stored_size
+    size = cfg.stored_size
     stored = torch.randint(0, 256, (n, cfg.in_channels, size, size), dtype=torch.uint8, generator=g)
     on_device = stored.to(device)
     mode = "L" if cfg.in_channels == 1 else "RGB"

@@ -31,9 +31,10 @@ import torch
 from PIL import Image
 
 from benchmarks.common import Timer, add_common_args, print_table, setup, summary, sync, write_result
-from models.predict import logits_to_probs, predict_probs, preprocess_uint8, to_model_input
-from models.presets import DEFAULT_MODEL_CONFIGS
+from models.augment import EvalTransform
+from models.predict import logits_to_probs, predict_probs, prepare, to_stored
 from models.registry import create_model
+from models.tasks import TASKS
 
 NATIVE = {"cifar10": ((32, 32), "RGB"), "mnist": ((28, 28), "L"), "catsdogs": ((500, 375), "RGB")}
 
@@ -62,7 +63,7 @@ def main(args) -> dict:
         model, cfg = loaded.model, loaded.config
         task = getattr(loaded, "info", {}).get("task", args.task)
     else:
-        cfg, task = DEFAULT_MODEL_CONFIGS[args.task], args.task
+        cfg, task = TASKS[args.task].model_config(), args.task
         torch.manual_seed(0)
         model = create_model(cfg).to(device)
     model.eval()
@@ -72,7 +73,7 @@ def main(args) -> dict:
     rng = np.random.default_rng(0)
     shape = (size[1], size[0]) if mode == "L" else (size[1], size[0], 3)
     image = Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode)
-    x = to_model_input(image, cfg).to(device)
+    x = prepare(image, cfg, task_step=False)[0].to(device)
 
     @torch.inference_mode()
     def bare():
@@ -80,7 +81,7 @@ def main(args) -> dict:
         sync(device)
 
     def end_to_end():
-        predict_probs(model, cfg, image)   # returns floats: already synchronised
+        predict_probs(model, cfg, image, task_step=False)   # returns floats: already synchronised
     for _ in range(5):                     # warm-up
         bare(), end_to_end()
     lat: dict[str, list[float]] = {"end_to_end": [], "bare_forward": []}
@@ -98,7 +99,12 @@ def main(args) -> dict:
     bs = args.batch_size
     c = cfg.in_channels
     batch_u8 = torch.from_numpy(rng.integers(0, 256, (bs, c, size[1], size[0]), dtype=np.uint8)).to(device)
-    xb = preprocess_uint8(batch_u8, cfg)
+    evaluation = EvalTransform.from_config(cfg)
+
+    def preprocess(batch):       # what prepare does to each decoded image, for a whole batch
+        return evaluation(torch.stack([to_stored(Image.fromarray(a.permute(1, 2, 0).squeeze(-1).cpu().numpy()),
+                                                 c, cfg.stored_size) for a in batch]).to(device))
+    xb = preprocess(batch_u8)
 
     @torch.inference_mode()
     def batch_bare():
@@ -108,7 +114,7 @@ def main(args) -> dict:
     @torch.inference_mode()
     def batch_full():
         for _ in range(args.batches):
-            logits_to_probs(model(preprocess_uint8(batch_u8, cfg)), cfg).cpu()
+            logits_to_probs(model(preprocess(batch_u8)), cfg).cpu()
 
     batch_full(), batch_bare()
     rates: dict[str, list[float]] = {"end_to_end": [], "bare_forward": []}

@@ -32,8 +32,9 @@ import torch
 from benchmarks.common import Timer, add_common_args, fmt, print_table, ratio_summary, setup, summary, write_result
 from models.registry import create_model
 from training.engine import make_loss, train_one_epoch
-from training.tasks import TASKS, get_task
+from models.tasks import TASKS, get_task
 from training.optim import build_optimizer
+from training.run_config import override_recipe
 from training.precision import resolve_precision, use_channels_last
 
 VARIANTS = {"fp32": (None, False), "fp32+channels_last": (None, True),
@@ -42,7 +43,7 @@ VARIANTS = {"fp32": (None, False), "fp32+channels_last": (None, True),
 
 def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--task", default="cifar10", choices=sorted(TASKS))
+    p.add_argument("--task", default="cifar10", choices=[name for name, task in TASKS.items() if task.labels])
     p.add_argument("--batch-size", type=int, help="images per step (default: the task's recipe)")
     p.add_argument("--steps", type=int, default=4, help="timed steps per variant per repeat")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps per variant first (compiles, too)")
@@ -53,21 +54,19 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 class Step:
     def __init__(self, name, task, recipe, device, batch_size, autocast_dtype, channels_last, compile_model):
-        self.name, self.cfg, self.device = name, task.model, device
+        self.name, self.cfg, self.device = name, task.model_config(), device
         self.autocast_dtype, self.channels_last = autocast_dtype, channels_last
         torch.manual_seed(0)
-        self.model = create_model(task.model).to(device)
+        self.model = create_model(self.cfg).to(device)
         if channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.optimizer = build_optimizer(self.model, recipe["optimizer"], device)
-        self.loss_fn = make_loss(recipe["loss"], task.model)
+        self.loss_fn = make_loss(recipe["loss"], self.cfg)
         self.step_model = torch.compile(self.model) if compile_model else self.model
         g = torch.Generator().manual_seed(0)
-        c, s = task.model.in_channels, task.model.input_size
+        c, s = self.cfg.in_channels, self.cfg.input_size
         x = torch.randn(batch_size, c, s, s, generator=g).to(device)
-        y = torch.randint(0, max(task.model.num_classes, 2), (batch_size,), generator=g).to(device)
-        if task.model.binary:
-            y = y.clamp(max=1)
+        y = torch.randint(0, self.cfg.num_classes, (batch_size,), generator=g).to(device)
         self.batch = (x, y, torch.arange(batch_size))
 
     def run(self, steps: int) -> int:
@@ -80,7 +79,7 @@ class Step:
 def main(args) -> dict:
     device, env = setup(args)
     task = get_task(args.task)
-    recipe = task.resolved_recipe(batch_size=args.batch_size)
+    recipe = override_recipe(task.resolved_recipe(binary=task.model_config().binary), batch_size=args.batch_size)
     bs = recipe["batch_size"]
     bf16_ok = device.type == "cpu" or (device.type == "cuda" and torch.cuda.is_bf16_supported())
     variants = {name: v for name, v in VARIANTS.items() if v[0] is None or bf16_ok}
@@ -90,7 +89,7 @@ def main(args) -> dict:
                   for name, (dtype, cl) in variants.items()]
     auto = resolve_precision("auto", device)
     picked = ("bf16" if auto is not None else "fp32") + ("+channels_last" if use_channels_last(device, auto) else "")
-    print(f"training step settings, {args.task} ({task.model.architecture}), {device} "
+    print(f"training step settings, {args.task} ({task.architecture}), {device} "
           f"({env['gpu'] or env['cpu']}, {torch.get_num_threads()} threads), batch {bs}, "
           f"{args.steps} steps x {args.repeats} repeats; --precision auto here: {picked}")
     for s in steps:
@@ -108,7 +107,7 @@ def main(args) -> dict:
     print_table(["setting", "images/s", "vs fp32"],
                 [[name, fmt(results[name]), f"{fmt(ratios[f'{name} / fp32'], 2)}x" if name != "fp32" else "1"]
                  for name in rates])
-    result = {"task": args.task, "architecture": task.model.architecture, "batch_size": bs, "steps": args.steps,
+    result = {"task": args.task, "architecture": task.architecture, "batch_size": bs, "steps": args.steps,
               "repeats": args.repeats, "compile": args.compile, "auto_picks": picked,
               "images_per_s": results, "ratios": ratios}
     write_result(f"step_settings-{args.task}", device, result, env)

@@ -20,7 +20,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from models.atomic import atomic_write_text
 from models.jsonfile import JSONFileError, read_json
 from models.registry import ARCHITECTURES
-from models.variant import RANDOM_ERASING, Variant
+from models.tasks import RANDOM_ERASING, RANDOM_ERASING_CITATION, TASKS, Variant
 
 TEMPLATE_PATH = Path(__file__).with_name("template.md")
 TEMPLATE = TEMPLATE_PATH.read_text(encoding="utf-8")  # read once, so render_card does no I/O
@@ -33,59 +33,10 @@ BASE_TAGS = ["image-classification", "pytorch", "safetensors", "cnn-studio"]
 HUB_CODE_FILE = "cnn_studio.py"   # written into each Hub repo by publish.hub push
 # torchvision's ImageNet weights for --pretrained, as published on the Hub (timm hosts the same
 # torchvision checkpoints, "tv_in1k" = IMAGENET1K_V1, "tv2_in1k" = IMAGENET1K_V2).
-BASE_MODELS = {("resnet50_binary", "IMAGENET1K_V1"): "timm/resnet50.tv_in1k",
-               ("resnet50_binary", "IMAGENET1K_V2"): "timm/resnet50.tv2_in1k"}
-# The config of each Hub dataset whose test split the evaluation uses (model-index dataset.config).
-DATASET_CONFIGS = {"ylecun/mnist": "mnist", "uoft-cs/cifar10": "plain_text", "timm/oxford-iiit-pet": "default"}
-
-ARCHITECTURE_NAMES = {"vgg19_bn_32": "VGG19-BN", "resnet50_binary": "ResNet50"}
-REFERENCES = {
-    "vgg19_bn_32": "K. Simonyan, A. Zisserman. *Very Deep Convolutional Networks for Large-Scale "
-                   "Image Recognition*. ICLR 2015. [arXiv:1409.1556](https://arxiv.org/abs/1409.1556)",
-    "resnet50_binary": "K. He, X. Zhang, S. Ren, J. Sun. *Deep Residual Learning for Image "
-                       "Recognition*. CVPR 2016. [arXiv:1512.03385](https://arxiv.org/abs/1512.03385)",
-}
-BIBTEX = {
-    "vgg19_bn_32": """@inproceedings{simonyan2015vgg,
-  title     = {Very Deep Convolutional Networks for Large-Scale Image Recognition},
-  author    = {Simonyan, Karen and Zisserman, Andrew},
-  booktitle = {International Conference on Learning Representations (ICLR)},
-  year      = {2015},
-  url       = {https://arxiv.org/abs/1409.1556}
-}""",
-    "resnet50_binary": """@inproceedings{he2016resnet,
-  title     = {Deep Residual Learning for Image Recognition},
-  author    = {He, Kaiming and Zhang, Xiangyu and Ren, Shaoqing and Sun, Jian},
-  booktitle = {IEEE Conference on Computer Vision and Pattern Recognition (CVPR)},
-  pages     = {770--778},
-  year      = {2016},
-  url       = {https://arxiv.org/abs/1512.03385}
-}""",
-}
-RANDOM_ERASING_BIBTEX = """@inproceedings{zhong2020randomerasing,
-  title     = {Random Erasing Data Augmentation},
-  author    = {Zhong, Zhun and Zheng, Liang and Kang, Guoliang and Li, Shaozi and Yang, Yi},
-  booktitle = {Proceedings of the AAAI Conference on Artificial Intelligence},
-  volume    = {34},
-  number    = {7},
-  pages     = {13001--13008},
-  year      = {2020},
-  url       = {https://arxiv.org/abs/1708.04896}
-}"""
+BASE_MODELS = {("resnet50", "IMAGENET1K_V1"): "timm/resnet50.tv_in1k",
+               ("resnet50", "IMAGENET1K_V2"): "timm/resnet50.tv2_in1k"}
 RANDOM_ERASING_REFERENCE = ("Z. Zhong, L. Zheng, G. Kang, S. Li, Y. Yang. *Random Erasing Data "
                             "Augmentation*. AAAI 2020. [arXiv:1708.04896](https://arxiv.org/abs/1708.04896)")
-INTENDED_USE = {
-    "mnist": "Classifying a single handwritten digit, as in MNIST: grayscale, white digit on a black "
-             "background, centred. Dark-on-light drawings, photos of digits or several digits in one "
-             "image must first be turned into MNIST-like input (the CNN Studio app does this for its "
-             "sketchpad: invert, crop to the digit, centre by mass).",
-    "cifar10": "Classifying small natural images into the ten CIFAR-10 classes. Every image is "
-               "resized to the model's input size, so small objects and fine detail are lost; "
-               "CIFAR-10 photos are centred on one object, and the model expects the same.",
-    "catsdogs": "Telling a photo of a cat from a photo of a dog (trained on the breeds of the "
-                "Oxford-IIIT Pet dataset). An image with both, or with neither, still gets one of "
-                "the two labels.",
-}
 HISTORY_COLUMNS = [  # key, header, format
     ("epoch", "epoch", "int"),
     ("train_loss", "train loss", "loss"),
@@ -108,9 +59,10 @@ def _machine_rows(hardware: dict | None) -> list[tuple[str, str]]:
     if hardware.get("gpu"):
         machine = f"{hardware['gpu']} (host CPU: {hardware.get('cpu', '?')})"
     else:
-        units = "with" if hardware.get("bf16_matrix_units") else "without"
-        machine = (f"{hardware.get('cpu', '?')}, {hardware.get('cpu_cores', '?')} cores, {units} bf16 matrix "
-                   f"units, {hardware.get('torch_threads', '?')} torch threads")
+        bf16 = hardware.get("bf16_instructions") or ("amx" if hardware.get("bf16_matrix_units") else None)
+        machine = (f"{hardware.get('cpu', '?')}, {hardware.get('cpu_cores', '?')} cores, "
+                   f"{f'bf16 instructions: {bf16}' if bf16 else 'no bf16 instructions'}, "
+                   f"{hardware.get('torch_threads', '?')} torch threads")
     return [("machine (the timings above)", _cell(machine))]
 
 
@@ -222,7 +174,7 @@ def card_data(facts: dict) -> ModelCardData:
             task_type="image-classification", task_name="Image Classification",
             dataset_type=hub_id or _slug(dataset.get("name") or config.get("task", "dataset")),
             dataset_name=dataset.get("name") or hub_id or config.get("task", "dataset"),
-            dataset_config=DATASET_CONFIGS.get(hub_id), dataset_split=metrics.get("split"),
+            dataset_config=dataset.get("hub_config"), dataset_split=metrics.get("split"),
             dataset_args={"num_images": metrics.get("num_images")},
             metric_type="accuracy", metric_name="Accuracy", metric_value=metrics["accuracy"],
         )]
@@ -259,7 +211,7 @@ def template_context(facts: dict) -> dict:
     dataset = config.get("dataset") or {}
     labels = [str(v) for v in config.get("labels", [])]
     arch = config.get("architecture", "?")
-    arch_name = ARCHITECTURE_NAMES.get(arch, arch)
+    arch_name = ARCHITECTURES[arch].title if arch in ARCHITECTURES else arch
     data_name = dataset.get("name") or config.get("task", "?")
     re_params = random_erasing_params(config)
 
@@ -286,7 +238,8 @@ def template_context(facts: dict) -> dict:
         "partial_text": partial_text,
         "model_rows": _model_rows(config, arch, arch_name, labels, facts.get("model_stats")),
         "architecture_text": _architecture_text(config, arch, labels),
-        "intended_use": INTENDED_USE.get(config.get("task"), "Classifying images into the labels above."),
+        "intended_use": getattr(TASKS.get(config.get("task")), "intended_use", "")
+                        or "Classifying images into the labels above.",
         "eval_scope": _eval_scope(metrics, dataset, config),
         "data_text": _data_text(dataset),
         "data_rows": _data_rows(dataset, config),
@@ -306,8 +259,10 @@ def template_context(facts: dict) -> dict:
         "usage_text": _usage_text(facts),
         "code_text": _code_text(facts),
         "version_rows": [(k, _cell(_value(v))) for k, v in (config.get("versions") or {}).items()],
-        "references": [r for r in (REFERENCES.get(arch), RANDOM_ERASING_REFERENCE if re_params else None) if r],
-        "bibtex": "\n\n".join(b for b in (BIBTEX.get(arch), RANDOM_ERASING_BIBTEX if re_params else None) if b),
+        "references": [r for r in (getattr(ARCHITECTURES.get(arch), "reference", ""),
+                                    RANDOM_ERASING_REFERENCE if re_params else None) if r],
+        "bibtex": "\n\n".join(b for b in (getattr(ARCHITECTURES.get(arch), "bibtex", ""),
+                                           RANDOM_ERASING_CITATION if re_params else None) if b),
     }
 
 
@@ -341,7 +296,8 @@ def usage_snippet(facts: dict) -> str:
         lines.append("from PIL import Image")
         size = int(config.get("input_size", 32))
         mode = "L" if config.get("in_channels") == 1 else "RGB"
-        image = f'image = Image.new("{mode}", ({size}, {size}))  # replace with your image: a path, bytes or PIL image'
+        image = (f'image = Image.effect_noise(({size}, {size}), 64).convert("{mode}")  '
+                 '# replace with your image: a path, bytes or PIL image')
     lines += ["",
               f"loaded = load_model({source})  # a run directory, or a Hub repo id user/name[@revision]",
               image,
@@ -374,7 +330,8 @@ def _hub_snippet(facts: dict) -> str:
     else:
         size = int(facts["config"].get("input_size", 32))
         mode = "L" if facts["config"].get("in_channels") == 1 else "RGB"
-        lines.append(f'image = Image.new("{mode}", ({size}, {size}))  # replace with your image: a path or PIL image')
+        lines.append(f'image = Image.effect_noise(({size}, {size}), 64).convert("{mode}")  '
+                     '# replace with your image: a path or PIL image')
     lines += ["probs = model.classify(image)  # {label: probability}", "print(probs)"]
     return "\n".join(lines)
 
@@ -460,8 +417,8 @@ def _model_rows(config: dict, arch: str, arch_name: str, labels: list[str],
         rows.append(("labels", _cell(", ".join(labels))))
     else:
         rows.append(("labels", _cell(", ".join(f"{i}: {name}" for i, name in enumerate(labels)))))
-    if arch in ARCHITECTURES and ARCHITECTURES[arch].binary:
-        out = f"one logit; sigmoid gives P({labels[1] if len(labels) > 1 else 'class 1'})"
+    if len(labels) == 2:
+        out = f"one logit; sigmoid gives P({labels[1]})"
     else:
         out = f"{len(labels)} logits; softmax gives the class probabilities"
     rows.append(("output", _cell(out)))
@@ -475,7 +432,7 @@ def _model_rows(config: dict, arch: str, arch_name: str, labels: list[str],
 def _architecture_text(config: dict, arch: str, labels: list[str]) -> str:
     desc = ARCHITECTURES[arch].description if arch in ARCHITECTURES else arch
     text = f"Architecture: {desc} (`models/registry.py` builds it from `config.json`)."
-    if arch in ARCHITECTURES and ARCHITECTURES[arch].binary and len(labels) == 2:
+    if len(labels) == 2:
         text += (f" The head outputs one logit, trained with `BCEWithLogitsLoss`; sigmoid is applied "
                  f"once, at inference, and gives P({labels[1]}); P({labels[0]}) = 1 − P({labels[1]}).")
     return text

@@ -1,9 +1,9 @@
 """From an image (any format, mode, orientation or size) to class probabilities.
 
-Preprocessing comes from the model's own config (input size, resize, mean/std, labels),
-never from constants, so the same code serves every model and matches evaluation.
-Before it, `prepare_image` applies the task's own step (MNIST: a picture of a digit becomes
-MNIST-like input), the one preparation every tab and endpoint of the app uses.
+Preprocessing comes from the model's own config (input size, resize, mean/std, labels, the
+task's preparation step), never from constants: `prepare` is the one path from an image to a
+model input, for the app, See why, evaluation of image files and the Hub code (generated from
+this module by publish/hub_code.py), so they all give the same answer.
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torchvision.transforms.v2 import functional as TF
 
+from models.augment import EvalTransform
 from models.digits import to_mnist_digit
 from models.registry import ModelConfig
 
@@ -219,35 +220,43 @@ def _normalise_mode(img: Image.Image) -> Image.Image:
     return img.convert("RGB")  # CMYK, YCbCr, LAB, HSV, RGBX, ...
 
 
-# The task's step between a decoded image and to_model_input. MNIST models were trained on
-# white digits centred by mass in 28x28; a drawing or a photo of a digit is made so first.
-TASK_PREPARATION = {"mnist": to_mnist_digit}
+# The task's own step between a decoded image and the model's preprocessing (config.json
+# "preparation"). MNIST models were trained on white digits centred by mass in 28x28; a drawing
+# or a photo of a digit is made so first.
+PREPARATIONS = {"mnist_digit": to_mnist_digit}
 
 
-def prepare_image(img: Image.Image, task: str | None) -> Image.Image | None:
-    """A decoded image -> what a model of `task` classifies; None when there is nothing to
-    classify (an empty drawing). Tasks without a step of their own get the image unchanged."""
-    prepare = TASK_PREPARATION.get(task)
-    return img if prepare is None else prepare(img)
+def to_stored(img: Image.Image, channels: int, size: int) -> torch.Tensor:
+    """A decoded image -> uint8 (C, size, size), as training keeps its images: the shorter side
+    resized to `size` (antialiased), then the centred square."""
+    x = TF.pil_to_tensor(img.convert("L" if channels == 1 else "RGB"))
+    if x.shape[-2:] != (size, size):
+        x = TF.resize(_crop_long_side(x), [size], antialias=True)
+        x = TF.center_crop(x, [size, size])
+    return x
 
 
-def to_model_input(img: Image.Image, cfg: ModelConfig) -> torch.Tensor:
-    """A decoded image -> normalised float tensor (1, C, S, S) as the model was evaluated."""
-    img = img.convert("L" if cfg.in_channels == 1 else "RGB")
-    x = TF.pil_to_tensor(img)  # uint8 (C, H, W)
-    return preprocess_uint8(x.unsqueeze(0), cfg)
+def stored_image(image, cfg: ModelConfig, *, task_step: bool = True) -> tuple[torch.Tensor | None, Image.Image | None]:
+    """Any image input -> (uint8 (C, S, S) as training keeps its images, the image after the task's
+    step): decode (caps, EXIF, modes), the task's step (`task_step`), `to_stored`. (None, None) when
+    the task's step finds nothing to classify (an empty drawing)."""
+    img = decode_image(image)
+    if task_step and cfg.preparation:
+        img = PREPARATIONS[cfg.preparation](img)
+        if img is None:
+            return None, None
+    return to_stored(img, cfg.in_channels, cfg.stored_size), img
 
 
-def preprocess_uint8(batch: torch.Tensor, cfg: ModelConfig) -> torch.Tensor:
-    """uint8 (N, C, H, W) -> float (N, C, S, S): resize shorter side, centre crop, normalise."""
-    resize = cfg.resize_size or cfg.input_size
-    if batch.shape[-2:] != (cfg.input_size, cfg.input_size):
-        batch = _crop_long_side(batch)
-        batch = TF.resize(batch, [resize], antialias=True)
-        batch = TF.center_crop(batch, [cfg.input_size, cfg.input_size])
-    mean = torch.tensor(cfg.mean, device=batch.device).view(1, -1, 1, 1)
-    std = torch.tensor(cfg.std, device=batch.device).view(1, -1, 1, 1)
-    return (batch.float() / 255.0 - mean) / std
+def prepare(image, cfg: ModelConfig, *, task_step: bool = True) -> tuple[torch.Tensor | None, Image.Image | None]:
+    """Any image input -> (the normalised (1, C, S, S) input the model is evaluated on, the image it
+    came from after the task's step). The one preparation of the app, See why, the augmentation
+    tab, evaluation of image files and the Hub code: `stored_image`, then evaluation's centre crop
+    and normalisation (models.augment.EvalTransform). (None, None) when there is nothing to classify."""
+    stored, img = stored_image(image, cfg, task_step=task_step)
+    if stored is None:
+        return None, None
+    return EvalTransform.from_config(cfg)(stored.unsqueeze(0)), img
 
 
 def denormalize(x: torch.Tensor, cfg: ModelConfig) -> torch.Tensor:
@@ -287,10 +296,10 @@ def logits_to_probs(logits: torch.Tensor, cfg: ModelConfig) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def predict_probs(model: torch.nn.Module, cfg: ModelConfig, image) -> dict[str, float]:
-    """Any image input -> {label: probability} over all labels, summing to 1."""
-    img = decode_image(image)  # the one decode path, also for PIL images (caps, EXIF, modes)
-    device = next(model.parameters()).device
-    x = to_model_input(img, cfg).to(device)
-    probs = logits_to_probs(model(x), cfg)[0].cpu()
+def predict_probs(model: torch.nn.Module, cfg: ModelConfig, image, *, task_step: bool = True) -> dict[str, float]:
+    """Any image input -> {label: probability} over all labels, summing to 1 (the app's answer)."""
+    x, _ = prepare(image, cfg, task_step=task_step)
+    if x is None:
+        raise ImageInputError("nothing to classify: the image holds no visible mark")
+    probs = logits_to_probs(model(x.to(next(model.parameters()).device)), cfg)[0].cpu()
     return {label: float(p) for label, p in zip(cfg.labels, probs)}

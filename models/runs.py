@@ -12,7 +12,7 @@ from pathlib import Path
 
 from models.artifact import CONFIG_FILE, WEIGHTS_FILE
 from models.jsonfile import try_read_json
-from models.variant import BASELINE, RANDOM_ERASING, Variant  # noqa: F401  (BASELINE, RANDOM_ERASING re-exported)
+from models.tasks import Variant
 
 
 @dataclass(frozen=True)
@@ -142,9 +142,9 @@ def read_unfinished(path: str | os.PathLike) -> UnfinishedRun | None:
         if not (path / CHECKPOINT_FILE).is_file():
             return None
         progress = {"status": "stopped"}   # an older run: a checkpoint, nothing else known without loading it
-    task = progress.get("task") if isinstance(progress.get("task"), str) else path.parent.name.removesuffix("-re")
-    variant = progress.get("variant") if isinstance(progress.get("variant"), str) else (
-        RANDOM_ERASING if path.parent.name.endswith("-re") else BASELINE)
+    folder_task, folder_variant = Variant.from_folder(path.parent.name)
+    task = progress.get("task") if isinstance(progress.get("task"), str) else folder_task
+    variant = progress.get("variant") if isinstance(progress.get("variant"), str) else folder_variant
     number = lambda v: v if isinstance(v, (int, float)) and not isinstance(v, bool) else None  # noqa: E731
     return UnfinishedRun(path=path, task=task, variant=variant, status=str(progress.get("status") or "stopped"),
                          epoch=number(progress.get("epoch")), epochs=number(progress.get("epochs")),

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from huggingface_hub import HfApi, SpaceCard, SpaceCardData
 
-from models.names import HUB_MODELS_ENV
+from models.tasks import HUB_MODELS_ENV
 from publish.common import HubError, check_repo_id, hub_errors, looks_like_repo_id, require_token, user_agent
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -31,7 +31,7 @@ def train_tiny(out: Path, task: str, data_dir: Path, *extra: str, epochs: int = 
     args = get_args_parser().parse_args([
         "--task", task, "--data-dir", str(data_dir), "--out", str(out), "--epochs", str(epochs),
         "--limit-train", str(limit_train), "--limit-val", str(limit_val), "--batch-size", str(batch_size),
-        "--device", "cpu", "--no-progress", *extra])
+        "--device", "cpu", "--no-progress", "--workers", "0", *extra])
     return main(args)
 
 

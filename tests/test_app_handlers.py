@@ -16,7 +16,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from models.digits import to_mnist_digit
-from models.presets import DEFAULT_AUGMENT, DEFAULT_MODEL_CONFIGS, RANDOM_ERASING_DEFAULTS
+from models.tasks import RANDOM_ERASING_DEFAULTS, TASKS
 from models.runs import discover_runs, newest_runs
 from tests.conftest import UNREACHABLE_HUB_REPO
 from ui import architecture_tab, augment_tab, cards_tab, catsdogs_tab, cifar10_tab, curves_tab, mnist_tab
@@ -78,7 +78,7 @@ MODES = {
 def test_cifar10_handler_takes_every_image_mode(app_catalog, tmp_path, mode):
     path = MODES[mode](tmp_path)
     probs, frame, seen = cifar10_tab.classify_cifar10(app_catalog, payload(path))
-    assert_distribution(probs, DEFAULT_MODEL_CONFIGS["cifar10"].labels)
+    assert_distribution(probs, TASKS["cifar10"].model_config().labels)
     assert frame["probability"].sum() == pytest.approx(1.0, abs=1e-4)
     assert list(frame["class"]) == list(probs)
     assert seen.size == (256, 256) and seen.mode == "RGB"
@@ -145,7 +145,7 @@ def test_unreadable_upload_is_a_one_line_error_and_the_next_one_works(app_catalo
     assert message.startswith("Could not read the image") and "\n" not in message
     assert "Traceback" not in message
     probs = cifar10_tab.classify_cifar10(app_catalog, payload(MODES["RGB"](tmp_path)))[0]
-    assert_distribution(probs, DEFAULT_MODEL_CONFIGS["cifar10"].labels)
+    assert_distribution(probs, TASKS["cifar10"].model_config().labels)
 
 
 def test_no_image_gives_empty_outputs_not_an_error(app_catalog):
@@ -335,16 +335,6 @@ def test_hub_ids_from_the_environment():
 # (test_importing_app_builds_and_launches_nothing_and_app_demo_is_the_blocks).
 
 
-def test_presets_match_the_training_tasks():
-    from training.tasks import TASKS
-    for name, task in TASKS.items():
-        assert DEFAULT_MODEL_CONFIGS[name] == task.model
-        assert DEFAULT_AUGMENT[name] == task.recipe["augment"]
-    # The paper's defaults (Zhong et al. 2017), as the catsdogs Random Erasing recipe trains them.
-    assert TASKS["catsdogs"].resolved_recipe(random_erasing=True)["augment"]["random_erasing"] == \
-        {"p": 0.5, "scale": [0.02, 0.4], "ratio": [0.3, 3.3], "value": "random"} == RANDOM_ERASING_DEFAULTS
-
-
 # --- the other tabs, from the tiny runs' files ----------------------------------------------
 
 def test_augmentation_uses_the_training_transforms_per_sample(app_catalog):
@@ -378,7 +368,7 @@ def test_architecture_table_totals(app_catalog):
         assert list(table.columns) == ["layer", "output shape", "parameters", "mult-adds"]
         counted = sum(int(v.replace(",", "")) for v in table["parameters"] if v != "--")
         assert counted == total
-    table, _ = architecture_tab.architecture(app_catalog, "Cats vs Dogs: resnet50_binary", 1)
+    table, _ = architecture_tab.architecture(app_catalog, "Cats vs Dogs: resnet50", 1)
     assert table["output shape"].iloc[-1] == "1 x 1"          # one logit
     assert table["output shape"].iloc[0] == "1 x 64 x 112 x 112"  # at the real 224x224 input
 

@@ -145,7 +145,7 @@ def test_classify_catdog_gives_both_models(client):
 def test_the_other_endpoints_answer(client):
     gallery, text = client.predict("Cats vs Dogs + Random Erasing", "cat drawing", None, 1, 3, api_name="/augment")
     assert len(gallery) == 4 and "Random Erasing" in text
-    table, text = client.predict("Cats vs Dogs: resnet50_binary", 1, api_name="/architecture")
+    table, text = client.predict("Cats vs Dogs: resnet50", 1, api_name="/architecture")
     assert "23,510,081" in text and table["headers"] == ["layer", "output shape", "parameters", "mult-adds"]
     accuracy, loss = client.predict(["cifar10/tiny"], api_name="/curves")       # the figures (numbers: history.json)
     assert accuracy["type"] == loss["type"] == "matplotlib" and accuracy["plot"].startswith("data:image/")

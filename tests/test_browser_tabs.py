@@ -185,7 +185,7 @@ def test_architecture_shows_its_nesting(page):
     """15.9: at depth 4 a nested layer is drawn further right than a top-level one of the same name
     (the indentation survives HTML), with tree guides, and the model is described truthfully."""
     page.get_by_role("tab", name="Architecture", exact=True).click()
-    choose(page, "#architecture-model", "Cats vs Dogs: resnet50_binary")
+    choose(page, "#architecture-model", "Cats vs Dogs: resnet50")
     page.get_by_role("radio", name="4", exact=True).check()
     names = page.locator("#architecture-table [role=gridcell][data-col='0']")
     names.filter(has_text="Conv2d (conv1)").nth(1).wait_for()      # a nested conv1: the deeper table is shown

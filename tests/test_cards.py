@@ -20,13 +20,14 @@ import torch
 from huggingface_hub import ModelCard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from cards import CardError, read_facts, render_card, write_card
 from cards.card import flatten
 from models.artifact import save_release
 from models.registry import create_model
-from training.tasks import get_task
+from models.tasks import BASELINE, RANDOM_ERASING, get_task
+from training.data import Source
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BASE_TAGS = {"image-classification", "pytorch", "safetensors", "cnn-studio"}
@@ -36,14 +37,13 @@ def make_config(task_name: str = "mnist", *, random_erasing: bool = False) -> di
     """A config.json as training.train writes it (docs/run-directory.md)."""
     task = get_task(task_name)
     return {
-        **task.model.to_dict(),
+        **task.model_config().to_dict(),
         "task": task.name,
         "variant": "random-erasing" if random_erasing else "baseline",
         "run_name": "20261129-170000",
-        "dataset": {"name": task.dataset.name, "hub_id": task.dataset.hub_id, "source": task.dataset.source,
-                    "train_split": task.dataset.train_split, "val_split": task.dataset.val_split,
-                    "train_images": 640, "val_images": 320},
-        "recipe": task.resolved_recipe(random_erasing=random_erasing, epochs=3),
+        "dataset": {**Source(task.dataset, task.labels).facts(), "train_images": 640, "val_images": 320},
+        "recipe": {**task.resolved_recipe(variant=RANDOM_ERASING if random_erasing else BASELINE,
+                                          binary=len(task.labels) == 2), "epochs": 3},
         "seed": 7,
         "init_sha256": "0123456789abcdef" * 4,
         "parameters": 20296522 if task_name == "mnist" else 23510081,
@@ -51,7 +51,7 @@ def make_config(task_name: str = "mnist", *, random_erasing: bool = False) -> di
         "precision": "bf16",
         "versions": {"python": "3.11.7", "torch": "2.14.1", "torchvision": "0.29.1", "cnn_studio": "0.1.0"},
         "created": "2026-11-29T17:00:00+00:00",
-        "hardware": {"cpu": "Intel(R) Xeon(R) Processor", "cpu_cores": 2, "bf16_matrix_units": True,
+        "hardware": {"cpu": "Intel(R) Xeon(R) Processor", "cpu_cores": 2, "bf16_instructions": "amx",
                      "torch_threads": 2, "gpu": None},
     }
 
@@ -178,7 +178,7 @@ def test_body_shows_every_recipe_key_history_row_and_class():
     assert f"{config['parameters']:,}" in text                  # 20,297,674-style
     assert config["init_sha256"] in text and "| seed | 7 |" in text
     assert "| training arithmetic (evaluation: fp32) | bf16 |" in text
-    assert ("| machine (the timings above) | Intel(R) Xeon(R) Processor, 2 cores, with bf16 matrix units, "
+    assert ("| machine (the timings above) | Intel(R) Xeon(R) Processor, 2 cores, bf16 instructions: amx, "
             "2 torch threads |") in text
     for name, version in config["versions"].items():
         assert f"- {name}: {version}" in text
@@ -249,11 +249,13 @@ def handmade_run(tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("handmade") / "run"
     config = make_config("mnist")
     torch.manual_seed(0)
-    save_release(run, create_model(get_task("mnist").model), config)
+    save_release(run, create_model(get_task("mnist").model_config()), config)
     (run / "history.json").write_text(json.dumps(make_history()))
     (run / "metrics.json").write_text(json.dumps(make_metrics(config)))
     (run / "examples").mkdir()
-    Image.new("L", (32, 32)).save(run / "examples" / "00_0.png")
+    digit = Image.new("L", (32, 32))
+    ImageDraw.Draw(digit).ellipse((10, 6, 22, 26), outline=255, width=3)     # a white 0 on black, as MNIST
+    digit.save(run / "examples" / "00_0.png")
     (run / "examples" / "index.json").write_text(json.dumps([{"file": "00_0.png", "label": "0", "index": 3}]))
     return run
 
@@ -290,7 +292,7 @@ def test_write_card_writes_readme_atomically_and_the_snippet_runs(handmade_run, 
     namespace: dict = {}
     exec(point_snippet_at(snippet, str(run)), namespace)
     probs = namespace["probs"]
-    assert list(probs) == list(get_task("mnist").model.labels)
+    assert list(probs) == list(get_task("mnist").model_config().labels)
     assert sum(probs.values()) == pytest.approx(1.0, abs=1e-5)
 
 
@@ -299,7 +301,7 @@ def test_snippet_without_examples_runs_too(handmade_run, tmp_path):
     shutil.copytree(handmade_run, run, ignore=shutil.ignore_patterns("examples"))
     text = render_card(read_facts(run))
     snippet = snippet_of(text)
-    assert "Image.new(" in snippet and "loaded.root" not in snippet
+    assert "Image.effect_noise(" in snippet and "loaded.root" not in snippet
     namespace: dict = {}
     exec(point_snippet_at(snippet, str(run)), namespace)
     assert sum(namespace["probs"].values()) == pytest.approx(1.0, abs=1e-5)
@@ -350,7 +352,7 @@ def test_real_random_erasing_run_card(catsdogs_re_run):
     config = json.loads((catsdogs_re_run / "config.json").read_text())
     metrics = json.loads((catsdogs_re_run / "metrics.json").read_text())
     card = ModelCard.load(catsdogs_re_run / "README.md")
-    assert "random-erasing" in card.data.tags and "resnet50_binary" in card.data.tags
+    assert "random-erasing" in card.data.tags and "resnet50" in card.data.tags
     assert card.data.eval_results is None, "a --limit-val run stays out of the model-index"
     assert f"Accuracy **{100 * metrics['accuracy']:.2f}%** on {metrics['num_images']:,} images of a subset" \
         in card.text
@@ -418,7 +420,7 @@ def test_model_stats_are_measured_on_the_model():
     from cards.card import model_stats
     config = make_config("mnist")
     stats = model_stats(config)
-    model = create_model(get_task("mnist").model)
+    model = create_model(get_task("mnist").model_config())
     assert stats["parameters"] == sum(p.numel() for p in model.parameters()) == 20296522
     macs = []
 

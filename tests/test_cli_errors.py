@@ -11,12 +11,14 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import re
 import shutil
 import socket
 from pathlib import Path
 
 import pytest
 
+from models.tasks import get_task
 from training.cli import run_cli
 
 
@@ -133,9 +135,11 @@ def test_evaluate_flags_out_of_range(flag, value, problem, capsys):
 # --- data folders (training.data, for train and evaluate alike) -------------------------------
 
 def load(task_name: str, data_dir: Path):
-    from training.data import load_splits
-    from training.tasks import get_task
-    return load_splits(get_task(task_name), data_dir, limit_train=4, limit_val=4, workers=1)
+    from training.data import find_source, load_split
+    from models.tasks import get_task
+    task = get_task(task_name)
+    source = find_source(task, data_dir)
+    return [load_split(task, source, data_dir, train=train, limit=4) for train in (True, False)]
 
 
 @pytest.mark.parametrize("task_name", ["mnist", "cifar10", "catsdogs"])
@@ -146,7 +150,7 @@ def test_a_missing_data_folder_offline_creates_nothing_and_says_what_to_do(task_
     with pytest.raises(DatasetError) as err:
         load(task_name, missing)
     message = str(err.value)
-    assert message.startswith(f"{task_name}: not found in {missing} and downloading it failed (")
+    assert message.startswith(f"{get_task(task_name).dataset.name}: not found in {missing} and downloading it failed (")
     assert f"Offline, copy those files into {missing} or point --data-dir at a folder that has them" in message
     assert "\n" not in message
     assert tree(tmp_path) == before, "a failed start left files or folders behind"
@@ -154,10 +158,12 @@ def test_a_missing_data_folder_offline_creates_nothing_and_says_what_to_do(task_
 
 @pytest.mark.parametrize("task_name", ["cifar10", "catsdogs"])
 def test_an_empty_data_folder_offline_stays_empty(task_name, tmp_path, offline):
-    from training.data import DatasetError, EXPECTED_LAYOUT
-    with pytest.raises(DatasetError, match=rf"^{task_name}: not found in {tmp_path} and downloading it failed") as err:
+    from training.data import DatasetError
+    dataset = get_task(task_name).dataset
+    with pytest.raises(DatasetError, match=rf"^{re.escape(dataset.name)}: not found in {tmp_path} and downloading "
+                                           r"it failed") as err:
         load(task_name, tmp_path)
-    assert EXPECTED_LAYOUT[task_name] in str(err.value)
+    assert dataset.layout in str(err.value)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -169,12 +175,15 @@ def test_a_file_as_data_folder(tmp_path):
         load("mnist", tmp_path / "data")
 
 
-def test_catsdogs_train_folder_instead_of_its_parent(catsdogs_dir, offline):
-    from training.data import DatasetError
+def test_catsdogs_class_folders_alone_are_split_by_seed(catsdogs_dir, offline):
+    """--data-dir pointing at cat/ and dog/ themselves (not train/ and val/) is the layout of your own
+    images: a seeded validation split, recorded; nothing is written into the folder."""
+    from training.data import find_source
     before = tree(catsdogs_dir)
-    with pytest.raises(DatasetError, match=rf"^--data-dir {catsdogs_dir / 'train'}: holds class folders "
-                                           r"\(cat/, dog/\) itself; point --data-dir at the folder above"):
-        load("catsdogs", catsdogs_dir / "train")
+    source = find_source(get_task("catsdogs"), catsdogs_dir / "train")
+    assert source.dataset.local and source.labels == ("cat", "dog") and "seeded" in source.validation
+    train, val = load("catsdogs", catsdogs_dir / "train")
+    assert not set(train.images.files) & set(val.images.files)
     assert tree(catsdogs_dir) == before
 
 
@@ -183,7 +192,7 @@ def test_catsdogs_train_without_val(tmp_path, offline):
     from training.data import DatasetError
     root = write_catsdogs(tmp_path / "cd", train_per_class=2, val_per_class=1, corrupt=False)
     shutil.rmtree(root / "val")
-    with pytest.raises(DatasetError, match=r"has train/ but no val/; an image folder needs both"):
+    with pytest.raises(DatasetError, match=r"has train/ but no val/; an image folder with splits needs both"):
         load("catsdogs", root)
     assert not (root / "oxford-iiit-pet").exists()
 
@@ -284,7 +293,8 @@ def test_train_flags_out_of_range_are_refused_by_the_parser(flag, value, problem
 @pytest.mark.parametrize("task_name", ["mnist", "cifar10", "catsdogs"])
 def test_train_with_a_missing_data_folder_offline(task_name, tmp_path, capsys, offline):
     line = refused(capsys, train(train_argv(tmp_path / "nope", tmp_path / "run", task=task_name)))
-    assert line.startswith(f"error: {task_name}: not found in {tmp_path / 'nope'} and downloading it failed (")
+    assert line.startswith(f"error: {get_task(task_name).dataset.name}: not found in {tmp_path / 'nope'} and downloading it "
+                           "failed (")
     assert line.endswith(f"Offline, copy those files into {tmp_path / 'nope'} or point --data-dir at a folder "
                          f"that has them")
     assert list(tmp_path.iterdir()) == [], "a failed start created files or folders"
@@ -294,7 +304,8 @@ def test_train_with_a_missing_data_folder_offline(task_name, tmp_path, capsys, o
 def test_train_with_an_empty_data_folder_offline(task_name, tmp_path, capsys, offline):
     (tmp_path / "data").mkdir()
     line = refused(capsys, train(train_argv(tmp_path / "data", tmp_path / "run", task=task_name)))
-    assert line.startswith(f"error: {task_name}: not found in {tmp_path / 'data'} and downloading it failed (")
+    assert line.startswith(f"error: {get_task(task_name).dataset.name}: not found in {tmp_path / 'data'} and downloading it "
+                           "failed (")
     assert list(tmp_path.iterdir()) == [tmp_path / "data"] and list((tmp_path / "data").iterdir()) == []
 
 
@@ -304,13 +315,6 @@ def test_train_with_a_file_as_data_folder(tmp_path, capsys):
     assert line.startswith(f"error: --data-dir {tmp_path / 'data'}: is a file, not a folder; mnist expects a "
                            f"folder holding MNIST/raw/")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
-
-
-def test_train_catsdogs_pointed_at_its_train_folder(catsdogs_dir, tmp_path, capsys, offline):
-    line = refused(capsys, train(train_argv(catsdogs_dir / "train", tmp_path / "run", task="catsdogs")))
-    assert line == (f"error: --data-dir {catsdogs_dir / 'train'}: holds class folders (cat/, dog/) itself; "
-                    f"point --data-dir at the folder above, which holds train/ and val/")
-    assert list(tmp_path.iterdir()) == [] and not (catsdogs_dir / "train" / "oxford-iiit-pet").exists()
 
 
 def test_train_into_a_read_only_folder(mnist_dir, tmp_path, capsys):
@@ -332,6 +336,6 @@ def test_train_interrupted_before_training_prints_one_line(mnist_dir, tmp_path, 
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
-    monkeypatch.setattr(train_module, "load_splits", interrupted)
+    monkeypatch.setattr(train_module, "load_data", interrupted)
     line = refused(capsys, train(train_argv(mnist_dir, tmp_path / "run")), exit_code=130)
     assert line == "interrupted: stopped at once; files written before are kept as they were"

@@ -13,11 +13,11 @@ from torch import nn
 from models.artifact import load_model
 from analysis.explain import (ClassScores, erase, explain_image, gradcam, gradcam_layer, occlusion_sweep,
                             overlay, resolve_target, sweep_positions)
-from models.presets import DEFAULT_MODEL_CONFIGS
+from models.tasks import TASKS
 from analysis.stats import (Predictions, confusion_cell, confusion_matrix, load_predictions, reliability,
                           reliability_bins, threshold_metrics, threshold_sweep, top_losses)
 
-BINARY = DEFAULT_MODEL_CONFIGS["catsdogs"]     # one-logit head: P(dog) = sigmoid(logit)
+BINARY = TASKS["catsdogs"].model_config()     # one-logit head: P(dog) = sigmoid(logit)
 
 
 class ColourModel(nn.Module):
@@ -86,7 +86,7 @@ def test_gradcam_layer_is_the_last_conv_stage(catsdogs_run):
     loaded = load_model(catsdogs_run)
     assert gradcam_layer(loaded.model, loaded.config) is loaded.model.layer4
     from models.registry import create_model
-    cfg = DEFAULT_MODEL_CONFIGS["cifar10"]
+    cfg = TASKS["cifar10"].model_config()
     vgg = create_model(cfg)
     layer = gradcam_layer(vgg, cfg)
     relus = [i for i, m in enumerate(vgg.features) if isinstance(m, nn.ReLU)]

@@ -10,7 +10,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from models.artifact import LoadedModel, load_model
-from models.presets import DEFAULT_MODEL_CONFIGS
+from models.tasks import TASKS
 from analysis.stats import confusion_cell, load_predictions, paired_comparison, reliability
 from tests.test_compare import table_pairs
 from tests.test_explain import ColourModel, small_binary_predictions
@@ -84,14 +84,14 @@ def test_gallery_without_images_lists_them(cifar_unchecked, cifar10_run, tmp_pat
     preds = load_predictions(cifar10_run)
     t, p = int(preds.labels[0]), int(preds.predicted[0])
     items, text = h.cell_gallery(cifar10_run, t, p, ValidationImages("cifar10", tmp_path / "nowhere"),
-                                 DEFAULT_MODEL_CONFIGS["cifar10"].labels)
+                                 TASKS["cifar10"].model_config().labels)
     assert items == [] and "No thumbnails" in text and f"#{int(preds.indices[0])}" in text
     items, text = h.cell_gallery(tmp_path, 0, 0, None, ["a", "b"])
     assert items == [] and "--predictions" in text
 
 
 def test_catsdogs_validation_images_follow_the_training_split(catsdogs_run, catsdogs_dir):
-    labels = DEFAULT_MODEL_CONFIGS["catsdogs"].labels
+    labels = TASKS["catsdogs"].model_config().labels
     images = ValidationImages("catsdogs", catsdogs_dir, labels)
     preds = load_predictions(catsdogs_run)
     # The layout tests/datagen.py wrote: val/Cat/*.jpg then val/Dog/*.jpg, each sorted by name.
@@ -106,7 +106,7 @@ def test_catsdogs_validation_images_follow_the_training_split(catsdogs_run, cats
 # --- occlusion playground ----------------------------------------------------------------------------
 
 def _colour_models(tmp_path):
-    cfg = DEFAULT_MODEL_CONFIGS["catsdogs"]
+    cfg = TASKS["catsdogs"].model_config()
     return [(name, LoadedModel(model=ColourModel(gain).eval(), config=cfg, info={}, root=tmp_path, source=name))
             for name, gain in (("baseline", 8.0), ("random-erasing", 2.0))]
 
@@ -168,7 +168,7 @@ def test_top_losses_view(tmp_path):
 
 
 def test_top_losses_view_with_images(cifar_unchecked, cifar10_run, cifar10_dir):
-    items, table, _ = h.top_losses_view(cifar10_run, DEFAULT_MODEL_CONFIGS["cifar10"].labels,
+    items, table, _ = h.top_losses_view(cifar10_run, TASKS["cifar10"].model_config().labels,
                                         ValidationImages("cifar10", cifar10_dir), k=4)
     assert len(items) == len(table) <= 4 and all(img.size == (128, 128) for img, _ in items)
 

@@ -21,7 +21,7 @@ from PIL import Image, ImageFile
 
 from models.predict import (MAX_PIXELS, ImageInputError, decode_image, predict_probs)
 from models.registry import create_model
-from training.tasks import get_task
+from models.tasks import get_task
 
 ALLOWED_MSG = "use BMP, GIF, JPEG, PNG, WEBP"
 
@@ -127,7 +127,7 @@ def models_for_prediction():
     torch.manual_seed(0)
     out = []
     for task in ("cifar10", "mnist"):
-        cfg = get_task(task).model
+        cfg = get_task(task).model_config()
         out.append((create_model(cfg).eval(), cfg))
     return out
 
@@ -314,7 +314,7 @@ def test_long_thin_images_are_classified(width, height, models_for_prediction):
     assert img.size == (width, height)
     assert_predicts(img, models_for_prediction)
     for model, cfg in models_for_prediction:
-        x = predict.to_model_input(img, cfg)
+        x = predict.prepare(img, cfg, task_step=False)[0]
         assert x.shape == (1, cfg.in_channels, cfg.input_size, cfg.input_size) and torch.isfinite(x).all()
     # The crop before the resize: 16 times the shorter side, centred.
     batch = torch.zeros(1, 3, height, width, dtype=torch.uint8)

@@ -22,9 +22,9 @@ from safetensors.torch import save_file
 from models.artifact import (CONFIG_FILE, MANIFEST_FILE, RELEASE_PATTERNS, WEIGHTS_FILE, ArtifactError,
                              load_model, read_weights, save_release)
 from models.registry import create_model
-from training.tasks import get_task
+from models.tasks import get_task
 
-CFG = get_task("cifar10").model
+CFG = get_task("cifar10").model_config()
 
 
 class _CreatesAFile:
@@ -195,13 +195,13 @@ CONFIG_CASES = {
     "float in_channels": (_config(in_channels=3.0), "in_channels must be an integer, not 3.0"),
     "string input_size": (_config(input_size="32"), "input_size must be an integer, not '32'"),
     "bool num_classes": (_config(num_classes=True), "num_classes must be an integer"),
-    "labels and num_classes disagree": (_config(num_classes=9), "10 labels for num_classes=9"),
+    "labels and num_classes disagree": (_config(num_classes=9), "num_classes 9 does not fit 10 labels"),
     "labels not strings": (_config(labels=None), "labels must be a list of non-empty strings"),
     "mean a string": (_config(mean="abc"), "mean must be a list of numbers"),
     "NaN mean": (_config(mean=[float("nan")] * 3), "mean and std must be finite"),
     "negative std": (_config(std=[-1, 1, 1]), "std values must be positive"),
     "wrong channel count": (_config(mean=[0.5], std=[0.5]), "one value per input channel"),
-    "input size the architecture cannot take": (_config(input_size=64), "built for 32x32 input"),
+    "input size the architecture cannot take": (_config(input_size=64), "vgg19_bn_32 is built for 32 px input"),
     "huge": (" " * 2_000_000 + _config(), "too large for a config"),
 }
 

@@ -3,9 +3,9 @@ a NaN loss stops cleanly, checkpoints are data (weights_only) and refuse the wro
 
 Most runs are VGG19-BN on generated CIFAR-10 (tests/datagen.py): 10 training images in
 batches of 5 (two steps per epoch), 10 validation images, CPU, --deterministic. Stops within
-an epoch use generated MNIST idx files: 32 training images in batches of 8 (four steps per
-epoch), through both loaders. Bit-identical results assume the same machine and the same
-number of threads for both runs.
+an epoch use four steps per epoch, on both kinds of split: generated MNIST idx files (uint8
+tensors) and an image folder decoded by a DataLoader worker. Bit-identical results assume the
+same machine and the same number of threads for both runs.
 
 Child processes stop where the test says, never after a sleep: the CLI runs under CHILD,
 which can pause it at a given step or half-way through a given checkpoint write (it prints
@@ -251,17 +251,23 @@ def test_a_resumed_run_keeps_the_precision_it_started_with(tmp_path, data, unche
     assert json.loads((out / "config.json").read_text())["precision"] == other
 
 
-def test_data_order_depends_only_on_seed_and_epoch(data, unchecked):
+def small_batches(kind: str, data_dir: Path, **kwargs):
+    """Batches of a small split of each kind, with Random Erasing: CIFAR-10 tensors, or image files."""
     from models.augment import TrainAugment
-    from training.data import DeviceLoader, load_split
-    from training.tasks import get_task
-    task = get_task("cifar10")
-    split = load_split(task, data, train=True, limit=20, seed=0)
-    augment = TrainAugment.from_recipe(task.resolved_recipe()["augment"], task.model)
+    from models.tasks import RANDOM_ERASING, get_task
+    from training.data import Batches, find_source, load_split
+    task = get_task("cifar10") if kind == "tensors" else get_task("folder").with_architecture("vgg19_bn_32")
+    source = find_source(task, data_dir)
+    split = load_split(task, source, data_dir, train=True, limit=20 if kind == "tensors" else 16, seed=0)
+    cfg = task.model_config(source.labels)
+    augment = TrainAugment.from_recipe(task.resolved_recipe(variant=RANDOM_ERASING)["augment"], cfg)
+    return Batches(split, batch_size=4, device=torch.device("cpu"), shuffle=True, drop_last=True, seed=0,
+                   transform=augment, **kwargs)
 
+
+def test_data_order_depends_only_on_seed_and_epoch(data, unchecked):
     def epoch_batches(epoch, burn_rng):
-        loader = DeviceLoader(split, batch_size=10, device=torch.device("cpu"), shuffle=True, drop_last=True,
-                              seed=0, transform=augment)
+        loader = small_batches("tensors", data)
         if burn_rng:                      # whatever else used the global RNGs does not matter
             torch.rand(100), random.random()
         loader.set_epoch(epoch)
@@ -278,56 +284,58 @@ def test_data_order_depends_only_on_seed_and_epoch(data, unchecked):
 MNIST_STEPS = 4   # 32 training images in batches of 8
 
 
-def mnist_args(data: Path, out: Path, loader: str, *extra: str) -> list[str]:
-    """Two epochs of four steps with Random Erasing (so both augmentation streams are in play)."""
-    return ["--task", "mnist", "--random-erasing", "--data-dir", str(data), "--out", str(out), "--epochs", "2",
-            "--limit-train", "32", "--limit-val", "16", "--batch-size", "8", "--device", "cpu", "--no-progress",
-            "--deterministic", "--workers", "1", "--loader", loader, *extra]
+def within_epoch_args(kind: str, data: Path, out: Path, *extra: str) -> list[str]:
+    """Two epochs of four steps with Random Erasing (so both augmentation streams are in play): MNIST
+    (a tensor split), or an image folder (cat/dog, VGG19-BN at 32 px) decoded by one DataLoader worker."""
+    what = ["--task", "mnist", "--limit-train", "32", "--batch-size", "8"] if kind == "tensors" else \
+        ["--task", "folder", "--arch", "vgg19_bn_32", "--limit-train", "16", "--batch-size", "4"]
+    return [*what, "--random-erasing", "--data-dir", str(data), "--out", str(out), "--epochs", "2", "--limit-val",
+            "16", "--device", "cpu", "--no-progress", "--deterministic", "--workers", "1", *extra]
 
 
 @pytest.fixture(scope="module")
-def mnist_straight(tmp_path_factory, mnist_dir):
-    """The references: each loader's two epochs in one go (trained when first asked for)."""
+def straight_runs(tmp_path_factory, mnist_dir, catsdogs_dir):
+    """The references: each kind's two epochs in one go (trained when first asked for)."""
     runs: dict[str, Path] = {}
+    data = {"tensors": mnist_dir, "files": catsdogs_dir}
 
-    def reference(loader: str) -> Path:
-        if loader not in runs:
-            runs[loader] = run_main(mnist_args(mnist_dir, tmp_path_factory.mktemp(f"mnist-{loader}") / "run", loader))
-        return runs[loader]
+    def reference(kind: str) -> Path:
+        if kind not in runs:
+            runs[kind] = run_main(within_epoch_args(kind, data[kind], tmp_path_factory.mktemp(kind) / "run"))
+        return runs[kind]
+    reference.data = data
     return reference
 
 
-@pytest.mark.parametrize("loader", ["device", "dataloader"])
-def test_sigint_within_an_epoch_then_resume_equals_a_straight_run(loader, tmp_path, mnist_dir, mnist_straight, child,
-                                                                 capsys):
-    """SIGINT after step 2 of epoch 2 (of 4): the checkpoint holds that step; --resume continues there
-    with the same data order, augmentation draws and RNG states, and ends bit for bit where a straight
-    run ends (weights, history, evaluation, TensorBoard curves)."""
+def test_sigint_within_an_epoch_then_resume_equals_a_straight_run(tmp_path, straight_runs, child, capsys):
+    """SIGINT after step 2 of epoch 2 (of 4), image files decoded by a DataLoader worker that the
+    signal reaches too: the checkpoint holds that step; --resume continues there with the same data
+    order, augmentation draws and RNG states, and ends bit for bit where a straight run ends
+    (weights, history, evaluation, TensorBoard curves)."""
     from training.checkpoint import load_checkpoint
-    run = tmp_path / "run"
-    proc = child(mnist_args(mnist_dir, run, loader), PAUSE_AT_STEP="2:2")
+    run, data = tmp_path / "run", straight_runs.data["files"]
+    proc = child(within_epoch_args("files", data, run), PAUSE_AT_STEP="2:2")
     assert stop_with_a_signal_at(proc, signal.SIGINT, "2:2") == 130, proc.text()
     assert proc.text().splitlines()[-1].startswith(f"stopped at epoch 2, step 2 of {MNIST_STEPS}; checkpoint saved at "
                                                    f"that step ({run / 'checkpoint.pt'}); resume with: ")
     ckpt = load_checkpoint(run / "checkpoint.pt")
-    assert (ckpt["epoch"], ckpt["step"]) == (1, 2)
-    assert ckpt["partial_epoch"]["loader"]["kind"] == loader and ckpt["partial_epoch"]["tally"]["seen"] == 16
+    assert (ckpt["epoch"], ckpt["step"]) == (1, 2) and ckpt["partial_epoch"]["loader"]["batches"] == 2
     capsys.readouterr()
-    run_main(resume_args(mnist_dir, run))          # without --loader: the run's own
+    run_main(resume_args(data, run))
     assert capsys.readouterr().out.splitlines()[0].startswith(
-        f"resuming mnist (random-erasing, preset full) at epoch 2, step 2 of {MNIST_STEPS} in {run}: ")
-    straight = mnist_straight(loader)
+        f"resuming folder (random-erasing, preset full) at epoch 2, step 2 of {MNIST_STEPS} in {run}: ")
+    straight = straight_runs("files")
     assert_same_run(straight, run)
     assert_one_value_per_step(run, reference=straight, epochs=2, steps_per_epoch=MNIST_STEPS)
 
 
-def test_checkpoints_at_a_time_interval_survive_kill_9(tmp_path, mnist_dir, mnist_straight, child):
+def test_checkpoints_at_a_time_interval_survive_kill_9(tmp_path, mnist_dir, straight_runs, child):
     """--checkpoint-every with a clock that makes every step due: a checkpoint at each step (but an
     epoch's last, where the epoch's own comes next); kill -9 in epoch 2 loses nothing saved, and
     the resumed run ends where a straight run (no checkpoints within epochs) ends."""
     from training.checkpoint import load_checkpoint
     run = tmp_path / "run"
-    proc = child(mnist_args(mnist_dir, run, "device", "--checkpoint-every", "1"), FAST_CLOCK="1",
+    proc = child(within_epoch_args("tensors", mnist_dir, run, "--checkpoint-every", "1"), FAST_CLOCK="1",
                  PAUSE_AT_STEP="2:3")
     proc.wait_for("paused at epoch 2 step 3")
     saved = [line for line in proc.lines["stdout"] if line and line.startswith("checkpoint saved at ")]
@@ -338,7 +346,7 @@ def test_checkpoints_at_a_time_interval_survive_kill_9(tmp_path, mnist_dir, mnis
     ckpt = load_checkpoint(run / "checkpoint.pt")
     assert (ckpt["epoch"], ckpt["step"]) == (1, 2)
     run_main(resume_args(mnist_dir, run))
-    straight = mnist_straight("device")
+    straight = straight_runs("tensors")
     assert_same_run(straight, run)
     assert_one_value_per_step(run, reference=straight, epochs=2, steps_per_epoch=MNIST_STEPS)
 
@@ -421,64 +429,28 @@ def test_the_train_tab_shows_where_a_stopped_job_stands_and_resumes_it(tmp_path,
         jobs.close()
 
 
-@pytest.mark.parametrize("kind, workers", [("device", 0), ("dataloader", 0), ("dataloader", 2)])
-def test_a_loader_resumed_at_its_place_hands_out_the_rest_of_the_epoch(kind, workers, mnist_dir):
-    """What each loader hands out after `resume_at(place)` is what it handed out after that place
-    in one pass: same images, same crops, flips and erasing (DataLoader workers included)."""
-    from models.augment import TrainAugment
-    from training.data import DeviceLoader, load_split
-    from training.tasks import get_task
-    from training.usual import UsualLoader, load_usual_split
-    task = get_task("mnist")
-    augment = TrainAugment.from_recipe(task.resolved_recipe(random_erasing=True)["augment"], task.model)
-    common = dict(batch_size=8, device=torch.device("cpu"), shuffle=True, drop_last=True, seed=0, transform=augment)
-    if kind == "device":
-        split = load_split(task, mnist_dir, train=True, limit=40)
-        make = lambda: DeviceLoader(split, **common)  # noqa: E731
-    else:
-        split = load_usual_split(task, mnist_dir, train=True, limit=40)
-        make = lambda: UsualLoader(split, workers=workers, **common)  # noqa: E731
-    torch.manual_seed(123)
-    one_pass, places, rng = make(), [], []
+@pytest.mark.parametrize("kind, workers", [("tensors", 0), ("files", 2)])
+def test_a_loader_resumed_at_its_place_hands_out_the_rest_of_the_epoch(kind, workers, data, catsdogs_dir, unchecked):
+    """What the loader hands out after `resume_at(place)` is what it handed out after that place in
+    one pass: same images, same crops, flips and erasing (DataLoader workers decoding files included)."""
+    make = lambda: small_batches(kind, data if kind == "tensors" else catsdogs_dir, workers=workers)  # noqa: E731
+    one_pass, places = make(), []
     one_pass.set_epoch(3)
     batches = []
     for x, _, idx in one_pass:
         batches.append((x.clone(), idx.clone()))
         places.append(one_pass.place())
-        rng.append(torch.get_rng_state())       # the DataLoader path draws from it without workers
-    assert len(batches) == 5
+    assert len(batches) == len(one_pass) >= 4
     resumed = make()
     resumed.set_epoch(3)
     resumed.resume_at(places[1])
-    torch.set_rng_state(rng[1])
     rest = [(x, idx) for x, _, idx in resumed]
-    assert len(rest) == 3
+    assert len(rest) == len(batches) - 2
     for (x, idx), (xr, idxr) in zip(batches[2:], rest):
         assert torch.equal(idx, idxr) and torch.equal(x, xr)
-    assert resumed.place()["batches"] == 5
+    assert resumed.place()["batches"] == len(batches)
     with pytest.raises(ValueError, match="cannot resume"):
         resumed.resume_at({**places[1], "epoch": 4})
-
-
-def test_dataloader_workers_outlive_a_ctrl_c_to_the_whole_process_group(mnist_dir):
-    """A terminal's Ctrl-C reaches the DataLoader workers too; they keep serving batches, so the
-    main process can reach its next step, save a checkpoint there and stop (not fail on a dead worker)."""
-    import multiprocessing
-    from models.augment import TrainAugment
-    from training.tasks import get_task
-    from training.usual import UsualLoader, load_usual_split
-    task = get_task("mnist")
-    augment = TrainAugment.from_recipe(task.resolved_recipe()["augment"], task.model)
-    loader = UsualLoader(load_usual_split(task, mnist_dir, train=True, limit=40), batch_size=8, workers=1,
-                         device=torch.device("cpu"), shuffle=True, drop_last=True, transform=augment)
-    loader.set_epoch(1)
-    before = set(multiprocessing.active_children())
-    batches = iter(loader)
-    next(batches)
-    workers = [p for p in multiprocessing.active_children() if p not in before]
-    assert len(workers) == 1
-    os.kill(workers[0].pid, signal.SIGINT)
-    assert len(list(batches)) == 4          # a dead worker would have raised "exited unexpectedly"
 
 
 def test_the_checkpoint_interval_counts_from_the_last_checkpoint(monkeypatch):
@@ -507,20 +479,15 @@ def test_positions_say_where_a_checkpoint_stands():
     assert Position(1, 117).global_step(468) == 585
 
 
-def test_a_checkpoint_within_an_epoch_resumes_only_with_its_loader_and_number_of_ranks():
+def test_a_checkpoint_within_an_epoch_resumes_only_with_its_number_of_ranks():
     from training.checkpoint import CheckpointError
     from training.midepoch import resume_partial
-    ckpt = {"epoch": 1, "step": 3, "partial_epoch": {"world_size": 2, "loader": {"kind": "device"}, "lr": 0.1,
-                                                     "tally": {}}}
+    ckpt = {"epoch": 1, "step": 3, "partial_epoch": {"world_size": 2, "loader": {}, "lr": 0.1, "tally": {}}}
     with pytest.raises(CheckpointError, match=r"^ckpt: was saved within epoch 2 \(step 3\) by 2 process\(es\); "
                                               r"resume it with the same number \(now 1\)$"):
-        resume_partial(ckpt, device=torch.device("cpu"), rank=0, world_size=1, data_loader="device", path="ckpt")
-    ckpt["partial_epoch"]["world_size"] = 1
-    with pytest.raises(CheckpointError, match=r"^ckpt: was saved within epoch 2 \(step 3\) by the device loader; "
-                                              r"resume it with --loader device \(or without --loader\)$"):
-        resume_partial(ckpt, device=torch.device("cpu"), rank=0, world_size=1, data_loader="dataloader", path="ckpt")
+        resume_partial(ckpt, device=torch.device("cpu"), rank=0, world_size=1, path="ckpt")
     assert resume_partial({"epoch": 2, "step": 0, "partial_epoch": None}, device=torch.device("cpu"), rank=0,
-                          world_size=1, data_loader="device", path="ckpt") is None
+                          world_size=1, path="ckpt") is None
 
 
 def _rewrite_checkpoint(path: Path, change) -> None:
@@ -533,32 +500,16 @@ def _rewrite_checkpoint(path: Path, change) -> None:
     torch.save(state, path)
 
 
-def test_a_format_2_checkpoint_resumes_as_an_epoch_end(stopped_and_resumed, straight, data, tmp_path):
-    """Checkpoints written before steps were saved (format 2: epoch ends only, no numpy RNG) still resume."""
-    from training.checkpoint import state_sha256
-    run = tmp_path / "run"
-    shutil.copytree(stopped_and_resumed[0], run)
-    for name in ("model.safetensors", "SHA256SUMS", "metrics.json", "predictions.json", "README.md", "curves.png"):
-        (run / name).unlink()
-    after_epoch_2 = stopped_and_resumed[1]
-    state = {k: v for k, v in after_epoch_2.items() if k not in ("sha256", "step", "partial_epoch")}
-    state["rng"] = {k: v for k, v in state["rng"].items() if k != "numpy"}
-    state["format"] = 2
-    state["sha256"] = state_sha256(state)
-    torch.save(state, run / "checkpoint.pt")
-    (run / "history.json").write_text(json.dumps(after_epoch_2["history"]))
-    run_main(resume_args(data, run))
-    assert_same_run(straight, run)
-
-
-def test_a_checkpoint_from_a_newer_format_is_refused_in_one_line(stopped_and_resumed, tmp_path):
+def test_a_checkpoint_of_another_format_is_refused_in_one_line(stopped_and_resumed, tmp_path):
+    """Checkpoints are resume state of a run in progress, never released: one format is read."""
     from training.checkpoint import CheckpointError, load_checkpoint
     path = tmp_path / "checkpoint.pt"
     shutil.copy(stopped_and_resumed[0] / "checkpoint.pt", path)
-    _rewrite_checkpoint(path, lambda state: state.update(format=4))
-    with pytest.raises(CheckpointError, match=r"^.*checkpoint\.pt: written by a newer CNN Studio \(checkpoint format "
-                                              r"4; this one reads formats 1 to 3\); resume it with that version$"):
-        load_checkpoint(path)
+    for other in (3, 5):
+        _rewrite_checkpoint(path, lambda state: state.update(format=other))
+        with pytest.raises(CheckpointError, match=rf"^.*checkpoint\.pt: checkpoint format {other}, this CNN Studio "
+                                                  r"reads format 4; resume it with the version that wrote it$"):
+            load_checkpoint(path)
 
 
 # --- refusing the wrong checkpoint ---------------------------------------------------------
@@ -704,7 +655,7 @@ def test_a_checkpoint_carries_its_own_digest(stopped_and_resumed):
     from training.checkpoint import load_checkpoint, state_sha256
     run, _ = stopped_and_resumed
     state = load_checkpoint(run / "checkpoint.pt")
-    assert state["format"] == 3
+    assert state["format"] == 4
     assert state["sha256"] == state_sha256({k: v for k, v in state.items() if k != "sha256"})
 
 
@@ -741,7 +692,8 @@ class Child:
         # Same thread count as the in-process reference (the environment is inherited).
         self.proc = subprocess.Popen([sys.executable, "-c", CHILD, *argv], cwd=REPO, text=True,
                                      env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     start_new_session=True)   # its own process group (killpg reaches only it)
         self.lines = {"stdout": [], "stderr": []}
         self.changed = threading.Condition()
         self.readers = [threading.Thread(target=self._read, args=(name,), daemon=True) for name in self.lines]
@@ -799,7 +751,7 @@ def child():
 def stop_with_a_signal_at(child: Child, signum: int, pause: str) -> int:
     """Send `signum` while the child is paused at its step, let it go on once it has taken the signal."""
     child.wait_for(f"paused at epoch {pause.replace(':', ' step ')}")
-    child.proc.send_signal(signum)
+    os.killpg(child.proc.pid, signum)          # as a terminal's Ctrl-C: the whole group, DataLoader workers too
     child.wait_for(f"{signal.Signals(signum).name} received", "stderr")
     child.resume()
     return child.finish()

@@ -72,7 +72,7 @@ def test_a_full_model_queue_refuses_model_calls_only_and_the_cheap_pages_keep_an
         assert "queue is full" in str(refused.value).lower()
         # ... and the cheap pages answer meanwhile, before any of the model calls is done.
         card, _ = client.predict("cifar10/tiny", api_name="/model_card")
-        table, totals = client.predict("Cats vs Dogs: resnet50_binary", 1, api_name="/architecture")
+        table, totals = client.predict("Cats vs Dogs: resnet50", 1, api_name="/architecture")
         assert "CIFAR-10" in card and "23,510,081" in totals
         assert not any(job.done() for job in jobs), "a model call finished while the gate was closed"
         assert len(model_queue().queue) == waiting

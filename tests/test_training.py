@@ -22,13 +22,16 @@ RUN_FILES = {"config.json", "model.safetensors", "history.json", "metrics.json",
              "progress.json", "see_why"}
 
 
-def check_run_directory(run_dir, *, task, epochs, val_images, train_images):
+def check_run_directory(run_dir, *, task, epochs, val_images, train_images, listed_val=None):
+    """`val_images`: the validation images evaluated; `listed_val`: the files listed (default the same;
+    an image file that cannot be decoded is listed but not evaluated)."""
     assert {p.name for p in run_dir.iterdir()} == RUN_FILES
     config = json.loads((run_dir / "config.json").read_text())
     history = json.loads((run_dir / "history.json").read_text())
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert config["task"] == task
-    assert config["dataset"]["val_images"] == val_images and config["dataset"]["train_images"] == train_images
+    assert config["dataset"]["val_images"] == (listed_val or val_images)
+    assert config["dataset"]["train_images"] == train_images
     assert config["recipe"]["epochs"] == epochs and len(history) == epochs
     assert len(config["init_sha256"]) == 64
     assert set(config["versions"]) >= {"python", "torch", "torchvision"}
@@ -39,7 +42,8 @@ def check_run_directory(run_dir, *, task, epochs, val_images, train_images):
     if names:
         assert hw["cpu"] == names[0]
     assert hw["cpu_cores"] == len(os.sched_getaffinity(0)) and hw["gpu"] is None
-    assert hw["bf16_matrix_units"] == (" amx_tile" in cpuinfo)
+    flags = set(re.findall(r"\b(amx_tile|avx512_bf16)\b", cpuinfo))
+    assert hw["bf16_instructions"] == ("amx" if "amx_tile" in flags else "avx512_bf16" if flags else None)
     for row in history:
         assert set(row) >= {"epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds"}
         assert all(math.isfinite(row[k]) for k in row)
@@ -84,11 +88,15 @@ def test_cifar10_run_directory_and_ten_examples(cifar10_run):
 
 
 def test_catsdogs_skips_corrupt_images_and_counts_them(catsdogs_run):
-    config, *_ = check_run_directory(catsdogs_run, task="catsdogs", epochs=1, val_images=7, train_images=14)
-    # 16 train files (one truncated per class) -> 14; 8 val files picked from 9 (one broken) -> 7.
-    assert config["dataset"]["skipped_unreadable"] >= 2
-    assert config["labels"] == ["cat", "dog"] and config["architecture"] == "resnet50_binary"
-    assert config["recipe"]["loss"]["name"] == "bce_with_logits"
+    config, *_ = check_run_directory(catsdogs_run, task="catsdogs", epochs=1, val_images=7, train_images=16,
+                                     listed_val=8)
+    # 8 val files picked from 10 (one truncated JPEG among them): 7 evaluated; notes.txt is not an image.
+    assert config["dataset"]["skipped_unreadable"] == 2
+    assert config["labels"] == ["cat", "dog"] and (config["architecture"], config["num_classes"]) == ("resnet50", 1)
+    assert config["recipe"]["loss"] == {"name": "bce_with_logits"}
+    # train/{cat,dog} and val/{Cat,Dog} is the user's own image folder, and the run says so.
+    assert config["dataset"]["name"] == "a local image folder" and config["dataset"]["hub_id"] is None
+    assert config["dataset"]["class_counts"]["val"] == {"cat": 4, "dog": 4}
 
 
 def test_random_erasing_run_starts_from_the_same_weights_and_differs_only_in_augmentation(
@@ -122,10 +130,10 @@ def test_evaluate_reproduces_metrics_exactly(mnist_run, mnist_dir, tmp_path):
 def test_loaded_release_predicts_what_training_evaluated(mnist_run, mnist_dir):
     loaded = load_model(mnist_run)
     preds = json.loads((mnist_run / "predictions.json").read_text())
-    from training.data import load_split
-    from training.tasks import TASKS
+    from training.data import find_source, load_split
+    from models.tasks import TASKS
     from models.augment import EvalTransform
-    val = load_split(TASKS["mnist"], mnist_dir, train=False, limit=32, seed=0)
+    val = load_split(TASKS["mnist"], find_source(TASKS["mnist"], mnist_dir), mnist_dir, train=False, limit=32, seed=0)
     with torch.no_grad():
         probs = torch.softmax(loaded.model(EvalTransform.from_config(loaded.config)(val.images)), 1)
     assert val.indices.tolist() == preds["indices"]
@@ -170,7 +178,7 @@ def test_help_lists_every_flag_once_with_its_default_said_once():
         assert text.count("default") <= 1, text          # was "(default: the task's recipe, 40) (default: None)"
     text = " ".join(out.split())
     assert "(default: None)" not in text and "(default: False)" not in text
-    assert "(default: 4)" in text and "(default: 600)" in text and "(default: auto)" in text
+    assert "(default: 5.0)" in text and "(default: 600)" in text and "(default: auto)" in text
 
 
 def _recipe_lr(cfg) -> float:
@@ -194,8 +202,8 @@ FLAG_EFFECTS = {
     "--resume": ([], lambda cfg: cfg.resume_from.name == "checkpoint.pt" and cfg.task == "mnist"),
     "--limit-train": (["8"], lambda cfg: cfg.limit_train == 8),
     "--limit-val": (["4"], lambda cfg: cfg.limit_val == 4),
-    "--workers": (["2"], lambda cfg: cfg.workers == 2),
-    "--loader": (["dataloader"], lambda cfg: cfg.data_loader == "dataloader"),
+    "--workers": (["7"], lambda cfg: cfg.workers == 7),
+    "--arch": (["vgg19_bn_32"], lambda cfg: cfg.spec.architecture == "vgg19_bn_32" and cfg.model.input_size == 32),
     "--pretrained": (["IMAGENET1K_V1"], lambda cfg: cfg.recipe.get("pretrained") == "IMAGENET1K_V1"),
     "--compile": ([], lambda cfg: cfg.compile is True),
     "--precision": (["bf16"], lambda cfg: cfg.precision == "bf16"),
@@ -220,7 +228,7 @@ MACHINE_DEFAULTS = {"--device", "--precision"}
 
 
 @pytest.mark.parametrize("flag", sorted(FLAG_EFFECTS))
-def test_each_flag_reaches_the_run_config(flag, mnist_run, tmp_path):
+def test_each_flag_reaches_the_run_config(flag, mnist_run, catsdogs_dir, tmp_path):
     from training.run_config import get_args_parser, resolve
     values, effect = FLAG_EFFECTS[flag]
     out = tmp_path / "run"
@@ -229,6 +237,9 @@ def test_each_flag_reaches_the_run_config(flag, mnist_run, tmp_path):
         out = mnist_run
     elif flag in ("--task", "--out"):
         argv, base = ["--task", "cifar10", "--out", str(out)], None
+    elif flag == "--arch":                                      # an architecture the folder task offers
+        base = ["--task", "folder", "--data-dir", str(catsdogs_dir), "--out", str(out)]
+        argv = base + [flag, *values]
     else:
         base = ["--task", "catsdogs", "--out", str(out)]
         argv = base + [flag, *values]
@@ -251,19 +262,23 @@ def test_bf16_training_on_cpu_records_its_precision_and_evaluation_stays_exact(t
     assert metrics["accuracy"] == stored["accuracy"] and metrics["confusion_matrix"] == stored["confusion_matrix"]
 
 
-def test_default_precision_on_cpu_is_bf16_only_with_bf16_matrix_units(cifar10_run):
+def test_default_precision_on_cpu_is_bf16_only_with_bf16_instructions(cifar10_run):
     cpuinfo = Path("/proc/cpuinfo")
     if not cpuinfo.is_file():
         pytest.skip("no /proc/cpuinfo to read the CPU's features from")
-    flags = set(re.findall(r"\b(amx_\w+)\b", cpuinfo.read_text()))   # what the kernel reports, not torch's probe
-    expected = "bf16" if {"amx_tile", "amx_bf16"} <= flags else "fp32"
+    flags = set(re.findall(r"\b(amx_\w+|avx512_bf16)\b", cpuinfo.read_text()))   # the kernel's words, not torch's
+    expected = "bf16" if {"amx_tile", "amx_bf16"} <= flags or "avx512_bf16" in flags else "fp32"
     assert json.loads((cifar10_run / "config.json").read_text())["precision"] == expected
 
 
-@pytest.mark.parametrize("amx, expected", [(True, torch.bfloat16), (False, None)])
-def test_auto_precision_on_cpu_follows_amx(monkeypatch, amx, expected):
+@pytest.mark.parametrize("amx, avx512_bf16, expected", [(True, False, torch.bfloat16), (False, True, torch.bfloat16),
+                                                        (False, False, None)])
+def test_auto_precision_on_cpu_follows_bf16_instructions(monkeypatch, amx, avx512_bf16, expected):
+    """Intel AMX and AMD Zen 4's AVX512-BF16 compute bf16 in hardware (bf16 by default); a CPU with
+    neither (an older EPYC: bf16 measured 14.6x slower) trains in fp32."""
     from training.precision import resolve_precision
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16, raising=False)
     cpu = torch.device("cpu")
     assert resolve_precision("auto", cpu) is expected
     assert resolve_precision("fp32", cpu) is None and resolve_precision("bf16", cpu) is torch.bfloat16

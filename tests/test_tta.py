@@ -9,11 +9,11 @@ import torch
 from torch import nn
 
 from models.augment import EvalTransform, normalize
-from models.presets import DEFAULT_MODEL_CONFIGS
+from models.tasks import TASKS
 from analysis.tta import FullImageTransform, TTAModel, default_shift
 
-CIFAR = DEFAULT_MODEL_CONFIGS["cifar10"]
-CATSDOGS = DEFAULT_MODEL_CONFIGS["catsdogs"]
+CIFAR = TASKS["cifar10"].model_config()
+CATSDOGS = TASKS["catsdogs"].model_config()
 
 
 class Recorder(nn.Module):

@@ -24,14 +24,14 @@ from models.atomic import atomic_write
 from models.runs import CHECKPOINT_FILE  # the name lives with the run-folder layout (models/runs.py)
 
 # The parts of config.json that must match for a checkpoint to be resumed.
-RESUME_KEYS = ("task", "variant", "architecture", "num_classes", "in_channels", "input_size",
+RESUME_KEYS = ("task", "variant", "architecture", "labels", "in_channels", "input_size",
                "recipe", "seed", "limit_train", "limit_val")
 
 
 REQUIRED_KEYS = ("model", "optimizer", "epoch", "history", "rng", "config", "config_hash")
-# 3: a position within an epoch (`step`, `partial_epoch`) and numpy's RNG state; 2: carries
-# `sha256` (state_sha256 of the rest); 1 had none. Older formats hold epoch ends only and are read as such.
-CHECKPOINT_FORMAT = 3
+# 4: the one batch path's place within an epoch (training/data.py Batches). Checkpoints are resume
+# state of a run in progress, never released, so earlier formats are refused by name.
+CHECKPOINT_FORMAT = 4
 DIGEST_KEY = "sha256"
 
 
@@ -109,7 +109,7 @@ def save_checkpoint(path: Path, state: dict) -> None:
     `config` and `history` are stored as plain JSON data (a `torch.__version__` string, for
     instance, is a TorchVersion object that the weights-only unpickler refuses). An epoch's
     data order needs no state of its own: it is a function of (seed, epoch) in
-    `training.data.EpochOrder`; the place within it is `partial_epoch["loader"]`. The
+    `training.data.Batches`; the place within it is `partial_epoch["loader"]`. The
     temporary file is read back weights-only before it replaces the previous checkpoint, so
     a checkpoint that could not be resumed never overwrites one that can.
     """
@@ -165,15 +165,11 @@ def load_checkpoint(path: Path) -> dict:
     missing = [k for k in REQUIRED_KEYS if not isinstance(state, dict) or k not in state]
     if missing:
         raise CheckpointError(f"{path}: not a CNN Studio checkpoint (missing {', '.join(missing)})")
-    written_format = state.get("format", 1)
-    if not isinstance(written_format, int) or written_format > CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path}: written by a newer CNN Studio (checkpoint format {written_format}; this one "
-                              f"reads formats 1 to {CHECKPOINT_FORMAT}); resume it with that version")
-    if written_format >= 2 or DIGEST_KEY in state:
-        _verify_digest(state, path)
-    # Formats 1 and 2 were written at epoch ends only: the same as step 0 of the next epoch.
-    state.setdefault("step", 0)
-    state.setdefault("partial_epoch", None)
+    written_format = state.get("format")
+    if written_format != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path}: checkpoint format {written_format!r}, this CNN Studio reads format "
+                              f"{CHECKPOINT_FORMAT}; resume it with the version that wrote it")
+    _verify_digest(state, path)
     return state
 
 

@@ -29,12 +29,11 @@ from pathlib import Path
 
 from models.artifact import CONFIG_FILE, WEIGHTS_FILE
 from models.atomic import atomic_write, atomic_write_json
-from models.variant import BASELINE, RANDOM_ERASING, Variant
+from models.tasks import BASELINE, RANDOM_ERASING, TASKS, Variant
 from analysis.stats import COMPARISON_FILE, comparison_markdown, load_predictions, paired_comparison
 from training.checkpoint import CHECKPOINT_FILE
 from training.precision import resolve_device, set_torch_flags
 from training.run_config import RunConfig, options, resolve
-from training.tasks import TASKS
 
 VARIANTS = (BASELINE, RANDOM_ERASING)
 SUMMARY_FILE = "comparison.md"
@@ -43,7 +42,7 @@ SUMMARY_FILE = "comparison.md"
 def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Train baseline and Random Erasing for several seeds and compare them.",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--task", default="catsdogs", choices=sorted(TASKS))
+    p.add_argument("--task", default="catsdogs", choices=list(TASKS))
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="one baseline/RE pair per seed")
     p.add_argument("--epochs", type=int, help="epochs (default: the task's recipe)")
     p.add_argument("--batch-size", type=int, help="images per step (default: the task's recipe)")
@@ -53,7 +52,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit-train", type=int, help="train on a seeded subset of N images (smoke runs)")
     p.add_argument("--limit-val", type=int, help="evaluate on a seeded subset of N images")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
-    p.add_argument("--workers", type=int, default=4, help="threads for decoding image folders")
+    p.add_argument("--workers", type=int, default=2, help="processes decoding image files")
     p.add_argument("--bootstrap", type=int, default=10_000, help="bootstrap replicates for the CI")
     p.add_argument("--level", type=float, default=0.95, help="confidence level of the interval")
     p.add_argument("--no-progress", action="store_true", help="no progress bars, summary lines only")

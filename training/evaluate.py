@@ -23,9 +23,9 @@ from models.atomic import atomic_write_json
 from models.augment import EvalTransform
 from analysis.tta import FullImageTransform, TTAModel
 from training.cli import CliError, check_writable_folder, nonnegative_int, positive_int, run_cli
-from training.data import DatasetError, DeviceLoader, load_split
+from models.tasks import get_task
+from training.data import Batches, DatasetError, find_source, load_split
 from training.engine import evaluate, make_loss
-from training.tasks import get_task
 from training.precision import resolve_device
 from training.release import predictions_record
 
@@ -34,7 +34,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m training.evaluate",
                                 description="Evaluate a CNN Studio model on its validation split.")
     p.add_argument("run_dir", help="run directory or Hub repo id (user/name[@revision])")
-    p.add_argument("--data-dir", default="data")
+    p.add_argument("--data-dir", default="data", help="as the run's training used (for --task folder: the folder)")
+    p.add_argument("--workers", type=nonnegative_int, default=2, help="processes decoding image files")
     p.add_argument("--limit-val", type=positive_int, help="seeded subset of N images (default: as in the run)")
     p.add_argument("--seed", type=nonnegative_int, help="seed of the subset (default: the run's)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
@@ -57,12 +58,17 @@ def main(args) -> dict:
             check_writable_folder(target.parent, flag)
     loaded = load_model(args.run_dir, device=device)
     info, cfg = loaded.info, loaded.config
-    task = get_task(info["task"])
+    task = get_task(info["task"]).with_architecture(cfg.architecture)
     seed = args.seed if args.seed is not None else info.get("seed", 0)
     limit_val = args.limit_val if args.limit_val is not None else info.get("limit_val")
-    val = load_split(task, args.data_dir, train=False, limit=limit_val, seed=seed)
-    loader = DeviceLoader(val, batch_size=args.batch_size, device=device, shuffle=False,
-                          transform=EvalTransform.from_config(cfg))
+    source = find_source(task, args.data_dir)
+    if source.labels != cfg.labels:
+        raise CliError(f"--data-dir {args.data_dir}: holds the classes {list(source.labels)[:8]}, the model has "
+                       f"{list(cfg.labels)[:8]}")
+    val = load_split(task, source, args.data_dir, train=False, limit=limit_val, seed=seed)
+    batches = lambda transform: Batches(val, batch_size=args.batch_size, device=device, shuffle=False,  # noqa: E731
+                                        transform=transform, workers=args.workers)
+    loader = batches(EvalTransform.from_config(cfg))
     loss_fn = make_loss(info["recipe"]["loss"], cfg)
     ev = evaluate(loaded.model, loader, loss_fn, cfg, device=device)
     metrics = {"accuracy": ev["accuracy"], "loss": ev["loss"], "split": info["dataset"]["val_split"],
@@ -75,9 +81,8 @@ def main(args) -> dict:
                                                 tta_flip=True)["accuracy"]
         # Flip (only for tasks trained with flips) + shifted crops of the stored image.
         tta_model = TTAModel(loaded.model, cfg, flip=bool(info["recipe"]["augment"].get("flip", True)))
-        full_loader = DeviceLoader(val, batch_size=args.batch_size, device=device, shuffle=False,
-                                   transform=FullImageTransform(cfg))
-        metrics["tta_accuracy"] = evaluate(tta_model, full_loader, loss_fn, cfg, device=device)["accuracy"]
+        metrics["tta_accuracy"] = evaluate(tta_model, batches(FullImageTransform(cfg)), loss_fn, cfg,
+                                           device=device)["accuracy"]
         metrics["tta"] = tta_model.describe()
     print_report(metrics)
     if args.out:

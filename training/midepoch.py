@@ -8,7 +8,7 @@ holds its `Position` and the `partial_epoch`:
     tally        the epoch's running loss/accuracy sums, images and seconds (engine.EpochTally)
     lr           the learning rate the epoch started with (its history row records that one)
     loader       the loader's place in the epoch (training/data.py: batches handed out, and the
-                 device path's augmentation generator states)
+                 augmentation generators' states)
     world_size   the ranks that trained it (a place in an epoch belongs to one sharding)
 
 `--resume` restores all of it, so a run stopped and resumed within an epoch equals one run
@@ -84,7 +84,7 @@ class PartialEpoch:
 
 
 def resume_partial(checkpoint: dict, *, device: torch.device, rank: int, world_size: int,
-                   data_loader: str, path) -> PartialEpoch | None:
+                   path) -> PartialEpoch | None:
     """The epoch a checkpoint stopped within (None when it was saved at an epoch's end)."""
     saved = checkpoint.get("partial_epoch")
     step = int(checkpoint.get("step") or 0)
@@ -94,10 +94,6 @@ def resume_partial(checkpoint: dict, *, device: torch.device, rank: int, world_s
     if saved["world_size"] != world_size:
         raise CheckpointError(f"{path}: was saved within epoch {epoch} (step {step}) by "
                               f"{saved['world_size']} process(es); resume it with the same number (now {world_size})")
-    if saved["loader"]["kind"] != data_loader:
-        raise CheckpointError(f"{path}: was saved within epoch {epoch} (step {step}) by the "
-                              f"{saved['loader']['kind']} loader; resume it with --loader {saved['loader']['kind']} "
-                              f"(or without --loader)")
     tally = EpochTally.from_state(saved["tally"], device)
     if rank != 0:   # the saved sums are all ranks' together: rank 0 carries them
         tally = EpochTally(torch.zeros_like(tally.loss_sum), torch.zeros_like(tally.correct), 0,

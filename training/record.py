@@ -1,6 +1,6 @@
 """What a run measured about itself, kept apart from what it was asked to do (RunConfig):
 dataset counts, the initial weights' digest, parameter count, the actual device and the
-hardware behind it (CPU model, cores, bf16 matrix units, GPU), the distributed launch, versions
+hardware behind it (CPU model, cores, bf16 instructions, GPU), the distributed launch, versions
 and the creation time.
 
 config.json holds both, in the flat layout readers and Hub users know (docs/run-directory.md):
@@ -19,7 +19,7 @@ import torch
 import torchvision
 
 import models
-from training.precision import cpu_has_bf16_matrix_units
+from training.precision import cpu_bf16_instructions
 from training.run_config import RunConfig
 
 
@@ -27,7 +27,8 @@ from training.run_config import RunConfig
 class RunRecord:
     train_images: int
     val_images: int
-    skipped_unreadable: int       # image files that could not be decoded, left out of the splits
+    skipped_unreadable: int       # files in the class folders that are not images, left out
+    class_counts: dict            # {"train": {label: images}, "val": {...}}
     init_sha256: str              # the initial weights (same seed: same digest, whatever the variant)
     parameters: int
     device: str                   # the device trained on, e.g. cuda:0 under torchrun
@@ -62,11 +63,18 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def class_counts(labels: tuple[str, ...], *splits) -> dict:
+    """{split name: {label: images}} of the splits a run trained and validated on."""
+    names = ("train", "val")
+    return {name: {label: int(n) for label, n in zip(labels, split.labels.bincount(minlength=len(labels)).tolist())}
+            for name, split in zip(names, splits)}
+
+
 def hardware(device: torch.device) -> dict:
-    """The machine a run's timings come from: the CPU's model and usable cores, whether it has bf16
-    matrix units (Intel AMX: bf16 autocast by default), torch's threads, and the GPU if one is used."""
+    """The machine a run's timings come from: the CPU's model and usable cores, its bf16 instructions
+    (AMX or AVX512-BF16: bf16 autocast by default), torch's threads, and the GPU if one is used."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {"cpu": cpu_model(), "cpu_cores": cores, "bf16_matrix_units": cpu_has_bf16_matrix_units(),
+    return {"cpu": cpu_model(), "cpu_cores": cores, "bf16_instructions": cpu_bf16_instructions(),
             "torch_threads": torch.get_num_threads(),
             "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None}
 
@@ -87,7 +95,8 @@ def config_json(cfg: RunConfig, record: RunRecord) -> dict:
     """config.json: the run's settings and what it measured (docs/run-directory.md)."""
     config = cfg.settings()
     config["dataset"] = {**config["dataset"], "train_images": record.train_images,
-                         "val_images": record.val_images, "skipped_unreadable": record.skipped_unreadable}
+                         "val_images": record.val_images, "skipped_unreadable": record.skipped_unreadable,
+                         "class_counts": record.class_counts}
     config.update(init_sha256=record.init_sha256, parameters=record.parameters,
                   distributed=record.distributed, created=record.created, device=record.device,
                   versions=record.versions, hardware=record.hardware)

@@ -2,6 +2,7 @@
 weights and config, curves, examples and the model card (docs/run-directory.md)."""
 from __future__ import annotations
 
+from itertools import islice
 from pathlib import Path
 
 from PIL import Image
@@ -19,11 +20,12 @@ def save_examples(run_dir: Path, val: Split, labels: tuple[str, ...], per_class:
     folder.mkdir(parents=True, exist_ok=True)
     entries = []
     for class_id, label in enumerate(labels):
-        positions = (val.labels == class_id).nonzero().flatten()[:per_class].tolist()
-        for k, pos in enumerate(positions):
-            img = val.images[pos]
+        found = ((pos, val.image(pos)) for pos in (val.labels == class_id).nonzero().flatten().tolist())
+        chosen = list(islice(((pos, img) for pos, img in found if img is not None), per_class))
+        for k, (pos, img) in enumerate(chosen):
             arr = img[0].numpy() if img.shape[0] == 1 else img.permute(1, 2, 0).numpy()
-            name = f"{class_id:02d}_{label}_{k}.png" if per_class > 1 else f"{class_id:02d}_{label}.png"
+            # Named by class number: a class name from a user's folder may not be a safe file name.
+            name = f"{class_id:02d}_{k}.png"
             atomic_write(folder / name, lambda p, a=arr: Image.fromarray(a).save(p, format="PNG"))
             entries.append({"file": name, "label": label, "index": int(val.indices[pos])})
     atomic_write_json(folder / "index.json", entries)
@@ -51,7 +53,7 @@ def write_release(run_dir: Path, model, config: dict, history: list[dict], ev: d
     atomic_write_json(run_dir / "predictions.json", record)
     # The misclassified validation images, for the app's See why galleries without the dataset.
     position = {int(index): pos for pos, index in enumerate(val_split.indices.tolist())}
-    write_gallery(run_dir, record, lambda index: val_split.images[position[index]])
+    write_gallery(run_dir, record, lambda index: val_split.image(position[index]))
     title = f"{config['task']} ({config['variant']}), {config['architecture']}"
     write_curves(run_dir, history, title)
     save_release(run_dir, model, config)   # last but the card: its SHA256SUMS lists the files above

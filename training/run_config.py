@@ -12,16 +12,18 @@ started (dataset counts, initial-weights digest, versions, times) is a `RunRecor
 from __future__ import annotations
 
 import argparse
+import copy
+import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from models.names import RUNS_DIR
-from models.variant import BASELINE, RANDOM_ERASING, Variant
+from models.registry import ARCHITECTURES, ModelConfig
+from models.tasks import BASELINE, PRESETS, RANDOM_ERASING, RUNS_DIR, TASKS, Task, Variant, get_task
 from training.checkpoint import CHECKPOINT_FILE, check_resumable, load_checkpoint
-from training.cli import nonnegative_float, nonnegative_int, positive_float, positive_int
+from training.cli import CliError, nonnegative_float, nonnegative_int, positive_float, positive_int
+from training.data import Source, find_source
 from training.precision import resolve_device, resolve_precision, run_precision, precision_name
-from training.tasks import PRESETS, TASKS, TaskSpec, get_task, override_recipe
 
 
 DEFAULT_CHECKPOINT_MINUTES = 5.0   # a checkpoint of VGG19-BN takes about a second to write and verify
@@ -40,16 +42,20 @@ def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m training.train",
                                 description="Train a CNN Studio model and write its run directory.",
                                 formatter_class=_HelpFormatter)
-    p.add_argument("--task", choices=sorted(TASKS), help="what to train (required unless --resume)")
+    p.add_argument("--task", choices=list(TASKS), help="what to train (required unless --resume); folder: your "
+                                                       "own images in --data-dir (DIR/<class>/*)")
+    p.add_argument("--arch", choices=sorted(ARCHITECTURES), help="another architecture the task offers "
+                                                                 "(folder: resnet50, the default, or vgg19_bn_32)")
     p.add_argument("--random-erasing", action="store_true", default=None,
                    help="add Random Erasing (p=0.5, area 0.02-0.4, aspect 0.3-3.3) to training batches")
     p.add_argument("--preset", choices=PRESETS, default=None,
                    help="full: the task's recipe (default); quick: a short run sized for a CPU "
-                        "(MNIST: one epoch; see training/tasks.py)")
+                        "(MNIST: one epoch; see models/tasks.py)")
     p.add_argument("--epochs", type=positive_int, help="epochs (default: the preset's, 40 for full)")
     p.add_argument("--batch-size", type=positive_int, help="images per step (default: the task's recipe)")
     p.add_argument("--lr", type=positive_float, help="peak learning rate (default: the task's recipe)")
-    p.add_argument("--data-dir", default="data", help="where datasets are downloaded / found")
+    p.add_argument("--data-dir", default="data", help="where datasets are downloaded / found; for --task folder, "
+                                                      "the folder of class folders")
     p.add_argument("--out", help="run directory (default: runs/<task>[-re]/<timestamp>)")
     p.add_argument("--seed", type=nonnegative_int, help="seed for initial weights, data order and augmentation (default 0)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
@@ -57,23 +63,18 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help="continue from --out's checkpoint.pt, or from the named checkpoint file")
     p.add_argument("--limit-train", type=positive_int, help="train on a seeded subset of N images (smoke runs)")
     p.add_argument("--limit-val", type=positive_int, help="evaluate on a seeded subset of N images")
-    p.add_argument("--workers", type=nonnegative_int, default=4,
-                   help="parallel image decoding: threads that decode image folders into the device path's "
-                        "cache; with --loader dataloader, the DataLoader's worker processes (0: in the main process)")
-    p.add_argument("--loader", choices=["device", "dataloader"], default=None,
-                   help="device (the default; on --resume, the loader the run used): whole splits held as uint8 "
-                        "on the device, augmented in batches; dataloader: per-image transforms in a torch "
-                        "DataLoader with --workers processes (training/usual.py), for image folders too large "
-                        "for memory")
+    p.add_argument("--workers", type=nonnegative_int, default=min(4, os.cpu_count() or 1),
+                   help="processes that decode image files (image folders, Oxford-IIIT Pet) while training; "
+                        "0: in the main process")
     p.add_argument("--pretrained", choices=["IMAGENET1K_V1", "IMAGENET1K_V2"],
-                   help="catsdogs: start ResNet50 from torchvision's ImageNet weights (downloaded once)")
+                   help="ResNet50 tasks: start from torchvision's ImageNet weights (downloaded once)")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the model (for CUDA; on the 2-core CPU it measured slower: "
                         "benchmarks/README.md)")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
                    help="training arithmetic: auto = bf16 autocast on CUDA GPUs that support it and on "
-                        "CPUs with bf16 matrix units (Intel AMX), fp32 elsewhere (on a resumed run: the "
-                        "precision it started with). Evaluation is always fp32")
+                        "CPUs with bf16 instructions (AMX or AVX512-BF16), fp32 elsewhere (on a resumed run: "
+                        "the precision it started with). Evaluation is always fp32")
     p.add_argument("--deterministic", action="store_true",
                    help="use deterministic algorithms (bit-identical resume on CPU; slower on GPU)")
     p.add_argument("--stop-after", type=positive_int, metavar="N",
@@ -117,16 +118,17 @@ class RunConfig:
     """Everything a run is asked to do, resolved (no "auto", no None-means-recipe-default)."""
     task: str
     variant: Variant                # baseline | random-erasing
-    preset: str                     # full | quick (training/tasks.py): the recipe the overrides start from
-    recipe: dict                    # every hyper-parameter used (training/tasks.py); read-only
+    preset: str                     # full | quick (models/tasks.py): the recipe the overrides start from
+    recipe: dict                    # every hyper-parameter used (models/tasks.py); read-only
     seed: int
     out: Path                       # the run directory
     data_dir: Path
+    source: Source                  # the dataset read from data_dir, and the labels
+    architecture: str | None = None  # --arch (None: the task's own)
     limit_train: int | None = None  # seeded subsets (None: the whole split)
     limit_val: int | None = None
     device: str = "cpu"             # cpu | cuda | mps (under torchrun each rank takes cuda:LOCAL_RANK)
     precision: str = "fp32"         # training arithmetic: fp32 | bf16 (autocast); evaluation is fp32
-    data_loader: str = "device"     # device | dataloader (training/usual.py)
     workers: int = 4
     compile: bool = False
     deterministic: bool = False
@@ -137,19 +139,19 @@ class RunConfig:
     progress: bool = True
 
     @property
-    def spec(self) -> TaskSpec:
-        return get_task(self.task)
+    def spec(self) -> Task:
+        return get_task(self.task).with_architecture(self.architecture)
+
+    @property
+    def model(self) -> ModelConfig:
+        return self.spec.model_config(self.source.labels)
 
     def settings(self) -> dict:
         """What config.json records of these settings (docs/run-directory.md). Left out: paths of
         this machine (out, data_dir, resume_from) and how this invocation reports, checkpoints and stops."""
-        spec = self.spec
-        return {**spec.model.to_dict(), "task": self.task, "variant": self.variant.value, "run_name": self.out.name,
-                "dataset": {"name": spec.dataset.name, "hub_id": spec.dataset.hub_id, "source": spec.dataset.source,
-                            "train_split": spec.dataset.train_split, "val_split": spec.dataset.val_split},
-                "preset": self.preset, "recipe": self.recipe, "seed": self.seed,
-                "limit_train": self.limit_train, "limit_val": self.limit_val,
-                "precision": self.precision, "data_loader": self.data_loader}
+        return {**self.model.to_dict(), "task": self.task, "variant": self.variant.value, "run_name": self.out.name,
+                "dataset": self.source.facts(), "preset": self.preset, "recipe": self.recipe, "seed": self.seed,
+                "limit_train": self.limit_train, "limit_val": self.limit_val, "precision": self.precision}
 
 
 def default_out(task: str, variant: Variant) -> Path:
@@ -182,18 +184,28 @@ def resolve(args: argparse.Namespace) -> RunConfig:
     stored: dict = (checkpoint.get("config") or {}) if checkpoint is not None else {}
     task_name = args.task or stored.get("task")
     if not task_name:
-        raise SystemExit("--task is required (cifar10, mnist or catsdogs)")
-    task = get_task(task_name)
-    if args.random_erasing is not None:
-        variant = RANDOM_ERASING if args.random_erasing else BASELINE
-    else:
-        variant = Variant.of(stored)
+        raise SystemExit(f"--task is required ({', '.join(TASKS)})")
+    base_task = get_task(task_name)
+    architecture = args.arch or stored.get("architecture")
+    try:
+        task = base_task.with_architecture(architecture)
+    except ValueError as e:
+        raise CliError(str(e)) from None
+    if args.pretrained and task.architecture != "resnet50":
+        raise CliError(f"--pretrained: ImageNet weights are for ResNet50, not {task.architecture}")
+    variant = (RANDOM_ERASING if args.random_erasing else BASELINE) if args.random_erasing is not None \
+        else Variant.of(stored)
+    source = find_source(task, args.data_dir)
+    if stored and tuple(stored.get("labels") or ()) != source.labels:
+        raise CliError(f"--data-dir {args.data_dir}: holds the classes {list(source.labels)[:8]}, the run was "
+                       f"started with {list(stored.get('labels') or [])[:8]}; resume with the same data")
     pick = lambda arg, key: arg if arg is not None else stored.get(key)  # noqa: E731
     # Resuming starts from the stored recipe; flags given again must agree with it (checked below).
     if stored and args.preset and args.preset != stored.get("preset", "full"):
         raise SystemExit(f"--preset {args.preset}: this run was started with --preset {stored.get('preset', 'full')}")
     preset = args.preset or stored.get("preset") or "full"
-    base = stored["recipe"] if stored else task.resolved_recipe(random_erasing=variant is RANDOM_ERASING, preset=preset)
+    base = stored["recipe"] if stored else \
+        task.resolved_recipe(preset=preset, variant=variant, binary=len(source.labels) == 2)
     recipe = override_recipe(base, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr)
     if args.pretrained:
         recipe["pretrained"] = args.pretrained
@@ -202,10 +214,10 @@ def resolve(args: argparse.Namespace) -> RunConfig:
     out = _out_dir(args, task.name, variant)
     cfg = RunConfig(
         task=task.name, variant=variant, preset=preset, recipe=recipe,
-        seed=pick(args.seed, "seed") or 0, out=out, data_dir=Path(args.data_dir),
+        seed=pick(args.seed, "seed") or 0, out=out, data_dir=Path(args.data_dir), source=source,
+        architecture=None if task.architecture == base_task.architecture else task.architecture,
         limit_train=pick(args.limit_train, "limit_train"), limit_val=pick(args.limit_val, "limit_val"),
-        device=device.type, precision=precision_name(resolve_precision(precision, device)),
-        data_loader=args.loader or stored.get("data_loader") or "device", workers=args.workers,
+        device=device.type, precision=precision_name(resolve_precision(precision, device)), workers=args.workers,
         compile=args.compile, deterministic=args.deterministic,
         distributed=DistSettings(sync_bn=args.sync_bn, lr_scaling=args.lr_scaling, timeout_s=args.dist_timeout),
         resume_from=ckpt_path, stop_after=args.stop_after, checkpoint_every_s=args.checkpoint_every * 60,
@@ -216,3 +228,15 @@ def resolve(args: argparse.Namespace) -> RunConfig:
         raise SystemExit(f"{out} already holds a run; continue it with --resume --out {out}, or choose another --out")
     return cfg
 
+
+def override_recipe(recipe: dict, *, epochs: int | None = None, batch_size: int | None = None,
+                    lr: float | None = None) -> dict:
+    """A copy of `recipe` with the CLI's values where given (None keeps the recipe's)."""
+    recipe = copy.deepcopy(recipe)
+    if epochs is not None:
+        recipe["epochs"] = epochs
+    if batch_size is not None:
+        recipe["batch_size"] = batch_size
+    if lr is not None:
+        recipe["optimizer"]["lr"] = lr
+    return recipe

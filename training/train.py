@@ -27,14 +27,14 @@ from models.registry import create_model
 from training import distributed
 from training.checkpoint import CheckpointError, load_checkpoint, set_rng_state
 from training.cli import CliError, check_writable_folder, one_line, run_cli
-from training.data import DatasetError, DeviceLoader, Split, load_splits
+from training.data import Batches, DatasetError, Split, load_split
 from training.divergence import DivergedError, check_epoch
 from training.engine import EpochTally, NonFiniteLossError, evaluate, make_loss, train_one_epoch
 from training.midepoch import PartialEpoch, Position, StepCheckpoints, resume_partial
 from training.optim import build_optimizer, build_scheduler
 from training.precision import autocast_dtype, set_torch_flags, use_channels_last
-from training.record import (RunRecord, config_json, distributed_facts, hardware, now_utc, versions,
-                             weights_sha256)
+from training.record import (RunRecord, class_counts, config_json, distributed_facts, hardware, now_utc,
+                             versions, weights_sha256)
 from training.release import save_examples, write_release
 from training.run_config import RunConfig, get_args_parser, options, resolve
 from training.runlog import RunLog
@@ -65,10 +65,10 @@ def run(cfg: RunConfig) -> Path:
 
 
 def _run(cfg: RunConfig, device: torch.device, rank_info: distributed.DistInfo) -> Path:
-    task, run_dir = cfg.spec, cfg.out
+    run_dir, labels = cfg.out, cfg.source.labels
     train_split, val_split = load_data(cfg)
     torch.manual_seed(cfg.seed)  # initial weights depend on the seed only, not on the variant
-    model = create_model(task.model)
+    model = create_model(cfg.model)
     if cfg.recipe.get("pretrained"):
         load_pretrained_backbone(model, cfg.recipe["pretrained"])
     init_sha256 = weights_sha256(model)
@@ -78,6 +78,7 @@ def _run(cfg: RunConfig, device: torch.device, rank_info: distributed.DistInfo) 
     record = RunRecord(
         train_images=len(train_split), val_images=len(val_split),
         skipped_unreadable=train_split.skipped + val_split.skipped,
+        class_counts=class_counts(labels, train_split, val_split),
         init_sha256=checkpoint["config"]["init_sha256"] if checkpoint else init_sha256,
         parameters=sum(p.numel() for p in model.parameters()), device=str(device),
         distributed=distributed_facts(cfg, rank_info.world_size),
@@ -85,7 +86,7 @@ def _run(cfg: RunConfig, device: torch.device, rank_info: distributed.DistInfo) 
         hardware=hardware(device))
     log = RunLog(cfg, config_json(cfg, record), parts, history, rank_info, resumed=checkpoint is not None)
     if rank_info.is_main:
-        save_examples(run_dir, val_split, task.model.labels, per_class=1 if task.model.num_classes > 2 else 4)
+        save_examples(run_dir, val_split, labels, per_class=1 if len(labels) > 2 else 4)
     log.open(start)
     last_eval = train_epochs(cfg, parts, log, start, partial, device, rank_info)
     if last_eval is None:   # stopped early as asked (--stop-after)
@@ -101,13 +102,10 @@ def _run(cfg: RunConfig, device: torch.device, rank_info: distributed.DistInfo) 
 
 
 def load_data(cfg: RunConfig) -> tuple[Split, Split]:
-    """The training and validation splits, through the device path or the DataLoader path."""
-    split_loader = load_splits
-    if cfg.data_loader == "dataloader":   # same splits and batch contract, read per image (training/usual.py)
-        from training.usual import dataloader_path
-        split_loader, _ = dataloader_path(workers=cfg.workers)
-    return split_loader(cfg.spec, cfg.data_dir, limit_train=cfg.limit_train, limit_val=cfg.limit_val,
-                        seed=cfg.seed, workers=cfg.workers)
+    """The training and validation splits (uint8 tensors, or image files decoded while training)."""
+    common = dict(seed=cfg.seed)
+    return (load_split(cfg.spec, cfg.source, cfg.data_dir, train=True, limit=cfg.limit_train, **common),
+            load_split(cfg.spec, cfg.source, cfg.data_dir, train=False, limit=cfg.limit_val, **common))
 
 
 @dataclass
@@ -127,23 +125,18 @@ class Parts:
 
 def build_parts(cfg: RunConfig, model: nn.Module, device: torch.device, rank_info: distributed.DistInfo,
                 train_split: Split, val_split: Split) -> Parts:
-    task, recipe = cfg.spec, cfg.recipe
+    recipe, model_cfg = cfg.recipe, cfg.model
     model.to(device)
     amp = autocast_dtype(cfg.precision)
     channels_last = use_channels_last(device, amp)
     if channels_last:
         model.to(memory_format=torch.channels_last)
-    batch_loader = DeviceLoader
-    if cfg.data_loader == "dataloader":
-        from training.usual import dataloader_path
-        _, batch_loader = dataloader_path(workers=cfg.workers)
-    shard = {"rank": rank_info.rank, "world_size": rank_info.world_size}
+    shard = {"rank": rank_info.rank, "world_size": rank_info.world_size, "workers": cfg.workers}
     batch_size = recipe["batch_size"]
-    train_loader = batch_loader(train_split, batch_size=batch_size, device=device, shuffle=True,
-                                drop_last=True, seed=cfg.seed, **shard,
-                                transform=TrainAugment.from_recipe(recipe["augment"], task.model))
-    val_loader = batch_loader(val_split, batch_size=max(batch_size, 256), device=device, shuffle=False, **shard,
-                              transform=EvalTransform.from_config(task.model))
+    train_loader = Batches(train_split, batch_size=batch_size, device=device, shuffle=True, drop_last=True,
+                           seed=cfg.seed, transform=TrainAugment.from_recipe(recipe["augment"], model_cfg), **shard)
+    val_loader = Batches(val_split, batch_size=max(batch_size, 256), device=device, shuffle=False,
+                         transform=EvalTransform.from_config(model_cfg), **shard)
     model, train_model = wrap_distributed(cfg, model, device, rank_info)
     lr = distributed_facts(cfg, rank_info.world_size)["effective_lr"]
     optimizer = build_optimizer(model, {**recipe["optimizer"], "lr": lr}, device)
@@ -154,7 +147,7 @@ def build_parts(cfg: RunConfig, model: nn.Module, device: torch.device, rank_inf
     # differ in length); engine.evaluate reduces the totals afterwards.
     eval_model = step_model if not rank_info.enabled else model
     return Parts(model=model, step_model=step_model, eval_model=eval_model, optimizer=optimizer,
-                 scheduler=scheduler, loss_fn=make_loss(recipe["loss"], task.model), train_loader=train_loader,
+                 scheduler=scheduler, loss_fn=make_loss(recipe["loss"], model_cfg), train_loader=train_loader,
                  val_loader=val_loader, autocast_dtype=amp, channels_last=channels_last)
 
 
@@ -184,7 +177,7 @@ def restore(cfg: RunConfig, parts: Parts, checkpoint: dict | None, device: torch
     if checkpoint is None:
         return [], Position(0), None
     partial = resume_partial(checkpoint, device=device, rank=rank_info.rank, world_size=rank_info.world_size,
-                             data_loader=cfg.data_loader, path=cfg.resume_from)
+                             path=cfg.resume_from)
     parts.model.load_state_dict(checkpoint["model"])
     parts.optimizer.load_state_dict(checkpoint["optimizer"])
     if parts.scheduler is not None and checkpoint.get("scheduler"):
@@ -247,7 +240,7 @@ def train_and_evaluate(cfg: RunConfig, parts: Parts, log: RunLog, epoch: int, de
     checkpoints.begin_epoch(epoch, tally, lr)
     log.start_epoch(epoch, start_step)
     tr = train_one_epoch(parts.step_model, parts.train_loader, parts.optimizer, parts.scheduler,
-                         parts.loss_fn, cfg.spec.model, device=device, epoch=epoch, epochs=cfg.recipe["epochs"],
+                         parts.loss_fn, cfg.model, device=device, epoch=epoch, epochs=cfg.recipe["epochs"],
                          autocast_dtype=parts.autocast_dtype, channels_last=parts.channels_last,
                          at_sync=checkpoints, progress=progress, tally=tally, start_step=start_step,
                          on_step=lambda s, loss: log.step_done(epoch, s, loss),
@@ -266,7 +259,7 @@ def train_and_evaluate(cfg: RunConfig, parts: Parts, log: RunLog, epoch: int, de
 def evaluate_fp32(cfg: RunConfig, parts: Parts, device: torch.device) -> dict:
     # Evaluation in float32 (no autocast), as training.evaluate and the app run the
     # released weights, so metrics.json is reproduced exactly on every device.
-    return evaluate(parts.eval_model, parts.val_loader, parts.loss_fn, cfg.spec.model, device=device,
+    return evaluate(parts.eval_model, parts.val_loader, parts.loss_fn, cfg.model, device=device,
                     channels_last=parts.channels_last)
 
 

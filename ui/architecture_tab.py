@@ -2,7 +2,7 @@
 
 Works without weights: the table depends only on the architecture, so a freshly built model
 (models.registry.create_model) is summarised. The config is the default run's config.json
-when one is loaded, else the task's default from models.presets.
+when one is loaded, else the task's record (models/tasks.py).
 """
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import pandas as pd
 import torch
 import torchinfo
 
-from models.presets import DEFAULT_MODEL_CONFIGS
+from models.tasks import TASKS
 from models.registry import ARCHITECTURES, ModelConfig, create_model
-from models.runs import BASELINE
+from models.tasks import BASELINE
 from ui.catalog import TASK_TITLES, Catalog
 from ui import inputs
 from ui.common import LIGHT_CONCURRENCY
@@ -26,9 +26,11 @@ DEPTHS = (1, 2, 3, 4)
 def model_configs(catalog: Catalog) -> dict[str, ModelConfig]:
     """Display name -> config, one per task: the default run's config, else the preset."""
     out = {}
-    for task, preset in DEFAULT_MODEL_CONFIGS.items():
+    for task, record in TASKS.items():
         key = catalog.default_key(task, BASELINE)
-        cfg = catalog.entry(key).loaded.config if key else preset
+        if not key and not record.labels:
+            continue          # a folder task has no model before a run gives it labels
+        cfg = catalog.entry(key).loaded.config if key else record.model_config()
         out[f"{TASK_TITLES.get(task, task)}: {cfg.architecture}"] = cfg
     return out
 

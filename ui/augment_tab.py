@@ -11,16 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import gradio as gr
-import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 
 from models.augment import TrainAugment
-from models.digits import to_mnist_digit
-from models.presets import DEFAULT_AUGMENT, DEFAULT_MODEL_CONFIGS, RANDOM_ERASING_DEFAULTS
-from models.predict import denormalize, pixels_to_image
+from models.predict import denormalize, pixels_to_image, stored_image
 from models.registry import ModelConfig
-from models.runs import BASELINE, RANDOM_ERASING
+from models.tasks import BASELINE, TASKS
 from ui import inputs
 from ui.catalog import Catalog
 from ui.common import ASSETS_DIR, LIGHT_CONCURRENCY, is_empty, read_image, user_error
@@ -39,8 +36,9 @@ class Recipe:
     source: str        # where the recipe comes from, for the caption
 
 
-RECIPES = (("CIFAR-10", "cifar10", BASELINE), ("MNIST", "mnist", BASELINE),
-           ("Cats vs Dogs", "catsdogs", BASELINE), ("Cats vs Dogs + Random Erasing", "catsdogs", RANDOM_ERASING))
+# Every task and variant, from the task records (a folder task once a run gives it labels).
+RECIPES = tuple((task.title + ("" if variant is BASELINE else f" + {variant.title}"), name, variant)
+                for name, task in TASKS.items() for variant in task.variants)
 
 
 def recipes(catalog: Catalog) -> dict[str, Recipe]:
@@ -54,10 +52,10 @@ def recipes(catalog: Catalog) -> dict[str, Recipe]:
             if isinstance(augment, dict) and "crop" in augment:
                 out[name] = Recipe(name, task, loaded.config, dict(augment), f"recipe of run {key}")
                 continue
-        augment = dict(DEFAULT_AUGMENT[task])
-        if variant == RANDOM_ERASING:
-            augment["random_erasing"] = dict(RANDOM_ERASING_DEFAULTS)
-        out[name] = Recipe(name, task, DEFAULT_MODEL_CONFIGS[task], augment, "default recipe (no run yet)")
+        record = TASKS[task]
+        if record.labels:
+            augment = record.resolved_recipe(variant=variant)["augment"]
+            out[name] = Recipe(name, task, record.model_config(), augment, "default recipe (no run yet)")
     return out
 
 
@@ -67,19 +65,10 @@ def samples() -> dict[str, str]:
 
 
 def stored_form(img: Image.Image, recipe: Recipe) -> torch.Tensor:
-    """An image as training stores it: uint8 (C, S, S), S = resize_size or input_size.
-
-    Digits for MNIST are first made MNIST-like (28x28 white on black), as the MNIST tab does.
-    """
-    cfg = recipe.config
-    size = cfg.resize_size or cfg.input_size
-    if recipe.task == "mnist":
-        digit = to_mnist_digit(img)
-        img = digit if digit is not None else img.convert("L")
-    img = img.convert("L" if cfg.in_channels == 1 else "RGB")
-    img = ImageOps.fit(img, (size, size), method=Image.Resampling.BILINEAR)
-    arr = torch.from_numpy(np.asarray(img, dtype=np.uint8).copy())
-    return arr.unsqueeze(0) if arr.ndim == 2 else arr.permute(2, 0, 1).contiguous()
+    """An image as training stores it: uint8 (C, S, S), after the task's step (MNIST-like digits),
+    as models.predict prepares every image; a drawing with no digit is shown as it is."""
+    stored, _ = stored_image(img, recipe.config)
+    return stored if stored is not None else stored_image(img, recipe.config, task_step=False)[0]
 
 
 def to_pixels(x: torch.Tensor, cfg: ModelConfig) -> Image.Image:

@@ -22,14 +22,18 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from models.artifact import ArtifactError, LoadedModel, Progress, is_hub_id, load_model
-from models.names import HUB_MODELS_ENV, TASK_TITLES, VARIANT_TITLES, train_command
 from models.runs import UnfinishedRun, discover_runs, discover_unfinished
-from models.variant import BASELINE, RANDOM_ERASING
+from models.tasks import BASELINE, HUB_MODELS_ENV, TASKS, Variant
 
+TASK_TITLES = {name: task.title for name, task in TASKS.items()}
+VARIANT_TITLES = {variant: variant.title for variant in Variant}
 # The models the app offers, with the exact command that trains each (README and app say the same).
-TRAIN_COMMANDS = {(task, variant): train_command(task, variant)
-                  for task, variant in (("cifar10", BASELINE), ("mnist", BASELINE), ("catsdogs", BASELINE),
-                                        ("catsdogs", RANDOM_ERASING))}
+TRAIN_COMMANDS = {(name, variant): task.train_command(variant) for name, task in TASKS.items()
+                  for variant in task.variants}
+
+
+def train_command(task: str, variant: str = BASELINE) -> str:
+    return TRAIN_COMMANDS.get((task, variant)) or f"python -m training.train --task {task}"
 
 MAX_EXTRA_LOADED = 4                # older runs kept in memory besides the newest per task/variant
 

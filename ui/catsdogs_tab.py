@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import gradio as gr
 
-from models.presets import DEFAULT_MODEL_CONFIGS
-from models.runs import BASELINE, RANDOM_ERASING
+from models.tasks import TASKS
+from models.tasks import BASELINE, RANDOM_ERASING
 from ui import inputs, live
 from ui.catalog import Catalog, ModelUnavailable
 from ui.common import (INFERENCE_CONCURRENCY, asset_examples, is_empty, model_input_view, model_view,
@@ -68,7 +68,7 @@ def build(catalog: Catalog) -> None:
             if examples:
                 gr.Examples([[path] for path, _ in examples], api_name="catdog_example", inputs=[image],
                             example_labels=[caption for _, caption in examples], label="Examples")
-            side = (entry.loaded.config if entry else DEFAULT_MODEL_CONFIGS[TASK]).input_size
+            side = (entry.loaded.config if entry else TASKS[TASK].model_config()).input_size
             seen = model_input_view(f"What the models see ({side}x{side} centre crop)", "catsdogs-seen", height=200)
         with gr.Column(scale=6):
             with gr.Row():

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import gradio as gr
 
-from models.presets import DEFAULT_MODEL_CONFIGS
-from models.runs import BASELINE
+from models.tasks import TASKS
+from models.tasks import BASELINE
 from ui import inputs, live
 from ui.catalog import Catalog
 from ui.common import (INFERENCE_CONCURRENCY, asset_examples, get_model, is_empty, model_input_view, model_view,
@@ -14,7 +14,7 @@ from ui.serving import images_as_files
 from ui.why import gradcam
 
 TASK = "cifar10"
-LABELS = DEFAULT_MODEL_CONFIGS[TASK].labels
+LABELS = TASKS[TASK].model_config().labels
 
 
 def classify_cifar10(catalog: Catalog, image, model_run: str | None = None):

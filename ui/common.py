@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from models.predict import ImageInputError, decode_image, input_to_image, logits_to_probs, prepare_image, to_model_input
+from models.predict import ImageInputError, decode_image, input_to_image, logits_to_probs, prepare
 from models.registry import ModelConfig
 from ui import serving
 from ui.catalog import Catalog, ModelEntry, ModelUnavailable, missing_model_message, train_command
@@ -134,17 +134,16 @@ def run_model(entry: ModelEntry, img: Image.Image) -> tuple[dict[str, float] | N
     """Probabilities over all labels (sum 1) and the normalised input tensor (C, S, S);
     (None, None) when the task's preparation finds nothing to classify (an empty drawing).
 
-    The same steps as every other endpoint: models.predict.prepare_image (the task's own step),
-    then the model's preprocessing, keeping the input to show it; concurrent calls on the same
-    model share one forward pass (serving.ForwardBatcher).
+    The same steps as every other endpoint: models.predict.prepare (the task's own step, then the
+    model's preprocessing), keeping the input to show it; concurrent calls on the same model share
+    one forward pass (serving.ForwardBatcher).
     """
     loaded = entry.loaded
     cfg = loaded.config
-    prepared = prepare_image(img, entry.task)
-    if prepared is None:
+    x, _ = prepare(img, cfg)
+    if x is None:
         return None, None
-    device = next(loaded.model.parameters()).device
-    x = to_model_input(prepared, cfg).to(device)
+    x = x.to(next(loaded.model.parameters()).device)
     probs = logits_to_probs(serving.batcher_for(loaded.model)(x), cfg)[0].double().cpu()
     probs = probs / probs.sum()
     return {label: float(p) for label, p in zip(cfg.labels, probs)}, x[0].cpu()

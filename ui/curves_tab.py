@@ -10,7 +10,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
 from models.jsonfile import try_read_json
-from models.runs import BASELINE, RANDOM_ERASING
+from models.tasks import BASELINE, RANDOM_ERASING
 from ui.catalog import TRAIN_COMMANDS, VARIANT_TITLES, Catalog, ModelEntry
 from ui import inputs, live
 from ui.common import LIGHT_CONCURRENCY, user_error

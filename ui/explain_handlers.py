@@ -17,9 +17,10 @@ from matplotlib.figure import Figure
 from PIL import Image, ImageDraw
 
 from models.artifact import LoadedModel
+from models.registry import ARCHITECTURES
 from models.jsonfile import try_read_json
-from analysis.explain import GRADCAM_LAYERS, erase, explain_image, occlusion_sweep, overlay
-from models.predict import logits_to_probs, to_model_input
+from analysis.explain import erase, explain_image, occlusion_sweep, overlay
+from models.predict import logits_to_probs, prepare
 from analysis.stats import (Predictions, confusion_cell, load_predictions, reliability, threshold_metrics,
                           threshold_sweep, top_losses)
 from ui.val_images import ValidationImages
@@ -67,7 +68,7 @@ def gradcam_view(loaded: LoadedModel, img: Image.Image, target: str | None = Non
     chosen = None if target in (None, "", PREDICTED) else target
     res = explain_image(loaded.model, cfg, img, chosen)
     shown = overlay(res.view, res.heatmap, alpha=alpha, size=max(VIEW_SIZE, cfg.input_size))
-    where = GRADCAM_LAYERS.get(cfg.architecture, "last conv stage")
+    where = ARCHITECTURES[cfg.architecture].gradcam_grid
     caption = (f"Grad-CAM for **{res.label}** ({'predicted' if chosen is None else 'chosen'}; "
                f"P = {res.probs[res.label]:.1%}), at {where}. Warm colours: evidence for {res.label}.")
     if res.raw_max <= 0:
@@ -190,7 +191,7 @@ def occlusion_probe(models: Sequence[tuple[str, LoadedModel]], img: Image.Image,
         raise ValueError("no model to probe")
     cfg = models[0][1].config
     cls = cfg.labels.index(class_name) if class_name else cfg.num_classes - 1
-    x = to_model_input(img, cfg)
+    x = prepare(img, cfg, task_step=False)[0]
     erased = erase(x, box, cfg, fill)
     rows = []
     for name, loaded in models:
@@ -226,7 +227,7 @@ def occlusion_sweep_view(models: Sequence[tuple[str, LoadedModel]], img: Image.I
     items, rows = [], []
     for name, loaded in models:
         cfg = loaded.config
-        x = to_model_input(img, cfg).to(next(loaded.model.parameters()).device)
+        x = prepare(img, cfg, task_step=False)[0].to(next(loaded.model.parameters()).device)
         occ = occlusion_sweep(loaded.model, cfg, x, box=box, stride=stride, fill=fill)
         top, left, p_min = occ.most_sensitive()
         view = input_to_image(x[0].cpu(), cfg)

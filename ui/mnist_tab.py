@@ -10,8 +10,8 @@ from __future__ import annotations
 import gradio as gr
 from PIL import Image
 
-from models.presets import DEFAULT_MODEL_CONFIGS
-from models.runs import BASELINE
+from models.tasks import TASKS
+from models.tasks import BASELINE
 from ui import inputs, live
 from ui.catalog import Catalog
 from ui.common import (INFERENCE_CONCURRENCY, asset_examples, get_model, is_empty, model_input_view, model_view,
@@ -21,7 +21,7 @@ from ui.serving import image_file, images_as_files
 from ui.why import gradcam
 
 TASK = "mnist"
-LABELS = DEFAULT_MODEL_CONFIGS[TASK].labels
+LABELS = TASKS[TASK].model_config().labels
 
 
 NO_DIGIT = ("no digit found: the image is blank or a single colour (fully transparent, uniform, "

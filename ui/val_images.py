@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from models.imagefolder import split_files
 from models.predict import ImageInputError, decode_image
 from ui.catalog import public_text
 
@@ -53,7 +52,9 @@ class ValidationImages:
                 ds = MNIST(str(self.data_dir), train=False, download=False)
                 self._source = ("array", ds.data.numpy())                           # (N, 28, 28)
             elif self.task == "catsdogs":    # the image folder, else Oxford-IIIT Pet (models/imagefolder.py)
-                self._source = ("files", split_files(self.data_dir, self.labels, train=False)[0])
+                folders = {p.name.casefold(): p for p in (self.data_dir / "val").iterdir() if p.is_dir()}
+                self._source = ("files", [f for label in self.labels for f in sorted(
+                    folders[label.casefold()].iterdir()) if f.suffix.lower() in {".jpg", ".jpeg", ".png"}])
             else:
                 self.error = f"no validation images known for task {self.task!r}"
         except (RuntimeError, OSError, ValueError) as e:    # torchvision: "Dataset not found ..."

@@ -17,7 +17,7 @@ from PIL import Image
 from models.artifact import GALLERY_DIR
 from models.jsonfile import try_read_json
 from models.predict import ImageInputError, decode_image
-from models.runs import BASELINE, RANDOM_ERASING
+from models.tasks import BASELINE, RANDOM_ERASING
 from ui import inputs
 from ui import explain_handlers as h
 from ui.catalog import Catalog, ModelEntry, ModelUnavailable, train_command

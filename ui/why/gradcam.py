@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import gradio as gr
 
-from models.predict import prepare_image
-from models.presets import DEFAULT_MODEL_CONFIGS
-from models.runs import BASELINE
+from models.predict import prepare
+from models.tasks import TASKS
+from models.tasks import BASELINE
 from ui import inputs
 from ui import explain_handlers as h
 from ui import live
@@ -24,7 +24,7 @@ def explain(catalog: Catalog, image, model_run, target_class=None, overlay_stren
     """Image + run key (or none: the default model of task/variant) -> (Grad-CAM overlay, caption).
 
     The image is prepared as every classify endpoint prepares it for that model's task
-    (models.predict.prepare_image: MNIST digits made MNIST-like), so the explained class and
+    (models.predict.prepare: MNIST digits made MNIST-like), so the explained class and
     its probability are the ones the classify tabs show."""
     if task is None and (skipped := nothing_chosen(model_run, 2)) is not None:
         return skipped
@@ -34,7 +34,7 @@ def explain(catalog: Catalog, image, model_run, target_class=None, overlay_stren
     overlay_strength = inputs.real_number(overlay_strength, "overlay_strength", 0, 1)
     if is_empty(image):
         return None, NOTHING_YET
-    prepared = prepare_image(read_image(image), entry.task)
+    _, prepared = prepare(read_image(image), entry.loaded.config)
     if prepared is None:
         return None, "Nothing to explain: no digit found in the image."
     return h.gradcam_view(entry.loaded, prepared, target_class, overlay_strength)
@@ -73,7 +73,7 @@ def add_gradcam(catalog: Catalog, task: str, image: gr.components.Component, run
     if labels is None:
         key = catalog.default_key(task, variant)
         labels = (catalog.entry(key).loaded.config.labels if key and catalog.entry(key).loaded is not None
-                  else DEFAULT_MODEL_CONFIGS[task].labels)
+                  else TASKS[task].model_config().labels)
     with gr.Accordion(title, open=False):
         with gr.Row():
             target = gr.Dropdown(h.target_choices(labels), value=h.PREDICTED, label="Explain class")

@@ -6,8 +6,8 @@ of the click handler at run time.
 """
 import gradio as gr
 
-from models.presets import DEFAULT_MODEL_CONFIGS
-from models.runs import BASELINE, RANDOM_ERASING
+from models.tasks import TASKS
+from models.tasks import BASELINE, RANDOM_ERASING
 from ui import inputs
 from ui import explain_handlers as h
 from ui import live
@@ -67,7 +67,7 @@ def input_side(catalog: Catalog) -> int:
     """The side of the square the cats vs dogs models see (their config), for the box sliders."""
     key = catalog.default_key(CATSDOGS, BASELINE) or catalog.default_key(CATSDOGS, RANDOM_ERASING)
     loaded = catalog.entry(key).loaded if key else None
-    return (loaded.config if loaded is not None else DEFAULT_MODEL_CONFIGS[CATSDOGS]).input_size
+    return (loaded.config if loaded is not None else TASKS[CATSDOGS].model_config()).input_size
 
 
 def build(catalog: Catalog) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 import pandas as pd
 
-from models.runs import BASELINE
+from models.tasks import BASELINE
 from ui import inputs
 from ui import explain_handlers as h
 from ui import live

@@ -1,37 +1,36 @@
-"""The device-resident fast path against the usual DataLoader path (training/usual.py).
+"""The data path (training/data.py): one batch path for tensor splits and image files.
 
-Both must give the same batches' shapes, dtypes, value ranges and label alignment; the
-batched augmentation must draw per sample (its own crop offset and its own Random Erasing
-rectangle for every image, unlike torchvision's RandomErasing on a batch), be reproducible
-from a seed, and never erase at evaluation; and a short run on the real MNIST must learn
-through either path.
+Batches must keep their contract (shapes, dtypes, value ranges, labels aligned with positions,
+every validation image once, disjoint shards under torchrun); image files must reach the model
+exactly as `models.predict.prepare` prepares an image for the app; the batched augmentation must
+draw per sample (its own crop offset and its own Random Erasing rectangle for every image,
+unlike torchvision's RandomErasing on a batch), be reproducible from a seed, and never erase at
+evaluation; folders of class folders are read in a stable, recorded order with a seeded
+validation split; and a short run on the real MNIST must learn.
 """
 from __future__ import annotations
 
 import json
+import unicodedata
 
 import pytest
 import torch
+from PIL import Image
 from torchvision.transforms import v2
 
 from models.augment import EvalTransform, TrainAugment, random_erasing
+from models.predict import prepare
+from models.tasks import RANDOM_ERASING, RANDOM_ERASING_DEFAULTS, get_task
 from tests.conftest import SHARED_DATA, requires_real_mnist, train_tiny
-from training.data import DeviceLoader, load_split
-from models.presets import RANDOM_ERASING_DEFAULTS
-from training.tasks import get_task
-from training.usual import UsualLoader, load_usual_split, per_image_transform
+from training.data import Batches, DatasetError, FileImages, Split, find_source, load_split
 
 CPU = torch.device("cpu")
 
 
-def both_splits(task, data_dir, *, train, limit=None):
-    return (load_split(task, data_dir, train=train, limit=limit, seed=0),
-            load_usual_split(task, data_dir, train=train, limit=limit, seed=0, workers=1))
-
-
-def loaders(task, fast_split, usual_split, transform, *, batch_size, shuffle, workers=0, **kw):
-    common = dict(batch_size=batch_size, transform=transform, device=CPU, shuffle=shuffle, seed=3, **kw)
-    return DeviceLoader(fast_split, **common), UsualLoader(usual_split, workers=workers, **common)
+def split_of(name, data_dir, *, train, limit=None):
+    task = get_task(name)
+    source = find_source(task, data_dir)
+    return task.model_config(source.labels), load_split(task, source, data_dir, train=train, limit=limit, seed=0)
 
 
 def value_bounds(cfg):
@@ -40,66 +39,107 @@ def value_bounds(cfg):
     return (0 - mean) / std, (1 - mean) / std
 
 
-def check_same_contract(task, fast_split, usual_split, *, eval_atol):
-    """Batches of both paths: shapes, dtypes, ranges, labels aligned with positions, same order."""
-    cfg = task.model
-    assert torch.equal(fast_split.indices, usual_split.indices)
-    assert torch.equal(fast_split.labels, usual_split.labels)
+def check_contract(name, cfg, split, *, workers=0):
+    """Batches: shapes, dtypes, ranges, labels aligned with positions; every validation image once."""
     lo, hi = value_bounds(cfg)
-    size = cfg.input_size
-    train_aug = TrainAugment.from_recipe(task.recipe["augment"], cfg)
+    train_aug = TrainAugment.from_recipe(get_task(name).recipe["augment"], cfg)
     for transform, shuffle in ((train_aug, True), (EvalTransform.from_config(cfg), False)):
-        fast, usual = loaders(task, fast_split, usual_split, transform, batch_size=16, shuffle=shuffle,
-                              drop_last=shuffle)
-        fast.set_epoch(2), usual.set_epoch(2)
-        fast_batches, usual_batches = list(fast), list(usual)
-        assert len(fast_batches) == len(usual_batches) == len(fast) == len(usual) > 1
-        for (xf, yf, i_f), (xu, yu, iu) in zip(fast_batches, usual_batches):
-            for x, y, i in ((xf, yf, i_f), (xu, yu, iu)):
-                assert x.dtype == torch.float32 and y.dtype == torch.int64 and i.dtype == torch.int64
-                assert x.shape == (y.shape[0], cfg.in_channels, size, size) and x.is_contiguous()
-                assert ((x >= lo - 1e-5) & (x <= hi + 1e-5)).all()
-                assert torch.equal(y, fast_split.labels[i])           # each label belongs to its image
-            # The same permutation for (seed, epoch) on both paths: the same images, in the same order.
-            assert torch.equal(i_f, iu) and torch.equal(yf, yu)
-            if not shuffle:
-                assert (xf - xu).abs().max() <= eval_atol
-        if not shuffle:                                              # every validation image, once
-            assert sorted(torch.cat([b[2] for b in fast_batches]).tolist()) == list(range(len(fast_split)))
+        loader = Batches(split, batch_size=4, transform=transform, device=CPU, shuffle=shuffle, drop_last=shuffle,
+                         seed=3, workers=workers)
+        loader.set_epoch(2)
+        batches = list(loader)
+        assert len(batches) > 1
+        for x, y, i in batches:
+            assert x.dtype == torch.float32 and y.dtype == torch.int64 and i.dtype == torch.int64
+            assert x.shape == (y.shape[0], cfg.in_channels, cfg.input_size, cfg.input_size) and x.is_contiguous()
+            assert ((x >= lo - 1e-5) & (x <= hi + 1e-5)).all()
+            assert torch.equal(y, split.labels[i])           # each label belongs to its image
+        if not shuffle:
+            return batches
 
 
-def test_cifar10_fast_and_dataloader_batches_agree(cifar10_dir, cifar_unchecked):
-    task = get_task("cifar10")
-    for train in (True, False):
-        fast, usual = both_splits(task, cifar10_dir, train=train)
-        check_same_contract(task, fast, usual, eval_atol=1e-5)    # no resizing: the same pixels
-    # Sharded for torchrun (2 ranks): the same shard of the same permutation on both paths.
-    fast, usual = both_splits(task, cifar10_dir, train=True)
+def test_tensor_splits_keep_the_batch_contract_and_shard_disjointly(cifar10_dir, mnist_dir, cifar_unchecked):
+    cfg, split = split_of("cifar10", cifar10_dir, train=False)
+    batches = check_contract("cifar10", cfg, split)
+    assert sorted(torch.cat([b[2] for b in batches]).tolist()) == list(range(len(split)))
+    mnist_cfg, mnist = split_of("mnist", mnist_dir, train=True, limit=48)
+    assert mnist.images.shape[1:] == (1, 32, 32)            # digits kept at the model's 32 px, uint8
+    check_contract("mnist", mnist_cfg, mnist)
+    # torchrun with 2 ranks: the same permutation, every second entry, equal shards, no image twice.
+    shards = []
     for rank in (0, 1):
-        f, u = loaders(task, fast, usual, EvalTransform.from_config(task.model), batch_size=8, shuffle=True,
-                       drop_last=True, rank=rank, world_size=2)
-        assert [b[2].tolist() for b in f] == [b[2].tolist() for b in u]
+        loader = Batches(split, batch_size=4, transform=EvalTransform.from_config(cfg), device=CPU, shuffle=True,
+                         drop_last=True, seed=3, rank=rank, world_size=2)
+        shards.append(torch.cat([b[2] for b in loader]).tolist())
+    assert len(shards[0]) == len(shards[1]) and not set(shards[0]) & set(shards[1])
 
 
-def test_mnist_fast_and_dataloader_batches_agree(mnist_dir):
-    task = get_task("mnist")
-    for train in (True, False):
-        fast, usual = both_splits(task, mnist_dir, train=train, limit=96)
-        # 28 -> 32: torchvision's antialiased tensor resize and PIL's resize give the same uint8 pixels.
-        check_same_contract(task, fast, usual, eval_atol=1e-5)
+def test_image_files_reach_the_model_as_the_app_prepares_them(catsdogs_dir):
+    """Evaluation of an image file and the app's answer to the same file see the same tensor."""
+    cfg, split = split_of("catsdogs", catsdogs_dir, train=False)
+    assert isinstance(split.images, FileImages)
+    batches = check_contract("catsdogs", cfg, split)
+    evaluated = torch.cat([b[2] for b in batches]).tolist()
+    assert len(evaluated) == len(split) - 2                  # one truncated JPEG per class, left out
+    x, _, positions = batches[0]
+    for row, position in zip(x, positions.tolist()):
+        app_input, _ = prepare(split.images.files[position], cfg)
+        assert torch.equal(row, app_input[0])
+    # Decoded in DataLoader worker processes: the same batches.
+    again = check_contract("catsdogs", cfg, split, workers=1)
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(batches, again))
 
 
-def test_catsdogs_dataloader_path_skips_the_same_unreadable_files(catsdogs_dir):
-    task = get_task("catsdogs")
-    fast, usual = both_splits(task, catsdogs_dir, train=False)
-    assert usual.skipped == fast.skipped == 2
-    assert torch.equal(fast.indices, usual.indices) and torch.equal(fast.labels, usual.labels)
-    transform = EvalTransform.from_config(task.model)
-    (xf, yf, _), (xu, yu, _) = next(iter(loaders(task, fast, usual, transform, batch_size=4, shuffle=False)[0])), \
-        next(iter(loaders(task, fast, usual, transform, batch_size=4, shuffle=False)[1]))
-    assert xf.shape == xu.shape == (4, 3, 224, 224) and torch.equal(yf, yu)
-    # ImageOps.fit (the cache) and Resize+CenterCrop differ by sub-pixel rounding only.
-    assert (xf - xu).abs().mean() < 0.05
+def make_folder(root, counts: dict[str, int], size=(40, 30)):
+    for k, (label, n) in enumerate(counts.items()):
+        (root / label).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            Image.new("RGB", size, (40 * k % 256, 20 * i % 256, 90)).save(root / label / f"{i}.png")
+    return root
+
+
+def test_a_folder_of_class_folders_is_split_by_seed_and_recorded(tmp_path):
+    names = {"zèbre": 5, "Äpfel": 6, "cat": 10, "ünicode": 2}
+    root = make_folder(tmp_path / "mine", names)
+    (root / "cat" / "notes.txt").write_text("not an image")
+    task = get_task("folder")
+    source = find_source(task, root)
+    assert source.labels == tuple(sorted(unicodedata.normalize("NFC", n) for n in names))   # stable, recorded
+    assert source.dataset.local and "seeded" in source.validation
+    train = load_split(task, source, root, train=True, seed=0)
+    val = load_split(task, source, root, train=False, seed=0)
+    train_files = set(map(str, train.images.files))
+    val_files = set(map(str, val.images.files))
+    assert not train_files & val_files and len(train_files | val_files) == sum(names.values())
+    per_class = val.labels.bincount(minlength=len(names)).tolist()
+    assert per_class == [max(1, round(names[label] * 0.2)) for label in source.labels]   # 20% (at least one)
+    assert train.skipped == 1                                 # notes.txt
+    again = load_split(task, source, root, train=False, seed=0)
+    other = load_split(task, source, root, train=False, seed=5)
+    assert list(map(str, again.images.files)) == list(map(str, val.images.files))
+    assert list(map(str, other.images.files)) != list(map(str, val.images.files))
+
+
+@pytest.mark.parametrize("layout, message", [
+    ({"only": 4}, "at least two"),
+    ({"a": 4, "b": 1}, "b: 1 image"),
+])
+def test_a_folder_that_cannot_train_gets_one_line(tmp_path, layout, message):
+    root = make_folder(tmp_path / "d", layout)
+    task = get_task("folder")
+    with pytest.raises(DatasetError, match=message):
+        source = find_source(task, root)
+        load_split(task, source, root, train=True)
+
+
+def test_train_and_val_folders_are_used_as_they_are(tmp_path):
+    make_folder(tmp_path / "d" / "train", {"x": 3, "y": 3})
+    with pytest.raises(DatasetError, match="has train/ but no val/"):
+        find_source(get_task("folder"), tmp_path / "d")
+    make_folder(tmp_path / "d" / "val", {"x": 1, "y": 2})
+    source = find_source(get_task("folder"), tmp_path / "d")
+    val = load_split(get_task("folder"), source, tmp_path / "d", train=False)
+    assert source.labels == ("x", "y") and not source.validation and val.labels.tolist() == [0, 1, 1]
 
 
 # --- per-sample augmentation ----------------------------------------------------------------
@@ -170,8 +210,9 @@ def test_augmentation_is_reproducible_with_a_seed():
     assert not torch.equal(run(7), run(8))
     # The loader: the same (seed, epoch) gives the same batches; another epoch other batches.
     split = load_split_like(batch)
+
     def epoch_batches(seed, epoch):
-        loader = DeviceLoader(split, batch_size=8, transform=aug, device=CPU, shuffle=True, seed=seed)
+        loader = Batches(split, batch_size=8, transform=aug, device=CPU, shuffle=True, seed=seed)
         loader.set_epoch(epoch)
         return [(x, i) for x, _, i in loader]
     a, b, c = epoch_batches(0, 1), epoch_batches(0, 1), epoch_batches(0, 2)
@@ -180,14 +221,13 @@ def test_augmentation_is_reproducible_with_a_seed():
 
 
 def load_split_like(images):
-    from training.data import Split
     n = images.shape[0]
     return Split("train", images, torch.arange(n) % 10, torch.arange(n))
 
 
 def test_random_erasing_is_off_at_evaluation():
-    cfg = get_task("catsdogs").model
-    recipe = get_task("catsdogs").resolved_recipe(random_erasing=True)
+    cfg = get_task("catsdogs").model_config()
+    recipe = get_task("catsdogs").resolved_recipe(variant=RANDOM_ERASING, binary=True)
     train_aug = TrainAugment.from_recipe(recipe["augment"], cfg)
     assert train_aug.random_erasing == RANDOM_ERASING_DEFAULTS
     ev = EvalTransform.from_config(cfg)
@@ -198,10 +238,6 @@ def test_random_erasing_is_off_at_evaluation():
     assert torch.equal(a, b)
     lo, hi = value_bounds(cfg)
     assert ((a >= lo - 1e-5) & (a <= hi + 1e-5)).all()     # no noise-filled rectangle
-    # The DataLoader path: RandomErasing is the last training step, after Normalize; never in evaluation.
-    train_steps = [type(t) for t in per_image_transform(train_aug).transforms]
-    assert train_steps[-2:] == [v2.Normalize, v2.RandomErasing]
-    assert v2.RandomErasing not in [type(t) for t in per_image_transform(ev).transforms]
 
 
 def test_random_erasing_run_sees_the_baseline_validation_batches(tmp_path, catsdogs_dir, monkeypatch):
@@ -242,18 +278,16 @@ def test_random_erasing_run_sees_the_baseline_validation_batches(tmp_path, catsd
     assert configs[0]["init_sha256"] == configs[1]["init_sha256"]
 
 
-# --- a short real run through each path --------------------------------------------------------
+# --- a short real run ---------------------------------------------------------------------------
 
 @requires_real_mnist
-@pytest.mark.parametrize("loader", ["device", "dataloader"])
-def test_short_mnist_run_learns_through_either_path(tmp_path, loader):
-    # 64 steps of 16 images. Measured on the 2-core CPU: 0.51 (device) and 0.55 (dataloader)
-    # validation accuracy; at the recipe's peak lr (1e-3) VGG19-BN needs more steps before its
-    # BatchNorm running statistics settle (0.35 after the same 64 steps). Chance is 0.1.
-    run = train_tiny(tmp_path / loader, "mnist", SHARED_DATA, "--loader", loader, "--workers", "1", "--lr", "3e-4",
-                     epochs=1, limit_train=1024, limit_val=256, batch_size=16)
+def test_short_mnist_run_learns(tmp_path):
+    # 64 steps of 16 images. Measured on the 2-core CPU: 0.51 validation accuracy; at the recipe's
+    # peak lr (1e-3) VGG19-BN needs more steps before its BatchNorm running statistics settle.
+    # Chance is 0.1.
+    run = train_tiny(tmp_path / "run", "mnist", SHARED_DATA, "--lr", "3e-4", epochs=1, limit_train=1024,
+                     limit_val=256, batch_size=16)
     config = json.loads((run / "config.json").read_text())
     metrics = json.loads((run / "metrics.json").read_text())
-    assert config["data_loader"] == loader and config["dataset"]["train_images"] == 1024
-    assert metrics["num_images"] == 256
+    assert config["dataset"]["train_images"] == 1024 and metrics["num_images"] == 256
     assert metrics["accuracy"] > 0.3, metrics["accuracy"]
