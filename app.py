@@ -8,8 +8,8 @@ model.safetensors; the newest per task and variant is the default) and from Hub 
 "Load from the Hub" in the Models panel, with a progress bar), through the same loader
 (models.artifact.load_model). The runs folder is looked at again on every page load, on
 "Reload models" and when an API call finds it changed (ui/catalog.py), so runs trained while
-the app is up appear without a restart. A model that cannot be loaded is listed as unavailable with the reason; the app
-still starts. The app opens on the first classify tab that has a model.
+the app is up appear without a restart. A model that cannot be loaded is listed as unavailable
+with the reason; the app still starts. The app opens on the first classify tab that has a model.
 
 Tests import `build_demo`; only `python app.py` launches a server. This file never
 imports `training/`.

@@ -203,8 +203,7 @@ def resolve_source(source: str | os.PathLike, revision: str | None = None) -> Pa
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
     try:
-        return _in_hub_cache(Path(snapshot_download(repo_id, revision=revision, allow_patterns=RELEASE_PATTERNS)),
-                             text)
+        snapshot = Path(snapshot_download(repo_id, revision=revision, allow_patterns=RELEASE_PATTERNS))
     except LocalEntryNotFoundError as e:
         raise ArtifactError(f"{text}: not in the local Hub cache and the Hub cannot be reached "
                             f"(offline or no network): {e}") from e
@@ -212,11 +211,7 @@ def resolve_source(source: str | os.PathLike, revision: str | None = None) -> Pa
         raise ArtifactError(f"{text}: no such Hub repo, or it is private and no token was given") from e
     except (HfHubHTTPError, OSError, ValueError) as e:
         raise ArtifactError(f"{text}: download failed: {e}") from e
-
-
-def _in_hub_cache(snapshot: Path, text: str) -> Path:
-    """`snapshot` when it is a real folder `models--<user>--<name>/snapshots/<commit>/` of the Hub
-    cache (a damaged or hostile refs/ file could name any folder)."""
+    # A real models--<user>--<name>/snapshots/<commit>/ folder: a damaged or hostile refs/ file could name any.
     repo = snapshot.parent.parent
     if snapshot.parent.name != "snapshots" or not repo.name.startswith("models--") or snapshot.is_symlink() \
             or snapshot.resolve().parent != repo.resolve() / "snapshots":

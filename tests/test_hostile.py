@@ -82,8 +82,11 @@ def _free_port() -> int:
 
 # --- 1. an image input is an upload of this app, or a data: URL; nothing else is opened --------------
 
+NOT_AN_UPLOAD = ("not a file uploaded to this app: upload it first (POST /gradio_api/upload) "
+                 "or send the image as a data: URL")
+
+
 def test_an_image_input_opens_only_this_apps_uploads_whatever_the_body(app_server, tmp_path):
-    from ui.common import NOT_AN_UPLOAD
     _, url = app_server
     private = tmp_path / "private.png"
     private.write_bytes(encode(photo(), "PNG"))                   # a real image: reading it would answer
@@ -128,9 +131,9 @@ def test_the_smallest_occlusion_box_is_refused_at_once_in_one_line(app_server):
 
 def test_an_occlusion_sweep_builds_one_batch_of_occluded_copies_at_a_time(app_catalog, monkeypatch):
     from analysis import explain
-    from models.predict import to_model_input
+    from models.predict import prepare
     loaded = app_catalog.get(None, "cifar10").loaded
-    x = to_model_input(photo(), loaded.config)
+    x = prepare(photo(), loaded.config, task_step=False)[0]
     built, seen = [0], []
     real_erase = explain.erase
     monkeypatch.setattr(explain, "erase", lambda *a, **k: built.__setitem__(0, built[0] + 1) or real_erase(*a, **k))
@@ -301,15 +304,13 @@ def test_a_run_folder_name_never_breaks_out_of_the_models_table(local_app):
 def test_the_api_sees_a_run_finished_after_the_app_started(local_app, mnist_run):
     from gradio_client import Client, handle_file
     from gradio_client.exceptions import AppError
-
-    from ui.catalog import REFRESH_SECONDS
     demo, url, runs, *_ = local_app
     client = Client(url, verbose=False, download_files=False)
     digit = handle_file(REPO / "assets" / "mnist_3.png")
     with pytest.raises(AppError, match="No MNIST model is available"):
         client.predict(digit, None, api_name="/classify_digit_image")
     _copy_run(mnist_run, runs / "mnist" / "live")          # as a finished training leaves it
-    time.sleep(REFRESH_SECONDS + 0.1)                         # the runs folder is looked at once a second at most
+    time.sleep(1.1)                                           # the runs folder is looked at once a second at most
     for key in ("mnist/live", None):
         seen, label, bars = client.predict(digit, key, api_name="/classify_digit_image")
         assert label["label"] in {str(d) for d in range(10)} and len(bars["data"]) == 10
@@ -320,7 +321,7 @@ def test_the_api_sees_a_run_finished_after_the_app_started(local_app, mnist_run)
 
 def test_uploads_leave_the_cache_after_their_age(app_catalog, monkeypatch):
     import app
-    monkeypatch.setattr(app, "CACHE_EXPIRY", (1, 1))                  # seconds: (how often, how old)
+    monkeypatch.setattr(app, "CACHE_EXPIRY", (1, 1), raising=False)   # seconds: (how often, how old)
     demo, url = launch_app(app_catalog)
     try:
         stored = Path(_upload(url, encode(photo(seed=5), "PNG") + os.urandom(64)))
@@ -369,7 +370,8 @@ def test_a_burst_on_one_model_leaves_the_others_their_share_of_the_queue(app_ser
     monkeypatch.setattr(catsdogs_tab, "run_model", held)
     client = Client(url, verbose=False, download_files=False, httpx_kwargs={"timeout": 300})
     cat, digit = handle_file(REPO / "assets" / "cat_drawing.png"), handle_file(REPO / "assets" / "mnist_3.png")
-    queue = lambda: getattr(demo._queue.event_queue_per_concurrency_id.get(serving.INFERENCE.id), "queue", [])  # noqa: E731
+    queues = demo._queue.event_queue_per_concurrency_id
+    queue = lambda: getattr(queues.get(serving.INFERENCE.id), "queue", [])  # noqa: E731
     try:
         burst = [client.submit(cat, api_name="/classify_catdog") for _ in range(32)]
         wait_until(lambda: sum(j.done() for j in burst) + len(queue()) >= 32 - serving.INFERENCE.limit,
@@ -396,6 +398,7 @@ def test_a_deeply_nested_body_is_refused_in_one_line_without_a_traceback(app_ser
             response = httpx.post(f"{url.rstrip('/')}{path}", content=body, timeout=30,
                                   headers={"content-type": "application/json"})
             assert response.status_code == 400, (path, depth, response.status_code, response.text[:200])
-            assert response.json()["error"] == "request body nested deeper than 32 levels: no endpoint takes such a value"
+            assert response.json()["error"] == ("request body nested deeper than 32 levels: "
+                                                "no endpoint takes such a value")
     captured = capfd.readouterr()
     assert "RecursionError" not in captured.err + captured.out and "Traceback" not in captured.err + captured.out

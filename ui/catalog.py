@@ -5,8 +5,9 @@ for. Older runs are listed and loaded on first use (then kept, a few at a time).
 that cannot be loaded is listed as "unavailable: reason" and everything else keeps working.
 `reload()` looks at the runs folder again (the app calls it on page load, on "Reload models"
 and when a run started from the Train tab finishes; `refresh()`, before a model is looked up,
-when the folder changed): new runs appear, a newer run becomes its task's default, deleted ones go. Runs still training (or stopped before their weights
-were written) are listed apart, with their progress, never as broken models.
+when the folder changed): new runs appear, a newer run becomes its task's default, deleted ones
+go. Runs still training (or stopped before their weights were written) are listed apart, with
+their progress, never as broken models.
 
 Choices shown to users (and accepted from API callers) are catalog keys such as
 `cifar10/20261129-170000` or `hub:user/repo`, never file paths; messages that must name a
@@ -261,11 +262,10 @@ class Catalog:
     def refresh(self) -> None:
         """reload() when the runs folder changed since it was last read, so that an API caller sees
         every run finished meanwhile (and the newest default). A cheap look, once a second at most."""
-        if self.runs_dir is None or time.monotonic() - self._looked < REFRESH_SECONDS:
-            return
-        self._looked = time.monotonic()
-        if _folder_stamp(self.runs_dir) != self._stamp:
-            self.reload()
+        if self.runs_dir is not None and time.monotonic() - self._looked >= REFRESH_SECONDS:
+            self._looked = time.monotonic()
+            if _folder_stamp(self.runs_dir) != self._stamp:
+                self.reload()
 
     def get(self, key: str | None, task: str, variant: str = BASELINE) -> ModelEntry:
         """The loaded entry for `key` (or the default of task/variant when key is empty).
@@ -359,15 +359,14 @@ def _broken_entry(folder: Path, runs_dir: Path) -> ModelEntry:
                       variant=variant, run_name=folder.name, error=public_text(" ".join(why.split()), runs_dir))
 
 
-def _folder_stamp(runs_dir: Path | None) -> tuple:
-    """The modification times of runs_dir and the folders in it, two levels down: a run folder
-    created, removed, or given its weights (written last, renamed into place) changes one."""
+def _folder_stamp(runs_dir: Path | None) -> list | None:
+    """The modification times of runs_dir and its folders two levels down: a run folder created,
+    removed, or given its weights (written last, renamed into place) changes one."""
     try:
-        folders = [runs_dir, *(p for p in runs_dir.iterdir() if p.is_dir())]
-        folders += [run for task in folders[1:] for run in task.iterdir() if run.is_dir()]
-        return tuple((str(p), p.stat().st_mtime_ns) for p in folders)
+        folders = (runs_dir, *runs_dir.glob("*"), *runs_dir.glob("*/*"))
+        return [(p, p.stat().st_mtime_ns) for p in folders if p.is_dir()]
     except (OSError, AttributeError):   # no runs folder (yet), or a folder removed meanwhile
-        return (runs_dir is not None and runs_dir.is_dir(),)
+        return None
 
 
 def _same_run(old: ModelEntry | None, new: ModelEntry) -> bool:

@@ -27,7 +27,7 @@ from models.predict import ImageInputError, decode_image, input_to_image, logits
 from models.registry import ModelConfig
 from ui import serving
 from ui.catalog import Catalog, ModelEntry, ModelUnavailable, code, missing_model_message, plain, train_command
-from ui.inputs import user_error  # noqa: F401  (re-exported: the tabs import it from here)
+from ui.inputs import is_empty, user_error  # noqa: F401  (re-exported: the tabs import them from here)
 
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
 # One byte limit for an image, however it arrives: an upload (Gradio's max_file_size, set from
@@ -39,17 +39,6 @@ VIEW_SIZE = 256          # "what the model sees" is upscaled to this many pixels
 # take turns, ui/serving.py); cheap events (cards, curves) get their own group and queue bound.
 INFERENCE_CONCURRENCY = serving.INFERENCE.event_options()
 LIGHT_CONCURRENCY = serving.LIGHT.event_options()
-
-
-def is_empty(value) -> bool:
-    """True for "no image yet": None, an empty payload, a cleared component."""
-    if value is None:
-        return True
-    if isinstance(value, dict):
-        return not (value.get("path") or value.get("url"))
-    if isinstance(value, (str, bytes, bytearray)):
-        return len(value) == 0
-    return False
 
 
 def read_image(value) -> Image.Image:

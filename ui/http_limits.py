@@ -58,15 +58,12 @@ class RequestLimits:
         self._clicks: set[str] = set()                          # endpoints that need a click's data
 
     async def __call__(self, scope, receive, send) -> None:
-        refused = _foreign(scope) if self.local_only and scope["type"] in ("http", "websocket") else None
-        if refused and scope["type"] == "websocket":
-            await send({"type": "websocket.close", "code": 1008})
+        if scope["type"] != "http":      # Gradio serves no websocket; lifespan events pass
+            await self.app(scope, receive, send)
             return
+        refused = _foreign(scope) if self.local_only else None
         if refused:
             await _answer(send, 403, refused)
-            return
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
             return
         declared = _header(scope, b"content-length")
         if declared is not None:
@@ -230,18 +227,19 @@ def _foreign(scope) -> str | None:
     host, origin = _header(scope, b"host") or "", _header(scope, b"origin")
     why = ("its Train tab and Hub loading are on because it listens on a loopback address "
            "(start it with --allow-training to serve other names)")
-    if not is_loopback(_hostname(host) or "-"):
+    if not _names_this_machine(host):
         return f"this app answers requests addressed to localhost only, not to {host[:80]!r}: {why}"
-    if origin is not None and scope.get("method") not in ("GET", "HEAD") and not is_loopback(_hostname(origin) or "-"):
+    if origin is not None and scope["method"] not in ("GET", "HEAD") and not _names_this_machine(origin):
         return f"refused a request from a page of {origin[:80]!r}: {why}"
     return None
 
 
-def _hostname(text: str) -> str | None:
+def _names_this_machine(text: str) -> bool:
+    """Whether a Host header (name[:port]) or an Origin (scheme://name[:port]) names a loopback host."""
     try:
-        return urlsplit(text if "//" in text else "//" + text).hostname
-    except ValueError:
-        return None
+        return is_loopback(urlsplit(text if "//" in text else "//" + text).hostname or "-")
+    except ValueError:      # a malformed [IPv6] name
+        return False
 
 
 def _needs_click(fn) -> bool:

@@ -191,7 +191,7 @@ def endpoint(handler: Callable, *bound: Any, images: Sequence[str] = ("image",),
     def call(event: gr.EventData, *args):
         browser = getattr(event, "target", None) is not None
         for name, value in zip(names, args):
-            if not browser and name in required and _empty(value):
+            if not browser and name in required and is_empty(value):
                 raise user_error(f"{name} is missing: send an image file (upload it, or a data: URL)")
         with browser_event(browser):
             return target(*args)
@@ -205,7 +205,8 @@ def endpoint(handler: Callable, *bound: Any, images: Sequence[str] = ("image",),
     return call
 
 
-def _empty(value: Any) -> bool:
+def is_empty(value: Any) -> bool:
+    """True for "no image yet": None, an empty payload or drawing, a cleared component."""
     if value is None:
         return True
     if isinstance(value, dict):

@@ -66,19 +66,18 @@ def occlusion_sweep(catalog: Catalog, image, baseline_run, erasing_run, box_size
                                   fill=fill)
 
 
-# A sweep runs every model once per box position on the whole input: its work is positions x
-# pixels x models, bounded here by what 2,048 passes at 224x224 cost (two ResNet50s, box 8).
+# A sweep runs every model once per box position on the whole input: its work, positions x pixels
+# x models, is bounded by what 2,048 passes at 224x224 cost (two ResNet50s, box 8).
 MAX_SWEEP_WORK = 2048 * 224 * 224
 
 
 def check_sweep_work(side: int, box: int, fine_sweep: bool, models: int) -> None:
-    """A one-line gr.Error when a sweep would compute more than MAX_SWEEP_WORK; it names the
-    smallest box that fits."""
+    """A one-line gr.Error when a sweep would compute more than MAX_SWEEP_WORK, naming the smallest box that fits."""
     def positions(b: int) -> int:
         return len(sweep_positions(side, b, max(1, b // 2) if fine_sweep else b)) ** 2
 
     if positions(box) * side * side * models > MAX_SWEEP_WORK:
-        fits = next((b for b in range(box, side + 1) if positions(b) * side * side * models <= MAX_SWEEP_WORK), side)
+        fits = next((b for b in range(box, side) if positions(b) * side * side * models <= MAX_SWEEP_WORK), side)
         raise user_error(f"box_size {box}{' with fine_sweep' if fine_sweep else ''} means {positions(box):,} box "
                          f"positions for each of {models} model(s) at {side}x{side}, more than one request may "
                          f"compute: use box_size {fits} or more")
