@@ -28,8 +28,12 @@ MNIST_DIGIT = ASSETS / "mnist_3.png"
 
 
 def payload(path: Path) -> dict:
-    """What an image event receives from Gradio with preprocess=False: a FileData dict."""
-    return {"path": str(path), "url": None, "orig_name": path.name, "meta": {"_type": "gradio.FileData"}}
+    """What an image event receives from Gradio with preprocess=False: a FileData dict naming the
+    copy Gradio stored in its cache folder (the only files the handlers read)."""
+    from gradio.processing_utils import save_file_to_cache
+    from gradio.utils import get_upload_folder
+    stored = save_file_to_cache(path, get_upload_folder())
+    return {"path": stored, "url": None, "orig_name": path.name, "meta": {"_type": "gradio.FileData"}}
 
 
 def assert_distribution(probs: dict, labels) -> None:
@@ -101,7 +105,8 @@ def test_a_32px_photo_gets_the_softmax_of_its_normalised_pixels(app_catalog, tmp
 def test_other_input_forms_work_too(app_catalog, tmp_path):
     path = MODES["RGBA"](tmp_path)
     by_payload = cifar10_tab.classify_cifar10(app_catalog, payload(path))[0]
-    for form in (str(path), path, path.read_bytes(), Image.open(path), np.asarray(Image.open(path).convert("RGB"))):
+    stored = payload(path)["path"]           # a path names an upload (anything else is refused)
+    for form in (stored, Path(stored), path.read_bytes(), Image.open(path), np.asarray(Image.open(path).convert("RGB"))):
         probs = cifar10_tab.classify_cifar10(app_catalog, form)[0]
         assert probs == pytest.approx(by_payload, abs=1e-6)
 

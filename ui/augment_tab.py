@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from models.augment import TrainAugment
-from models.predict import denormalize, pixels_to_image, stored_image
+from models.predict import decode_image, denormalize, pixels_to_image, stored_image
 from models.registry import ModelConfig
 from models.tasks import BASELINE, TASKS
 from ui import inputs
@@ -102,7 +102,7 @@ def augment_grid(catalog: Catalog, recipe_name: str, sample: str | None = None, 
     else:
         if not sample:
             raise user_error("sample is missing: choose a sample image or upload one as image")
-        img, what = read_image(known[inputs.choice(sample, "sample", list(known))]), sample
+        img, what = decode_image(known[inputs.choice(sample, "sample", list(known))]), sample  # the app's own file
     stored = stored_form(img, recipe)
     augment = TrainAugment(crop=recipe.augment["crop"], padding=recipe.augment.get("padding", 0),
                            flip=bool(recipe.augment.get("flip", False)),
