@@ -226,7 +226,9 @@ TASK_PREPARATION = {"mnist": to_mnist_digit}
 
 def prepare_image(img: Image.Image, task: str | None) -> Image.Image | None:
     """A decoded image -> what a model of `task` classifies; None when there is nothing to
-    classify (an empty drawing). Tasks without a step of their own get the image unchanged."""
+    classify (an empty drawing). Tasks without a step of their own get the image unchanged.
+    Raises models.digits.NotADigit (a ValueError, one-line reason) for an MNIST image whose
+    marks are not one digit (several far apart, nothing standing out from the paper)."""
     prepare = TASK_PREPARATION.get(task)
     return img if prepare is None else prepare(img)
 

@@ -16,7 +16,7 @@ import torch
 from PIL import Image, ImageOps
 
 from models.augment import TrainAugment
-from models.digits import to_mnist_digit
+from models.digits import NotADigit, to_mnist_digit
 from models.presets import DEFAULT_AUGMENT, DEFAULT_MODEL_CONFIGS, RANDOM_ERASING_DEFAULTS
 from models.predict import denormalize, pixels_to_image
 from models.registry import ModelConfig
@@ -74,7 +74,10 @@ def stored_form(img: Image.Image, recipe: Recipe) -> torch.Tensor:
     cfg = recipe.config
     size = cfg.resize_size or cfg.input_size
     if recipe.task == "mnist":
-        digit = to_mnist_digit(img)
+        try:
+            digit = to_mnist_digit(img)
+        except NotADigit:                     # several marks, or none standing out: shown as they are
+            digit = None
         img = digit if digit is not None else img.convert("L")
     img = img.convert("L" if cfg.in_channels == 1 else "RGB")
     img = ImageOps.fit(img, (size, size), method=Image.Resampling.BILINEAR)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from models.digits import NotADigit
 from models.predict import prepare_image
 from models.presets import DEFAULT_MODEL_CONFIGS
 from models.runs import BASELINE
@@ -34,7 +35,10 @@ def explain(catalog: Catalog, image, model_run, target_class=None, overlay_stren
     overlay_strength = inputs.real_number(overlay_strength, "overlay_strength", 0, 1)
     if is_empty(image):
         return None, NOTHING_YET
-    prepared = prepare_image(read_image(image), entry.task)
+    try:
+        prepared = prepare_image(read_image(image), entry.task)
+    except NotADigit as e:
+        return None, f"Nothing to explain: {e}."
     if prepared is None:
         return None, "Nothing to explain: no digit found in the image."
     return h.gradcam_view(entry.loaded, prepared, target_class, overlay_strength)
