@@ -245,7 +245,8 @@ def to_stored(img: Image.Image, channels: int, size: int) -> torch.Tensor:
 def stored_image(image, cfg: ModelConfig, *, task_step: bool = True) -> tuple[torch.Tensor | None, Image.Image | None]:
     """Any image input -> (uint8 (C, S, S) as training keeps its images, the image after the task's
     step): decode (caps, EXIF, modes), the task's step (`task_step`), `to_stored`. (None, None) when
-    the task's step finds nothing to classify (an empty drawing)."""
+    the task's step finds nothing to classify (an empty drawing); the digit step raises
+    models.digits.NotADigit (a ValueError, one line) for marks that are not one digit."""
     step = PREPARATIONS[cfg.preparation] if task_step and cfg.preparation else None
     img = decode_image(image, draft=None if step else cfg.stored_size)
     if step:

@@ -239,6 +239,26 @@ def test_an_empty_sketch_gives_empty_outputs(app_catalog, tmp_path):
             mnist_tab.classify_digit(app_catalog, _sketch(tmp_path, []))
 
 
+def test_a_photo_of_two_digits_is_refused_with_the_reason_not_classified(app_catalog, tmp_path):
+    """Issue 24.1: marks that are not one digit get a one-line reason, never a confident answer,
+    from the classify endpoints and from Grad-CAM alike (models.digits.NotADigit)."""
+    from tests.datagen import digit_ink, photographed
+    from ui.why import gradcam
+    if app_catalog.default_key("mnist") is None:
+        pytest.skip("no MNIST run")
+    two = np.maximum(digit_ink(3, 600, offset=(-0.3, 0.0)), digit_ink(7, 600, offset=(0.3, 0.1)))
+    photo = payload(_write(tmp_path, "two.jpg", photographed(two, 1)))
+    for handler in (mnist_tab.classify_digit_image, mnist_tab.classify_digit):
+        value = photo if handler is mnist_tab.classify_digit_image else {"background": None, "layers": [],
+                                                                         "composite": photo}
+        with pytest.raises(gr.Error, match="Could not classify the image: several separate marks: "):
+            handler(app_catalog, value)
+    heat, caption = gradcam.explain(app_catalog, photo, None, task="mnist")
+    assert heat is None and caption.startswith("Nothing to explain: several separate marks")
+    one = payload(_write(tmp_path, "one.jpg", photographed(digit_ink(3, 600, offset=(0.2, -0.1), angle=6), 2)))
+    assert_distribution(mnist_tab.classify_digit_image(app_catalog, one)[1], [str(d) for d in range(10)])
+
+
 # --- no models: every tab says how to train one ---------------------------------------------
 
 def test_missing_models_name_the_command_that_trains_them(empty_catalog, tmp_path):

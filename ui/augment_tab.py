@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 
 from models.augment import TrainAugment
+from models.digits import NotADigit
 from models.predict import decode_image, denormalize, pixels_to_image, stored_image
 from models.registry import ModelConfig
 from models.tasks import BASELINE, TASKS
@@ -66,8 +67,11 @@ def samples() -> dict[str, str]:
 
 def stored_form(img: Image.Image, recipe: Recipe) -> torch.Tensor:
     """An image as training stores it: uint8 (C, S, S), after the task's step (MNIST-like digits),
-    as models.predict prepares every image; a drawing with no digit is shown as it is."""
-    stored, _ = stored_image(img, recipe.config)
+    as models.predict prepares every image; an image that is not one digit is shown as it is."""
+    try:
+        stored, _ = stored_image(img, recipe.config)
+    except NotADigit:
+        stored = None
     return stored if stored is not None else stored_image(img, recipe.config, task_step=False)[0]
 
 
