@@ -6,11 +6,11 @@ Models come from run directories under --runs (`<task>/<run>/` with config.json 
 model.safetensors; the newest per task and variant is the default) and from Hub repos
 (--hub; the CNN_STUDIO_HUB_MODELS environment variable, space- or comma-separated, or else,
 in a Space, the `models` its README.md lists; or "Load from the Hub" in the Models panel, with a
-progress bar), through the same loader
-(models.artifact.load_model). The runs folder is looked at again on
-every page load and on "Reload models", so runs trained while the app is up appear without a
-restart. A model that cannot be loaded is listed as unavailable with the reason; the app
-still starts. The app opens on the first classify tab that has a model.
+progress bar), through the same loader (models.artifact.load_model). The runs folder is looked
+at again on every page load, on "Reload models" and when an API call finds it changed
+(ui/catalog.py), so runs trained while the app is up appear without a restart. A model that
+cannot be loaded is listed as unavailable with the reason; the app still starts. The app opens
+on the first classify tab that has a model.
 
 Tests import `build_demo`; only `python app.py` launches a server. This file never
 imports `training/`.
@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import argparse
 import atexit
-import ipaddress
 import os
 import shutil
+import signal
 import tempfile
 from pathlib import Path
 from typing import Sequence
@@ -38,7 +38,7 @@ from ui import (architecture_tab, augment_tab, cards_tab, catsdogs_tab, cifar10_
 from models.tasks import HUB_MODELS_ENV
 from ui.catalog import Catalog, hub_ids_from_env
 from ui.common import MAX_IMAGE_BYTES
-from ui.http_limits import RequestLimits, limits_middleware
+from ui.http_limits import RequestLimits, is_loopback, limits_middleware
 from ui.jobs import TrainingJobs
 
 TITLE = "CNN Studio"
@@ -54,10 +54,10 @@ TABS = [("CIFAR-10", "cifar10", cifar10_tab), ("MNIST", "mnist", mnist_tab),
         ("See why", "why", explain_tab), ("Model cards", "cards", cards_tab), ("Train", "train", train_tab)]
 
 # Serving limits. Each concurrency group (model calls, light pages, ...) has its own limit and
-# its own queue bound (ui/serving.py): beyond it, that group's requests are refused with a clear
-# message instead of piling up, and the other groups keep answering. QUEUE_MAX_SIZE bounds all
-# waiting requests together.
-QUEUE_MAX_SIZE = 64
+# its own queue bound, and each model endpoint its share of it (ui/serving.py): beyond it, those
+# requests are refused with a clear message instead of piling up, and the others keep answering.
+# QUEUE_MAX_SIZE bounds all waiting requests together (the groups' bounds added up).
+QUEUE_MAX_SIZE = 96
 DEFAULT_CONCURRENCY = 1
 MAX_FILE_SIZE = MAX_IMAGE_BYTES          # Gradio's upload limit: the one image byte limit
 # The whole request body: the largest legitimate one is an image at the limit sent as a
@@ -65,6 +65,9 @@ MAX_FILE_SIZE = MAX_IMAGE_BYTES          # Gradio's upload limit: the one image 
 MAX_REQUEST_BYTES = 16 * 1024 * 1024
 MAX_THREADS = serving.MAX_THREADS
 CACHE_ENV = "GRADIO_TEMP_DIR"            # Gradio's name for its cache folder
+# Uploads and answers' images leave the cache folder an hour after their last use (checked every
+# ten minutes): Gradio's delete_cache (frequency, age) in seconds.
+CACHE_EXPIRY = (600, 3600)
 
 CSS = """
 .notice { border-left: 4px solid var(--color-accent); padding-left: 0.75em; }
@@ -96,16 +99,6 @@ def opening_tab(catalog: Catalog) -> str:
     """The first classify tab whose task has a model (else the first tab)."""
     task = catalog.first_task_with_model(list(CLASSIFY_TABS))
     return CLASSIFY_TABS[task] if task else TABS[0][1]
-
-
-def is_loopback(host: str | None) -> bool:
-    """True when `host` (None: Gradio's default, 127.0.0.1) only accepts connections from this machine."""
-    if host is None or host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def training_refusal(host: str | None, allow_training: bool, environ=os.environ) -> str | None:
@@ -171,7 +164,7 @@ def build_demo(runs: str | os.PathLike | Catalog | None = "runs", hub: Sequence[
                                                  device=train_device, on_finished=lambda job: catalog.reload()))
     options = {"why": {"data_dir": data_dir}, "train": {"trainer": trainer}}
     built = {}
-    with StudioBlocks(title=TITLE, analytics_enabled=False) as demo:
+    with StudioBlocks(title=TITLE, analytics_enabled=False, delete_cache=CACHE_EXPIRY) as demo:
         gr.Markdown(f"# {TITLE}\n{DESCRIPTION}", elem_id="app-title")
         problems = bool(catalog.unavailable()) or not catalog.entries(available_only=True)
         with gr.Accordion("Models", open=problems):
@@ -200,17 +193,19 @@ def build_demo(runs: str | os.PathLike | Catalog | None = "runs", hub: Sequence[
                             api_name=hub_panel.API_NAME)
     demo.catalog = catalog  # for tests and scripts: the models this app serves
     demo.trainer = trainer  # and the training queue of the Train tab
+    demo.local_features = training_off is None or hub_loading_off is None
     serving.bound_queue_per_group(demo, max_size=QUEUE_MAX_SIZE, default_concurrency_limit=DEFAULT_CONCURRENCY)
     return demo
 
 
-def launch_options() -> dict:
+def launch_options(local_only: bool = False) -> dict:
     """Keyword arguments for demo.launch(): look and limits. Never share=True by default.
 
-    The request-body cap is ASGI middleware passed to the FastAPI app Gradio builds. The app's
-    Blocks (StudioBlocks) adds these to every launch itself; passing them again changes nothing."""
-    return dict(theme=theme(), css=CSS, max_file_size=MAX_FILE_SIZE, max_threads=MAX_THREADS,
-                footer_links=["api"], app_kwargs={"middleware": [limits_middleware(MAX_REQUEST_BYTES)]})
+    The request limits are ASGI middleware passed to the FastAPI app Gradio builds; `local_only`
+    also refuses requests not addressed to this machine (ui/http_limits.py). The app's Blocks
+    (StudioBlocks) adds these to every launch itself; passing them again changes nothing."""
+    return dict(theme=theme(), css=CSS, max_file_size=MAX_FILE_SIZE, max_threads=MAX_THREADS, footer_links=["api"],
+                app_kwargs={"middleware": [limits_middleware(MAX_REQUEST_BYTES, local_only=local_only)]})
 
 
 class StudioBlocks(gr.Blocks):
@@ -219,11 +214,16 @@ class StudioBlocks(gr.Blocks):
     Gradio 6 takes the theme, the upload limit and the FastAPI app's middleware (the request-body
     cap) as launch() arguments, so a launch that forgets them (`app.demo.launch()` in a script,
     a host that launches the module-level `demo` itself) would serve without the cap. Here every
-    launch starts from launch_options(); what the caller passes wins, except that the body cap
-    is always among the middleware."""
+    launch starts from launch_options(); what the caller passes wins, except that the request
+    limits are always among the middleware. With the Train tab or the Hub loader on, on a loopback
+    address, without a public link and unless `any_host` (--allow-training): only requests addressed
+    to this machine are answered (DNS rebinding)."""
 
-    def launch(self, *args, **kwargs):
-        options = launch_options()
+    local_features = False      # build_demo: the Train tab or the Hub loader is on
+
+    def launch(self, *args, any_host: bool = False, **kwargs):
+        host = kwargs.get("server_name") or os.environ.get("GRADIO_SERVER_NAME")
+        options = launch_options(self.local_features and is_loopback(host) and not kwargs.get("share") and not any_host)
         app_kwargs = dict(kwargs.pop("app_kwargs", None) or {})
         middleware = list(app_kwargs.get("middleware") or [])
         if not any(getattr(m, "cls", None) is RequestLimits for m in middleware):
@@ -274,6 +274,9 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = get_args_parser().parse_args(argv)
+    # SIGTERM (a container or service stopping the app) ends it as Ctrl-C does: the server closes and
+    # the exit handlers run, so the private cache folder is removed then too.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     torch.set_num_threads(args.threads or serving.default_torch_threads())
     serving.set_max_batch(args.max_batch)
     hub = list(dict.fromkeys([*args.hub, *hub_models()]))
@@ -289,7 +292,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     # Gradio's own start-up lines end with "set `share=True` in `launch()`", advice for a script
     # calling launch(); this app's switch is --share, so it prints its own lines instead.
-    demo.launch(server_name=args.host, server_port=args.port, share=False, quiet=True, prevent_thread_lock=True)
+    demo.launch(server_name=args.host, server_port=args.port, share=False, quiet=True, prevent_thread_lock=True,
+                any_host=args.allow_training)
     if not demo.is_running:   # `gradio app.py` re-ran this file to reload it: its server is already up
         return
     print(startup_message(demo.local_url), flush=True)

@@ -25,7 +25,6 @@ if [ "${SMOKE:-0}" = 1 ]; then        # sizes that only prove every command runs
   AUG=(--batch-size 64 --images 128 --passes 2 --repeats 1)
   TRAIN=(--images 256 --batch-size 16 --steps 1 --repeats 1 --warmup 1)
   MNIST_TRAIN=(--images 256 --batch-size 16 --steps 1 --repeats 1 --warmup 1)
-  TTA=(--images 64 --val-images 64 --batch-size 16 --epochs 1 --seeds 0)
   INFER=(--iterations 3 --batch-size 4 --batches 1 --repeats 1)
   SETTINGS=(--batch-size 16 --steps 1 --repeats 1 --warmup 1)
   WORKERS=1
@@ -33,7 +32,6 @@ else
   AUG=(--batch-size 1024 --images 8192 --passes 20 --repeats 5)
   TRAIN=(--images 50000 --steps 40 --repeats 3)
   MNIST_TRAIN=(--images 60000 --steps 40 --repeats 3)
-  TTA=(--epochs 2 --seeds 0 1)
   INFER=(--iterations 200 --batch-size 256 --batches 10 --repeats 3)
   SETTINGS=(--batch-size 512 --steps 20 --repeats 3 --compile)
 fi
@@ -66,8 +64,6 @@ step 150 train-cifar10-compile python benchmarks/train_throughput.py --task cifa
 if [ -f "$MNIST_DIR/MNIST/raw/train-images-idx3-ubyte" ]; then
   step 120 train-mnist python benchmarks/train_throughput.py --task mnist --data-dir "$MNIST_DIR" \
     --device "$DEVICE" "${MNIST_TRAIN[@]}" --workers "$WORKERS"
-  step 240 time-to-accuracy-mnist python benchmarks/time_to_accuracy.py --task mnist --data-dir "$MNIST_DIR" \
-    --device "$DEVICE" "${TTA[@]}" --workers "$WORKERS"
 else
   echo "=== no MNIST at $MNIST_DIR: MNIST steps skipped" | tee -a "$LOG"
 fi

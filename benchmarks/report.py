@@ -81,24 +81,6 @@ def rows_for(results: dict[str, dict]) -> list[tuple[str, str, str]]:
         out.append((sec, "speed-up over per-image PIL (wall clock)", ratio(r["ratios"]["cnn_studio / torchvision_pil"])))
         out.append((sec, "speed-up over per-image PIL (per CPU-second)",
                     ratio(r["cpu_time_ratios"]["cnn_studio / torchvision_pil"])))
-    for key in sorted(k for k in results if k.startswith("time_to_accuracy-")):
-        r = results[key]
-        sec = (f"Time to accuracy, {r['task']} ({r['train_images']:,} images x {r['epochs']} epoch(s), "
-               f"batch {r['batch_size']}, {len(r['seeds'])} seed(s))")
-        labels = {"cnn_studio": "CNN Studio", "usual": "usual loop (--loader dataloader)",
-                  "cnn_studio_fp32": "CNN Studio forced to fp32", "cnn_studio_bf16": "CNN Studio forced to bf16"}
-        for name, label in labels.items():
-            if name not in r["results"]:
-                continue
-            s = r["results"][name]
-            precision = f" ({s['precision']})" if "precision" in s else ""
-            out.append((sec, f"{label}{precision}: accuracy / training s / wall s",
-                        f"{s['accuracy']['mean']:.4f} / {ms(s['train_seconds'], 1)} / {ms(s['wall_seconds'], 1)}"))
-        out.append((sec, "usual loop time / CNN Studio time (training)",
-                    ratio(r["usual_over_cnn_studio"]["train_seconds"])))
-        for name, s in r.get("other_precision_over_cnn_studio", {}).items():
-            out.append((sec, f"{labels[name.split(' / ')[0]]} time / CNN Studio time (training)",
-                        ratio(s["train_seconds"])))
     for key in sorted(k for k in results if k.startswith("inference-")):
         r = results[key]
         sec = f"Inference, {r['task']} ({r['architecture']}, {r['image_size'][0]}x{r['image_size'][1]} input)"

@@ -7,16 +7,17 @@
 Three contenders, interleaved in one process (the order rotates every repeat), each timed
 over `--steps` training steps (after `--warmup` untimed steps), data loading included:
 
-- cnn_studio: training.data.DeviceLoader (the whole split as uint8 on the device) with
+- cnn_studio: training.data.Batches (the whole split as uint8 on the device) with
   models.augment.TrainAugment, the task's model, training.train.build_optimizer (fused on
   CUDA), the speed settings of training/train.py (`--precision auto`: bf16 autocast with
   channels_last on CUDA and on CPUs with AMX, fp32 elsewhere; `--compile` as train.py's flag)
   and training.engine.train_one_epoch itself; with `--other-precision` also the same step in
   the precision auto did not pick (cnn_studio_fp32 or cnn_studio_bf16);
-- usual: the usual loop, as tutorials write it: training/usual.py's DataLoader over
-  per-image torchvision transforms (RandomCrop with padding, flip, ToImage/ToDtype/Normalize)
-  with `--workers` processes (pinned memory on CUDA), the *same model* (same architecture,
-  same initial weights) and the same optimizer settings, in plain fp32;
+- usual: the usual loop, as tutorials write it: a torch DataLoader over the split's PIL images
+  with per-image torchvision transforms (RandomCrop with padding, flip, ToImage/ToDtype/
+  Normalize: benchmarks/augment_throughput.py `per_image_transform`) and `--workers`
+  processes (pinned memory on CUDA), the *same model* (same architecture, same initial
+  weights) and the same optimizer settings, in plain fp32;
 - homework: the original homework's setup: torchvision's `vgg19_bn(num_classes=10)` (the
   ImageNet classifier, 4096-4096 on a 7x7 map, 139.6M parameters) fed 3-channel images
   through the same per-image DataLoader (MNIST: grey replicated to 3 channels), at
@@ -36,18 +37,20 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as `python benchmarks/<name>.py`
 
 import torch
+from PIL import Image
 from torchvision.transforms import v2
 
 from benchmarks.common import (Timer, add_common_args, fmt, print_table, ratio_summary, setup, summary,
                                write_result)
+from benchmarks.augment_throughput import per_image_transform
 from models.augment import TrainAugment
 from models.registry import create_model
-from training.data import DeviceLoader, Split, load_split
+from models.tasks import get_task
+from training.data import Batches, Split, find_source, load_split
 from training.engine import make_loss, train_one_epoch
-from training.tasks import get_task
 from training.optim import build_optimizer, build_scheduler
 from training.precision import resolve_precision, use_channels_last
-from training.usual import UsualLoader, load_usual_split, per_image_transform, usual_split_from_tensor
+from training.run_config import override_recipe
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -79,12 +82,28 @@ def speed_settings(device: torch.device, precision: str = "auto") -> dict:
             "fused_optimizer": device.type in ("cuda", "cpu"), "cudnn_benchmark": device.type == "cuda"}
 
 
-def synthetic_split(task, n: int, seed: int = 0) -> Split:
+def synthetic_split(cfg, n: int, seed: int = 0) -> Split:
     g = torch.Generator().manual_seed(seed)
-    c, s = task.model.in_channels, task.stored_size
-    images = torch.randint(0, 256, (n, c, s, s), dtype=torch.uint8, generator=g)
-    labels = torch.randint(0, task.model.num_classes, (n,), generator=g)
+    images = torch.randint(0, 256, (n, cfg.in_channels, cfg.stored_size, cfg.stored_size), dtype=torch.uint8,
+                           generator=g)
+    labels = torch.randint(0, cfg.num_classes, (n,), generator=g)
     return Split("train", images, labels, torch.arange(n))
+
+
+class PilImages(torch.utils.data.Dataset):
+    """(image, label) of a uint8 split, each row a PIL image as torchvision's datasets hand them out,
+    through a per-image transform: what the usual loop's DataLoader reads."""
+
+    def __init__(self, split: Split, transform):
+        self.arrays, self.labels, self.transform = split.images.permute(0, 2, 3, 1).numpy(), split.labels, transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int):
+        a = self.arrays[i]
+        img = Image.fromarray(a[:, :, 0], "L") if a.shape[2] == 1 else Image.fromarray(a, "RGB")
+        return self.transform(img), int(self.labels[i])
 
 
 def plain_optimizer(model, opt: dict):
@@ -112,27 +131,44 @@ class Window:
 def endless(loader):
     epoch = 0
     while True:
-        loader.set_epoch(epoch)
+        if hasattr(loader, "set_epoch"):
+            loader.set_epoch(epoch)
         yield from loader
         epoch += 1
 
 
+def homework(cfg, recipe, size: int, usual_loader, device) -> "PlainLoop":
+    """The homework's setup: torchvision's ImageNet vgg19_bn on 3-channel images, SGD with momentum, fp32."""
+    from torchvision.models import vgg19_bn
+    torch.manual_seed(0)
+    model = vgg19_bn(num_classes=cfg.num_classes).to(device)
+    grey = cfg.in_channels == 1
+    steps = ([v2.Grayscale(num_output_channels=3)] if grey else [])
+    if size != cfg.input_size:
+        steps.append(v2.Resize((size, size), antialias=True))
+    augment = TrainAugment(crop=size, padding=recipe["augment"].get("padding", 0), flip=recipe["augment"].get("flip"),
+                           mean=cfg.mean * 3 if grey else cfg.mean, std=cfg.std * 3 if grey else cfg.std)
+    pipeline = v2.Compose(steps + list(per_image_transform(augment).transforms))
+    return PlainLoop("homework", model, torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9),
+                     usual_loader(pipeline), device)
+
+
 class CnnStudio:
-    def __init__(self, task, split, recipe, device, batch_size, compile_model, total_steps,
+    def __init__(self, cfg, split, recipe, device, batch_size, compile_model, total_steps,
                  name="cnn_studio", settings=None):
         self.name = name
-        self.device, self.cfg = device, task.model
+        self.device, self.cfg = device, cfg
         self.settings = settings or speed_settings(device)
         torch.manual_seed(0)
-        self.model = create_model(task.model).to(device)
+        self.model = create_model(cfg).to(device)
         if self.settings["channels_last"]:
             self.model.to(memory_format=torch.channels_last)
         self.optimizer = build_optimizer(self.model, recipe["optimizer"], device)
         self.scheduler = build_scheduler(self.optimizer, recipe["schedule"], epochs=1, steps_per_epoch=total_steps)
-        self.loss_fn = make_loss(recipe["loss"], task.model)
+        self.loss_fn = make_loss(recipe["loss"], cfg)
         self.step_model = torch.compile(self.model) if compile_model else self.model
-        self.loader = DeviceLoader(split, batch_size=batch_size, device=device, shuffle=True, drop_last=True,
-                                   transform=TrainAugment.from_recipe(recipe["augment"], task.model))
+        self.loader = Batches(split, batch_size=batch_size, device=device, shuffle=True, drop_last=True,
+                              transform=TrainAugment.from_recipe(recipe["augment"], cfg))
         self.parameters = sum(p.numel() for p in self.model.parameters())
         self.batches = endless(self.loader)
 
@@ -157,7 +193,7 @@ class PlainLoop:
         self.model.train()
         seen = 0
         for _ in range(steps):
-            x, y, _ = next(self.batches)     # already on the device (UsualLoader copies it there)
+            x, y = (t.to(self.device, non_blocking=True) for t in next(self.batches))
             self.optimizer.zero_grad()
             loss = self.loss_fn(self.model(x), y)
             loss.backward()
@@ -169,49 +205,37 @@ class PlainLoop:
 def main(args) -> dict:
     device, env = setup(args)
     task = get_task(args.task)
-    recipe = task.resolved_recipe(batch_size=args.batch_size)
+    cfg = task.model_config()
+    recipe = override_recipe(task.resolved_recipe(binary=cfg.binary), batch_size=args.batch_size)
     bs = recipe["batch_size"]
     if args.data_dir:
-        fast_split = load_split(task, args.data_dir, train=True, limit=args.images, download=False)
-        usual_split = load_usual_split(task, args.data_dir, train=True, limit=args.images, download=False)
-        data = f"{task.dataset.name} from {args.data_dir} ({len(fast_split)} training images)"
+        split = load_split(task, find_source(task, args.data_dir), args.data_dir, train=True, limit=args.images,
+                           download=False)
+        data = f"{task.dataset.name} from {args.data_dir} ({len(split)} training images)"
     else:
-        fast_split = synthetic_split(task, args.images)
-        usual_split = usual_split_from_tensor(fast_split)
-        data = f"synthetic uint8 {task.stored_size}x{task.stored_size}x{task.model.in_channels} ({args.images} images)"
+        split = synthetic_split(cfg, args.images)
+        data = f"synthetic uint8 {cfg.stored_size}x{cfg.stored_size}x{cfg.in_channels} ({args.images} images)"
     total_steps = args.steps * args.repeats + args.warmup + 1000   # the schedule only needs to outlast the run
-    aug = TrainAugment.from_recipe(recipe["augment"], task.model)
-    usual_loader = lambda transform: UsualLoader(usual_split, batch_size=bs, transform=transform,  # noqa: E731
-                                                 device=device, shuffle=True, drop_last=True, workers=args.workers)
+    usual_loader = lambda transform: torch.utils.data.DataLoader(  # noqa: E731
+        PilImages(split, transform), batch_size=bs, shuffle=True, drop_last=True, num_workers=args.workers,
+        pin_memory=device.type == "cuda", persistent_workers=args.workers > 0)
     contenders = []
     wanted = set(args.only or ["cnn_studio", "usual", "homework"])
     if "cnn_studio" in wanted:
-        contenders.append(CnnStudio(task, fast_split, recipe, device, bs, args.compile, total_steps))
+        contenders.append(CnnStudio(cfg, split, recipe, device, bs, args.compile, total_steps))
     other = "fp32" if speed_settings(device)["autocast_dtype"] is not None else "bf16"
     if (args.other_precision and (not args.only or f"cnn_studio_{other}" in wanted)
             and (other == "fp32" or device.type == "cpu" or torch.cuda.is_bf16_supported())):
-        contenders.append(CnnStudio(task, fast_split, recipe, device, bs, args.compile, total_steps,
+        contenders.append(CnnStudio(cfg, split, recipe, device, bs, args.compile, total_steps,
                                     name=f"cnn_studio_{other}", settings=speed_settings(device, other)))
     if "usual" in wanted:
         torch.manual_seed(0)                          # the same initial weights as cnn_studio's model
-        model = create_model(task.model).to(device)
+        model = create_model(cfg).to(device)
         contenders.append(PlainLoop("usual", model, plain_optimizer(model, recipe["optimizer"]),
-                                    usual_loader(aug), device))
+                                    usual_loader(per_image_transform(TrainAugment.from_recipe(recipe["augment"],
+                                                                                              cfg))), device))
     if "homework" in wanted:
-        from torchvision.models import vgg19_bn
-        torch.manual_seed(0)
-        model = vgg19_bn(num_classes=task.model.num_classes).to(device)
-        grey = task.model.in_channels == 1
-        mean = task.model.mean * 3 if grey else task.model.mean
-        std = task.model.std * 3 if grey else task.model.std
-        steps = ([v2.Grayscale(num_output_channels=3)] if grey else [])
-        if args.homework_size != task.model.input_size:
-            steps.append(v2.Resize((args.homework_size, args.homework_size), antialias=True))
-        homework_aug = TrainAugment(crop=args.homework_size, padding=recipe["augment"].get("padding", 0),
-                                    flip=recipe["augment"].get("flip", False), mean=mean, std=std)
-        pipeline = v2.Compose(steps + list(per_image_transform(homework_aug).transforms))
-        contenders.append(PlainLoop("homework", model, torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9),
-                                    usual_loader(pipeline), device))
+        contenders.append(homework(cfg, recipe, args.homework_size, usual_loader, device))
 
     print(f"training throughput, {args.task}, {device} ({env['gpu'] or env['cpu']}, {env['cpu_cores']} cores, "
           f"{torch.get_num_threads()} threads), batch {bs}, {args.steps} steps x {args.repeats} repeats; {data}")

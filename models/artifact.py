@@ -28,7 +28,7 @@ from safetensors.torch import load_file, save
 from torch import nn
 
 from models.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
-from models.jsonfile import JSONFileError, read_json
+from models.jsonfile import JSONFileError, read_json, run_file
 from models.registry import ModelConfig, create_model
 
 CONFIG_FILE = "config.json"
@@ -42,7 +42,9 @@ RELEASE_PATTERNS = [CONFIG_FILE, WEIGHTS_FILE, MANIFEST_FILE, CARD_FILE, "curves
                     f"{GALLERY_DIR}/*.png", f"{GALLERY_DIR}/index.json", "tb/events.out.tfevents.*"]
 MAX_CONFIG_BYTES = 1_000_000
 MAX_MANIFEST_BYTES = 1_000_000
-_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[\w.-]{1,96}$")     # the Hub's lengths: 96 each
+# A branch, tag or commit as the Hub names them: no "..", no leading "/" or "\\", at most 255 characters.
+_REVISION = re.compile(r"^(?!.*\.\.)[\w.-][\w./-]{0,254}$")
 _MANIFEST_LINE = re.compile(r"^([0-9a-f]{64}) [ *](\S(?:.*\S)?)$")
 log = logging.getLogger(__name__)
 
@@ -70,8 +72,9 @@ class LoadedModel:
 
     def read_json(self, name: str, default=None):
         """history.json, metrics.json, ... of this model, or `default` when absent."""
+        path = run_file(self.root, name)
         try:
-            return read_json(self.root / name, default)
+            return read_json(path, default) if path is not None else default
         except JSONFileError as e:
             raise ArtifactError(str(e)) from e
 
@@ -130,8 +133,8 @@ def record_digest(run_dir: str | os.PathLike, name: str) -> None:
 
 def read_manifest(root: Path) -> dict[str, str] | None:
     """{relative name: sha256} from root/SHA256SUMS; None when the folder has none (older releases)."""
-    path = root / MANIFEST_FILE
-    if not path.is_file():
+    path = run_file(root, MANIFEST_FILE)
+    if path is None:
         return None
     if path.stat().st_size > MAX_MANIFEST_BYTES:
         raise ArtifactError(f"{path}: too large for a digest list ({path.stat().st_size:,} bytes)")
@@ -164,11 +167,9 @@ def verify_release(root: Path, progress: Progress = _no_progress) -> bool:
             raise ArtifactError(f"{root / MANIFEST_FILE}: no digest for {required}; the release is incomplete")
     for number, (name, expected) in enumerate(digests.items()):
         progress(number / len(digests), f"checking sha256 of {name} ({number + 1} of {len(digests)})")
-        path = root / name
-        if name != CONFIG_FILE and name != WEIGHTS_FILE and not path.is_file():
+        if name != CONFIG_FILE and name != WEIGHTS_FILE and run_file(root, name) is None:
             continue
-        if not path.is_file():
-            raise ArtifactError(f"{path}: missing")
+        path = release_file(root, name)
         actual = file_sha256(path)
         if actual != expected:
             raise ArtifactError(f"{path}: damaged or changed after the run was written (sha256 {actual[:12]}..., "
@@ -177,8 +178,8 @@ def verify_release(root: Path, progress: Progress = _no_progress) -> bool:
 
 
 def is_hub_id(source: str) -> bool:
-    repo = source.split("@", 1)[0]
-    return bool(_REPO_ID.match(repo)) and not Path(source).exists()
+    repo, at, revision = source.partition("@")
+    return bool(_REPO_ID.match(repo)) and (not at or bool(_REVISION.match(revision))) and not os.path.exists(source)
 
 
 def resolve_source(source: str | os.PathLike, revision: str | None = None) -> Path:
@@ -187,7 +188,7 @@ def resolve_source(source: str | os.PathLike, revision: str | None = None) -> Pa
     A download shows huggingface_hub's own tqdm bars (a Gradio progress with track_tqdm=True follows them)."""
     text = str(source)
     local = Path(text)
-    if local.is_dir():
+    if os.path.isdir(text):
         if revision:
             raise ArtifactError(f"{text}: a local folder has no revisions (revision={revision!r} is for Hub repos)")
         return local
@@ -197,10 +198,12 @@ def resolve_source(source: str | os.PathLike, revision: str | None = None) -> Pa
     if revision and rev and revision != rev:
         raise ArtifactError(f"{text}: two different revisions asked for ({rev!r} in the id, {revision!r} given)")
     revision = revision or rev or None
+    if revision is not None and not _REVISION.match(revision):
+        raise ArtifactError(f"{text[:120]}: {revision[:60]!r} is not a Hub revision (a branch, tag or commit)")
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
     try:
-        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=RELEASE_PATTERNS))
+        snapshot = Path(snapshot_download(repo_id, revision=revision, allow_patterns=RELEASE_PATTERNS))
     except LocalEntryNotFoundError as e:
         raise ArtifactError(f"{text}: not in the local Hub cache and the Hub cannot be reached "
                             f"(offline or no network): {e}") from e
@@ -208,6 +211,20 @@ def resolve_source(source: str | os.PathLike, revision: str | None = None) -> Pa
         raise ArtifactError(f"{text}: no such Hub repo, or it is private and no token was given") from e
     except (HfHubHTTPError, OSError, ValueError) as e:
         raise ArtifactError(f"{text}: download failed: {e}") from e
+    # A real models--<user>--<name>/snapshots/<commit>/ folder: a damaged or hostile refs/ file could name any.
+    repo = snapshot.parent.parent
+    if snapshot.parent.name != "snapshots" or not repo.name.startswith("models--") or snapshot.is_symlink() \
+            or snapshot.resolve().parent != repo.resolve() / "snapshots":
+        raise ArtifactError(f"{text[:120]}: the Hub cache names a folder outside the repo's snapshots; refused")
+    return snapshot
+
+
+def release_file(root: Path, name: str) -> Path:
+    """run_file(root, name), or an ArtifactError naming the file."""
+    path = run_file(root, name)
+    if path is None:
+        raise ArtifactError(f"{root / name}: missing, or a link out of the model folder")
+    return path
 
 
 def read_config(path: Path) -> tuple[dict, ModelConfig]:
@@ -275,12 +292,12 @@ def load_model(source: str | os.PathLike, *, revision: str | None = None,
         log.warning("%s: no %s, so its files cannot be checked for damage (written before digests were "
                     "recorded); loading it unverified", root, MANIFEST_FILE)
     progress(VERIFIED, f"reading {CONFIG_FILE} and {WEIGHTS_FILE}")
-    info, cfg = read_config(root / CONFIG_FILE)
+    info, cfg = read_config(release_file(root, CONFIG_FILE))
     try:
         model = create_model(cfg)
     except (ValueError, TypeError) as e:
         raise ArtifactError(f"{root / CONFIG_FILE}: {e}") from e
-    state = read_weights(root / WEIGHTS_FILE, model)
+    state = read_weights(release_file(root, WEIGHTS_FILE), model)
     model.load_state_dict(state, strict=True)
     model.to(device).eval()
     progress(1.0, f"loaded {source}")

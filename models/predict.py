@@ -53,8 +53,12 @@ class ImageInputError(ValueError):
     """An image that cannot be used; the message is one line meant for the user."""
 
 
-def decode_image(source: bytes | str | os.PathLike | Image.Image | np.ndarray) -> Image.Image:
+def decode_image(source: bytes | str | os.PathLike | Image.Image | np.ndarray, *, draft: int | None = None) -> Image.Image:
     """Decode to an RGB or L image: format allowlist, size caps, EXIF orientation, first frame.
+
+    `draft`: the side the image will be resized to. A JPEG is then decoded at the smallest of its
+    1/2, 1/4, 1/8 scales that keeps both sides at least that large (the DCT does the first
+    downscale, 2-8x less decoding for a photo kept at 256 px; benchmarks/folder_memory.py).
 
     The one decode path for everything a user (or a dataset folder) hands in. Raises
     ImageInputError, and nothing else, for anything unusable: empty, garbage, truncated,
@@ -73,7 +77,7 @@ def decode_image(source: bytes | str | os.PathLike | Image.Image | np.ndarray) -
             _check_size(img.size)
             img.load()
         else:
-            img = _open_bytes(_read(source))
+            img = _open_bytes(_read(source), draft)
         img = ImageOps.exif_transpose(img)
         return _normalise_mode(img)
     except ImageInputError:
@@ -113,7 +117,7 @@ def _read(source: bytes | str | os.PathLike) -> bytes:
     return data
 
 
-def _open_bytes(data: bytes) -> Image.Image:
+def _open_bytes(data: bytes, draft: int | None = None) -> Image.Image:
     """Open with only the allowed decoders, check the header's size, then decode frame 0."""
     try:
         img = Image.open(io.BytesIO(data), formats=sorted(ALLOWED_FORMATS))
@@ -125,6 +129,8 @@ def _open_bytes(data: bytes) -> Image.Image:
     _check_format(_format_of(img))
     _check_size(img.size)
     img.seek(0)  # first frame of an animation
+    if draft and img.format in ("JPEG", "MPO"):
+        img.draft(None, (draft, draft))
     img.load()
     return img
 
@@ -239,10 +245,12 @@ def to_stored(img: Image.Image, channels: int, size: int) -> torch.Tensor:
 def stored_image(image, cfg: ModelConfig, *, task_step: bool = True) -> tuple[torch.Tensor | None, Image.Image | None]:
     """Any image input -> (uint8 (C, S, S) as training keeps its images, the image after the task's
     step): decode (caps, EXIF, modes), the task's step (`task_step`), `to_stored`. (None, None) when
-    the task's step finds nothing to classify (an empty drawing)."""
-    img = decode_image(image)
-    if task_step and cfg.preparation:
-        img = PREPARATIONS[cfg.preparation](img)
+    the task's step finds nothing to classify (an empty drawing); the digit step raises
+    models.digits.NotADigit (a ValueError, one line) for marks that are not one digit."""
+    step = PREPARATIONS[cfg.preparation] if task_step and cfg.preparation else None
+    img = decode_image(image, draft=None if step else cfg.stored_size)
+    if step:
+        img = step(img)
         if img is None:
             return None, None
     return to_stored(img, cfg.in_channels, cfg.stored_size), img

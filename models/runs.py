@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from models.artifact import CONFIG_FILE, WEIGHTS_FILE
-from models.jsonfile import try_read_json
+from models.jsonfile import run_file, try_read_json
 from models.tasks import Variant
 
 
@@ -34,7 +34,7 @@ def read_run(path: str | os.PathLike) -> RunRef | None:
     """The RunRef of `path` when it holds config.json + model.safetensors and a readable
     config with a task; None otherwise (an incomplete or foreign folder)."""
     path = Path(path)
-    if not (path / CONFIG_FILE).is_file() or not (path / WEIGHTS_FILE).is_file():
+    if run_file(path, WEIGHTS_FILE) is None:
         return None
     info = try_read_json(path, CONFIG_FILE)
     if not isinstance(info, dict) or not isinstance(info.get("task"), str):
@@ -49,13 +49,16 @@ def read_run(path: str | os.PathLike) -> RunRef | None:
 
 
 def run_folders(root: str | os.PathLike) -> list[Path]:
-    """Every `<root>/<task>/<run>/` folder (hidden ones left out), sorted; none for a missing `root`."""
+    """Every `<root>/<task>/<run>/` folder (hidden ones, and links out of `root`, left out), sorted;
+    none for a missing `root`."""
     root = Path(root)
     if not root.is_dir():
         return []
+    real_root = root.resolve()
 
     def visible(folder: Path) -> list[Path]:
-        return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+        return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")
+                      and p.resolve().is_relative_to(real_root))
     return [run_dir for task_dir in visible(root) for run_dir in visible(task_dir)]
 
 

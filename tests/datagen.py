@@ -6,7 +6,7 @@ import struct
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 CIFAR_FOLDER = "cifar-10-batches-py"
 MNIST_FILES = {True: ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -107,3 +107,39 @@ def write_catsdogs(root: Path, *, train_per_class: int = 8, val_per_class: int =
         if corrupt:
             (root / split / names[0] / "notes.txt").write_text("not an image, ignored by suffix")
     return root
+
+
+# --- photographed digits (issue 24.1) -----------------------------------------------------------
+
+def digit_ink(digit: int, size: int | tuple[int, int], *, angle: float = 0.0, offset=(0.0, 0.0),
+              height: float = 0.3) -> np.ndarray:
+    """Where the ink is (0-1, rows x columns) on a page of `size` (side, or (width, height)) when
+    `digit` is written `height` of the page tall with a thick pen (the font's strokes widened,
+    as MNIST's are), rotated by `angle` degrees and moved by `offset` (fractions of the page)."""
+    width, tall = (size, size) if isinstance(size, int) else size
+    scale = min(width, tall) * height
+    font = ImageFont.load_default(size=max(8, round(scale * 1.35)))
+    page = Image.new("L", (width, tall), 0)
+    centre = (width * (0.5 + offset[0]), tall * (0.5 + offset[1]))
+    ImageDraw.Draw(page).text(centre, str(digit), fill=255, font=font, anchor="mm",
+                              stroke_width=round(0.06 * scale), stroke_fill=255)
+    page = page.rotate(angle, resample=Image.Resampling.BILINEAR, center=centre)
+    return np.asarray(page, dtype=np.float64) / 255
+
+
+def photographed(ink: np.ndarray, seed: int, *, light=(0.3, 1.0), paper: float = 0.78, pen: float = 0.12,
+                 noise: float = 4.0) -> Image.Image:
+    """`ink` (digit_ink) on grey paper as a phone photographs it, RGB: the paper's blotchy texture
+    (+-4%), the light falling from `light[1]` to `light[0]` across the page in a random direction,
+    sensor noise (`noise`, 0-255) and a slight blur. `paper` and `pen` are reflectances (0-1)."""
+    rng = np.random.default_rng(seed)
+    tall, width = ink.shape
+    texture = Image.fromarray(rng.normal(0, 1, (12, 12)).astype(np.float32), "F")
+    texture = np.asarray(texture.resize((width, tall), Image.Resampling.BICUBIC), dtype=np.float64)
+    reflect = paper * (1 + 0.04 * texture) * (1 - ink) + pen * ink
+    theta = rng.uniform(0, 2 * np.pi)
+    ys, xs = np.mgrid[0:tall, 0:width]
+    ramp = (np.cos(theta) * (xs / width - 0.5) + np.sin(theta) * (ys / tall - 0.5)) / 1.42 + 0.5  # 0-1 corner to corner
+    pixels = 255 * reflect * (light[0] + (light[1] - light[0]) * ramp) + rng.normal(0, noise, ink.shape)
+    img = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "L")
+    return img.filter(ImageFilter.GaussianBlur(max(width, tall) / 400)).convert("RGB")

@@ -28,8 +28,12 @@ MNIST_DIGIT = ASSETS / "mnist_3.png"
 
 
 def payload(path: Path) -> dict:
-    """What an image event receives from Gradio with preprocess=False: a FileData dict."""
-    return {"path": str(path), "url": None, "orig_name": path.name, "meta": {"_type": "gradio.FileData"}}
+    """What an image event receives from Gradio with preprocess=False: a FileData dict naming the
+    copy Gradio stored in its cache folder (the only files the handlers read)."""
+    from gradio.processing_utils import save_file_to_cache
+    from gradio.utils import get_upload_folder
+    stored = save_file_to_cache(path, get_upload_folder())
+    return {"path": stored, "url": None, "orig_name": path.name, "meta": {"_type": "gradio.FileData"}}
 
 
 def assert_distribution(probs: dict, labels) -> None:
@@ -101,7 +105,8 @@ def test_a_32px_photo_gets_the_softmax_of_its_normalised_pixels(app_catalog, tmp
 def test_other_input_forms_work_too(app_catalog, tmp_path):
     path = MODES["RGBA"](tmp_path)
     by_payload = cifar10_tab.classify_cifar10(app_catalog, payload(path))[0]
-    for form in (str(path), path, path.read_bytes(), Image.open(path), np.asarray(Image.open(path).convert("RGB"))):
+    stored = payload(path)["path"]           # a path names an upload (anything else is refused)
+    for form in (stored, Path(stored), path.read_bytes(), Image.open(path), np.asarray(Image.open(path).convert("RGB"))):
         probs = cifar10_tab.classify_cifar10(app_catalog, form)[0]
         assert probs == pytest.approx(by_payload, abs=1e-6)
 
@@ -232,6 +237,26 @@ def test_an_empty_sketch_gives_empty_outputs(app_catalog, tmp_path):
     if app_catalog.default_key("mnist") is not None:   # anywhere else a blank drawing is told why
         with pytest.raises(gr.Error, match="no digit found"):
             mnist_tab.classify_digit(app_catalog, _sketch(tmp_path, []))
+
+
+def test_a_photo_of_two_digits_is_refused_with_the_reason_not_classified(app_catalog, tmp_path):
+    """Issue 24.1: marks that are not one digit get a one-line reason, never a confident answer,
+    from the classify endpoints and from Grad-CAM alike (models.digits.NotADigit)."""
+    from tests.datagen import digit_ink, photographed
+    from ui.why import gradcam
+    if app_catalog.default_key("mnist") is None:
+        pytest.skip("no MNIST run")
+    two = np.maximum(digit_ink(3, 600, offset=(-0.3, 0.0)), digit_ink(7, 600, offset=(0.3, 0.1)))
+    photo = payload(_write(tmp_path, "two.jpg", photographed(two, 1)))
+    for handler in (mnist_tab.classify_digit_image, mnist_tab.classify_digit):
+        value = photo if handler is mnist_tab.classify_digit_image else {"background": None, "layers": [],
+                                                                         "composite": photo}
+        with pytest.raises(gr.Error, match="Could not classify the image: several separate marks: "):
+            handler(app_catalog, value)
+    heat, caption = gradcam.explain(app_catalog, photo, None, task="mnist")
+    assert heat is None and caption.startswith("Nothing to explain: several separate marks")
+    one = payload(_write(tmp_path, "one.jpg", photographed(digit_ink(3, 600, offset=(0.2, -0.1), angle=6), 2)))
+    assert_distribution(mnist_tab.classify_digit_image(app_catalog, one)[1], [str(d) for d in range(10)])
 
 
 # --- no models: every tab says how to train one ---------------------------------------------

@@ -309,10 +309,10 @@ def test_a_broken_model_is_listed_unavailable_and_the_rest_keeps_serving(cifar10
     assert "unavailable" in catalog.status_markdown() and "\n" not in bad.error
     assert catalog.default_key("cifar10").endswith("a-good")
     image = _write(tmp_path / "x.png", encode(photo(), "PNG"))
-    probs, _, _ = cifar10_tab.classify_cifar10(catalog, str(image))
+    probs, _, _ = cifar10_tab.classify_cifar10(catalog, image.read_bytes())
     assert math.isclose(sum(probs.values()), 1.0, abs_tol=1e-4)
     with pytest.raises(gr.Error) as err:
-        cifar10_tab.classify_cifar10(catalog, str(image), bad.key)
+        cifar10_tab.classify_cifar10(catalog, image.read_bytes(), bad.key)
     assert "unavailable" in err.value.message and "\n" not in err.value.message
     assert str(tmp_path) not in err.value.message and str(tmp_path) not in catalog.status_markdown()
 
@@ -347,9 +347,12 @@ def test_read_image_refuses_an_image_over_the_limit_in_every_form_before_decodin
 
     import gradio as gr
 
+    from gradio.utils import get_upload_folder
+
     from ui import common
     big = padded_png(common.MAX_IMAGE_BYTES + 1)
-    path = _write(tmp_path / "big.png", big)
+    Path(get_upload_folder()).mkdir(parents=True, exist_ok=True)
+    path = _write(Path(get_upload_folder()) / f"big-{form}.png", big)      # an upload: the only files it opens
     url = "data:image/png;base64," + base64.b64encode(big).decode()
     value = {"path": str(path), "bytes": big, "upload payload": {"path": str(path)}, "data URL": url,
              "data URL payload": {"url": url}}[form]
@@ -358,6 +361,7 @@ def test_read_image_refuses_an_image_over_the_limit_in_every_form_before_decodin
     monkeypatch.setattr(common.base64, "b64decode", lambda *a, **k: work.append("b64decode"))
     with pytest.raises(gr.Error, match=r"the image is too large \(10\.0 MiB; at most 10 MiB\)"):
         common.read_image(value)
+    path.unlink()
     assert work == [], "bytes were decoded before the size was checked"
 
 

@@ -192,7 +192,7 @@ def test_a_plain_launch_has_the_apps_limits_and_no_public_link(app_server):
     assert demo.share is False and demo.share_url is None
     assert demo.max_file_size == 10 * 1024 * 1024
     assert [m.kwargs for m in demo.app.user_middleware if m.cls is RequestLimits] == [
-        {"max_body_bytes": 16 * 1024 * 1024}]
+        {"max_body_bytes": 16 * 1024 * 1024, "local_only": False}]     # training off: any host name may ask
     assert demo.theme.to_dict() == app.theme().to_dict() and demo.css == app.CSS
     assert demo._queue.max_size == app.QUEUE_MAX_SIZE
     limits = {fn.api_name: fn.concurrency_limit for fn in demo.fns.values() if fn.api_name in MODEL_APIS}

@@ -230,8 +230,8 @@ def fake_hub(release, tmp_path, monkeypatch):
     """snapshot_download replaced by a local 'repo' that also holds code and a pickle, as a hostile
     repo might: returns the calls made."""
     good, _ = release
-    snap = tmp_path / "snapshot"
-    snap.mkdir()
+    snap = tmp_path / "models--someone--model" / "snapshots" / ("0" * 40)   # where the Hub cache keeps it
+    snap.mkdir(parents=True)
     for name in (CONFIG_FILE, WEIGHTS_FILE):
         os.link(good / name, snap / name)
     marker = tmp_path / "pwned"
@@ -384,8 +384,9 @@ def test_a_release_from_before_digests_loads_with_a_warning(release, tmp_path, c
 def test_a_damaged_hub_snapshot_is_refused(release, tmp_path, monkeypatch):
     """A Hub snapshot as huggingface_hub lays it out (file names are symlinks into blobs/)."""
     good, _ = release
-    blobs, snap = tmp_path / "blobs", tmp_path / "snapshots" / "0123abc"
-    blobs.mkdir()
+    repo = tmp_path / "models--someone--cnn-studio-cifar10"
+    blobs, snap = repo / "blobs", repo / "snapshots" / "0123abc"
+    blobs.mkdir(parents=True)
     snap.mkdir(parents=True)
     for name in (CONFIG_FILE, WEIGHTS_FILE, MANIFEST_FILE):
         blob = blobs / hashlib.sha256((good / name).read_bytes()).hexdigest()

@@ -293,6 +293,12 @@ def within_epoch_args(kind: str, data: Path, out: Path, *extra: str) -> list[str
             "16", "--device", "cpu", "--no-progress", "--deterministic", "--workers", "1", *extra]
 
 
+def in_a_fresh_process(argv: list[str]) -> None:
+    """The CLI in a child process, as the interrupted runs: a process that earlier tests trained in
+    can pick other bf16 kernels, and these runs are compared bit for bit."""
+    assert Child(argv).finish() == 0
+
+
 @pytest.fixture(scope="module")
 def straight_runs(tmp_path_factory, mnist_dir, catsdogs_dir):
     """The references: each kind's two epochs in one go (trained when first asked for)."""
@@ -301,13 +307,14 @@ def straight_runs(tmp_path_factory, mnist_dir, catsdogs_dir):
 
     def reference(kind: str) -> Path:
         if kind not in runs:
-            runs[kind] = run_main(within_epoch_args(kind, data[kind], tmp_path_factory.mktemp(kind) / "run"))
+            runs[kind] = tmp_path_factory.mktemp(kind) / "run"
+            in_a_fresh_process(within_epoch_args(kind, data[kind], runs[kind]))
         return runs[kind]
     reference.data = data
     return reference
 
 
-def test_sigint_within_an_epoch_then_resume_equals_a_straight_run(tmp_path, straight_runs, child, capsys):
+def test_sigint_within_an_epoch_then_resume_equals_a_straight_run(tmp_path, straight_runs, child):
     """SIGINT after step 2 of epoch 2 (of 4), image files decoded by a DataLoader worker that the
     signal reaches too: the checkpoint holds that step; --resume continues there with the same data
     order, augmentation draws and RNG states, and ends bit for bit where a straight run ends
@@ -320,9 +327,9 @@ def test_sigint_within_an_epoch_then_resume_equals_a_straight_run(tmp_path, stra
                                                    f"that step ({run / 'checkpoint.pt'}); resume with: ")
     ckpt = load_checkpoint(run / "checkpoint.pt")
     assert (ckpt["epoch"], ckpt["step"]) == (1, 2) and ckpt["partial_epoch"]["loader"]["batches"] == 2
-    capsys.readouterr()
-    run_main(resume_args(data, run))
-    assert capsys.readouterr().out.splitlines()[0].startswith(
+    resumed = Child(resume_args(data, run))
+    assert resumed.finish() == 0
+    assert resumed.lines["stdout"][0].startswith(
         f"resuming folder (random-erasing, preset full) at epoch 2, step 2 of {MNIST_STEPS} in {run}: ")
     straight = straight_runs("files")
     assert_same_run(straight, run)
@@ -345,7 +352,7 @@ def test_checkpoints_at_a_time_interval_survive_kill_9(tmp_path, mnist_dir, stra
     assert proc.finish() == -signal.SIGKILL
     ckpt = load_checkpoint(run / "checkpoint.pt")
     assert (ckpt["epoch"], ckpt["step"]) == (1, 2)
-    run_main(resume_args(mnist_dir, run))
+    in_a_fresh_process(resume_args(mnist_dir, run))
     straight = straight_runs("tensors")
     assert_same_run(straight, run)
     assert_one_value_per_step(run, reference=straight, epochs=2, steps_per_epoch=MNIST_STEPS)
@@ -786,7 +793,7 @@ def test_signal_saves_at_the_step_closes_tensorboard_and_says_how_to_resume(sign
     # The checkpoint is accepted by --resume and its weights fit the model strictly.
     cfg = resolve(get_args_parser().parse_args(resume_args(data, run)))
     assert cfg.out == run and cfg.resume_from == run / "checkpoint.pt"
-    create_model(cfg.spec.model).load_state_dict(ckpt["model"], strict=True)
+    create_model(cfg.model).load_state_dict(ckpt["model"], strict=True)
     # TensorBoard was flushed and closed: every step up to the checkpoint is readable.
     assert [s for s, _ in scalars(run)["train/step_loss"]] == [1, 2, 3]
 

@@ -57,7 +57,7 @@ def test_a_full_model_queue_refuses_model_calls_only_and_the_cheap_pages_keep_an
     monkeypatch.setattr(catsdogs_tab, "run_model", held_run_model)
     client = Client(url, verbose=False, download_files=False, httpx_kwargs=HTTP)
     image = handle_file(ASSETS / "cat_drawing.png")
-    running, waiting = serving.INFERENCE.limit, serving.INFERENCE.max_waiting
+    running, waiting = serving.INFERENCE.limit, serving.INFERENCE.max_waiting_each   # one endpoint: its share
     model_queue = lambda: demo._queue.event_queue_per_concurrency_id.get(serving.INFERENCE.id)  # noqa: E731
     jobs = []
     try:

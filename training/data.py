@@ -55,7 +55,7 @@ class FileImages(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor | None, int]:
         try:
-            return to_stored(decode_image(self.files[i]), self.channels, self.size), i
+            return to_stored(decode_image(self.files[i], draft=self.size), self.channels, self.size), i
         except ImageInputError as e:
             log.warning("skipping unreadable image %s: %s", self.files[i], e)
             return None, i

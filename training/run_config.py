@@ -196,9 +196,6 @@ def resolve(args: argparse.Namespace) -> RunConfig:
     variant = (RANDOM_ERASING if args.random_erasing else BASELINE) if args.random_erasing is not None \
         else Variant.of(stored)
     source = find_source(task, args.data_dir)
-    if stored and tuple(stored.get("labels") or ()) != source.labels:
-        raise CliError(f"--data-dir {args.data_dir}: holds the classes {list(source.labels)[:8]}, the run was "
-                       f"started with {list(stored.get('labels') or [])[:8]}; resume with the same data")
     pick = lambda arg, key: arg if arg is not None else stored.get(key)  # noqa: E731
     # Resuming starts from the stored recipe; flags given again must agree with it (checked below).
     if stored and args.preset and args.preset != stored.get("preset", "full"):

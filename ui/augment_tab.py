@@ -15,7 +15,8 @@ import torch
 from PIL import Image
 
 from models.augment import TrainAugment
-from models.predict import denormalize, pixels_to_image, stored_image
+from models.digits import NotADigit
+from models.predict import decode_image, denormalize, pixels_to_image, stored_image
 from models.registry import ModelConfig
 from models.tasks import BASELINE, TASKS
 from ui import inputs
@@ -66,8 +67,11 @@ def samples() -> dict[str, str]:
 
 def stored_form(img: Image.Image, recipe: Recipe) -> torch.Tensor:
     """An image as training stores it: uint8 (C, S, S), after the task's step (MNIST-like digits),
-    as models.predict prepares every image; a drawing with no digit is shown as it is."""
-    stored, _ = stored_image(img, recipe.config)
+    as models.predict prepares every image; an image that is not one digit is shown as it is."""
+    try:
+        stored, _ = stored_image(img, recipe.config)
+    except NotADigit:
+        stored = None
     return stored if stored is not None else stored_image(img, recipe.config, task_step=False)[0]
 
 
@@ -102,7 +106,7 @@ def augment_grid(catalog: Catalog, recipe_name: str, sample: str | None = None, 
     else:
         if not sample:
             raise user_error("sample is missing: choose a sample image or upload one as image")
-        img, what = read_image(known[inputs.choice(sample, "sample", list(known))]), sample
+        img, what = decode_image(known[inputs.choice(sample, "sample", list(known))]), sample  # the app's own file
     stored = stored_form(img, recipe)
     augment = TrainAugment(crop=recipe.augment["crop"], padding=recipe.augment.get("padding", 0),
                            flip=bool(recipe.augment.get("flip", False)),

@@ -5,6 +5,7 @@ import re
 
 import gradio as gr
 
+from models.jsonfile import run_file
 from models.predict import ImageInputError, decode_image
 from ui import inputs, live
 from ui.catalog import Catalog, public_text
@@ -15,7 +16,7 @@ MAX_CARD_CHARS = 200_000
 
 
 def card_entries(catalog: Catalog):
-    return [e for e in catalog.with_files() if (e.root / "README.md").is_file()]
+    return [e for e in catalog.with_files() if run_file(e.root, "README.md")]
 
 
 def default_card(catalog: Catalog) -> str | None:
@@ -34,18 +35,18 @@ def model_card(catalog: Catalog, model_run: str | None):
                          f"{', '.join(map(repr, entries)) or '(none yet)'}")
     root = entries[model_run].root
     try:
-        text = (root / "README.md").read_text(encoding="utf-8", errors="replace")[:MAX_CARD_CHARS]
+        text = run_file(root, "README.md").read_text(encoding="utf-8", errors="replace")[:MAX_CARD_CHARS]
     except OSError as e:
         raise user_error(f"cannot read the card of {model_run}: {e.strerror or e}") from e
     text = public_text(FRONT_MATTER.sub("", text, count=1), catalog.runs_dir)
     # Relative images (curves.png) cannot be served from the card; the plot is shown beside it.
     text = re.sub(r"!\[[^\]]*\]\((?!https?://)[^)]*\)", "", text)
-    return text, _curves_image(root / "curves.png")
+    return text, _curves_image(run_file(root, "curves.png"))
 
 
 def _curves_image(path):
     """curves.png as an image (served from Gradio's cache, never from the run folder), or None."""
-    if not path.is_file():
+    if path is None:
         return None
     try:
         return decode_image(path)

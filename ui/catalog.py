@@ -4,9 +4,10 @@ At start the newest complete run per (task, variant) is loaded, and every Hub re
 for. Older runs are listed and loaded on first use (then kept, a few at a time). A model
 that cannot be loaded is listed as "unavailable: reason" and everything else keeps working.
 `reload()` looks at the runs folder again (the app calls it on page load, on "Reload models"
-and when a run started from the Train tab finishes): new runs appear, a newer run becomes
-its task's default, deleted ones go. Runs still training (or stopped before their weights
-were written) are listed apart, with their progress, never as broken models.
+and when a run started from the Train tab finishes; `refresh()`, before a model is looked up,
+when the folder changed): new runs appear, a newer run becomes its task's default, deleted ones
+go. Runs still training (or stopped before their weights were written) are listed apart, with
+their progress, never as broken models.
 
 Choices shown to users (and accepted from API callers) are catalog keys such as
 `cifar10/20261129-170000` or `hub:user/repo`, never file paths; messages that must name a
@@ -15,14 +16,17 @@ file (why a model is unavailable) name it relative to the runs folder (`public_t
 from __future__ import annotations
 
 import os
+import re
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from models.artifact import ArtifactError, LoadedModel, Progress, is_hub_id, load_model
-from models.runs import UnfinishedRun, discover_runs, discover_unfinished
+from models.artifact import (CONFIG_FILE, MANIFEST_FILE, WEIGHTS_FILE, ArtifactError, LoadedModel, Progress, is_hub_id,
+                             load_model, read_config, release_file, run_file)
+from models.runs import UnfinishedRun, discover_runs, discover_unfinished, run_folders
 from models.tasks import BASELINE, HUB_MODELS_ENV, TASKS, Variant
 
 TASK_TITLES = {name: task.title for name, task in TASKS.items()}
@@ -36,6 +40,7 @@ def train_command(task: str, variant: str = BASELINE) -> str:
     return TRAIN_COMMANDS.get((task, variant)) or f"python -m training.train --task {task}"
 
 MAX_EXTRA_LOADED = 4                # older runs kept in memory besides the newest per task/variant
+REFRESH_SECONDS = 1.0               # how often a request may look whether the runs folder changed
 
 
 class ModelUnavailable(Exception):
@@ -95,14 +100,21 @@ class ModelEntry:
         return self.error is None
 
     @property
+    def unverified(self) -> bool:
+        """Its folder has no SHA256SUMS, so its files cannot be checked for damage."""
+        return self.root is not None and run_file(self.root, MANIFEST_FILE) is None
+
+    @property
     def label(self) -> str:
-        """Dropdown text: the key plus variant, e.g. 'catsdogs-re/2026... (Random Erasing)'."""
-        return f"{self.key} ({VARIANT_TITLES.get(self.variant, self.variant)})"
+        """Dropdown text: the key plus variant, e.g. 'catsdogs-re/2026... (Random Erasing)' (', unverified'
+        after the variant when the folder has no SHA256SUMS)."""
+        return f"{self.key} ({VARIANT_TITLES.get(self.variant, self.variant)}{', unverified' * self.unverified})"
 
     def status(self) -> str:
         if self.error:
             return f"unavailable: {self.error}"
-        return "loaded" if self.loaded is not None else "available (loaded on first use)"
+        return ("loaded" if self.loaded is not None else "available (loaded on first use)") + (
+            f" · unverified: no {MANIFEST_FILE}, its files cannot be checked for damage" if self.unverified else "")
 
 
 class Catalog:
@@ -117,6 +129,7 @@ class Catalog:
         self._lock = threading.RLock()
         self._extra: OrderedDict[str, None] = OrderedDict()  # lazily loaded keys, oldest first
         self.live_views: dict = {}   # per app built on this catalog: components re-rendered after reload() (ui/live.py)
+        self._stamp, self._looked = _folder_stamp(runs_dir), time.monotonic()   # the runs folder when last read
 
     # ------------------------------------------------------------------ building
     @classmethod
@@ -141,6 +154,7 @@ class Catalog:
         if self.runs_dir is None:
             return []
         with self._lock:
+            self._stamp, self._looked = _folder_stamp(self.runs_dir), time.monotonic()
             known = {e.key: e for e in self.entries_ if e.kind == "run"}
             fresh = _run_entries(self.runs_dir)
             # A run that failed to load is tried again (its files may have been completed or fixed).
@@ -239,10 +253,19 @@ class Catalog:
         return entry.key if entry else None
 
     def entry(self, key: str) -> ModelEntry:
+        self.refresh()
         for e in self.entries_:
             if e.key == key:
                 return e
         raise ModelUnavailable(f"unknown model {key!r}; choose one from the list")
+
+    def refresh(self) -> None:
+        """reload() when the runs folder changed since it was last read, so that an API caller sees
+        every run finished meanwhile (and the newest default). A cheap look, once a second at most."""
+        if self.runs_dir is not None and time.monotonic() - self._looked >= REFRESH_SECONDS:
+            self._looked = time.monotonic()
+            if _folder_stamp(self.runs_dir) != self._stamp:
+                self.reload()
 
     def get(self, key: str | None, task: str, variant: str = BASELINE) -> ModelEntry:
         """The loaded entry for `key` (or the default of task/variant when key is empty).
@@ -250,6 +273,7 @@ class Catalog:
         Raises ModelUnavailable with a one-line message: no model (and how to train one),
         an unknown key, a model of another task, or one that failed to load.
         """
+        self.refresh()
         if not key:
             key = self.default_key(task, variant)
             if key is None:
@@ -272,7 +296,7 @@ class Catalog:
         self._extra[entry.key] = None
         while len(self._extra) > MAX_EXTRA_LOADED:
             old, _ = self._extra.popitem(last=False)
-            self.entry(old).loaded = None  # the folder stays listed; it reloads when chosen again
+            next(e for e in self.entries_ if e.key == old).loaded = None  # stays listed; reloads when chosen again
 
     def choices(self, task: str, variants: Sequence[str] | None = None) -> list[tuple[str, str]]:
         """(label, key) pairs for a dropdown: available models of `task`, newest first."""
@@ -300,20 +324,49 @@ class Catalog:
                     "(or use the Train tab); the Architecture tab works without weights.")
         rows = ["| model | task | status |", "| --- | --- | --- |"]
         for e in self.entries_:
-            name = f"Hub repo `{e.source}`" if e.kind == "hub" else f"run `{e.key}`"
+            name = f"Hub repo {code(e.source)}" if e.kind == "hub" else f"run {code(e.key)}"
             status = e.status() + (" · default" if e.default else "")
-            rows.append(f"| {name} | {_cell(TASK_TITLES.get(e.task or '', e.task or '?'))} | {_cell(status)} |")
+            rows.append(f"| {name} | {plain(TASK_TITLES.get(e.task or '', e.task or '?'))} | {plain(status)} |")
         for u in self.unfinished:
-            rows.append(f"| run `{u.key}` | {_cell(TASK_TITLES.get(u.task, u.task))} | {_cell(u.describe())} |")
+            rows.append(f"| run {code(u.key)} | {plain(TASK_TITLES.get(u.task, u.task))} | {plain(u.describe())} |")
         return "\n".join(rows)
 
 
 def _run_entries(runs_dir: Path | None) -> list[ModelEntry]:
-    """One entry per complete run under `runs_dir`, tasks in a fixed order, newest first within each."""
+    """One entry per complete run under `runs_dir`, tasks in a fixed order, newest first within each;
+    then one, unavailable with the reason, per folder with weights whose config.json is unusable."""
     refs = discover_runs(runs_dir) if runs_dir is not None else []
     refs = sorted(refs, key=lambda r: (_rank(TASK_TITLES, r.task), _rank(VARIANT_TITLES, r.variant)))
-    return [ModelEntry(key=ref.key, source=str(ref.path), kind="run", task=ref.task, variant=ref.variant,
-                       run_name=ref.run_name, created=ref.created, root=ref.path) for ref in refs]
+    entries = [ModelEntry(key=ref.key, source=str(ref.path), kind="run", task=ref.task, variant=ref.variant,
+                          run_name=ref.run_name, created=ref.created, root=ref.path) for ref in refs]
+    listed = {ref.path for ref in refs}
+    for folder in run_folders(runs_dir) if runs_dir is not None else []:
+        if folder not in listed and run_file(folder, WEIGHTS_FILE) is not None:
+            entries.append(_broken_entry(folder, runs_dir))
+    return entries
+
+
+def _broken_entry(folder: Path, runs_dir: Path) -> ModelEntry:
+    """A run folder with weights that models.runs cannot read: listed with why (its task and variant
+    from the folder's name, as for a run still training)."""
+    try:
+        read_config(release_file(folder, CONFIG_FILE))
+        why = f"{folder / CONFIG_FILE}: names no task or variant of CNN Studio"
+    except ArtifactError as e:
+        why = str(e)
+    task, variant = Variant.from_folder(folder.parent.name)
+    return ModelEntry(key=f"{folder.parent.name}/{folder.name}", source=str(folder), kind="run", task=task,
+                      variant=variant, run_name=folder.name, error=public_text(" ".join(why.split()), runs_dir))
+
+
+def _folder_stamp(runs_dir: Path | None) -> list | None:
+    """The modification times of runs_dir and its folders two levels down: a run folder created,
+    removed, or given its weights (written last, renamed into place) changes one."""
+    try:
+        folders = (runs_dir, *runs_dir.glob("*"), *runs_dir.glob("*/*"))
+        return [(p, p.stat().st_mtime_ns) for p in folders if p.is_dir()]
+    except (OSError, AttributeError):   # no runs folder (yet), or a folder removed meanwhile
+        return None
 
 
 def _same_run(old: ModelEntry | None, new: ModelEntry) -> bool:
@@ -326,5 +379,13 @@ def _rank(order: dict, key) -> int:
     return list(order).index(key) if key in order else len(order)
 
 
-def _cell(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+def code(text: str) -> str:
+    """`text` as one Markdown code span on one line, whatever backticks it holds (a folder's name can)."""
+    text = " ".join(str(text).split()).replace("|", "\\|")
+    fence, pad = "`" * (max(map(len, re.findall("`+", text)), default=0) + 1), " " if "`" in text else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def plain(text: str) -> str:
+    """`text` shown as it is in Markdown, on one line: each character that could start markup escaped."""
+    return re.sub(r"([\\`*_<>\[\]|&$~])", r"\\\1", " ".join(str(text).split()))

@@ -2,30 +2,32 @@
 
 Every image a user sends goes through `models.predict.decode_image` (format allowlist,
 pixel cap, EXIF orientation, every mode converted). The image events are wired with
-`preprocess=False`, so Gradio hands over the uploaded file untouched instead of opening
-and converting it first; `read_image` accepts that payload (a dict with a `path` inside
-Gradio's upload folder, or a `data:` URL) as well as a path, bytes, a PIL image or an array,
-for tests. Whichever way an image arrives, it is refused above MAX_IMAGE_BYTES before a byte
-of it is decoded (base64 included).
+`preprocess=False`, so Gradio hands over the request's value untouched; `read_image` reads
+only a file Gradio stored for this app's uploads or a `data:` URL, whatever the value's shape
+(bytes, PIL images and arrays, which only Python callers have, as they are). Files the app
+chooses itself (samples) go to `decode_image` directly. Whichever way an image arrives, it is
+refused above MAX_IMAGE_BYTES before a byte of it is decoded (base64 included).
 """
 from __future__ import annotations
 
 import base64
 import binascii
-import json
 import os
+import stat
 from pathlib import Path
 
 import gradio as gr
+from gradio.utils import get_upload_folder
 import pandas as pd
 import torch
 from PIL import Image
 
+from models.jsonfile import run_file, try_read_json
 from models.predict import ImageInputError, decode_image, input_to_image, logits_to_probs, prepare
 from models.registry import ModelConfig
 from ui import serving
-from ui.catalog import Catalog, ModelEntry, ModelUnavailable, missing_model_message, train_command
-from ui.inputs import user_error  # noqa: F401  (re-exported: the tabs import it from here)
+from ui.catalog import Catalog, ModelEntry, ModelUnavailable, code, missing_model_message, plain, train_command
+from ui.inputs import is_empty, user_error  # noqa: F401  (re-exported: the tabs import them from here)
 
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
 # One byte limit for an image, however it arrives: an upload (Gradio's max_file_size, set from
@@ -39,31 +41,16 @@ INFERENCE_CONCURRENCY = serving.INFERENCE.event_options()
 LIGHT_CONCURRENCY = serving.LIGHT.event_options()
 
 
-def is_empty(value) -> bool:
-    """True for "no image yet": None, an empty payload, a cleared component."""
-    if value is None:
-        return True
-    if isinstance(value, dict):
-        return not (value.get("path") or value.get("url"))
-    if isinstance(value, (str, bytes, bytearray)):
-        return len(value) == 0
-    return False
-
-
 def read_image(value) -> Image.Image:
     """Any image input -> decoded RGB or L image; gr.Error with a one-line message if unusable."""
     try:
         if isinstance(value, dict):  # Gradio FileData payload (preprocess=False)
-            path, url = value.get("path"), value.get("url") or ""
-            if path:
-                return decode_image(_within_limit_file(Path(path)))
-            if url.startswith("data:"):
-                return decode_image(data_url_bytes(url))
-            raise ImageInputError("no image data received")
-        if isinstance(value, str) and value.startswith("data:"):
-            return decode_image(data_url_bytes(value))
+            value = value.get("path") or value.get("url") or ""
+            if not value:
+                raise ImageInputError("no image data received")
         if isinstance(value, (str, os.PathLike)):
-            return decode_image(_within_limit_file(Path(value)))
+            text = str(value)
+            return decode_image(data_url_bytes(text) if text.startswith("data:") else upload_bytes(text))
         if isinstance(value, (bytes, bytearray, memoryview)):
             _check_bytes(len(value))
         return decode_image(value)
@@ -71,6 +58,41 @@ def read_image(value) -> Image.Image:
         raise user_error(f"Could not read the image: {e}") from e
     except (ValueError, TypeError, OSError) as e:  # e.g. malformed base64, odd array
         raise user_error(f"Could not read the image: {type(e).__name__}") from e
+
+
+NO_FOLLOW = os.O_NOFOLLOW | os.O_NONBLOCK
+NOT_AN_UPLOAD = ("not a file uploaded to this app: upload it first (POST /gradio_api/upload) "
+                 "or send the image as a data: URL")
+
+
+def upload_path(path: str) -> str | None:
+    """The real path of `path` when it lies inside Gradio's upload folder for this app, else None."""
+    folder = os.path.realpath(get_upload_folder())
+    try:
+        real = os.path.realpath(path)
+    except (ValueError, TypeError, OSError):    # a NUL byte, not text
+        return None
+    return real if real.startswith(folder + os.sep) else None
+
+
+def upload_bytes(path: str) -> bytes:
+    """The bytes of a regular file Gradio stored for this app's uploads, its size checked before reading.
+
+    Anything else (a server path, a missing file, a folder, a link out, a FIFO, a device) gets the
+    same message: the answer says nothing about what exists on the server. O_NONBLOCK: a FIFO opens
+    at once instead of waiting for a writer."""
+    try:
+        f = open(upload_path(path) or "", "rb", opener=lambda name, flags: os.open(name, flags | NO_FOLLOW))
+    except OSError:
+        raise ImageInputError(NOT_AN_UPLOAD) from None
+    with f:
+        info = os.fstat(f.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise ImageInputError(NOT_AN_UPLOAD)
+        _check_bytes(info.st_size)
+        data = f.read(MAX_IMAGE_BYTES + 1)
+    _check_bytes(len(data))
+    return data
 
 
 def data_url_bytes(url: str) -> bytes:
@@ -88,19 +110,12 @@ def data_url_bytes(url: str) -> bytes:
         raise ImageInputError("the data: URL is not valid base64") from e
 
 
-def _within_limit_file(path: Path) -> Path:
-    try:
-        size = path.stat().st_size
-    except OSError as e:
-        raise ImageInputError(f"cannot read the image file ({e.strerror or type(e).__name__})") from e
-    _check_bytes(size)
-    return path
-
-
 def _check_bytes(size: int) -> None:
     if size > MAX_IMAGE_BYTES:
         raise ImageInputError(f"the image is too large ({size / 2**20:.1f} MiB; "
                               f"at most {MAX_IMAGE_BYTES / 2**20:g} MiB)")
+
+
 def sketch_image(sketch, editor: gr.Sketchpad | None = None):
     """The image to classify from a Sketchpad value: its composite (background + strokes).
 
@@ -187,22 +202,16 @@ def run_examples(entry: ModelEntry | None, limit: int = 10) -> list[tuple[str, s
     """(path, caption) for a run's examples/ (index.json order when present)."""
     if entry is None or entry.root is None:
         return []
+    rows = try_read_json(entry.root, "examples/index.json")
+    try:
+        items = [(path, str(row.get("label", path.stem))) for row in rows
+                 if (path := run_file(entry.root, f"examples/{Path(str(row.get('file', ''))).name}"))]
+    except (TypeError, AttributeError):
+        items = []
     folder = entry.root / "examples"
-    if not folder.is_dir():
-        return []
-    items: list[tuple[str, str]] = []
-    index = folder / "index.json"
-    if index.is_file():
-        try:
-            for row in json.loads(index.read_text(encoding="utf-8")):
-                path = (folder / str(row.get("file", ""))).resolve()
-                if path.parent == folder.resolve() and path.is_file():
-                    items.append((str(path), str(row.get("label", path.stem))))
-        except (OSError, ValueError, TypeError, AttributeError):
-            items = []
-    if not items:
-        items = [(str(p), p.stem) for p in sorted(folder.glob("*.png"))]
-    return items[:limit]
+    if not items and folder.is_dir():
+        items = [(p, p.stem) for p in sorted(folder.glob("*.png")) if run_file(folder, p.name)]
+    return [(str(path), caption) for path, caption in items[:limit]]
 
 
 def asset_examples(pattern: str, limit: int = 10) -> list[tuple[str, str]]:
@@ -225,5 +234,5 @@ def notice(catalog: Catalog, task: str, variants: tuple[str, ...]) -> str:
             command = train_command(task, variant)
             lines.append("⚠️ " + missing_model_message(task, variant).replace(command, f"`{command}`"))
     for e in catalog.unavailable(task):
-        lines.append(f"⚠️ `{e.key}` unavailable: {e.error}")
+        lines.append(f"⚠️ {code(e.key)} unavailable: {plain(e.error)}")
     return "\n\n".join(lines)

@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw
 
 from models.artifact import LoadedModel
 from models.registry import ARCHITECTURES
-from models.jsonfile import try_read_json
+from models.jsonfile import run_file, try_read_json
 from analysis.explain import erase, explain_image, occlusion_sweep, overlay
 from models.predict import logits_to_probs, prepare
 from analysis.stats import (Predictions, confusion_cell, load_predictions, reliability, threshold_metrics,
@@ -34,10 +34,9 @@ EVALUATE_HINT = "python -m training.evaluate {run} --predictions"
 
 
 def read_predictions(root: Path | None) -> Predictions | None:
-    if root is None:
-        return None
+    path = run_file(root, "predictions.json") if root is not None else None
     try:
-        return load_predictions(Path(root))
+        return load_predictions(path) if path is not None else None
     except (OSError, ValueError):
         return None
 

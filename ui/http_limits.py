@@ -4,6 +4,8 @@
   answered 413 before a byte of the body is read; a body without one (chunked) is counted as
   it streams in and cut off when it passes the cap (413 if no answer has started). Gradio's
   own `max_file_size` only limits the files of a multipart upload, not JSON bodies.
+- A body FastAPI parses as JSON (application/json or */*+json) nested deeper than
+  MAX_JSON_DEPTH is refused (400), instead of a RecursionError deep inside the server.
 - An endpoint call (`POST /gradio_api/call/<name>`, `/gradio_api/run/<name>`) must send one
   value per input of the endpoint, and a queued call (`/gradio_api/queue/join`, what the
   browser and gradio_client use) at least one per input. Gradio itself answers a short call
@@ -13,23 +15,26 @@
   click was) is refused without the click's event data (422), instead of failing inside
   Gradio with no message.
 - A file input (an image) must be what Gradio will accept: its component's data model (the
-  check Gradio runs next, whose message it would hide), and a file path inside the upload
-  folder (uploaded to this server; never a server path or a URL to fetch). Refused with 422
-  and a message naming the parameter and the two accepted forms.
+  check Gradio runs next, whose message it would hide), and an upload of this app, never a
+  server path or a URL (Gradio would download it); ui/common.upload_bytes checks it again
+  where it is opened.
+- `local_only`: a request addressed to another host than this machine, or a POST from another
+  origin's page, is refused (403): a web page cannot reach the app through DNS rebinding.
 
 Installed with `demo.launch(app_kwargs={"middleware": [limits_middleware(...)]})` (see
 app.launch_options): FastAPI's own `middleware` argument, so nothing of Gradio's is patched.
 """
 from __future__ import annotations
 
+import ipaddress
 import json
-import os
 import re
-import tempfile
 import typing
-from pathlib import Path
+from urllib.parse import urlsplit
 
 from starlette.middleware import Middleware
+
+from ui.common import NOT_AN_UPLOAD, upload_path
 
 API_PREFIX = "/gradio_api"
 CALL_PATH = re.compile(rf"^{API_PREFIX}/(?:call|run|api)/([^/]+)/?$")
@@ -43,17 +48,22 @@ class BodyTooLarge(Exception):
 class RequestLimits:
     """The ASGI middleware. `app` is the next ASGI app; Gradio's App is found in scope["app"]."""
 
-    def __init__(self, app, *, max_body_bytes: int) -> None:
+    def __init__(self, app, *, max_body_bytes: int, local_only: bool = False) -> None:
         self.app = app
         self.max_body_bytes = int(max_body_bytes)
+        self.local_only = local_only
         self._endpoints: dict[str, list[str]] | None = None    # api_name -> parameter names
         self._components: dict[str, list] = {}                  # api_name -> input components
         self._by_index: dict[int, str] = {}                     # fn_index -> api_name
         self._clicks: set[str] = set()                          # endpoints that need a click's data
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http":      # Gradio serves no websocket; lifespan events pass
             await self.app(scope, receive, send)
+            return
+        refused = _foreign(scope) if self.local_only else None
+        if refused:
+            await _answer(send, 403, refused)
             return
         declared = _header(scope, b"content-length")
         if declared is not None:
@@ -73,12 +83,11 @@ class RequestLimits:
             await send(message)
 
         try:
-            if scope["method"] == "POST" and _is_json(scope) and (
-                    CALL_PATH.match(scope["path"]) or scope["path"] == QUEUE_JOIN_PATH):
+            if scope["method"] == "POST" and _is_json(scope):
                 body = await counted.read_all()
-                problem = self._call_problem(scope, body)
+                status, problem = self._body_problem(scope, body)
                 if problem:
-                    await _answer(send, 422, problem)
+                    await _answer(send, status, problem)
                     return
                 await self.app(scope, _replay(body, receive), tracking_send)
             else:
@@ -94,13 +103,23 @@ class RequestLimits:
 
     # --- endpoint calls --------------------------------------------------------------------------
 
-    def _call_problem(self, scope, body: bytes) -> str | None:
-        """A one-line message when a JSON call carries the wrong number of inputs, else None
+    def _body_problem(self, scope, body: bytes) -> tuple[int, str | None]:
+        """(status, one-line message) for a JSON body refused here; (0, None) to pass it on
         (anything malformed is left to Gradio's own request validation)."""
         try:
             payload = json.loads(body)
+        except RecursionError:
+            return 400, TOO_DEEP
         except (ValueError, UnicodeDecodeError):
-            return None
+            return 0, None
+        if _too_deep(payload):
+            return 400, TOO_DEEP
+        if CALL_PATH.match(scope["path"]) or scope["path"] == QUEUE_JOIN_PATH:
+            return 422, self._call_problem(scope, payload)
+        return 0, None
+
+    def _call_problem(self, scope, payload) -> str | None:
+        """A one-line message when a call carries the wrong number of inputs or an unusable file, else None."""
         if not isinstance(payload, dict) or not isinstance(payload.get("data"), list):
             return None
         self._load_endpoints(scope)
@@ -147,10 +166,12 @@ class RequestLimits:
 FILE_FORMS = ('send an upload as {"path": <what POST /gradio_api/upload returned>, "meta": {"_type": '
               '"gradio.FileData"}} or an image as {"url": "data:image/png;base64,...", "meta": {"_type": '
               '"gradio.FileData"}}')
+MAX_JSON_DEPTH = 32
+TOO_DEEP = f"request body nested deeper than {MAX_JSON_DEPTH} levels: no endpoint takes such a value"
 
 
 def _file_problem(parameter: str, component, value) -> str | None:
-    """Why Gradio would refuse `value` for a file-carrying `component` (None: it would not)."""
+    """Why Gradio would refuse `value` for a file-carrying `component`, or the app not read it."""
     model = getattr(component, "data_model", None)
     if value is None or model is None:
         return None
@@ -165,32 +186,59 @@ def _file_problem(parameter: str, component, value) -> str | None:
         where = ".".join(str(p) for p in first.get("loc", ()) if not str(p).startswith("function-"))
         text = " ".join(str(first.get("msg", "")).split())[:160]
         return f"{parameter}{'.' + where if where else ''}: {text}; {FILE_FORMS}"
-    for path in _file_paths(value):
-        if not _in_upload_folder(path):
-            return (f"{parameter}: {str(path)[:120]!r} is not a file uploaded to this server; "
-                    "upload it first (POST /gradio_api/upload) or send the image as a data: URL")
+    if any(upload_path(path) is None for path in _file_paths(value)):
+        return f"{parameter}: {NOT_AN_UPLOAD}"
     return None
 
 
 def _file_paths(value) -> list:
-    """The "path" of every FileData-like object inside `value`."""
+    """The "path" of every FileData-like object inside `value` (its depth is already bounded)."""
     if isinstance(value, dict):
-        found = [value["path"]] if value.get("path") is not None and "meta" in value else []
+        found = [value["path"]] if value.get("path") is not None else []
         return found + [p for v in value.values() for p in _file_paths(v)]
     if isinstance(value, list):
         return [p for v in value for p in _file_paths(v)]
     return []
 
 
-def _in_upload_folder(path) -> bool:
-    if not isinstance(path, str) or "://" in path:
-        return False
-    # Gradio's own folder rule: GRADIO_TEMP_DIR, else <system temp>/gradio (gradio.utils.get_upload_folder).
-    folder = Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio")
-    candidate = Path(os.path.abspath(path))
+def _too_deep(value, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether a parsed JSON value nests deeper than `limit` (level by level: no recursion)."""
+    level = [value]
+    for _ in range(limit):
+        level = [v for item in level if isinstance(item, (dict, list))
+                 for v in (item.values() if isinstance(item, dict) else item)]
+        if not level:
+            return False
+    return True
+
+
+def is_loopback(host: str | None) -> bool:
+    """True when `host` (None: Gradio's default, 127.0.0.1) only accepts connections from this machine."""
+    if host is None or host == "localhost":
+        return True
     try:
-        return candidate.is_relative_to(Path(os.path.abspath(folder))) and ".." not in Path(path).parts
+        return ipaddress.ip_address(host).is_loopback
     except ValueError:
+        return False
+
+
+def _foreign(scope) -> str | None:
+    """Why a request to an app for this machine only is refused (None: it is not)."""
+    host, origin = _header(scope, b"host") or "", _header(scope, b"origin")
+    why = ("its Train tab and Hub loading are on because it listens on a loopback address "
+           "(start it with --allow-training to serve other names)")
+    if not _names_this_machine(host):
+        return f"this app answers requests addressed to localhost only, not to {host[:80]!r}: {why}"
+    if origin is not None and scope["method"] not in ("GET", "HEAD") and not _names_this_machine(origin):
+        return f"refused a request from a page of {origin[:80]!r}: {why}"
+    return None
+
+
+def _names_this_machine(text: str) -> bool:
+    """Whether a Host header (name[:port]) or an Origin (scheme://name[:port]) names a loopback host."""
+    try:
+        return is_loopback(urlsplit(text if "//" in text else "//" + text).hostname or "-")
+    except ValueError:      # a malformed [IPv6] name
         return False
 
 
@@ -205,9 +253,9 @@ def _needs_click(fn) -> bool:
     return any(isinstance(h, type) and issubclass(h, EventData) and h is not EventData for h in hints.values())
 
 
-def limits_middleware(max_body_bytes: int) -> Middleware:
+def limits_middleware(max_body_bytes: int, local_only: bool = False) -> Middleware:
     """The middleware entry for FastAPI's `middleware=[...]` (Gradio's launch(app_kwargs=...))."""
-    return Middleware(RequestLimits, max_body_bytes=max_body_bytes)
+    return Middleware(RequestLimits, max_body_bytes=max_body_bytes, local_only=local_only)
 
 
 class _Counter:
@@ -258,7 +306,9 @@ def _header(scope, name: bytes) -> str | None:
 
 
 def _is_json(scope) -> bool:
-    return (_header(scope, b"content-type") or "").split(";")[0].strip().lower() == "application/json"
+    """Whether FastAPI parses the body as JSON: no content type, application/json or application/*+json."""
+    kind = (_header(scope, b"content-type") or "").split(";")[0].strip().lower()
+    return kind in ("", "application/json") or (kind.startswith("application/") and kind.endswith("+json"))
 
 
 async def _answer(send, status: int, message: str) -> None:

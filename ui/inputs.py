@@ -170,27 +170,6 @@ def text(value: Any, name: str, *, default: str | None = None) -> str | None:
     return value
 
 
-def api_image(value: Any, name: str = "image") -> None:
-    """From the network an image is an uploaded file (Gradio's FileData, whose path Gradio has
-    checked is in its upload folder), a `data:` URL, or a Sketchpad value holding one; never a
-    path on the server, which ui.common.read_image would otherwise open for a Python caller."""
-    if value is None or value == "":
-        return
-    if isinstance(value, str):
-        if not value.startswith("data:"):
-            raise user_error(f"{name} must be an uploaded file or a data: URL, not a path or other text")
-        return
-    if isinstance(value, dict):
-        if not value.keys() & {"path", "url", "composite", "background", "layers", "id"}:
-            raise user_error(f"{name} must be an uploaded file ({{\"path\": ..., \"meta\": ...}}) or a data: URL, "
-                             f"not an object with keys {sorted(map(str, value))[:5]}")
-        for part in ("composite", "background"):        # a Sketchpad / ImageEditor value
-            if part in value:
-                api_image(value[part], f"{name}.{part}")
-        return
-    raise user_error(f"{name} must be an image file (upload it, or send a data: URL), not {_kind(value)}")
-
-
 # --- the functions the events call ----------------------------------------------------------------
 
 def endpoint(handler: Callable, *bound: Any, images: Sequence[str] = ("image",),
@@ -199,10 +178,9 @@ def endpoint(handler: Callable, *bound: Any, images: Sequence[str] = ("image",),
 
     Gradio names the API's parameters after this function's: they are the handler's own. It
     passes the event first (annotated gr.EventData, so it is not an API parameter): an event
-    from the browser has a target component, an API call has none. Image inputs (`images`)
-    must be uploads or data: URLs (`api_image`). An API call whose `required` inputs (default:
-    the images) are empty gets a gr.Error naming them; the same empty value from the browser
-    (a cleared input) goes through, and the handler answers with empty outputs.
+    from the browser has a target component, an API call has none. An API call whose `required`
+    inputs (default: the images) are empty gets a gr.Error naming them; the same empty value from
+    the browser (a cleared input) goes through, and the handler answers with empty outputs.
     """
     target = functools.partial(handler, *bound, **fixed)
     parameters = [p for p in inspect.signature(target).parameters.values()
@@ -213,9 +191,7 @@ def endpoint(handler: Callable, *bound: Any, images: Sequence[str] = ("image",),
     def call(event: gr.EventData, *args):
         browser = getattr(event, "target", None) is not None
         for name, value in zip(names, args):
-            if name in images:
-                api_image(value, name)
-            if not browser and name in required and _empty(value):
+            if not browser and name in required and is_empty(value):
                 raise user_error(f"{name} is missing: send an image file (upload it, or a data: URL)")
         with browser_event(browser):
             return target(*args)
@@ -229,7 +205,8 @@ def endpoint(handler: Callable, *bound: Any, images: Sequence[str] = ("image",),
     return call
 
 
-def _empty(value: Any) -> bool:
+def is_empty(value: Any) -> bool:
+    """True for "no image yet": None, an empty payload or drawing, a cleared component."""
     if value is None:
         return True
     if isinstance(value, dict):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gradio as gr
 from PIL import Image
 
+from models.digits import NotADigit
 from models.tasks import TASKS
 from models.tasks import BASELINE
 from ui import inputs, live
@@ -53,7 +54,10 @@ def _classify(catalog: Catalog, img, model_run, blank_is_empty: bool = False):
     if img is None:
         return empty
     entry = get_model(catalog, model_run, TASK, BASELINE)
-    probs, x = run_model(entry, img)
+    try:
+        probs, x = run_model(entry, img)
+    except NotADigit as e:                    # marks, but not one digit: say so, never guess
+        raise user_error(f"Could not classify the image: {e}") from e
     if probs is None:
         if blank_is_empty:
             return empty

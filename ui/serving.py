@@ -3,7 +3,9 @@
 - Concurrency groups, each with its own limit (events running at once) and its own queue bound
   (events waiting). Gradio's `queue(max_size=...)` counts the waiting events of every group
   together, so a burst of slow model calls would refuse the cheap pages too ("Queue is full");
-  `GroupBoundedQueue` refuses an event only when its own group is full.
+  `GroupBoundedQueue` refuses an event only when its own group is full, or when its own event
+  (endpoint) already has its share of the group's queue: a burst on one model endpoint leaves
+  room for the others.
 - `ForwardBatcher`: concurrent requests for the same model share one forward pass.
 - `image_file`: an output image handed to Gradio as a file written once under a content name,
   never rewritten while another client may be downloading it.
@@ -28,10 +30,12 @@ from PIL import Image
 
 @dataclass(frozen=True)
 class Group:
-    """A concurrency group: `limit` events of it run at once, at most `max_waiting` wait."""
+    """A concurrency group: `limit` events of it run at once, at most `max_waiting` wait, at most
+    `max_waiting_each` of them for any one event (endpoint)."""
     id: str
     limit: int
     max_waiting: int
+    max_waiting_each: int | None = None
 
     def event_options(self) -> dict:
         """Keyword arguments for an event listener (gr.on, .click, ...) of this group."""
@@ -41,7 +45,7 @@ class Group:
 # Model calls: up to MAX_BATCH requests decode and preprocess their images in parallel and share
 # forward passes (ForwardBatcher); the forward passes themselves run one at a time.
 MAX_BATCH = 8
-INFERENCE = Group("inference", limit=MAX_BATCH, max_waiting=16)
+INFERENCE = Group("inference", limit=MAX_BATCH, max_waiting=48, max_waiting_each=16)
 # Pages that read files (cards, curves, architecture tables, augmentation grids): never wait
 # behind model calls.
 LIGHT = Group("light", limit=4, max_waiting=32)
@@ -69,6 +73,7 @@ class GroupBoundedQueue(queueing.Queue):
     """Gradio's queue with a bound per concurrency group (see `bound_queue_per_group`)."""
 
     max_waiting_per_group: dict[str, int] = {}
+    max_waiting_each: dict[str, int] = {}
     max_waiting_other: int | None = None
 
     async def push(self, body, request, username):
@@ -78,11 +83,15 @@ class GroupBoundedQueue(queueing.Queue):
             fn = None   # Gradio's own push answers an unknown event
         if fn is not None:
             bound = self.max_waiting_per_group.get(fn.concurrency_id, self.max_waiting_other)
-            waiting = self.event_queue_per_concurrency_id.get(fn.concurrency_id)
-            size = len(waiting.queue) if waiting is not None else 0
-            if bound is not None and size >= bound:
-                return (False, f"Queue is full: {size} requests of this kind are waiting (at most {bound}); "
+            share = self.max_waiting_each.get(fn.concurrency_id)
+            waiting = getattr(self.event_queue_per_concurrency_id.get(fn.concurrency_id), "queue", [])
+            same = sum(event.fn is fn for event in waiting)
+            if bound is not None and len(waiting) >= bound:
+                return (False, f"Queue is full: {len(waiting)} requests of this kind are waiting (at most {bound}); "
                                "try again in a moment.", "queue_full")
+            if share is not None and same >= share:
+                return (False, f"Queue is full: {same} requests for /{fn.api_name} are waiting (at most {share} "
+                               "for one endpoint); try again in a moment.", "queue_full")
         return await super().push(body, request, username)
 
 
@@ -100,6 +109,7 @@ def bound_queue_per_group(demo, groups=GROUPS, *, other: int | None = OTHER_MAX_
         raise TypeError(f"unexpected Gradio queue type {type(queue).__name__}")
     queue.__class__ = GroupBoundedQueue
     queue.max_waiting_per_group = {g.id: g.max_waiting for g in groups}
+    queue.max_waiting_each = {g.id: g.max_waiting_each for g in groups if g.max_waiting_each is not None}
     queue.max_waiting_other = other
 
 
@@ -200,7 +210,10 @@ def image_file(img: Image.Image, name: str = "image") -> str:
     data = buf.getvalue()
     folder = Path(get_upload_folder()) / "cnn-studio" / hashlib.sha256(data).hexdigest()
     path = folder / f"{name}.png"
-    if not path.is_file():
+    try:    # handed out again: its age restarts (Gradio's delete_cache goes by ctime), its content stays
+        info = path.stat()
+        os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns))
+    except FileNotFoundError:
         folder.mkdir(parents=True, exist_ok=True)
         fd, staging = tempfile.mkstemp(dir=folder, prefix=f".{name}.")
         try:

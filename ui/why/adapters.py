@@ -8,14 +8,13 @@ small PNGs; docs/run-directory.md), so they work on a Space and from a Hub repo.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import gradio as gr
 from PIL import Image
 
 from models.artifact import GALLERY_DIR
-from models.jsonfile import try_read_json
+from models.jsonfile import run_file, try_read_json
 from models.predict import ImageInputError, decode_image
 from models.tasks import BASELINE, RANDOM_ERASING
 from ui import inputs
@@ -38,14 +37,12 @@ class RunImages:
     def __init__(self, root: Path | None, dataset: ValidationImages):
         self.dataset = dataset
         self.files: dict[int, Path] = {}
-        folder = Path(root) / GALLERY_DIR if root is not None else None
         try:
-            listed = json.loads((folder / "index.json").read_text(encoding="utf-8"))["images"]
-            for row in listed:
-                path = (folder / str(row["file"])).resolve()
-                if path.parent == folder.resolve():
+            for row in try_read_json(root, f"{GALLERY_DIR}/index.json")["images"]:
+                path = run_file(root, f"{GALLERY_DIR}/{Path(str(row['file'])).name}")
+                if path is not None:
                     self.files[int(row["index"])] = path
-        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        except (ValueError, TypeError, KeyError, AttributeError):
             self.files = {}
 
     @property

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from models.digits import NotADigit
 from models.predict import prepare
 from models.tasks import TASKS
 from models.tasks import BASELINE
@@ -34,7 +35,10 @@ def explain(catalog: Catalog, image, model_run, target_class=None, overlay_stren
     overlay_strength = inputs.real_number(overlay_strength, "overlay_strength", 0, 1)
     if is_empty(image):
         return None, NOTHING_YET
-    _, prepared = prepare(read_image(image), entry.loaded.config)
+    try:
+        _, prepared = prepare(read_image(image), entry.loaded.config)
+    except NotADigit as e:
+        return None, f"Nothing to explain: {e}."
     if prepared is None:
         return None, "Nothing to explain: no digit found in the image."
     return h.gradcam_view(entry.loaded, prepared, target_class, overlay_strength)

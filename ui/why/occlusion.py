@@ -6,6 +6,7 @@ of the click handler at run time.
 """
 import gradio as gr
 
+from analysis.explain import sweep_positions
 from models.tasks import TASKS
 from models.tasks import BASELINE, RANDOM_ERASING
 from ui import inputs
@@ -56,11 +57,30 @@ def occlusion_sweep(catalog: Catalog, image, baseline_run, erasing_run, box_size
     if is_empty(image):
         return [], None
     models = occlusion_models(catalog, baseline_run, erasing_run)
-    box = inputs.whole_number(box_size, "box_size", 1, models[0][1].config.input_size)
+    side = models[0][1].config.input_size
+    box = inputs.whole_number(box_size, "box_size", 1, side)
+    check_sweep_work(side, box, fine_sweep, len(models))
     if progress is not None:
         models = progress.tqdm(models, desc="sweeping the box over the image, model by model")
     return h.occlusion_sweep_view(models, read_image(image), box=box, stride=max(1, box // 2) if fine_sweep else box,
                                   fill=fill)
+
+
+# A sweep runs every model once per box position on the whole input: its work, positions x pixels
+# x models, is bounded by what 2,048 passes at 224x224 cost (two ResNet50s, box 8).
+MAX_SWEEP_WORK = 2048 * 224 * 224
+
+
+def check_sweep_work(side: int, box: int, fine_sweep: bool, models: int) -> None:
+    """A one-line gr.Error when a sweep would compute more than MAX_SWEEP_WORK, naming the smallest box that fits."""
+    def positions(b: int) -> int:
+        return len(sweep_positions(side, b, max(1, b // 2) if fine_sweep else b)) ** 2
+
+    if positions(box) * side * side * models > MAX_SWEEP_WORK:
+        fits = next((b for b in range(box, side) if positions(b) * side * side * models <= MAX_SWEEP_WORK), side)
+        raise user_error(f"box_size {box}{' with fine_sweep' if fine_sweep else ''} means {positions(box):,} box "
+                         f"positions for each of {models} model(s) at {side}x{side}, more than one request may "
+                         f"compute: use box_size {fits} or more")
 
 
 def input_side(catalog: Catalog) -> int:
