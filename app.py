@@ -27,6 +27,7 @@ import os
 import shutil
 import signal
 import tempfile
+import threading
 from pathlib import Path
 from typing import Sequence
 
@@ -276,7 +277,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = get_args_parser().parse_args(argv)
     # SIGTERM (a container or service stopping the app) ends it as Ctrl-C does: the server closes and
     # the exit handlers run, so the private cache folder is removed then too.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    if threading.current_thread() is threading.main_thread():   # `gradio app.py` re-runs main() in its reload thread
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
     torch.set_num_threads(args.threads or serving.default_torch_threads())
     serving.set_max_batch(args.max_batch)
     hub = list(dict.fromkeys([*args.hub, *hub_models()]))

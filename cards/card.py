@@ -140,10 +140,16 @@ def public_dataset(config: dict):
     return next((t.dataset for t in TASKS.values() if hub_id and t.dataset.hub_id == hub_id), None)
 
 
+def architecture(config: dict):
+    """The registry's record of the architecture config.json names (None for an unknown one)."""
+    return ARCHITECTURES.get(ALIASES.get(config.get("architecture"), config.get("architecture")))
+
+
 def timm_name(config: dict) -> str | None:
-    """timm's name for the architecture, when timm builds the same state dict from config.json."""
-    arch = ARCHITECTURES.get(ALIASES.get(config.get("architecture"), config.get("architecture")))
-    return arch.timm_name if arch else None
+    """timm's name for the architecture, when timm builds the same state dict from this config.json
+    (its timm keys, `pretrained_cfg`, are written since models/registry.py's timm layout)."""
+    arch = architecture(config)
+    return arch.timm_name if arch and isinstance(config.get("pretrained_cfg"), dict) else None
 
 
 def card_data(facts: dict) -> ModelCardData:
@@ -213,7 +219,7 @@ def render_card(facts: dict) -> str:
     """The whole README.md for `facts` (as read_facts returns them). Pure: no I/O."""
     config = facts["config"]
     labels = [str(v) for v in config.get("labels", [])]
-    arch = ARCHITECTURES.get(ALIASES.get(config.get("architecture"), config.get("architecture")))
+    arch = architecture(config)
     re_params = random_erasing_params(config)
     public = public_dataset(config)
     history = facts.get("history") or []

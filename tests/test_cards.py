@@ -303,7 +303,7 @@ def test_snippet_without_examples_runs_too(handmade_run, tmp_path):
     shutil.copytree(handmade_run, run, ignore=shutil.ignore_patterns("examples"))
     text = render_card(read_facts(run))
     snippet = snippet_of(text)
-    assert "Image.effect_noise(" in snippet and "loaded.root" not in snippet
+    assert "ImageDraw.Draw(image).line(" in snippet and "loaded.root" not in snippet
     namespace: dict = {}
     exec(point_snippet_at(snippet, str(run)), namespace)
     assert sum(namespace["probs"].values()) == pytest.approx(1.0, abs=1e-5)
@@ -567,6 +567,9 @@ def test_a_hub_card_is_named_after_its_repo_and_declares_timm_only_where_timm_lo
     assert resnet.library_name == "timm" and "timm" in resnet.tags
     vgg = parse(render_card(hub_facts("mnist"))).data
     assert vgg.library_name is None and "timm" not in vgg.tags, "timm has no VGG19-BN for 32x32 input"
+    older = hub_facts("catsdogs")
+    del older["config"]["pretrained_cfg"]    # a config.json written before it had timm's keys
+    assert parse(render_card(older)).data.library_name is None, "timm could not load that repo"
 
 
 def test_the_declared_license_is_the_project_license_file():

@@ -397,7 +397,7 @@ def test_partial_run_card_never_reports_the_subset_as_the_split(mnist_run, tmp_p
 # --------------------------------------------------------------------------- usable without CNN Studio
 
 
-BLOCKER = '''
+BLOCKER = r'''
 import json, os, sys
 _allowed = set(json.loads(os.environ["ALLOWED_TOP_LEVEL"]))
 _cnn_studio = {"models", "training", "ui", "cards", "publish", "analysis", "app", "tests", "benchmarks", "scripts"}
@@ -459,10 +459,14 @@ def user_python(tmp_path: Path, distributions: list[str], hf_home: Path | None =
     env.update(PYTHONPATH=str(blocker), HF_HOME=str(hf_home or tmp_path / "hf_home"), HF_HUB_OFFLINE="1",
                HF_HUB_DISABLE_TELEMETRY="1", ALLOWED_TOP_LEVEL=json.dumps(allowed_top_level_modules(distributions)))
     python = str(venv / "bin" / "python")
-    # the blocker works: CNN Studio is not importable there, PIL (a torchvision dependency) is
-    probe = subprocess.run([python, "-c", "import PIL\ntry:\n import models\nexcept ImportError as e:"
-                            "\n print('blocked', e)"], cwd=elsewhere, env=env, capture_output=True, text=True)
-    assert probe.stdout.startswith("blocked"), probe.stdout + probe.stderr
+    # the blocker works: gradio (installed here, not allowed) and CNN Studio (even on the path) are
+    # refused, PIL (a torchvision dependency) is not, and sitecustomize itself ran without an error
+    probe = subprocess.run([python, "-c", "import sys, PIL\nfor name in ('gradio', 'models'):\n try:\n"
+                            "  __import__(name)\n except ImportError as e:\n  print('blocked', name)"],
+                           cwd=elsewhere, env={**env, "PYTHONPATH": f"{blocker}{os.pathsep}{REPO_ROOT}"},
+                           capture_output=True, text=True)
+    assert probe.stdout.split("\n")[:2] == ["blocked gradio", "blocked models"], probe.stdout + probe.stderr
+    assert "Error in sitecustomize" not in probe.stderr, probe.stderr
     return python, env, elsewhere
 
 
@@ -511,32 +515,39 @@ def test_card_snippet_runs_with_torch_alone_and_matches_predict_probs(run_fixtur
 
 
 def awkward_images(folder: Path) -> dict[str, Path]:
-    """Images the app accepts and a hand-kept preparation gets wrong: 16-bit greyscale (scaled, not
-    clipped), a palette with transparency, RGBA, an EXIF-rotated JPEG, an extreme aspect ratio
-    (the long side cropped before the resize), and a dark-on-light 200 px digit (the MNIST step)."""
-    import io
-
+    """A dark 7 on light paper, in the forms the app accepts and a hand-kept preparation gets wrong:
+    16-bit greyscale (scaled, not clipped), a palette with a transparent background, RGBA, an
+    EXIF-rotated JPEG, an extreme aspect ratio (the long side cropped before the resize), and the
+    plain 200 px drawing (the MNIST step makes each MNIST-like, as the app does)."""
     import numpy as np
     from PIL import Image, ImageDraw
     folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    grey16 = (np.linspace(0, 60000, 90 * 120).reshape(90, 120) * rng.uniform(0.5, 1, (90, 120))).astype(np.uint16)
+
+    def seven(size, paper=235, ink=20, mode="L"):
+        img = Image.new(mode, size, paper)
+        w, h = size
+        x, y, s = w // 2, h // 2, min(w, h) * 0.35
+        ImageDraw.Draw(img).line([(x - s * 0.6, y - s), (x + s * 0.6, y - s), (x - s * 0.1, y + s)], fill=ink,
+                                 width=max(2, int(s / 5)))
+        return img
+
+    seven((200, 200)).save(folder / "digit7.png")
+    grey = np.asarray(seven((120, 90)), dtype=np.float64)
+    grey16 = (grey * 257 * np.linspace(0.8, 1.0, 120)[None, :]).astype(np.uint16)   # 16-bit, a gradient
     Image.fromarray(grey16).save(folder / "grey16.png")
-    palette = Image.fromarray(rng.integers(0, 255, (70, 50, 3), dtype=np.uint8)).quantize(16)
-    palette.info["transparency"] = 3
-    palette.save(folder / "palette.png", transparency=3)
-    rgba = rng.integers(0, 255, (64, 96, 4), dtype=np.uint8)
+    palette = seven((90, 110), paper=0, ink=1, mode="P")
+    palette.putpalette([255, 0, 255, 30, 30, 90] + [0] * 762)          # index 0: magenta, to be transparent
+    palette.save(folder / "palette.png", transparency=0)
+    alpha = np.asarray(seven((100, 70), paper=0, ink=255))              # opaque strokes, transparent paper
+    rgba = np.dstack([np.full_like(alpha, 40), np.full_like(alpha, 10), np.full_like(alpha, 200), alpha])
     Image.fromarray(rgba, "RGBA").save(folder / "rgba.png")
-    photo = Image.fromarray(rng.integers(0, 255, (80, 140, 3), dtype=np.uint8))
+    photo = seven((140, 80), mode="RGB", paper=(225, 220, 200), ink=(30, 30, 40)).rotate(90, expand=True)
     exif = Image.Exif()
     exif[0x0112] = 6                                    # orientation: rotate 90 degrees to display
     photo.save(folder / "rotated.jpg", exif=exif.tobytes(), quality=95)
-    Image.fromarray(rng.integers(0, 255, (12, 2400, 3), dtype=np.uint8)).save(folder / "strip.png")
-    digit = Image.new("L", (200, 200), 235)
-    ImageDraw.Draw(digit).line([(60, 40), (140, 40), (90, 170)], fill=20, width=14)   # a dark 7 on paper
-    buffer = io.BytesIO()
-    digit.save(buffer, format="PNG")
-    (folder / "digit7.png").write_bytes(buffer.getvalue())
+    strip = Image.new("L", (1400, 60), 235)
+    strip.paste(seven((60, 60)), (670, 0))
+    strip.save(folder / "strip.png")                    # 1400x60: longer than 16 times its height
     return {p.name: p for p in sorted(folder.iterdir())}
 
 
