@@ -397,76 +397,61 @@ def test_partial_run_card_never_reports_the_subset_as_the_split(mnist_run, tmp_p
 # --------------------------------------------------------------------------- usable without CNN Studio
 
 
-BLOCKER = r'''
-import json, os, sys
-_allowed = set(json.loads(os.environ["ALLOWED_TOP_LEVEL"]))
-_cnn_studio = {"models", "training", "ui", "cards", "publish", "analysis", "app", "tests", "benchmarks", "scripts"}
-
-class _Blocker:
-    """Refuses CNN Studio's packages and anything but the allowed distributions and stdlib."""
-    def find_spec(self, name, path=None, target=None):
-        top = name.split(".")[0]
-        stdlib = top in sys.stdlib_module_names or top.startswith("_sysconfigdata")   # sysconfig's data
-        if top in _cnn_studio or (top not in _allowed and not stdlib):
-            sys.stderr.write(f"blocked: {name}\n")
-            raise ModuleNotFoundError(f"import of {name!r} blocked by the test", name=name)
-        return None
-
-sys.meta_path.insert(0, _Blocker())
-'''
 ALLOWED_DISTRIBUTIONS = ["torch", "torchvision", "safetensors", "huggingface_hub"]
 
 
-def allowed_top_level_modules(distributions: list[str] = ALLOWED_DISTRIBUTIONS) -> list[str]:
-    """Top-level modules of the allowed distributions and everything they require, recursively."""
+def required_distributions(distributions: list[str]) -> set[str]:
+    """The installed distributions `pip install <distributions>` would bring: them and what they
+    require, recursively (markers evaluated for this machine, no extras)."""
     from importlib import metadata
 
     from packaging.requirements import Requirement
     from packaging.utils import canonicalize_name
-    todo, dists = list(distributions), set()
+    todo, found = list(distributions), {}
     while todo:
         name = canonicalize_name(todo.pop())
-        if name in dists:
+        if name in found:
             continue
         try:
-            requires = metadata.requires(name) or []
+            found[name] = metadata.distribution(name)
         except metadata.PackageNotFoundError:
             continue
-        dists.add(name)
-        for line in requires:
+        for line in found[name].requires or []:
             req = Requirement(line)
             if req.marker is None or req.marker.evaluate({"extra": ""}):
                 todo.append(req.name)
-    return sorted(module for module, owners in metadata.packages_distributions().items()
-                  if any(canonicalize_name(o) in dists for o in owners))
+    return set(found)
 
 
 def user_python(tmp_path: Path, distributions: list[str], hf_home: Path | None = None) -> tuple[str, dict, Path]:
-    """(python, env, working folder) of what a Hub user has who installed only `distributions`:
-    a fresh virtual environment (`python -m venv --system-site-packages`, so that torch's 5 GB are
-    not installed again) whose imports are limited by BLOCKER to those distributions, their
-    dependencies and the standard library; CNN Studio is not importable, the working folder is
-    outside the repository, and the Hub is offline (files come from `hf_home`'s cache)."""
+    """(python, env, working folder) of a Hub user who ran `pip install <distributions>` in a fresh
+    virtual environment: `python -m venv` (no system site-packages), whose site-packages holds
+    exactly those distributions and their requirements, linked from this machine's installation
+    (each distribution's top-level files and folders as its RECORD lists them, so that torch's
+    5 GB are not copied). Anything else is absent, as for that user: CNN Studio, gradio, timm
+    unless asked for. The working folder is outside the repository and the Hub is offline (files
+    come from `hf_home`'s cache)."""
+    from importlib import metadata
     venv = tmp_path / "venv"
-    if not venv.exists():
-        subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
-    blocker = tmp_path / "blocker"
-    blocker.mkdir(exist_ok=True)
-    (blocker / "sitecustomize.py").write_text(BLOCKER)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    site = next((venv / "lib").glob("python3*/site-packages"))
+    for name in required_distributions(distributions):
+        dist = metadata.distribution(name)
+        for top in {Path(f).parts[0] for f in dist.files or []} - {"..", "__pycache__"}:
+            source, target = Path(dist.locate_file(top)), site / top
+            if source.exists() and not target.exists():
+                target.symlink_to(source)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir(exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "PYTHON"))}
-    env.update(PYTHONPATH=str(blocker), HF_HOME=str(hf_home or tmp_path / "hf_home"), HF_HUB_OFFLINE="1",
-               HF_HUB_DISABLE_TELEMETRY="1", ALLOWED_TOP_LEVEL=json.dumps(allowed_top_level_modules(distributions)))
+    env.update(HF_HOME=str(hf_home or tmp_path / "hf_home"), HF_HUB_OFFLINE="1", HF_HUB_DISABLE_TELEMETRY="1")
     python = str(venv / "bin" / "python")
-    # the blocker works: gradio (installed here, not allowed) and CNN Studio (even on the path) are
-    # refused, PIL (a torchvision dependency) is not, and sitecustomize itself ran without an error
-    probe = subprocess.run([python, "-c", "import sys, PIL\nfor name in ('gradio', 'models'):\n try:\n"
-                            "  __import__(name)\n except ImportError as e:\n  print('blocked', name)"],
-                           cwd=elsewhere, env={**env, "PYTHONPATH": f"{blocker}{os.pathsep}{REPO_ROOT}"},
-                           capture_output=True, text=True)
-    assert probe.stdout.split("\n")[:2] == ["blocked gradio", "blocked models"], probe.stdout + probe.stderr
-    assert "Error in sitecustomize" not in probe.stderr, probe.stderr
+    # what that user has: PIL (a torchvision requirement) and numpy, not gradio or CNN Studio
+    probe = subprocess.run([python, "-c", "import PIL, numpy\nfor name in ('gradio', 'models', 'cards'):\n try:\n"
+                            "  __import__(name)\n except ImportError:\n  print('absent', name)"],
+                           cwd=elsewhere, env=env, capture_output=True, text=True)
+    assert probe.stdout.split() == ["absent", "gradio", "absent", "models", "absent", "cards"], \
+        probe.stdout + probe.stderr
     return python, env, elsewhere
 
 
