@@ -68,7 +68,10 @@ from __future__ import annotations
 
 
 def source_modules(entry: str = ENTRY) -> list[tuple[str, str]]:
-    """(module name, source) of `entry` and the project modules it imports, dependencies first."""
+    """(module name, source) of `entry` and the project modules it imports, dependencies first; then
+    each module that registers an architecture from outside them (a user's own, registered at import
+    with models.registry.register_architecture), so every architecture the registry knows is shipped."""
+    from models.registry import ARCHITECTURES
     order: dict[str, str] = {}
 
     def visit(name: str) -> None:
@@ -82,6 +85,9 @@ def source_modules(entry: str = ENTRY) -> list[tuple[str, str]]:
         order[name] = source
 
     visit(entry)
+    for architecture in ARCHITECTURES.values():
+        if architecture.build.__module__ not in order:
+            visit(architecture.build.__module__)
     return list(order.items())
 
 
