@@ -18,8 +18,8 @@ import re
 
 import pytest
 
-from tests.browser_helpers import (ASSETS, choose, chromium, cut_off, launch, needs_browser, open_page, screenshot,
-                                   top_class)
+from tests.browser_helpers import (ASSETS, choose, chromium, cut_off, launch, needs_browser, open_page,
+                                   reset_toasts, screenshot, top_class)
 
 pytestmark = needs_browser
 
@@ -131,6 +131,8 @@ def test_train_watch_stop_resume_finish_and_classify(studio):
 
 def test_your_images_from_a_zip_on_a_phone(studio, tmp_path):
     from playwright.sync_api import expect
+
+    import app
     from tests.test_train_upload import class_folders, make_zip
     archive = tmp_path / "my pets.zip"
     archive.write_bytes(make_zip(class_folders(("cat", "dog"), per_class=20, top="my pets/")
@@ -144,6 +146,15 @@ def test_your_images_from_a_zip_on_a_phone(studio, tmp_path):
         choose(page, "#train-task", "Your images")
         expect(page.locator("#train-command textarea")).to_have_value(re.compile("^# dataset is missing: upload a zip"),
                                                                   timeout=TIMEOUT_MS)
+        # What cannot train is told in one line: a file that is no zip (ours), one over the upload limit (Gradio's).
+        (tmp_path / "photo.zip").write_bytes((ASSETS / "mnist_3.png").read_bytes())
+        (tmp_path / "huge.zip").write_bytes(b"PK\3\4" + b"\0" * app.MAX_FILE_SIZE)
+        for name, told in (("photo.zip", "zip_file: not a zip file (expected a .zip of class folders)"),
+                           ("huge.zip", 'File(s) exceed the maximum allowed size of 10.0 Mb: "huge.zip"')):
+            reset_toasts(page)
+            page.locator("#train-zip input[type=file]").set_input_files(str(tmp_path / name))
+            page.wait_for_function("t => window.__toasts.texts.some(x => x.includes(t))", arg=told)
+            page.locator("#train-zip button[aria-label=Clear]").click()
         page.locator("#train-zip input[type=file]").set_input_files(str(archive))
         found = page.locator("#train-found").filter(has_text="2 classes, 40 images")
         found.wait_for()
