@@ -170,20 +170,18 @@ def progress_markdown(trainer: Trainer) -> str:
     p = job.progress()
     variant = VARIANTS["random-erasing" if job.request.random_erasing else "baseline"]
     head = f"**{job.status.capitalize()}**: job {job.id}, `{job.key}` ({TASKS[job.request.task].title}, " \
-           f"{variant.lower()}, {job.request.preset})"
-    if job.status in (RUNNING, STOPPING) and p:
-        facts = [f"epoch {p.get('epoch')}/{p.get('epochs')}", f"step {p.get('step')}/{p.get('steps_per_epoch')}",
-                 f"{p['images_per_s']:.0f} images/s" if p.get("images_per_s") else "images/s: measuring",
-                 f"epoch ETA {_clock(p.get('epoch_eta_s'))}", f"run ETA {_clock(p.get('run_eta_s'))}"]
-        if p.get("last_val_accuracy") is not None:
-            facts.append(f"last val accuracy {p['last_val_accuracy']:.2%}")
-        if p.get("status") == "evaluating":
-            facts.append("evaluating")
-        return head + "\n\n" + " · ".join(facts)
-    if job.status in (RUNNING, STOPPING):
-        return head + "\n\nloading data and building the model…"
-    message = p.get("message") or (job.log[-1] if job.log else "")
-    return head + (f"\n\n{message}" if message else "")
+           f"{variant.lower()}, {job.request.preset})\n\n"
+    if job.status not in (RUNNING, STOPPING):
+        return head + (p.get("message") or (job.log[-1] if job.log else ""))
+    if not p:
+        return head + "loading data and building the model…"
+    acc = p.get("last_val_accuracy")
+    return head + " · ".join(filter(None, [
+        f"epoch {p.get('epoch')}/{p.get('epochs')}", f"step {p.get('step')}/{p.get('steps_per_epoch')}",
+        f"{p['images_per_s']:.0f} images/s" if p.get("images_per_s") else "images/s: measuring",
+        f"epoch ETA {_clock(p.get('epoch_eta_s'))}", f"run ETA {_clock(p.get('run_eta_s'))}",
+        f"last val accuracy {acc:.2%}" if acc is not None else "",
+        "evaluating" if p.get("status") == "evaluating" else ""]))
 
 
 def _clock(seconds) -> str:
