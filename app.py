@@ -159,10 +159,9 @@ def build_demo(runs: str | os.PathLike | Catalog | None = "runs", hub: Sequence[
     """
     private_cache_dir()   # before any component exists: each reads the folder when created
     catalog = runs if isinstance(runs, Catalog) else Catalog.from_sources(runs, hub, device=device)
-    trainer = train_tab.Trainer(None, training_off)
-    if training_off is None and catalog.runs_dir is not None:
-        trainer = train_tab.Trainer(TrainingJobs(catalog.runs_dir, data_dir=Path(data_dir or "data"),
-                                                 device=train_device, on_finished=lambda job: catalog.reload()))
+    jobs = TrainingJobs(catalog.runs_dir or "runs", data_dir=Path(data_dir or "data"), device=train_device,
+                        on_finished=lambda job: catalog.reload())
+    trainer = train_tab.Trainer(jobs, training_off or (None if catalog.runs_dir else "this app has no runs folder"))
     options = {"why": {"data_dir": data_dir}, "train": {"trainer": trainer}}
     built = {}
     with StudioBlocks(title=TITLE, analytics_enabled=False, delete_cache=CACHE_EXPIRY) as demo:

@@ -407,7 +407,7 @@ def test_the_train_tab_shows_where_a_stopped_job_stands_and_resumes_it(tmp_path,
     from ui.train_tab import Trainer, jobs_frame, progress_markdown
     jobs = TrainingJobs(tmp_path / "runs", data_dir=mnist_dir, device="cpu")
     try:
-        job = jobs.submit(TrainRequest(task="mnist", epochs=2, batch_size=8, limit_train=64, limit_val=16))
+        [job] = jobs.submit([TrainRequest(task="mnist", epochs=2, batch_size=8, limit_train=64, limit_val=16)])
         deadline = time.monotonic() + 600
         while job.progress().get("step", 0) < 1 and job.status not in (STOPPED, FINISHED):   # a sync point
             assert time.monotonic() < deadline, job.log
@@ -426,9 +426,13 @@ def test_the_train_tab_shows_where_a_stopped_job_stands_and_resumes_it(tmp_path,
         assert progress["message"] == message and job.log[-1] == message
         trainer = Trainer(jobs)
         assert message in progress_markdown(trainer)
-        assert jobs_frame(trainer).iloc[0]["progress"] == f"epoch {shown[0]}/2, step {shown[1]}/{steps}"
+        stopped_at = jobs_frame(trainer).iloc[0]["state"]
+        assert stopped_at.startswith(f"stopped · epoch {shown[0]}/2, step {shown[1]}/{steps}"), stopped_at
         resumed = jobs.resume(job.id)
         assert jobs.wait(resumed, (FINISHED,), 600), list(resumed.log)
+        # The stopped job keeps the place it stopped at (the resumed one wrote the same progress.json since).
+        assert jobs_frame(trainer).iloc[0]["state"] == stopped_at
+        assert jobs_frame(trainer).iloc[1]["state"].startswith(f"finished (resume) · epoch 2/2, step {steps}/{steps}")
         assert any(line.startswith("resuming mnist (baseline, preset full) at ") for line in resumed.log)
         assert len(json.loads((job.run_dir / "history.json").read_text())) == 2
         load_model(job.run_dir)

@@ -64,9 +64,10 @@ def history_rows(history, name: str) -> tuple[list, list]:
     return acc, loss
 
 
-def curve_figure(frame: pd.DataFrame, what: str) -> Figure:
+def curve_figure(frame: pd.DataFrame, what: str, empty: str = "no run chosen") -> Figure:
     """One metric per epoch, one line per series: a marker at every measurement and whole-epoch
-    ticks, so a two-epoch run reads as two measurements (not a line with ticks at 1.1, 1.2...)."""
+    ticks, so a two-epoch run reads as two measurements (not a line with ticks at 1.1, 1.2...);
+    `empty` is written across the axes when there is nothing to draw."""
     fig = Figure(figsize=(6.4, 3.8), tight_layout=True)
     ax = fig.add_subplot(1, 1, 1)
     for series, rows in frame.groupby("series", sort=False):
@@ -79,7 +80,7 @@ def curve_figure(frame: pd.DataFrame, what: str) -> Figure:
         ax.set_xlim(first - 0.5, last + 0.5)
         ax.legend(fontsize=8, loc="best")
     else:
-        ax.text(0.5, 0.5, "no run chosen", ha="center", va="center", transform=ax.transAxes, color="gray")
+        ax.text(0.5, 0.5, empty, ha="center", va="center", transform=ax.transAxes, color="gray")
     ax.set_xlabel("epoch")
     ax.set_ylabel(what)
     if what == "accuracy":
