@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import functools
 import os
 import shutil
 import signal
@@ -32,9 +33,9 @@ from typing import Sequence
 import gradio as gr
 import torch
 
-from ui import (architecture_tab, augment_tab, cards_tab, catsdogs_tab, cifar10_tab, curves_tab,
-                explain_tab, hub_panel, live, mnist_tab, serving, train_tab)
-from models.tasks import HUB_MODELS_ENV
+from models.tasks import HUB_MODELS_ENV, TASKS
+from ui import architecture_tab, augment_tab, cards_tab, classify_tab, curves_tab, explain_tab, hub_panel, live, serving
+from ui import train_tab
 from ui.catalog import Catalog, hub_ids_from_env
 from ui.common import MAX_IMAGE_BYTES
 from ui.http_limits import RequestLimits, is_loopback, limits_middleware
@@ -45,12 +46,11 @@ DESCRIPTION = ("Classic image classifiers, trained from scratch and published wi
                "VGG19-BN on CIFAR-10 and on MNIST, and ResNet50 for cats vs dogs with and without "
                "Random Erasing. Every number on these pages is read from the runs' own files.")
 
-# (label, id, module with build(catalog)), in the order the tabs appear. The first three are the
-# classify tabs: the app opens on the first of them that has a model.
-TABS = [("CIFAR-10", "cifar10", cifar10_tab), ("MNIST", "mnist", mnist_tab),
-        ("Cats vs Dogs", "catsdogs", catsdogs_tab), ("Augmentation", "augmentation", augment_tab),
-        ("Architecture", "architecture", architecture_tab), ("Training curves", "curves", curves_tab),
-        ("See why", "why", explain_tab), ("Model cards", "cards", cards_tab), ("Train", "train", train_tab)]
+# (label, id, module with build(catalog)), in the order the tabs appear after the classify tabs,
+# one per task of models.tasks.TASKS (tabs() lists them all): the app opens on the first with a model.
+OTHER_TABS = [("Augmentation", "augmentation", augment_tab), ("Architecture", "architecture", architecture_tab),
+              ("Training curves", "curves", curves_tab), ("See why", "why", explain_tab),
+              ("Model cards", "cards", cards_tab), ("Train", "train", train_tab)]
 
 # Serving limits. Each concurrency group (model calls, light pages, ...) has its own limit and
 # its own queue bound, and each model endpoint its share of it (ui/serving.py): beyond it, those
@@ -72,8 +72,23 @@ CSS = """
 .notice { border-left: 4px solid var(--color-accent); padding-left: 0.75em; }
 #app-title h1 { margin-bottom: 0; }
 #model-card { max-height: 640px; overflow-y: auto; }
+#model-status { overflow-x: auto; }
+#model-status table { word-break: normal; overflow-wrap: normal; }
 #architecture-table td:first-child { font-family: var(--font-mono); }
+.pixels img { image-rendering: pixelated; }
+.pixels .image-frame img, .pixels .image-container img { object-fit: contain; width: 100%; height: 100%; }
+.examples .grid-wrap.fixed-height { min-height: 0; max-height: none; overflow-y: visible; }
+.examples .gallery-item .thumbnail-item { display: flex; flex-direction: column; aspect-ratio: auto; height: auto; }
+.examples .gallery-item .thumbnail-item > img { aspect-ratio: 1; height: auto; }
+.examples .gallery-item .caption-label { position: static; max-width: 100%; white-space: normal; border: 0;
+  text-align: center; overflow-wrap: anywhere; }
+.examples .grid-container { grid-template-columns: repeat(auto-fill, minmax(88px, 1fr)); }
 """
+# A Sketchpad says "select the draw tool to start" until its brush is picked: the page picks it
+# whenever a drawing tab's brush button appears (tabs are drawn when first shown).
+JS = """() => new MutationObserver(changes => changes.forEach(change => change.addedNodes.forEach(node =>
+    [node, ...(node.querySelectorAll?.('*') || [])].filter(e => e.matches?.('.sketch button[aria-label=Brush]'))
+        .forEach(brush => brush.click())))).observe(document.body, {childList: true, subtree: true})"""
 
 
 def theme() -> gr.themes.Base:
@@ -83,7 +98,10 @@ def theme() -> gr.themes.Base:
                           font_mono=["ui-monospace", "monospace"])
 
 
-CLASSIFY_TABS = {"cifar10": "cifar10", "mnist": "mnist", "catsdogs": "catsdogs"}   # task -> tab id
+def tabs() -> list[tuple[str, str, object]]:
+    """Every tab, in order: one classify tab per task registered now, then the others."""
+    classify = [(task.title, task.name, functools.partial(classify_tab.build, task=task)) for task in TASKS.values()]
+    return classify + OTHER_TABS
 # Why the Train tab and the Models panel's Hub loader are off in an app built without saying
 # (app.demo, tests): `python app.py` turns them on for a loopback address (training_refusal).
 OFF_UNLESS_LOCAL = "it is enabled by `python app.py` on a loopback address, or with --allow-training"
@@ -91,8 +109,7 @@ OFF_UNLESS_LOCAL = "it is enabled by `python app.py` on a loopback address, or w
 
 def opening_tab(catalog: Catalog) -> str:
     """The first classify tab whose task has a model (else the first tab)."""
-    task = catalog.first_task_with_model(list(CLASSIFY_TABS))
-    return CLASSIFY_TABS[task] if task else TABS[0][1]
+    return catalog.first_task_with_model(list(TASKS)) or next(iter(TASKS))
 
 
 def training_refusal(host: str | None, allow_training: bool, environ=os.environ) -> str | None:
@@ -108,8 +125,8 @@ def training_refusal(host: str | None, allow_training: bool, environ=os.environ)
 
 def open_first_model_tab(catalog: Catalog):
     """On page load: show the first classify tab with a model; with none, leave the page's tab alone."""
-    task = catalog.first_task_with_model(list(CLASSIFY_TABS))
-    return gr.Tabs(selected=CLASSIFY_TABS[task]) if task else gr.skip()
+    task = catalog.first_task_with_model(list(TASKS))
+    return gr.Tabs(selected=task) if task else gr.skip()
 
 
 def build_demo(runs: str | os.PathLike | Catalog | None = "runs", hub: Sequence[str] = (), *,
@@ -139,14 +156,14 @@ def build_demo(runs: str | os.PathLike | Catalog | None = "runs", hub: Sequence[
         with gr.Accordion("Models", open=problems):
             status = live.markdown(catalog, catalog.status_markdown, label="Models", elem_id="model-status")
             reload_button = gr.Button("Reload models", size="sm", elem_id="reload-models")
-            hub_repo, hub_button = hub_panel.build(hub_loading_off)
-        with gr.Tabs(selected=opening_tab(catalog)) as tabs:
-            for label, tab_id, tab in TABS:
+            hub_repo = hub_panel.build(hub_loading_off)
+        with gr.Tabs(selected=opening_tab(catalog)) as tab_bar:
+            for label, tab_id, tab in tabs():
                 with gr.Tab(label, id=tab_id):
-                    built[tab_id] = tab.build(catalog, **options.get(tab_id, {}))
+                    built[tab_id] = getattr(tab, "build", tab)(catalog, **options.get(tab_id, {}))
         # New runs appear without a restart: on every page load (which also opens the first tab
         # with a model) and on "Reload models", every model list and notice is rebuilt.
-        live.wire(catalog, [demo.load], api_name="open_page", outputs_first=(status, tabs),
+        live.wire(catalog, [demo.load], api_name="open_page", outputs_first=(status, tab_bar),
                   first=lambda: [catalog.status_markdown(), open_first_model_tab(catalog)])
         live.wire(catalog, [reload_button.click], api_name="reload_models", outputs_first=(status,),
                   first=lambda: [catalog.status_markdown()])
@@ -154,7 +171,7 @@ def build_demo(runs: str | os.PathLike | Catalog | None = "runs", hub: Sequence[
         live.wire(catalog, [built["train"].change], api_name="train_finished", outputs_first=(status,),
                   first=lambda: [catalog.status_markdown()])
         # A Hub repo loaded from the Models panel: every list offers it.
-        live.rerender_after(catalog, hub_panel.wire(catalog, hub_repo, hub_button, status, off=hub_loading_off),
+        live.rerender_after(catalog, hub_panel.wire(catalog, hub_repo, status, off=hub_loading_off),
                             api_name=hub_panel.API_NAME)
     demo.catalog = catalog  # for tests and scripts: the models this app serves
     demo.trainer = trainer  # and the training queue of the Train tab
@@ -169,7 +186,7 @@ def launch_options(local_only: bool = False) -> dict:
     The request limits are ASGI middleware passed to the FastAPI app Gradio builds; `local_only`
     also refuses requests not addressed to this machine (ui/http_limits.py). The app's Blocks
     (StudioBlocks) adds these to every launch itself; passing them again changes nothing."""
-    return dict(theme=theme(), css=CSS, max_file_size=MAX_FILE_SIZE, max_threads=MAX_THREADS, footer_links=["api"],
+    return dict(theme=theme(), css=CSS, js=JS, max_file_size=MAX_FILE_SIZE, max_threads=MAX_THREADS, footer_links=["api"],
                 app_kwargs={"middleware": [limits_middleware(MAX_REQUEST_BYTES, local_only=local_only)]})
 
 

@@ -14,23 +14,25 @@ from ui import serving
 from ui.catalog import TRAIN_COMMANDS
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
-MODEL_APIS = {"classify_cifar10", "classify_digit", "classify_digit_image", "classify_catdog"}
+MODEL_APIS = {"classify_cifar10", "classify_digit", "classify_digit_image", "classify_catdog", "classify_folder"}
 OTHER_APIS = {"augment", "architecture", "curves", "model_card"}
-EXAMPLE_LOADERS = {"cifar10_example", "digit_example", "catdog_example"}
+TAB_NAMES = ("cifar10", "digit_image", "catdog", "folder")            # each classify endpoint's name, less classify_
+# Picking an example (by its place in the list: the client names no file), then answering it.
+EXAMPLE_LOADERS = {f"{name}_example{step}" for name in TAB_NAMES for step in ("", "_answer")}
 # The "See why" tab and the Grad-CAM panels of the classify tabs (tested in test_explain_tab.py).
 EXPLAIN_APIS = {"gradcam", "gradcam_targets", "confusion", "confusion_cell", "occlusion_probe", "occlusion_click",
                 "occlusion_sweep", "threshold", "calibration", "top_losses", "erasing_study",
-                "gradcam_cifar10", "gradcam_mnist", "gradcam_catsdogs", "gradcam_catsdogs_re"}
+                "gradcam_cifar10", "gradcam_mnist", "gradcam_catsdogs", "gradcam_catsdogs_re", "gradcam_folder"}
 # Reloading the model lists (tests/test_app_reload.py) and the Train tab (tests/test_train_tab.py);
 # each public step has a private follow-up that re-renders the page's lists.
 STUDIO_APIS = {"open_page", "reload_models", "train_finished", "train_command", "train_start", "train_stop",
                "train_resume", "train_status", "load_hub_model"}
 STUDIO_PRIVATE = {"open_page_views", "reload_models_views", "train_finished_views", "train_start_status",
                   "load_hub_model_views"}
-# Private steps that keep a page in step: a model change re-answers, the MNIST tab remembers the
-# digit last classified, a picked sample replaces an upload (issue 15).
-UI_PRIVATE = {"reclassify_cifar10", "reclassify_catdog", "reclassify_digit", "digit_shown", "digit_uploaded",
-              "gradcam_rerun", "augment_sample"}
+# Private steps that keep a page in step: a model change re-answers, the answers' captions are shown,
+# an upload the page could not answer is cleared, a picked sample replaces an upload (issue 15).
+UI_PRIVATE = {f"{step}_{name}" for name in TAB_NAMES for step in ("reclassify", "captions", "cleared")} | {
+    "gradcam_rerun", "augment_sample"}
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +117,7 @@ def test_the_readme_api_examples_call_real_endpoints_with_real_parameter_names(c
 
 def test_classify_cifar10(client):
     from gradio_client import handle_file
-    label, bars, seen = client.predict(handle_file(ASSETS / "sample_boat.png"), api_name="/classify_cifar10")
+    seen, label, bars = client.predict(handle_file(ASSETS / "sample_boat.png"), api_name="/classify_cifar10")
     assert label["label"] in {row[0] for row in bars["data"]}
     assert len(bars["data"]) == 10 and math.isclose(bar_total(bars), 1.0, abs_tol=1e-4)
     assert seen  # the 32x32 model input, as an image
@@ -134,12 +136,13 @@ def test_classify_digit_from_a_sketch_and_from_an_upload(client, app_catalog):
 
 def test_classify_catdog_gives_both_models(client):
     from gradio_client import handle_file
-    base, erasing, seen, summary = client.predict(handle_file(ASSETS / "cat_drawing.png"),
-                                                  api_name="/classify_catdog")
-    for label in (base, erasing):
+    seen, base, base_bars, erasing, erasing_bars = client.predict(handle_file(ASSETS / "cat_drawing.png"),
+                                                                   api_name="/classify_catdog")
+    for label, bars in ((base, base_bars), (erasing, erasing_bars)):
         assert {c["label"] for c in label["confidences"]} == {"cat", "dog"}
         assert math.isclose(label_total(label), 1.0, abs_tol=1e-6)
-    assert "Baseline" in summary and "Random Erasing" in summary
+        assert math.isclose(bar_total(bars), 1.0, abs_tol=1e-4) and len(bars["data"]) == 2
+    assert seen
 
 
 def test_the_other_endpoints_answer(client):
@@ -163,7 +166,7 @@ def test_a_bad_upload_gets_a_one_line_message_and_the_server_keeps_serving(clien
         client.predict(handle_file(bad), api_name="/classify_cifar10")
     message = str(err.value)
     assert "Could not read the image" in message and "\n" not in message.strip() and "Traceback" not in message
-    label, bars, _ = client.predict(handle_file(ASSETS / "sample_boat.png"), api_name="/classify_cifar10")
+    _, label, bars = client.predict(handle_file(ASSETS / "sample_boat.png"), api_name="/classify_cifar10")
     assert math.isclose(bar_total(bars), 1.0, abs_tol=1e-4)
 
 

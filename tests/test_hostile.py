@@ -358,16 +358,16 @@ def test_sigterm_removes_the_apps_cache_folder(tmp_path):
 def test_a_burst_on_one_model_leaves_the_others_their_share_of_the_queue(app_server, monkeypatch):
     from gradio_client import Client, handle_file
 
-    from ui import catsdogs_tab, serving
+    from ui import classify_tab, serving
     demo, url = app_server
     gate = threading.Event()
-    real_run_model = catsdogs_tab.run_model
+    real_run_model = classify_tab.run_model
 
     def held(entry, img):       # every catdog call waits at the gate: the burst fills its whole share
         assert gate.wait(timeout=300), "the test never opened the gate"
         return real_run_model(entry, img)
 
-    monkeypatch.setattr(catsdogs_tab, "run_model", held)
+    monkeypatch.setattr(classify_tab, "run_model", held)
     client = Client(url, verbose=False, download_files=False, httpx_kwargs={"timeout": 300})
     cat, digit = handle_file(REPO / "assets" / "cat_drawing.png"), handle_file(REPO / "assets" / "mnist_3.png")
     queues = demo._queue.event_queue_per_concurrency_id

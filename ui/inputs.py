@@ -184,7 +184,7 @@ def endpoint(handler: Callable, *bound: Any, images: Sequence[str] = ("image",),
     """
     target = functools.partial(handler, *bound, **fixed)
     parameters = [p for p in inspect.signature(target).parameters.values()
-                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)]
     names = [p.name for p in parameters]
     required = tuple(images if required is None else required)
 
