@@ -448,3 +448,77 @@ def test_models_are_in_eval_mode_and_inference_is_deterministic(app_catalog, tmp
     first = cifar10(app_catalog, image)[0]
     assert cifar10(app_catalog, image)[0] == first
     assert not torch.is_inference_mode_enabled()
+
+
+# --- issue 24: how good the model is, one message, the split's own name --------------------------
+
+def test_every_model_list_and_answer_says_how_good_the_model_is(app_catalog, app_runs, tmp_path):
+    """Item 5: an 11% Train-tab run and an 82% run no longer look alike: the dropdowns, the Models
+    panel and the caption beside each answer give the accuracy from metrics.json, "partial run"
+    when config.json says it saw a subset (the tiny runs do: --limit-train/--limit-val)."""
+    entry = app_catalog.entry("cifar10/tiny")
+    metrics = json.loads((app_runs / "cifar10" / "tiny" / "metrics.json").read_text())
+    quality = f"{metrics['accuracy']:.1%} {metrics['split']} accuracy, partial run"
+    assert entry.label == f"cifar10/tiny (baseline) · {quality}"
+    assert ("cifar10/tiny (baseline) · " + quality, "cifar10/tiny") in app_catalog.choices("cifar10")
+    assert f"| {quality} |" in app_catalog.status_markdown()
+    answer = classify_tab.classify(app_catalog, "cifar10", payload(MODES["RGB"](tmp_path))).answers[0]
+    assert classify_tab.caption(answer).endswith(f", by cifar10/tiny ({quality})")
+    full = tmp_path / "runs" / "cifar10" / "full"             # the same run, as if trained on every image
+    shutil.copytree(app_runs / "cifar10" / "tiny", full, ignore=shutil.ignore_patterns("checkpoint.pt", "tb"))
+    config = json.loads((full / "config.json").read_text())
+    (full / "config.json").write_text(json.dumps({**config, "limit_train": None, "limit_val": None}))
+    assert Catalog.from_sources(tmp_path / "runs").entry("cifar10/full").quality == quality.removesuffix(", partial run")
+
+
+def test_a_small_probability_is_shown_to_the_hundredth_of_a_percent(app_catalog):
+    """Item 9: P(dog) read as a bare "0": the caption gives both classes of a two-class model to 0.01%."""
+    entry = app_catalog.entry(app_catalog.default_key("catsdogs"))
+    text = classify_tab.caption(classify_tab.Answer(entry, {"cat": 0.99997, "dog": 0.00003}), " for the upload")
+    assert text.startswith("cat >99.99%, dog <0.01% for the upload, by catsdogs/tiny (")
+    assert [classify_tab.percent(p) for p in (0.0, 0.1234, 1.0)] == ["0.00%", "12.34%", "100.00%"]
+
+
+def test_a_refusal_in_the_page_is_one_warning_and_answers_that_say_why(app_catalog, tmp_path):
+    """Item 8: in the page an unreadable upload is one warning (no error marking every output red),
+    empty answers whose caption says why, and no input kept (the page then clears the upload); an
+    API caller gets the error."""
+    from ui.inputs import browser_event
+    bad = tmp_path / "notes.png"
+    bad.write_text("not an image")
+    with browser_event(), pytest.warns(UserWarning, match="^Could not read the image: not a readable image"):
+        seen, label, frame, captions, last, _ = classify_tab.respond(app_catalog, TASKS["cifar10"], payload(bad), ())
+    assert seen is None and label is None and last is None and frame["probability"].sum() == 0
+    assert captions[0].startswith("Could not read the image") and "\n" not in captions[0]
+    with pytest.raises(gr.Error, match="^Could not read the image"):
+        classify_tab.respond(app_catalog, TASKS["cifar10"], payload(bad), ())
+
+
+def test_examples_and_accuracy_name_the_split_as_the_run_does(app_catalog, app_runs):
+    """Item 15: one name for the held-out images on a page, the one the run's metrics.json uses;
+    item 10: each example captioned with its class and its place in that split."""
+    for task, folder in (("cifar10", "cifar10"), ("catsdogs", "catsdogs")):
+        split = json.loads((app_runs / folder / "tiny" / "metrics.json").read_text())["split"]
+        heading, items = classify_tab.examples(app_catalog, TASKS[task])
+        assert heading == f"**Examples:** {split} images of `{folder}/tiny`"
+        assert f" {split} accuracy" in app_catalog.entry(f"{folder}/tiny").quality
+        rows = json.loads((app_runs / folder / "tiny" / "examples" / "index.json").read_text())
+        assert [caption for _, caption in items] == [f"{row['label']} #{row['index']}" for row in rows][:10]
+        assert len({caption for _, caption in items}) == len(items)          # told apart
+    heading, items = classify_tab.examples(Catalog([]), TASKS["mnist"])      # no run yet: the record's assets
+    assert heading == "**Examples**" and "mnist 3" in [caption for _, caption in items]
+
+
+def test_the_hub_panel_says_in_one_line_that_an_uncached_repo_cannot_be_loaded_offline(empty_catalog):
+    """Item 13: offline, a repo not in the Hub cache is one warning a person understands, and the
+    Models table stays as it was (no error badge); an API caller gets the full reason."""
+    from ui import hub_panel
+    from ui.inputs import browser_event
+    repo = "cnn-studio-tests/not-cached"
+    with browser_event(), pytest.warns(UserWarning) as warned:
+        table = hub_panel.load_hub_model(empty_catalog, f" {repo} ", progress=lambda *a, **k: None)
+    assert table == empty_catalog.status_markdown()
+    assert [str(w.message) for w in warned] == [
+        f"{repo} is not in the local Hub cache, and the Hub cannot be reached (offline or no network)"]
+    with pytest.raises(gr.Error, match=rf"^repo_id: hub:{repo} is unavailable: .*not in the local Hub cache"):
+        hub_panel.load_hub_model(empty_catalog, repo, progress=lambda *a, **k: None)

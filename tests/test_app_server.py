@@ -5,12 +5,15 @@ bad uploads get a one-line message and the server keeps serving. One server for 
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 
+import gradio as gr
 import pytest
 
 import app
 from ui import serving
+from tests.studio_helpers import untrained_run
 from ui.catalog import TRAIN_COMMANDS
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
@@ -257,3 +260,61 @@ def test_gradcam_panels_of_the_classify_tabs_answer(client, api, sample):
     from ui.explain_handlers import PREDICTED
     heat, caption = client.predict(handle_file(ASSETS / sample), None, PREDICTED, 0.5, api_name=api)
     assert heat and "Grad-CAM" in caption
+
+
+# --- issue 21 §1: a tab and an endpoint per task record ---------------------------------------------
+
+def test_a_task_registered_in_process_gets_its_tab_and_endpoint(tmp_path, monkeypatch):
+    """No other change: a record and a run of it give a tab and /<api_name>, with the run's labels."""
+    from gradio_client import Client, handle_file
+    from torch import nn
+
+    from models import registry, tasks
+    from tests.conftest import launch_app
+    from ui.catalog import Catalog
+    monkeypatch.setitem(registry.ARCHITECTURES, "tiny_net", registry.Architecture(
+        build=lambda cfg: nn.Sequential(nn.Conv2d(cfg.in_channels, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                                        nn.Linear(4, cfg.num_outputs)),
+        title="Tiny net", description="one conv, one linear", gradcam_layer="0", gradcam_grid="its one conv"))
+    task = tasks.Task(name="tiny", title="Tiny shapes", architecture="tiny_net", dataset=tasks.LOCAL_FOLDER,
+                      recipe=tasks.CIFAR_RECIPE, quick={}, labels=("circle", "square", "star"), input_size=16,
+                      description="Three shapes.", api_name="classify_tiny")
+    monkeypatch.setitem(tasks.TASKS, "tiny", task)
+    untrained_run(tmp_path / "runs" / "tiny" / "one", task.model_config(), "tiny")
+    demo, url = launch_app(Catalog.from_sources(tmp_path / "runs"))
+    try:
+        assert "tiny" in {block.id for block in demo.blocks.values() if isinstance(block, gr.Tab)}
+        client = Client(url, verbose=False, download_files=False)
+        params = client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/classify_tiny"]
+        assert [p["parameter_name"] for p in params["parameters"]] == ["image", "model_run"]
+        seen, top, bars = client.predict(handle_file(ASSETS / "sample_boat.png"), None, api_name="/classify_tiny")
+        assert seen and {c["label"] for c in top["confidences"]} == {"circle", "square", "star"}
+        assert [row[0] for row in bars["data"]] == ["circle", "square", "star"]
+    finally:
+        demo.close()
+
+
+def test_classify_folder_answers_with_the_classes_of_the_run_chosen(tmp_path):
+    """/classify_folder (image, model_run): a model trained on your own images answers with its own
+    classes; another run of the task, with other folders, with its own."""
+    from gradio_client import Client, handle_file
+
+    from models.tasks import TASKS
+    from tests.conftest import launch_app
+    from ui.catalog import Catalog
+    small = TASKS["folder"].with_architecture("vgg19_bn_32")
+    untrained_run(tmp_path / "runs" / "folder" / "fruit", small.model_config(("apple", "banana", "cherry")), "folder")
+    demo, url = launch_app(Catalog.from_sources(tmp_path / "runs"))
+    try:
+        client = Client(url, verbose=False, download_files=False)
+        untrained_run(tmp_path / "runs" / "folder-re" / "pets", small.model_config(("bird", "fish")), "folder",
+                 variant="random-erasing", limit_train=10)      # trained while the app runs
+        time.sleep(1.1)                                          # the runs folder is looked at once a second at most
+        for run, labels in ((None, ["apple", "banana", "cherry"]), ("folder/fruit", ["apple", "banana", "cherry"]),
+                            ("folder-re/pets", ["bird", "fish"])):
+            _, top, bars = client.predict(handle_file(ASSETS / "cat_drawing.png"), run, api_name="/classify_folder")
+            assert [row[0] for row in bars["data"]] == labels and top["label"] in labels, run
+        assert "folder-re/pets (Random Erasing) · 50.0% val accuracy, partial run" in [
+            label for label, _ in demo.catalog.choices("folder")]
+    finally:
+        demo.close()

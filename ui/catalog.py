@@ -38,7 +38,7 @@ TRAIN_COMMANDS = {(name, variant): task.train_command(variant) for name, task in
 
 
 def train_command(task: str, variant: str = BASELINE) -> str:
-    return TRAIN_COMMANDS.get((task, variant)) or f"python -m training.train --task {task}"
+    return TASKS[task].train_command(variant) if task in TASKS else f"python -m training.train --task {task}"
 
 MAX_EXTRA_LOADED = 4                # older runs kept in memory besides the newest per task/variant
 REFRESH_SECONDS = 1.0               # how often a request may look whether the runs folder changed
@@ -75,11 +75,13 @@ def public_text(text: str, runs_dir: str | os.PathLike | None = None) -> str:
 
 
 def missing_model_message(task: str, variant: str = BASELINE) -> str:
-    """One line: no model for (task, variant), and the command that trains one."""
-    title = TASK_TITLES.get(task, task)
-    what = f"{title} {VARIANT_TITLES.get(variant, variant)} model" if variant != BASELINE or task == "catsdogs" \
-        else f"{title} model"
-    return f"No {what} is available. Train one with: {train_command(task, variant)}"
+    """One line: no model for (task, variant), and the command that trains one. The variant is named
+    where the task shows its variants side by side (cats vs dogs), or it is not the baseline."""
+    record = TASKS.get(task)
+    title = record.title if record else task
+    paired = variant != BASELINE or bool(record and record.labels and len(record.variants) > 1)
+    what = f"{title} {VARIANT_TITLES.get(variant, variant)}" if paired else title
+    return f"No {what} model is available. Train one with: {train_command(task, variant)}"
 
 
 @dataclass
@@ -239,11 +241,9 @@ class Catalog:
     def _load(self, entry: ModelEntry, progress: Progress | None = None) -> LoadedModel | None:
         try:
             loaded = load_model(entry.source, device=self.device, progress=progress)
-        except ArtifactError as e:
-            entry.error = public_text(" ".join(str(e).split()), self.runs_dir)
-            return None
-        except Exception as e:  # anything else a broken file can raise: report, keep serving
-            entry.error = public_text(" ".join(f"{type(e).__name__}: {e}".split()), self.runs_dir)
+        except Exception as e:  # an ArtifactError, or anything else a broken file can raise: report, keep serving
+            text = str(e) if isinstance(e, ArtifactError) else f"{type(e).__name__}: {e}"
+            entry.error = public_text(" ".join(text.split()), self.runs_dir)
             return None
         entry.loaded, entry.root = loaded, loaded.root
         if entry.kind == "hub":

@@ -37,26 +37,23 @@ RUN_PARAMETERS = {BASELINE: "baseline_run", RANDOM_ERASING: "erasing_run"}
 
 @dataclass(frozen=True)
 class Column:
-    """One model answering in a tab: its variant (None: any run of the task) and API parameter."""
+    """One model answering in a tab: its variant (None: any run of the task), API parameter, list title."""
     variant: str | None
-    parameter: str
-    suffix: str          # of the elem_ids of its components ("" for a tab's only column)
+    parameter: str = "model_run"
+    title: str = "Model run"
+    suffix: str = ""     # of the elem_ids of its components ("" for a tab's only column)
 
 
 def columns(task: Task) -> list[Column]:
-    if task.labels and len(task.variants) > 1:
-        return [Column(v, RUN_PARAMETERS.get(v, f"{v}_run"), "-" + RUN_PARAMETERS.get(v, v).removesuffix("_run"))
-                for v in task.variants]
-    return [Column(None, "model_run", "")]
+    if not task.labels or len(task.variants) == 1:
+        return [Column(None)]
+    return [Column(v, RUN_PARAMETERS[v], f"{v.title[:1].upper()}{v.title[1:]} run",
+                   "-" + RUN_PARAMETERS[v].removesuffix("_run")) for v in task.variants]
 
 
 def variant_of(catalog: Catalog, task: Task, column: Column) -> str:
     """The column's variant; for a column of any run, the first variant with a default model."""
     return column.variant or next((v for v in task.variants if catalog.default_key(task.name, v)), task.variants[0])
-
-
-def column_title(column: Column) -> str:
-    return "Model run" if column.variant is None else f"{column.variant.title[:1].upper()}{column.variant.title[1:]} run"
 
 
 @dataclass
@@ -239,110 +236,108 @@ def build(catalog: Catalog, task: Task) -> None:
     """The tab's components and events, inside an open gr.Tab."""
     gr.Markdown(task.description)
     live.markdown(catalog, lambda: notice(catalog, task), hide_empty=True, elem_classes=["notice"])
+    cols = columns(task)
     with gr.Row(equal_height=False):
         with gr.Column(scale=5):
-            image, sketch, buttons, examples_gallery, pick_example = _inputs(catalog, task)
+            image, sketch, buttons, pick = _inputs(catalog, task)
+            # The caption is above the picture, not a block label over it (it hid a digit's top stroke).
             gr.Markdown("**What the model sees** (after its preprocessing; small inputs upscaled)",
                         elem_id=f"{task.name}-seen-caption")
-            # The caption is above the picture, not a block label over it (it hid a digit's top stroke).
             seen = gr.Image(show_label=False, label="What the model sees", format="png", interactive=False,
                             height=220, buttons=[], elem_id=f"{task.name}-seen", elem_classes=["pixels"])
         with gr.Column(scale=6):
-            # The lists above the answers, each as wide as the column: their names are long.
-            runs = [run_list(catalog, task, column) for column in columns(task)]
+            runs = [_run_list(catalog, task, c) for c in cols]       # as wide as the column: their names are long
             with gr.Row():
-                answers = [_answer(catalog, task, column) for column in columns(task)]
-    # The captions of the answers, the input last answered and which it was (a model change answers it
-    # again): States, so the API's outputs are plain values.
+                answers = [_answer(catalog, task, c) for c in cols]
+    # The answers' captions, and the input last answered and which it was (a model change answers it
+    # again, Grad-CAM explains it): States, so the API's outputs are plain values.
     captions, last, source = gr.State([]), gr.State(), gr.State("")
     outputs = [seen, *[c for label, chart, _ in answers for c in (label, chart)], captions, last, source]
     short = task.api_name.removeprefix("classify_")
-    captions.change(lambda texts: texts[0] if len(texts) == 1 else tuple(texts), captions, [about for *_, about in answers],
+    captions.change(lambda texts: texts[0] if len(texts) == 1 else tuple(texts), captions, [a[2] for a in answers],
                     api_name=f"captions_{short}", api_visibility="private", show_progress="hidden", queue=False)
     # `input`, not `change`: Gradio 6's Image fires `change` twice when an image replaces another. An
-    # input the page could not answer is cleared (`last` is then None).
-    classify_image = endpoint(catalog, task, "image", " for the uploaded image" if sketch else "")
-    gr.on([image.input, buttons[0].click], classify_image, inputs=[image, *runs], outputs=outputs,
-          api_name=task.api_name, trigger_mode="once", **INFERENCE_CONCURRENCY
+    # upload the page could not answer is cleared (`last` is then None).
+    answer_image = endpoint(catalog, task, "image", " for the uploaded image" if sketch else "")
+    gr.on([image.input, buttons[0].click], answer_image, [image, *runs], outputs, api_name=task.api_name,
+          trigger_mode="once", **INFERENCE_CONCURRENCY
           ).then(lambda value: gr.skip() if value is not None else None, last, image, api_name=f"cleared_{short}",
                  api_visibility="private", queue=False)
-    examples_gallery.select(pick_example, None, image, api_name=f"{short}_example", api_visibility="private").then(
-        classify_image, [image, *runs], outputs, api_name=f"{short}_example_answer", api_visibility="private",
-        **INFERENCE_CONCURRENCY)
-    if sketch is not None:        # MNIST's published names: /classify_digit_image and /classify_digit
-        drawing_api = task.api_name.removesuffix("_image") if task.api_name.endswith("_image") else f"{task.api_name}_drawing"
-        gr.on([sketch.change, buttons[1].click], endpoint(catalog, task, "sketch", " for your drawing", blank_is_empty=True),
-              inputs=[sketch, *runs], outputs=outputs, api_name=drawing_api, trigger_mode="always_last",
+    pick.then(answer_image, [image, *runs], outputs, api_name=f"{short}_example_answer", api_visibility="private",
               **INFERENCE_CONCURRENCY)
+    if sketch is not None:        # MNIST's published names: /classify_digit_image and /classify_digit
+        drawing = task.api_name.removesuffix("_image") if task.api_name.endswith("_image") else f"{task.api_name}_drawing"
+        gr.on([sketch.change, buttons[1].click], endpoint(catalog, task, "sketch", " for your drawing", blank_is_empty=True),
+              [sketch, *runs], outputs, api_name=drawing, trigger_mode="always_last", **INFERENCE_CONCURRENCY)
 
     def again(value, what, *keys):
         return respond(catalog, task, value, keys, what, blank_is_empty=True)
-    gr.on([run.change for run in runs], inputs.endpoint(again, images=()), inputs=[last, source, *runs], outputs=outputs,
-          api_name=f"re{task.api_name}", api_visibility="private", **INFERENCE_CONCURRENCY)
-    for column, run in zip(columns(task), runs):
-        multi = len(answers) > 1
+    gr.on([run.change for run in runs], inputs.endpoint(again, images=()), [last, source, *runs], outputs,
+          api_name=f"reclassify_{short}", api_visibility="private", **INFERENCE_CONCURRENCY)
+    for column, run in zip(cols, runs):
         gradcam.add_gradcam(catalog, task.name, image, run, variant=variant_of(catalog, task, column),
                             api_name=f"gradcam_{task.name}" + ("_re" if column.variant == RANDOM_ERASING else ""),
-                            labels=labels(catalog, task, column), clear_on=(image, run, *([sketch] if sketch else [])),
+                            labels=labels(catalog, task, column), clear_on=(image, run) + ((sketch,) if sketch else ()),
                             last_classified=last, title="Why? Grad-CAM: where the model looked" + (
-                                f" ({column.variant.title})" if multi else " (at the input last answered)"))
+                                f" ({column.variant.title})" if len(cols) > 1 else
+                                " (at the drawing or upload last answered)" if sketch else ""))
 
 
 def _inputs(catalog: Catalog, task: Task):
-    """The image input (and the drawing, for a digit task), their buttons and the examples."""
-    sketch = None
-    if task.preparation == "mnist_digit":
-        with gr.Tabs():
-            with gr.Tab("Draw"):
-                sketch = UploadedSketch(label="Draw a digit", type="filepath", canvas_size=(400, 400), fixed_canvas=True,
-                                        layers=False, transforms=(), elem_id=f"{task.name}-sketch", height=420, elem_classes=["sketch"],
-                                        brush=gr.Brush(default_size=14, colors=["#000000"], color_mode="fixed"))
-                draw = gr.Button("Classify drawing", variant="primary")
-                # Clearing the canvas puts Gradio's brush away: pick it again, so the next stroke draws.
-                sketch.clear(None, js=f"() => setTimeout(() => document.querySelector("
-                                      f"'#{task.name}-sketch button[aria-label=Brush]')?.click(), 50)",
-                             api_visibility="private")
-            with gr.Tab("Upload"):
-                image, button, *examples = _image_input(catalog, task)
-        return image, sketch, (button, draw), *examples
-    image, button, *examples = _image_input(catalog, task)
-    return image, None, (button,), *examples
+    """(image input, drawing or None, their buttons, the examples' pick event). A digit task draws too."""
+    if task.preparation != "mnist_digit":
+        image, button, pick = _image_input(catalog, task, f"{task.name}-input")
+        return image, None, (button,), pick
+    with gr.Tabs():
+        with gr.Tab("Draw"):
+            sketch = UploadedSketch(label="Draw a digit", type="filepath", canvas_size=(400, 400), fixed_canvas=True,
+                                    layers=False, transforms=(), height=420, elem_id=f"{task.name}-sketch",
+                                    elem_classes=["sketch"],
+                                    brush=gr.Brush(default_size=14, colors=["#000000"], color_mode="fixed"))
+            draw = gr.Button("Classify drawing", variant="primary")
+            # Clearing the canvas puts Gradio's brush away: pick it again, so the next stroke draws.
+            sketch.clear(None, js=f"() => setTimeout(() => document.querySelector("
+                                  f"'#{task.name}-sketch button[aria-label=Brush]')?.click(), 50)", api_visibility="private")
+        with gr.Tab("Upload"):
+            image, button, pick = _image_input(catalog, task, f"{task.name}-upload")
+    return image, sketch, (button, draw), pick
 
 
-def _image_input(catalog: Catalog, task: Task):
+def _image_input(catalog: Catalog, task: Task, elem_id: str):
+    """The image input, its button, and the examples (the default run's own, following the catalog)."""
     image = UploadedImage(label="Image", sources=["upload", "webcam", "clipboard"], type="filepath", image_mode=None,
-                          height=300, elem_id=f"{task.name}-input", elem_classes=["pixels"])
+                          height=300, elem_id=elem_id, elem_classes=["pixels"])
     button = gr.Button("Classify", variant="primary")
     live.markdown(catalog, lambda: examples(catalog, task)[0], hide_empty=True)
-    gallery = live.follow(catalog, gr.Gallery(examples(catalog, task)[1], show_label=False, label="Examples",
-                                              columns=5, height="auto", object_fit="contain", allow_preview=False,
-                                              buttons=[], elem_id=f"{task.name}-examples",
-                                              elem_classes=["pixels", "examples"]),
+    gallery = live.follow(catalog, gr.Gallery(examples(catalog, task)[1], show_label=False, label="Examples", columns=5,
+                                              height="auto", object_fit="contain", allow_preview=False, buttons=[],
+                                              elem_id=f"{task.name}-examples", elem_classes=["pixels", "examples"]),
                           lambda _: gr.Gallery(examples(catalog, task)[1]))
 
     def pick(event: gr.SelectData):
         """The example clicked, by its place in the list (the client names no file)."""
         items = examples(catalog, task)[1]
         return items[event.index][0] if isinstance(event.index, int) and 0 <= event.index < len(items) else gr.skip()
-    return image, button, gallery, pick
+    short = task.api_name.removeprefix("classify_")
+    return image, button, gallery.select(pick, None, image, api_name=f"{short}_example", api_visibility="private")
 
 
-def run_list(catalog: Catalog, task: Task, column: Column) -> gr.Dropdown:
+def _run_list(catalog: Catalog, task: Task, column: Column) -> gr.Dropdown:
     return live.dropdown(catalog, lambda: catalog.choices(task.name, column.variant and (column.variant,)),
                          lambda: catalog.default_key(task.name, variant_of(catalog, task, column)),
-                         label=column_title(column), elem_id=f"{task.name}-run{column.suffix}")
+                         label=column.title, elem_id=f"{task.name}-run{column.suffix}")
 
 
 def _answer(catalog: Catalog, task: Task, column: Column):
-    """One model's answer: top classes, the bar chart of every class, and what answered."""
+    """One model's answer: top classes, the chart of every class, and what answered (a caption)."""
+    named = f" ({column.title.removesuffix(' run')})" if column.suffix else ""
     with gr.Column(min_width=200):
-        named = f" ({column_title(column).removesuffix(' run')})" if column.suffix else ""
         label = gr.Label(num_top_classes=3, show_label=False, label=f"Top classes{named}",
                          elem_id=f"{task.name}-label{column.suffix}")
         # Classes down the side: their names never collide, at any width. No fixed height: with one,
         # Gradio 6 cuts off the class names.
-        chart = gr.BarPlot(probs_frame(None, labels(catalog, task, column)), x="probability", y="class",
-                           x_lim=[0, 1], x_axis_format=".0%", show_label=False, label=f"All classes{named}",
+        chart = gr.BarPlot(probs_frame(None, labels(catalog, task, column)), x="probability", y="class", x_lim=[0, 1],
+                           x_axis_format=".0%", show_label=False, label=f"All classes{named}",
                            elem_id=f"{task.name}-bars{column.suffix}")
-        about = gr.Markdown(elem_id=f"{task.name}-about{column.suffix}", elem_classes=["answer-caption"])
+        about = gr.Markdown(elem_id=f"{task.name}-about{column.suffix}")
     return label, chart, about
