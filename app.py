@@ -4,12 +4,12 @@
 
 Models come from run directories under --runs (`<task>/<run>/` with config.json and
 model.safetensors; the newest per task and variant is the default) and from Hub repos
-(--hub, the CNN_STUDIO_HUB_MODELS environment variable, or "Load from the Hub" in the Models
-panel), through one loader (models.artifact.load_model). The runs folder is looked at again on
-every page load, on "Reload models" and when an API call finds it changed (ui/catalog.py), so
-runs trained while the app is up appear without a restart. A model that cannot be loaded is
-listed as unavailable with the reason; the app still starts, on the first classify tab with a
-model. There is one classify tab per task of models.tasks.TASKS (ui/classify_tab.py).
+(--hub; $CNN_STUDIO_HUB_MODELS, or else, in a Space, the `models` its README.md lists; or "Load
+from the Hub" in the Models panel), through one loader (models.artifact.load_model). The runs
+folder is looked at again on every page load, on "Reload models" and when an API call finds it
+changed (ui/catalog.py), so runs trained while the app is up appear without a restart. A model
+that cannot be loaded is listed as unavailable with the reason; the app still starts, on the
+first classify tab with a model. There is one classify tab per task of models.tasks.TASKS.
 
 Tests import `build_demo`; only `python app.py` launches a server. This file never imports
 `training/`. How the app is served (look, limits, its own cache folder): ui/shell.py.
@@ -20,6 +20,7 @@ import argparse
 import functools
 import os
 import signal
+import threading
 from pathlib import Path
 from typing import Sequence
 
@@ -30,10 +31,10 @@ from models.tasks import HUB_MODELS_ENV, TASKS
 from ui import architecture_tab, augment_tab, cards_tab, classify_tab, curves_tab, explain_tab, hub_panel, live, serving
 from ui import train_tab
 from ui.catalog import Catalog, hub_ids_from_env
-from ui.http_limits import is_loopback
 from ui.jobs import TrainingJobs
-from ui.shell import (CACHE_ENV, CSS, MAX_FILE_SIZE, MAX_REQUEST_BYTES, StudioBlocks, launch_options,  # noqa: F401
-                      private_cache_dir, theme)
+from ui.catalog import hub_models  # noqa: F401  (app.hub_models: the Hub repos `python app.py` serves)
+from ui.shell import (CACHE_ENV, CSS, MAX_FILE_SIZE, MAX_REQUEST_BYTES, OFF_UNLESS_LOCAL, ON_A_SPACE,  # noqa: F401
+                      StudioBlocks, hub_loading_refusal, launch_options, private_cache_dir, theme, training_refusal)
 
 TITLE = "CNN Studio"
 DESCRIPTION = ("Classic image classifiers, trained from scratch and published with their evidence: "
@@ -49,25 +50,13 @@ OTHER_TABS = [("Augmentation", "augmentation", augment_tab), ("Architecture", "a
 QUEUE_MAX_SIZE = 96
 # Uploads and answers' images leave the cache an hour after their last use: delete_cache (every, age) in s.
 CACHE_EXPIRY = (600, 3600)
-# Why the Train tab and the Hub loader are off unless `python app.py` turned them on (training_refusal).
-OFF_UNLESS_LOCAL = "it is enabled by `python app.py` on a loopback address, or with --allow-training"
+
 
 
 def tabs() -> list[tuple[str, str, object]]:
     """Every tab, in order: one classify tab per task registered now, then the others."""
     classify = [(task.title, task.name, functools.partial(classify_tab.build, task=task)) for task in TASKS.values()]
     return classify + OTHER_TABS
-
-
-def training_refusal(host: str | None, allow_training: bool, environ=os.environ) -> str | None:
-    """Why the Train tab is off (None: on). On by default only on a loopback address, never on a Space."""
-    if allow_training:
-        return None
-    if environ.get("SPACE_ID"):
-        return "this app runs as a Hugging Face Space (start it with --allow-training to enable it)"
-    if not is_loopback(host):
-        return f"the app listens on {host}, not a loopback address (start it with --allow-training to enable it)"
-    return None
 
 
 def open_first_model_tab(catalog: Catalog):
@@ -107,6 +96,9 @@ def build_demo(runs: str | os.PathLike | Catalog | None = "runs", hub: Sequence[
         with gr.Tabs(selected=catalog.first_task_with_model(list(TASKS)) or next(iter(TASKS))) as tab_bar:
             for label, tab_id, tab in tabs():
                 with gr.Tab(label, id=tab_id):
+                    if tab_id == "train" and training_off == ON_A_SPACE:
+                        gr.Markdown(f"⚠️ Training is not available here: {ON_A_SPACE}.", elem_id="train-refused")
+                        continue
                     built[tab_id] = getattr(tab, "build", tab)(catalog, **options.get(tab_id, {}))
         # New runs appear without a restart: on every page load (which also opens the first tab
         # with a model) and on "Reload models", every model list and notice is rebuilt.
@@ -115,8 +107,9 @@ def build_demo(runs: str | os.PathLike | Catalog | None = "runs", hub: Sequence[
         live.wire(catalog, [reload_button.click], api_name="reload_models", outputs_first=(status,),
                   first=lambda: [catalog.status_markdown()])
         # A run started from the Train tab finished: every list offers it (the catalog already has it).
-        live.wire(catalog, [built["train"].change], api_name="train_finished", outputs_first=(status,),
-                  first=lambda: [catalog.status_markdown()])
+        if "train" in built:
+            live.wire(catalog, [built["train"].change], api_name="train_finished", outputs_first=(status,),
+                      first=lambda: [catalog.status_markdown()])
         # A Hub repo loaded from the Models panel: every list offers it.
         live.rerender_after(catalog, hub_panel.wire(catalog, hub_repo, status, off=hub_loading_off),
                             api_name=hub_panel.API_NAME)
@@ -157,17 +150,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = get_args_parser().parse_args(argv)
     # SIGTERM (a container or service stopping the app) ends it as Ctrl-C does: the server closes and
     # the exit handlers run, so the private cache folder is removed then too.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    if threading.current_thread() is threading.main_thread():   # `gradio app.py` re-runs main() in its reload thread
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
     torch.set_num_threads(args.threads or serving.default_torch_threads())
     serving.set_max_batch(args.max_batch)
-    hub = list(dict.fromkeys([*args.hub, *hub_ids_from_env()]))
+    hub = list(dict.fromkeys([*args.hub, *hub_models()]))
     host = args.host or os.environ.get("GRADIO_SERVER_NAME")
-    refusal = training_refusal(host, args.allow_training)
+    refusal, hub_off = training_refusal(host, args.allow_training), hub_loading_refusal(host, args.allow_training)
     if args.share and not args.allow_training:
-        refusal = "the app is shared through a public link (start it with --allow-training to enable it)"
+        refusal = hub_off = "the app is shared through a public link (start it with --allow-training to enable it)"
     global demo  # module-level, where `gradio app.py` (reload mode) finds the running app
     demo = build_demo(Path(args.runs), hub, device=args.device, data_dir=Path(args.data_dir),
-                      training_off=refusal, hub_loading_off=refusal, train_device=args.train_device)
+                      training_off=refusal, hub_loading_off=hub_off, train_device=args.train_device)
     if args.share:
         demo.launch(server_name=args.host, server_port=args.port, share=True)
         return
@@ -187,11 +181,11 @@ def startup_message(local_url: str) -> str:
 
 
 def __getattr__(name: str):
-    """`app.demo`: the app for ./runs and $CNN_STUDIO_HUB_MODELS, built on first use (Gradio's
+    """`app.demo`: the app for ./runs and the Hub models (`hub_models`), built on first use (Gradio's
     module-level `demo`), so that importing app.py builds and launches nothing."""
     if name == "demo":
         global demo
-        demo = build_demo(Path("runs"), hub_ids_from_env())
+        demo = build_demo(Path("runs"), hub_models())
         return demo
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 

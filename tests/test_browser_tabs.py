@@ -226,7 +226,7 @@ def test_classify_tabs_read_whole_at_desktop_and_phone_width(browser, studio, tm
     chart = box(page.locator("#cifar10-bars"))
     for axis, count in (("Y", 10), ("X", None)):           # class names, then the 0%-100% ticks
         ticks = page.locator(f'#cifar10-bars [aria-roledescription="axis"][aria-label^="{axis}-axis"] .role-axis-label text')
-        boxes = [box(tick) for tick in ticks.all()]
+        boxes = [box(tick) for tick in ticks.all() if tick.get_attribute("opacity") != "0"]   # Vega hides what collides
         assert len(boxes) == (count or len(boxes)) > 1 and not any(overlaps(a, b) for a, b in zip(boxes, boxes[1:]))
         assert all(chart["left"] <= b["left"] and b["right"] <= chart["right"] for b in boxes), (boxes, chart)
     assert not page.locator("#cifar10-bars, #cifar10-label").locator("[data-testid=block-label]").filter(

@@ -879,6 +879,10 @@ def test_a_diverged_run_exits_non_zero_and_writes_no_release(tmp_path, data, unc
     assert load_checkpoint(run / "checkpoint.pt")["epoch"] == 0
 
 
+def checkpoint_mib(run: Path) -> str:
+    return f"{(run / 'checkpoint.pt').stat().st_size / 2**20:,.0f}"
+
+
 def test_a_full_disk_during_a_checkpoint_write_keeps_history_behind_the_checkpoint(tmp_path, data, unchecked,
                                                                                    capsys, monkeypatch):
     """ENOSPC in the middle of writing epoch 2's checkpoint (the writer has written part of the file)."""
@@ -905,7 +909,8 @@ def test_a_full_disk_during_a_checkpoint_write_keeps_history_behind_the_checkpoi
     err = capsys.readouterr().err
     assert code == 1 and "Traceback" not in err
     assert err.strip().splitlines()[-1] == (
-        f"error: {run / 'checkpoint.pt'}: cannot write (No space left on device); stopped during epoch 2; "
+        f"error: {run / 'checkpoint.pt'}: cannot write (No space left on device; it needs "
+        f"{checkpoint_mib(run)} MiB); stopped during epoch 2; "
         f"{run / 'checkpoint.pt'} holds the end of epoch 1, resume with: python -m training.train --resume "
         f"--out {run}")
     from training.checkpoint import load_checkpoint

@@ -40,6 +40,8 @@ TRAIN_COMMANDS = {(name, variant): task.train_command(variant) for name, task in
 def train_command(task: str, variant: str = BASELINE) -> str:
     return TASKS[task].train_command(variant) if task in TASKS else f"python -m training.train --task {task}"
 
+
+SPACE_README = Path(__file__).resolve().parents[1] / "README.md"   # beside app.py: a Space's lists its models
 MAX_EXTRA_LOADED = 4                # older runs kept in memory besides the newest per task/variant
 REFRESH_SECONDS = 1.0               # how often a request may look whether the runs folder changed
 
@@ -51,6 +53,23 @@ class ModelUnavailable(Exception):
 def hub_ids_from_env(environ: dict | None = None) -> list[str]:
     text = (os.environ if environ is None else environ).get(HUB_MODELS_ENV, "")
     return [part for part in text.replace(",", " ").split() if part]
+
+
+def hub_models(environ=os.environ, readme: Path = SPACE_README) -> list[str]:
+    """The Hub repos to serve: $CNN_STUDIO_HUB_MODELS if set, else the `models` of a Space's README
+    (beside app.py), each at the commit its `preload_from_hub` line pins (the platform has
+    downloaded them there at build time; the loader then finds them in its Hub cache)."""
+    listed = hub_ids_from_env(environ)
+    if listed or not readme.is_file():
+        return listed
+    from huggingface_hub.repocard import metadata_load
+    meta = metadata_load(readme) or {}
+    pins = {}
+    for entry in meta.get("preload_from_hub") or []:
+        repo, *rest = str(entry).split()
+        if len(rest) == 2:                 # "repo files commit": pinned to a commit
+            pins[repo] = rest[1]
+    return [f"{m}@{pins[m]}" if m in pins else m for m in meta.get("models") or [] if isinstance(m, str)]
 
 
 def public_text(text: str, runs_dir: str | os.PathLike | None = None) -> str:

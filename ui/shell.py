@@ -1,5 +1,6 @@
 """How the app is served: its look (theme, CSS, the page's script), its limits on every launch
-(StudioBlocks), and a Gradio cache folder of its own.
+(StudioBlocks), who may use its local features (training, Hub downloads), and a Gradio cache
+folder of its own.
 
 Gradio keeps uploads and the images it serves in a cache folder; by default one shared by every
 Gradio app of the user (/tmp/gradio). This app uses its own (`private_cache_dir`), created with
@@ -24,6 +25,12 @@ MAX_FILE_SIZE = MAX_IMAGE_BYTES          # Gradio's upload limit: the one image 
 # base64 data: URL inside JSON (4/3 of its bytes: 13.3 MiB), plus room for the rest.
 MAX_REQUEST_BYTES = 16 * 1024 * 1024
 CACHE_ENV = "GRADIO_TEMP_DIR"            # Gradio's name for its cache folder
+# Why the Train tab and the Hub loader are off unless `python app.py` turned them on (training_refusal).
+OFF_UNLESS_LOCAL = "it is enabled by `python app.py` on a loopback address, or with --allow-training"
+# A Space is started by the platform as `python app.py`, with no flags, and carries no training code:
+# its Train tab is this one line, and no notice there offers a flag.
+ON_A_SPACE = ("training needs the full CNN Studio project, which this Space does not carry: clone it and run "
+              "`python -m training.train --task mnist` (or any task) on your machine")
 
 CSS = """
 .notice { border-left: 4px solid var(--color-accent); padding-left: 0.75em; }
@@ -101,3 +108,22 @@ def private_cache_dir() -> Path:
     os.environ[CACHE_ENV] = str(path)
     atexit.register(shutil.rmtree, path, True)
     return path
+
+
+def training_refusal(host: str | None, allow_training: bool, environ=os.environ) -> str | None:
+    """Why the Train tab is off (None: on). On by default only on a loopback address, never on a Space."""
+    if environ.get("SPACE_ID"):
+        return ON_A_SPACE
+    if allow_training:
+        return None
+    if not is_loopback(host):
+        return f"the app listens on {host}, not a loopback address (start it with --allow-training to enable it)"
+    return None
+
+
+def hub_loading_refusal(host: str | None, allow_training: bool, environ=os.environ) -> str | None:
+    """Why the Models panel may not download Hub repos (None: it may); as training, but a Space with the
+    flag may, and a Space without it says what it serves instead of a flag its platform never passes."""
+    if environ.get("SPACE_ID") and not allow_training:
+        return "this app runs as a Hugging Face Space, serving the models its README lists (`models:`)"
+    return training_refusal(host, allow_training, {})
