@@ -490,8 +490,9 @@ def test_a_refusal_in_the_page_is_one_warning_and_answers_that_say_why(app_catal
         seen, label, frame, captions, last, _ = classify_tab.respond(app_catalog, TASKS["cifar10"], payload(bad), ())
     assert seen is None and label is None and last is None and frame["probability"].sum() == 0
     assert captions[0].startswith("Could not read the image") and "\n" not in captions[0]
-    with pytest.raises(gr.Error, match="^Could not read the image"):
+    with pytest.raises(gr.Error) as err:
         classify_tab.respond(app_catalog, TASKS["cifar10"], payload(bad), ())
+    assert err.value.message == captions[0]
 
 
 def test_examples_and_accuracy_name_the_split_as_the_run_does(app_catalog, app_runs):
@@ -520,5 +521,6 @@ def test_the_hub_panel_says_in_one_line_that_an_uncached_repo_cannot_be_loaded_o
     assert table == empty_catalog.status_markdown()
     assert [str(w.message) for w in warned] == [
         f"{repo} is not in the local Hub cache, and the Hub cannot be reached (offline or no network)"]
-    with pytest.raises(gr.Error, match=rf"^repo_id: hub:{repo} is unavailable: .*not in the local Hub cache"):
+    with pytest.raises(gr.Error) as err:
         hub_panel.load_hub_model(empty_catalog, repo, progress=lambda *a, **k: None)
+    assert err.value.message.startswith(f"repo_id: hub:{repo} is unavailable: {repo}: not in the local Hub cache")
