@@ -195,7 +195,7 @@ def test_files_outside_the_served_folders_are_refused(app_server, app_runs, clie
         assert response.status_code in (400, 403, 404), (target, response.status_code)
         assert "root:" not in response.text
     # Positive control: the route does serve what the app itself produced.
-    _, _, seen = classify(client, _write(tmp_path / "ok.png", encode(photo(), "PNG")))
+    seen, _, _ = classify(client, _write(tmp_path / "ok.png", encode(photo(), "PNG")))
     served = _get(url, "/gradio_api/file=" + seen["path"])
     assert served.status_code == 200 and served.content[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -385,9 +385,15 @@ def test_a_data_url_over_the_image_limit_is_refused_before_it_is_decoded(app_ser
 
 
 def _json_call(url: str, api_name: str, data: list):
+    """The outputs of a call over plain HTTP, as view_api lists them: Gradio sends a null for each
+    output that is the page's own State (never in the API), after the others."""
     event, payload = _call_api(url, api_name, data)
     assert event == "complete", (event, payload[:300])
-    return json.loads(payload)
+    outputs = json.loads(payload)
+    named = len(httpx.get(f"{url.rstrip('/')}/gradio_api/info", timeout=30).json()["named_endpoints"][f"/{api_name}"]
+                ["returns"])
+    assert all(value is None for value in outputs[named:]), outputs[named:]
+    return outputs[:named]
 
 
 def _host_port(url: str) -> tuple[str, int]:

@@ -218,7 +218,7 @@ def examples(catalog: Catalog, task: Task) -> tuple[str, list[tuple[str, str]]]:
     if items:
         split = try_read_json(entry.root, "metrics.json")
         split = split.get("split") if isinstance(split, dict) else None
-        return f"**Examples:** {plain(split or 'held-out')} images of `{entry.key}`", items
+        return f"**Examples:** {plain(split or 'held-out')} images of {code(entry.key)}", items
     assets = [(str(p), p.stem.replace("_", " ")) for p in sorted(ASSETS_DIR.glob(task.examples))] if task.examples else []
     return ("**Examples**" if assets else ""), assets[:10]
 
