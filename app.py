@@ -4,29 +4,22 @@
 
 Models come from run directories under --runs (`<task>/<run>/` with config.json and
 model.safetensors; the newest per task and variant is the default) and from Hub repos
-(--hub; the CNN_STUDIO_HUB_MODELS environment variable, space- or comma-separated, or else,
-in a Space, the `models` its README.md lists; or "Load from the Hub" in the Models panel, with a
-progress bar), through the same loader (models.artifact.load_model). The runs folder is looked
-at again on every page load, on "Reload models" and when an API call finds it changed
-(ui/catalog.py), so runs trained while the app is up appear without a restart. A model that
-cannot be loaded is listed as unavailable with the reason; the app still starts. The app opens
-on the first classify tab that has a model.
+(--hub; $CNN_STUDIO_HUB_MODELS, or else, in a Space, the `models` its README.md lists; or "Load
+from the Hub" in the Models panel), through one loader (models.artifact.load_model). The runs
+folder is looked at again on every page load, on "Reload models" and when an API call finds it
+changed (ui/catalog.py), so runs trained while the app is up appear without a restart. A model
+that cannot be loaded is listed as unavailable with the reason; the app still starts, on the
+first classify tab with a model. There is one classify tab per task of models.tasks.TASKS.
 
-Tests import `build_demo`; only `python app.py` launches a server. This file never
-imports `training/`.
-
-Gradio keeps uploads and the images it serves in a cache folder; by default one shared by
-every Gradio app of the user (/tmp/gradio). This app uses its own (`private_cache_dir`),
-created with mode 0700 unless GRADIO_TEMP_DIR names one.
+Tests import `build_demo`; only `python app.py` launches a server. This file never imports
+`training/`. How the app is served (look, limits, its own cache folder): ui/shell.py.
 """
 from __future__ import annotations
 
 import argparse
-import atexit
+import functools
 import os
-import shutil
 import signal
-import tempfile
 import threading
 from pathlib import Path
 from typing import Sequence
@@ -34,114 +27,42 @@ from typing import Sequence
 import gradio as gr
 import torch
 
-from ui import (architecture_tab, augment_tab, cards_tab, catsdogs_tab, cifar10_tab, curves_tab,
-                explain_tab, hub_panel, live, mnist_tab, serving, train_tab)
-from models.tasks import HUB_MODELS_ENV
+from models.tasks import HUB_MODELS_ENV, TASKS
+from ui import architecture_tab, augment_tab, cards_tab, classify_tab, curves_tab, explain_tab, hub_panel, live, serving
+from ui import train_tab
 from ui.catalog import Catalog, hub_ids_from_env
-from ui.common import MAX_IMAGE_BYTES
-from ui.http_limits import RequestLimits, is_loopback, limits_middleware
 from ui.jobs import TrainingJobs
+from ui.catalog import hub_models  # noqa: F401  (app.hub_models: the Hub repos `python app.py` serves)
+from ui.shell import (CACHE_ENV, CSS, MAX_FILE_SIZE, MAX_REQUEST_BYTES, OFF_UNLESS_LOCAL, ON_A_SPACE,  # noqa: F401
+                      StudioBlocks, hub_loading_refusal, launch_options, private_cache_dir, theme, training_refusal)
 
 TITLE = "CNN Studio"
 DESCRIPTION = ("Classic image classifiers, trained from scratch and published with their evidence: "
                "VGG19-BN on CIFAR-10 and on MNIST, and ResNet50 for cats vs dogs with and without "
                "Random Erasing. Every number on these pages is read from the runs' own files.")
-
-# (label, id, module with build(catalog)), in the order the tabs appear. The first three are the
-# classify tabs: the app opens on the first of them that has a model.
-TABS = [("CIFAR-10", "cifar10", cifar10_tab), ("MNIST", "mnist", mnist_tab),
-        ("Cats vs Dogs", "catsdogs", catsdogs_tab), ("Augmentation", "augmentation", augment_tab),
-        ("Architecture", "architecture", architecture_tab), ("Training curves", "curves", curves_tab),
-        ("See why", "why", explain_tab), ("Model cards", "cards", cards_tab), ("Train", "train", train_tab)]
-
-# Serving limits. Each concurrency group (model calls, light pages, ...) has its own limit and
-# its own queue bound, and each model endpoint its share of it (ui/serving.py): beyond it, those
-# requests are refused with a clear message instead of piling up, and the others keep answering.
-# QUEUE_MAX_SIZE bounds all waiting requests together (the groups' bounds added up).
+# (label, id, module with build(catalog)) of the tabs after the classify tabs, in order.
+OTHER_TABS = [("Augmentation", "augmentation", augment_tab), ("Architecture", "architecture", architecture_tab),
+              ("Training curves", "curves", curves_tab), ("See why", "why", explain_tab),
+              ("Model cards", "cards", cards_tab), ("Train", "train", train_tab)]
+# Each concurrency group (model calls, light pages, ...) has its own limit and queue bound, and each
+# model endpoint its share of it (ui/serving.py): beyond it, those requests are refused with a clear
+# message instead of piling up. QUEUE_MAX_SIZE bounds all waiting requests together.
 QUEUE_MAX_SIZE = 96
-DEFAULT_CONCURRENCY = 1
-MAX_FILE_SIZE = MAX_IMAGE_BYTES          # Gradio's upload limit: the one image byte limit
-# The whole request body: the largest legitimate one is an image at the limit sent as a
-# base64 data: URL inside JSON (4/3 of its bytes: 13.3 MiB), plus room for the rest.
-MAX_REQUEST_BYTES = 16 * 1024 * 1024
-MAX_THREADS = serving.MAX_THREADS
-CACHE_ENV = "GRADIO_TEMP_DIR"            # Gradio's name for its cache folder
-# Uploads and answers' images leave the cache folder an hour after their last use (checked every
-# ten minutes): Gradio's delete_cache (frequency, age) in seconds.
+# Uploads and answers' images leave the cache an hour after their last use: delete_cache (every, age) in s.
 CACHE_EXPIRY = (600, 3600)
 
-CSS = """
-.notice { border-left: 4px solid var(--color-accent); padding-left: 0.75em; }
-#app-title h1 { margin-bottom: 0; }
-#model-card { max-height: 640px; overflow-y: auto; }
-#architecture-table td:first-child { font-family: var(--font-mono); }
-"""
 
 
-def theme() -> gr.themes.Base:
-    # System fonts: no font download, so the app looks the same offline.
-    return gr.themes.Soft(primary_hue="indigo", secondary_hue="sky",
-                          font=["ui-sans-serif", "system-ui", "sans-serif"],
-                          font_mono=["ui-monospace", "monospace"])
-
-
-CLASSIFY_TABS = {"cifar10": "cifar10", "mnist": "mnist", "catsdogs": "catsdogs"}   # task -> tab id
-# Why the Train tab and the Models panel's Hub loader are off in an app built without saying
-# (app.demo, tests): `python app.py` turns them on for a loopback address (training_refusal).
-OFF_UNLESS_LOCAL = "it is enabled by `python app.py` on a loopback address, or with --allow-training"
-# A Space is started by the platform as `python app.py`, with no flags, and carries no training code:
-# its Train tab is this one line, and no notice there offers a flag.
-ON_A_SPACE = ("training needs the full CNN Studio project, which this Space does not carry: clone it and run "
-              "`python -m training.train --task mnist` (or any task) on your machine")
-SPACE_README = Path(__file__).with_name("README.md")   # a Space's header lists the models it serves
-
-
-def opening_tab(catalog: Catalog) -> str:
-    """The first classify tab whose task has a model (else the first tab)."""
-    task = catalog.first_task_with_model(list(CLASSIFY_TABS))
-    return CLASSIFY_TABS[task] if task else TABS[0][1]
-
-
-def training_refusal(host: str | None, allow_training: bool, environ=os.environ) -> str | None:
-    """Why the Train tab is off (None: on). On by default only on a loopback address, never on a Space."""
-    if environ.get("SPACE_ID"):
-        return ON_A_SPACE
-    if allow_training:
-        return None
-    if not is_loopback(host):
-        return f"the app listens on {host}, not a loopback address (start it with --allow-training to enable it)"
-    return None
-
-
-def hub_loading_refusal(host: str | None, allow_training: bool, environ=os.environ) -> str | None:
-    """Why the Models panel may not download Hub repos (None: it may); as training, but a Space with the
-    flag may, and a Space without it says what it serves instead of a flag its platform never passes."""
-    if environ.get("SPACE_ID") and not allow_training:
-        return "this app runs as a Hugging Face Space, serving the models its README lists (`models:`)"
-    return training_refusal(host, allow_training, {})
-
-
-def hub_models(environ=os.environ, readme: Path = SPACE_README) -> list[str]:
-    """The Hub repos to serve: $CNN_STUDIO_HUB_MODELS if set, else the `models` of a Space's README
-    next to this file, each at the commit its `preload_from_hub` line pins (the platform has
-    downloaded them there at build time; the loader then finds them in its Hub cache)."""
-    listed = hub_ids_from_env(environ)
-    if listed or not readme.is_file():
-        return listed
-    from huggingface_hub.repocard import metadata_load
-    meta = metadata_load(readme) or {}
-    pins = {}
-    for entry in meta.get("preload_from_hub") or []:
-        repo, *rest = str(entry).split()
-        if len(rest) == 2:                 # "repo files commit": pinned to a commit
-            pins[repo] = rest[1]
-    return [f"{m}@{pins[m]}" if m in pins else m for m in meta.get("models") or [] if isinstance(m, str)]
+def tabs() -> list[tuple[str, str, object]]:
+    """Every tab, in order: one classify tab per task registered now, then the others."""
+    classify = [(task.title, task.name, functools.partial(classify_tab.build, task=task)) for task in TASKS.values()]
+    return classify + OTHER_TABS
 
 
 def open_first_model_tab(catalog: Catalog):
     """On page load: show the first classify tab with a model; with none, leave the page's tab alone."""
-    task = catalog.first_task_with_model(list(CLASSIFY_TABS))
-    return gr.Tabs(selected=CLASSIFY_TABS[task]) if task else gr.skip()
+    task = catalog.first_task_with_model(list(TASKS))
+    return gr.Tabs(selected=task) if task else gr.skip()
 
 
 def build_demo(runs: str | os.PathLike | Catalog | None = "runs", hub: Sequence[str] = (), *,
@@ -170,17 +91,17 @@ def build_demo(runs: str | os.PathLike | Catalog | None = "runs", hub: Sequence[
         with gr.Accordion("Models", open=problems):
             status = live.markdown(catalog, catalog.status_markdown, label="Models", elem_id="model-status")
             reload_button = gr.Button("Reload models", size="sm", elem_id="reload-models")
-            hub_repo, hub_button = hub_panel.build(hub_loading_off)
-        with gr.Tabs(selected=opening_tab(catalog)) as tabs:
-            for label, tab_id, tab in TABS:
+            hub_repo = hub_panel.build(hub_loading_off)
+        with gr.Tabs(selected=catalog.first_task_with_model(list(TASKS)) or next(iter(TASKS))) as tab_bar:
+            for label, tab_id, tab in tabs():
                 with gr.Tab(label, id=tab_id):
                     if tab_id == "train" and training_off == ON_A_SPACE:
                         gr.Markdown(f"⚠️ Training is not available here: {ON_A_SPACE}.", elem_id="train-refused")
                         continue
-                    built[tab_id] = tab.build(catalog, **options.get(tab_id, {}))
+                    built[tab_id] = getattr(tab, "build", tab)(catalog, **options.get(tab_id, {}))
         # New runs appear without a restart: on every page load (which also opens the first tab
         # with a model) and on "Reload models", every model list and notice is rebuilt.
-        live.wire(catalog, [demo.load], api_name="open_page", outputs_first=(status, tabs),
+        live.wire(catalog, [demo.load], api_name="open_page", outputs_first=(status, tab_bar),
                   first=lambda: [catalog.status_markdown(), open_first_model_tab(catalog)])
         live.wire(catalog, [reload_button.click], api_name="reload_models", outputs_first=(status,),
                   first=lambda: [catalog.status_markdown()])
@@ -189,61 +110,13 @@ def build_demo(runs: str | os.PathLike | Catalog | None = "runs", hub: Sequence[
             live.wire(catalog, [built["train"].change], api_name="train_finished", outputs_first=(status,),
                       first=lambda: [catalog.status_markdown()])
         # A Hub repo loaded from the Models panel: every list offers it.
-        live.rerender_after(catalog, hub_panel.wire(catalog, hub_repo, hub_button, status, off=hub_loading_off),
+        live.rerender_after(catalog, hub_panel.wire(catalog, hub_repo, status, off=hub_loading_off),
                             api_name=hub_panel.API_NAME)
     demo.catalog = catalog  # for tests and scripts: the models this app serves
     demo.trainer = trainer  # and the training queue of the Train tab
     demo.local_features = training_off is None or hub_loading_off is None
-    serving.bound_queue_per_group(demo, max_size=QUEUE_MAX_SIZE, default_concurrency_limit=DEFAULT_CONCURRENCY)
+    serving.bound_queue_per_group(demo, max_size=QUEUE_MAX_SIZE, default_concurrency_limit=1)
     return demo
-
-
-def launch_options(local_only: bool = False) -> dict:
-    """Keyword arguments for demo.launch(): look and limits. Never share=True by default.
-
-    The request limits are ASGI middleware passed to the FastAPI app Gradio builds; `local_only`
-    also refuses requests not addressed to this machine (ui/http_limits.py). The app's Blocks
-    (StudioBlocks) adds these to every launch itself; passing them again changes nothing."""
-    return dict(theme=theme(), css=CSS, max_file_size=MAX_FILE_SIZE, max_threads=MAX_THREADS, footer_links=["api"],
-                app_kwargs={"middleware": [limits_middleware(MAX_REQUEST_BYTES, local_only=local_only)]})
-
-
-class StudioBlocks(gr.Blocks):
-    """The app's gr.Blocks: however it is served, it serves with the app's look and limits.
-
-    Gradio 6 takes the theme, the upload limit and the FastAPI app's middleware (the request-body
-    cap) as launch() arguments, so a launch that forgets them (`app.demo.launch()` in a script,
-    a host that launches the module-level `demo` itself) would serve without the cap. Here every
-    launch starts from launch_options(); what the caller passes wins, except that the request
-    limits are always among the middleware. With the Train tab or the Hub loader on, on a loopback
-    address, without a public link and unless `any_host` (--allow-training): only requests addressed
-    to this machine are answered (DNS rebinding)."""
-
-    local_features = False      # build_demo: the Train tab or the Hub loader is on
-
-    def launch(self, *args, any_host: bool = False, **kwargs):
-        host = kwargs.get("server_name") or os.environ.get("GRADIO_SERVER_NAME")
-        options = launch_options(self.local_features and is_loopback(host) and not kwargs.get("share") and not any_host)
-        app_kwargs = dict(kwargs.pop("app_kwargs", None) or {})
-        middleware = list(app_kwargs.get("middleware") or [])
-        if not any(getattr(m, "cls", None) is RequestLimits for m in middleware):
-            middleware = options["app_kwargs"]["middleware"] + middleware
-        return super().launch(*args, **{**options, **kwargs, "app_kwargs": {**app_kwargs, "middleware": middleware}})
-
-
-def private_cache_dir() -> Path:
-    """Gradio's cache folder for this app: $GRADIO_TEMP_DIR if set (created 0700 if missing),
-    else a new folder of this process only (mode 0700, removed at exit). Gradio reads the
-    variable whenever it creates a component or accepts an upload, so it is set here, once."""
-    given = os.environ.get(CACHE_ENV)
-    if given:
-        path = Path(given)
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        return path
-    path = Path(tempfile.mkdtemp(prefix="cnn-studio-gradio-"))       # mkdtemp: mode 0700
-    os.environ[CACHE_ENV] = str(path)
-    atexit.register(shutil.rmtree, path, True)
-    return path
 
 
 def get_args_parser() -> argparse.ArgumentParser:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from models.artifact import CONFIG_FILE, WEIGHTS_FILE
 from models.jsonfile import run_file, try_read_json
-from models.tasks import Variant
+from models.tasks import TASKS, Variant
 
 
 @dataclass(frozen=True)
@@ -112,9 +112,10 @@ class UnfinishedRun:
         return f"{self.path.parent.name}/{self.path.name}"
 
     def describe(self) -> str:
-        """One line, e.g. 'training: epoch 3 of 40, last val accuracy 98.12%'."""
+        """One line, e.g. 'training: epoch 3 of 40, last test accuracy 98.12%' (the split its task evaluates on)."""
         where = f"epoch {self.epoch} of {self.epochs}" if self.epoch is not None and self.epochs else ""
-        acc = f"last val accuracy {self.last_val_accuracy:.2%}" if self.last_val_accuracy is not None else ""
+        split = TASKS[self.task].dataset.val_split if self.task in TASKS else "validation"
+        acc = f"last {split} accuracy {self.last_val_accuracy:.2%}" if self.last_val_accuracy is not None else ""
         status = self.status
         if status in ("training", "evaluating") and not self.alive:
             status = "stopped (its process ended)"

@@ -43,7 +43,7 @@ def save_small(png: bytes, path: Path, width: int) -> None:
 
 def draw_digit(page) -> None:
     sketch = page.locator("#mnist-sketch")
-    sketch.get_by_role("button", name="Brush").click()
+    sketch.locator("button[aria-label=Brush].highlight").wait_for()     # the page picks the brush
     box = sketch.locator("canvas").first.bounding_box()
     # A "7": a bar across the top, then a stroke down to the lower left.
     points = [(0.35, 0.22), (0.65, 0.22), (0.45, 0.8)]
@@ -98,14 +98,14 @@ def tabs_shots(browser, demo, url: str, shot) -> None:
     if has["mnist"]:
         draw_digit(page)
         page.locator("#mnist-label").filter(has_text="%").wait_for()
-        page.get_by_text("Why? Grad-CAM of your digit").click()      # Grad-CAM of the drawing
+        page.get_by_text("Why? Grad-CAM: where the model looked (at the drawing").click()   # of the drawing
         page.get_by_role("button", name="Explain", exact=True).click()
         page.locator(".gradcam-caption").filter(has_text="Grad-CAM for").first.wait_for()
     shot(page, "mnist")
     tab("Cats vs Dogs")
     if has["catsdogs"]:
         page.locator("#catsdogs-input input[type=file]").set_input_files(str(ASSETS / "cat_drawing.png"))
-        page.locator("#catsdogs-baseline").filter(has_text="%").wait_for()
+        page.locator("#catsdogs-label-baseline").filter(has_text="%").wait_for()
     shot(page, "catsdogs")
     tab("Augmentation")
     page.get_by_role("button", name="Augment").click()

@@ -60,6 +60,16 @@ def open_page(browser, url: str, height: int = 900, width: int = 1280):
     return page
 
 
+def open_tab(page, name: str) -> None:
+    """Show the tab `name`; on a narrow page the later tabs are behind the "More tabs" button."""
+    tab = page.get_by_role("tab", name=name, exact=True)
+    if tab.is_visible():
+        tab.click()
+        return
+    page.get_by_role("button", name="More tabs").click()
+    page.locator("button:not([role=tab]):not([tabindex])", has_text=name).filter(visible=True).first.click()
+
+
 def screenshot(page, name: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
@@ -81,7 +91,7 @@ def cut_off(locator) -> list[str]:
     return locator.evaluate("""e => [e, ...e.querySelectorAll('*')].filter(x => {
         const style = getComputedStyle(x);
         return style.visibility === 'visible' && style.display !== 'none' && x.getClientRects().length > 0
-            && x.clientWidth > 0 && x.scrollWidth > x.clientWidth + 1; }).map(x => x.innerText.slice(0, 80))""")
+            && x.clientWidth > 0 && x.scrollWidth > x.clientWidth + 1; }).map(x => (x.innerText ?? x.textContent).slice(0, 80))""")
 
 
 def cell(table: str, row: int, col: int) -> str:
@@ -90,17 +100,18 @@ def cell(table: str, row: int, col: int) -> str:
     return f'{table} [role=gridcell][data-testid="cell-{row}-{col}"]'
 
 
-def x_axis(page, plot: str) -> tuple[str, list[str]]:
-    """A Gradio bar plot's x axis as Vega describes it (aria-label) and its tick texts, in order."""
-    axis = page.locator(f'{plot} [aria-roledescription="axis"][aria-label^="X-axis"]')
-    axis.wait_for()
-    return axis.get_attribute("aria-label"), axis.evaluate(
+def x_axis(page, plot: str, axis: str = "X") -> tuple[str, list[str]]:
+    """A Gradio plot's x (or `axis`) axis as Vega describes it (aria-label) and its tick texts, in order."""
+    found = page.locator(f'{plot} [aria-roledescription="axis"][aria-label^="{axis}-axis"]')
+    found.wait_for()
+    return found.get_attribute("aria-label"), found.evaluate(
         "e => [...e.querySelectorAll('.role-axis-label text')].map(t => t.textContent)")
 
 
 def assert_categorical_digits(page, plot: str) -> None:
-    """The x axis is Vega's discrete (band) scale with the ten digits, in order."""
-    description, ticks = x_axis(page, plot)
+    """The class axis (down the side of a probability chart) is Vega's discrete (band) scale with the
+    ten digits, in order."""
+    description, ticks = x_axis(page, plot, "Y")
     assert "discrete scale with 10 values" in description, description
     assert ticks == DIGITS, ticks
 

@@ -109,7 +109,14 @@ UNREACHABLE_HUB_REPO = "cnn-studio-tests/not-on-this-machine"   # HF_HUB_OFFLINE
 
 
 @pytest.fixture(scope="session")
-def app_runs(runs_root, cifar10_run, catsdogs_run, catsdogs_re_run, mnist_run) -> Path:
+def folder_run(runs_root, catsdogs_dir) -> Path:
+    """A model trained on your own images (--task folder): the cats-vs-dogs training folder, VGG19-BN at 32 px."""
+    return train_tiny(runs_root / "folder" / "tiny", "folder", catsdogs_dir / "train", "--arch", "vgg19_bn_32",
+                      limit_train=16, limit_val=8, batch_size=8)
+
+
+@pytest.fixture(scope="session")
+def app_runs(runs_root, cifar10_run, catsdogs_run, catsdogs_re_run, mnist_run, folder_run) -> Path:
     """runs_root holding a tiny run of every task."""
     return runs_root
 

@@ -24,3 +24,18 @@ def train_cli(out: Path, data_dir: Path, *extra: str, timeout: float = 600) -> s
 
 def chromium_path() -> str | None:
     return str(CHROMIUM) if CHROMIUM.is_file() else shutil.which("chromium")
+
+
+def untrained_run(run: Path, cfg, task: str, variant: str = "baseline", **config) -> Path:
+    """A run folder as training leaves it (weights, config.json, metrics.json, SHA256SUMS) for a freshly
+    initialised model of `cfg` (a models.registry.ModelConfig): what the app reads, nothing trained."""
+    import json
+
+    from models.artifact import save_release
+    from models.registry import create_model
+    run.mkdir(parents=True)
+    (run / "metrics.json").write_text(json.dumps({"accuracy": 0.5, "split": "val", "num_images": 8}))
+    save_release(run, create_model(cfg).eval(), {**cfg.to_dict(), "task": task, "variant": variant,
+                                                 "run_name": run.name, "created": "2026-01-01T00:00:00+00:00",
+                                                 **config})
+    return run

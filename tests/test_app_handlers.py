@@ -19,16 +19,16 @@ from models.digits import to_mnist_digit
 from models.tasks import RANDOM_ERASING_DEFAULTS, TASKS
 from models.runs import discover_runs, newest_runs
 from tests.conftest import UNREACHABLE_HUB_REPO
-from ui import architecture_tab, augment_tab, cards_tab, catsdogs_tab, cifar10_tab, curves_tab, mnist_tab
+from ui import architecture_tab, augment_tab, cards_tab, classify_tab, curves_tab
 from ui.catalog import TRAIN_COMMANDS, Catalog, hub_ids_from_env, missing_model_message
-from ui.common import notice, read_image
+from ui.common import read_image
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 MNIST_DIGIT = ASSETS / "mnist_3.png"
 
 
 def payload(path: Path) -> dict:
-    """What an image event receives from Gradio with preprocess=False: a FileData dict naming the
+    """What an image event receives from Gradio (ui.common.UploadedImage): a FileData dict naming the
     copy Gradio stored in its cache folder (the only files the handlers read)."""
     from gradio.processing_utils import save_file_to_cache
     from gradio.utils import get_upload_folder
@@ -40,6 +40,23 @@ def assert_distribution(probs: dict, labels) -> None:
     assert list(probs) == list(labels)
     assert all(0.0 <= p <= 1.0 for p in probs.values())
     assert math.isclose(sum(probs.values()), 1.0, abs_tol=1e-6)
+
+
+def answers(catalog: Catalog, task: str, image, *runs, blank_is_empty: bool = False) -> tuple:
+    """The classify tab's answer: (model view, then per model its probabilities and chart frame, or
+    None and the reason when that model is missing)."""
+    result = classify_tab.classify(catalog, task, image, runs, blank_is_empty=blank_is_empty)
+    out = [result.seen]
+    for answer in result.answers:
+        found = isinstance(answer, classify_tab.Answer)
+        out += [answer.probs, classify_tab.probs_frame(answer.probs)] if found else [None, answer]
+    return tuple(out)
+
+
+def cifar10(catalog: Catalog, image, run=None) -> tuple:
+    """(probabilities, chart frame, model view) of the CIFAR-10 tab."""
+    seen, probs, frame = answers(catalog, "cifar10", image, run)
+    return probs, frame if probs is not None else classify_tab.probs_frame(None, TASKS["cifar10"].labels), seen
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +98,7 @@ MODES = {
 @pytest.mark.parametrize("mode", sorted(MODES))
 def test_cifar10_handler_takes_every_image_mode(app_catalog, tmp_path, mode):
     path = MODES[mode](tmp_path)
-    probs, frame, seen = cifar10_tab.classify_cifar10(app_catalog, payload(path))
+    probs, frame, seen = cifar10(app_catalog, payload(path))
     assert_distribution(probs, TASKS["cifar10"].model_config().labels)
     assert frame["probability"].sum() == pytest.approx(1.0, abs=1e-4)
     assert list(frame["class"]) == list(probs)
@@ -92,7 +109,7 @@ def test_a_32px_photo_gets_the_softmax_of_its_normalised_pixels(app_catalog, tmp
     """CIFAR-10 needs no resizing for a 32x32 RGB image: the answer is the model's softmax of
     (pixel / 255 - mean) / std, computed here from config.json's mean and std."""
     pixels = np.random.default_rng(5).integers(0, 256, (32, 32, 3), dtype=np.uint8)
-    probs, _, _ = cifar10_tab.classify_cifar10(app_catalog, payload(_write(tmp_path, "x.png", Image.fromarray(pixels))))
+    probs, _, _ = cifar10(app_catalog, payload(_write(tmp_path, "x.png", Image.fromarray(pixels))))
     loaded = app_catalog.get(None, "cifar10").loaded
     mean, std = (torch.tensor(loaded.info[k]).view(3, 1, 1) for k in ("mean", "std"))
     x = (torch.from_numpy(pixels).permute(2, 0, 1).float() / 255 - mean) / std
@@ -104,10 +121,10 @@ def test_a_32px_photo_gets_the_softmax_of_its_normalised_pixels(app_catalog, tmp
 
 def test_other_input_forms_work_too(app_catalog, tmp_path):
     path = MODES["RGBA"](tmp_path)
-    by_payload = cifar10_tab.classify_cifar10(app_catalog, payload(path))[0]
+    by_payload = cifar10(app_catalog, payload(path))[0]
     stored = payload(path)["path"]           # a path names an upload (anything else is refused)
     for form in (stored, Path(stored), path.read_bytes(), Image.open(path), np.asarray(Image.open(path).convert("RGB"))):
-        probs = cifar10_tab.classify_cifar10(app_catalog, form)[0]
+        probs = cifar10(app_catalog, form)[0]
         assert probs == pytest.approx(by_payload, abs=1e-6)
 
 
@@ -129,8 +146,8 @@ def test_exif_orientation_is_applied(app_catalog, tmp_path):
     assert img.size == (64, 32)
     left, right = np.asarray(img)[:, :16].mean(axis=(0, 1)), np.asarray(img)[:, -16:].mean(axis=(0, 1))
     assert left[0] > 150 > left[2] and right[2] > 150 > right[0]
-    via_exif = cifar10_tab.classify_cifar10(app_catalog, payload(rotated))[2]
-    direct = cifar10_tab.classify_cifar10(app_catalog, payload(plain))[2]
+    via_exif = cifar10(app_catalog, payload(rotated))[2]
+    direct = cifar10(app_catalog, payload(plain))[2]
     assert np.abs(np.asarray(via_exif, float) - np.asarray(direct, float)).mean() < 4
 
 
@@ -145,26 +162,26 @@ def test_unreadable_upload_is_a_one_line_error_and_the_next_one_works(app_catalo
     bad = tmp_path / "upload.png"
     bad.write_bytes(content)
     with pytest.raises(gr.Error) as err:
-        cifar10_tab.classify_cifar10(app_catalog, payload(bad))
+        cifar10(app_catalog, payload(bad))
     message = err.value.message
     assert message.startswith("Could not read the image") and "\n" not in message
     assert "Traceback" not in message
-    probs = cifar10_tab.classify_cifar10(app_catalog, payload(MODES["RGB"](tmp_path)))[0]
+    probs = cifar10(app_catalog, payload(MODES["RGB"](tmp_path)))[0]
     assert_distribution(probs, TASKS["cifar10"].model_config().labels)
 
 
 def test_no_image_gives_empty_outputs_not_an_error(app_catalog):
     for value in (None, {"path": None, "url": None}):
-        label, frame, seen = cifar10_tab.classify_cifar10(app_catalog, value)
+        label, frame, seen = cifar10(app_catalog, value)
         assert label is None and seen is None and frame["probability"].sum() == 0
-    assert catsdogs_tab.classify_catdog(app_catalog, None)[:3] == (None, None, None)
+    assert answers(app_catalog, "catsdogs", None) == (None, None, None, None, None)
 
 
 def test_runs_are_chosen_by_key_never_by_path(app_catalog, tmp_path):
     image = payload(MODES["RGB"](tmp_path))
     for bad in ("../../etc/passwd", str(tmp_path), "mnist/tiny", "hub:someone/else"):
         with pytest.raises(gr.Error):
-            cifar10_tab.classify_cifar10(app_catalog, image, bad)
+            cifar10(app_catalog, image, bad)
 
 
 # --- MNIST: a drawing becomes MNIST-like input --------------------------------------------------
@@ -218,25 +235,27 @@ def test_dark_on_light_upload_is_inverted(tmp_path):
 
 
 def test_classify_digit_shows_the_processed_input(app_catalog, tmp_path):
-    seen, probs, frame = mnist_tab.classify_digit(app_catalog, _sketch(tmp_path, [[(200, 60), (210, 340)]]))
+    seen, probs, frame = answers(app_catalog, "mnist", _sketch(tmp_path, [[(200, 60), (210, 340)]])["composite"])
     assert_distribution(probs, [str(d) for d in range(10)])
     assert frame["probability"].sum() == pytest.approx(1.0, abs=1e-4)
     view = np.asarray(seen)
     assert seen.size == (256, 256) and view[0, 0] == 0 and view.max() >= 200   # white on black, 32x32 upscaled
     assert np.array_equal(view[::8, ::8].repeat(8, 0).repeat(8, 1), view)      # nearest-neighbour of 32x32
-    upload = mnist_tab.classify_digit_image(app_catalog, payload(MNIST_DIGIT))
+    upload = answers(app_catalog, "mnist", payload(MNIST_DIGIT))
     assert_distribution(upload[1], [str(d) for d in range(10)])
 
 
 def test_an_empty_sketch_gives_empty_outputs(app_catalog, tmp_path):
     from ui.inputs import browser_event
+    blank = _sketch(tmp_path, [])["composite"]
     with browser_event():                     # the page's canvas, nothing drawn yet or just cleared
-        seen, probs, _ = mnist_tab.classify_digit(app_catalog, _sketch(tmp_path, []))
-    assert seen is None and probs is None
-    assert mnist_tab.classify_digit(app_catalog, {"background": None, "layers": [], "composite": None})[1] is None
+        seen, probs, _, captions, last, _ = classify_tab.respond(app_catalog, TASKS["mnist"], blank, (),
+                                                                 blank_is_empty=True)
+    assert seen is None and probs is None and captions == [""] and last is blank
+    assert answers(app_catalog, "mnist", None)[1] is None
     if app_catalog.default_key("mnist") is not None:   # anywhere else a blank drawing is told why
         with pytest.raises(gr.Error, match="no digit found"):
-            mnist_tab.classify_digit(app_catalog, _sketch(tmp_path, []))
+            answers(app_catalog, "mnist", blank)
 
 
 def test_a_photo_of_two_digits_is_refused_with_the_reason_not_classified(app_catalog, tmp_path):
@@ -248,30 +267,25 @@ def test_a_photo_of_two_digits_is_refused_with_the_reason_not_classified(app_cat
         pytest.skip("no MNIST run")
     two = np.maximum(digit_ink(3, 600, offset=(-0.3, 0.0)), digit_ink(7, 600, offset=(0.3, 0.1)))
     photo = payload(_write(tmp_path, "two.jpg", photographed(two, 1)))
-    for handler in (mnist_tab.classify_digit_image, mnist_tab.classify_digit):
-        value = photo if handler is mnist_tab.classify_digit_image else {"background": None, "layers": [],
-                                                                         "composite": photo}
+    for blank_is_empty in (False, True):       # an upload, and the page's drawing
         with pytest.raises(gr.Error, match="Could not classify the image: several separate marks: "):
-            handler(app_catalog, value)
+            answers(app_catalog, "mnist", photo, blank_is_empty=blank_is_empty)
     heat, caption = gradcam.explain(app_catalog, photo, None, task="mnist")
     assert heat is None and caption.startswith("Nothing to explain: several separate marks")
     one = payload(_write(tmp_path, "one.jpg", photographed(digit_ink(3, 600, offset=(0.2, -0.1), angle=6), 2)))
-    assert_distribution(mnist_tab.classify_digit_image(app_catalog, one)[1], [str(d) for d in range(10)])
+    assert_distribution(answers(app_catalog, "mnist", one)[1], [str(d) for d in range(10)])
 
 
 # --- no models: every tab says how to train one ---------------------------------------------
 
 def test_missing_models_name_the_command_that_trains_them(empty_catalog, tmp_path):
     image = payload(MODES["RGB"](tmp_path))
-    cases = [(cifar10_tab.classify_cifar10, "cifar10", [TRAIN_COMMANDS[("cifar10", "baseline")]]),
-             (mnist_tab.classify_digit_image, "mnist", [TRAIN_COMMANDS[("mnist", "baseline")]]),
-             (catsdogs_tab.classify_catdog, "catsdogs", [TRAIN_COMMANDS[("catsdogs", "baseline")],
-                                                         TRAIN_COMMANDS[("catsdogs", "random-erasing")]])]
-    for handler, task, commands in cases:
+    for task in TASKS:
+        commands = [TRAIN_COMMANDS[(task, variant)] for variant in TASKS[task].variants]
         with pytest.raises(gr.Error) as err:
-            handler(empty_catalog, image)
-        assert all(c in err.value.message for c in commands), err.value.message
-        text = notice(empty_catalog, task, ("baseline", "random-erasing") if task == "catsdogs" else ("baseline",))
+            answers(empty_catalog, task, image)
+        assert all(c in err.value.message for c in commands[:len(classify_tab.columns(TASKS[task]))]), err.value.message
+        text = classify_tab.notice(empty_catalog, TASKS[task])
         assert all(f"`{c}`" in text for c in commands)
     assert TRAIN_COMMANDS[("catsdogs", "random-erasing")] == "python -m training.train --task catsdogs --random-erasing"
     assert missing_model_message("cifar10") == ("No CIFAR-10 model is available. "
@@ -280,10 +294,10 @@ def test_missing_models_name_the_command_that_trains_them(empty_catalog, tmp_pat
 
 def test_one_missing_cats_dogs_model_still_shows_the_other(app_catalog, tmp_path):
     only_baseline = Catalog([e for e in app_catalog.entries_ if e.variant == "baseline"])
-    base, erasing, seen, summary = catsdogs_tab.classify_catdog(only_baseline, payload(ASSETS / "cat_drawing.png"))
+    seen, base, _, erasing, why = answers(only_baseline, "catsdogs", payload(ASSETS / "cat_drawing.png"))
     assert_distribution(base, ("cat", "dog"))
     assert erasing is None and seen is not None
-    assert TRAIN_COMMANDS[("catsdogs", "random-erasing")] in summary
+    assert TRAIN_COMMANDS[("catsdogs", "random-erasing")] in why
 
 
 def test_tabs_without_models_still_work(empty_catalog):
@@ -347,7 +361,7 @@ def test_a_broken_newest_run_is_reported_and_the_previous_one_serves(app_runs, t
     assert "cifar10/broken" in status and "unavailable: " in status and "model.safetensors" in status
     assert f"Hub repo `{UNREACHABLE_HUB_REPO}`" in status
     with pytest.raises(gr.Error, match="unavailable"):
-        cifar10_tab.classify_cifar10(catalog, payload(MODES["RGB"](tmp_path)), "cifar10/broken")
+        cifar10(catalog, payload(MODES["RGB"](tmp_path)), "cifar10/broken")
 
 
 def test_hub_ids_from_the_environment():
@@ -385,7 +399,8 @@ def test_augmentation_uses_the_training_transforms_per_sample(app_catalog):
 
 
 def test_architecture_table_totals(app_catalog):
-    expected = {"CIFAR-10": 20_297_674, "MNIST": 20_296_522, "Cats vs Dogs": 23_510_081}
+    expected = {"CIFAR-10": 20_297_674, "MNIST": 20_296_522, "Cats vs Dogs": 23_510_081,
+                "Your images": 20_293_057}     # VGG19-BN, one logit for the two class folders of its run
     for name in architecture_tab.model_configs(app_catalog):
         table, text = architecture_tab.architecture(app_catalog, name, 2)
         total = expected[name.split(":")[0]]
@@ -431,6 +446,82 @@ def test_models_are_in_eval_mode_and_inference_is_deterministic(app_catalog, tmp
         if entry.loaded is not None:
             assert not entry.loaded.model.training
     image = payload(MODES["RGB"](tmp_path))
-    first = cifar10_tab.classify_cifar10(app_catalog, image)[0]
-    assert cifar10_tab.classify_cifar10(app_catalog, image)[0] == first
+    first = cifar10(app_catalog, image)[0]
+    assert cifar10(app_catalog, image)[0] == first
     assert not torch.is_inference_mode_enabled()
+
+
+# --- issue 24: how good the model is, one message, the split's own name --------------------------
+
+def test_every_model_list_and_answer_says_how_good_the_model_is(app_catalog, app_runs, tmp_path):
+    """Item 5: an 11% Train-tab run and an 82% run no longer look alike: the dropdowns, the Models
+    panel and the caption beside each answer give the accuracy from metrics.json, "partial run"
+    when config.json says it saw a subset (the tiny runs do: --limit-train/--limit-val)."""
+    entry = app_catalog.entry("cifar10/tiny")
+    metrics = json.loads((app_runs / "cifar10" / "tiny" / "metrics.json").read_text())
+    quality = f"{metrics['accuracy']:.1%} {metrics['split']} accuracy, partial run"
+    assert entry.label == f"cifar10/tiny (baseline) · {quality}"
+    assert ("cifar10/tiny (baseline) · " + quality, "cifar10/tiny") in app_catalog.choices("cifar10")
+    assert f"| {quality} |" in app_catalog.status_markdown()
+    answer = classify_tab.classify(app_catalog, "cifar10", payload(MODES["RGB"](tmp_path))).answers[0]
+    assert classify_tab.caption(answer).endswith(f", by cifar10/tiny ({quality})")
+    full = tmp_path / "runs" / "cifar10" / "full"             # the same run, as if trained on every image
+    shutil.copytree(app_runs / "cifar10" / "tiny", full, ignore=shutil.ignore_patterns("checkpoint.pt", "tb"))
+    config = json.loads((full / "config.json").read_text())
+    (full / "config.json").write_text(json.dumps({**config, "limit_train": None, "limit_val": None}))
+    assert Catalog.from_sources(tmp_path / "runs").entry("cifar10/full").quality == quality.removesuffix(", partial run")
+
+
+def test_a_small_probability_is_shown_to_the_hundredth_of_a_percent(app_catalog):
+    """Item 9: P(dog) read as a bare "0": the caption gives both classes of a two-class model to 0.01%."""
+    entry = app_catalog.entry(app_catalog.default_key("catsdogs"))
+    text = classify_tab.caption(classify_tab.Answer(entry, {"cat": 0.99997, "dog": 0.00003}), " for the upload")
+    assert text.startswith("cat >99.99%, dog <0.01% for the upload, by catsdogs/tiny (")
+    assert [classify_tab.percent(p) for p in (0.0, 0.1234, 1.0)] == ["0.00%", "12.34%", "100.00%"]
+
+
+def test_a_refusal_in_the_page_is_one_warning_and_answers_that_say_why(app_catalog, tmp_path):
+    """Item 8: in the page an unreadable upload is one warning (no error marking every output red),
+    empty answers whose caption says why, and no input kept (the page then clears the upload); an
+    API caller gets the error."""
+    from ui.inputs import browser_event
+    bad = tmp_path / "notes.png"
+    bad.write_text("not an image")
+    with browser_event(), pytest.warns(UserWarning, match="^Could not read the image: not a readable image"):
+        seen, label, frame, captions, last, _ = classify_tab.respond(app_catalog, TASKS["cifar10"], payload(bad), ())
+    assert seen is None and label is None and last is None and frame["probability"].sum() == 0
+    assert captions[0].startswith("Could not read the image") and "\n" not in captions[0]
+    with pytest.raises(gr.Error) as err:
+        classify_tab.respond(app_catalog, TASKS["cifar10"], payload(bad), ())
+    assert err.value.message == captions[0]
+
+
+def test_examples_and_accuracy_name_the_split_as_the_run_does(app_catalog, app_runs):
+    """Item 15: one name for the held-out images on a page, the one the run's metrics.json uses;
+    item 10: each example captioned with its class and its place in that split."""
+    for task, folder in (("cifar10", "cifar10"), ("catsdogs", "catsdogs")):
+        split = json.loads((app_runs / folder / "tiny" / "metrics.json").read_text())["split"]
+        heading, items = classify_tab.examples(app_catalog, TASKS[task])
+        assert heading == f"**Examples:** {split} images of `{folder}/tiny`"
+        assert f" {split} accuracy" in app_catalog.entry(f"{folder}/tiny").quality
+        rows = json.loads((app_runs / folder / "tiny" / "examples" / "index.json").read_text())
+        assert [caption for _, caption in items] == [f"{row['label']} #{row['index']}" for row in rows][:10]
+        assert len({caption for _, caption in items}) == len(items)          # told apart
+    heading, items = classify_tab.examples(Catalog([]), TASKS["mnist"])      # no run yet: the record's assets
+    assert heading == "**Examples**" and "mnist 3" in [caption for _, caption in items]
+
+
+def test_the_hub_panel_says_in_one_line_that_an_uncached_repo_cannot_be_loaded_offline(empty_catalog):
+    """Item 13: offline, a repo not in the Hub cache is one warning a person understands, and the
+    Models table stays as it was (no error badge); an API caller gets the full reason."""
+    from ui import hub_panel
+    from ui.inputs import browser_event
+    repo = "cnn-studio-tests/not-cached"
+    with browser_event(), pytest.warns(UserWarning) as warned:
+        table = hub_panel.load_hub_model(empty_catalog, f" {repo} ", progress=lambda *a, **k: None)
+    assert table == empty_catalog.status_markdown()
+    assert [str(w.message) for w in warned] == [
+        f"{repo} is not in the local Hub cache, and the Hub cannot be reached (offline or no network)"]
+    with pytest.raises(gr.Error) as err:
+        hub_panel.load_hub_model(empty_catalog, repo, progress=lambda *a, **k: None)
+    assert err.value.message.startswith(f"repo_id: hub:{repo} is unavailable: {repo}: not in the local Hub cache")

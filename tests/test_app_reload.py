@@ -87,7 +87,8 @@ def test_a_run_still_training_is_listed_with_its_progress(tmp_path):
     catalog = Catalog.from_sources(tmp_path / "runs")
     assert catalog.entries() == [] and catalog.unavailable() == []
     text = catalog.status_markdown()
-    assert "mnist/20260101-000000" in text and "epoch 3 of 40" in text and "98.12%" in text
+    assert "mnist/20260101-000000" in text and "epoch 3 of 40" in text
+    assert "last test accuracy 98.12%" in text          # MNIST's held-out split, named as its finished runs name it
     assert "unavailable" not in text
     (run / "progress.json").write_text(json.dumps({"status": "training", "task": "mnist", "epoch": 3,
                                                    "epochs": 40, "pid": 2 ** 22 + 12345}))
@@ -138,3 +139,37 @@ def test_in_the_browser_a_page_load_shows_the_new_run_and_opens_on_its_tab(empty
         assert set(label.inner_text().split()) & {str(d) for d in range(10)}
         browser.close()
     assert not errors
+
+
+def test_every_model_list_follows_the_new_default_and_keeps_a_runs_chosen_by_hand(tmp_path, mnist_data):
+    """Issue 24 item 6: after a run finishes, the lists that showed the old default (the MNIST tab,
+    See why, the cards...) show the new one, as the Models panel does; a run chosen by hand stays."""
+    import shutil
+
+    import app
+    from models.artifact import record_digest
+    from ui import live
+    runs = tmp_path / "runs"
+    train_cli(runs / "mnist" / "a-first", mnist_data)
+    for name, created in (("b-second", "2990-01-01"), ("c-third", "2999-01-01")):
+        shutil.copytree(runs / "mnist" / "a-first", runs / "mnist" / name)
+        config = json.loads((runs / "mnist" / name / "config.json").read_text())
+        config.update(run_name=name, created=f"{created}T00:00:00+00:00")
+        (runs / "mnist" / name / "config.json").write_text(json.dumps(config))
+        record_digest(runs / "mnist" / name, "config.json")
+        if name == "b-second":
+            demo = app.build_demo(runs)                 # the app as it was before c-third finished
+    catalog = demo.catalog
+    assert catalog.default_key("mnist") == "mnist/b-second"
+    views = live.latest_views(catalog)
+    dropdowns = [v.component for v in views if v.takes_value]
+    shown = [d.value for d in dropdowns]                # what a page opened before shows
+    mnist_lists = [i for i, d in enumerate(dropdowns) if d.value == "mnist/b-second"]
+    assert len(mnist_lists) >= 4
+    by_hand = mnist_lists[0]
+    shown[by_hand] = "mnist/a-first"                    # one list changed by the user
+    catalog.reload()
+    states = [s for s, v in zip(live.render_all(catalog, *shown), views) if v.takes_value]
+    assert states[by_hand].value == "mnist/a-first"
+    assert all(states[i].value == "mnist/c-third" for i in mnist_lists if i != by_hand)
+    assert catalog.default_key("mnist") == "mnist/c-third" and catalog.former_defaults == {"mnist/b-second"}

@@ -56,7 +56,7 @@ def assert_answers(client, tmp_path: Path) -> None:
     """The server still classifies a good image."""
     good = tmp_path / "good.png"
     good.write_bytes(encode(photo(seed=7), "PNG"))
-    label, bars, _ = classify(client, good)
+    _, label, bars = classify(client, good)
     column = bars["columns"].index("probability")
     assert math.isclose(sum(row[column] for row in bars["data"]), 1.0, abs_tol=1e-4)
 
@@ -81,7 +81,7 @@ def test_bad_upload_gets_its_message_and_the_server_keeps_answering(client, tmp_
 def test_every_mode_is_classified(client, tmp_path, name):
     upload = tmp_path / "upload.png"
     upload.write_bytes(GOOD[name]())
-    label, bars, seen = classify(client, upload)
+    seen, label, bars = classify(client, upload)
     column = bars["columns"].index("probability")
     assert math.isclose(sum(row[column] for row in bars["data"]), 1.0, abs_tol=1e-4)
     assert label["label"] in {row[0] for row in bars["data"]} and seen
@@ -107,9 +107,9 @@ def test_parallel_calls_give_the_sequential_answers(client, tmp_path):
         p = tmp_path / f"img{seed}.png"
         p.write_bytes(encode(photo(40 + seed, 30 + seed, seed=seed), "PNG"))
         paths.append(p)
-    sequential = [classify(client, p)[:2] for p in paths]
+    sequential = [classify(client, p)[1:3] for p in paths]
     jobs = [client.submit(handle_file(p), api_name="/classify_cifar10") for p in paths * 2]
-    parallel = [job.result(timeout=300)[:2] for job in jobs]
+    parallel = [job.result(timeout=300)[1:3] for job in jobs]
     for i, (label, bars) in enumerate(parallel):
         ref_label, ref_bars = sequential[i % len(paths)]
         assert label["label"] == ref_label["label"]
@@ -150,9 +150,9 @@ def test_calls_beyond_the_queue_bound_are_refused_cleanly(small_queue_server, tm
         assert isinstance(e, (QueueError, AppError)) and "queue is full" in str(e).lower(), repr(e)
     assert answered, "nothing was served"
     first = answered[0]
-    assert all(o[0] == first[0] and o[1] == first[1] for o in answered), "answers differ under load"
+    assert all(o[1] == first[1] and o[3] == first[3] for o in answered), "answers differ under load"
     # After the burst, the server answers again.
-    assert client.predict(handle_file(image), api_name="/classify_catdog")[0] == first[0]
+    assert client.predict(handle_file(image), api_name="/classify_catdog")[1] == first[1]
 
 
 def _outcome(call):
@@ -195,7 +195,7 @@ def test_files_outside_the_served_folders_are_refused(app_server, app_runs, clie
         assert response.status_code in (400, 403, 404), (target, response.status_code)
         assert "root:" not in response.text
     # Positive control: the route does serve what the app itself produced.
-    _, _, seen = classify(client, _write(tmp_path / "ok.png", encode(photo(), "PNG")))
+    seen, _, _ = classify(client, _write(tmp_path / "ok.png", encode(photo(), "PNG")))
     served = _get(url, "/gradio_api/file=" + seen["path"])
     assert served.status_code == 200 and served.content[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -290,7 +290,7 @@ def test_a_broken_model_is_listed_unavailable_and_the_rest_keeps_serving(cifar10
     import gradio as gr
 
     import app
-    from ui import cifar10_tab
+    from ui import classify_tab
     runs = tmp_path / "runs" / "cifar10"
     good, broken = runs / "a-good", runs / "b-broken"
     shutil.copytree(cifar10_run, good, ignore=shutil.ignore_patterns("checkpoint.pt", "tb"))
@@ -309,10 +309,10 @@ def test_a_broken_model_is_listed_unavailable_and_the_rest_keeps_serving(cifar10
     assert "unavailable" in catalog.status_markdown() and "\n" not in bad.error
     assert catalog.default_key("cifar10").endswith("a-good")
     image = _write(tmp_path / "x.png", encode(photo(), "PNG"))
-    probs, _, _ = cifar10_tab.classify_cifar10(catalog, image.read_bytes())
+    probs = classify_tab.classify(catalog, "cifar10", image.read_bytes()).answers[0].probs
     assert math.isclose(sum(probs.values()), 1.0, abs_tol=1e-4)
     with pytest.raises(gr.Error) as err:
-        cifar10_tab.classify_cifar10(catalog, image.read_bytes(), bad.key)
+        classify_tab.classify(catalog, "cifar10", image.read_bytes(), [bad.key])
     assert "unavailable" in err.value.message and "\n" not in err.value.message
     assert str(tmp_path) not in err.value.message and str(tmp_path) not in catalog.status_markdown()
 
@@ -379,15 +379,21 @@ def test_a_data_url_over_the_image_limit_is_refused_before_it_is_decoded(app_ser
     event, payload = _call_api(url, "classify_digit_image", [data_url_payload(padded_png(30 * MIB)), None])
     assert event == "http" and payload.startswith("413") and "request body too large" in payload, payload[:200]
     # Under the limit the same form is classified.
-    label, bars, seen = _json_call(url, "classify_cifar10", [data_url_payload(padded_png(9 * MIB)), None])
+    seen, label, bars = _json_call(url, "classify_cifar10", [data_url_payload(padded_png(9 * MIB)), None])
     assert label["label"] in {row[0] for row in bars["data"]}
     assert_answers(client, tmp_path)
 
 
 def _json_call(url: str, api_name: str, data: list):
+    """The outputs of a call over plain HTTP, as view_api lists them: Gradio sends a null for each
+    output that is the page's own State (never in the API), after the others."""
     event, payload = _call_api(url, api_name, data)
     assert event == "complete", (event, payload[:300])
-    return json.loads(payload)
+    outputs = json.loads(payload)
+    named = len(httpx.get(f"{url.rstrip('/')}/gradio_api/info", timeout=30).json()["named_endpoints"][f"/{api_name}"]
+                ["returns"])
+    assert all(value is None for value in outputs[named:]), outputs[named:]
+    return outputs[:named]
 
 
 def _host_port(url: str) -> tuple[str, int]:
@@ -639,7 +645,7 @@ def test_long_thin_images_are_classified_by_the_server(app_server, tmp_path):
     _, url = app_server
     strip = np.random.default_rng(1).integers(0, 256, (8, 4000, 3), dtype=np.uint8)
     upload = _uploaded(url, _write(tmp_path / "strip.png", encode(Image.fromarray(strip), "PNG")))
-    label, bars, _ = _json_call(url, "classify_cifar10", [upload, None])
+    _, label, bars = _json_call(url, "classify_cifar10", [upload, None])
     column = bars["columns"].index("probability")
     assert math.isclose(sum(row[column] for row in bars["data"]), 1.0, abs_tol=1e-4)
 

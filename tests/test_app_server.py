@@ -5,22 +5,27 @@ bad uploads get a one-line message and the server keeps serving. One server for 
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 
+import gradio as gr
 import pytest
 
 import app
 from ui import serving
+from tests.studio_helpers import untrained_run
 from ui.catalog import TRAIN_COMMANDS
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
-MODEL_APIS = {"classify_cifar10", "classify_digit", "classify_digit_image", "classify_catdog"}
+MODEL_APIS = {"classify_cifar10", "classify_digit", "classify_digit_image", "classify_catdog", "classify_folder"}
 OTHER_APIS = {"augment", "architecture", "curves", "model_card"}
-EXAMPLE_LOADERS = {"cifar10_example", "digit_example", "catdog_example"}
+TAB_NAMES = ("cifar10", "digit_image", "catdog", "folder")            # each classify endpoint's name, less classify_
+# Picking an example (by its place in the list: the client names no file), then answering it.
+EXAMPLE_LOADERS = {f"{name}_example{step}" for name in TAB_NAMES for step in ("", "_answer")}
 # The "See why" tab and the Grad-CAM panels of the classify tabs (tested in test_explain_tab.py).
 EXPLAIN_APIS = {"gradcam", "gradcam_targets", "confusion", "confusion_cell", "occlusion_probe", "occlusion_click",
                 "occlusion_sweep", "threshold", "calibration", "top_losses", "erasing_study",
-                "gradcam_cifar10", "gradcam_mnist", "gradcam_catsdogs", "gradcam_catsdogs_re"}
+                "gradcam_cifar10", "gradcam_mnist", "gradcam_catsdogs", "gradcam_catsdogs_re", "gradcam_folder"}
 # Reloading the model lists (tests/test_app_reload.py) and the Train tab (tests/test_train_tab.py);
 # each public step has a private follow-up that re-renders the page's lists.
 STUDIO_APIS = {"open_page", "reload_models", "train_finished", "train_command", "train_start", "train_stop",
@@ -28,10 +33,10 @@ STUDIO_APIS = {"open_page", "reload_models", "train_finished", "train_command", 
 STUDIO_PRIVATE = {"open_page_views", "reload_models_views", "train_finished_views", "train_start_status",
                   "train_task_options", "train_upload_cleared",
                   "load_hub_model_views"}
-# Private steps that keep a page in step: a model change re-answers, the MNIST tab remembers the
-# digit last classified, a picked sample replaces an upload (issue 15).
-UI_PRIVATE = {"reclassify_cifar10", "reclassify_catdog", "reclassify_digit", "digit_shown", "digit_uploaded",
-              "gradcam_rerun", "augment_sample"}
+# Private steps that keep a page in step: a model change re-answers, the answers' captions are shown,
+# an upload the page could not answer is cleared, a picked sample replaces an upload (issue 15).
+UI_PRIVATE = {f"{step}_{name}" for name in TAB_NAMES for step in ("reclassify", "captions", "cleared")} | {
+    "gradcam_rerun", "augment_sample"}
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +121,7 @@ def test_the_readme_api_examples_call_real_endpoints_with_real_parameter_names(c
 
 def test_classify_cifar10(client):
     from gradio_client import handle_file
-    label, bars, seen = client.predict(handle_file(ASSETS / "sample_boat.png"), api_name="/classify_cifar10")
+    seen, label, bars = client.predict(handle_file(ASSETS / "sample_boat.png"), api_name="/classify_cifar10")
     assert label["label"] in {row[0] for row in bars["data"]}
     assert len(bars["data"]) == 10 and math.isclose(bar_total(bars), 1.0, abs_tol=1e-4)
     assert seen  # the 32x32 model input, as an image
@@ -135,12 +140,13 @@ def test_classify_digit_from_a_sketch_and_from_an_upload(client, app_catalog):
 
 def test_classify_catdog_gives_both_models(client):
     from gradio_client import handle_file
-    base, erasing, seen, summary = client.predict(handle_file(ASSETS / "cat_drawing.png"),
-                                                  api_name="/classify_catdog")
-    for label in (base, erasing):
+    seen, base, base_bars, erasing, erasing_bars = client.predict(handle_file(ASSETS / "cat_drawing.png"),
+                                                                   api_name="/classify_catdog")
+    for label, bars in ((base, base_bars), (erasing, erasing_bars)):
         assert {c["label"] for c in label["confidences"]} == {"cat", "dog"}
         assert math.isclose(label_total(label), 1.0, abs_tol=1e-6)
-    assert "Baseline" in summary and "Random Erasing" in summary
+        assert math.isclose(bar_total(bars), 1.0, abs_tol=1e-4) and len(bars["data"]) == 2
+    assert seen
 
 
 def test_the_other_endpoints_answer(client):
@@ -164,7 +170,7 @@ def test_a_bad_upload_gets_a_one_line_message_and_the_server_keeps_serving(clien
         client.predict(handle_file(bad), api_name="/classify_cifar10")
     message = str(err.value)
     assert "Could not read the image" in message and "\n" not in message.strip() and "Traceback" not in message
-    label, bars, _ = client.predict(handle_file(ASSETS / "sample_boat.png"), api_name="/classify_cifar10")
+    _, label, bars = client.predict(handle_file(ASSETS / "sample_boat.png"), api_name="/classify_cifar10")
     assert math.isclose(bar_total(bars), 1.0, abs_tol=1e-4)
 
 
@@ -255,3 +261,61 @@ def test_gradcam_panels_of_the_classify_tabs_answer(client, api, sample):
     from ui.explain_handlers import PREDICTED
     heat, caption = client.predict(handle_file(ASSETS / sample), None, PREDICTED, 0.5, api_name=api)
     assert heat and "Grad-CAM" in caption
+
+
+# --- issue 21 §1: a tab and an endpoint per task record ---------------------------------------------
+
+def test_a_task_registered_in_process_gets_its_tab_and_endpoint(tmp_path, monkeypatch):
+    """No other change: a record and a run of it give a tab and /<api_name>, with the run's labels."""
+    from gradio_client import Client, handle_file
+    from torch import nn
+
+    from models import registry, tasks
+    from tests.conftest import launch_app
+    from ui.catalog import Catalog
+    monkeypatch.setitem(registry.ARCHITECTURES, "tiny_net", registry.Architecture(
+        build=lambda cfg: nn.Sequential(nn.Conv2d(cfg.in_channels, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                                        nn.Linear(4, cfg.num_outputs)),
+        title="Tiny net", description="one conv, one linear", gradcam_layer="0", gradcam_grid="its one conv"))
+    task = tasks.Task(name="tiny", title="Tiny shapes", architecture="tiny_net", dataset=tasks.LOCAL_FOLDER,
+                      recipe=tasks.CIFAR_RECIPE, quick={}, labels=("circle", "square", "star"), input_size=16,
+                      description="Three shapes.", api_name="classify_tiny")
+    monkeypatch.setitem(tasks.TASKS, "tiny", task)
+    untrained_run(tmp_path / "runs" / "tiny" / "one", task.model_config(), "tiny")
+    demo, url = launch_app(Catalog.from_sources(tmp_path / "runs"))
+    try:
+        assert "tiny" in {block.id for block in demo.blocks.values() if isinstance(block, gr.Tab)}
+        client = Client(url, verbose=False, download_files=False)
+        params = client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/classify_tiny"]
+        assert [p["parameter_name"] for p in params["parameters"]] == ["image", "model_run"]
+        seen, top, bars = client.predict(handle_file(ASSETS / "sample_boat.png"), None, api_name="/classify_tiny")
+        assert seen and {c["label"] for c in top["confidences"]} == {"circle", "square", "star"}
+        assert [row[0] for row in bars["data"]] == ["circle", "square", "star"]
+    finally:
+        demo.close()
+
+
+def test_classify_folder_answers_with_the_classes_of_the_run_chosen(tmp_path):
+    """/classify_folder (image, model_run): a model trained on your own images answers with its own
+    classes; another run of the task, with other folders, with its own."""
+    from gradio_client import Client, handle_file
+
+    from models.tasks import TASKS
+    from tests.conftest import launch_app
+    from ui.catalog import Catalog
+    small = TASKS["folder"].with_architecture("vgg19_bn_32")
+    untrained_run(tmp_path / "runs" / "folder" / "fruit", small.model_config(("apple", "banana", "cherry")), "folder")
+    demo, url = launch_app(Catalog.from_sources(tmp_path / "runs"))
+    try:
+        client = Client(url, verbose=False, download_files=False)
+        untrained_run(tmp_path / "runs" / "folder-re" / "pets", small.model_config(("bird", "fish")), "folder",
+                 variant="random-erasing", limit_train=10)      # trained while the app runs
+        time.sleep(1.1)                                          # the runs folder is looked at once a second at most
+        for run, labels in ((None, ["apple", "banana", "cherry"]), ("folder/fruit", ["apple", "banana", "cherry"]),
+                            ("folder-re/pets", ["bird", "fish"])):
+            _, top, bars = client.predict(handle_file(ASSETS / "cat_drawing.png"), run, api_name="/classify_folder")
+            assert [row[0] for row in bars["data"]] == labels and top["label"] in labels, run
+        assert "folder-re/pets (Random Erasing) · 50.0% val accuracy, partial run" in [
+            label for label, _ in demo.catalog.choices("folder")]
+    finally:
+        demo.close()

@@ -287,9 +287,9 @@ def test_a_hub_models_galleries_and_examples_work_from_the_hub_cache(local_app, 
     assert len(gallery) == len(shown) > 0, note
     # The Cats vs Dogs tab's examples come from the Hub repo, captioned from examples/index.json.
     config = httpx.get(f"{url.rstrip('/')}/config", timeout=30).json()
-    labels = [c["props"].get("sample_labels") for c in config["components"] if c["props"].get("sample_labels")]
-    captions = {row["label"] for row in json.loads((catsdogs_run / "examples" / "index.json").read_text())}
-    assert any(set(found) == captions for found in labels), labels
+    [examples] = [c["props"] for c in config["components"] if c["props"].get("elem_id") == "catsdogs-examples"]
+    rows = json.loads((catsdogs_run / "examples" / "index.json").read_text())
+    assert [item["caption"] for item in examples["value"]] == [f"{row['label']} #{row['index']}" for row in rows]
 
 
 def test_a_run_folder_name_never_breaks_out_of_the_models_table(local_app):
@@ -358,16 +358,16 @@ def test_sigterm_removes_the_apps_cache_folder(tmp_path):
 def test_a_burst_on_one_model_leaves_the_others_their_share_of_the_queue(app_server, monkeypatch):
     from gradio_client import Client, handle_file
 
-    from ui import catsdogs_tab, serving
+    from ui import classify_tab, serving
     demo, url = app_server
     gate = threading.Event()
-    real_run_model = catsdogs_tab.run_model
+    real_run_model = classify_tab.run_model
 
     def held(entry, img):       # every catdog call waits at the gate: the burst fills its whole share
         assert gate.wait(timeout=300), "the test never opened the gate"
         return real_run_model(entry, img)
 
-    monkeypatch.setattr(catsdogs_tab, "run_model", held)
+    monkeypatch.setattr(classify_tab, "run_model", held)
     client = Client(url, verbose=False, download_files=False, httpx_kwargs={"timeout": 300})
     cat, digit = handle_file(REPO / "assets" / "cat_drawing.png"), handle_file(REPO / "assets" / "mnist_3.png")
     queues = demo._queue.event_queue_per_concurrency_id

@@ -69,14 +69,14 @@ def test_a_digit_gets_the_same_answer_from_every_endpoint(client, app_catalog, t
 def test_a_photo_gets_the_same_answer_from_every_endpoint(client, app_catalog):
     from gradio_client import handle_file
     boat = handle_file(ASSETS / "sample_boat.png")
-    reference = top(client.predict(boat, None, api_name="/classify_cifar10")[0])
+    reference = top(client.predict(boat, None, api_name="/classify_cifar10")[1])
     _, caption = client.predict(boat, None, PREDICTED, 0.5, api_name="/gradcam_cifar10")
     assert_same(reference, explained(caption), "gradcam_cifar10")
     _, caption = client.predict(boat, app_catalog.default_key("cifar10"), PREDICTED, api_name="/gradcam")
     assert_same(reference, explained(caption), "See why -> Grad-CAM (CIFAR-10)")
 
     cat = handle_file(ASSETS / "cat_drawing.png")
-    baseline, erasing = client.predict(cat, None, None, api_name="/classify_catdog")[:2]
+    _, baseline, _, erasing, _ = client.predict(cat, None, None, api_name="/classify_catdog")
     for label, panel, variant in ((baseline, "/gradcam_catsdogs", "baseline"),
                                   (erasing, "/gradcam_catsdogs_re", "random-erasing")):
         reference = top(label)

@@ -18,7 +18,7 @@ import pytest
 import torch
 from PIL import Image, ImageOps
 
-from ui import catsdogs_tab, serving
+from ui import classify_tab, serving
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 CLIENTS = 16
@@ -47,14 +47,14 @@ def test_a_full_model_queue_refuses_model_calls_only_and_the_cheap_pages_keep_an
     from gradio_client.utils import QueueError
     demo, url = app_server
     gate, started = threading.Event(), threading.Semaphore(0)
-    real_run_model = catsdogs_tab.run_model
+    real_run_model = classify_tab.run_model
 
     def held_run_model(entry, img):   # the model call waits at the gate: the group stays busy
         started.release()
         assert gate.wait(timeout=300), "the test never opened the gate"
         return real_run_model(entry, img)
 
-    monkeypatch.setattr(catsdogs_tab, "run_model", held_run_model)
+    monkeypatch.setattr(classify_tab, "run_model", held_run_model)
     client = Client(url, verbose=False, download_files=False, httpx_kwargs=HTTP)
     image = handle_file(ASSETS / "cat_drawing.png")
     running, waiting = serving.INFERENCE.limit, serving.INFERENCE.max_waiting_each   # one endpoint: its share

@@ -1,19 +1,22 @@
-"""The app's shared input helpers (ui/common.py) against the Gradio they depend on.
+"""The app's image inputs (ui/common.py) against the Gradio they depend on.
 
-`sketch_image` reads a drawing's composite from the Sketchpad's `blob_storage`, where the
-component's own `accept_blobs` server function puts what the browser uploads (an upstream
-limitation, explained in ui/common.py). These tests call that real server function, so they
-fail as soon as Gradio stores the blobs differently.
+`UploadedImage` and `UploadedSketch` hand an image over unopened: Gradio's own preprocessing
+would open the file a request names with PIL before models.predict.decode_image could refuse it.
+A drawing's composite comes from the Sketchpad's `blob_storage`, where the component's own
+`accept_blobs` server function puts what the browser uploads; these tests call that real server
+function, so they fail as soon as Gradio stores the blobs differently.
 """
 from __future__ import annotations
 
 import io
 
 import gradio as gr
-from gradio.components.image_editor import AcceptBlobs
+import pytest
+from gradio.components.image_editor import AcceptBlobs, EditorData
+from gradio.data_classes import ImageData
 from PIL import Image, ImageDraw
 
-from ui.common import read_image, sketch_image
+from ui.common import UploadedImage, UploadedSketch, read_image
 
 
 def _png(img: Image.Image) -> bytes:
@@ -31,18 +34,32 @@ def _browser_upload(editor: gr.Sketchpad, blob_id: str, composite: bytes) -> Non
 def test_a_drawn_composite_is_read_from_the_sketchpads_uploaded_blobs():
     drawing = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
     ImageDraw.Draw(drawing).line([(32, 8), (32, 56)], fill=(0, 0, 0, 255), width=6)
-    editor = gr.Sketchpad(type="filepath")
+    editor = UploadedSketch(type="filepath")
     _browser_upload(editor, "abc123", _png(drawing))
 
-    composite = sketch_image({"id": "abc123", "background": None, "layers": [], "composite": None}, editor)
+    composite = editor.preprocess(EditorData(id="abc123"))
     img = read_image(composite)                                     # through models.predict.decode_image
     assert img.size == (64, 64)
     assert img.getpixel((32, 32)) in (0, (0, 0, 0))               # the stroke
     assert img.getpixel((5, 5)) in (255, (255, 255, 255))         # transparent flattened onto white
     assert "abc123" not in editor.blob_storage                     # taken once, as Gradio's preprocess does
+    assert editor.preprocess(EditorData(id="unknown")) is None
 
 
-def test_an_api_callers_composite_file_is_used_as_sent():
+def test_an_api_callers_file_is_handed_over_unopened():
+    """A path the request names reaches the handler as sent (read_image then refuses what is not an
+    upload of this app), never opened by PIL on the way."""
     payload = {"path": "/some/where.png", "meta": {"_type": "gradio.FileData"}}
-    assert sketch_image({"background": None, "layers": [], "composite": payload}) == payload
-    assert sketch_image({"id": "unknown", "composite": None}, gr.Sketchpad()) is None
+    sketch = UploadedSketch().preprocess(EditorData(composite=payload))
+    image = UploadedImage().preprocess(ImageData(**payload))
+    for value in (sketch, image):
+        assert value["path"] == "/some/where.png"
+        with pytest.raises(gr.Error, match="not a file uploaded to this app"):
+            read_image(value)
+    assert UploadedImage().preprocess(None) is None and UploadedSketch().preprocess(EditorData()) is None
+
+
+def test_the_page_draws_them_with_gradios_own_components():
+    """The frontend knows no UploadedImage: the page is told to draw Gradio's Image and ImageEditor."""
+    assert UploadedImage().get_block_name() == "image"
+    assert UploadedSketch().get_block_name() == gr.Sketchpad().get_block_name() == "imageeditor"

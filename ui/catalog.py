@@ -20,12 +20,13 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
 from models.artifact import (CONFIG_FILE, MANIFEST_FILE, WEIGHTS_FILE, ArtifactError, LoadedModel, Progress, is_hub_id,
                              load_model, read_config, release_file, run_file)
+from models.jsonfile import try_read_json
 from models.runs import UnfinishedRun, discover_runs, discover_unfinished, run_folders
 from models.tasks import BASELINE, HUB_MODELS_ENV, TASKS, Variant
 
@@ -37,8 +38,10 @@ TRAIN_COMMANDS = {(name, variant): task.train_command(variant) for name, task in
 
 
 def train_command(task: str, variant: str = BASELINE) -> str:
-    return TRAIN_COMMANDS.get((task, variant)) or f"python -m training.train --task {task}"
+    return TASKS[task].train_command(variant) if task in TASKS else f"python -m training.train --task {task}"
 
+
+SPACE_README = Path(__file__).resolve().parents[1] / "README.md"   # beside app.py: a Space's lists its models
 MAX_EXTRA_LOADED = 4                # older runs kept in memory besides the newest per task/variant
 REFRESH_SECONDS = 1.0               # how often a request may look whether the runs folder changed
 
@@ -50,6 +53,23 @@ class ModelUnavailable(Exception):
 def hub_ids_from_env(environ: dict | None = None) -> list[str]:
     text = (os.environ if environ is None else environ).get(HUB_MODELS_ENV, "")
     return [part for part in text.replace(",", " ").split() if part]
+
+
+def hub_models(environ=os.environ, readme: Path = SPACE_README) -> list[str]:
+    """The Hub repos to serve: $CNN_STUDIO_HUB_MODELS if set, else the `models` of a Space's README
+    (beside app.py), each at the commit its `preload_from_hub` line pins (the platform has
+    downloaded them there at build time; the loader then finds them in its Hub cache)."""
+    listed = hub_ids_from_env(environ)
+    if listed or not readme.is_file():
+        return listed
+    from huggingface_hub.repocard import metadata_load
+    meta = metadata_load(readme) or {}
+    pins = {}
+    for entry in meta.get("preload_from_hub") or []:
+        repo, *rest = str(entry).split()
+        if len(rest) == 2:                 # "repo files commit": pinned to a commit
+            pins[repo] = rest[1]
+    return [f"{m}@{pins[m]}" if m in pins else m for m in meta.get("models") or [] if isinstance(m, str)]
 
 
 def public_text(text: str, runs_dir: str | os.PathLike | None = None) -> str:
@@ -74,11 +94,13 @@ def public_text(text: str, runs_dir: str | os.PathLike | None = None) -> str:
 
 
 def missing_model_message(task: str, variant: str = BASELINE) -> str:
-    """One line: no model for (task, variant), and the command that trains one."""
-    title = TASK_TITLES.get(task, task)
-    what = f"{title} {VARIANT_TITLES.get(variant, variant)} model" if variant != BASELINE or task == "catsdogs" \
-        else f"{title} model"
-    return f"No {what} is available. Train one with: {train_command(task, variant)}"
+    """One line: no model for (task, variant), and the command that trains one. The variant is named
+    where the task shows its variants side by side (cats vs dogs), or it is not the baseline."""
+    record = TASKS.get(task)
+    title = record.title if record else task
+    paired = variant != BASELINE or bool(record and record.labels and len(record.variants) > 1)
+    what = f"{title} {VARIANT_TITLES.get(variant, variant)}" if paired else title
+    return f"No {what} model is available. Train one with: {train_command(task, variant)}"
 
 
 @dataclass
@@ -94,10 +116,19 @@ class ModelEntry:
     loaded: LoadedModel | None = None
     error: str | None = None        # why it is unavailable, one line
     default: bool = False           # the one a tab starts with for its task and variant
+    _quality: str | None = field(default=None, repr=False)
 
     @property
     def available(self) -> bool:
         return self.error is None
+
+    @property
+    def quality(self) -> str:
+        """How good it is, from its files: '82.0% test accuracy' (the split metrics.json names), with
+        ', partial run' when config.json says it saw a subset (--limit-train/--limit-val); '' unknown."""
+        if self._quality is None and self.root is not None:
+            self._quality = run_quality(self.root)
+        return self._quality or ""
 
     @property
     def unverified(self) -> bool:
@@ -106,9 +137,10 @@ class ModelEntry:
 
     @property
     def label(self) -> str:
-        """Dropdown text: the key plus variant, e.g. 'catsdogs-re/2026... (Random Erasing)' (', unverified'
-        after the variant when the folder has no SHA256SUMS)."""
-        return f"{self.key} ({VARIANT_TITLES.get(self.variant, self.variant)}{', unverified' * self.unverified})"
+        """Dropdown text: key, variant and quality, e.g. 'catsdogs-re/2026... (Random Erasing) · 91.2% test
+        accuracy' (', unverified' after the variant when the folder has no SHA256SUMS)."""
+        quality = f" · {self.quality}" if self.quality else ""
+        return f"{self.key} ({VARIANT_TITLES.get(self.variant, self.variant)}{', unverified' * self.unverified}){quality}"
 
     def status(self) -> str:
         if self.error:
@@ -129,6 +161,7 @@ class Catalog:
         self._lock = threading.RLock()
         self._extra: OrderedDict[str, None] = OrderedDict()  # lazily loaded keys, oldest first
         self.live_views: dict = {}   # per app built on this catalog: components re-rendered after reload() (ui/live.py)
+        self.former_defaults: set[str] = set()   # keys that were a default and are no longer (ui/live.py)
         self._stamp, self._looked = _folder_stamp(runs_dir), time.monotonic()   # the runs folder when last read
 
     # ------------------------------------------------------------------ building
@@ -165,11 +198,13 @@ class Catalog:
             kept = {e.key for e in runs}
             for key in [k for k in self._extra if k not in kept]:
                 del self._extra[key]
+            defaults = {e.key for e in self.entries_ if e.default}
             for e in runs + hubs:
                 e.default = False
             self.entries_ = runs + hubs
             self.unfinished = discover_unfinished(self.runs_dir)
             self._choose_defaults()
+            self.former_defaults |= defaults - {e.key for e in self.entries_ if e.default}
             return added
 
     def add_hub(self, repo_id: str, progress: Progress | None = None) -> ModelEntry:
@@ -225,11 +260,9 @@ class Catalog:
     def _load(self, entry: ModelEntry, progress: Progress | None = None) -> LoadedModel | None:
         try:
             loaded = load_model(entry.source, device=self.device, progress=progress)
-        except ArtifactError as e:
-            entry.error = public_text(" ".join(str(e).split()), self.runs_dir)
-            return None
-        except Exception as e:  # anything else a broken file can raise: report, keep serving
-            entry.error = public_text(" ".join(f"{type(e).__name__}: {e}".split()), self.runs_dir)
+        except Exception as e:  # an ArtifactError, or anything else a broken file can raise: report, keep serving
+            text = str(e) if isinstance(e, ArtifactError) else f"{type(e).__name__}: {e}"
+            entry.error = public_text(" ".join(text.split()), self.runs_dir)
             return None
         entry.loaded, entry.root = loaded, loaded.root
         if entry.kind == "hub":
@@ -322,14 +355,26 @@ class Catalog:
                 else "the runs folder"
             return (f"No trained models found in {where}. Each tab says which command trains its model "
                     "(or use the Train tab); the Architecture tab works without weights.")
-        rows = ["| model | task | status |", "| --- | --- | --- |"]
+        rows = ["| model | task | accuracy | status |", "| --- | --- | --- | --- |"]
         for e in self.entries_:
             name = f"Hub repo {code(e.source)}" if e.kind == "hub" else f"run {code(e.key)}"
             status = e.status() + (" · default" if e.default else "")
-            rows.append(f"| {name} | {plain(TASK_TITLES.get(e.task or '', e.task or '?'))} | {plain(status)} |")
+            rows.append(f"| {name} | {plain(TASK_TITLES.get(e.task or '', e.task or '?'))} | {plain(e.quality)} | "
+                        f"{plain(status)} |")
         for u in self.unfinished:
-            rows.append(f"| run {code(u.key)} | {plain(TASK_TITLES.get(u.task, u.task))} | {plain(u.describe())} |")
+            rows.append(f"| run {code(u.key)} | {plain(TASK_TITLES.get(u.task, u.task))} | | {plain(u.describe())} |")
         return "\n".join(rows)
+
+
+def run_quality(root: Path) -> str:
+    """'82.0% test accuracy[, partial run]' from a run folder's metrics.json and config.json ('' without)."""
+    metrics, config = try_read_json(root, "metrics.json"), try_read_json(root, CONFIG_FILE)
+    accuracy = metrics.get("accuracy") if isinstance(metrics, dict) else None
+    if not isinstance(accuracy, (int, float)) or isinstance(accuracy, bool) or not 0 <= accuracy <= 1:
+        return ""
+    split = " ".join(str(metrics.get("split") or "evaluation").split())[:20]
+    partial = isinstance(config, dict) and any(config.get(k) for k in ("limit_train", "limit_val"))
+    return f"{accuracy:.1%} {split} accuracy" + ", partial run" * partial
 
 
 def _run_entries(runs_dir: Path | None) -> list[ModelEntry]:

@@ -1,9 +1,10 @@
-"""What an endpoint accepts, checked before any work: one-line gr.Errors that name the parameter.
+"""What an endpoint accepts, and one-line gr.Errors that name the parameter.
 
-The events run with `preprocess=False` (handlers read uploads themselves, through
-models.predict.decode_image), so Gradio's own component checks (a number's range, a
-dropdown's choices) never run: an API caller can send anything JSON can hold. Each handler
-checks its inputs here first; the message says which parameter and what it allows.
+Gradio preprocesses every input (a Dropdown's choices, a Number's or Slider's range, a Textbox's
+text) except images, which reach `ui.common.read_image` unopened (UploadedImage). The checks here
+are for what Gradio does not say clearly, or at all: the model-run keys (their lists change while
+the app runs) and the events still wired with `preprocess=False`, whose handlers check each input
+first; the message says which parameter and what it allows.
 
 `endpoint(handler, *bound)` is what the events call: the handler with its first arguments
 bound (the catalog), the same parameter names (they are the API's), and one difference: an
@@ -184,7 +185,7 @@ def endpoint(handler: Callable, *bound: Any, images: Sequence[str] = ("image",),
     """
     target = functools.partial(handler, *bound, **fixed)
     parameters = [p for p in inspect.signature(target).parameters.values()
-                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)]
     names = [p.name for p in parameters]
     required = tuple(images if required is None else required)
 

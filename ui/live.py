@@ -1,12 +1,13 @@
 """Components whose content comes from the catalog, re-rendered when it reloads.
 
-A tab creates its model dropdowns and notices through `dropdown(...)` / `markdown(...)`
-instead of `gr.Dropdown` / `gr.Markdown`: the same component, plus a note in the catalog of
-how to recompute its choices or text. `wire(...)` then connects page load, the "Reload
-models" button and the Train tab's "a run finished" signal to one handler that calls
-`catalog.reload()`, then re-renders every registered component, so all lists agree.
+A tab creates its model dropdowns, notices and example galleries through `dropdown(...)` /
+`markdown(...)` / `follow(...)` instead of creating them bare: the same component, plus a note in
+the catalog of how to recompute it. `wire(...)` then connects page load, the "Reload models"
+button and the Train tab's "a run finished" signal to one handler that calls `catalog.reload()`,
+then re-renders every registered component, so all lists agree.
 
-A dropdown keeps the user's choice when it is still listed; otherwise it takes the new default.
+A dropdown keeps the user's choice when it is still listed and was never a default of the catalog
+(catalog.former_defaults); otherwise it takes the catalog's default: one default everywhere.
 """
 from __future__ import annotations
 
@@ -35,37 +36,46 @@ def _views(catalog: Catalog) -> list[LiveView]:
     return catalog.live_views.setdefault(gr.context.Context.root_block, [])
 
 
+class RunDropdown(gr.Dropdown):
+    """A gr.Dropdown of catalog keys. Its choices change while the app runs, and an API call sees
+    those of the page as first built, so Gradio's check against them is left out: the handler
+    looks the key up in the catalog, which names a key it does not know."""
+    is_template = True
+
+    def preprocess(self, payload):
+        return payload
+
+
+def follow(catalog: Catalog, component, render: Callable[[Any], Any], *, takes_value: bool = False):
+    """`component`, re-rendered by `render(current value or None)` whenever the catalog reloads."""
+    _views(catalog).append(LiveView(component, render, takes_value))
+    return component
+
+
 def dropdown(catalog: Catalog, choices: Callable[[], list], default: Callable[[], Any], **kwargs) -> gr.Dropdown:
-    """A gr.Dropdown of catalog keys whose choices follow the catalog (`choices()`: (label, key)
-    pairs or keys; `default()`: the value when the current one is gone; a list when multiselect)."""
+    """A RunDropdown whose choices follow the catalog (`choices()`: (label, key) pairs or keys;
+    `default()`: the value when the current one is gone or a former default; a list when multiselect)."""
     multiselect = bool(kwargs.get("multiselect"))
-    component = gr.Dropdown(choices(), value=default(), **kwargs)
 
     def render(current):
         options = choices()
         keys = [c[1] if isinstance(c, (tuple, list)) else c for c in options]
         if multiselect:
-            still = [k for k in (current or []) if k in keys]
-            value = still or default()
+            value = [k for k in (current or []) if k in keys] or default()
         else:
-            value = current if current in keys else default()
+            value = current if current in keys and current not in catalog.former_defaults else default()
         return gr.Dropdown(choices=options, value=value)
 
-    _views(catalog).append(LiveView(component, render, takes_value=True))
-    return component
+    return follow(catalog, RunDropdown(choices(), value=default(), **kwargs), render, takes_value=True)
 
 
 def markdown(catalog: Catalog, text: Callable[[], str], *, hide_empty: bool = False, **kwargs) -> gr.Markdown:
     """A gr.Markdown whose text follows the catalog (hidden while empty when `hide_empty`)."""
-    first = text()
-    component = gr.Markdown(first, visible=bool(first) or not hide_empty, **kwargs)
-
     def render(_):
         value = text()
         return gr.Markdown(value, visible=bool(value) or not hide_empty)
-
-    _views(catalog).append(LiveView(component, render, takes_value=False))
-    return component
+    first = text()
+    return follow(catalog, gr.Markdown(first, visible=bool(first) or not hide_empty, **kwargs), render)
 
 
 def inputs(catalog: Catalog) -> list:
