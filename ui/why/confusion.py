@@ -1,43 +1,122 @@
 """See why -> Confusion matrix: a run's metrics.json as a heat map (counts and row-normalised rates);
-a click on a cell opens its images.
+a click on a cell opens its images, from the run's own see_why/ (training/gallery.py).
 
 No `from __future__ import annotations` here: Gradio reads the `gr.SelectData` annotation
 of the select handler at run time.
 """
 import gradio as gr
+import numpy as np
+import pandas as pd
+from matplotlib import colormaps
+from matplotlib.colors import to_hex
 
+from analysis.stats import confusion_cell
+from models.jsonfile import try_read_json
 from ui import inputs
-from ui import explain_handlers as h
-from ui import live
 from ui.catalog import Catalog
 from ui.common import LIGHT_CONCURRENCY
-from ui.why.adapters import NO_RUNS, Images, entry_of, first_run, labels_of, nothing_chosen, run_choices
+from ui.why.adapters import (entry_of, labels_of, no_predictions, nothing_chosen, read_predictions, run_images,
+                             run_picker, thumbnail)
+
+TRUE_COLUMN = "true \\ predicted"
+PER_CLASS_COLUMNS = ["class", "accuracy", "images"]
+GALLERY_LIMIT = 60         # images shown per cell (the text says how many the cell has)
+
+
+def confusion_frame(root):
+    """metrics.json -> (confusion table: first column the true class, then one column per predicted
+    class, counts; per-class accuracy table, in percent; note). Empty tables and a note when there
+    is no metrics.json."""
+    metrics = try_read_json(root, "metrics.json")
+    if not isinstance(metrics, dict) or "confusion_matrix" not in metrics:
+        return pd.DataFrame(columns=[TRUE_COLUMN]), pd.DataFrame(columns=PER_CLASS_COLUMNS), (
+            f"This run has no metrics.json (its final evaluation); write it with "
+            f"`python -m training.evaluate {root or 'RUN_DIR'}`.")
+    labels = [str(l) for l in metrics.get("labels") or range(len(metrics["confusion_matrix"]))]
+    cm = np.asarray(metrics["confusion_matrix"], dtype=np.int64)
+    table = pd.DataFrame(cm, columns=labels)
+    table.insert(0, TRUE_COLUMN, labels)
+    per_class = metrics.get("per_class_accuracy") or {}
+    acc = pd.DataFrame({"class": labels, "images": cm.sum(axis=1).tolist(),
+                        "accuracy": [f"{v:.2%}" if isinstance(v := per_class.get(l), (int, float)) else "n/a"
+                                     for l in labels]})[PER_CLASS_COLUMNS]
+    note = (f"{metrics.get('split', 'validation')} split, {int(cm.sum())} images, accuracy "
+            f"{metrics.get('accuracy', float('nan')):.2%}. Each cell: the count · its share of that row's "
+            "(true class's) images; the colour is that share. Click a cell to see its images.")
+    return table, acc, note
+
+
+def confusion_heatmap(table: pd.DataFrame, colormap: str = "Blues"):
+    """The confusion table as a heat map (a pandas Styler, which gr.Dataframe renders): each cell
+    shows its count and its row-normalised rate (share of the true class's images), coloured by
+    that rate on a fixed 0-1 scale, so 2 and 10 classes read the same way. The data stays counts."""
+    if table.empty:
+        return table
+    counts = table.drop(columns=[TRUE_COLUMN])
+    rates = counts.div(counts.sum(axis=1).replace(0, 1), axis=0)
+    cmap = colormaps[colormap]
+    styles = pd.DataFrame("", index=table.index, columns=table.columns)
+    # Dark text on light cells, white text on dark ones.
+    styles[counts.columns] = rates.map(lambda rate: f"background-color: {to_hex(cmap(0.05 + 0.9 * rate))}; "
+                                                    f"color: {'white' if rate > 0.5 else 'black'}")
+    styler = table.style.apply(lambda _: styles, axis=None)
+    for row in table.index:
+        for col in counts.columns:
+            text = f"{counts.at[row, col]} · {rates.at[row, col]:.0%}"
+            styler = styler.format(lambda _v, _t=text: _t, subset=([row], [col]))
+    return styler
+
+
+def cell_from_select(index):
+    """gr.SelectData.index of the confusion table ([row, column]) -> (true, predicted) class ids;
+    None for the label column."""
+    try:
+        row, col = (int(v) for v in index)
+    except (TypeError, ValueError):
+        return None
+    return (row, col - 1) if col >= 1 and row >= 0 else None
+
+
+def cell_gallery(root, true_class: int, predicted_class: int, labels, limit: int = GALLERY_LIMIT):
+    """The images of that cell the run kept (see_why/), most confident first: (gallery items
+    (image, caption), markdown saying how many the cell has and which of them are shown)."""
+    preds = read_predictions(root)
+    if preds is None:
+        return [], no_predictions(root)
+    if not (0 <= true_class < preds.num_classes and 0 <= predicted_class < preds.num_classes):
+        return [], "No such cell."
+    rows = confusion_cell(preds, true_class, predicted_class)
+    files = run_images(root)
+    kept = [r for r in rows if int(preds.indices[r]) in files][:limit]
+    items = [(img, f"#{int(preds.indices[r])} · {preds.probabilities[r, predicted_class]:.0%}") for r in kept
+             if (img := thumbnail(files[int(preds.indices[r])])) is not None]
+    text = f"true **{labels[true_class]}**, predicted **{labels[predicted_class]}**: {len(rows)} image(s)"
+    if len(rows):
+        which = "most confidently wrong" if true_class != predicted_class else "least confident correct"
+        text += (f"; {len(items)} shown, the {which} ones this run kept in its `see_why/` folder. "
+                 f"Captions: image number in the split · P({labels[predicted_class]}).")
+    return items, text
 
 
 def confusion(catalog: Catalog, model_run):
     if (skipped := nothing_chosen(model_run, 5)) is not None:
         return skipped
-    entry = entry_of(catalog, model_run)
-    table, per_class, note = h.confusion_frame(entry.root)
-    return h.confusion_heatmap(table), per_class, note, [], ""
+    table, per_class, note = confusion_frame(entry_of(catalog, model_run).root)
+    return confusion_heatmap(table), per_class, note, [], ""
 
 
-def confusion_cell_images(catalog: Catalog, images: Images, key, index):
+def confusion_cell_images(catalog: Catalog, key, index):
     entry = entry_of(catalog, key)
-    cell = h.cell_from_select(index)
+    cell = cell_from_select(index)
     if cell is None:
         return [], "Click a count (not a class name) to see its images."
-    labels = labels_of(catalog, key)
-    return h.cell_gallery(entry.root, cell[0], cell[1], images(entry.task, labels, entry.root), labels)
+    return cell_gallery(entry.root, *cell, labels_of(entry))
 
 
-def build(catalog: Catalog, images: Images) -> None:
-    all_runs = run_choices(catalog)
-    first = all_runs[0][1] if all_runs else None
-    live.markdown(catalog, lambda: "" if run_choices(catalog) else NO_RUNS, hide_empty=True, elem_classes=["notice"])
-    run = live.dropdown(catalog, lambda: run_choices(catalog), lambda: first_run(catalog), label="Model run",
-                        elem_id="confusion-run")
-    table0, acc0, note0, _, _ = confusion(catalog, first) if first else (None, None, "", [], "")
+def build(catalog: Catalog) -> None:
+    run = run_picker(catalog, label="Model run", elem_id="confusion-run")
+    table0, acc0, note0, _, _ = confusion(catalog, run.value) if run.value else (
+        pd.DataFrame(columns=[TRUE_COLUMN]), pd.DataFrame(columns=PER_CLASS_COLUMNS), "", [], "")
     note = gr.Markdown(note0, label="Confusion matrix note")
     # The heat map takes the whole width; a cell wraps "count · rate" onto two lines where ten
     # classes of four-digit counts (MNIST's test split) would not fit on one.
@@ -46,14 +125,13 @@ def build(catalog: Catalog, images: Images) -> None:
     accuracy = gr.Dataframe(acc0, label="Per-class accuracy", interactive=False, wrap=True,
                             elem_id="confusion-per-class")
     text = gr.Markdown(label="Clicked cell", elem_id="confusion-cell-text")
-    gallery = gr.Gallery(label="Images of the clicked cell", columns=8, height="auto", object_fit="contain",
-                         preview=False, elem_id="confusion-gallery")
+    gallery = gr.Gallery(show_label=False, object_fit="contain", preview=False, elem_id="confusion-gallery",
+                         elem_classes=["whole-gallery"])
     run.change(inputs.endpoint(confusion, catalog, images=()), inputs=[run],
                outputs=[table, accuracy, note, gallery, text], api_name="confusion", preprocess=False,
                **LIGHT_CONCURRENCY)
 
-    def on_cell(model_run, evt: gr.SelectData, progress=gr.Progress()):
-        progress(0, desc="reading the images of this cell")   # from the run folder or the dataset: can take a while
-        return confusion_cell_images(catalog, images, model_run, evt.index)
+    def on_cell(model_run, evt: gr.SelectData):
+        return confusion_cell_images(catalog, model_run, evt.index)
 
     table.select(on_cell, inputs=[run], outputs=[gallery, text], api_name="confusion_cell", **LIGHT_CONCURRENCY)
