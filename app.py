@@ -75,9 +75,9 @@ CSS = """
 #model-card th, #model-card td { word-break: normal; overflow-wrap: normal; }
 #model-card thead:not(:has(th:not(:empty))) { display: none; }
 /* Galleries that show every image: no inner scroll cutting the last row, as many columns as fit. */
-.whole-gallery .grid-wrap.fixed-height { max-height: none; }
-.whole-gallery .grid-wrap .grid-container { grid-template-columns: repeat(auto-fill, minmax(112px, 1fr)); }
-.whole-gallery .thumbnail-item .caption-label { white-space: normal; }
+.whole-gallery .grid-wrap.fixed-height { max-height: none; min-height: 0; }
+.whole-gallery .grid-wrap .grid-container { grid-template-columns: repeat(auto-fill, minmax(136px, 1fr)); }
+.whole-gallery .thumbnail-item .caption-label { white-space: normal; overflow-wrap: anywhere; }
 #architecture-table td:first-child { font-family: var(--font-mono); }
 """
 

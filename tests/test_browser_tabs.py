@@ -297,7 +297,7 @@ def test_panels_without_data_say_why_and_what_to_do(empty_page):
     assert "at this threshold" in headers and "1" not in headers, headers     # real headers, not "1 2 3"
     page.get_by_role("tab", name="Occlusion playground", exact=True).click()
     page.locator("#occlusion-empty").get_by_text("No cats vs dogs model is available").wait_for()
-    for tab in ("Grad-CAM", "Confusion matrix", "Top losses"):
+    for tab in ("Grad-CAM", "Confusion matrix"):
         page.get_by_role("tab", name=tab, exact=True).click()
         page.get_by_text("No trained run yet").filter(visible=True).first.wait_for()
 

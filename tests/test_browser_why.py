@@ -69,6 +69,17 @@ def no_label_covers(page, panel: str) -> None:
             assert not overlaps(box(badge), box(picture)), f"{panel}: a label covers the picture"
 
 
+def broken_words(locator, cells: str = "td, th, [role=gridcell], [role=columnheader], .caption-label") -> list[str]:
+    """The words inside `locator`'s cells that the browser split across two lines. A line may break
+    between words or after a hyphen (--limit-train), never inside a word."""
+    return locator.evaluate("""(e, cells) => [...e.querySelectorAll(cells)].flatMap(c => {
+        const out = []; const walker = document.createTreeWalker(c, NodeFilter.SHOW_TEXT); let node;
+        while ((node = walker.nextNode())) { for (const m of node.textContent.matchAll(/[^\\s-]+/g)) {
+            const r = document.createRange(); r.setStart(node, m.index); r.setEnd(node, m.index + m[0].length);
+            const lines = new Set([...r.getClientRects()].map(x => Math.round(x.top)));
+            if (lines.size > 1) out.push(m[0]); } } return out; })""", cells)
+
+
 def gallery_whole(page, gallery: str, count: int) -> None:
     """All `count` tiles shown, none clipped by the gallery's own scroll area, captions not cut."""
     tiles = page.locator(f"{gallery} .thumbnail-item")
@@ -78,6 +89,9 @@ def gallery_whole(page, gallery: str, count: int) -> None:
     assert wrap.evaluate("e => e.scrollHeight <= e.clientHeight + 1"), f"{gallery}: the last row is clipped"
     assert box(tiles.nth(count - 1))["bottom"] <= box(wrap)["bottom"] + 1
     assert not cut_off(page.locator(gallery)), f"{gallery}: a caption or tile is cut"
+    for caption in page.locator(f"{gallery} .caption-label").all():
+        assert caption.evaluate("e => e.scrollWidth <= e.clientWidth + 1"), f"{gallery}: {caption.inner_text()} cut"
+    assert not broken_words(page.locator(gallery)), f"{gallery}: a caption breaks a word"
 
 
 def test_the_curves_read_on_a_phone_and_no_label_covers_them(page, studio):
@@ -113,9 +127,9 @@ def test_top_losses_and_confusion_galleries_are_whole(page, studio):
     """Items 9 and issue 21: the galleries come from the run folders alone, every tile and caption shows,
     no label badge lies over the first row; the diagonal cells open images too."""
     import json
-    why(page, "Top losses")
+    why(page, "Confusion matrix")
     entry = studio.catalog.entry("cifar10/tiny")
-    choose(page, "#losses-run", entry.label)
+    choose(page, "#confusion-run", entry.label)
     page.locator("#losses-note").filter(has_text="test split").wait_for()
     wrong = min(16, sum(1 for r in json.loads((entry.root / "see_why" / "index.json").read_text())["images"]
                         if r["label"] != r["predicted"]))
@@ -123,8 +137,6 @@ def test_top_losses_and_confusion_galleries_are_whole(page, studio):
     no_label_covers(page, "#losses-gallery")
     assert not cut_off(page.locator("#losses-note"))
 
-    why(page, "Confusion matrix")
-    choose(page, "#confusion-run", entry.label)
     metrics = json.loads((entry.root / "metrics.json").read_text())
     kept = json.loads((entry.root / "see_why" / "index.json").read_text())["images"]
     r = max(range(10), key=lambda i: metrics["confusion_matrix"][i][i])
@@ -143,18 +155,12 @@ def test_the_augmentation_gallery_shows_its_last_row(page):
 
 
 def test_model_card_tables_break_no_word_and_have_no_empty_header(page):
-    """Item 9: a table line may break between words or after a hyphen (--limit-train), never inside a word."""
     open_tab(page, "Model cards")
     card = page.locator("#model-card")
     card.locator("table").first.wait_for()
     for head in card.locator("thead").all():
         assert not head.is_visible() or head.inner_text().strip(), "an empty header row is shown"
-    split = card.evaluate("""e => [...e.querySelectorAll('td, th')].flatMap(c => {
-        const out = []; const walker = document.createTreeWalker(c, NodeFilter.SHOW_TEXT); let node;
-        while ((node = walker.nextNode())) { for (const m of node.textContent.matchAll(/[^\\s-]+/g)) {
-            const r = document.createRange(); r.setStart(node, m.index); r.setEnd(node, m.index + m[0].length);
-            const lines = new Set([...r.getClientRects()].map(x => Math.round(x.top)));
-            if (lines.size > 1) out.push(m[0]); } } return out; })""")
+    split = broken_words(card)
     assert not split, f"words broken across lines: {split[:10]}"
     screenshot(page, f"browser-card-{page.size}")
 
@@ -171,6 +177,7 @@ def test_occlusion_captions_and_tables_are_whole(page, studio):
         assert caption.evaluate("e => e.scrollWidth <= e.clientWidth + 1"), caption.inner_text()
     for table in ("#occlusion-table", "#occlusion-sweep-table"):
         assert not cut_off(page.locator(table)), f"{table} is cut"
+        assert not broken_words(page.locator(table)), f"{table}: {broken_words(page.locator(table))}"
     headers = page.locator("#occlusion-sweep-table [role=columnheader]").all_inner_texts()
     assert any("P(dog)" in h for h in headers), headers
     screenshot(page, f"browser-occlusion-{page.size}")
@@ -188,6 +195,7 @@ def test_threshold_words_name_the_class_and_the_runs_split(page, studio):
     assert f"{split} split" in text and "class 1" not in text
     assert "validation" not in text if split != "validation" else True
     assert not cut_off(page.locator("#threshold-table")), "the table at the threshold is cut"
+    assert not broken_words(page.locator("#threshold-table"))
 
 
 def test_see_why_gradcam_follows_the_explained_class(browser, studio):
@@ -219,8 +227,8 @@ def empty_app(tmp_path_factory):
 def test_tables_without_runs_show_their_own_headers(browser, empty_app):
     """Item 14: with no runs, every table under its notice shows its real headers, never "1 2 3"."""
     page = new_page(browser, empty_app.url, "desktop")
-    for sub, tables in (("Confusion matrix", ("#confusion-heatmap", "#confusion-per-class")),
-                        ("Top losses", ("#losses-table",)), ("Threshold & calibration", ("#threshold-table",)),
+    for sub, tables in (("Confusion matrix", ("#confusion-heatmap", "#confusion-per-class", "#losses-table")),
+                        ("Threshold & calibration", ("#threshold-table",)),
                         ("Occlusion playground", ("#occlusion-table", "#occlusion-sweep-table"))):
         why(page, sub)
         for table in tables:

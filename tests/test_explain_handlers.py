@@ -13,7 +13,7 @@ from models.artifact import LoadedModel, load_model
 from models.tasks import TASKS
 from tests.test_compare import table_pairs
 from tests.test_explain import ColourModel, small_binary_predictions
-from ui.why import confusion, erasing, gradcam, losses, occlusion, threshold
+from ui.why import erasing, errors, gradcam, occlusion, threshold
 
 
 def write_predictions(root, preds, split="val"):
@@ -52,7 +52,7 @@ def test_every_cell_shows_the_run_images_of_exactly_that_cell(cifar_unchecked, c
     """Issue 21: the run folder is all the gallery reads (copied away from the dataset), and every cell,
     the diagonal too, shows the images the run kept of that cell, pixel for pixel the dataset's."""
     run = shutil.copytree(cifar10_run, tmp_path / "cifar10" / "copy")
-    table, per_class, note = confusion.confusion_frame(run)
+    table, per_class, note = errors.confusion_frame(run)
     metrics = json.loads((run / "metrics.json").read_text())
     assert table.iloc[:, 1:].to_numpy().tolist() == metrics["confusion_matrix"]
     assert list(per_class["class"]) == metrics["labels"] and "Click a cell" in note
@@ -64,9 +64,9 @@ def test_every_cell_shows_the_run_images_of_exactly_that_cell(cifar_unchecked, c
     diagonal = 0
     for t in range(10):
         for p in range(10):
-            cell = confusion.cell_from_select([t, p + 1])
+            cell = errors.cell_from_select([t, p + 1])
             assert cell == (t, p)
-            items, text = confusion.cell_gallery(run, *cell, labels)
+            items, text = errors.cell_gallery(run, *cell, labels)
             in_cell = [int(i) for i in preds.indices[(preds.labels == t) & (preds.predicted == p)]]
             shown = [int(caption.split("#")[1].split(" ")[0]) for _, caption in items]
             assert sorted(shown) == sorted(i for i in in_cell if i in kept)
@@ -75,15 +75,15 @@ def test_every_cell_shows_the_run_images_of_exactly_that_cell(cifar_unchecked, c
             assert f"{len(in_cell)} image(s)" in text
             diagonal += len(items) * (t == p)
     assert diagonal > 0, "no correctly classified image has a thumbnail"
-    assert confusion.cell_from_select([3, 0]) is None                      # the label column
-    items, text = confusion.cell_gallery(tmp_path, 0, 0, ["a", "b"])
+    assert errors.cell_from_select([3, 0]) is None                      # the label column
+    items, text = errors.cell_gallery(tmp_path, 0, 0, ["a", "b"])
     assert items == [] and "--predictions" in text
 
 
 def test_an_empty_run_shows_real_headers(tmp_path):
     """Issue 24.14: no metrics.json: tables with their own headers, never placeholders."""
-    table, per_class, note = confusion.confusion_frame(tmp_path)
-    assert list(table.columns) == [confusion.TRUE_COLUMN] and list(per_class.columns) == ["class", "accuracy", "images"]
+    table, per_class, note = errors.confusion_frame(tmp_path)
+    assert list(table.columns) == [errors.TRUE_COLUMN] and list(per_class.columns) == ["class", "accuracy", "images"]
     assert "metrics.json" in note
 
 
@@ -119,7 +119,7 @@ def test_occlusion_sweep_view(tmp_path):
     assert len(items) == 2 and items[0][0].size == (256, 256) and [c for _, c in items] == ["baseline",
                                                                                             "random-erasing"]
     # The square covers rows 16-79, columns 80-143: the 56-px boxes at (0, 56) and (0, 112) cover most of it.
-    assert set(table["box at (top, left)"]) <= {"(0, 56)", "(0, 112)"}
+    assert set(table["lowest at (top, left)"]) <= {"(0, 56)", "(0, 112)"}
     assert (table["lowest"] < table["P(dog)"]).all() and "16 box positions" in note and "P(dog)" in note
 
 
@@ -151,13 +151,13 @@ def test_reliability_diagram_reports_the_ece_of_the_named_class(tmp_path):
 
 def test_top_losses_view(tmp_path):
     root = write_predictions(tmp_path / "run", small_binary_predictions(), split="test")
-    items, table, note = losses.top_losses_view(root, ["cat", "dog"], k=5)
+    items, table, note = errors.top_losses_view(root, ["cat", "dog"], k=5)
     assert items == [] and list(table["index"]) == [13, 12] and list(table["true"]) == ["cat", "dog"]
     assert note.startswith("2 of 8 images of the test split are misclassified")
 
 
 def test_top_losses_view_with_the_run_images(cifar_unchecked, cifar10_run):
-    items, table, _ = losses.top_losses_view(cifar10_run, TASKS["cifar10"].model_config().labels, k=4)
+    items, table, _ = errors.top_losses_view(cifar10_run, TASKS["cifar10"].model_config().labels, k=4)
     assert len(items) == len(table) <= 4 and all(img.size == (128, 128) for img, _ in items)
 
 

@@ -11,7 +11,7 @@ from PIL import Image
 from analysis.stats import load_predictions, paired_comparison
 from tests.test_compare import table_pairs
 from ui import explain_tab
-from ui.why import confusion, erasing, gradcam, losses, occlusion, threshold
+from ui.why import erasing, errors, gradcam, occlusion, threshold
 from ui.catalog import Catalog
 
 
@@ -39,14 +39,14 @@ def test_adapters(catalog, catsdogs_dir, cifar_unchecked):
     with pytest.raises(gr.Error):
         gradcam.explain(catalog, example, "cifar10/none")
 
-    table, per_class, note, gallery, text = confusion.confusion(catalog, cifar)
+    table, per_class, note, gallery, text = errors.confusion(catalog, cifar)
     assert table.data.shape == (10, 11) and gallery == [] and text == ""
     assert table.data.iloc[:, 1:].to_numpy().sum() == json.loads((run_root / "metrics.json").read_text())["num_images"]
     preds = load_predictions(run_root)
     t, p = int(preds.labels[0]), int(preds.predicted[0])
-    items, text = confusion.confusion_cell_images(catalog, cifar, [t, p + 1])
+    items, text = errors.confusion_cell_images(catalog, cifar, [t, p + 1])
     assert 0 < len(items) <= int(((preds.labels == t) & (preds.predicted == p)).sum())
-    assert confusion.confusion_cell_images(catalog, cifar, [t, 0])[0] == []
+    assert errors.confusion_cell_images(catalog, cifar, [t, 0])[0] == []
 
     cd = _key(catalog, "catsdogs")
     view, frame = occlusion.occlusion_probe(catalog, Image.open(catsdogs_dir / "val" / "Dog" / "dog.0.jpg"), None, None,
@@ -55,8 +55,8 @@ def test_adapters(catalog, catsdogs_dir, cifar_unchecked):
     table, note = threshold.threshold(catalog, cd, 0.3)
     assert "above 0.30" in note and list(table.columns) == threshold.TABLE_COLUMNS
     curve, plot, ece = threshold.calibration(catalog, cd)
-    assert isinstance(plot, gr.LinePlot) and "Expected calibration error" in ece and len(curve)
-    gallery, frame, note = losses.losses(catalog, cd)
+    assert isinstance(plot, gr.ScatterPlot) and "Expected calibration error" in ece and len(curve)
+    gallery, frame, note = errors.losses(catalog, cd)
     assert len(gallery) == len(frame) and "misclassified" in note
 
 
@@ -93,5 +93,5 @@ def test_build_with_no_runs_says_what_to_train(tmp_path):
     with gr.Blocks() as demo:
         explain_tab.build(Catalog.from_sources(tmp_path))
     notices = [b.value for b in demo.blocks.values() if isinstance(b, gr.Markdown) and "notice" in (b.elem_classes or [])]
-    assert sum("No trained run yet" in n for n in notices) == 3                      # Grad-CAM, confusion, losses
+    assert sum("No trained run yet" in n for n in notices) == 2                      # Grad-CAM, confusion + losses
     assert any("python -m training.train --task catsdogs" in n for n in notices)    # threshold, occlusion

@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 
 from training.gallery import CORRECT_PER_CLASS, MAX_LARGE_IMAGES, THUMBNAIL, gallery_rows, write_gallery
-from ui.why import confusion, losses
+from ui.why import errors
 
 
 def make_record(n=20, classes=10, seed=0):
@@ -66,11 +66,11 @@ def test_every_cell_and_the_top_losses_show_the_run_images_alone(tmp_path):
     (tmp_path / "predictions.json").write_text(json.dumps(record))
     write_gallery(tmp_path, record, digit)
     labels = [str(i) for i in range(10)]
-    items, table, note = losses.top_losses_view(tmp_path, labels, k=4)
+    items, table, note = errors.top_losses_view(tmp_path, labels, k=4)
     assert len(items) == 4 and "4 with the image" in note
     for row in range(20):                                  # each image, right or wrong, in its own cell
         t, p, index = record["labels"][row], record["predicted"][row], record["indices"][row]
-        items, text = confusion.cell_gallery(tmp_path, t, p, labels)
+        items, text = errors.cell_gallery(tmp_path, t, p, labels)
         shown = {int(caption.split("#")[1].split(" ")[0]) for _, caption in items}
         assert index in shown, (row, text)
         img = next(img for img, caption in items if caption.startswith(f"#{index} "))

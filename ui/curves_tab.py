@@ -13,12 +13,12 @@ from matplotlib.ticker import MaxNLocator, PercentFormatter
 from models.jsonfile import try_read_json
 from models.tasks import BASELINE, TASKS
 from ui import inputs, live
-from ui.catalog import VARIANT_TITLES, Catalog, ModelEntry, train_command
+from ui.catalog import Catalog, ModelEntry, train_command
 from ui.common import LIGHT_CONCURRENCY, user_error
 from ui.why.adapters import SIDE_BY_SIDE
 
 CURVE_COLUMNS = ["epoch", "value", "series"]
-COMPARISON_COLUMNS = ["run", "variant", "accuracy", "images", "split"]
+COMPARISON_COLUMNS = ["run", "variant", "accuracy", "split", "task"]
 
 
 def runs_with_history(catalog: Catalog) -> list[ModelEntry]:
@@ -101,29 +101,17 @@ def curve_figures(catalog: Catalog, model_runs):
 
 def erasing_comparison(catalog: Catalog) -> tuple[pd.DataFrame, str]:
     """Final accuracy (metrics.json) of every run of a task with two variants, baselines first."""
-    rows = []
-    for task in SIDE_BY_SIDE:
-        for variant in TASKS[task].variants:
-            for e in catalog.with_files():
-                metrics = try_read_json(e.root, "metrics.json") if (e.task, e.variant) == (task, variant) else None
-                if isinstance(metrics, dict) and isinstance(metrics.get("accuracy"), (int, float)):
-                    rows.append([e.key, VARIANT_TITLES[variant], float(metrics["accuracy"]),
-                                 metrics.get("num_images"), metrics.get("split")])
+    rows = [[e.key, variant.title, float(m["accuracy"]), m.get("split"), TASKS[task].title]
+            for task in SIDE_BY_SIDE for variant in TASKS[task].variants for e in catalog.entries(task, variant)
+            if e.root and isinstance(m := try_read_json(e.root, "metrics.json"), dict)
+            and isinstance(m.get("accuracy"), (int, float))]
     frame = pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
-    lines = []
-    # The tasks with runs (before any: the first one, with the commands that train it).
-    for task in [t for t in SIDE_BY_SIDE if catalog.entries(t)] or SIDE_BY_SIDE[:1]:
-        for variant in TASKS[task].variants:
-            sub = frame[frame.run.isin([e.key for e in catalog.entries(task, variant)])]
-            what = f"**{TASKS[task].title}, {VARIANT_TITLES[variant]}**"
-            if not len(sub):
-                lines.append(f"{what}: no run yet (`{train_command(task, variant)}`)")
-                continue
-            spread = f" ± {sub.accuracy.std(ddof=1):.1%} over {len(sub)} runs" if len(sub) > 1 else ""
-            images = sub.images.iloc[0]
-            lines.append(f"{what}: {sub.accuracy.mean():.1%}{spread} "
-                         f"({int(images) if pd.notna(images) else '?'} {sub.split.iloc[0]} images)")
-    return frame, "  \n".join(lines)
+    if frame.empty:
+        commands = " and ".join(f"`{train_command(SIDE_BY_SIDE[0], v)}`" for v in TASKS[SIDE_BY_SIDE[0]].variants)
+        return frame, f"No runs with metrics yet. Train both with {commands}."
+    summary = frame.groupby(["task", "variant", "split"], sort=False).accuracy.agg(["mean", "std", "count"])
+    return frame, "  \n".join(f"**{task}, {variant}**: {mean:.1%}" + (f" ± {std:.1%} over {n} runs" if n > 1 else "")
+                              + f" ({split} split)" for (task, variant, split), (mean, std, n) in summary.iterrows())
 
 
 def build(catalog: Catalog) -> None:

@@ -1,5 +1,5 @@
 """See why tab: Grad-CAM, confusion matrix -> gallery, occlusion playground, decision threshold and
-calibration, top losses, and the Random Erasing study with its uncertainty.
+calibration, the most confidently wrong images (top losses), and the Random Erasing study with its uncertainty.
 
 One module per sub-tab in `ui/why/`, each with its plain handlers and its `build`; what they share
 is in `ui/why/adapters.py`. Everything is read from a run's own files (a run folder, a Space or a
@@ -10,10 +10,10 @@ from __future__ import annotations
 import gradio as gr
 
 from ui.catalog import Catalog
-from ui.why import confusion, erasing, gradcam, losses, occlusion, threshold
+from ui.why import erasing, errors, gradcam, occlusion, threshold
 
-SUB_TABS = [("Grad-CAM", gradcam), ("Confusion matrix", confusion), ("Occlusion playground", occlusion),
-            ("Threshold & calibration", threshold), ("Top losses", losses), ("Random Erasing study", erasing)]
+SUB_TABS = [("Grad-CAM", gradcam), ("Confusion matrix", errors), ("Occlusion playground", occlusion),
+            ("Threshold & calibration", threshold), ("Random Erasing study", erasing)]
 
 
 def build(catalog: Catalog) -> None:

@@ -84,56 +84,51 @@ def target_dropdown(catalog: Catalog, model_run):
     return gr.Dropdown(choices=target_choices(labels), value=PREDICTED)
 
 
-def add_gradcam(catalog: Catalog, task: str, image: gr.components.Component, run: gr.components.Component, *,
-                api_name: str, variant: str = BASELINE, labels=None, clear_on=None, last_classified=None,
-                title: str = "Why? Grad-CAM: where the model looked") -> None:
+def add_gradcam(catalog: Catalog, task: str | None, image: gr.components.Component, run: gr.components.Component,
+                *, api_name: str, variant: str = BASELINE, labels=None, clear_on=None, last_classified=None,
+                title: str = "Why? Grad-CAM: where the model looked", elem_id: str | None = None) -> None:
     """A Grad-CAM panel for an existing classify tab: call inside its build(), after its image
     input and run dropdown exist (an empty run means the task's default model, as in the tab).
     Runs when asked (a button or a class choice), not on every upload; a map already shown is
     cleared as soon as one of `clear_on` (default: the image and the run) changes, so it never
     sits under an image or a model it does not explain. `last_classified`: the tab's gr.State of the
-    decoded image it last classified, explained in the page instead of `image` (explain_last_classified)."""
-    if labels is None:
+    decoded image it last classified, explained in the page instead of `image` (explain_last_classified).
+
+    `task` None (See why): any run, open; the classes follow the run, and a new image or run is
+    explained at once instead of cleared. One panel everywhere, so every Grad-CAM behaves alike."""
+    if labels is None and task is not None:
         key = catalog.default_key(task, variant)
         labels = catalog.entry(key).loaded.config.labels if key else TASKS[task].labels
-    with gr.Accordion(title, open=False):
+    elif labels is None:
+        labels = labels_of(catalog.entry(run.value)) if run.value else []
+    ids = (lambda part: f"{elem_id}-{part}") if elem_id else (lambda part: None)  # noqa: E731
+    with gr.Accordion(title, open=task is None):
         with gr.Row():
-            target = gr.Dropdown(target_choices(labels), value=PREDICTED, label="Explain class")
+            target = gr.Dropdown(target_choices(labels), value=PREDICTED, label="Explain class",
+                                 allow_custom_value=task is None, elem_id=ids("target"))
             alpha = gr.Slider(0.1, 0.9, value=0.5, step=0.05, label="Overlay strength")
-            button = gr.Button("Explain", scale=0)
+            button = gr.Button("Explain", scale=0, variant="primary" if task is None else "secondary")
         heat = gr.Image(label="Grad-CAM", format="png", interactive=False, height=256,
-                        elem_classes=["gradcam-heat"])
-        caption = gr.Markdown(label="Grad-CAM caption", elem_classes=["gradcam-caption"])
+                        elem_classes=["gradcam-heat"], elem_id=ids("heat"))
+        caption = gr.Markdown(label="Grad-CAM caption", elem_classes=["gradcam-caption"], elem_id=ids("caption"))
     handler, extra = (explain, []) if last_classified is None else (explain_last_classified, [last_classified])
-    gr.on([button.click, target.change],
-          images_as_files(inputs.endpoint(handler, catalog, task=task, variant=variant)),
-          inputs=[image, run, target, alpha, *extra], outputs=[heat, caption], api_name=api_name,
-          preprocess=False, **INFERENCE_CONCURRENCY)
-    gr.on([c.change for c in (clear_on if clear_on is not None else (image, run))], None,
-          outputs=[heat, caption], js=CLEAR_PANEL_JS)
+    answer = images_as_files(inputs.endpoint(handler, catalog, task=task, variant=variant))
+    # .input: a class the user picks (the reset below, made by the app, answers nothing twice).
+    triggers = [button.click, target.input] + ([image.change] if task is None else [])
+    gr.on(triggers, answer, inputs=[image, run, target, alpha, *extra], outputs=[heat, caption], api_name=api_name,
+          preprocess=False, trigger_mode="always_last", **INFERENCE_CONCURRENCY)
+    if task is None:          # another run: its classes, then a new answer
+        run.change(inputs.endpoint(target_dropdown, catalog, images=()), inputs=[run], outputs=[target],
+                   api_name=f"{api_name}_targets", preprocess=False, **LIGHT_CONCURRENCY
+                   ).then(answer, inputs=[image, run], outputs=[heat, caption], api_name=f"{api_name}_rerun",
+                          api_visibility="private", preprocess=False, **INFERENCE_CONCURRENCY)
+    else:
+        gr.on([c.change for c in (clear_on if clear_on is not None else (image, run))], None,
+              outputs=[heat, caption], js=CLEAR_PANEL_JS)
 
 
 def build(catalog: Catalog) -> None:
     run = run_picker(catalog, label="Model run", elem_id="why-gradcam-run")
-    with gr.Row(equal_height=False):
-        with gr.Column():
-            image = gr.Image(label="Image", type="filepath", sources=["upload", "clipboard"], height=280,
-                             elem_id="why-gradcam-image")
-            target = gr.Dropdown(target_choices(labels_of(catalog.entry(run.value)) if run.value else []),
-                                 value=PREDICTED, label="Explain class", allow_custom_value=True,
-                                 elem_id="why-gradcam-target")
-            button = gr.Button("Explain", variant="primary")
-        with gr.Column():
-            heat = gr.Image(label="Grad-CAM", format="png", interactive=False, height=280, elem_id="why-gradcam-heat")
-            caption = gr.Markdown(label="Grad-CAM caption", elem_id="why-gradcam-caption")
-    # Another run: its classes, then a new answer (the class choice resets to the predicted one).
-    run.change(inputs.endpoint(target_dropdown, catalog, images=()), inputs=[run], outputs=[target],
-               api_name="gradcam_targets", preprocess=False, **LIGHT_CONCURRENCY
-               ).then(images_as_files(inputs.endpoint(explain, catalog)), inputs=[image, run],
-                      outputs=[heat, caption], api_name="gradcam_rerun", api_visibility="private",
-                      preprocess=False, **INFERENCE_CONCURRENCY)
-    # A class the user picks answers at once, as the classify tabs' panels do (.input: the reset
-    # above, made by the app, is not a pick and answers nothing twice).
-    gr.on([button.click, image.change, target.input], images_as_files(inputs.endpoint(explain, catalog)),
-          inputs=[image, run, target], outputs=[heat, caption], api_name="gradcam",
-          preprocess=False, trigger_mode="always_last", **INFERENCE_CONCURRENCY)
+    image = gr.Image(label="Image", type="filepath", sources=["upload", "clipboard"], height=280,
+                     elem_id="why-gradcam-image")
+    add_gradcam(catalog, None, image, run, api_name="gradcam", title="Grad-CAM", elem_id="why-gradcam")

@@ -20,7 +20,6 @@ from ui.catalog import Catalog, ModelUnavailable
 from ui.common import INFERENCE_CONCURRENCY, VIEW_SIZE, is_empty, read_image, user_error
 from ui.why.adapters import SIDE_BY_SIDE, enlarge, entry_of, no_model_message
 
-NAMES = {BASELINE: "baseline", RANDOM_ERASING: "Random Erasing"}
 # A sweep runs every model once per box position on the whole input: its work, positions x pixels
 # x models, is bounded by what 2,048 passes at 224x224 cost (two ResNet50s, box 8).
 MAX_SWEEP_WORK = 2048 * 224 * 224
@@ -41,7 +40,7 @@ def occlusion_models(catalog: Catalog, base_key, re_key):
     models = []
     for key, variant in ((base_key, BASELINE), (re_key, RANDOM_ERASING)):
         try:
-            models.append((NAMES[variant], catalog.get(key, task, variant).loaded))
+            models.append((variant.title, catalog.get(key, task, variant).loaded))
         except ModelUnavailable as e:
             if key:                            # a run asked for by name: say why it cannot serve
                 raise user_error(str(e)) from e
@@ -53,7 +52,7 @@ def occlusion_models(catalog: Catalog, base_key, re_key):
 def columns(label: str) -> tuple[list[str], list[str]]:
     """The headers of the probe's and of the sweep's table: shown before there is an answer too."""
     return ["model", f"P({label})", f"P({label}) with the box", "change"], \
-        ["model", f"P({label})", "lowest", "box at (top, left)"]
+        ["model", f"P({label})", "lowest", "lowest at (top, left)"]
 
 
 def box_from_centre(cx: float, cy: float, size: float, input_size: int) -> tuple[int, int, int, int]:
@@ -173,26 +172,27 @@ def build(catalog: Catalog) -> None:
         with gr.Column():
             image = gr.Image(label="Image", type="filepath", sources=["upload", "clipboard"], height=280,
                              elem_id="occlusion-image")
-            with gr.Row():
-                base, erasing = (live.dropdown(
-                    catalog, lambda v=v: [c for t in SIDE_BY_SIDE for c in catalog.choices(t, (v,))],
-                    lambda v=v: catalog.default_key(default_task(catalog), v), label=f"{NAMES[v]} run")
-                    for v in (BASELINE, RANDOM_ERASING))
+            base, erasing = (live.dropdown(
+                catalog, lambda v=v: [c for t in SIDE_BY_SIDE for c in catalog.choices(t, (v,))],
+                lambda v=v: catalog.default_key(default_task(catalog), v), label=f"{v.title} run")
+                for v in (BASELINE, RANDOM_ERASING))
             x = gr.Slider(0, side, value=side // 2, step=1, label="Box centre x")
             y = gr.Slider(0, side, value=side // 2, step=1, label="Box centre y")
             size = gr.Slider(8, side, value=side // 4, step=4, label="Box side (pixels)")
             fill = gr.Radio(list(FILLS), value=FILLS[0], label="Fill")
         with gr.Column():
-            view = gr.Image(label="What the models see, box erased", format="png", interactive=False, height=256)
+            view = gr.Image(label="With the box", format="png", interactive=False, height=256)
+            # Wide enough columns that a phone wraps the headers between words, not inside them.
             table = gr.Dataframe(pd.DataFrame(columns=probe_columns), interactive=False, show_label=False, wrap=True,
-                                 elem_id="occlusion-table")
+                                 column_widths=["31%", "23%", "23%", "23%"], elem_id="occlusion-table")
             with gr.Row():
                 fine = gr.Checkbox(label="Fine sweep (half-box steps, 4x slower)", value=False)
                 sweep_button = gr.Button("Sweep the box over the image")
             maps = gr.Gallery(show_label=False, preview=False, elem_id="occlusion-maps", elem_classes=["whole-gallery"])
             sweep_note = gr.Markdown(elem_id="occlusion-sweep-note")
             sweep_table = gr.Dataframe(pd.DataFrame(columns=sweep_columns), interactive=False, show_label=False,
-                                       wrap=True, elem_id="occlusion-sweep-table")
+                                       wrap=True, column_widths=["31%", "23%", "23%", "23%"],
+                                       elem_id="occlusion-sweep-table")
     gr.on([image.change, x.release, y.release, size.release, fill.change], inputs.endpoint(occlusion_probe, catalog),
           inputs=[image, base, erasing, x, y, size, fill], outputs=[view, table],
           api_name="occlusion_probe", preprocess=False, **INFERENCE_CONCURRENCY)

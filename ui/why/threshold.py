@@ -53,12 +53,12 @@ def threshold_curve_frame(root) -> pd.DataFrame:
 
 def reliability_facts(root, labels, n_bins: int = 10) -> tuple[dict, str]:
     """Reliability diagram of P(labels[1]) (per bin, its mean against how often the label is labels[1],
-    beside the diagonal of perfect calibration): the gr.LinePlot's value and titles, and its ECE."""
+    beside the diagonal of perfect calibration): the gr.ScatterPlot's value and titles, and its ECE."""
     preds = read_predictions(root)
     if preds is None:
         return {"value": pd.DataFrame(columns=RELIABILITY_COLUMNS)}, no_predictions(root)
     rel = reliability(preds, n_bins=n_bins, class_index=1)
-    rows = [(0.0, 0.0, "perfect calibration"), (1.0, 1.0, "perfect calibration")] + [
+    rows = [(k / 20, k / 20, "perfect calibration") for k in range(21)] + [
         (b["confidence"], b["accuracy"], "observed") for b in rel["bins"] if b["count"]]
     facts = {"value": pd.DataFrame(rows, columns=RELIABILITY_COLUMNS), "x_title": f"P({labels[1]})",
              "y_title": f"fraction that are {labels[1]}",
@@ -80,7 +80,7 @@ def calibration(catalog: Catalog, model_run, bins=10):
         return skipped
     entry = entry_of(catalog, model_run)
     facts, note = reliability_facts(entry.root, labels_of(entry), int(bins))
-    return threshold_curve_frame(entry.root), gr.LinePlot(**facts), note
+    return threshold_curve_frame(entry.root), gr.ScatterPlot(**facts), note
 
 
 def build(catalog: Catalog) -> None:
@@ -99,7 +99,7 @@ def build(catalog: Catalog) -> None:
         table = gr.Dataframe(table0, interactive=False, show_label=False, elem_id="threshold-table", min_width=260)
         curve = gr.LinePlot(curve0, x="threshold", y="value", color="metric", y_lim=[0, 1], height=300,
                             title="Measures by threshold", show_label=False, min_width=300)
-    reliability_diagram = gr.LinePlot(x="P", y="fraction", color="curve", x_lim=[0, 1], y_lim=[0, 1], height=320,
+    reliability_diagram = gr.ScatterPlot(x="P", y="fraction", color="curve", x_lim=[0, 1], y_lim=[0, 1], height=320,
                                       show_label=False, elem_id="reliability", **facts)
     ece = gr.Markdown(ece0, label="Calibration error")
     gr.on([slider.release, run.change], inputs.endpoint(threshold, catalog, images=()),

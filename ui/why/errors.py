@@ -1,5 +1,6 @@
-"""See why -> Confusion matrix: a run's metrics.json as a heat map (counts and row-normalised rates);
-a click on a cell opens its images, from the run's own see_why/ (training/gallery.py).
+"""See why -> Errors: a run's metrics.json as a heat map (counts and row-normalised rates), a click on a
+cell opens its images; below, the images the run gets most confidently wrong. Every image comes from
+the run's own see_why/ (training/gallery.py), so a run folder, a Space and a Hub repo show the same.
 
 No `from __future__ import annotations` here: Gradio reads the `gr.SelectData` annotation
 of the select handler at run time.
@@ -10,7 +11,7 @@ import pandas as pd
 from matplotlib import colormaps
 from matplotlib.colors import to_hex
 
-from analysis.stats import confusion_cell
+from analysis.stats import confusion_cell, top_losses
 from models.jsonfile import try_read_json
 from ui import inputs
 from ui.catalog import Catalog
@@ -20,6 +21,7 @@ from ui.why.adapters import (entry_of, labels_of, no_predictions, nothing_chosen
 
 TRUE_COLUMN = "true \\ predicted"
 PER_CLASS_COLUMNS = ["class", "accuracy", "images"]
+LOSS_COLUMNS = ["index", "true", "predicted", "confidence", "P(true)", "loss"]
 GALLERY_LIMIT = 60         # images shown per cell (the text says how many the cell has)
 
 
@@ -98,6 +100,21 @@ def cell_gallery(root, true_class: int, predicted_class: int, labels, limit: int
     return items, text
 
 
+def top_losses_view(root, labels, k: int = 16):
+    """The most confidently wrong images: (gallery items, table, note)."""
+    preds = read_predictions(root)
+    if preds is None:
+        return [], pd.DataFrame(columns=LOSS_COLUMNS), no_predictions(root)
+    rows, files = top_losses(preds, k=k), run_images(root)
+    items = [(img, f"#{r['index']} · {labels[r['label']]}→{labels[r['predicted']]}") for r in rows
+             if r["index"] in files and (img := thumbnail(files[r["index"]])) is not None]
+    table = pd.DataFrame([[r["index"], labels[r["label"]], labels[r["predicted"]], round(r["confidence"], 4),
+                           round(r["p_true"], 4), round(r["loss"], 3)] for r in rows], columns=LOSS_COLUMNS)
+    note = (f"{int((~preds.correct).sum())} of {len(preds)} images of the {preds.split or 'validation'} split are "
+            f"misclassified; the {len(rows)} most confident shown ({len(items)} with the image this run kept).")
+    return items, table, note
+
+
 def confusion(catalog: Catalog, model_run):
     if (skipped := nothing_chosen(model_run, 5)) is not None:
         return skipped
@@ -111,6 +128,13 @@ def confusion_cell_images(catalog: Catalog, key, index):
     if cell is None:
         return [], "Click a count (not a class name) to see its images."
     return cell_gallery(entry.root, *cell, labels_of(entry))
+
+
+def losses(catalog: Catalog, model_run, count=16):
+    if (skipped := nothing_chosen(model_run, 3)) is not None:
+        return skipped
+    entry = entry_of(catalog, model_run)
+    return top_losses_view(entry.root, labels_of(entry), int(count))
 
 
 def build(catalog: Catalog) -> None:
@@ -127,8 +151,18 @@ def build(catalog: Catalog) -> None:
     text = gr.Markdown(label="Clicked cell", elem_id="confusion-cell-text")
     gallery = gr.Gallery(show_label=False, object_fit="contain", preview=False, elem_id="confusion-gallery",
                          elem_classes=["whole-gallery"])
+    gr.Markdown("### Most confidently wrong\nCaption: image number · true→predicted.")
+    gallery0, losses0, losses_note0 = losses(catalog, run.value) if run.value else (
+        [], pd.DataFrame(columns=LOSS_COLUMNS), "")
+    losses_note = gr.Markdown(losses_note0, label="Top losses note", elem_id="losses-note")
+    losses_gallery = gr.Gallery(gallery0, show_label=False, object_fit="contain", preview=False,
+                                elem_id="losses-gallery", elem_classes=["whole-gallery"])
+    losses_table = gr.Dataframe(losses0, interactive=False, show_label=False, elem_id="losses-table")
     run.change(inputs.endpoint(confusion, catalog, images=()), inputs=[run],
                outputs=[table, accuracy, note, gallery, text], api_name="confusion", preprocess=False,
+               **LIGHT_CONCURRENCY)
+    run.change(inputs.endpoint(losses, catalog, images=()), inputs=[run],
+               outputs=[losses_gallery, losses_table, losses_note], api_name="top_losses", preprocess=False,
                **LIGHT_CONCURRENCY)
 
     def on_cell(model_run, evt: gr.SelectData):
