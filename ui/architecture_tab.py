@@ -71,9 +71,9 @@ def architecture(catalog: Catalog, model_name: str, depth: int = 2):
     depth = inputs.whole_number(depth, "depth", min(DEPTHS), max(DEPTHS))
     table, params, macs = summarise(cfg, depth)
     side = cfg.input_size
+    head = f"sigmoid: P({cfg.labels[1]})" if cfg.binary else f"softmax over {cfg.num_classes} classes"
     text = (f"**{ARCHITECTURES[cfg.architecture].description}**. Input 1x{cfg.in_channels}x{side}x{side}, "
-            f"{cfg.num_outputs} output{'s' if cfg.num_outputs > 1 else ''} "
-            f"({'sigmoid: P(' + cfg.labels[1] + ')' if cfg.binary else 'softmax over ' + str(cfg.num_classes) + ' classes'}).  \n"
+            f"{cfg.num_outputs} output{'s' if cfg.num_outputs > 1 else ''} ({head}).  \n"
             f"Total parameters: **{params:,}** · multiply-adds per image: **{macs / 1e9:.3f} G** ({macs:,})")
     return table, text
 

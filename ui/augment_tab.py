@@ -122,7 +122,7 @@ def build(catalog: Catalog) -> None:
             button = gr.Button("Augment", variant="primary")
         with gr.Column(scale=7, min_width=300):
             gr.Markdown("**Augmented copies** (first: the image as stored)")
-            gallery = gr.Gallery(show_label=False, columns=4, height="auto", object_fit="contain", format="png",
+            gallery = gr.Gallery(label="Augmented copies", show_label=False, object_fit="contain", format="png",
                                  elem_id="augment-gallery", elem_classes=["whole-gallery"])
             caption = gr.Markdown(label="Recipe", elem_id="augment-recipe")
     # The last choice wins: an upload (or a click on Augment) uses the uploaded image; picking a

@@ -58,6 +58,6 @@ def build(catalog: Catalog) -> None:
     text0, points0 = comparison(catalog, first)
     text = gr.Markdown(text0, label="Comparison summary")
     plot = gr.ScatterPlot(points0, x="variant", y=COLUMNS[1], color="seed", title="Accuracy of each variant per seed",
-                          height=300, show_label=False, elem_id="erasing-seeds")
+                          height=300, label="Accuracy per seed", show_label=False, elem_id="erasing-seeds")
     pick.change(inputs.endpoint(comparison, catalog, images=()), inputs=[pick], outputs=[text, plot],
                 api_name="erasing_study", preprocess=False, **LIGHT_CONCURRENCY)

@@ -149,15 +149,16 @@ def build(catalog: Catalog) -> None:
     accuracy = gr.Dataframe(acc0, label="Per-class accuracy", interactive=False, wrap=True,
                             elem_id="confusion-per-class")
     text = gr.Markdown(label="Clicked cell", elem_id="confusion-cell-text")
-    gallery = gr.Gallery(show_label=False, object_fit="contain", preview=False, elem_id="confusion-gallery",
-                         elem_classes=["whole-gallery"])
+    gallery = gr.Gallery(label="Images of the clicked cell", show_label=False, object_fit="contain", preview=False,
+                         elem_id="confusion-gallery", elem_classes=["whole-gallery"])
     gr.Markdown("### Most confidently wrong\nCaption: image number · true→predicted.")
     gallery0, losses0, losses_note0 = losses(catalog, run.value) if run.value else (
         [], pd.DataFrame(columns=LOSS_COLUMNS), "")
     losses_note = gr.Markdown(losses_note0, label="Top losses note", elem_id="losses-note")
-    losses_gallery = gr.Gallery(gallery0, show_label=False, object_fit="contain", preview=False,
-                                elem_id="losses-gallery", elem_classes=["whole-gallery"])
-    losses_table = gr.Dataframe(losses0, interactive=False, show_label=False, elem_id="losses-table")
+    losses_gallery = gr.Gallery(gallery0, label="Most confidently wrong", show_label=False, object_fit="contain",
+                                preview=False, elem_id="losses-gallery", elem_classes=["whole-gallery"])
+    losses_table = gr.Dataframe(losses0, label="Top losses", show_label=False, interactive=False,
+                                elem_id="losses-table")
     run.change(inputs.endpoint(confusion, catalog, images=()), inputs=[run],
                outputs=[table, accuracy, note, gallery, text], api_name="confusion", preprocess=False,
                **LIGHT_CONCURRENCY)

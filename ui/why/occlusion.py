@@ -23,6 +23,7 @@ from ui.why.adapters import SIDE_BY_SIDE, enlarge, entry_of, no_model_message
 # A sweep runs every model once per box position on the whole input: its work, positions x pixels
 # x models, is bounded by what 2,048 passes at 224x224 cost (two ResNet50s, box 8).
 MAX_SWEEP_WORK = 2048 * 224 * 224
+WIDTHS = ["31%", "23%", "23%", "23%"]    # the tables' columns: model name, three numbers
 
 
 def default_task(catalog: Catalog) -> str:
@@ -183,15 +184,17 @@ def build(catalog: Catalog) -> None:
         with gr.Column():
             view = gr.Image(label="With the box", format="png", interactive=False, height=256)
             # Wide enough columns that a phone wraps the headers between words, not inside them.
-            table = gr.Dataframe(pd.DataFrame(columns=probe_columns), interactive=False, show_label=False, wrap=True,
-                                 column_widths=["31%", "23%", "23%", "23%"], elem_id="occlusion-table")
+            table = gr.Dataframe(pd.DataFrame(columns=probe_columns), label="Without and with the box",
+                                 show_label=False, interactive=False, wrap=True, column_widths=WIDTHS,
+                                 elem_id="occlusion-table")
             with gr.Row():
                 fine = gr.Checkbox(label="Fine sweep (half-box steps, 4x slower)", value=False)
                 sweep_button = gr.Button("Sweep the box over the image")
-            maps = gr.Gallery(show_label=False, preview=False, elem_id="occlusion-maps", elem_classes=["whole-gallery"])
-            sweep_note = gr.Markdown(elem_id="occlusion-sweep-note")
-            sweep_table = gr.Dataframe(pd.DataFrame(columns=sweep_columns), interactive=False, show_label=False,
-                                       wrap=True, column_widths=["31%", "23%", "23%", "23%"],
+            maps = gr.Gallery(label="Sweep maps", show_label=False, preview=False, elem_id="occlusion-maps",
+                              elem_classes=["whole-gallery"])
+            sweep_note = gr.Markdown(label="How to read the maps", elem_id="occlusion-sweep-note")
+            sweep_table = gr.Dataframe(pd.DataFrame(columns=sweep_columns), label="Sweep summary", show_label=False,
+                                       interactive=False, wrap=True, column_widths=WIDTHS,
                                        elem_id="occlusion-sweep-table")
     gr.on([image.change, x.release, y.release, size.release, fill.change], inputs.endpoint(occlusion_probe, catalog),
           inputs=[image, base, erasing, x, y, size, fill], outputs=[view, table],

@@ -96,11 +96,13 @@ def build(catalog: Catalog) -> None:
     facts, ece0 = reliability_facts(entry.root, labels_of(entry)) if entry else ({"value": None}, "")
     note = gr.Markdown(note0, label="Threshold note", elem_id="threshold-note")
     with gr.Row():
-        table = gr.Dataframe(table0, interactive=False, show_label=False, elem_id="threshold-table", min_width=260)
+        table = gr.Dataframe(table0, label="At this threshold", show_label=False, interactive=False, min_width=260,
+                             elem_id="threshold-table")
         curve = gr.LinePlot(curve0, x="threshold", y="value", color="metric", y_lim=[0, 1], height=300,
-                            title="Measures by threshold", show_label=False, min_width=300)
+                            title="Measures by threshold", label="Measures by threshold", show_label=False,
+                            min_width=300)
     reliability_diagram = gr.ScatterPlot(x="P", y="fraction", color="curve", x_lim=[0, 1], y_lim=[0, 1], height=320,
-                                      show_label=False, elem_id="reliability", **facts)
+                                      label="Reliability diagram", show_label=False, elem_id="reliability", **facts)
     ece = gr.Markdown(ece0, label="Calibration error")
     gr.on([slider.release, run.change], inputs.endpoint(threshold, catalog, images=()),
           inputs=[run, slider], outputs=[table, note], api_name="threshold", preprocess=False, **LIGHT_CONCURRENCY)
