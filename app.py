@@ -4,12 +4,13 @@
 
 Models come from run directories under --runs (`<task>/<run>/` with config.json and
 model.safetensors; the newest per task and variant is the default) and from Hub repos
-(--hub, or the CNN_STUDIO_HUB_MODELS environment variable, space- or comma-separated, or
-"Load from the Hub" in the Models panel, with a progress bar), through the same loader
-(models.artifact.load_model). The runs folder is looked at again on every page load, on
-"Reload models" and when an API call finds it changed (ui/catalog.py), so runs trained while
-the app is up appear without a restart. A model that cannot be loaded is listed as unavailable
-with the reason; the app still starts. The app opens on the first classify tab that has a model.
+(--hub; the CNN_STUDIO_HUB_MODELS environment variable, space- or comma-separated, or else,
+in a Space, the `models` its README.md lists; or "Load from the Hub" in the Models panel, with a
+progress bar), through the same loader (models.artifact.load_model). The runs folder is looked
+at again on every page load, on "Reload models" and when an API call finds it changed
+(ui/catalog.py), so runs trained while the app is up appear without a restart. A model that
+cannot be loaded is listed as unavailable with the reason; the app still starts. The app opens
+on the first classify tab that has a model.
 
 Tests import `build_demo`; only `python app.py` launches a server. This file never
 imports `training/`.
@@ -26,6 +27,7 @@ import os
 import shutil
 import signal
 import tempfile
+import threading
 from pathlib import Path
 from typing import Sequence
 
@@ -93,6 +95,11 @@ CLASSIFY_TABS = {"cifar10": "cifar10", "mnist": "mnist", "catsdogs": "catsdogs"}
 # Why the Train tab and the Models panel's Hub loader are off in an app built without saying
 # (app.demo, tests): `python app.py` turns them on for a loopback address (training_refusal).
 OFF_UNLESS_LOCAL = "it is enabled by `python app.py` on a loopback address, or with --allow-training"
+# A Space is started by the platform as `python app.py`, with no flags, and carries no training code:
+# its Train tab is this one line, and no notice there offers a flag.
+ON_A_SPACE = ("training needs the full CNN Studio project, which this Space does not carry: clone it and run "
+              "`python -m training.train --task mnist` (or any task) on your machine")
+SPACE_README = Path(__file__).with_name("README.md")   # a Space's header lists the models it serves
 
 
 def opening_tab(catalog: Catalog) -> str:
@@ -103,13 +110,38 @@ def opening_tab(catalog: Catalog) -> str:
 
 def training_refusal(host: str | None, allow_training: bool, environ=os.environ) -> str | None:
     """Why the Train tab is off (None: on). On by default only on a loopback address, never on a Space."""
+    if environ.get("SPACE_ID"):
+        return ON_A_SPACE
     if allow_training:
         return None
-    if environ.get("SPACE_ID"):
-        return "this app runs as a Hugging Face Space (start it with --allow-training to enable it)"
     if not is_loopback(host):
         return f"the app listens on {host}, not a loopback address (start it with --allow-training to enable it)"
     return None
+
+
+def hub_loading_refusal(host: str | None, allow_training: bool, environ=os.environ) -> str | None:
+    """Why the Models panel may not download Hub repos (None: it may); as training, but a Space with the
+    flag may, and a Space without it says what it serves instead of a flag its platform never passes."""
+    if environ.get("SPACE_ID") and not allow_training:
+        return "this app runs as a Hugging Face Space, serving the models its README lists (`models:`)"
+    return training_refusal(host, allow_training, {})
+
+
+def hub_models(environ=os.environ, readme: Path = SPACE_README) -> list[str]:
+    """The Hub repos to serve: $CNN_STUDIO_HUB_MODELS if set, else the `models` of a Space's README
+    next to this file, each at the commit its `preload_from_hub` line pins (the platform has
+    downloaded them there at build time; the loader then finds them in its Hub cache)."""
+    listed = hub_ids_from_env(environ)
+    if listed or not readme.is_file():
+        return listed
+    from huggingface_hub.repocard import metadata_load
+    meta = metadata_load(readme) or {}
+    pins = {}
+    for entry in meta.get("preload_from_hub") or []:
+        repo, *rest = str(entry).split()
+        if len(rest) == 2:                 # "repo files commit": pinned to a commit
+            pins[repo] = rest[1]
+    return [f"{m}@{pins[m]}" if m in pins else m for m in meta.get("models") or [] if isinstance(m, str)]
 
 
 def open_first_model_tab(catalog: Catalog):
@@ -133,10 +165,9 @@ def build_demo(runs: str | os.PathLike | Catalog | None = "runs", hub: Sequence[
     """
     private_cache_dir()   # before any component exists: each reads the folder when created
     catalog = runs if isinstance(runs, Catalog) else Catalog.from_sources(runs, hub, device=device)
-    trainer = train_tab.Trainer(None, training_off)
-    if training_off is None and catalog.runs_dir is not None:
-        trainer = train_tab.Trainer(TrainingJobs(catalog.runs_dir, data_dir=Path(data_dir or "data"),
-                                                 device=train_device, on_finished=lambda job: catalog.reload()))
+    jobs = TrainingJobs(catalog.runs_dir or "runs", data_dir=Path(data_dir or "data"), device=train_device,
+                        on_finished=lambda job: catalog.reload())
+    trainer = train_tab.Trainer(jobs, training_off or (None if catalog.runs_dir else "this app has no runs folder"))
     options = {"train": {"trainer": trainer}}
     built = {}
     with StudioBlocks(title=TITLE, analytics_enabled=False, delete_cache=CACHE_EXPIRY) as demo:
@@ -149,6 +180,9 @@ def build_demo(runs: str | os.PathLike | Catalog | None = "runs", hub: Sequence[
         with gr.Tabs(selected=opening_tab(catalog)) as tabs:
             for label, tab_id, tab in TABS:
                 with gr.Tab(label, id=tab_id):
+                    if tab_id == "train" and training_off == ON_A_SPACE:
+                        gr.Markdown(f"⚠️ Training is not available here: {ON_A_SPACE}.", elem_id="train-refused")
+                        continue
                     built[tab_id] = tab.build(catalog, **options.get(tab_id, {}))
         # New runs appear without a restart: on every page load (which also opens the first tab
         # with a model) and on "Reload models", every model list and notice is rebuilt.
@@ -157,8 +191,9 @@ def build_demo(runs: str | os.PathLike | Catalog | None = "runs", hub: Sequence[
         live.wire(catalog, [reload_button.click], api_name="reload_models", outputs_first=(status,),
                   first=lambda: [catalog.status_markdown()])
         # A run started from the Train tab finished: every list offers it (the catalog already has it).
-        live.wire(catalog, [built["train"].change], api_name="train_finished", outputs_first=(status,),
-                  first=lambda: [catalog.status_markdown()])
+        if "train" in built:
+            live.wire(catalog, [built["train"].change], api_name="train_finished", outputs_first=(status,),
+                      first=lambda: [catalog.status_markdown()])
         # A Hub repo loaded from the Models panel: every list offers it.
         live.rerender_after(catalog, hub_panel.wire(catalog, hub_repo, hub_button, status, off=hub_loading_off),
                             api_name=hub_panel.API_NAME)
@@ -246,17 +281,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = get_args_parser().parse_args(argv)
     # SIGTERM (a container or service stopping the app) ends it as Ctrl-C does: the server closes and
     # the exit handlers run, so the private cache folder is removed then too.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    if threading.current_thread() is threading.main_thread():   # `gradio app.py` re-runs main() in its reload thread
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
     torch.set_num_threads(args.threads or serving.default_torch_threads())
     serving.set_max_batch(args.max_batch)
-    hub = list(dict.fromkeys([*args.hub, *hub_ids_from_env()]))
+    hub = list(dict.fromkeys([*args.hub, *hub_models()]))
     host = args.host or os.environ.get("GRADIO_SERVER_NAME")
-    refusal = training_refusal(host, args.allow_training)
+    refusal, hub_off = training_refusal(host, args.allow_training), hub_loading_refusal(host, args.allow_training)
     if args.share and not args.allow_training:
-        refusal = "the app is shared through a public link (start it with --allow-training to enable it)"
+        refusal = hub_off = "the app is shared through a public link (start it with --allow-training to enable it)"
     global demo  # module-level, where `gradio app.py` (reload mode) finds the running app
     demo = build_demo(Path(args.runs), hub, device=args.device, data_dir=Path(args.data_dir),
-                      training_off=refusal, hub_loading_off=refusal, train_device=args.train_device)
+                      training_off=refusal, hub_loading_off=hub_off, train_device=args.train_device)
     if args.share:
         demo.launch(server_name=args.host, server_port=args.port, share=True)
         return
@@ -276,11 +312,11 @@ def startup_message(local_url: str) -> str:
 
 
 def __getattr__(name: str):
-    """`app.demo`: the app for ./runs and $CNN_STUDIO_HUB_MODELS, built on first use (Gradio's
+    """`app.demo`: the app for ./runs and the Hub models (`hub_models`), built on first use (Gradio's
     module-level `demo`), so that importing app.py builds and launches nothing."""
     if name == "demo":
         global demo
-        demo = build_demo(Path("runs"), hub_ids_from_env())
+        demo = build_demo(Path("runs"), hub_models())
         return demo
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 

@@ -55,6 +55,40 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q))
 
 
+def batch_throughput(model, cfg, size, device, args) -> dict:
+    """Images/s of whole batches: the bare forward vs the app's preparation + forward + probabilities."""
+    rng = np.random.default_rng(1)
+    bs = args.batch_size
+    c = cfg.in_channels
+    batch_u8 = torch.from_numpy(rng.integers(0, 256, (bs, c, size[1], size[0]), dtype=np.uint8)).to(device)
+    evaluation = EvalTransform.from_config(cfg)
+
+    def preprocess(batch):       # what prepare does to each decoded image, for a whole batch
+        return evaluation(torch.stack([to_stored(Image.fromarray(a.permute(1, 2, 0).squeeze(-1).cpu().numpy()),
+                                                 c, cfg.stored_size) for a in batch]).to(device))
+    xb = preprocess(batch_u8)
+
+    @torch.inference_mode()
+    def batch_bare():
+        for _ in range(args.batches):
+            model(xb)
+
+    @torch.inference_mode()
+    def batch_full():
+        for _ in range(args.batches):
+            logits_to_probs(model(preprocess(batch_u8)), cfg).cpu()
+
+    batch_full(), batch_bare()
+    rates: dict[str, list[float]] = {"end_to_end": [], "bare_forward": []}
+    for r in range(args.repeats):
+        for name, fn in ((("end_to_end", batch_full), ("bare_forward", batch_bare)) if r % 2 == 0 else
+                         (("bare_forward", batch_bare), ("end_to_end", batch_full))):
+            with Timer(device) as t:
+                fn()
+            rates[name].append(bs * args.batches / t.seconds)
+    return {name: summary(v) for name, v in rates.items()}
+
+
 def main(args) -> dict:
     device, env = setup(args)
     if args.run:
@@ -95,36 +129,8 @@ def main(args) -> dict:
                       "n": len(v)} for name, v in lat.items()}
     overhead = latency["end_to_end"]["p50_ms"] / latency["bare_forward"]["p50_ms"] - 1
 
-    # Batch throughput.
+    throughput = batch_throughput(model, cfg, size, device, args)
     bs = args.batch_size
-    c = cfg.in_channels
-    batch_u8 = torch.from_numpy(rng.integers(0, 256, (bs, c, size[1], size[0]), dtype=np.uint8)).to(device)
-    evaluation = EvalTransform.from_config(cfg)
-
-    def preprocess(batch):       # what prepare does to each decoded image, for a whole batch
-        return evaluation(torch.stack([to_stored(Image.fromarray(a.permute(1, 2, 0).squeeze(-1).cpu().numpy()),
-                                                 c, cfg.stored_size) for a in batch]).to(device))
-    xb = preprocess(batch_u8)
-
-    @torch.inference_mode()
-    def batch_bare():
-        for _ in range(args.batches):
-            model(xb)
-
-    @torch.inference_mode()
-    def batch_full():
-        for _ in range(args.batches):
-            logits_to_probs(model(preprocess(batch_u8)), cfg).cpu()
-
-    batch_full(), batch_bare()
-    rates: dict[str, list[float]] = {"end_to_end": [], "bare_forward": []}
-    for r in range(args.repeats):
-        for name, fn in ((("end_to_end", batch_full), ("bare_forward", batch_bare)) if r % 2 == 0 else
-                         (("bare_forward", batch_bare), ("end_to_end", batch_full))):
-            with Timer(device) as t:
-                fn()
-            rates[name].append(bs * args.batches / t.seconds)
-    throughput = {name: summary(v) for name, v in rates.items()}
 
     print(f"inference, {task} ({cfg.architecture}), {device} ({env['gpu'] or env['cpu']}, "
           f"{torch.get_num_threads()} threads), input {size[0]}x{size[1]} {mode}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
@@ -13,6 +14,7 @@ from huggingface_hub.utils import validate_repo_id
 
 import models
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
 LIBRARY_NAME = "cnn-studio"   # how uploads introduce themselves to the Hub (HfApi user agent)
 
 
@@ -38,7 +40,7 @@ def user_agent() -> dict:
 def default_code_url() -> str | None:
     """The https URL of this checkout's git remote 'origin' (linked from model cards), if any."""
     try:
-        url = subprocess.run(["git", "-C", str(Path(__file__).resolve().parents[1]), "remote", "get-url", "origin"],
+        url = subprocess.run(["git", "-C", str(REPO_ROOT), "remote", "get-url", "origin"],
                              capture_output=True, text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
@@ -55,32 +57,26 @@ def require_token(token: str | None = None) -> str:
     return token
 
 
-class hub_errors:
+@contextmanager
+def hub_errors(what: str):
     """Turn what the Hub or the network raises into a one-line HubError."""
-
-    def __init__(self, what: str):
-        self.what = what
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc is None:
-            return False
-        if isinstance(exc, OfflineModeIsEnabled):
-            raise HubError(f"{self.what}: HF_HUB_OFFLINE is set; unset it to reach the Hub") from exc
-        if isinstance(exc, HfHubHTTPError):
-            status = getattr(getattr(exc, "response", None), "status_code", None)
-            lines = str(exc).strip().splitlines()
-            detail = getattr(exc, "server_message", None) or (lines[0] if lines else type(exc).__name__)
-            hint = {401: " (is the token valid?)", 403: " (does the token have write access here?)"}
-            raise HubError(f"{self.what} refused{f' (HTTP {status})' if status else ''}: "
-                           f"{' '.join(str(detail).split())}{hint.get(status, '')}") from exc
-        transport = type(exc).__module__.split(".")[0] in ("httpx", "httpx2", "httpcore", "httpcore2")
-        if isinstance(exc, (ConnectionError, TimeoutError)) or transport:
-            raise HubError(f"{self.what} failed: cannot reach the Hub ({type(exc).__name__}: "
-                           f"{' '.join(str(exc).split()) or 'no details'})") from exc
-        return False
+    try:
+        yield
+    except OfflineModeIsEnabled as e:
+        raise HubError(f"{what}: HF_HUB_OFFLINE is set; unset it to reach the Hub") from e
+    except HfHubHTTPError as e:
+        status = getattr(getattr(e, "response", None), "status_code", None)
+        lines = str(e).strip().splitlines()
+        detail = getattr(e, "server_message", None) or (lines[0] if lines else type(e).__name__)
+        hint = {401: " (is the token valid?)", 403: " (does the token have write access here?)"}
+        raise HubError(f"{what} refused{f' (HTTP {status})' if status else ''}: "
+                       f"{' '.join(str(detail).split())}{hint.get(status, '')}") from e
+    except Exception as e:
+        if isinstance(e, (ConnectionError, TimeoutError)) or \
+                type(e).__module__.split(".")[0] in ("httpx", "httpx2", "httpcore", "httpcore2"):
+            raise HubError(f"{what} failed: cannot reach the Hub ({type(e).__name__}: "
+                           f"{' '.join(str(e).split()) or 'no details'})") from e
+        raise
 
 
 def check_repo_id(repo_id: str) -> None:
@@ -96,3 +92,12 @@ def looks_like_repo_id(text: str) -> bool:
     except HFValidationError:
         return False
     return True
+
+
+def describe(folder: Path, files: list[str] | None = None) -> str:
+    """Lines 'size  path' for each file of `folder` (or `files` in it), then the total."""
+    files = files or sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    sizes = {name: (folder / name).stat().st_size for name in files}
+    width = max([len(f"{s:,}") for s in sizes.values()] + [5])
+    lines = [f"  {size:>{width},}  {name}" for name, size in sizes.items()]
+    return "\n".join(lines + [f"  {sum(sizes.values()):>{width},}  total, {len(files)} files"])

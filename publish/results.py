@@ -19,9 +19,8 @@ import sys
 from pathlib import Path
 
 from models.atomic import atomic_write_text
-from publish.common import run_command
+from publish.common import REPO_ROOT, run_command
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = REPO_ROOT / "results"
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 FACT_FILES = ["config.json", "metrics.json", "history.json", "README.md", "curves.png"]

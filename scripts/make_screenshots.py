@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import socket
 import sys
@@ -136,18 +137,21 @@ def tabs_shots(browser, demo, url: str, shot) -> None:
 
 def train_shot(browser, data_dir: Path, images: int, shot) -> None:
     """The Train tab during a short real MNIST run started from the tab (its own app and runs folder)."""
+    from playwright.sync_api import expect
+
     import app
     runs = Path(tempfile.mkdtemp(prefix="cnn-studio-train-shot-"))
     demo = app.build_demo(runs, data_dir=data_dir, training_off=None, train_device="cpu")
     try:
         page = open_app(browser, launch(demo), height=1000)
         page.get_by_role("tab", name="Train", exact=True).click()
-        page.get_by_text("Advanced (blank: the preset's value)").click()
+        page.get_by_text("Advanced (blank: the preset's value").click()
         for field, value in (("Epochs", 3), ("Batch size", 128), ("Training images (subset)", images),
                              ("Validation images (subset)", 2000)):
             page.get_by_label(field, exact=True).fill(str(value))
             page.get_by_label(field, exact=True).press("Tab")
-        page.locator("#train-command").filter(has_text=f"--limit-train {images}").wait_for()
+        expect(page.locator("#train-command textarea")).to_have_value(re.compile(f"--limit-train {images} "),
+                                                                      timeout=120_000)
         page.locator("#train-start").click()
         # The third epoch under way: two points per curve, live figures, the log.
         page.locator("#train-progress").filter(has_text="epoch 3/3 · step").wait_for(timeout=900_000)

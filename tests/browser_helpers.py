@@ -45,9 +45,9 @@ def chromium():
     return playwright, playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
 
 
-def open_page(browser, url: str, height: int = 900):
+def open_page(browser, url: str, height: int = 900, width: int = 1280):
     """A new page on the app, loaded (its lists and opening tab final); `page.errors` collects uncaught page errors."""
-    page = browser.new_page(viewport={"width": 1280, "height": height})
+    page = browser.new_page(viewport={"width": width, "height": height})
     page.set_default_timeout(TIMEOUT_MS)
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))

@@ -24,8 +24,9 @@ EXPLAIN_APIS = {"gradcam", "gradcam_targets", "confusion", "confusion_cell", "oc
 # Reloading the model lists (tests/test_app_reload.py) and the Train tab (tests/test_train_tab.py);
 # each public step has a private follow-up that re-renders the page's lists.
 STUDIO_APIS = {"open_page", "reload_models", "train_finished", "train_command", "train_start", "train_stop",
-               "train_resume", "train_status", "load_hub_model"}
+               "train_resume", "train_status", "train_upload", "load_hub_model"}
 STUDIO_PRIVATE = {"open_page_views", "reload_models_views", "train_finished_views", "train_start_status",
+                  "train_task_options", "train_upload_cleared",
                   "load_hub_model_views"}
 # Private steps that keep a page in step: a model change re-answers, the MNIST tab remembers the
 # digit last classified, a picked sample replaces an upload (issue 15).

@@ -5,6 +5,7 @@ real tiny training run (tests/conftest.py: mnist_run, catsdogs_re_run) and run t
 """
 from __future__ import annotations
 
+import ast
 import builtins
 import copy
 import json
@@ -105,8 +106,7 @@ def test_metadata_and_model_index_come_from_the_facts(task_name, hub_id):
     facts = make_facts(task_name)
     card = parse(render_card(facts))
     data = card.data
-    # no library_name: none of the Hub's known libraries (huggingface.js model-libraries.ts)
-    # loads these repos, and "pytorch" is not one of them; the repo carries its own loader
+    # a local card (not on the Hub) declares no library: its snippet uses CNN Studio's models/
     assert data.library_name is None and "library_name" not in render_card(facts).split("---")[1]
     assert data.base_model is None, "trained from scratch"
     assert data.license == "mit"
@@ -118,14 +118,16 @@ def test_metadata_and_model_index_come_from_the_facts(task_name, hub_id):
     [result] = data.eval_results
     assert result.task_type == "image-classification"
     assert result.dataset_type == hub_id
-    assert result.dataset_name == facts["config"]["dataset"]["name"]
     assert result.dataset_split == facts["metrics"]["split"]
     assert result.dataset_config == {"ylecun/mnist": "mnist", "uoft-cs/cifar10": "plain_text",
                                      "timm/oxford-iiit-pet": "default"}[hub_id]
-    assert result.dataset_args == {"num_images": facts["metrics"]["num_images"]}
+    # the spec's `args` are arguments of load_dataset(): the count is in the name instead
+    assert result.dataset_args is None and "args:" not in render_card(facts).split("---")[1]
+    n, split = facts["metrics"]["num_images"], facts["metrics"]["split"]
+    assert result.dataset_name == f"{facts['config']['dataset']['name']} ({split} split, {n:,} images)"
     assert result.metric_type == "accuracy"
     assert result.metric_value == facts["metrics"]["accuracy"]
-    assert data.model_name == f"cnn-studio-{task_name}"
+    assert data.model_name == facts["config"]["run_name"], "a local card is named after its run"
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -207,7 +209,7 @@ def test_random_erasing_variant_names_its_parameters():
     card = parse(text)
     re_params = facts["config"]["recipe"]["augment"]["random_erasing"]
     assert "random-erasing" in card.data.tags
-    assert card.data.model_name == "cnn-studio-catsdogs-re"
+    assert card.data.model_name == facts["config"]["run_name"]
     section = text.split("### Random Erasing", 1)[1].split("###", 1)[0]
     assert f"p = {re_params['p']}" in section
     assert f"{re_params['scale'][0]}–{re_params['scale'][1]}" in section
@@ -288,7 +290,7 @@ def test_write_card_writes_readme_atomically_and_the_snippet_runs(handmade_run, 
     card = ModelCard.load(path)
     assert card.data.eval_results[0].metric_value == 0.8125
     snippet = snippet_of(path.read_text())
-    assert 'image = loaded.root / "examples" / "00_0.png"' in snippet
+    assert 'image = loaded.root / "examples/00_0.png"' in snippet
     namespace: dict = {}
     exec(point_snippet_at(snippet, str(run)), namespace)
     probs = namespace["probs"]
@@ -301,7 +303,7 @@ def test_snippet_without_examples_runs_too(handmade_run, tmp_path):
     shutil.copytree(handmade_run, run, ignore=shutil.ignore_patterns("examples"))
     text = render_card(read_facts(run))
     snippet = snippet_of(text)
-    assert "Image.effect_noise(" in snippet and "loaded.root" not in snippet
+    assert "ImageDraw.Draw(image).line(" in snippet and "loaded.root" not in snippet
     namespace: dict = {}
     exec(point_snippet_at(snippet, str(run)), namespace)
     assert sum(namespace["probs"].values()) == pytest.approx(1.0, abs=1e-5)
@@ -401,18 +403,22 @@ def test_subset_evaluation_is_not_in_the_model_index_and_the_card_says_so():
 
 
 @pytest.mark.parametrize("task_name,random_erasing,keys", [
-    ("mnist", False, ["simonyan2015vgg"]), ("catsdogs", False, ["he2016resnet"]),
-    ("catsdogs", True, ["he2016resnet", "zhong2020randomerasing"])])
-def test_citation_block_is_bibtex_for_the_architecture_and_random_erasing(task_name, random_erasing, keys):
+    ("mnist", False, ["simonyan2015vgg", "lecun1998mnist"]), ("catsdogs", False, ["he2016resnet", "parkhi2012pets"]),
+    ("catsdogs", True, ["he2016resnet", "zhong2020randomerasing", "parkhi2012pets"])])
+def test_citation_block_is_bibtex_for_the_architecture_random_erasing_and_the_dataset(task_name, random_erasing, keys):
     text = render_card(make_facts(task_name, random_erasing=random_erasing))
     [bib] = re.findall(r"```bibtex\n(.*?)```", text, flags=re.S)
     entries = re.findall(r"@(\w+)\{([\w]+),\n(.*?)\n\}", bib, flags=re.S)
     assert [key for _, key, _ in entries] == keys
     for kind, _, body in entries:
-        assert kind == "inproceedings"
         fields = dict(re.findall(r"^\s+(\w+)\s+= \{(.*)\},?$", body, flags=re.M))
-        assert {"title", "author", "booktitle", "year"} <= set(fields)
+        assert {"title", "author", "year"} <= set(fields)
+        assert {"inproceedings": "booktitle", "article": "journal"}.get(kind, "title") in fields
         assert body.count("{") == body.count("}")
+    # the public dataset is named with its link and its Hub id (models/tasks.py: Dataset.url, hub_id)
+    dataset = get_task(task_name).dataset
+    assert f"[{dataset.url}]({dataset.url})" in text
+    assert f"[`{dataset.hub_id}`](https://huggingface.co/datasets/{dataset.hub_id})" in text
 
 
 def test_model_stats_are_measured_on_the_model():
@@ -442,3 +448,176 @@ def test_model_stats_are_measured_on_the_model():
 def test_card_links_to_the_code_when_known():
     text = render_card({**make_facts("mnist"), "code_url": "https://github.com/example/cnn-studio"})
     assert "Trained with [CNN Studio 0.1.0](https://github.com/example/cnn-studio)" in text
+
+
+# --------------------------------------------------------------------------- issue 22: what a card may claim
+
+
+PROJECT_PACKAGES = {"models", "training", "cards", "publish", "ui", "analysis", "app", "tests", "benchmarks", "scripts"}
+FILE_NAME = re.compile(r"^(?:[\w.-]+/)*[\w.-]+\.(?:py|json|png|safetensors|md|txt|pt|csv)$|^[A-Z][A-Z0-9]{3,}$|^[\w.-]+/$")
+
+
+def hub_facts(task_name: str = "catsdogs", **changes) -> dict:
+    """make_facts as `publish.hub push` passes them for repo me/<task>-run (an example, a pinned code digest)."""
+    facts = make_facts(task_name)
+    facts.update(hub=True, source=f"me/{task_name}-run", name=f"{task_name}-run", code_sha256="ab" * 32,
+                 examples=[{"file": "00_0.png", "label": facts["config"]["labels"][0]}], **changes)
+    return facts
+
+
+def project_definitions() -> set[str]:
+    """Every top-level function and class name defined in CNN Studio's packages."""
+    names = set()
+    for path in REPO_ROOT.glob("*/**/*.py"):
+        if path.relative_to(REPO_ROOT).parts[0] in PROJECT_PACKAGES - {"tests"}:
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            names |= {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+    return names
+
+
+def defined_names(code: str) -> set[str]:
+    """Top-level names of a module's source, and the methods of its classes."""
+    tree = ast.parse(code)
+    names = {n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+    return names | {t.id for n in tree.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)}
+
+
+def resolves_in_project(dotted: str) -> bool:
+    """`models.predict.predict_probs`, `models/registry.py`, `models`: something in this checkout."""
+    if "/" in dotted:
+        return (REPO_ROOT / dotted).exists()
+    import importlib
+    parts = dotted.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            continue
+        for attr in parts[i:]:
+            obj = getattr(obj, attr, None)
+        return obj is not None
+    return False
+
+
+def unresolved_names(text: str, repo_files: set[str], code: str | None) -> list[str]:
+    """Every file, function and command the card names that is neither in the repo it is in (the
+    files `repo_files`; the functions of the repo's `code`, cnn_studio.py) nor a link to the code.
+    `code` None: a local card, whose repo is this checkout (its project names must resolve here)."""
+    body = text.split("---", 2)[2]
+    prose = re.sub(r"\[[^\]]*\]\([^)]*\)", "", re.sub(r"```.*?```", "", body, flags=re.S))   # links may name anything
+    ours = project_definitions()
+    available = defined_names(code) if code is not None else ours
+    problems = []
+    for span in re.findall(r"`([^`\n]+)`", prose):
+        head = re.split(r"[\s(]", span)[0]
+        root = re.split(r"[./]", head)[0]
+        if span.startswith(("python ", "pip ", "hf ")):
+            problems.append(f"command `{span}` is not a link to the code")
+        elif root in PROJECT_PACKAGES and (code is not None or not resolves_in_project(head)):
+            problems.append(f"`{span}` is CNN Studio code, not in this repo")
+        elif FILE_NAME.match(head) and root not in PROJECT_PACKAGES and head not in repo_files \
+                and not any(f.startswith(head) for f in repo_files):
+            problems.append(f"file `{span}` is not in this repo")
+        elif re.fullmatch(r"\w+", head) and head in ours and head not in available:
+            problems.append(f"function `{span}` is not in this repo's code")
+    for block in re.findall(r"```python\n(.*?)```", body, flags=re.S):
+        for node in ast.walk(ast.parse(block)):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                for name in [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module]:
+                    if name.split(".")[0] in PROJECT_PACKAGES and (code is not None or not resolves_in_project(name)):
+                        problems.append(f"the snippet imports {name}, not in this repo")
+            elif isinstance(node, ast.Call) and getattr(node.func, "id", None) == "hf_hub_download":
+                files = [a.value for a in node.args[1:2] if isinstance(a, ast.Constant)]
+                files += [k.value.value for k in node.keywords if k.arg == "filename"]
+                problems += [f"the snippet downloads {f}, not in this repo" for f in files if f not in repo_files]
+            elif isinstance(node, ast.Attribute) and getattr(node.value, "id", None) in ("cnn_studio", "model") \
+                    and code is not None and node.attr not in available | {"eval", "pretrained_cfg"}:
+                problems.append(f"the snippet calls {node.attr}, not in {HUB_CODE}")
+    return problems
+
+
+HUB_CODE = "cnn_studio.py"
+
+
+def test_a_hub_card_names_only_what_its_repo_holds():
+    """The old card told Hub users to call `models.predict.predict_probs` and said `models/registry.py`
+    builds the model: neither is in a pushed repo. Every name is checked against the repo's files and
+    its cnn_studio.py; commands are links to the code."""
+    from publish.hub_code import hub_code_source
+    code = hub_code_source()
+    repo = {"config.json", "model.safetensors", "history.json", "metrics.json", "README.md", "curves.png",
+            "examples/00_0.png", "examples/index.json", HUB_CODE, "LICENSE", "SHA256SUMS"}
+    for task_name in ("mnist", "catsdogs"):
+        for code_url in (None, "https://github.com/example/cnn-studio"):
+            text = render_card(hub_facts(task_name, code_url=code_url))
+            assert unresolved_names(text, repo, code) == [], (task_name, code_url)
+    old = "Use `models.predict.predict_probs`; `models/registry.py` builds it (`python -m training.train`)."
+    assert len(unresolved_names("---\n---\n" + old, repo, code)) == 3, "the check sees what the old card named"
+
+
+def test_a_local_card_names_only_what_this_checkout_and_its_run_hold(handmade_run):
+    text = render_card(read_facts(handmade_run))
+    files = {p.relative_to(handmade_run).as_posix() for p in handmade_run.rglob("*") if p.is_file()}
+    assert unresolved_names(text, files | {"README.md", "curves.png"}, None) == []
+
+
+def test_a_hub_card_is_named_after_its_repo_and_declares_timm_only_where_timm_loads_it():
+    resnet = parse(render_card(hub_facts("catsdogs"))).data
+    assert resnet.model_name == "catsdogs-run" and resnet.eval_results[0].dataset_type == "timm/oxford-iiit-pet"
+    assert resnet.library_name == "timm" and "timm" in resnet.tags
+    vgg = parse(render_card(hub_facts("mnist"))).data
+    assert vgg.library_name is None and "timm" not in vgg.tags, "timm has no VGG19-BN for 32x32 input"
+    older = hub_facts("catsdogs")
+    del older["config"]["pretrained_cfg"]    # a config.json written before it had timm's keys
+    assert parse(render_card(older)).data.library_name is None, "timm could not load that repo"
+
+
+def test_the_declared_license_is_the_project_license_file():
+    text = (REPO_ROOT / "LICENSE").read_text(encoding="utf-8")
+    assert text.startswith("MIT License\n\nCopyright (c) 2026 CNN Studio contributors\n")
+    assert "THE SOFTWARE IS PROVIDED \"AS IS\", WITHOUT WARRANTY OF ANY KIND" in text
+    assert parse(render_card(make_facts())).data.license == "mit"
+    assert "the license in `LICENSE`" in render_card(hub_facts("mnist"))
+
+
+def local_folder_facts(*, seeded: bool) -> dict:
+    """A folder run as training.train records it: dataset.name "a local image folder", no Hub id,
+    class counts per split, and (for a folder without train/ and val/) the seeded split."""
+    from models.tasks import LOCAL_FOLDER
+    facts = make_facts("catsdogs")
+    config = facts["config"]
+    labels = ["apple", "pear", "plum"]
+    config.update(task="folder", labels=labels, num_classes=3)
+    counts = {"train": {"apple": 40, "pear": 32, "plum": 24}, "val": {"apple": 10, "pear": 8, "plum": 6}}
+    source = Source(LOCAL_FOLDER, tuple(labels), "a seeded 20% of each class's images" if seeded else "")
+    config["dataset"] = {**source.facts(), "train_images": 96, "val_images": 24, "skipped_unreadable": 0,
+                         "class_counts": counts}
+    facts["metrics"] = make_metrics(config)
+    return facts
+
+
+@pytest.mark.parametrize("seeded", [True, False])
+def test_a_run_on_a_local_image_folder_is_carded_as_what_it_was(seeded):
+    facts = local_folder_facts(seeded=seeded)
+    text = render_card(facts)
+    data = parse(text).data
+    assert data.datasets is None, "no public dataset was read"
+    assert data.eval_results is None and "model-index" not in text, "no public split to report against"
+    plain = text.replace("**", "")
+    assert "a local image folder: 120 images in 3 classes" in plain
+    for label, train, val in (("apple", 40, 10), ("pear", 32, 8), ("plum", 24, 6)):
+        assert f"| {label} | {train} | {val} |" in text
+    assert ("a seeded 20% of each class's images" in text) is seeded
+    for name in ("Oxford-IIIT Pet", "huggingface.co/datasets", "parkhi2012pets"):
+        assert name not in text, f"{name}: a public dataset the run never read"
+
+
+def test_the_real_cats_vs_dogs_run_on_an_image_folder_claims_no_public_dataset(catsdogs_run):
+    """conftest's catsdogs data is an image folder (train/ and val/): training records it as such."""
+    config = json.loads((catsdogs_run / "config.json").read_text())
+    assert config["dataset"]["name"] == "a local image folder" and config["dataset"]["hub_id"] is None
+    card = ModelCard.load(catsdogs_run / "README.md")
+    assert card.data.datasets is None and card.data.eval_results is None
+    assert "oxford-iiit-pet" not in card.data.tags and "Oxford-IIIT" not in card.text
+    for label, n in config["dataset"]["class_counts"]["val"].items():
+        assert re.search(rf"^\| {label} \| \d+ \| {n} \|$", card.text, flags=re.M), label

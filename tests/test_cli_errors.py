@@ -339,3 +339,47 @@ def test_train_interrupted_before_training_prints_one_line(mnist_dir, tmp_path, 
     monkeypatch.setattr(train_module, "load_data", interrupted)
     line = refused(capsys, train(train_argv(mnist_dir, tmp_path / "run")), exit_code=130)
     assert line == "interrupted: stopped at once; files written before are kept as they were"
+
+
+# --- the run folder is one run's while it trains --------------------------------------------------
+
+def test_two_runs_into_one_out_folder_one_trains_the_other_is_told_who_holds_it(mnist_dir, tmp_path):
+    """Three runs started together into the same --out: one finishes, each other gets one line naming
+    the holder (pid), and what is left is the finished run's folder (issue 23 §7)."""
+    import subprocess
+    import sys
+    from tests.conftest import REPO
+    out = tmp_path / "run"
+    procs = [subprocess.Popen([sys.executable, "-m", "training.train", *train_argv(mnist_dir, out, "--epochs", "2")],
+                              cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    results = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
+    codes = sorted(code for code, _ in results)
+    assert codes == [0, 1, 1], results
+    for code, err in results:
+        if code:
+            assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+            assert re.fullmatch(rf"error: --out {re.escape(str(out))}: another training run is writing there \(pid "
+                                r"\d+, started [\d: -]+\); wait for it to end, or choose another --out", err.strip()), err
+    assert (out / "model.safetensors").is_file() and not (out / ".training.lock").exists()
+
+
+def test_a_full_disk_is_one_line_naming_the_file_and_the_space_it_needs(mnist_dir, tmp_path):
+    """A real write failure in the operating system (a file-size limit, as a full disk fails a write):
+    the checkpoint is serialised in memory and written by Python, so the answer is one line, not
+    torch's inline_container traceback, and no temporary file is left."""
+    import resource
+    import signal as signals
+    import subprocess
+    import sys
+    from tests.conftest import REPO
+
+    def small_files_only():
+        signals.signal(signals.SIGXFSZ, signals.SIG_IGN)           # the write fails with EFBIG instead
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4 * 2**20, 4 * 2**20))
+    out = tmp_path / "run"
+    done = subprocess.run([sys.executable, "-m", "training.train", *train_argv(mnist_dir, out)], cwd=REPO,
+                          capture_output=True, text=True, timeout=300, preexec_fn=small_files_only)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert re.fullmatch(rf"error: {re.escape(str(out / 'checkpoint.pt'))}: cannot write \(File too large; it needs "
+                        r"\d+ MiB\)", done.stderr.strip()), done.stderr
+    assert not list(out.rglob("*.tmp")) and not (out / "checkpoint.pt").exists()

@@ -1,8 +1,9 @@
 """Hub push, loading from a Hub cache, and the generated Space (all offline).
 
-- The upload path runs huggingface_hub's own code (HfApi, CommitOperationAdd) up to the HTTP
-  boundary: HfApi's network methods are replaced at the method level and the real commit
-  operations they receive are checked (paths, sizes, hashes), never an imitation of the Hub.
+- The upload path runs huggingface_hub's own code (HfApi.upload_folder, which builds the commit
+  operations from the staged folder and the allow/delete patterns) up to the HTTP boundary:
+  HfApi's network methods are replaced at the method level and the real commit operations they
+  receive are checked (paths, sizes, hashes), never an imitation of the Hub.
 - Loading by repo id uses a Hub cache laid out as huggingface_hub lays it out
   (models--user--name/{blobs,refs,snapshots,trees}) with HF_HUB_OFFLINE.
 - The Space is tested in tests/test_space.py.
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import huggingface_hub.hf_api
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, ModelCard, constants
 
 from models.artifact import ArtifactError, load_model, resolve_source
@@ -38,9 +40,9 @@ def run_files(run: Path) -> dict[str, int]:
 def expected_release(run: Path) -> set[str]:
     """What docs/run-directory.md says a Hub repo holds: the run directory without checkpoint.pt
     (and without run_config.json and progress.json, which training keeps for itself),
-    plus the model's standalone code, cnn_studio.py."""
+    plus the model's standalone code, cnn_studio.py, and the project's LICENSE."""
     local_only = ("checkpoint.pt", "run_config.json", "progress.json")   # resume state, live progress
-    return {name for name in run_files(run) if name not in local_only} | {"cnn_studio.py"}
+    return {name for name in run_files(run) if name not in local_only} | {"cnn_studio.py", "LICENSE"}
 
 
 @pytest.fixture
@@ -56,12 +58,21 @@ class FakeHubCalls:
     """Replaces HfApi's network methods; records what huggingface_hub would send, and the
     (library_name, library_version) each HfApi is created with (the user agent, `agents`)."""
 
-    def __init__(self, monkeypatch, existing: list[str] = ()):
+    def __init__(self, monkeypatch, existing: list[str] = (), *, real_upload_folder: bool = False):
         self.calls: list[tuple[str, tuple, dict]] = []
         self.agents: list[tuple] = []
         self.existing = list(existing)
-        for name in ("create_repo", "create_branch", "list_repo_files", "create_commit",
-                     "add_space_variable", "upload_folder"):
+        self.uploaded: dict[str, bytes] = {}     # what create_commit was given, read while the files exist
+        names = ["create_repo", "create_branch", "list_repo_files", "create_commit", "add_space_variable"]
+        if real_upload_folder:
+            # upload_folder runs as it is; only its Xet pipeline (which commits through other internal
+            # calls) is turned off, so that its operations reach create_commit, replaced below, and
+            # its request asking the Hub to validate README.md's YAML is recorded, not sent
+            monkeypatch.setattr(huggingface_hub.hf_api, "is_xet_available", lambda: False)
+            names.append("_validate_yaml")
+        else:
+            names.append("upload_folder")
+        for name in names:
             monkeypatch.setattr(HfApi, name, self._recorder(name))
         real_init = HfApi.__init__
 
@@ -75,6 +86,10 @@ class FakeHubCalls:
             self.calls.append((name, args, kwargs))
             if name == "list_repo_files":
                 return list(self.existing)
+            for op in kwargs.get("operations", []):
+                if isinstance(op, CommitOperationAdd):
+                    with op.as_file() as f:
+                        self.uploaded[op.path_in_repo] = f.read()
             if name in ("create_commit", "upload_folder"):
                 return type("CommitInfo", (), {"commit_url": "https://huggingface.co/commit/0123abc"})()
             return None
@@ -103,17 +118,27 @@ def test_dry_run_lists_exactly_the_release_files(mnist_run, capsys, no_network, 
             "predictions.json", "examples/index.json"} <= set(listed)
     assert any(name.startswith("tb/events.out.tfevents") for name in listed)
     for name, size in listed.items():
-        if name not in ("README.md", "cnn_studio.py"):   # the card is rendered again for the repo id
+        if name not in ("README.md", "cnn_studio.py", "LICENSE"):   # the card is rendered again for the repo id
             assert size == sizes[name], name
+    import models
     from cards import read_facts, render_card
-    assert listed["README.md"] == len(render_card(read_facts(mnist_run, source=REPO_ID, hub=True)).encode())
+    from publish.hub_code import code_sha256, hub_code_source
+    url = common.default_code_url()
+    code = hub_code_source(url, models.__version__)
+    assert listed["cnn_studio.py"] == len(code.encode()) and listed["LICENSE"] == (REPO_ROOT / "LICENSE").stat().st_size
+    card = render_card(read_facts(mnist_run, source=REPO_ID, hub=True, code_url=url, code_sha256=code_sha256(code)))
+    assert listed["README.md"] == len(card.encode())
     assert "not uploaded: checkpoint.pt" in out
 
 
-def test_release_operations_are_what_create_commit_receives(mnist_run, monkeypatch):
+def test_push_is_one_upload_folder_of_the_staged_repo(mnist_run, monkeypatch):
+    """`push` stages the repo in a temporary folder and calls HfApi.upload_folder once, with the
+    repo's patterns as allow_patterns and delete_patterns: huggingface_hub itself turns that into
+    the commit (adds from the folder; deletes of stale files of an earlier push, never of files
+    outside the patterns)."""
     monkeypatch.setenv("HF_TOKEN", "hf_test_token_not_real")
     fake = FakeHubCalls(monkeypatch, existing=[".gitattributes", "README.md", "examples/99_old.png",
-                                              "tb/events.out.tfevents.1.old", "notes.txt"])
+                                              "tb/events.out.tfevents.1.old", "notes.txt"], real_upload_folder=True)
     assert hub.main(["push", str(mnist_run), "--repo-id", REPO_ID, "--private", "--revision", "v1",
                      "--allow-partial"]) == 0
     import models
@@ -125,38 +150,37 @@ def test_release_operations_are_what_create_commit_receives(mnist_run, monkeypat
     [(args, kwargs)] = fake.named("create_branch")
     assert args == (REPO_ID,) and kwargs == {"branch": "v1", "exist_ok": True}
     [(args, kwargs)] = fake.named("create_commit")
-    assert args == (REPO_ID,) and kwargs["revision"] == "v1"
+    assert kwargs["repo_id"] == REPO_ID and kwargs["revision"] == "v1"
     ops = kwargs["operations"]
     adds = [op for op in ops if isinstance(op, CommitOperationAdd)]
     deletes = [op for op in ops if isinstance(op, CommitOperationDelete)]
 
     assert {op.path_in_repo for op in adds} == expected_release(mnist_run)
     for op in adds:
-        if op.path_in_repo in ("README.md", "cnn_studio.py"):
+        if op.path_in_repo in ("README.md", "cnn_studio.py", "LICENSE"):
             continue
-        data = (mnist_run / op.path_in_repo).read_bytes()
-        assert op.upload_info.size == len(data), op.path_in_repo
-        assert op.upload_info.sha256 == hashlib.sha256(data).digest(), op.path_in_repo
-    # stale release files of an earlier push go; files outside the release patterns stay
+        # the bytes create_commit was given (read while the staged folder existed) are the run's
+        assert fake.uploaded[op.path_in_repo] == (mnist_run / op.path_in_repo).read_bytes(), op.path_in_repo
+    assert fake.uploaded["LICENSE"] == (REPO_ROOT / "LICENSE").read_bytes()
+    # stale release files of an earlier push go; files outside the repo's patterns stay
     assert sorted(op.path_in_repo for op in deletes) == ["examples/99_old.png", "tb/events.out.tfevents.1.old"]
 
-    # the card uploaded is the one for this repo: it loads "user/name@v1" and keeps the accuracy
-    # (in the text only: this tiny run is evaluated on a --limit-val subset)
-    [card_op] = [op for op in adds if op.path_in_repo == "README.md"]
-    with card_op.as_file() as f:
-        text = f.read().decode()
-    assert card_op.upload_info.size == len(text.encode())
+    # the card uploaded is the one for this repo: it loads "user/name@v1", pins the code it runs and
+    # keeps the accuracy (in the text only: this tiny run is evaluated on a --limit-val subset)
+    text = fake.uploaded["README.md"].decode()
     card = ModelCard(text)
     metrics = json.loads((mnist_run / "metrics.json").read_text())
     assert card.data.eval_results is None and f"**{100 * metrics['accuracy']:.2f}%**" in text
     assert f'repo_id = "{REPO_ID}"' in text and 'revision="v1"' in text
+    assert hashlib.sha256(fake.uploaded["cnn_studio.py"]).hexdigest() in text
     assert "load_model" not in text, "the pushed card's snippet needs no CNN Studio code"
+    assert card.data.model_name == REPO_ID.split("/")[1]
+    [(_, kwargs)] = fake.named("_validate_yaml")     # the Hub is asked to validate this card's metadata
+    assert kwargs["content"] == text and kwargs["repo_type"] == "model"
 
 
-def test_keep_card_uploads_the_readme_as_it_is(mnist_run):
-    ops = hub.release_operations(mnist_run, repo_id=REPO_ID, regenerate_card=False, allow_partial=True)
-    [card] = [op for op in ops if op.path_in_repo == "README.md"]
-    assert card.upload_info.sha256 == hashlib.sha256((mnist_run / "README.md").read_bytes()).digest()
+def stage(run: Path, folder: Path, **kwargs) -> list[str]:
+    return hub.stage_release(run, folder, **{"repo_id": REPO_ID, "allow_partial": True, **kwargs})
 
 
 def test_missing_token_is_one_clear_line(mnist_run, monkeypatch, capsys):
@@ -358,10 +382,9 @@ def test_push_refuses_a_partial_run_unless_allowed(mnist_run, capsys, no_network
     assert hub.main(["push", str(mnist_run), "--repo-id", REPO_ID, "--dry-run", "--allow-partial"]) == 0
 
 
-def test_partial_run_card_never_reports_the_subset_as_the_split(mnist_run):
-    ops = {op.path_in_repo: op for op in hub.release_operations(mnist_run, repo_id=REPO_ID, allow_partial=True)}
-    with ops["README.md"].as_file() as f:
-        text = f.read().decode()
+def test_partial_run_card_never_reports_the_subset_as_the_split(mnist_run, tmp_path):
+    stage(mnist_run, tmp_path)
+    text = (tmp_path / "README.md").read_text()
     card = ModelCard(text)
     metrics = json.loads((mnist_run / "metrics.json").read_text())
     config = json.loads((mnist_run / "config.json").read_text())
@@ -374,84 +397,89 @@ def test_partial_run_card_never_reports_the_subset_as_the_split(mnist_run):
 # --------------------------------------------------------------------------- usable without CNN Studio
 
 
-BLOCKER = '''
-import json, os, sys
-_allowed = set(json.loads(os.environ["ALLOWED_TOP_LEVEL"]))
-_cnn_studio = {"models", "training", "ui", "cards", "publish", "analysis", "app", "tests", "benchmarks", "scripts"}
-
-class _Blocker:
-    """Refuses CNN Studio's packages and anything but the allowed distributions and stdlib."""
-    def find_spec(self, name, path=None, target=None):
-        top = name.split(".")[0]
-        stdlib = top in sys.stdlib_module_names or top.startswith("_sysconfigdata")   # sysconfig's data
-        if top in _cnn_studio or (top not in _allowed and not stdlib):
-            sys.stderr.write(f"blocked: {name}\n")
-            raise ModuleNotFoundError(f"import of {name!r} blocked by the test", name=name)
-        return None
-
-sys.meta_path.insert(0, _Blocker())
-'''
 ALLOWED_DISTRIBUTIONS = ["torch", "torchvision", "safetensors", "huggingface_hub"]
 
 
-def allowed_top_level_modules() -> list[str]:
-    """Top-level modules of the allowed distributions and everything they require, recursively."""
+def required_distributions(distributions: list[str]) -> set[str]:
+    """The installed distributions `pip install <distributions>` would bring: them and what they
+    require, recursively (markers evaluated for this machine, no extras)."""
     from importlib import metadata
 
     from packaging.requirements import Requirement
     from packaging.utils import canonicalize_name
-    todo, dists = list(ALLOWED_DISTRIBUTIONS), set()
+    todo, found = list(distributions), {}
     while todo:
         name = canonicalize_name(todo.pop())
-        if name in dists:
+        if name in found:
             continue
         try:
-            requires = metadata.requires(name) or []
+            found[name] = metadata.distribution(name)
         except metadata.PackageNotFoundError:
             continue
-        dists.add(name)
-        for line in requires:
+        for line in found[name].requires or []:
             req = Requirement(line)
             if req.marker is None or req.marker.evaluate({"extra": ""}):
                 todo.append(req.name)
-    return sorted(module for module, owners in metadata.packages_distributions().items()
-                  if any(canonicalize_name(o) in dists for o in owners))
+    return set(found)
+
+
+def user_python(tmp_path: Path, distributions: list[str], hf_home: Path | None = None) -> tuple[str, dict, Path]:
+    """(python, env, working folder) of a Hub user who ran `pip install <distributions>` in a fresh
+    virtual environment: `python -m venv` (no system site-packages), whose site-packages holds
+    exactly those distributions and their requirements, linked from this machine's installation
+    (each distribution's top-level files and folders as its RECORD lists them, so that torch's
+    5 GB are not copied). Anything else is absent, as for that user: CNN Studio, gradio, timm
+    unless asked for. The working folder is outside the repository and the Hub is offline (files
+    come from `hf_home`'s cache)."""
+    from importlib import metadata
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    site = next((venv / "lib").glob("python3*/site-packages"))
+    for name in required_distributions(distributions):
+        dist = metadata.distribution(name)
+        for top in {Path(f).parts[0] for f in dist.files or []} - {"..", "__pycache__"}:
+            source, target = Path(dist.locate_file(top)), site / top
+            if source.exists() and not target.exists():
+                target.symlink_to(source)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "PYTHON"))}
+    env.update(HF_HOME=str(hf_home or tmp_path / "hf_home"), HF_HUB_OFFLINE="1", HF_HUB_DISABLE_TELEMETRY="1")
+    python = str(venv / "bin" / "python")
+    # what that user has: PIL (a torchvision requirement) and numpy, not gradio or CNN Studio
+    probe = subprocess.run([python, "-c", "import PIL, numpy\nfor name in ('gradio', 'models', 'cards'):\n try:\n"
+                            "  __import__(name)\n except ImportError:\n  print('absent', name)"],
+                           cwd=elsewhere, env=env, capture_output=True, text=True)
+    assert probe.stdout.split() == ["absent", "gradio", "absent", "models", "absent", "cards"], \
+        probe.stdout + probe.stderr
+    return python, env, elsewhere
+
+
+def pushed_repo(run: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """(the repo's files as a push stages them, HF_HOME whose Hub cache holds exactly them)."""
+    repo = tmp_path / "pushed"
+    names = hub.stage_release(run, repo, repo_id=REPO_ID, allow_partial=True)
+    lay_into_hub_cache(repo, REPO_ID, tmp_path / "hf_home" / "hub", files=names)
+    return repo, tmp_path / "hf_home"
+
+
+def python_blocks(card: str) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", card, flags=re.S)
 
 
 @pytest.mark.parametrize("run_fixture", ["mnist_run", "catsdogs_run"])
 def test_card_snippet_runs_with_torch_alone_and_matches_predict_probs(run_fixture, request, tmp_path):
-    """The pushed card's snippet, verbatim, in a fresh Python that can import only torch,
-    torchvision, safetensors, huggingface_hub (+ their dependencies) and the stdlib, against a
-    Hub cache holding exactly what the push uploads, from a folder outside the repo."""
+    """The pushed card's snippet, verbatim, where only torch, torchvision, safetensors and
+    huggingface_hub are installed, against a Hub cache holding exactly what the push uploads; it
+    runs cnn_studio.py only while that file has the digest the card pins."""
     from models.predict import predict_probs
 
     run = request.getfixturevalue(run_fixture)
-    repo = tmp_path / "pushed"        # the repo's files, as create_commit would store them
-    names = []
-    for op in hub.release_operations(run, repo_id=REPO_ID, allow_partial=True):
-        target = repo / op.path_in_repo
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with op.as_file() as f:
-            target.write_bytes(f.read())
-        names.append(op.path_in_repo)
-    hf_home = tmp_path / "hf_home"
-    lay_into_hub_cache(repo, REPO_ID, hf_home / "hub", files=names)
-    [snippet] = re.findall(r"```python\n(.*?)```", (repo / "README.md").read_text(), flags=re.S)
+    repo, hf_home = pushed_repo(run, tmp_path)
+    snippet = python_blocks((repo / "README.md").read_text())[0]
     [example] = re.findall(r'hf_hub_download\(repo_id, "(examples/[^"]+)"\)', snippet)
-
-    blocker = tmp_path / "blocker"
-    blocker.mkdir()
-    (blocker / "sitecustomize.py").write_text(BLOCKER)
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "PYTHON"))}
-    env.update(PYTHONPATH=str(blocker), HF_HOME=str(hf_home), HF_HUB_OFFLINE="1", HF_HUB_DISABLE_TELEMETRY="1",
-               ALLOWED_TOP_LEVEL=json.dumps(allowed_top_level_modules()))
-    # the blocker works: CNN Studio is not importable there, PIL (a torchvision dependency) is
-    probe = subprocess.run([sys.executable, "-c", "import PIL\ntry:\n import models\nexcept ImportError as e:"
-                            "\n print('blocked', e)"], cwd=elsewhere, env=env, capture_output=True, text=True)
-    assert probe.stdout.startswith("blocked"), probe.stdout + probe.stderr
-    result = subprocess.run([sys.executable, "-c", snippet], cwd=elsewhere, env=env, capture_output=True,
+    python, env, elsewhere = user_python(tmp_path, ALLOWED_DISTRIBUTIONS, hf_home)
+    result = subprocess.run([python, "-c", snippet], cwd=elsewhere, env=env, capture_output=True,
                             text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     probs = ast.literal_eval(result.stdout.strip().splitlines()[-1])
@@ -461,6 +489,84 @@ def test_card_snippet_runs_with_torch_alone_and_matches_predict_probs(run_fixtur
     assert list(probs) == list(expected) == list(loaded.config.labels)
     for label in expected:
         assert probs[label] == pytest.approx(expected[label], abs=1e-5), label
+
+    # the code is pinned: a cnn_studio.py changed after the card was written is refused, not run
+    cached = next((hf_home / "hub").rglob("snapshots/*/cnn_studio.py")).resolve()
+    cached.write_text(cached.read_text() + "\nprint('changed')\n")
+    result = subprocess.run([python, "-c", snippet], cwd=elsewhere, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode != 0 and "cnn_studio.py is not the file this card pins" in result.stderr
+    assert "changed" not in result.stdout
+
+
+def awkward_images(folder: Path) -> dict[str, Path]:
+    """A dark 7 on light paper, in the forms the app accepts and a hand-kept preparation gets wrong:
+    16-bit greyscale (scaled, not clipped), a palette with a transparent background, RGBA, an
+    EXIF-rotated JPEG, an extreme aspect ratio (the long side cropped before the resize), and the
+    plain 200 px drawing (the MNIST step makes each MNIST-like, as the app does)."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def seven(size, paper=235, ink=20, mode="L"):
+        img = Image.new(mode, size, paper)
+        w, h = size
+        x, y, s = w // 2, h // 2, min(w, h) * 0.35
+        ImageDraw.Draw(img).line([(x - s * 0.6, y - s), (x + s * 0.6, y - s), (x - s * 0.1, y + s)], fill=ink,
+                                 width=max(2, int(s / 5)))
+        return img
+
+    seven((200, 200)).save(folder / "digit7.png")
+    grey = np.asarray(seven((120, 90)), dtype=np.float64)
+    grey16 = (grey * 257 * np.linspace(0.8, 1.0, 120)[None, :]).astype(np.uint16)   # 16-bit, a gradient
+    Image.fromarray(grey16).save(folder / "grey16.png")
+    palette = seven((90, 110), paper=0, ink=1, mode="P")
+    palette.putpalette([255, 0, 255, 30, 30, 90] + [0] * 762)          # index 0: magenta, to be transparent
+    palette.save(folder / "palette.png", transparency=0)
+    alpha = np.asarray(seven((100, 70), paper=0, ink=255))              # opaque strokes, transparent paper
+    rgba = np.dstack([np.full_like(alpha, 40), np.full_like(alpha, 10), np.full_like(alpha, 200), alpha])
+    Image.fromarray(rgba, "RGBA").save(folder / "rgba.png")
+    photo = seven((140, 80), mode="RGB", paper=(225, 220, 200), ink=(30, 30, 40)).rotate(90, expand=True)
+    exif = Image.Exif()
+    exif[0x0112] = 6                                    # orientation: rotate 90 degrees to display
+    photo.save(folder / "rotated.jpg", exif=exif.tobytes(), quality=95)
+    strip = Image.new("L", (1400, 60), 235)
+    strip.paste(seven((60, 60)), (670, 0))
+    strip.save(folder / "strip.png")                    # 1400x60: longer than 16 times its height
+    return {p.name: p for p in sorted(folder.iterdir())}
+
+
+PARITY = '''
+import importlib.util, json, sys
+spec = importlib.util.spec_from_file_location("cnn_studio", sys.argv[1])
+cnn_studio = sys.modules["cnn_studio"] = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(cnn_studio)
+model = cnn_studio.from_pretrained(sys.argv[2])
+print(json.dumps({path: model.classify(path) for path in sys.argv[3:]}))
+'''
+
+
+@pytest.mark.parametrize("run_fixture", ["mnist_run", "catsdogs_run"])
+def test_hub_code_gives_the_apps_answer_on_every_kind_of_image(run_fixture, request, tmp_path):
+    """cnn_studio.py, generated from models/predict.py, run without the project, against
+    predict_probs (the app's answer) on the images a hand-kept preparation got wrong."""
+    from models.predict import predict_probs
+
+    run = request.getfixturevalue(run_fixture)
+    repo, _ = pushed_repo(run, tmp_path)
+    images = awkward_images(tmp_path / "images")
+    python, env, elsewhere = user_python(tmp_path, ALLOWED_DISTRIBUTIONS)
+    result = subprocess.run([python, "-c", PARITY, str(repo / "cnn_studio.py"), str(repo), *map(str, images.values())],
+                            cwd=elsewhere, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    answers = json.loads(result.stdout.strip().splitlines()[-1])
+    loaded = load_model(run)
+    for name, path in images.items():
+        expected = predict_probs(loaded.model, loaded.config, path)
+        got = answers[str(path)]
+        assert list(got) == list(expected), name
+        for label in expected:
+            assert got[label] == pytest.approx(expected[label], abs=1e-5), (name, label)
 
 
 def test_hub_code_loads_strictly_and_refuses_a_foreign_weight_file(catsdogs_run, tmp_path):
@@ -472,7 +578,11 @@ def test_hub_code_loads_strictly_and_refuses_a_foreign_weight_file(catsdogs_run,
     code.write_text(hub_code_source("https://example.invalid/cnn-studio"))
     spec = importlib.util.spec_from_file_location("cnn_studio_standalone", code)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    sys.modules[spec.name] = module          # as the card's snippet does: dataclasses look their module up
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        del sys.modules[spec.name]
     model = module.from_pretrained(catsdogs_run)
     assert model.labels == json.loads((catsdogs_run / "config.json").read_text())["labels"]
     folder = tmp_path / "wrong"

@@ -407,7 +407,7 @@ def test_the_train_tab_shows_where_a_stopped_job_stands_and_resumes_it(tmp_path,
     from ui.train_tab import Trainer, jobs_frame, progress_markdown
     jobs = TrainingJobs(tmp_path / "runs", data_dir=mnist_dir, device="cpu")
     try:
-        job = jobs.submit(TrainRequest(task="mnist", epochs=2, batch_size=8, limit_train=64, limit_val=16))
+        [job] = jobs.submit([TrainRequest(task="mnist", epochs=2, batch_size=8, limit_train=64, limit_val=16)])
         deadline = time.monotonic() + 600
         while job.progress().get("step", 0) < 1 and job.status not in (STOPPED, FINISHED):   # a sync point
             assert time.monotonic() < deadline, job.log
@@ -426,9 +426,13 @@ def test_the_train_tab_shows_where_a_stopped_job_stands_and_resumes_it(tmp_path,
         assert progress["message"] == message and job.log[-1] == message
         trainer = Trainer(jobs)
         assert message in progress_markdown(trainer)
-        assert jobs_frame(trainer).iloc[0]["progress"] == f"epoch {shown[0]}/2, step {shown[1]}/{steps}"
+        stopped_at = jobs_frame(trainer).iloc[0]["state"]
+        assert stopped_at.startswith(f"stopped · epoch {shown[0]}/2, step {shown[1]}/{steps}"), stopped_at
         resumed = jobs.resume(job.id)
         assert jobs.wait(resumed, (FINISHED,), 600), list(resumed.log)
+        # The stopped job keeps the place it stopped at (the resumed one wrote the same progress.json since).
+        assert jobs_frame(trainer).iloc[0]["state"] == stopped_at
+        assert jobs_frame(trainer).iloc[1]["state"].startswith(f"finished (resume) · epoch 2/2, step {steps}/{steps}")
         assert any(line.startswith("resuming mnist (baseline, preset full) at ") for line in resumed.log)
         assert len(json.loads((job.run_dir / "history.json").read_text())) == 2
         load_model(job.run_dir)
@@ -879,6 +883,10 @@ def test_a_diverged_run_exits_non_zero_and_writes_no_release(tmp_path, data, unc
     assert load_checkpoint(run / "checkpoint.pt")["epoch"] == 0
 
 
+def checkpoint_mib(run: Path) -> str:
+    return f"{(run / 'checkpoint.pt').stat().st_size / 2**20:,.0f}"
+
+
 def test_a_full_disk_during_a_checkpoint_write_keeps_history_behind_the_checkpoint(tmp_path, data, unchecked,
                                                                                    capsys, monkeypatch):
     """ENOSPC in the middle of writing epoch 2's checkpoint (the writer has written part of the file)."""
@@ -905,7 +913,8 @@ def test_a_full_disk_during_a_checkpoint_write_keeps_history_behind_the_checkpoi
     err = capsys.readouterr().err
     assert code == 1 and "Traceback" not in err
     assert err.strip().splitlines()[-1] == (
-        f"error: {run / 'checkpoint.pt'}: cannot write (No space left on device); stopped during epoch 2; "
+        f"error: {run / 'checkpoint.pt'}: cannot write (No space left on device; it needs "
+        f"{checkpoint_mib(run)} MiB); stopped during epoch 2; "
         f"{run / 'checkpoint.pt'} holds the end of epoch 1, resume with: python -m training.train --resume "
         f"--out {run}")
     from training.checkpoint import load_checkpoint

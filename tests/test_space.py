@@ -9,7 +9,10 @@
   `gradio app.py` (reload mode: it must find the module-level `demo`) with an audit hook
   that records each file opened; only the platform's own files (README.md, requirements.txt)
   may stay unread.
-- The Space app answers /classify_digit with a model from a Hub cache (HF_HUB_OFFLINE).
+- The Space runs as the platform runs it (`python app.py`, GRADIO_SERVER_NAME/PORT and SPACE_ID
+  set, no model variable): it finds its models in its own README and loads them from a Hub cache
+  with real symlinked snapshots (as preload_from_hub leaves them; HF_HUB_OFFLINE), one of them at
+  the commit its README pins, and answers /classify_digit through gradio_client.
 """
 from __future__ import annotations
 
@@ -36,9 +39,9 @@ from tests.test_hub import REPO_ID, FakeHubCalls, lay_into_hub_cache, no_network
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MODELS = [REPO_ID, "cnn-studio-test/cifar10@0123456789abcdef0123456789abcdef01234567",
-          "cnn-studio-test/catsdogs@v2"]
+          "cnn-studio-test/catsdogs"]
 DEV_ONLY = {"pytest", "hypothesis", "playwright", "gradio-client", "gradio_client"}
-PLATFORM_FILES = {"README.md", "requirements.txt"}   # read by the Spaces platform, not by the app
+PLATFORM_FILES = {"README.md", "requirements.txt", "LICENSE"}   # for the platform and readers, not the app
 RUNTIME_DIRS = ["app.py", "ui", "models", "analysis", "cards", "training", "publish"]   # not tests/, scripts/
 
 
@@ -126,6 +129,8 @@ def test_space_holds_the_app_and_nothing_it_does_not_run(space_dir):
         if f not in PLATFORM_FILES:
             assert (space_dir / f).read_bytes() == (REPO_ROOT / f).read_bytes(), f
     assert not list(space_dir.rglob("__pycache__")) and not list(space_dir.rglob("*.pyc"))
+    # the license the README declares comes with the code
+    assert (space_dir / "LICENSE").read_bytes() == (REPO_ROOT / "LICENSE").read_bytes()
 
 
 def test_space_readme_header(space_dir):
@@ -143,13 +148,28 @@ def test_space_readme_header(space_dir):
     assert meta["app_file"] == "app.py"
     assert meta["license"] == "mit"
     assert meta["models"] == [REPO_ID, "cnn-studio-test/cifar10", "cnn-studio-test/catsdogs"]
+    # "repository_name file1,file2 commit_sha" (Spaces configuration reference): a commit needs its files,
+    # the ones the app reads (models.artifact.RELEASE_PATTERNS without wildcards)
+    from models.artifact import RELEASE_PATTERNS
     assert meta["preload_from_hub"] == [
         REPO_ID,
-        "cnn-studio-test/cifar10 config.json,model.safetensors,README.md,history.json,metrics.json "
-        "0123456789abcdef0123456789abcdef01234567",
+        "cnn-studio-test/cifar10 " + ",".join(p for p in RELEASE_PATTERNS if "*" not in p)
+        + " 0123456789abcdef0123456789abcdef01234567",
         "cnn-studio-test/catsdogs",
     ]
-    assert f'{space.HUB_MODELS_ENV}="{" ".join(MODELS)}"' in (space_dir / "README.md").read_text()
+    assert {"config.json", "model.safetensors", "SHA256SUMS"} <= set(meta["preload_from_hub"][1].split()[1].split(","))
+    # the app reads this header itself: no variable is needed, however the folder is uploaded
+    import app
+    assert app.hub_models({}, space_dir / "README.md") == MODELS
+    assert app.hub_models({space.HUB_MODELS_ENV: "a/b c/d"}, space_dir / "README.md") == ["a/b", "c/d"]
+    assert space.HUB_MODELS_ENV + "=" not in (space_dir / "README.md").read_text()
+
+
+def test_a_branch_or_tag_is_refused_as_a_space_model(tmp_path, capsys):
+    """The README can pin a model only to a commit; a branch the Space could not serve is refused."""
+    assert hub.main(["space", str(tmp_path / "s"), "--models", "cnn-studio-test/catsdogs@v2"]) == 1
+    err = capsys.readouterr().err
+    assert "commit" in err and "'v2'" in err and not (tmp_path / "s").exists()
 
 
 def test_space_requirements_cover_every_third_party_import(space_dir):
@@ -255,17 +275,16 @@ def test_space_refuses_a_non_empty_folder(tmp_path, capsys):
     assert (tmp_path / "keep.txt").read_text() == "mine" and (tmp_path / "app.py").is_file()
 
 
-def test_space_upload_creates_a_gradio_space_with_the_model_variable(space_dir, monkeypatch):
+def test_space_upload_creates_a_gradio_space_whose_readme_lists_the_models(space_dir, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", "hf_test_token_not_real")
     fake = FakeHubCalls(monkeypatch)
-    space.upload_space(space_dir, "me/cnn-studio", MODELS)
+    space.upload_space(space_dir, "me/cnn-studio")
     import models
     assert fake.agents == [("cnn-studio", models.__version__)]
     [(args, kwargs)] = fake.named("create_repo")
     assert args == ("me/cnn-studio",) and kwargs["repo_type"] == "space" and kwargs["space_sdk"] == "gradio"
-    assert kwargs["space_variables"] == [{"key": space.HUB_MODELS_ENV, "value": " ".join(MODELS)}]
-    [(args, kwargs)] = fake.named("add_space_variable")
-    assert args == ("me/cnn-studio", space.HUB_MODELS_ENV, " ".join(MODELS))
+    # no Space variable: it would override the README for good (the app reads the README's models)
+    assert "space_variables" not in kwargs and not fake.named("add_space_variable")
     [(args, kwargs)] = fake.named("upload_folder")
     assert kwargs["repo_id"] == "me/cnn-studio" and kwargs["repo_type"] == "space"
     assert Path(kwargs["folder_path"]) == space_dir
@@ -387,30 +406,42 @@ def test_importing_app_builds_and_launches_nothing_and_app_demo_is_the_blocks(tm
     assert result.stdout.startswith("ok ") and int(result.stdout.split()[1]) > 0
 
 
-def test_space_app_serves_classify_digit_from_the_hub_cache(space_dir, mnist_run, tmp_path):
-    """`python app.py` in the Space folder, models from the env variable, files from the cache."""
+def test_the_space_serves_the_models_its_readme_lists_as_the_platform_runs_it(mnist_run, tmp_path):
+    """A Space uploaded without --space-id (git push, hf upload): `python app.py` with the platform's
+    variables and no model variable; the models come from the README's `models`, one at the commit
+    its `preload_from_hub` line pins, from a Hub cache as preloading leaves it. The page offers no
+    flag the platform never passes, and the Train tab is one line saying why it is not there."""
+    import urllib.request
+
     from gradio_client import handle_file
 
+    import app
     hf_home = tmp_path / "hf_home"
+    pinned = "cnn-studio-test/mnist-pinned"
     lay_into_hub_cache(mnist_run, REPO_ID, hf_home / "hub")
+    commit = lay_into_hub_cache(mnist_run, pinned, hf_home / "hub", revision="some-branch").name
+    folder = tmp_path / "space"
+    space.space(folder, [REPO_ID, f"{pinned}@{commit}"])
     port = _free_port()
-    env = _clean_env(HF_HOME=str(hf_home), GRADIO_SERVER_PORT=str(port), **{space.HUB_MODELS_ENV: REPO_ID})
+    env = _clean_env(HF_HOME=str(hf_home), GRADIO_SERVER_PORT=str(port), SPACE_ID="me/cnn-studio")
+    assert space.HUB_MODELS_ENV not in env
     log = tmp_path / "app.log"
     with open(log, "wb") as log_file:
-        proc = subprocess.Popen([sys.executable, "app.py", "--threads", "1"], cwd=space_dir, env=env,
+        proc = subprocess.Popen([sys.executable, "app.py"], cwd=folder, env=env,
                                 stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         client = _wait_for_client(f"http://127.0.0.1:{port}/", proc, log)
         digit = REPO_ROOT / "assets" / "mnist_7.png"
-        if not digit.is_file():
-            digit = next((mnist_run / "examples").glob("*.png"))
         sketch = {"background": handle_file(str(digit)), "layers": [], "composite": handle_file(str(digit))}
-        result = client.predict(sketch, f"hub:{REPO_ID}", api_name="/classify_digit")
-        label = result[1]
-        confidences = {c["label"]: c["confidence"] for c in label["confidences"]}
-        assert set(confidences) <= {str(i) for i in range(10)} and confidences
-        assert label["label"] in {str(i) for i in range(10)}
-        # the Space folder has no runs/: the answer came from the Hub model in the cache
-        assert not (space_dir / "runs").exists()
+        for key in (f"hub:{REPO_ID}", f"hub:{pinned}@{commit}"):
+            label = client.predict(sketch, key, api_name="/classify_digit")[1]
+            assert label["label"] in {str(i) for i in range(10)}, key
+        assert not (folder / "runs").exists(), "the answers came from the Hub models in the cache"
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/config", timeout=60) as response:
+            page = response.read().decode()
+        assert "--allow-training" not in page, "no notice on a Space offers a flag its platform never passes"
+        assert f"Training is not available here: {app.ON_A_SPACE}." in page
+        assert "serving the models its README lists" in page
+        assert "/train_start" not in json.dumps(client.view_api(print_info=False, return_format="dict"))
     finally:
         _stop(proc)

@@ -1,5 +1,6 @@
-"""Who may train from the browser: on by default only on a loopback address, never on a Space or a
-public address unless --allow-training; the Train tab then says so and its endpoints refuse."""
+"""Who may train from the browser: on by default only on a loopback address, never on a Space (which
+has no training code), on a public address only with --allow-training; the Train tab then says so
+and its endpoints refuse."""
 from __future__ import annotations
 
 import pytest
@@ -15,9 +16,17 @@ def test_training_is_on_by_default_only_on_a_loopback_address(host, allowed):
     assert app.training_refusal(host, True, environ={}) is None
 
 
-def test_a_space_never_trains_without_the_flag():
-    assert "Space" in app.training_refusal(None, False, environ={"SPACE_ID": "me/studio"})
-    assert app.training_refusal("0.0.0.0", True, environ={"SPACE_ID": "me/studio"}) is None
+def test_a_space_never_trains_and_offers_no_flag():
+    """The platform runs `python app.py` with no flags, and a Space carries no training code: with or
+    without --allow-training, the refusal says training needs the full project and how to run it."""
+    space = {"SPACE_ID": "me/studio"}
+    for allow in (False, True):
+        refusal = app.training_refusal("0.0.0.0", allow, environ=space)
+        assert refusal == app.ON_A_SPACE and "python -m training.train" in refusal
+        assert "--allow-training" not in refusal
+    loading = app.hub_loading_refusal("0.0.0.0", False, environ=space)
+    assert "README" in loading and "--allow-training" not in loading
+    assert app.hub_loading_refusal("0.0.0.0", True, environ=space) is None
 
 
 def test_the_command_line_decides(monkeypatch):

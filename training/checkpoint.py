@@ -11,7 +11,9 @@ container does not check) is refused before it reaches a model or an optimizer.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
+import io
 import json
 import random
 import re
@@ -20,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from models.atomic import atomic_write
+from models.atomic import WriteError, atomic_write
 from models.runs import CHECKPOINT_FILE  # the name lives with the run-folder layout (models/runs.py)
 
 # The parts of config.json that must match for a checkpoint to be resumed.
@@ -120,10 +122,14 @@ def save_checkpoint(path: Path, state: dict) -> None:
     state["format"] = CHECKPOINT_FORMAT
     state.pop(DIGEST_KEY, None)
     state[DIGEST_KEY] = state_sha256(state)
+    # Serialised in memory, written by Python: a full disk is then one OSError naming the file (torch's
+    # own writer turns it into a RuntimeError from inline_container.cc, a 40-line traceback).
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    data = buffer.getbuffer()
 
     def write(tmp: Path) -> None:
-        with open(tmp, "wb") as f:   # through a Python file: a full disk is an OSError, not an iostream error
-            torch.save(state, f)
+        tmp.write_bytes(data)
         try:
             back = torch.load(tmp, map_location="cpu", weights_only=True, mmap=True)
         except Exception as e:
@@ -131,7 +137,12 @@ def save_checkpoint(path: Path, state: dict) -> None:
                                   f"weights_only=True ({type(e).__name__}: {_first_line(e)})") from e
         _verify_digest(back, tmp, written=path)
 
-    atomic_write(path, write)
+    try:
+        atomic_write(path, write)
+    except WriteError as e:
+        if e.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+            raise WriteError(e.errno, f"{e.strerror}; it needs {len(data) / 2**20:,.0f} MiB", e.filename) from e
+        raise
 
 
 def _load_error_reason(e: BaseException) -> str:

@@ -9,10 +9,13 @@ damaged model or checkpoint files, a diverged run.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import math
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -77,6 +80,46 @@ def check_writable_folder(path: str | os.PathLike, flag: str) -> None:
 
 class CliError(Exception):
     """A refusal with a one-line message for the user."""
+
+
+LOCK_FILE = ".training.lock"
+
+
+@contextlib.contextmanager
+def run_folder_lock(folder: Path):
+    """Hold an exclusive lock on a run folder while a run writes it: a second run into the same --out
+    is refused in one line naming the holder, instead of both finishing "done" over each other's files.
+
+    flock: released by the kernel when the holder dies, so a killed run never leaves a stale lock. A
+    folder this call created is removed again if the run left nothing else in it."""
+    created = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 300).decode("utf-8", "replace").strip() or "another process"
+            raise CliError(f"--out {folder}: another training run is writing there ({holder}); wait for it to "
+                           f"end, or choose another --out") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}".encode())
+        yield
+    finally:
+        if path.exists() and _holds(fd):
+            path.unlink(missing_ok=True)
+        os.close(fd)
+        if created and not any(folder.iterdir()):
+            folder.rmdir()
+
+
+def _holds(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)   # ours already, or free: no one else's to remove
+        return True
+    except BlockingIOError:
+        return False
 
 
 def one_line(e: BaseException) -> str:

@@ -42,7 +42,8 @@ SUMMARY_FILE = "comparison.md"
 def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Train baseline and Random Erasing for several seeds and compare them.",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--task", default="catsdogs", choices=list(TASKS))
+    p.add_argument("--task", choices=list(TASKS), help="default: the first task whose app compares the two variants",
+                   default=next(name for name, task in TASKS.items() if RANDOM_ERASING in task.variants))
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="one baseline/RE pair per seed")
     p.add_argument("--epochs", type=int, help="epochs (default: the task's recipe)")
     p.add_argument("--batch-size", type=int, help="images per step (default: the task's recipe)")

@@ -60,6 +60,23 @@ class EpochTally:
     def zero(cls, device: torch.device) -> "EpochTally":
         return cls(torch.zeros((), device=device), torch.zeros((), device=device, dtype=torch.long))
 
+    def start_clock(self) -> None:
+        """From now on `tick()` adds this invocation's wall and CPU seconds to the ones saved before."""
+        # CPU seconds of this process (all threads): a cost that does not depend on the machine's load.
+        self._clock = (self.seconds, self.cpu_seconds, time.perf_counter(), time.process_time())
+
+    def tick(self) -> None:
+        seconds, cpu_seconds, wall_start, cpu_start = self._clock
+        self.seconds = seconds + time.perf_counter() - wall_start
+        self.cpu_seconds = cpu_seconds + time.process_time() - cpu_start
+
+    def add(self, loss: torch.Tensor, correct: torch.Tensor, images: int) -> None:
+        """One step's mean loss, correct predictions and images (on the device: no sync)."""
+        self.seen += images
+        self.loss_sum += loss * images
+        self.correct += correct
+        self.tick()
+
     def state(self) -> dict:
         return {"loss_sum": self.loss_sum.detach().cpu().clone(), "correct": self.correct.detach().cpu().clone(),
                 "seen": self.seen, "seconds": self.seconds, "cpu_seconds": self.cpu_seconds}
@@ -86,6 +103,27 @@ class EpochTally:
                 "images_per_s": seen_total / max(self.seconds, 1e-9)}
 
 
+class StepLosses:
+    """Step losses read back from the device in groups (one device sync per group), each checked for
+    NaN/inf before it is reported (`on_step(step, loss)`)."""
+
+    def __init__(self, epoch: int, on_step: Callable[[int, float], None] | None):
+        self.epoch, self.on_step, self.pending = epoch, on_step, []
+
+    def add(self, loss: torch.Tensor) -> None:
+        self.pending.append(loss.detach().float())
+
+    def drain(self, last_step: int) -> None:
+        values = torch.stack(self.pending).tolist() if self.pending else []
+        first = last_step - len(values) + 1
+        self.pending.clear()
+        for i, value in enumerate(values):
+            if not math.isfinite(value):
+                raise NonFiniteLossError(f"non-finite loss at epoch {self.epoch} step {first + i}")
+            if self.on_step is not None:
+                self.on_step(first + i, value)
+
+
 def train_one_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer, scheduler, loss_fn: nn.Module,
                     cfg: ModelConfig, *, device: torch.device, epoch: int, autocast_dtype=None,
                     channels_last: bool = False, on_step: Callable[[int, float], None] | None = None,
@@ -95,79 +133,52 @@ def train_one_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer, 
     """Train for one pass over `loader`; returns loss, accuracy, images, seconds, images_per_s.
 
     `on_lr(step, lr)` gets the learning rate each optimizer step applies, as it applies it.
-
-    Raises NonFiniteLossError naming the first step with a NaN/inf loss; the caller saves
-    nothing after it, so the last checkpoint stays as it was. `at_sync(steps_done)` is asked
-    after the optimizer step at each sync point (where the caller may save a checkpoint);
-    when it answers True the epoch stops there (returns `interrupted=True`).
-
+    Raises NonFiniteLossError naming the first step with a NaN/inf loss; the caller saves nothing
+    after it. `at_sync(steps_done)` is asked after the optimizer step at each sync point (where the
+    caller may save a checkpoint); when it answers True the epoch stops there (`interrupted=True`).
     A resumed epoch passes the `tally` saved with its checkpoint and the `start_step` it had
-    reached; `loader` then yields only the batches still to come.
-
-    On the CPU every step is a sync point. On an accelerator, reading a value back waits for
-    the device, so step losses are read (checked, logged, shown) in groups of `sync_every`
-    steps, and `at_sync` is asked at the same points.
+    reached; `loader` then yields only the batches still to come. On the CPU every step is a sync
+    point; on an accelerator, reading a value back waits for the device, so step losses are read
+    in groups of `sync_every` steps, and `at_sync` is asked at the same points.
     """
     model.train()
     tally = tally if tally is not None else EpochTally.zero(device)
-    seconds_before, cpu_seconds_before = tally.seconds, tally.cpu_seconds
-    start = time.perf_counter()
-    cpu_start = time.process_time()   # CPU seconds of this process (all threads): load-independent cost
-    desc = f"epoch {epoch}/{epochs}" if epochs else f"epoch {epoch}"
-    bar = tqdm(total=len(loader), initial=start_step, desc=desc, leave=False, disable=not progress, unit="batch")
-    interrupted = False
-    sync_every = 1 if device.type == "cpu" else 50
-    pending: list[torch.Tensor] = []   # step losses not yet read back from the device
-    step = start_step - 1
-
-    def drain(last_step: int) -> None:
-        values = torch.stack(pending).tolist() if pending else []   # one device sync for the group
-        first = last_step - len(values) + 1
-        pending.clear()
-        for i, value in enumerate(values):
-            if not math.isfinite(value):
-                bar.close()
-                raise NonFiniteLossError(f"non-finite loss at epoch {epoch} step {first + i}")
-            if on_step is not None:
-                on_step(first + i, value)
-
-    last = len(loader) - 1
-    for step, (x, y, _) in enumerate(loader, start=start_step):
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with _autocast(device, autocast_dtype):
-            logits = model(x)
-        loss = compute_loss(loss_fn, logits, y, cfg)
-        pending.append(loss.detach().float())
-        sync_point = (step + 1) % sync_every == 0 or step == last
-        if sync_point:
-            drain(step)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if on_lr is not None:
-            on_lr(step, optimizer.param_groups[0]["lr"])
-        optimizer.step()
-        if scheduler is not None:
-            scheduler.step()
-        n = y.shape[0]
-        tally.seen += n
-        tally.loss_sum += loss.detach() * n
-        tally.correct += (predicted_classes(logits.detach(), cfg) == y).sum()
-        tally.seconds = seconds_before + time.perf_counter() - start
-        tally.cpu_seconds = cpu_seconds_before + time.process_time() - cpu_start
-        if progress and sync_point:   # tqdm redraws at most every `mininterval` (0.1 s)
-            bar.set_postfix(tally.postfix(), refresh=False)
-        bar.update(1)
-        if sync_point and at_sync(step + 1):
-            interrupted = True
-            break
-    if pending:   # a loader that ended early (batches of unreadable files left out)
-        drain(step)
-    bar.close()
+    tally.start_clock()
+    bar = tqdm(total=len(loader), initial=start_step, desc=f"epoch {epoch}/{epochs}" if epochs else f"epoch {epoch}",
+               leave=False, disable=not progress, unit="batch")
+    interrupted, losses = False, StepLosses(epoch, on_step)
+    sync_every, last, step = (1 if device.type == "cpu" else 50), len(loader) - 1, start_step - 1
+    try:
+        for step, (x, y, _) in enumerate(loader, start=start_step):
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with _autocast(device, autocast_dtype):
+                logits = model(x)
+            loss = compute_loss(loss_fn, logits, y, cfg)
+            losses.add(loss)
+            sync_point = (step + 1) % sync_every == 0 or step == last
+            if sync_point:
+                losses.drain(step)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if on_lr is not None:
+                on_lr(step, optimizer.param_groups[0]["lr"])
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            tally.add(loss.detach(), (predicted_classes(logits.detach(), cfg) == y).sum(), y.shape[0])
+            if progress and sync_point:   # tqdm redraws at most every `mininterval` (0.1 s)
+                bar.set_postfix(tally.postfix(), refresh=False)
+            bar.update(1)
+            if sync_point and at_sync(step + 1):
+                interrupted = True
+                break
+        losses.drain(step)   # a loader that ended early (batches of unreadable files left out)
+    finally:
+        bar.close()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    tally.seconds = seconds_before + time.perf_counter() - start
-    tally.cpu_seconds = cpu_seconds_before + time.process_time() - cpu_start
+    tally.tick()
     return {**tally.totals(device), "steps": step + 1, "interrupted": interrupted}
 
 

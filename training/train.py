@@ -14,6 +14,7 @@ benchmarks and the app call `run(cfg)` directly.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import sys
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from models.augment import EvalTransform, TrainAugment
 from models.registry import create_model
 from training import distributed
 from training.checkpoint import CheckpointError, load_checkpoint, set_rng_state
-from training.cli import CliError, check_writable_folder, one_line, run_cli
+from training.cli import CliError, check_writable_folder, one_line, run_cli, run_folder_lock
 from training.data import Batches, DatasetError, Split, load_split
 from training.divergence import DivergedError, check_epoch
 from training.engine import EpochTally, NonFiniteLossError, evaluate, make_loss, train_one_epoch
@@ -59,7 +60,8 @@ def run(cfg: RunConfig) -> Path:
         if rank_info.is_main:
             check_writable_folder(cfg.out, "--out")   # before any data is read or downloaded; creates nothing
         distributed.barrier()  # every rank has checked the run directory before rank 0 writes to it
-        return _run(cfg, device, rank_info)
+        with run_folder_lock(cfg.out) if rank_info.is_main else contextlib.nullcontext():
+            return _run(cfg, device, rank_info)
     finally:
         distributed.cleanup()
 

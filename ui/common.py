@@ -81,18 +81,24 @@ def upload_bytes(path: str) -> bytes:
     Anything else (a server path, a missing file, a folder, a link out, a FIFO, a device) gets the
     same message: the answer says nothing about what exists on the server. O_NONBLOCK: a FIFO opens
     at once instead of waiting for a writer."""
-    try:
-        f = open(upload_path(path) or "", "rb", opener=lambda name, flags: os.open(name, flags | NO_FOLLOW))
-    except OSError:
-        raise ImageInputError(NOT_AN_UPLOAD) from None
-    with f:
-        info = os.fstat(f.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise ImageInputError(NOT_AN_UPLOAD)
-        _check_bytes(info.st_size)
+    with open_upload(path) as f:
+        _check_bytes(os.fstat(f.fileno()).st_size)
         data = f.read(MAX_IMAGE_BYTES + 1)
     _check_bytes(len(data))
     return data
+
+
+def open_upload(path: str):
+    """A regular file Gradio stored for this app's uploads, opened without following a link
+    (ImageInputError(NOT_AN_UPLOAD) for anything else); the caller checks its size."""
+    try:
+        f = open(upload_path(path) or "", "rb", opener=lambda name, flags: os.open(name, flags | NO_FOLLOW))
+    except (OSError, TypeError, ValueError):
+        raise ImageInputError(NOT_AN_UPLOAD) from None
+    if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+        f.close()
+        raise ImageInputError(NOT_AN_UPLOAD)
+    return f
 
 
 def data_url_bytes(url: str) -> bytes:

@@ -66,11 +66,12 @@ def curves(catalog: Catalog, model_runs):
     return pd.DataFrame(acc, columns=CURVE_COLUMNS), pd.DataFrame(loss, columns=CURVE_COLUMNS)
 
 
-def curve_figure(frame: pd.DataFrame, what: str) -> Figure:
+def curve_figure(frame: pd.DataFrame, what: str, empty: str = "no run chosen") -> Figure:
     """One metric per epoch, one line per series: a marker at every measurement and whole-epoch
-    ticks, so a two-epoch run reads as two measurements (not a line with ticks at 1.1, 1.2...).
-    Small in inches with large type, so that its text stays readable on a phone, where the
-    picture is shrunk to the screen; the legend below the axes, never over a point."""
+    ticks, so a two-epoch run reads as two measurements (not a line with ticks at 1.1, 1.2...);
+    `empty` is written across the axes when there is nothing to draw. Small in inches with large
+    type, so that its text stays readable on a phone, where the picture is shrunk to the screen;
+    the legend below the axes, never over a point."""
     fig = Figure(figsize=(4.8, 4.4), layout="constrained")
     ax = fig.add_subplot(1, 1, 1)
     for series, rows in frame.groupby("series", sort=False):
@@ -82,7 +83,7 @@ def curve_figure(frame: pd.DataFrame, what: str) -> Figure:
         ax.set_xlim(frame["epoch"].min() - 0.5, frame["epoch"].max() + 0.5)
         fig.legend(loc="outside lower center", ncols=2, fontsize=11)
     else:
-        ax.text(0.5, 0.5, "no run chosen", ha="center", va="center", transform=ax.transAxes, color="gray")
+        ax.text(0.5, 0.5, empty, ha="center", va="center", transform=ax.transAxes, color="gray")
     ax.set_title(what.capitalize(), fontsize=14)
     ax.set_xlabel("epoch", fontsize=13)
     ax.tick_params(labelsize=12)

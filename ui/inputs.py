@@ -198,7 +198,8 @@ def endpoint(handler: Callable, *bound: Any, images: Sequence[str] = ("image",),
 
     event_parameter = inspect.Parameter("event", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=gr.EventData)
     call.__signature__ = inspect.Signature([event_parameter, *parameters])
-    call.__annotations__ = {"event": gr.EventData}
+    # A handler's parameter named `request` (who asks: its session) is Gradio's gr.Request, not an API input.
+    call.__annotations__ = {"event": gr.EventData, **({"request": gr.Request} if "request" in names else {})}
     call.__name__ = getattr(handler, "__name__", "endpoint")
     call.__qualname__ = call.__name__
     call.__doc__ = handler.__doc__

@@ -1,10 +1,9 @@
 """Training jobs started from the app: `python -m training.train ...` as separate processes, one at a time.
 
-The app never imports `training/`: a job is a command line, its progress is what the CLI writes
-(progress.json and history.json in the run folder, and its output lines). Jobs run in the order
-they were asked for; Stop sends SIGINT (the CLI checkpoints and exits, resumable), Resume queues
-`--resume --out RUN` again. A finished job calls `on_finished` (the app reloads its catalog, so the
-new model is selectable at once).
+The app never imports `training/`: a job is a command line, its progress what the CLI writes (progress.json,
+history.json, its output). Jobs run in order, at most MAX_WAITING waiting; Stop sends SIGINT (the CLI
+checkpoints), Resume queues `--resume --out RUN`. Only the session that asked for a job (a page, a
+gradio_client Client) may stop or resume it. A finished job calls `on_finished` (the app re-lists its models).
 """
 from __future__ import annotations
 
@@ -17,16 +16,25 @@ import sys
 import threading
 import time
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
+import torch
+
 from models.jsonfile import try_read_json
+from ui.catalog import public_text
+from ui.upload import ID
 
 REPO = Path(__file__).resolve().parents[1]
 LOG_LINES = 400                  # output lines kept per job
 INTERRUPTED_CODES = {130, 143}   # the CLI's exit status after SIGINT / SIGTERM (128 + signal)
+# What this machine takes: the full recipes run 40 epochs in batches of 64-256.
+MAX_EPOCHS = 100
+MAX_BATCH = 1024 if torch.cuda.is_available() else 256
+MAX_WAITING = 3                  # queued jobs, all sessions together
 
 QUEUED, RUNNING, STOPPING, STOPPED, FINISHED, FAILED, CANCELLED = (
     "queued", "running", "stopping", "stopped", "finished", "failed", "cancelled")
@@ -44,9 +52,11 @@ class TrainRequest:
     seed: int | None = None
     limit_train: int | None = None
     limit_val: int | None = None
+    arch: str | None = None         # another architecture the task offers
+    dataset: str | None = None      # an uploaded zip's id (ui/upload.py), for --task folder
 
     def flags(self) -> list[str]:
-        args = ["--task", self.task]
+        args = ["--task", self.task] + (["--arch", self.arch] if self.arch else [])
         if self.random_erasing:
             args.append("--random-erasing")
         if self.preset != "full":
@@ -64,74 +74,67 @@ class Job:
     id: int
     request: TrainRequest
     run_dir: Path
-    argv: list[str]                     # after `python -m training.train`
+    argv: list[str]                     # the whole command line
+    owner: str | None = None            # the session that asked for it (None: in-process callers)
     resume: bool = False
     status: str = QUEUED
-    returncode: int | None = None
     log: deque = field(default_factory=lambda: deque(maxlen=LOG_LINES))
-    started: float | None = None
     ended: float | None = None
     process: subprocess.Popen | None = None
+    final: dict | None = None           # progress.json when it ended (a resume writes the same file later)
 
     @property
     def key(self) -> str:
         """The catalog key the finished run will have: `<task folder>/<run folder>`."""
         return f"{self.run_dir.parent.name}/{self.run_dir.name}"
 
-    @property
-    def variant(self) -> str:
-        return "random-erasing" if self.request.random_erasing else "baseline"
-
-    def command(self, display_root: Path | None = None) -> str:
-        """The command line, for copying into a terminal (run folder relative to `display_root`)."""
-        argv = list(self.argv)
-        if display_root is not None:
-            argv = [_relative(a, display_root) for a in argv]
-        return shlex.join(["python", "-m", "training.train", *argv])
-
     def progress(self) -> dict:
-        return try_read_json(self.run_dir, "progress.json") or {}
-
-    def history(self) -> list:
-        rows = try_read_json(self.run_dir, "history.json")
-        return rows if isinstance(rows, list) else []
+        return self.final if self.final is not None else try_read_json(self.run_dir, "progress.json") or {}
 
 
-def _relative(arg: str, root: Path) -> str:
-    try:
-        return str(Path(arg).relative_to(root)) if os.path.isabs(arg) else arg
-    except ValueError:
-        return arg
+def command_line(argv: list[str], runs_dir: Path | None = None) -> str:
+    """What a terminal runs to do what the job does (the module is found from the project folder). With
+    `runs_dir` (an app that may not train: its page is no local user's), no server path: as public_text shows it."""
+    if runs_dir is not None:
+        return public_text(shlex.join(["python", *argv[1:]]), runs_dir)
+    return f"cd {shlex.quote(str(REPO))} && {shlex.join(argv)}"
 
 
 class TrainingJobs:
-    """A queue of training jobs run one after another in child processes."""
+    """A queue of training jobs run one after another (one worker thread) in child processes."""
 
     def __init__(self, runs_dir: Path, *, data_dir: Path | None = None, device: str = "auto",
                  on_finished: Callable[[Job], None] = lambda job: None, python: str = sys.executable) -> None:
         self.runs_dir = Path(runs_dir).resolve()
-        self.data_dir = Path(data_dir).resolve() if data_dir is not None else None
-        self.device = device
-        self.on_finished = on_finished
-        self.python = python
+        self.data_dir = Path(data_dir if data_dir is not None else "data").resolve()
+        self.uploads = self.data_dir / "uploads"      # unpacked zips (ui/upload.py), one folder each
+        self.device, self.on_finished, self.python = device, on_finished, python
         self.jobs: list[Job] = []
         self.finished_count = 0           # bumps when a job finishes: the UI re-lists models then
         self._cond = threading.Condition()
-        self._worker: threading.Thread | None = None
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="training-jobs")
         self._closed = False
         atexit.register(self.close)
 
     # --- requests -----------------------------------------------------------------------------
-    def submit(self, request: TrainRequest) -> Job:
-        """Queue a new run; it starts when the jobs before it are done."""
-        with self._cond:
-            run_dir = self._new_run_dir(request)
-            argv = [*request.flags(), *self._common_flags(), "--out", str(run_dir)]
-            job = Job(id=len(self.jobs) + 1, request=request, run_dir=run_dir, argv=argv)
-            self._enqueue(job)
-            return job
+    def argv(self, request: TrainRequest, run_dir: Path | None = None, resume: bool = False) -> list[str]:
+        """The command line of a run of `request` in `run_dir` (default: the folder one started now gets)."""
+        data = self.data_dir
+        if request.dataset is not None:
+            data = self.uploads / request.dataset
+            if not (ID.fullmatch(request.dataset) and data.is_dir()):
+                raise LookupError(f"dataset {request.dataset!r} is no zip uploaded to this app; upload it again")
+        return [self.python, "-m", "training.train", *(["--resume"] if resume else request.flags()),
+                "--data-dir", str(data), "--device", self.device, "--no-progress",
+                "--out", str(run_dir or self._new_run_dir(request))]
 
-    def resume(self, job_id: int | None = None) -> Job:
+    def submit(self, requests: list[TrainRequest], owner: str | None = None) -> list[Job]:
+        """Queue new runs (two for "both"); each starts when the jobs before it are done."""
+        with self._cond:
+            self._check_room(len(requests))
+            return [self._enqueue(request, self._new_run_dir(request), owner) for request in requests]
+
+    def resume(self, job_id: int | None = None, owner: str | None = None) -> Job:
         """Queue the stopped job `job_id` (default: the latest stopped one) to continue from its checkpoint."""
         with self._cond:
             stopped = [j for j in self.jobs if j.status in (STOPPED, FAILED) and (job_id is None or j.id == job_id)
@@ -139,30 +142,25 @@ class TrainingJobs:
             if not stopped:
                 raise LookupError("no stopped run to resume" if job_id is None else
                                   f"job {job_id} is not a stopped run with a checkpoint")
-            old = stopped[-1]
+            old = self._own(stopped, owner, "resume")[-1]
             if any(j.run_dir == old.run_dir and j.status in (QUEUED, RUNNING, STOPPING) for j in self.jobs):
                 raise LookupError(f"{old.key} is already queued or running")
-            argv = ["--resume", *self._common_flags(), "--out", str(old.run_dir)]
-            job = Job(id=len(self.jobs) + 1, request=old.request, run_dir=old.run_dir, argv=argv, resume=True)
-            self._enqueue(job)
-            return job
+            self._check_room(1)
+            return self._enqueue(old.request, old.run_dir, owner, resume=True)
 
-    def stop(self, job_id: int | None = None) -> Job:
+    def stop(self, job_id: int | None = None, owner: str | None = None) -> Job:
         """SIGINT to the running job (it checkpoints and exits); a queued job is just taken off the queue."""
         with self._cond:
             candidates = [j for j in self.jobs if j.status in (RUNNING, QUEUED) and (job_id is None or j.id == job_id)]
-            running = [j for j in candidates if j.status == RUNNING]
-            job = (running or candidates or [None])[0]
-            if job is None:
+            if not candidates:
                 raise LookupError("nothing is running or queued" if job_id is None else
                                   f"job {job_id} is not running or queued")
-            if job.status == QUEUED:
-                job.status = CANCELLED
-                self._cond.notify_all()
-                return job
-            job.status = STOPPING
+            mine = self._own(candidates, owner, "stop")
+            job = next((j for j in mine if j.status == RUNNING), mine[0])
+            job.status = CANCELLED if job.status == QUEUED else STOPPING
             if job.process is not None and job.process.poll() is None:
                 job.process.send_signal(signal.SIGINT)
+            self._cond.notify_all()
             return job
 
     def close(self) -> None:
@@ -170,17 +168,15 @@ class TrainingJobs:
         with self._cond:
             self._closed = True
             for job in self.jobs:
-                if job.status == QUEUED:
-                    job.status = CANCELLED
+                job.status = CANCELLED if job.status == QUEUED else job.status
                 if job.process is not None and job.process.poll() is None:
                     job.process.send_signal(signal.SIGINT)
-            self._cond.notify_all()
-        for job in self.jobs:
-            if job.process is not None:
-                try:
-                    job.process.wait(timeout=60)
-                except subprocess.TimeoutExpired:
-                    job.process.kill()
+        self._worker.shutdown(wait=False, cancel_futures=True)
+        for job in (j for j in self.jobs if j.process is not None):
+            try:
+                job.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                job.process.kill()
 
     # --- queries ------------------------------------------------------------------------------
     def current(self) -> Job | None:
@@ -189,29 +185,27 @@ class TrainingJobs:
             active = [j for j in self.jobs if j.status in (RUNNING, STOPPING)]
             return active[0] if active else (self.jobs[-1] if self.jobs else None)
 
-    def get(self, job_id: int) -> Job:
-        for j in self.jobs:
-            if j.id == job_id:
-                return j
-        raise LookupError(f"no job {job_id}")
-
     def wait(self, job: Job, statuses: tuple[str, ...], timeout: float) -> bool:
         """Block until `job` has one of `statuses` (for tests and scripts); False on timeout."""
-        deadline = time.monotonic() + timeout
         with self._cond:
-            while job.status not in statuses:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._cond.wait(left)
-            return True
+            return self._cond.wait_for(lambda: job.status in statuses, timeout)
 
     # --- internals ----------------------------------------------------------------------------
-    def _common_flags(self) -> list[str]:
-        flags = ["--device", self.device, "--no-progress"]
-        if self.data_dir is not None:
-            flags[:0] = ["--data-dir", str(self.data_dir)]
-        return flags
+    @staticmethod
+    def _own(jobs: list[Job], owner: str | None, what: str) -> list[Job]:
+        """The jobs of `jobs` that `owner` may act on (None: in-process, any); LookupError if none."""
+        mine = [j for j in jobs if owner is None or j.owner in (None, owner)]
+        if not mine:
+            raise LookupError(f"job {jobs[0].id} was started by another page or client; only that one may {what} it "
+                              "(a reloaded page is a new one; Ctrl-C in the app's terminal stops every run, with a "
+                              "checkpoint)")
+        return mine
+
+    def _check_room(self, count: int) -> None:
+        waiting = sum(j.status == QUEUED for j in self.jobs)
+        if waiting + count > MAX_WAITING:
+            raise LookupError(f"the queue is full ({waiting} run(s) waiting, at most {MAX_WAITING}): wait for one "
+                              "to start, or stop one")
 
     def _new_run_dir(self, request: TrainRequest) -> Path:
         folder = self.runs_dir / f"{request.task}{'-re' if request.random_erasing else ''}"
@@ -223,39 +217,26 @@ class TrainingJobs:
             run_dir = folder / f"{stamp}-{n}"
         return run_dir
 
-    def _enqueue(self, job: Job) -> None:
+    def _enqueue(self, request: TrainRequest, run_dir: Path, owner: str | None, resume: bool = False) -> Job:
         if self._closed:
             raise LookupError("the app is shutting down")
+        job = Job(len(self.jobs) + 1, request, run_dir, self.argv(request, run_dir, resume), owner, resume)
         self.jobs.append(job)
-        if self._worker is None or not self._worker.is_alive():
-            self._worker = threading.Thread(target=self._work, name="training-jobs", daemon=True)
-            self._worker.start()
-        self._cond.notify_all()
-
-    def _next(self) -> Job | None:
-        with self._cond:
-            while not self._closed:
-                job = next((j for j in self.jobs if j.status == QUEUED), None)
-                if job is not None:
-                    job.status = RUNNING
-                    job.started = time.time()
-                    return job
-                self._cond.wait()
-            return None
-
-    def _work(self) -> None:
-        while (job := self._next()) is not None:
-            self._run(job)
+        self._worker.submit(self._run, job)
+        return job
 
     def _run(self, job: Job) -> None:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        with self._cond:
+            if job.status != QUEUED:              # stopped while it waited
+                return
+            job.status = RUNNING
+            self._cond.notify_all()
         try:
-            process = subprocess.Popen([self.python, "-m", "training.train", *job.argv], cwd=REPO, env=env,
+            process = subprocess.Popen(job.argv, cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1"},
                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
                                        start_new_session=True)   # a Ctrl-C meant for the app reaches it via close()
         except OSError as e:
-            self._finish(job, None, f"could not start: {e}")
-            return
+            return self._finish(job, None, f"could not start: {e}")
         with self._cond:
             job.process = process
             if job.status == STOPPING:            # Stop arrived before the process existed
@@ -265,17 +246,15 @@ class TrainingJobs:
         self._finish(job, process.wait())
 
     def _finish(self, job: Job, code: int | None, note: str = "") -> None:
+        job.final = job.progress()
         with self._cond:
-            job.returncode, job.ended = code, time.time()
+            job.ended = time.time()
             if note:
                 job.log.append(note)
-            if code == 0:
-                job.status = FINISHED
+            job.status = FINISHED if code == 0 else \
+                STOPPED if code in INTERRUPTED_CODES or job.status == STOPPING else FAILED
+            if job.status == FINISHED:
                 self.finished_count += 1
-            elif code in INTERRUPTED_CODES or job.status == STOPPING:
-                job.status = STOPPED
-            else:
-                job.status = FAILED
             self._cond.notify_all()
         if job.status == FINISHED:
             try:
