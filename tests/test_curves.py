@@ -21,7 +21,7 @@ def test_two_epochs_are_two_marked_points_on_whole_epoch_ticks():
     assert len(ax.lines) == 2
     for line in ax.lines:
         assert line.get_marker() == "o" and list(line.get_xdata()) == [1, 2]
-    assert {t.get_text() for t in fig.legends[0].get_texts()} == {"mnist/run train", "mnist/run val"}
+    assert {t.get_text() for t in ax.get_legend().get_texts()} == {"mnist/run train", "mnist/run val"}
 
 
 def test_many_epochs_still_get_whole_ticks_and_an_empty_choice_says_so():

@@ -37,7 +37,7 @@ def default_selection(entries: list[ModelEntry]) -> list[str]:
     return [first.key] if first else []
 
 
-def history_rows(history, name: str, split: str = "validation") -> tuple[list, list]:
+def history_rows(history, name: str, split: str = "val") -> tuple[list, list]:
     """history.json rows -> (accuracy rows, loss rows) of (epoch, value, "<name> train|<split>")."""
     acc, loss = [], []
     for row in history if isinstance(history, list) else []:
@@ -81,7 +81,7 @@ def curve_figure(frame: pd.DataFrame, what: str, empty: str = "no run chosen") -
     ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
     if len(frame):
         ax.set_xlim(frame["epoch"].min() - 0.5, frame["epoch"].max() + 0.5)
-        fig.legend(loc="outside lower center", ncols=2, fontsize=11)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=2, fontsize=11)
     else:
         ax.text(0.5, 0.5, empty, ha="center", va="center", transform=ax.transAxes, color="gray")
     ax.set_title(what.capitalize(), fontsize=14)
