@@ -73,17 +73,17 @@ def build_demo(runs: str | os.PathLike | Catalog | None = "runs", hub: Sequence[
 
     `runs` is a runs folder (searched for run directories) or an already built Catalog;
     `hub` lists Hub repo ids to load as well; `data_dir` is where datasets are (training's
-    --data-dir; the See why galleries read validation images there when a run folder does
-    not carry them). `training_off` says why the Train tab may not start runs (None: it may;
-    runs go into the runs folder, one at a time, on `train_device`); `hub_loading_off` why the
-    Models panel may not download Hub repos (a page visitor would choose what the server fetches).
+    --data-dir, for runs the Train tab starts). `training_off` says why the Train tab may not
+    start runs (None: it may; runs go into the runs folder, one at a time, on `train_device`);
+    `hub_loading_off` why the Models panel may not download Hub repos (a page visitor would choose
+    what the server fetches).
     """
     private_cache_dir()   # before any component exists: each reads the folder when created
     catalog = runs if isinstance(runs, Catalog) else Catalog.from_sources(runs, hub, device=device)
     jobs = TrainingJobs(catalog.runs_dir or "runs", data_dir=Path(data_dir or "data"), device=train_device,
                         on_finished=lambda job: catalog.reload())
     trainer = train_tab.Trainer(jobs, training_off or (None if catalog.runs_dir else "this app has no runs folder"))
-    options = {"why": {"data_dir": data_dir}, "train": {"trainer": trainer}}
+    options = {"train": {"trainer": trainer}}
     built = {}
     with StudioBlocks(title=TITLE, analytics_enabled=False, delete_cache=CACHE_EXPIRY) as demo:
         gr.Markdown(f"# {TITLE}\n{DESCRIPTION}", elem_id="app-title")
@@ -128,8 +128,7 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help="address to listen on (default 127.0.0.1, or $GRADIO_SERVER_NAME; 0.0.0.0 for a Space)")
     p.add_argument("--port", type=int, default=None, help="port (default 7860, or $GRADIO_SERVER_PORT)")
     p.add_argument("--data-dir", default="data",
-                   help="datasets folder, as training's --data-dir (default: data): the See why galleries "
-                        "read validation images from here when a run folder does not carry them")
+                   help="datasets folder, as training's --data-dir (default: data), for runs the Train tab starts")
     p.add_argument("--device", default="cpu", help="device for inference (default cpu)")
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads for the model (default: half the cores, the rest serve requests)")

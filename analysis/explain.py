@@ -15,8 +15,7 @@ what Random Erasing trains a model to withstand, so the app shows it for the bas
 the Random Erasing model side by side.
 
 Everything works on the normalised model input (N, C, S, S) as `models.predict.prepare`
-makes it; `explain_image` goes from any image to a heatmap in one call. Nothing here
-imports `training/`.
+makes it; `explain_image` goes from any image to a heatmap in one call.
 """
 from __future__ import annotations
 
@@ -30,7 +29,8 @@ from torch import nn
 from models.predict import input_to_image, logits_to_probs, prepare
 from models.registry import ARCHITECTURES, ModelConfig
 
-# --- Grad-CAM ------------------------------------------------------------------------------
+FILLS = ("mean", "black", "noise")
+
 
 def gradcam_layer(model: nn.Module, cfg: ModelConfig) -> nn.Module:
     """The module Grad-CAM weighs: the architecture's last conv stage (models.registry)."""
@@ -45,36 +45,29 @@ class ClassScores(nn.Module):
 
     def __init__(self, model: nn.Module, cfg: ModelConfig):
         super().__init__()
-        self.model = model
-        self.binary = cfg.binary
+        self.model, self.binary = model, cfg.binary
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         logits = self.model(x).float()
-        if self.binary:
-            return torch.cat([-logits, logits], dim=1)
-        return logits
+        return torch.cat([-logits, logits], dim=1) if self.binary else logits
 
 
 def resolve_target(cfg: ModelConfig, target: int | str | None, probs: torch.Tensor) -> torch.Tensor:
     """Class ids (N,) for `target`: a class index, a label name, or None for the predicted class."""
-    n = probs.shape[0]
     if target is None:
         return probs.argmax(dim=1)
-    if isinstance(target, str):
-        if target not in cfg.labels:
-            raise ValueError(f"unknown class {target!r}; the model knows {', '.join(cfg.labels)}")
-        target = cfg.labels.index(target)
-    target = int(target)
-    if not 0 <= target < cfg.num_classes:
-        raise ValueError(f"class index {target} out of range 0..{cfg.num_classes - 1}")
-    return torch.full((n,), target, dtype=torch.long, device=probs.device)
+    if isinstance(target, str) and target not in cfg.labels:
+        raise ValueError(f"unknown class {target!r}; the model knows {', '.join(cfg.labels)}")
+    index = cfg.labels.index(target) if isinstance(target, str) else int(target)
+    if not 0 <= index < cfg.num_classes:
+        raise ValueError(f"class index {index} out of range 0..{cfg.num_classes - 1}")
+    return torch.full((probs.shape[0],), index, dtype=torch.long, device=probs.device)
 
 
 def gradcam(model: nn.Module, cfg: ModelConfig, x: torch.Tensor, target: int | str | None = None, *,
             layer: nn.Module | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Grad-CAM of normalised inputs `x` (N, C, S, S) for `target` (None: the predicted class).
-
-    `layer` defaults to the architecture's last conv stage (`gradcam_layer`).
+    """Grad-CAM of normalised inputs `x` (N, C, S, S) for `target` (None: the predicted class) at
+    `layer` (default: the architecture's last conv stage).
 
     Returns (maps, classes, probs): maps (N, S, S) float32, ReLU-ed (>= 0, not rescaled),
     bilinearly upsampled from the layer's grid to the input size; classes (N,) the explained
@@ -96,8 +89,7 @@ def gradcam(model: nn.Module, cfg: ModelConfig, x: torch.Tensor, target: int | s
         maps = LayerAttribution.interpolate(attr.detach(), tuple(x.shape[-2:]), interpolate_mode="bilinear")
     finally:
         model.train(was_training)
-    maps = maps[:, 0].float()
-    maps = torch.nan_to_num(maps, nan=0.0, posinf=0.0, neginf=0.0).clamp_min(0)
+    maps = torch.nan_to_num(maps[:, 0].float(), nan=0.0, posinf=0.0, neginf=0.0).clamp_min(0)
     return maps.cpu(), classes.cpu(), probs.cpu()
 
 
@@ -114,15 +106,13 @@ class GradCamResult:
 def explain_image(model: nn.Module, cfg: ModelConfig, image, target: int | str | None = None, *,
                   layer: nn.Module | None = None) -> GradCamResult:
     """Any image (path, bytes, PIL, array) -> Grad-CAM of `target` (None: the predicted class)."""
-    device = next(model.parameters()).device
-    x = prepare(image, cfg, task_step=False)[0].to(device)   # the one preparation (the caller did the task's step)
+    x = prepare(image, cfg, task_step=False)[0].to(next(model.parameters()).device)  # the caller did the task's step
     maps, classes, probs = gradcam(model, cfg, x, target, layer=layer)
     raw = maps[0].numpy()
     peak = float(raw.max())
-    heat = (raw / peak if peak > 0 else np.zeros_like(raw)).astype(np.float32)
     cls = int(classes[0])
-    return GradCamResult(heatmap=heat, raw_max=peak, target=cls, label=cfg.labels[cls],
-                         probs={label: float(p) for label, p in zip(cfg.labels, probs[0])},
+    return GradCamResult(heatmap=(raw / peak if peak > 0 else np.zeros_like(raw)).astype(np.float32), raw_max=peak,
+                         target=cls, label=cfg.labels[cls], probs=dict(zip(cfg.labels, map(float, probs[0]))),
                          view=input_to_image(x[0].cpu(), cfg))
 
 
@@ -136,30 +126,18 @@ def overlay(image: Image.Image | np.ndarray, heatmap: np.ndarray, *, alpha: floa
     """
     from matplotlib import colormaps
 
-    img = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image))
-    img = img.convert("RGB")
+    img = (image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image))).convert("RGB")
     if size is not None and img.size != (size, size):
         img = img.resize((size, size), Image.NEAREST)
-    heat = np.nan_to_num(np.asarray(heatmap, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
-    heat = np.clip(heat, 0, None)
+    heat = np.clip(np.nan_to_num(np.asarray(heatmap, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0), 0, None)
     peak = float(heat.max()) if heat.size else 0.0
     if peak <= 0:
         return img
-    heat = heat / peak
-    if heat.shape != (img.height, img.width):
-        heat = np.asarray(Image.fromarray(heat, mode="F").resize(img.size, Image.BILINEAR))
-        heat = np.clip(heat, 0, 1)
-    colour = colormaps[colormap](heat)[..., :3]                       # (H, W, 3) in [0, 1]
-    base = np.asarray(img, dtype=np.float32) / 255.0
+    heat = np.clip(np.asarray(Image.fromarray(heat / peak, mode="F").resize(img.size, Image.BILINEAR)), 0, 1)
     # Stronger colour where the map is high, so low-evidence regions keep the photo visible.
     weight = alpha * heat[..., None]
-    out = base * (1 - weight) + colour * weight
+    out = np.asarray(img, dtype=np.float32) / 255 * (1 - weight) + colormaps[colormap](heat)[..., :3] * weight
     return Image.fromarray((out * 255).round().clip(0, 255).astype(np.uint8))
-
-
-# --- occlusion ---------------------------------------------------------------------------------
-
-FILLS = ("mean", "black", "noise")
 
 
 def erase(x: torch.Tensor, box: tuple[int, int, int, int], cfg: ModelConfig, fill: str | float = "mean",
@@ -171,38 +149,22 @@ def erase(x: torch.Tensor, box: tuple[int, int, int, int], cfg: ModelConfig, fil
     a number (the normalised value).
     """
     top, left, h, w = (int(v) for v in box)
-    size_y, size_x = x.shape[-2:]
     top, left = max(0, top), max(0, left)
-    bottom, right = min(size_y, top + max(0, h)), min(size_x, left + max(0, w))
+    bottom, right = min(x.shape[-2], top + max(0, h)), min(x.shape[-1], left + max(0, w))
     out = x.clone()
-    if bottom <= top or right <= left:
-        return out
     region = out[..., top:bottom, left:right]
     if fill == "mean":
         region.zero_()
     elif fill == "black":
-        mean = torch.tensor(cfg.mean, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
-        std = torch.tensor(cfg.std, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
+        mean, std = (torch.tensor(v, device=x.device, dtype=x.dtype).view(1, -1, 1, 1) for v in (cfg.mean, cfg.std))
         region.copy_((-mean / std).expand_as(region))
     elif fill == "noise":
-        g = torch.Generator(device="cpu").manual_seed(seed)
-        region.copy_(torch.randn(region.shape, generator=g).to(x.device, x.dtype))
+        region.copy_(torch.randn(region.shape, generator=torch.Generator().manual_seed(seed)).to(x.device, x.dtype))
     elif isinstance(fill, (int, float)) and not isinstance(fill, bool):
         region.fill_(float(fill))
     else:
         raise ValueError(f"fill must be one of {', '.join(FILLS)} or a number, not {fill!r}")
     return out
-
-
-@torch.inference_mode()
-def class_probability(model: nn.Module, cfg: ModelConfig, x: torch.Tensor, class_index: int,
-                      batch_size: int = 16) -> torch.Tensor:
-    """P(class_index) for each input of `x` (N, C, S, S), in batches; float (N,) on the CPU."""
-    model.eval()
-    out = []
-    for i in range(0, x.shape[0], batch_size):
-        out.append(logits_to_probs(model(x[i:i + batch_size]), cfg)[:, class_index].cpu())
-    return torch.cat(out) if out else torch.zeros(0)
 
 
 @dataclass
@@ -218,16 +180,12 @@ class OcclusionMap:
     def pixel_map(self, size: int) -> np.ndarray:
         """(size, size): for each input pixel, the mean P(class) over the box positions covering
         it (the unoccluded P where no box reaches)."""
-        total = np.zeros((size, size), dtype=np.float64)
-        count = np.zeros((size, size), dtype=np.float64)
+        total, count = np.zeros((size, size)), np.zeros((size, size))
         for r, top in enumerate(self.tops):
             for c, left in enumerate(self.lefts):
                 total[top:top + self.box, left:left + self.box] += self.probs[r, c]
                 count[top:top + self.box, left:left + self.box] += 1
-        out = np.full((size, size), self.base, dtype=np.float64)
-        covered = count > 0
-        out[covered] = total[covered] / count[covered]
-        return out.astype(np.float32)
+        return np.where(count > 0, total / np.maximum(count, 1), self.base).astype(np.float32)
 
     def most_sensitive(self) -> tuple[int, int, float]:
         """(top, left, P) of the box position that lowers P(class) most."""
@@ -241,11 +199,10 @@ def sweep_positions(size: int, box: int, stride: int) -> list[int]:
         raise ValueError("box and stride must be positive")
     box = min(box, size)
     starts = list(range(0, size - box + 1, stride))
-    if starts[-1] != size - box:
-        starts.append(size - box)
-    return starts
+    return starts if starts[-1] == size - box else starts + [size - box]
 
 
+@torch.inference_mode()
 def occlusion_sweep(model: nn.Module, cfg: ModelConfig, x: torch.Tensor, *, box: int | None = None,
                     stride: int | None = None, class_index: int | str | None = None,
                     fill: str | float = "mean", seed: int = 0, batch_size: int = 16) -> OcclusionMap:
@@ -254,24 +211,20 @@ def occlusion_sweep(model: nn.Module, cfg: ModelConfig, x: torch.Tensor, *, box:
     Returns P(class_index) at every box position (class_index: an index, a label, or None for
     the last class, i.e. P(dog) for cats vs dogs). Defaults: box = S/4, stride = box/2.
     """
-    if x.ndim == 3:
-        x = x.unsqueeze(0)
+    model.eval()
+    x = x.unsqueeze(0) if x.ndim == 3 else x
     size = x.shape[-1]
     box = max(1, min(box or size // 4, size))
     stride = max(1, stride or box // 2)
-    if class_index is None:
-        class_index = cfg.num_classes - 1
-    elif isinstance(class_index, str):
-        class_index = cfg.labels.index(class_index)
-    tops = sweep_positions(x.shape[-2], box, stride)
-    lefts = sweep_positions(size, box, stride)
+    cls = cfg.num_classes - 1 if class_index is None else \
+        cfg.labels.index(class_index) if isinstance(class_index, str) else int(class_index)
+    tops, lefts = sweep_positions(x.shape[-2], box, stride), sweep_positions(size, box, stride)
     positions = [(t, l) for t in tops for l in lefts]
     # One batch of occluded copies at a time: all of them at once is positions x the input (50,176
     # copies of a 224x224 input for a 1-pixel box, ~30 GB).
-    batches = (torch.cat([erase(x, (t, l, box, box), cfg, fill, seed) for t, l in positions[i:i + batch_size]])
-               for i in range(0, len(positions), batch_size))
-    probs = torch.cat([class_probability(model, cfg, batch, class_index, batch_size) for batch in batches])
-    base = float(class_probability(model, cfg, x, class_index)[0])
-    return OcclusionMap(probs=probs.numpy().reshape(len(tops), len(lefts)).astype(np.float64),
-                        tops=tops, lefts=lefts, box=box, base=base, class_index=int(class_index),
-                        label=cfg.labels[class_index])
+    probs = [logits_to_probs(model(torch.cat([erase(x, (t, l, box, box), cfg, fill, seed)
+                                              for t, l in positions[i:i + batch_size]])), cfg)[:, cls].cpu()
+             for i in range(0, len(positions), batch_size)]
+    base = float(logits_to_probs(model(x), cfg)[0, cls])
+    return OcclusionMap(probs=torch.cat(probs).double().numpy().reshape(len(tops), len(lefts)), tops=tops,
+                        lefts=lefts, box=box, base=base, class_index=cls, label=cfg.labels[cls])

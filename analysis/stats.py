@@ -20,10 +20,8 @@ from typing import Sequence
 
 import numpy as np
 
-PREDICTIONS_FILE = "predictions.json"
+COMPARISON_FILE = "comparison.json"
 
-
-# --- predictions.json ------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Predictions:
@@ -57,9 +55,8 @@ class Predictions:
         if missing:
             raise ValueError(f"predictions: missing {', '.join(missing)}")
         try:
-            indices = np.asarray(d["indices"], dtype=np.int64).reshape(-1)
-            labels = np.asarray(d["labels"], dtype=np.int64).reshape(-1)
-            predicted = np.asarray(d["predicted"], dtype=np.int64).reshape(-1)
+            indices, labels, predicted = (np.asarray(d[k], dtype=np.int64).reshape(-1)
+                                          for k in ("indices", "labels", "predicted"))
             probs = np.asarray(d["probabilities"], dtype=np.float64)
         except (TypeError, ValueError) as e:
             raise ValueError(f"predictions: not numeric ({e})") from e
@@ -67,26 +64,18 @@ class Predictions:
         if probs.ndim != 2 or probs.shape[0] != n or indices.shape[0] != n or predicted.shape[0] != n:
             raise ValueError("predictions: indices, labels, predicted and probabilities differ in length")
         k = probs.shape[1]
-        if n and (k < 2 or labels.min() < 0 or labels.max() >= k or predicted.min() < 0 or predicted.max() >= k):
+        if n and (k < 2 or min(labels.min(), predicted.min()) < 0 or max(labels.max(), predicted.max()) >= k):
             raise ValueError("predictions: a class id is outside the probability columns")
         if not np.isfinite(probs).all() or (probs < 0).any() or (probs > 1).any():
             raise ValueError("predictions: probabilities must be finite and in [0, 1]")
-        return cls(indices=indices, labels=labels, predicted=predicted, probabilities=probs,
-                   split=str(d.get("split", "")))
+        return cls(indices, labels, predicted, probs, split=str(d.get("split", "")))
 
 
 def load_predictions(path: str | os.PathLike) -> Predictions:
     """predictions.json of a run directory (or the file itself); ValueError/OSError if unusable."""
     path = Path(path)
-    if path.is_dir():
-        path = path / PREDICTIONS_FILE
-    return Predictions.from_dict(json.loads(path.read_text(encoding="utf-8")))
-
-
-def confusion_matrix(preds: Predictions) -> np.ndarray:
-    """(K, K) counts, rows: true class, columns: predicted (as metrics.json)."""
-    k = preds.num_classes
-    return np.bincount(preds.labels * k + preds.predicted, minlength=k * k).reshape(k, k)
+    return Predictions.from_dict(json.loads((path / "predictions.json" if path.is_dir() else path)
+                                            .read_text(encoding="utf-8")))
 
 
 def confusion_cell(preds: Predictions, true_class: int, predicted_class: int) -> np.ndarray:
@@ -95,13 +84,10 @@ def confusion_cell(preds: Predictions, true_class: int, predicted_class: int) ->
     `preds.indices[rows]` are the images' positions in the validation split.
     """
     rows = np.flatnonzero((preds.labels == true_class) & (preds.predicted == predicted_class))
-    conf = preds.probabilities[rows, predicted_class]
-    return rows[np.argsort(-conf, kind="stable")]
+    return rows[np.argsort(-preds.probabilities[rows, predicted_class], kind="stable")]
 
 
-# --- calibration -------------------------------------------------------------------------------
-
-def reliability_bins(confidence: np.ndarray, outcome: np.ndarray, n_bins: int = 10) -> dict:
+def reliability_bins(confidence, outcome, n_bins: int = 10) -> dict:
     """Equal-width bins over [0, 1]: per bin the count, mean confidence and observed frequency.
 
     A value c falls in bin i when edges[i] < c <= edges[i+1] (bin 0 also takes c = 0).
@@ -117,21 +103,16 @@ def reliability_bins(confidence: np.ndarray, outcome: np.ndarray, n_bins: int = 
         raise ValueError("n_bins must be positive")
     edges = np.linspace(0.0, 1.0, n_bins + 1)
     which = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, n_bins - 1)
-    n = confidence.shape[0]
-    bins, ece, mce = [], 0.0, 0.0
+    n, bins, gaps = len(confidence), [], []
     for i in range(n_bins):
         mask = which == i
-        count = int(mask.sum())
-        if count:
-            conf, acc = float(confidence[mask].mean()), float(outcome[mask].mean())
-            gap = abs(acc - conf)
-            ece += count / n * gap
-            mce = max(mce, gap)
-        else:
-            conf = acc = None
-        bins.append({"lo": float(edges[i]), "hi": float(edges[i + 1]), "count": count,
+        conf, acc = (float(confidence[mask].mean()), float(outcome[mask].mean())) if mask.any() else (None, None)
+        if mask.any():
+            gaps.append((mask.sum() / n, abs(acc - conf)))
+        bins.append({"lo": float(edges[i]), "hi": float(edges[i + 1]), "count": int(mask.sum()),
                      "confidence": conf, "accuracy": acc})
-    return {"bins": bins, "ece": float(ece) if n else None, "mce": float(mce) if n else None, "count": n}
+    return {"bins": bins, "ece": float(sum(w * g for w, g in gaps)) if n else None,
+            "mce": float(max(g for _, g in gaps)) if n else None, "count": n}
 
 
 def reliability(preds: Predictions, n_bins: int = 10, class_index: int | None = None) -> dict:
@@ -142,17 +123,9 @@ def reliability(preds: Predictions, n_bins: int = 10, class_index: int | None = 
     model, k=1 gives the calibration of P(dog)).
     """
     if class_index is None:
-        conf = preds.probabilities.max(axis=1)
-        outcome = preds.correct
-    else:
-        conf = preds.probabilities[:, class_index]
-        outcome = preds.labels == class_index
-    out = reliability_bins(conf, outcome, n_bins)
-    out["kind"] = "top-label" if class_index is None else f"class {class_index}"
-    return out
+        return reliability_bins(preds.probabilities.max(axis=1), preds.correct, n_bins)
+    return reliability_bins(preds.probabilities[:, class_index], preds.labels == class_index, n_bins)
 
-
-# --- decision threshold ------------------------------------------------------------------------
 
 def _ratio(num: int, den: int) -> float | None:
     return num / den if den else None
@@ -164,47 +137,32 @@ def threshold_metrics(preds: Predictions, threshold: float, positive: int = 1) -
     Strictly greater, so that threshold 0.5 reproduces the model's own predictions (the binary
     model predicts class 1 when its logit is > 0, i.e. P > 0.5).
     """
-    p = preds.probabilities[:, positive]
-    says = p > threshold
-    truth = preds.labels == positive
-    tp = int((says & truth).sum())
-    fp = int((says & ~truth).sum())
-    fn = int((~says & truth).sum())
-    tn = int((~says & ~truth).sum())
+    says, truth = preds.probabilities[:, positive] > threshold, preds.labels == positive
+    tp, fp, fn, tn = (int((s & t).sum()) for s, t in ((says, truth), (says, ~truth), (~says, truth), (~says, ~truth)))
     precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
-    f1 = (2 * precision * recall / (precision + recall)
-          if precision is not None and recall is not None and precision + recall > 0 else None)
+    f1 = 2 * precision * recall / (precision + recall) if precision is not None and recall is not None \
+        and precision + recall > 0 else None
     return {"threshold": float(threshold), "tp": tp, "fp": fp, "fn": fn, "tn": tn,
             "accuracy": _ratio(tp + tn, len(preds)), "precision": precision, "recall": recall, "f1": f1}
 
 
 def threshold_sweep(preds: Predictions, thresholds: Sequence[float] | None = None, positive: int = 1) -> list[dict]:
     """threshold_metrics at each threshold (default 0.00, 0.01, ..., 1.00), for a curve."""
-    if thresholds is None:
-        thresholds = np.round(np.linspace(0, 1, 101), 2)
+    thresholds = np.round(np.linspace(0, 1, 101), 2) if thresholds is None else thresholds
     return [threshold_metrics(preds, float(t), positive) for t in thresholds]
 
 
-# --- top losses --------------------------------------------------------------------------------
-
-def top_losses(preds: Predictions, k: int = 16, *, wrong_only: bool = True) -> list[dict]:
-    """The k images with the highest cross-entropy -log P(true class), highest first.
-
-    With `wrong_only` (default) only misclassified images: the most confidently wrong.
-    Each row: row, index (position in the validation split), label, predicted,
-    p_true, confidence (P of the predicted class), loss.
-    """
-    n = len(preds)
-    p_true = preds.probabilities[np.arange(n), preds.labels]
+def top_losses(preds: Predictions, k: int = 16) -> list[dict]:
+    """The k misclassified images with the highest cross-entropy -log P(true class), highest first:
+    the most confidently wrong. Each row: row, index (position in the validation split), label,
+    predicted, p_true, confidence (P of the predicted class), loss."""
+    p_true = preds.probabilities[np.arange(len(preds)), preds.labels]
     loss = -np.log(np.clip(p_true, 1e-12, 1.0))
-    rows = np.arange(n)
-    if wrong_only:
-        rows = rows[~preds.correct]
-    rows = rows[np.argsort(-loss[rows], kind="stable")][:max(0, k)]
+    rows = np.flatnonzero(~preds.correct)
     return [{"row": int(r), "index": int(preds.indices[r]), "label": int(preds.labels[r]),
              "predicted": int(preds.predicted[r]), "p_true": float(p_true[r]),
              "confidence": float(preds.probabilities[r, preds.predicted[r]]), "loss": float(loss[r])}
-            for r in rows]
+            for r in rows[np.argsort(-loss[rows], kind="stable")][:max(0, k)]]
 
 
 # --- paired comparison -------------------------------------------------------------------------
@@ -212,15 +170,12 @@ def top_losses(preds: Predictions, k: int = 16, *, wrong_only: bool = True) -> l
 def mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
     """Mean and sample standard deviation (n - 1); std is None for fewer than two values."""
     v = np.asarray(list(values), dtype=np.float64)
-    if v.size == 0:
-        return None, None
-    return float(v.mean()), (float(v.std(ddof=1)) if v.size > 1 else None)
+    return (None, None) if v.size == 0 else (float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else None)
 
 
-def discordant_counts(correct_a: np.ndarray, correct_b: np.ndarray) -> dict:
+def discordant_counts(correct_a, correct_b) -> dict:
     """Paired outcomes: both right, only a right, only b right, both wrong."""
-    a = np.asarray(correct_a, dtype=bool)
-    b = np.asarray(correct_b, dtype=bool)
+    a, b = np.asarray(correct_a, dtype=bool), np.asarray(correct_b, dtype=bool)
     if a.shape != b.shape:
         raise ValueError("paired predictions differ in length")
     return {"both_correct": int((a & b).sum()), "only_a_correct": int((a & ~b).sum()),
@@ -239,10 +194,7 @@ def mcnemar_exact(only_a: int, only_b: int) -> float:
     if only_a < 0 or only_b < 0:
         raise ValueError("counts must be non-negative")
     n = only_a + only_b
-    if n == 0:
-        return 1.0
-    tail = sum(math.comb(n, i) for i in range(min(only_a, only_b) + 1))
-    return min(1.0, 2 * tail / 2 ** n)
+    return 1.0 if n == 0 else min(1.0, 2 * sum(math.comb(n, i) for i in range(min(only_a, only_b) + 1)) / 2 ** n)
 
 
 def bootstrap_differences(groups: Sequence[tuple[np.ndarray, np.ndarray]], *, replicates: int = 10_000,
@@ -264,25 +216,18 @@ def bootstrap_differences(groups: Sequence[tuple[np.ndarray, np.ndarray]], *, re
         raise ValueError("replicates must be positive")
     rng = np.random.default_rng(seed)
     k = len(groups)
-    sizes, pvals = [], []
-    for correct_a, correct_b in groups:
-        counts = discordant_counts(correct_a, correct_b)
-        n = sum(counts.values())
-        if n == 0:
-            raise ValueError("a group has no images")
-        sizes.append(n)
-        pvals.append([counts["only_b_correct"] / n, counts["only_a_correct"] / n,
-                      (counts["both_correct"] + counts["both_wrong"]) / n])
-    if resample_groups and k > 1:
-        chosen = rng.integers(0, k, size=(replicates, k))
-    else:
-        chosen = np.broadcast_to(np.arange(k), (replicates, k))
+    counts = [discordant_counts(a, b) for a, b in groups]
+    sizes = [sum(c.values()) for c in counts]
+    if 0 in sizes:
+        raise ValueError("a group has no images")
+    chosen = rng.integers(0, k, size=(replicates, k)) if resample_groups and k > 1 else \
+        np.broadcast_to(np.arange(k), (replicates, k))
     diffs = np.empty((replicates, k), dtype=np.float64)
-    for g in range(k):
-        draws = rng.multinomial(sizes[g], pvals[g], size=(replicates, k))       # (R, k, 3)
-        per_slot = (draws[..., 0] - draws[..., 1]) / sizes[g]                  # (R, k)
+    for g, (c, n) in enumerate(zip(counts, sizes)):
+        p = [c["only_b_correct"] / n, c["only_a_correct"] / n, (c["both_correct"] + c["both_wrong"]) / n]
+        draws = rng.multinomial(n, p, size=(replicates, k))                   # (R, k, 3)
         mask = chosen == g
-        diffs[mask] = per_slot[mask]
+        diffs[mask] = ((draws[..., 0] - draws[..., 1]) / n)[mask]
     return diffs.mean(axis=1)
 
 
@@ -293,8 +238,7 @@ def paired_bootstrap_ci(groups: Sequence[tuple[np.ndarray, np.ndarray]], *, repl
     if not 0 < level < 1:
         raise ValueError("level must be in (0, 1)")
     stat = bootstrap_differences(groups, replicates=replicates, seed=seed, resample_groups=resample_groups)
-    alpha = (1 - level) / 2
-    lo, hi = np.quantile(stat, [alpha, 1 - alpha])
+    lo, hi = np.quantile(stat, [(1 - level) / 2, (1 + level) / 2])
     return float(lo), float(hi)
 
 
@@ -309,67 +253,49 @@ def paired_comparison(pairs: Sequence[tuple[int, Predictions, Predictions]], nam
     """
     if not pairs:
         raise ValueError("no pairs to compare")
-    name_a, name_b = names
-    seeds, acc_a, acc_b, groups = [], [], [], []
-    pooled = {"both_correct": 0, "only_a_correct": 0, "only_b_correct": 0, "both_wrong": 0}
+    (name_a, name_b), pooled = names, dict.fromkeys(("both_correct", "only_a_correct", "only_b_correct",
+                                                     "both_wrong"), 0)
     for seed, pa, pb in pairs:
         if len(pa) != len(pb) or not np.array_equal(pa.indices, pb.indices):
             raise ValueError(f"seed {seed}: the two runs were evaluated on different images")
         if not np.array_equal(pa.labels, pb.labels):
             raise ValueError(f"seed {seed}: the two runs disagree about the labels of the same images")
-        seeds.append(int(seed))
-        acc_a.append(pa.accuracy)
-        acc_b.append(pb.accuracy)
-        groups.append((pa.correct, pb.correct))
         for key, value in discordant_counts(pa.correct, pb.correct).items():
             pooled[key] += value
+    acc_a, acc_b = [pa.accuracy for _, pa, _ in pairs], [pb.accuracy for _, _, pb in pairs]
     diffs = [b - a for a, b in zip(acc_a, acc_b)]
-    mean_a, std_a = mean_std(acc_a)
-    mean_b, std_b = mean_std(acc_b)
-    mean_d, std_d = mean_std(diffs)
+    groups = [(pa.correct, pb.correct) for _, pa, pb in pairs]
     lo, hi = paired_bootstrap_ci(groups, replicates=replicates, level=level, seed=bootstrap_seed)
+    method = "percentile; seeds resampled, then images within each seed (paired)" if len(groups) > 1 \
+        else "percentile; images resampled (paired)"
+    variant = lambda acc: dict(zip(("accuracy", "mean", "std"), (acc, *mean_std(acc))))  # noqa: E731
     return {
-        "seeds": seeds,
-        "variants": {
-            name_a: {"accuracy": acc_a, "mean": mean_a, "std": std_a},
-            name_b: {"accuracy": acc_b, "mean": mean_b, "std": std_b},
-        },
-        "difference": {
-            "of": f"{name_b} - {name_a}", "per_seed": diffs, "mean": mean_d, "std": std_d,
-            "ci": [lo, hi], "level": level,
-            "bootstrap": {"replicates": replicates, "seed": bootstrap_seed, "method":
-                          "percentile; seeds resampled, then images within each seed (paired)"
-                          if len(groups) > 1 else "percentile; images resampled (paired)"},
-        },
-        "mcnemar": {
-            "pairs": int(sum(pooled.values())),
-            "both_correct": pooled["both_correct"], "both_wrong": pooled["both_wrong"],
-            f"only_{name_a}_correct": pooled["only_a_correct"],
-            f"only_{name_b}_correct": pooled["only_b_correct"],
-            "p_value": mcnemar_exact(pooled["only_a_correct"], pooled["only_b_correct"]),
-            "test": "exact two-sided binomial test on discordant pairs, pooled over seeds",
-        },
+        "seeds": [int(seed) for seed, _, _ in pairs],
+        "variants": {name_a: variant(acc_a), name_b: variant(acc_b)},
+        "difference": {"of": f"{name_b} - {name_a}", "per_seed": diffs, **dict(zip(("mean", "std"), mean_std(diffs))),
+                       "ci": [lo, hi], "level": level,
+                       "bootstrap": {"replicates": replicates, "seed": bootstrap_seed, "method": method}},
+        "mcnemar": {"pairs": int(sum(pooled.values())), "both_correct": pooled["both_correct"],
+                    "both_wrong": pooled["both_wrong"], f"only_{name_a}_correct": pooled["only_a_correct"],
+                    f"only_{name_b}_correct": pooled["only_b_correct"],
+                    "p_value": mcnemar_exact(pooled["only_a_correct"], pooled["only_b_correct"]),
+                    "test": "exact two-sided binomial test on discordant pairs, pooled over seeds"},
         "images_per_seed": [len(pa) for _, pa, _ in pairs],
     }
 
 
 def _pct(v: float | None, signed: bool = False) -> str:
-    if v is None:
-        return "n/a"
-    return f"{v * 100:+.2f}" if signed else f"{v * 100:.2f}"
+    return "n/a" if v is None else f"{v * 100:+.2f}" if signed else f"{v * 100:.2f}"
 
 
 def comparison_markdown(comparison: dict) -> str:
     """A short markdown summary of `paired_comparison`'s result (percentage points)."""
-    variants = comparison["variants"]
-    (name_a, va), (name_b, vb) = list(variants.items())
-    d, m = comparison["difference"], comparison["mcnemar"]
-    seeds = comparison["seeds"]
-    lines = [f"| variant | accuracy per seed (%) | mean ± std (%) |", "| --- | --- | --- |"]
-    for name, v in ((name_a, va), (name_b, vb)):
-        per_seed = ", ".join(f"{a * 100:.2f}" for a in v["accuracy"])
+    (name_a, _), (name_b, _) = variants = list(comparison["variants"].items())
+    d, m, seeds = comparison["difference"], comparison["mcnemar"], comparison["seeds"]
+    lines = ["| variant | accuracy per seed (%) | mean ± std (%) |", "| --- | --- | --- |"]
+    for name, v in variants:
         std = f" ± {_pct(v['std'])}" if v["std"] is not None else " (one seed)"
-        lines.append(f"| {name} | {per_seed} | {_pct(v['mean'])}{std} |")
+        lines.append(f"| {name} | {', '.join(f'{a * 100:.2f}' for a in v['accuracy'])} | {_pct(v['mean'])}{std} |")
     lines += [
         "",
         f"**Paired difference ({d['of']})**, {len(seeds)} seed(s) ({', '.join(map(str, seeds))}): "
@@ -384,11 +310,6 @@ def comparison_markdown(comparison: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-# --- where a comparison lives -------------------------------------------------------------
-
-COMPARISON_FILE = "comparison.json"
-
-
 def comparison_for_run(run_dir: str | os.PathLike) -> dict | None:
     """The comparison.json that `training.compare` wrote for this run, or None.
 
@@ -400,7 +321,6 @@ def comparison_for_run(run_dir: str | os.PathLike) -> dict | None:
     found = try_read_json(run_dir.parent.parent, COMPARISON_FILE)
     if not isinstance(found, dict):
         return None
-    me = f"{run_dir.parent.name}/{run_dir.name}"
     listed = {path for pair in (found.get("runs") or {}).values() if isinstance(pair, dict)
               for key, path in pair.items() if key != "init_sha256"}
-    return found if me in listed else None
+    return found if f"{run_dir.parent.name}/{run_dir.name}" in listed else None

@@ -42,15 +42,9 @@ class TTAModel(nn.Module):
 
     def __init__(self, model: nn.Module, cfg: ModelConfig, *, flip: bool = True, shift: int | None = None):
         super().__init__()
-        self.model = model
-        self.cfg = cfg
-        self.flip = flip
-        self.shift = default_shift(cfg) if shift is None else int(shift)
-        offsets = [(0, 0)]
-        if self.shift:
-            s = self.shift
-            offsets += [(-s, 0), (s, 0), (0, -s), (0, s)]
-        self.offsets = offsets
+        self.model, self.cfg, self.flip = model, cfg, flip
+        self.shift = s = default_shift(cfg) if shift is None else int(shift)
+        self.offsets = [(0, 0)] + ([(-s, 0), (s, 0), (0, -s), (0, s)] if s else [])
 
     @property
     def num_views(self) -> int:

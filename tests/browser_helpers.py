@@ -116,6 +116,19 @@ def assert_categorical_digits(page, plot: str) -> None:
     assert ticks == DIGITS, ticks
 
 
+def open_tab(page, name: str) -> None:
+    """Click the tab `name`; on a narrow page, where Gradio moves tabs that do not fit into a "More
+    tabs" menu, open that menu first."""
+    tab = page.get_by_role("tab", name=name, exact=True).filter(visible=True)
+    if tab.count():
+        tab.first.click()
+        return
+    menu = page.locator(".overflow-menu").filter(visible=True).filter(
+        has=page.locator(".overflow-dropdown button").filter(has_text=re.compile(rf"^\s*{re.escape(name)}\s*$")))
+    menu.first.get_by_role("button", name="More tabs").click()
+    menu.first.locator(".overflow-dropdown button").filter(has_text=re.compile(rf"^\s*{re.escape(name)}\s*$")).click()
+
+
 def choose(page, dropdown: str, option: str) -> None:
     """Pick `option` in the gr.Dropdown with elem_id `dropdown` (a CSS selector)."""
     page.locator(f"{dropdown} input").click()

@@ -418,7 +418,7 @@ def test_curves_and_erasing_comparison_come_from_the_run_files(app_catalog, app_
     assert "cifar10/tiny" in keys
     acc, loss = curves_tab.curves(app_catalog, ["cifar10/tiny"])
     history = json.loads((app_runs / "cifar10" / "tiny" / "history.json").read_text())
-    assert sorted(acc.loc[acc.series == "cifar10/tiny val", "value"]) == sorted(r["val_accuracy"] for r in history)
+    assert sorted(acc.loc[acc.series == "cifar10/tiny test", "value"]) == sorted(r["val_accuracy"] for r in history)
     assert sorted(loss.loc[loss.series == "cifar10/tiny train", "value"]) == sorted(r["train_loss"] for r in history)
     frame, text = curves_tab.erasing_comparison(app_catalog)
     for folder, variant in (("catsdogs", "baseline"), ("catsdogs-re", "Random Erasing")):

@@ -258,7 +258,7 @@ class _Fake:
                                          ("/gradcam_catsdogs_re", "cat_drawing.png")])
 def test_gradcam_panels_of_the_classify_tabs_answer(client, api, sample):
     from gradio_client import handle_file
-    from ui.explain_handlers import PREDICTED
+    from ui.why.gradcam import PREDICTED
     heat, caption = client.predict(handle_file(ASSETS / sample), None, PREDICTED, 0.5, api_name=api)
     assert heat and "Grad-CAM" in caption
 

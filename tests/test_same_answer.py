@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageOps
 
-from ui.explain_handlers import PREDICTED
+from ui.why.gradcam import PREDICTED
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 CAPTION = re.compile(r"Grad-CAM for \*\*(?P<label>[^*]+)\*\* \(predicted; P = (?P<p>[\d.]+)%\)")

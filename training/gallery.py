@@ -1,10 +1,11 @@
 """The validation images the app's See why galleries show, saved into the run folder.
 
-The confusion-matrix gallery (an off-diagonal cell) and the top-losses gallery show misclassified
-validation images; predictions.json only names them by position in the split. So a run keeps
-those images as small PNGs in `see_why/` (listed in `see_why/index.json`), and the galleries
-work where the dataset is not (a Space, a Hub repo): the most confidently wrong first, at most
-MAX_IMAGES of them, and large images (cats vs dogs) shrunk to THUMBNAIL pixels on the long side.
+predictions.json names images only by their position in the split, so a run keeps the images its
+galleries show as small PNGs in `see_why/` (listed in `see_why/index.json`): the galleries then work
+wherever the run folder is (a Space, a Hub repo), with no dataset. Kept: the misclassified images,
+most confidently wrong first (at most MAX_IMAGES, MAX_LARGE_IMAGES when larger than THUMBNAIL), and
+per class the CORRECT_PER_CLASS least confident correct ones, so every confusion cell, the diagonal
+too, has thumbnails. Large images (cats vs dogs) are shrunk to THUMBNAIL pixels on the long side.
 """
 from __future__ import annotations
 
@@ -17,22 +18,26 @@ from PIL import Image
 from models.artifact import GALLERY_DIR
 from models.atomic import atomic_write, atomic_write_json
 
-MAX_IMAGES = 300          # the misclassified images kept, most confidently wrong first
+MAX_IMAGES = 300          # misclassified images kept, most confidently wrong first
 MAX_LARGE_IMAGES = 60     # the same, for images larger than THUMBNAIL
+CORRECT_PER_CLASS = 8     # correctly classified images kept per class, least confident first
 THUMBNAIL = 128           # long side in pixels of a kept large image (the galleries show 128 px)
+RULE = (f"misclassified, highest loss first; then per class the {CORRECT_PER_CLASS} least confident "
+        "correctly classified")
 
 
-def gallery_rows(record: dict) -> list[int]:
-    """Rows of predictions.json (`record`) that are misclassified, highest loss -log P(true) first."""
+def gallery_rows(record: dict) -> tuple[list[int], list[int]]:
+    """Rows of predictions.json (`record`): (misclassified, highest loss -log P(true) first;
+    correct, per class the CORRECT_PER_CLASS with the lowest P(true))."""
     probs = np.asarray(record["probabilities"], dtype=np.float64)
     if probs.size == 0:
-        return []
+        return [], []
     labels = np.asarray(record["labels"], dtype=np.int64)
-    predicted = np.asarray(record["predicted"], dtype=np.int64)
     p_true = probs[np.arange(len(labels)), labels]
-    loss = -np.log(np.clip(p_true, 1e-12, 1.0))
-    wrong = np.flatnonzero(predicted != labels)
-    return wrong[np.argsort(-loss[wrong], kind="stable")].tolist()
+    order = np.argsort(p_true, kind="stable")            # lowest P(true) = highest loss first
+    right = np.asarray(record["predicted"], dtype=np.int64)[order] == labels[order]
+    correct = [r for c in range(probs.shape[1]) for r in order[right & (labels[order] == c)][:CORRECT_PER_CLASS]]
+    return order[~right].tolist(), [int(r) for r in correct]
 
 
 def write_gallery(run_dir: Path, record: dict, images_by_index) -> list[dict]:
@@ -42,22 +47,24 @@ def write_gallery(run_dir: Path, record: dict, images_by_index) -> list[dict]:
     if folder.exists():
         shutil.rmtree(folder)     # a resumed or re-finished run: only this evaluation's images
     folder.mkdir(parents=True)
-    rows = gallery_rows(record)
+    wrong, correct = gallery_rows(record)
     entries = []
-    for row in rows:
-        index = int(record["indices"][row])
-        img = _to_pil(images_by_index(index))
-        large = max(img.size) > THUMBNAIL
-        if len(entries) >= (MAX_LARGE_IMAGES if large else MAX_IMAGES):
-            break
-        if large:
-            img.thumbnail((THUMBNAIL, THUMBNAIL), Image.Resampling.LANCZOS)
-        name = f"{index:06d}.png"
-        atomic_write(folder / name, lambda p, im=img: im.save(p, format="PNG", optimize=True))
-        entries.append({"index": index, "file": name, "label": int(record["labels"][row]),
-                        "predicted": int(record["predicted"][row])})
-    atomic_write_json(folder / "index.json", {"split": record.get("split"), "rule": "misclassified, highest "
-                      "loss first", "images": entries})
+    for rows, bounded in ((wrong, True), (correct, False)):
+        kept = 0
+        for row in rows:
+            index = int(record["indices"][row])
+            img = _to_pil(images_by_index(index))
+            large = max(img.size) > THUMBNAIL
+            if bounded and kept >= (MAX_LARGE_IMAGES if large else MAX_IMAGES):
+                break
+            if large:
+                img.thumbnail((THUMBNAIL, THUMBNAIL), Image.Resampling.LANCZOS)
+            name = f"{index:06d}.png"
+            atomic_write(folder / name, lambda p, im=img: im.save(p, format="PNG", optimize=True))
+            entries.append({"index": index, "file": name, "label": int(record["labels"][row]),
+                            "predicted": int(record["predicted"][row])})
+            kept += 1
+    atomic_write_json(folder / "index.json", {"split": record.get("split"), "rule": RULE, "images": entries})
     return entries
 
 

@@ -13,10 +13,9 @@ import pandas as pd
 import torch
 import torchinfo
 
-from models.tasks import TASKS
 from models.registry import ARCHITECTURES, ModelConfig, create_model
-from models.tasks import BASELINE
-from ui.catalog import TASK_TITLES, Catalog
+from models.tasks import BASELINE, TASKS
+from ui.catalog import Catalog
 from ui import inputs
 from ui.common import LIGHT_CONCURRENCY
 
@@ -31,37 +30,11 @@ def model_configs(catalog: Catalog) -> dict[str, ModelConfig]:
         if not key and not record.labels:
             continue          # a folder task has no model before a run gives it labels
         cfg = catalog.entry(key).loaded.config if key else record.model_config()
-        out[f"{TASK_TITLES.get(task, task)}: {cfg.architecture}"] = cfg
+        out[f"{record.title}: {cfg.architecture}"] = cfg
     return out
 
 
 NBSP = "\u00a0"   # a space HTML does not collapse: the tree's indentation survives in the table
-
-
-def tree_prefixes(depths: list[int]) -> list[str]:
-    """Tree-drawing prefixes (as torchinfo prints them: ├─, └─, │) for rows in depth-first order,
-    depth 1 = top level. A browser collapses plain leading spaces, so the nesting is drawn."""
-    prefixes = []
-    for i, d in enumerate(depths):
-        parts = []
-        for level in range(2, d + 1):
-            more = _has_following_sibling(depths, i, level)
-            if level == d:
-                parts.append(("├─" if more else "└─") + NBSP)
-            else:
-                parts.append(("│" if more else NBSP) + NBSP * 2)
-        prefixes.append("".join(parts))
-    return prefixes
-
-
-def _has_following_sibling(depths: list[int], i: int, level: int) -> bool:
-    """True when, after row i, a row at `level` comes before any row shallower than `level`."""
-    for later in depths[i + 1:]:
-        if later < level:
-            return False
-        if later == level:
-            return True
-    return False
 
 
 @lru_cache(maxsize=16)
@@ -77,11 +50,11 @@ def summarise(cfg: ModelConfig, depth: int = 2) -> tuple[pd.DataFrame, int, int]
     stats = torchinfo.summary(model, input_size=(1, cfg.in_channels, cfg.input_size, cfg.input_size),
                               depth=depth, verbose=0, device="cpu",
                               col_names=("output_size", "num_params", "mult_adds"))
-    layers = [layer for layer in stats.summary_list if 1 <= layer.depth <= depth]
-    prefixes = tree_prefixes([layer.depth for layer in layers])
     rows = []
-    for layer, prefix in zip(layers, prefixes):
+    for layer in (layer for layer in stats.summary_list if 1 <= layer.depth <= depth):
         shown = layer.is_leaf_layer or layer.depth == depth
+        # torchinfo's own tree guides (├─, │ └─), top-level layers without any.
+        prefix = stats.formatting.get_start_str(layer.depth - 1).replace(" ", NBSP)
         rows.append({
             "layer": prefix + layer.get_layer_name(show_var_name=True, show_depth=False),
             "output shape": " x ".join(str(d) for d in layer.output_size),
@@ -98,9 +71,9 @@ def architecture(catalog: Catalog, model_name: str, depth: int = 2):
     depth = inputs.whole_number(depth, "depth", min(DEPTHS), max(DEPTHS))
     table, params, macs = summarise(cfg, depth)
     side = cfg.input_size
+    head = f"sigmoid: P({cfg.labels[1]})" if cfg.binary else f"softmax over {cfg.num_classes} classes"
     text = (f"**{ARCHITECTURES[cfg.architecture].description}**. Input 1x{cfg.in_channels}x{side}x{side}, "
-            f"{cfg.num_outputs} output{'s' if cfg.num_outputs > 1 else ''} "
-            f"({'sigmoid: P(' + cfg.labels[1] + ')' if cfg.binary else 'softmax over ' + str(cfg.num_classes) + ' classes'}).  \n"
+            f"{cfg.num_outputs} output{'s' if cfg.num_outputs > 1 else ''} ({head}).  \n"
             f"Total parameters: **{params:,}** · multiply-adds per image: **{macs / 1e9:.3f} G** ({macs:,})")
     return table, text
 

@@ -1,14 +1,12 @@
 """Augmentation tab: a grid of augmented versions of one image, with a task's training transforms.
 
-The transforms are `models.augment.TrainAugment`, the very class training applies to its
-batches, built from the recipe in the run's config.json (or, before any run exists, the
-task's default recipe from models.presets). The image is first put in the form training
-stores (a square of the stored size, uint8), then one batch of copies is augmented at once,
+The transforms are `models.augment.TrainAugment`, the very class training applies to its batches,
+built from the recipe in the run's config.json (or, before any run exists, the task's default
+recipe in models/tasks.py). The image is first put in the form training stores (a square of the
+stored size, uint8, models.predict.stored_image), then one batch of copies is augmented at once,
 so each copy gets its own crop, flip and erasing rectangle, exactly as in training.
 """
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import gradio as gr
 import torch
@@ -17,7 +15,6 @@ from PIL import Image
 from models.augment import TrainAugment
 from models.digits import NotADigit
 from models.predict import decode_image, denormalize, pixels_to_image, stored_image
-from models.registry import ModelConfig
 from models.tasks import BASELINE, TASKS
 from ui import inputs
 from ui.catalog import Catalog
@@ -28,35 +25,21 @@ MAX_SEED = 2**31 - 1  # torch.Generator takes any int64; the UI's Number field s
 TILE = 160            # gallery tiles are upscaled (nearest neighbour) to at least this size
 
 
-@dataclass(frozen=True)
-class Recipe:
-    name: str
-    task: str
-    config: ModelConfig
-    augment: dict
-    source: str        # where the recipe comes from, for the caption
-
-
-# Every task and variant, from the task records (a folder task once a run gives it labels).
-RECIPES = tuple((task.title + ("" if variant is BASELINE else f" + {variant.title}"), name, variant)
-                for name, task in TASKS.items() for variant in task.variants)
-
-
-def recipes(catalog: Catalog) -> dict[str, Recipe]:
-    """Each task's augmentation recipe: from its default run's config.json, else the defaults."""
+def recipes(catalog: Catalog) -> dict:
+    """Name -> (model config, augment recipe, where it comes from), one per task and variant: the
+    default run's recipe, else the record's (a folder task only once a run gives it labels)."""
     out = {}
-    for name, task, variant in RECIPES:
-        key = catalog.default_key(task, variant)
-        if key is not None:
-            loaded = catalog.entry(key).loaded
-            augment = (loaded.info.get("recipe") or {}).get("augment")
+    for task_name, task in TASKS.items():
+        for variant in task.variants:
+            name = task.title + ("" if variant is BASELINE else f" + {variant.title}")
+            key = catalog.default_key(task_name, variant)
+            loaded = catalog.entry(key).loaded if key else None
+            augment = (loaded.info.get("recipe") or {}).get("augment") if loaded is not None else None
             if isinstance(augment, dict) and "crop" in augment:
-                out[name] = Recipe(name, task, loaded.config, dict(augment), f"recipe of run {key}")
-                continue
-        record = TASKS[task]
-        if record.labels:
-            augment = record.resolved_recipe(variant=variant)["augment"]
-            out[name] = Recipe(name, task, record.model_config(), augment, "default recipe (no run yet)")
+                out[name] = (loaded.config, dict(augment), f"recipe of run {key}")
+            elif task.labels:
+                out[name] = (task.model_config(), task.resolved_recipe(variant=variant)["augment"],
+                             "default recipe (no run yet)")
     return out
 
 
@@ -65,28 +48,24 @@ def samples() -> dict[str, str]:
     return {p.stem.replace("_", " "): str(p) for p in sorted(ASSETS_DIR.glob("*.png"))}
 
 
-def stored_form(img: Image.Image, recipe: Recipe) -> torch.Tensor:
-    """An image as training stores it: uint8 (C, S, S), after the task's step (MNIST-like digits),
-    as models.predict prepares every image; an image that is not one digit is shown as it is."""
-    try:
-        stored, _ = stored_image(img, recipe.config)
-    except NotADigit:
-        stored = None
-    return stored if stored is not None else stored_image(img, recipe.config, task_step=False)[0]
-
-
-def to_pixels(x: torch.Tensor, cfg: ModelConfig) -> Image.Image:
-    """A normalised float (C, S, S) back to an image (erased noise shows as coloured noise)."""
-    return _tile(denormalize(x, cfg))
-
-
-def _tile(pixels: torch.Tensor) -> Image.Image:
+def tile(pixels: torch.Tensor) -> Image.Image:
     """uint8 (C, S, S) -> an image, small ones upscaled (nearest neighbour) for the gallery."""
     img = pixels_to_image(pixels)
-    if img.width < TILE:
-        factor = -(-TILE // img.width)
-        img = img.resize((img.width * factor, img.height * factor), Image.NEAREST)
-    return img
+    factor = -(-TILE // img.width)
+    return img.resize((img.width * factor, img.height * factor), Image.NEAREST) if factor > 1 else img
+
+
+def describe(augment: dict, cfg) -> str:
+    """The recipe in words, in the order training applies it."""
+    crop, re = augment["crop"], augment.get("random_erasing")
+    parts = [f"random crop {crop}x{crop}" + (f" after {augment['padding']} px zero padding"
+                                              if augment.get("padding") else ""),
+             "horizontal flip (p=0.5)" if augment.get("flip") else "no flip",
+             f"normalise (mean {list(cfg.mean)}, std {list(cfg.std)})"]
+    if re:
+        parts.append(f"Random Erasing (p={re['p']}, area {re['scale'][0]}-{re['scale'][1]}, "
+                     f"aspect {re['ratio'][0]}-{re['ratio'][1]}, fill {re.get('value', 'random')})")
+    return " → ".join(parts)
 
 
 def augment_grid(catalog: Catalog, recipe_name: str, sample: str | None = None, image=None,
@@ -96,51 +75,42 @@ def augment_grid(catalog: Catalog, recipe_name: str, sample: str | None = None, 
     The uploaded image wins over the sample; the sample must be one of `samples()`.
     """
     table = recipes(catalog)
-    recipe = table[inputs.choice(recipe_name, "recipe_name", list(table))]
+    cfg, augment, source = table[inputs.choice(recipe_name, "recipe_name", list(table))]
     seed = inputs.whole_number(seed, "seed", 0, MAX_SEED)
     copies = inputs.whole_number(copies, "copies", 1, MAX_COPIES)
-    known = samples()
-    sample = inputs.text(sample, "sample")
+    known, sample = samples(), inputs.text(sample, "sample")
     if not is_empty(image):
         img, what = read_image(image), "your image"
+    elif not sample:
+        raise user_error("sample is missing: choose a sample image or upload one as image")
     else:
-        if not sample:
-            raise user_error("sample is missing: choose a sample image or upload one as image")
         img, what = decode_image(known[inputs.choice(sample, "sample", list(known))]), sample  # the app's own file
-    stored = stored_form(img, recipe)
-    augment = TrainAugment(crop=recipe.augment["crop"], padding=recipe.augment.get("padding", 0),
-                           flip=bool(recipe.augment.get("flip", False)),
-                           random_erasing=recipe.augment.get("random_erasing"),
-                           mean=recipe.config.mean, std=recipe.config.std)
+    try:       # as training stores it, after the task's step (MNIST-like digits) where it applies
+        stored = stored_image(img, cfg)[0]
+    except NotADigit:
+        stored = None
+    if stored is None:        # not one digit: shown as it is
+        stored = stored_image(img, cfg, task_step=False)[0]
     # As in training, Random Erasing draws from its own generator, so with the same seed a
     # recipe with and one without erasing show the same crops and flips.
     with torch.inference_mode():
-        batch = augment(stored.unsqueeze(0).repeat(copies, 1, 1, 1), torch.Generator().manual_seed(seed),
-                        erase_generator=torch.Generator().manual_seed(seed + 1))
-    shown = recipe.config.input_size
-    items = [(_tile(stored), f"as stored, {stored.shape[-1]}x{stored.shape[-1]}")]
-    items += [(to_pixels(x, recipe.config), f"#{i + 1}") for i, x in enumerate(batch)]
-    re = recipe.augment.get("random_erasing")
-    parts = [f"random crop {recipe.augment['crop']}x{recipe.augment['crop']}"
-             + (f" after {recipe.augment['padding']} px zero padding" if recipe.augment.get("padding") else ""),
-             "horizontal flip (p=0.5)" if recipe.augment.get("flip") else "no flip",
-             f"normalise (mean {list(recipe.config.mean)}, std {list(recipe.config.std)})"]
-    if re:
-        parts.append(f"Random Erasing (p={re['p']}, area {re['scale'][0]}-{re['scale'][1]}, "
-                     f"aspect {re['ratio'][0]}-{re['ratio'][1]}, fill {re.get('value', 'random')})")
-    text = (f"**{recipe.name}** on {what}: " + " → ".join(parts) + f". Model input {shown}x{shown}. "
-            f"Source: {recipe.source}; seed {seed}.")
-    return items, text
+        batch = TrainAugment.from_recipe(augment, cfg)(stored.unsqueeze(0).repeat(copies, 1, 1, 1),
+                                                       torch.Generator().manual_seed(seed),
+                                                       erase_generator=torch.Generator().manual_seed(seed + 1))
+    items = [(tile(stored), f"as stored, {stored.shape[-1]}x{stored.shape[-1]}")]
+    items += [(tile(denormalize(x, cfg)), f"#{i + 1}") for i, x in enumerate(batch)]
+    side = cfg.input_size
+    return items, (f"**{recipe_name}** on {what}: {describe(augment, cfg)}. Model input {side}x{side}. "
+                   f"Source: {source}; seed {seed}.")
 
 
 def build(catalog: Catalog) -> None:
-    names = list(recipes(catalog))
-    sample_names = list(samples())
+    names, sample_names = list(recipes(catalog)), list(samples())
     gr.Markdown("The training augmentation of each model, applied to one image many times. Every copy "
                 "gets its own random crop, flip and (with Random Erasing) rectangle: these are the "
                 "exact transforms of training, read from the run's recipe.")
     with gr.Row(equal_height=False):
-        with gr.Column(scale=3):
+        with gr.Column(scale=3, min_width=300):
             recipe = gr.Dropdown(names, value=names[0], label="Recipe")
             sample = gr.Dropdown(sample_names, value=sample_names[0] if sample_names else None,
                                  label="Sample image", elem_id="augment-sample")
@@ -150,9 +120,10 @@ def build(catalog: Catalog) -> None:
                 seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=MAX_SEED)
                 copies = gr.Slider(1, MAX_COPIES, value=11, step=1, label="Copies")
             button = gr.Button("Augment", variant="primary")
-        with gr.Column(scale=7):
-            gallery = gr.Gallery(label="Augmented copies (first: the image as stored)", columns=4,
-                                 height="auto", object_fit="contain", format="png", elem_id="augment-gallery")
+        with gr.Column(scale=7, min_width=300):
+            gr.Markdown("**Augmented copies** (first: the image as stored)")
+            gallery = gr.Gallery(label="Augmented copies", show_label=False, object_fit="contain", format="png",
+                                 elem_id="augment-gallery", elem_classes=["whole-gallery"])
             caption = gr.Markdown(label="Recipe", elem_id="augment-recipe")
     # The last choice wins: an upload (or a click on Augment) uses the uploaded image; picking a
     # sample uses the sample and removes the upload, so the image shown is always the one used.

@@ -63,8 +63,8 @@ def build(catalog: Catalog) -> None:
     chooser = live.dropdown(catalog, lambda: [e.key for e in card_entries(catalog)], lambda: default_card(catalog),
                             label="Model")
     text, curves = model_card(catalog, default) if default else ("", None)
-    with gr.Row(equal_height=False):
-        card = gr.Markdown(text, label="Model card", elem_id="model-card", container=True, padding=True)
-        plot = gr.Image(curves, label="curves.png", interactive=False, buttons=["fullscreen"], height=360)
+    # One column: the card's tables get the page's width (beside a picture they broke words).
+    card = gr.Markdown(text, label="Model card", elem_id="model-card", container=True, padding=True)
+    plot = gr.Image(curves, label="curves.png", interactive=False, buttons=["fullscreen"], elem_id="model-card-curves")
     chooser.change(inputs.endpoint(model_card, catalog, images=()), inputs=[chooser], outputs=[card, plot],
                    api_name="model_card", preprocess=False, **LIGHT_CONCURRENCY)

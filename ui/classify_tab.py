@@ -25,11 +25,10 @@ from models.predict import input_to_image, logits_to_probs, prepare
 from models.tasks import BASELINE, RANDOM_ERASING, TASKS, Task
 from ui import inputs, live, serving
 from ui.catalog import Catalog, ModelEntry, ModelUnavailable, code, missing_model_message, plain, train_command
-from ui.common import (ASSETS_DIR, INFERENCE_CONCURRENCY, UploadedImage, UploadedSketch, is_empty, read_image,
+from ui.common import (ASSETS_DIR, INFERENCE_CONCURRENCY, VIEW_SIZE, UploadedImage, UploadedSketch, is_empty, read_image,
                        user_error)
 from ui.why import gradcam
 
-VIEW_SIZE = 256          # "what the model sees" is upscaled to this many pixels (nearest neighbour)
 NO_DIGIT = ("no digit found: the image is blank or a single colour (fully transparent, uniform, "
             "one pixel); draw or upload a digit, dark on light or light on dark")
 RUN_PARAMETERS = {BASELINE: "baseline_run", RANDOM_ERASING: "erasing_run"}

@@ -30,6 +30,7 @@ ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
 # One byte limit for an image, however it arrives: an upload (Gradio's max_file_size, set from
 # this in app.py), a data: URL or base64 text in a request, a file or bytes handed to read_image.
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
+VIEW_SIZE = 256          # "what the model sees" is upscaled to this many pixels (nearest neighbour)
 
 # Events that run a model share one concurrency group (their forward passes are combined and
 # take turns, ui/serving.py); cheap events (cards, curves) get their own group and queue bound.
@@ -143,3 +144,12 @@ class UploadedSketch(gr.Sketchpad):
             blobs = self.blob_storage.pop(payload.id, None)
             return getattr(blobs, "composite", None)
         return None if payload.composite is None else payload.composite.model_dump()
+
+
+def get_model(catalog, key: str | None, task: str, variant: str):
+    """The catalog's model for a run key (None: the task's default for the variant), or a gr.Error saying why not."""
+    from ui.catalog import ModelUnavailable
+    try:
+        return catalog.get(key, task, variant)
+    except ModelUnavailable as e:
+        raise user_error(str(e)) from e

@@ -1,33 +1,26 @@
 """See why tab: Grad-CAM, confusion matrix -> gallery, occlusion playground, decision threshold and
-calibration, top losses, and the Random Erasing study with its uncertainty.
+calibration, the most confidently wrong images (top losses), and the Random Erasing study with its uncertainty.
 
-One module per sub-tab in `ui/why/` (its adapters and its `build`); the numbers come from
-`ui/explain_handlers.py`. This module only lays the sub-tabs out.
+One module per sub-tab in `ui/why/`, each with its plain handlers and its `build`; what they share
+is in `ui/why/adapters.py`. Everything is read from a run's own files (a run folder, a Space or a
+Hub repo alike) or computed by the model: no dataset is read here.
 """
 from __future__ import annotations
 
 import gradio as gr
 
 from ui.catalog import Catalog
-from ui.why import confusion, erasing, gradcam, losses, occlusion, threshold
-from ui.why.adapters import Images, default_data_dir
+from ui.why import erasing, errors, gradcam, occlusion, threshold
+
+SUB_TABS = [("Grad-CAM", gradcam), ("Confusion matrix", errors), ("Occlusion playground", occlusion),
+            ("Threshold & calibration", threshold), ("Random Erasing study", erasing)]
 
 
-def build(catalog: Catalog, data_dir=None) -> None:
-    images = Images(data_dir if data_dir is not None else default_data_dir())
-    gr.Markdown("Why a model answers as it does, and how sure we can be of it. Everything here is read "
-                "from the runs' files (`metrics.json`, `predictions.json`, `comparison.json`) or computed "
-                "by the model itself.")
+def build(catalog: Catalog) -> None:
+    gr.Markdown("Why a model answers as it does, and how sure we can be of it. Everything here is read from "
+                "the runs' files (`metrics.json`, `predictions.json`, `see_why/`, `comparison.json`) or "
+                "computed by the model itself.")
     with gr.Tabs():
-        with gr.Tab("Grad-CAM", id="why-gradcam"):
-            gradcam.build(catalog)
-        with gr.Tab("Confusion matrix", id="why-confusion"):
-            confusion.build(catalog, images)
-        with gr.Tab("Occlusion playground", id="why-occlusion"):
-            occlusion.build(catalog)
-        with gr.Tab("Threshold & calibration", id="why-threshold"):
-            threshold.build(catalog)
-        with gr.Tab("Top losses", id="why-losses"):
-            losses.build(catalog, images)
-        with gr.Tab("Random Erasing study", id="why-erasing"):
-            erasing.build(catalog)
+        for title, module in SUB_TABS:
+            with gr.Tab(title, id=f"why-{module.__name__.rsplit('.', 1)[-1]}"):
+                module.build(catalog)

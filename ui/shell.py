@@ -36,6 +36,12 @@ CSS = """
 .notice { border-left: 4px solid var(--color-accent); padding-left: 0.75em; }
 #app-title h1 { margin-bottom: 0; }
 #model-card { max-height: 640px; overflow-y: auto; }
+#model-card th, #model-card td { word-break: normal; overflow-wrap: normal; }
+#model-card thead:not(:has(th:not(:empty))) { display: none; }
+/* Galleries that show every image: no inner scroll cutting the last row, as many columns as fit. */
+.whole-gallery .grid-wrap.fixed-height { max-height: none; min-height: 0; }
+.whole-gallery .grid-wrap .grid-container { grid-template-columns: repeat(auto-fill, minmax(136px, 1fr)); }
+.whole-gallery .thumbnail-item .caption-label { white-space: normal; overflow-wrap: anywhere; }
 #model-status { overflow-x: auto; }
 #model-status table { word-break: normal; overflow-wrap: normal; }
 #architecture-table td:first-child { font-family: var(--font-mono); }

@@ -1,10 +1,8 @@
-"""What the See why sub-tabs share: run choices, a key's entry and labels, validation images.
+"""What the See why sub-tabs share: a run list with its notice, a key's entry and labels, a run's
+predictions and its gallery images.
 
-Validation thumbnails (galleries) come first from the run folder itself: `see_why/` holds the
-validation images those galleries show (misclassified ones, most confidently wrong first, as
-small PNGs; docs/run-directory.md), so they work on a Space and from a Hub repo. Other images
-(a correct cell of the confusion matrix) are read from the dataset in `data_dir` (the app's
---data-dir, the same default as training's: ./data); without either, the galleries list them.
+The galleries show only the run's own images, `see_why/` (training/gallery.py): a run folder, a
+Space and a Hub repo show the same thumbnails, and no dataset is read.
 """
 from __future__ import annotations
 
@@ -13,87 +11,40 @@ from pathlib import Path
 import gradio as gr
 from PIL import Image
 
+from analysis.stats import load_predictions
 from models.artifact import GALLERY_DIR
 from models.jsonfile import run_file, try_read_json
 from models.predict import ImageInputError, decode_image
-from models.tasks import BASELINE, RANDOM_ERASING
-from ui import inputs
-from ui import explain_handlers as h
-from ui.catalog import Catalog, ModelEntry, ModelUnavailable, train_command
-from ui.common import user_error
-from ui.val_images import ValidationImages
-
-CATSDOGS = "catsdogs"
-DEFAULT_DATA_DIR = Path("data")   # training's --data-dir default, and the app's
-
-
-def default_data_dir() -> Path:
-    return DEFAULT_DATA_DIR
-
-
-class RunImages:
-    """A run's own gallery images (`see_why/index.json` + PNGs), then the dataset for the rest."""
-
-    def __init__(self, root: Path | None, dataset: ValidationImages):
-        self.dataset = dataset
-        self.files: dict[int, Path] = {}
-        try:
-            for row in try_read_json(root, f"{GALLERY_DIR}/index.json")["images"]:
-                path = run_file(root, f"{GALLERY_DIR}/{Path(str(row['file'])).name}")
-                if path is not None:
-                    self.files[int(row["index"])] = path
-        except (ValueError, TypeError, KeyError, AttributeError):
-            self.files = {}
-
-    @property
-    def error(self) -> str | None:
-        return self.dataset.error if not self.files or not self.dataset.available else None
-
-    def get(self, index: int) -> Image.Image | None:
-        path = self.files.get(int(index))
-        if path is not None:
-            try:
-                return decode_image(path)
-            except ImageInputError:
-                pass
-        return self.dataset.get(index)
-
-
-class Images:
-    """Validation images for a run's galleries: its own see_why/ images, else one ValidationImages
-    per task from the data folder, opened on first use."""
-
-    def __init__(self, data_dir):
-        self.data_dir = Path(data_dir) if data_dir is not None else None
-        self._by_task = {}
-
-    def __call__(self, task, labels=("cat", "dog"), root: Path | None = None):
-        if task not in self._by_task:
-            self._by_task[task] = ValidationImages(task, self.data_dir, labels)
-        return RunImages(root, self._by_task[task]) if root is not None else self._by_task[task]
-
-
-def no_model_message() -> str:
-    """One sentence for "no cats vs dogs model at all", with both training commands."""
-    return (f"No cats vs dogs model is available. To train them, run: {train_command(CATSDOGS, BASELINE)} "
-            f"(baseline) and {train_command(CATSDOGS, RANDOM_ERASING)} (Random Erasing).")
-
+from models.tasks import RANDOM_ERASING, TASKS
+from ui import inputs, live
+from ui.catalog import Catalog, ModelUnavailable, train_command
+from ui.common import VIEW_SIZE, user_error
 
 NO_RUNS = ("⚠️ No trained run yet, so there is nothing to show here. Train one, e.g. "
-           f"`{train_command('cifar10', BASELINE)}`; its files then appear here.")
+           f"`{train_command(next(iter(TASKS)))}`; its files then appear here.")
+SIDE_BY_SIDE = [name for name, task in TASKS.items() if RANDOM_ERASING in task.variants]
 
 
-def run_choices(catalog: Catalog, task: str | None = None) -> list[tuple[str, str]]:
-    """(label, key) of every run whose files can be read, optionally of one task."""
-    return [(e.label, e.key) for e in catalog.with_files() if task is None or e.task == task]
+def no_model_message(task: str = "catsdogs") -> str:
+    """One sentence for "no model of `task` at all", with the command of each of its variants."""
+    record = TASKS[task]
+    commands = " and ".join(f"{record.train_command(v)} ({v.title})" for v in record.variants)
+    return f"No {record.title} model is available. To train them, run: {commands}."
 
 
-def first_run(catalog: Catalog, task: str | None = None) -> str | None:
-    """The run a See-why list starts with: the task's default model, else the first listed."""
-    if task is not None and catalog.default_key(task, BASELINE):
-        return catalog.default_key(task, BASELINE)
-    runs = run_choices(catalog, task)
-    return runs[0][1] if runs else None
+def run_picker(catalog: Catalog, keep=lambda entry: True, notice: str = NO_RUNS, notice_id=None,
+               **kwargs) -> gr.Dropdown:
+    """A notice while no run qualifies (`keep(entry)`), and a dropdown of the runs whose files can be
+    read, starting on the first default model (its `.value`); both follow the catalog when it reloads."""
+    def entries():
+        return [e for e in catalog.with_files() if keep(e)]
+
+    def first():
+        return next((e.key for e in entries() if e.default), next((e.key for e in entries()), None))
+
+    live.markdown(catalog, lambda: "" if entries() else notice, hide_empty=True, elem_classes=["notice"],
+                  elem_id=notice_id)
+    return live.dropdown(catalog, lambda: [(e.label, e.key) for e in entries()], first, **kwargs)
 
 
 def nothing_chosen(key, outputs: int):
@@ -105,7 +56,7 @@ def nothing_chosen(key, outputs: int):
     return None
 
 
-def entry_of(catalog: Catalog, key: str | None) -> ModelEntry:
+def entry_of(catalog: Catalog, key):
     key = inputs.required_run_key(key)
     try:
         return catalog.entry(key)
@@ -113,24 +64,47 @@ def entry_of(catalog: Catalog, key: str | None) -> ModelEntry:
         raise user_error(str(e)) from e
 
 
-def model_entry(catalog: Catalog, key: str | None, task: str | None = None, variant: str = BASELINE) -> ModelEntry:
-    """The loaded entry of `key`; with no key, the default model of `task` and `variant`."""
-    key = inputs.run_key(key)
-    if not key and task is None:
-        raise user_error("model_run is missing: choose a model run")
-    try:
-        if key:
-            entry = catalog.entry(key)
-            task, variant = entry.task, entry.variant
-        return catalog.get(key, task, variant)
-    except ModelUnavailable as e:
-        raise user_error(str(e)) from e
-
-
-def labels_of(catalog: Catalog, key: str | None) -> list[str]:
+def labels_of(entry) -> list[str]:
     """The class names of a run: its loaded config, else its metrics.json."""
-    entry = entry_of(catalog, key)
     if entry.loaded is not None:
         return list(entry.loaded.config.labels)
-    metrics = try_read_json(entry.root, "metrics.json") or {}
-    return [str(label) for label in metrics.get("labels") or []]
+    return [str(label) for label in (try_read_json(entry.root, "metrics.json") or {}).get("labels") or []]
+
+
+def read_predictions(root):
+    path = run_file(root, "predictions.json") if root is not None else None
+    try:
+        return load_predictions(path) if path is not None else None
+    except (OSError, ValueError):
+        return None
+
+
+def no_predictions(root) -> str:
+    # The run as <task>/<run>, its place in the runs folder: never a server path.
+    run = f"runs/{Path(root).parent.name}/{Path(root).name}" if root else "RUN_DIR"
+    return ("This run has no usable predictions.json (per-image predictions); write it with "
+            f"`python -m training.evaluate {run} --predictions`.")
+
+
+def run_images(root) -> dict[int, Path]:
+    """Position in the split -> the run's own PNG of that image (see_why/index.json)."""
+    files = {}
+    try:
+        for row in (try_read_json(root, f"{GALLERY_DIR}/index.json") or {}).get("images", []):
+            if (path := run_file(root, f"{GALLERY_DIR}/{Path(str(row['file'])).name}")) is not None:
+                files[int(row["index"])] = path
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return {}
+    return files
+
+
+def thumbnail(path: Path) -> Image.Image | None:
+    try:
+        return enlarge(decode_image(path), 128)
+    except ImageInputError:
+        return None
+
+
+def enlarge(img: Image.Image, size: int = VIEW_SIZE) -> Image.Image:
+    img = img.convert("RGB")
+    return img.resize((size, size), Image.NEAREST) if img.width < size else img
