@@ -128,3 +128,20 @@ def test_the_length_check_counts_whole_functions_and_sees_methods(tmp_path):
     source.write_text('class A:\n    def long(self):\n        """Doc\n\n        more."""\n' + body
                       + '\n\ndef short():\n    """One line."""\n    return 1\n', encoding="utf-8")
     assert dict(function_lengths(source)) == {"A.long": 85, "short": 3}
+
+
+def test_task_names_are_written_only_in_the_task_records():
+    """A task is one record (models/tasks.py): no other product file spells a task's name as a value
+    (a tab, a default, a table keyed by task). Docstrings may name tasks in examples."""
+    from models.tasks import TASKS
+    names, spelled = set(TASKS), []
+    for path in project_files():
+        if package_of(path) == "tests" or path == REPO / "models" / "tasks.py":
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                      if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                      and node.body and isinstance(node.body[0], ast.Expr)}
+        spelled += [f"{path.relative_to(REPO)}:{node.lineno} {node.value!r}" for node in ast.walk(tree)
+                    if isinstance(node, ast.Constant) and node.value in names and id(node) not in docstrings]
+    assert not spelled, "task names outside models/tasks.py:\n" + "\n".join(spelled)
