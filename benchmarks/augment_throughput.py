@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as `python benchmarks/<name>.py`
@@ -29,7 +28,7 @@ import torch
 from PIL import Image
 from torchvision.transforms import v2
 
-from benchmarks.common import Timer, add_common_args, fmt, print_table, ratio_summary, setup, summary, write_result
+from benchmarks.common import add_common_args, fmt, interleave, print_table, ratio_summary, setup, summary, write_result
 from models.augment import TrainAugment
 from models.tasks import RANDOM_ERASING_DEFAULTS, get_task
 
@@ -72,41 +71,27 @@ def main(args) -> dict:
     stored = torch.randint(0, 256, (n, cfg.in_channels, size, size), dtype=torch.uint8, generator=g)
     on_device = stored.to(device)
     mode = "L" if cfg.in_channels == 1 else "RGB"
-    arrays = stored.permute(0, 2, 3, 1).numpy()
-    pil_images = [Image.fromarray(a[:, :, 0] if mode == "L" else a, mode) for a in arrays]
-    tensor_images = list(stored)
+    pil_images = [Image.fromarray(a[:, :, 0] if mode == "L" else a, mode) for a in stored.permute(0, 2, 3, 1).numpy()]
     gen = torch.Generator(device=device).manual_seed(1)
 
     def fast():
         for _ in range(args.passes):
             for start in range(0, n, bs):
-                out = aug(on_device[start:start + bs], generator=gen)
-        return out
+                aug(on_device[start:start + bs], generator=gen)
+        return n * args.passes
 
-    def pil_path():
-        for start in range(0, n, bs):
-            out = torch.stack([per_image(img) for img in pil_images[start:start + bs]]).to(device)
-        return out
+    def per_image_path(images):
+        def run():
+            for start in range(0, n, bs):
+                torch.stack([per_image(img) for img in images[start:start + bs]]).to(device)
+            return n
+        return run
 
-    def tensor_path():
-        for start in range(0, n, bs):
-            out = torch.stack([per_image(img) for img in tensor_images[start:start + bs]]).to(device)
-        return out
-
-    paths = {"cnn_studio": fast, "torchvision_pil": pil_path, "torchvision_tensor": tensor_path}
-    images = {"cnn_studio": n * args.passes, "torchvision_pil": n, "torchvision_tensor": n}
+    paths = {"cnn_studio": fast, "torchvision_pil": per_image_path(pil_images),
+             "torchvision_tensor": per_image_path(list(stored))}
     for fn in paths.values():      # warm-up (allocator, kernels, lazy imports)
         fn()
-    rates = {name: [] for name in paths}
-    cpu_rates = {name: [] for name in paths}
-    names = list(paths)
-    for r in range(args.repeats):
-        for name in names[r % 3:] + names[:r % 3]:
-            cpu_start = time.process_time()
-            with Timer(device) as t:
-                paths[name]()
-            rates[name].append(images[name] / t.seconds)
-            cpu_rates[name].append(images[name] / max(time.process_time() - cpu_start, 1e-9))
+    rates, cpu_rates = interleave(paths, args.repeats, device)
 
     results = {name: summary(v) for name, v in rates.items()}
     cpu_results = {name: summary(v) for name, v in cpu_rates.items()}

@@ -73,18 +73,24 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-class Timer:
-    def __init__(self, device: torch.device):
-        self.device = device
-
-    def __enter__(self):
-        sync(self.device)
-        self.start = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc):
-        sync(self.device)
-        self.seconds = time.perf_counter() - self.start
+def interleave(runs: dict, repeats: int, device: torch.device) -> tuple[dict, dict]:
+    """Time each of `runs` ({name: fn() -> images done}) once per repeat, the order rotating every
+    repeat so that all see the same load from the machine's other users. Returns images/s per
+    repeat and images per CPU-second of this process (which other processes do not distort)."""
+    rates: dict[str, list[float]] = {name: [] for name in runs}
+    cpu_rates: dict[str, list[float]] = {name: [] for name in runs}
+    names = list(runs)
+    for r in range(repeats):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            cpu_start = time.process_time()
+            sync(device)
+            start = time.perf_counter()
+            images = runs[name]()
+            sync(device)
+            rates[name].append(images / (time.perf_counter() - start))
+            cpu_rates[name].append(images / max(time.process_time() - cpu_start, 1e-9))
+            print(f"  repeat {r + 1}: {name:>28} {rates[name][-1]:12,.1f} images/s", flush=True)
+    return rates, cpu_rates
 
 
 def summary(values: list[float]) -> dict:

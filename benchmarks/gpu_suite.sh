@@ -9,7 +9,8 @@
 # ../shared/data/MNIST there and carry `.device` to the machine). Nothing is downloaded.
 # Each step has its own time limit and a failing step does not stop the others; the whole
 # suite is sized for about 10 minutes on one modern GPU. Afterwards, on the development
-# machine: copy the *-cuda.json files to benchmarks/reported/ and run `python benchmarks/report.py`.
+# machine: copy the *-cuda.json files to benchmarks/reported/ and run
+# `python benchmarks/report.py --write benchmarks/README.md`.
 set -u
 cd "$(dirname "$0")/.."
 OUT="${OUT:?set OUT to the folder for the results}"
@@ -25,14 +26,12 @@ if [ "${SMOKE:-0}" = 1 ]; then        # sizes that only prove every command runs
   AUG=(--batch-size 64 --images 128 --passes 2 --repeats 1)
   TRAIN=(--images 256 --batch-size 16 --steps 1 --repeats 1 --warmup 1)
   MNIST_TRAIN=(--images 256 --batch-size 16 --steps 1 --repeats 1 --warmup 1)
-  INFER=(--iterations 3 --batch-size 4 --batches 1 --repeats 1)
   SETTINGS=(--batch-size 16 --steps 1 --repeats 1 --warmup 1)
   WORKERS=1
 else
   AUG=(--batch-size 1024 --images 8192 --passes 20 --repeats 5)
   TRAIN=(--images 50000 --steps 40 --repeats 3)
   MNIST_TRAIN=(--images 60000 --steps 40 --repeats 3)
-  INFER=(--iterations 200 --batch-size 256 --batches 10 --repeats 3)
   SETTINGS=(--batch-size 512 --steps 20 --repeats 3 --compile)
 fi
 
@@ -67,7 +66,4 @@ if [ -f "$MNIST_DIR/MNIST/raw/train-images-idx3-ubyte" ]; then
 else
   echo "=== no MNIST at $MNIST_DIR: MNIST steps skipped" | tee -a "$LOG"
 fi
-for task in cifar10 mnist catsdogs; do
-  step 60 "inference-$task" python benchmarks/inference.py --task "$task" --device "$DEVICE" "${INFER[@]}"
-done
 ls -l "$OUT" | tee -a "$LOG"

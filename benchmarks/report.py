@@ -1,9 +1,9 @@
-"""The README's performance table, from the benchmarks' JSON files (never typed by hand).
+"""The performance table of benchmarks/README.md, from the benchmarks' JSON files (never typed by hand).
 
-    python benchmarks/report.py                          # benchmarks/reported/*.json -> markdown on stdout
-    python benchmarks/report.py --dir benchmarks/results # your own fresh results
-    python benchmarks/report.py --write README.md        # replace the text between the markers
-                                                         # <!-- performance:start --> and <!-- performance:end -->
+    python benchmarks/report.py                                # benchmarks/reported/*.json -> markdown on stdout
+    python benchmarks/report.py --dir benchmarks/results       # your own fresh results
+    python benchmarks/report.py --write benchmarks/README.md   # replace the text between the markers
+                                                               # <!-- performance:start --> and <!-- performance:end -->
 
 One column per device kind (CPU, GPU); a column without JSON files says "not measured".
 Under the table: the hardware, versions and exact command of every measurement.
@@ -81,17 +81,6 @@ def rows_for(results: dict[str, dict]) -> list[tuple[str, str, str]]:
         out.append((sec, "speed-up over per-image PIL (wall clock)", ratio(r["ratios"]["cnn_studio / torchvision_pil"])))
         out.append((sec, "speed-up over per-image PIL (per CPU-second)",
                     ratio(r["cpu_time_ratios"]["cnn_studio / torchvision_pil"])))
-    for key in sorted(k for k in results if k.startswith("inference-")):
-        r = results[key]
-        sec = f"Inference, {r['task']} ({r['architecture']}, {r['image_size'][0]}x{r['image_size'][1]} input)"
-        lat = r["latency"]
-        out.append((sec, "PIL image -> probabilities, p50 / p95 ms",
-                    f"{lat['end_to_end']['p50_ms']:.2f} / {lat['end_to_end']['p95_ms']:.2f}"))
-        out.append((sec, "bare forward, p50 / p95 ms",
-                    f"{lat['bare_forward']['p50_ms']:.2f} / {lat['bare_forward']['p95_ms']:.2f}"))
-        out.append((sec, "end-to-end overhead (p50)", f"**{r['overhead_p50'] * 100:+.1f}%**"))
-        out.append((sec, f"batch {r['batch_size']} end to end / bare forward, images/s",
-                    f"{ms(r['batch_images_per_s']['end_to_end'])} / {ms(r['batch_images_per_s']['bare_forward'])}"))
     for key in sorted((k for k in results if k == "serve" or k.startswith("serve-")), key=_serve_order):
         out += serve_rows(key, results[key])
     return out

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import math
 import os
 import shlex
@@ -41,7 +42,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import REPO, environment, print_table, ratio_summary, summary, write_result  # noqa: E402
+from benchmarks.common import REPO, environment, ratio_summary, summary, write_result  # noqa: E402
+from benchmarks.report import serve_rows  # noqa: E402
 
 ASSETS = REPO / "assets"
 DEFAULT_RUNS = REPO / "benchmarks" / "results" / "serve-runs"
@@ -290,10 +292,7 @@ def main(argv=None) -> dict:
     work = Path(tempfile.mkdtemp(prefix="serve-bench-"))
     images = {e: images_for(ENDPOINTS[e], work / "images", args.data_dir, args.images) for e in args.endpoints}
     phases, app_cmd, app_log = measure(args, runs, images, work)
-    results, rows = summarise(args, phases)
-    print()
-    print_table(["endpoint", "clients", "p50 ms app / floor", "p50 ratio", "p95 ratio", "req/s app / floor",
-                 "throughput ratio", "app failed+mismatched", "floor failed+mismatched"], rows)
+    results = summarise(args, phases)
     env["torch_threads"] = args.threads or "app default"
     name = "serve" + (f"-{args.label}" if args.label else "")
     payload = {"task": "serve", "variant": args.describe, "endpoints": args.endpoints, "clients": args.clients,
@@ -304,6 +303,9 @@ def main(argv=None) -> dict:
                "app_dir": str(args.app_dir.resolve()), "atol": args.atol, "results": results,
                "app_log_tail": app_log,
                "targets": {"p50_ratio_max": 1.2, "throughput_ratio_min_at_16": 0.9, "failures": 0}}
+    print()
+    for section, rows in itertools.groupby(serve_rows(name, payload), key=lambda row: row[0]):   # as the report
+        print(section, *(f"  {metric}: {value}" for _, metric, value in rows), sep="\n")
     write_result(name, device, payload, env)
     return payload
 
@@ -340,7 +342,7 @@ def measure(args, runs: Path, images: dict[str, list[Path]], work: Path) -> tupl
                         print(f"repeat {repeat} {e:22s} {clients:2d} clients {side:5s}: p50 {r['p50_ms'] or 0:7.1f} ms "
                               f"p95 {r['p95_ms'] or 0:7.1f} ms {r['throughput']:6.2f}/s "
                               f"failed {len(r['failures'])} mismatched {len(r['mismatches'])}", flush=True)
-        app_log = _app_log_tail(work / "app.log")
+        app_log = (work / "app.log").read_text(errors="replace").splitlines()[-5:]
     finally:
         for s in servers:
             s.terminate()
@@ -352,11 +354,10 @@ def measure(args, runs: Path, images: dict[str, list[Path]], work: Path) -> tupl
     return phases, app_cmd, app_log
 
 
-def summarise(args, phases: dict) -> tuple[dict, list[list]]:
+def summarise(args, phases: dict) -> dict:
     """Per endpoint and client count: both sides' latency, throughput and failures, and the ratios
-    paired by repeat; and the printed table's rows."""
+    paired by repeat."""
     results = {}
-    rows = []
     for e in args.endpoints:
         per_load = {}
         for clients in args.clients:
@@ -376,21 +377,8 @@ def summarise(args, phases: dict) -> tuple[dict, list[list]]:
                 "throughput": ratio_summary([a["throughput"] for a, _ in paired],
                                             [f["throughput"] for _, f in paired])}
             per_load[str(clients)] = entry
-            rows.append([e, clients, f"{entry['app']['p50_ms']['mean']:.0f} / {entry['floor']['p50_ms']['mean']:.0f}",
-                         f"{entry['ratios']['p50']['mean']:.2f}x", f"{entry['ratios']['p95']['mean']:.2f}x",
-                         f"{entry['app']['throughput']['mean']:.2f} / {entry['floor']['throughput']['mean']:.2f}",
-                         f"{entry['ratios']['throughput']['mean']:.2f}x",
-                         f"{entry['app']['failures']}+{entry['app']['mismatches']}",
-                         f"{entry['floor']['failures']}+{entry['floor']['mismatches']}"])
         results[e] = per_load
-    return results, rows
-
-
-def _app_log_tail(log: Path) -> list[str]:
-    try:
-        return log.read_text(errors="replace").splitlines()[-5:]
-    except OSError:
-        return []
+    return results
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ import torch
 from PIL import Image
 from torchvision.transforms import v2
 
-from benchmarks.common import (Timer, add_common_args, fmt, print_table, ratio_summary, setup, summary,
+from benchmarks.common import (add_common_args, fmt, interleave, print_table, ratio_summary, setup, summary,
                                write_result)
 from benchmarks.augment_throughput import per_image_transform
 from models.augment import TrainAugment
@@ -154,23 +154,23 @@ def homework(cfg, recipe, size: int, usual_loader, device) -> "PlainLoop":
 
 
 class CnnStudio:
-    def __init__(self, cfg, split, recipe, device, batch_size, compile_model, total_steps,
-                 name="cnn_studio", settings=None):
-        self.name = name
-        self.device, self.cfg = device, cfg
-        self.settings = settings or speed_settings(device)
+    """CNN Studio's step: the task's model with train.py's optimizer, schedule, loss and speed `settings`,
+    through training.engine.train_one_epoch itself, on batches read endlessly from `loader`
+    (benchmarks/step_settings.py feeds it one pre-made batch)."""
+
+    def __init__(self, name, cfg, recipe, device, loader, settings, compile_model=False, total_steps=None):
+        self.name, self.device, self.cfg, self.settings = name, device, cfg, settings
         torch.manual_seed(0)
         self.model = create_model(cfg).to(device)
-        if self.settings["channels_last"]:
+        if settings["channels_last"]:
             self.model.to(memory_format=torch.channels_last)
         self.optimizer = build_optimizer(self.model, recipe["optimizer"], device)
-        self.scheduler = build_scheduler(self.optimizer, recipe["schedule"], epochs=1, steps_per_epoch=total_steps)
+        self.scheduler = (build_scheduler(self.optimizer, recipe["schedule"], epochs=1, steps_per_epoch=total_steps)
+                          if total_steps else None)
         self.loss_fn = make_loss(recipe["loss"], cfg)
         self.step_model = torch.compile(self.model) if compile_model else self.model
-        self.loader = Batches(split, batch_size=batch_size, device=device, shuffle=True, drop_last=True,
-                              transform=TrainAugment.from_recipe(recipe["augment"], cfg))
         self.parameters = sum(p.numel() for p in self.model.parameters())
-        self.batches = endless(self.loader)
+        self.batches = endless(loader)
 
     def run(self, steps: int) -> int:
         out = train_one_epoch(self.step_model, Window(self.batches, steps), self.optimizer, self.scheduler,
@@ -202,6 +202,36 @@ class PlainLoop:
         return seen
 
 
+def contenders(args, cfg, recipe, split, device) -> list:
+    """The contenders `args` asks for (--only, --other-precision), in their timing order."""
+    bs = recipe["batch_size"]
+    total_steps = args.steps * args.repeats + args.warmup + 1000   # the schedule only needs to outlast the run
+    usual_loader = lambda transform: torch.utils.data.DataLoader(  # noqa: E731
+        PilImages(split, transform), batch_size=bs, shuffle=True, drop_last=True, num_workers=args.workers,
+        pin_memory=device.type == "cuda", persistent_workers=args.workers > 0)
+    studio = lambda name, precision: CnnStudio(  # noqa: E731
+        name, cfg, recipe, device, Batches(split, batch_size=bs, device=device, shuffle=True, drop_last=True,
+                                           transform=TrainAugment.from_recipe(recipe["augment"], cfg)),
+        speed_settings(device, precision), args.compile, total_steps)
+    found = []
+    wanted = set(args.only or ["cnn_studio", "usual", "homework"])
+    if "cnn_studio" in wanted:
+        found.append(studio("cnn_studio", "auto"))
+    other = "fp32" if speed_settings(device)["autocast_dtype"] is not None else "bf16"
+    if (args.other_precision and (not args.only or f"cnn_studio_{other}" in wanted)
+            and (other == "fp32" or device.type == "cpu" or torch.cuda.is_bf16_supported())):
+        found.append(studio(f"cnn_studio_{other}", other))
+    if "usual" in wanted:
+        torch.manual_seed(0)                          # the same initial weights as cnn_studio's model
+        model = create_model(cfg).to(device)
+        found.append(PlainLoop("usual", model, plain_optimizer(model, recipe["optimizer"]),
+                               usual_loader(per_image_transform(TrainAugment.from_recipe(recipe["augment"], cfg))),
+                               device))
+    if "homework" in wanted:
+        found.append(homework(cfg, recipe, args.homework_size, usual_loader, device))
+    return found
+
+
 def main(args) -> dict:
     device, env = setup(args)
     task = get_task(args.task)
@@ -215,40 +245,12 @@ def main(args) -> dict:
     else:
         split = synthetic_split(cfg, args.images)
         data = f"synthetic uint8 {cfg.stored_size}x{cfg.stored_size}x{cfg.in_channels} ({args.images} images)"
-    total_steps = args.steps * args.repeats + args.warmup + 1000   # the schedule only needs to outlast the run
-    usual_loader = lambda transform: torch.utils.data.DataLoader(  # noqa: E731
-        PilImages(split, transform), batch_size=bs, shuffle=True, drop_last=True, num_workers=args.workers,
-        pin_memory=device.type == "cuda", persistent_workers=args.workers > 0)
-    contenders = []
-    wanted = set(args.only or ["cnn_studio", "usual", "homework"])
-    if "cnn_studio" in wanted:
-        contenders.append(CnnStudio(cfg, split, recipe, device, bs, args.compile, total_steps))
-    other = "fp32" if speed_settings(device)["autocast_dtype"] is not None else "bf16"
-    if (args.other_precision and (not args.only or f"cnn_studio_{other}" in wanted)
-            and (other == "fp32" or device.type == "cpu" or torch.cuda.is_bf16_supported())):
-        contenders.append(CnnStudio(cfg, split, recipe, device, bs, args.compile, total_steps,
-                                    name=f"cnn_studio_{other}", settings=speed_settings(device, other)))
-    if "usual" in wanted:
-        torch.manual_seed(0)                          # the same initial weights as cnn_studio's model
-        model = create_model(cfg).to(device)
-        contenders.append(PlainLoop("usual", model, plain_optimizer(model, recipe["optimizer"]),
-                                    usual_loader(per_image_transform(TrainAugment.from_recipe(recipe["augment"],
-                                                                                              cfg))), device))
-    if "homework" in wanted:
-        contenders.append(homework(cfg, recipe, args.homework_size, usual_loader, device))
-
+    found = contenders(args, cfg, recipe, split, device)
     print(f"training throughput, {args.task}, {device} ({env['gpu'] or env['cpu']}, {env['cpu_cores']} cores, "
           f"{torch.get_num_threads()} threads), batch {bs}, {args.steps} steps x {args.repeats} repeats; {data}")
-    for c in contenders:          # warm-up: workers started, kernels chosen, allocator primed
+    for c in found:          # warm-up: workers started, kernels chosen, allocator primed
         c.run(args.warmup)
-    rates: dict[str, list[float]] = {c.name: [] for c in contenders}
-    for r in range(args.repeats):
-        order = contenders[r % len(contenders):] + contenders[:r % len(contenders)]
-        for c in order:
-            with Timer(device) as t:
-                images = c.run(args.steps)
-            rates[c.name].append(images / t.seconds)
-            print(f"  repeat {r + 1}: {c.name:>10} {images / t.seconds:8.1f} images/s", flush=True)
+    rates, _ = interleave({c.name: (lambda c=c: c.run(args.steps)) for c in found}, args.repeats, device)
 
     results = {name: summary(v) for name, v in rates.items()}
     ratios = {}
@@ -262,17 +264,15 @@ def main(args) -> dict:
     vs = lambda name: (f"{fmt(ratios[f'cnn_studio / {name}'], 2)}x"  # noqa: E731
                        if f"cnn_studio / {name}" in ratios else "-")
     print_table(["contender", "parameters", "images/s", "cnn_studio is"],
-                [[c.name, f"{c.parameters:,}", fmt(results[c.name]), vs(c.name)] for c in contenders])
+                [[c.name, f"{c.parameters:,}", fmt(results[c.name]), vs(c.name)] for c in found])
     for key, r in ratios.items():
         print(f"  {key}: {fmt(r, 2)}x")
-    settings = speed_settings(device)
-    extra = {c.name: {**c.settings, "autocast_dtype": str(c.settings["autocast_dtype"])}
-             for c in contenders if c.name.startswith("cnn_studio_")}
+    printable = lambda settings: {**settings, "autocast_dtype": str(settings["autocast_dtype"])}  # noqa: E731
     result = {"task": args.task, "data": data, "batch_size": bs, "steps": args.steps, "repeats": args.repeats,
               "workers": args.workers, "homework_size": args.homework_size, "compile": args.compile,
-              "cnn_studio_settings": {**settings, "autocast_dtype": str(settings["autocast_dtype"])},
-              "other_settings": extra,
-              "parameters": {c.name: c.parameters for c in contenders},
+              "cnn_studio_settings": printable(speed_settings(device)),
+              "other_settings": {c.name: printable(c.settings) for c in found if c.name.startswith("cnn_studio_")},
+              "parameters": {c.name: c.parameters for c in found},
               "images_per_s": results, "ratios": ratios}
     write_result(f"train_throughput-{args.task}" + (f"-{args.tag}" if args.tag else ""), device, result, env)
     return result

@@ -20,18 +20,11 @@ ASSETS = Path(__file__).resolve().parents[1] / "assets"
 DEFAULT_DATA = ASSETS.parent.parent / "shared" / "data"
 
 
-def read_idx(path: Path) -> np.ndarray:
-    """An IDX file (MNIST's format): big-endian magic, dims, then uint8 data."""
-    data = path.read_bytes()
-    ndim = data[3]
-    dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
-
-
 def write_mnist_digits(root: Path, out: Path = ASSETS) -> list[Path]:
+    from torchvision.datasets.mnist import read_image_file, read_label_file   # the IDX reader torchvision's MNIST uses
     raw = root / "MNIST" / "raw"
-    images = read_idx(raw / "t10k-images-idx3-ubyte")
-    labels = read_idx(raw / "t10k-labels-idx1-ubyte")
+    images = read_image_file(str(raw / "t10k-images-idx3-ubyte")).numpy()
+    labels = read_label_file(str(raw / "t10k-labels-idx1-ubyte")).numpy()
     written = []
     for digit in range(10):
         index = int(np.flatnonzero(labels == digit)[0])

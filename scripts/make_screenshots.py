@@ -18,7 +18,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import sys
 import tempfile
 from io import BytesIO
@@ -28,8 +27,9 @@ from PIL import Image
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 REPO = ASSETS.parent
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run"]
+sys.path.insert(0, str(REPO))   # run as `python scripts/make_screenshots.py`
+
+from tests.browser_helpers import cell, choose, chromium, launch, open_page, open_tab  # noqa: E402
 
 
 def save_small(png: bytes, path: Path, width: int) -> None:
@@ -57,21 +57,9 @@ def draw_digit(page) -> None:
     page.mouse.up()
 
 
-def launch(demo) -> str:
-    import app
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True,
-                            **app.launch_options())
-    return url
-
-
 def open_app(browser, url: str, height: int = 900):
-    page = browser.new_page(viewport={"width": 1280, "height": height}, device_scale_factor=1)
+    page = open_page(browser, url, height=height)   # loaded: lists and opening tab final
     page.set_default_timeout(180_000)
-    page.goto(url)
-    page.wait_for_selector("body[data-views-rendered]")   # the page-load event is done (ui/live.py)
     return page
 
 
@@ -83,11 +71,7 @@ def settle(page) -> None:
 def tabs_shots(browser, demo, url: str, shot) -> None:
     """One picture per tab of the app on the user's runs."""
     page = open_app(browser, url)
-
-    def tab(name: str):
-        page.get_by_role("tab", name=name, exact=True).click()
-        page.wait_for_timeout(800)
-
+    tab = lambda name: open_tab(page, name)  # noqa: E731
     has = {t: demo.catalog.default_key(t) is not None for t in ("cifar10", "mnist", "catsdogs")}
     tab("CIFAR-10")
     if has["cifar10"]:  # without a model the tab shows its training command instead
@@ -118,14 +102,13 @@ def tabs_shots(browser, demo, url: str, shot) -> None:
     page.get_by_role("tab", name="Confusion matrix", exact=True).click()
     if has["mnist"]:  # the heat map of the MNIST run, and the images of its largest error
         entry = demo.catalog.entry(demo.catalog.default_key("mnist"))
-        page.locator("#confusion-run input").click()
-        page.get_by_role("option", name=entry.label, exact=True).click()
+        choose(page, "#confusion-run", entry.label)
         counts = json.loads((entry.root / "metrics.json").read_text())["confusion_matrix"]
         n = len(counts)
         row, col = max(((r, c) for r in range(n) for c in range(n) if r != c), key=lambda rc: counts[rc[0]][rc[1]])
-        cell = lambda r, c: page.locator(f'#confusion-heatmap [role=gridcell][data-testid="cell-{r}-{c + 1}"]')  # noqa: E731
-        cell(0, 0).filter(has_text=f"{counts[0][0]} ").wait_for()     # the chosen run's heat map is shown
-        cell(row, col).click()
+        heat = lambda r, c: page.locator(cell("#confusion-heatmap", r, c + 1))  # noqa: E731
+        heat(0, 0).filter(has_text=f"{counts[0][0]} ").wait_for()     # the chosen run's heat map is shown
+        heat(row, col).click()
         page.locator("#confusion-cell-text").filter(has_text="image(s)").wait_for()
         if counts[row][col]:
             page.locator("#confusion-gallery img").first.wait_for()
@@ -180,9 +163,7 @@ def main(argv=None) -> None:
 
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    sys.path.insert(0, str(REPO))
     import app
-    from playwright.sync_api import sync_playwright
 
     args.out.mkdir(parents=True, exist_ok=True)
 
@@ -191,17 +172,16 @@ def main(argv=None) -> None:
         save_small(page.screenshot(full_page=True), args.out / f"{name}.png", args.width)
 
     demo = app.build_demo(args.runs, data_dir=args.data_dir)
-    chromium = "/usr/bin/chromium" if Path("/usr/bin/chromium").is_file() else shutil.which("chromium")
+    playwright, browser = chromium()
     try:
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-            tabs_shots(browser, demo, launch(demo), shot)
-            if args.train_images and (args.data_dir / "MNIST" / "raw").is_dir():
-                train_shot(browser, args.data_dir, args.train_images, shot)
-            elif args.train_images:
-                print(f"no MNIST in {args.data_dir}/MNIST/raw: no Train tab picture")
-            browser.close()
+        tabs_shots(browser, demo, launch(demo), shot)
+        if args.train_images and (args.data_dir / "MNIST" / "raw").is_dir():
+            train_shot(browser, args.data_dir, args.train_images, shot)
+        elif args.train_images:
+            print(f"no MNIST in {args.data_dir}/MNIST/raw: no Train tab picture")
     finally:
+        browser.close()
+        playwright.stop()
         demo.close()
 
 

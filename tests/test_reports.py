@@ -1,5 +1,5 @@
-"""The README's performance table is the one benchmarks/report.py renders from the stored
-benchmark results: no figure in it is typed by hand or left stale."""
+"""The performance table of benchmarks/README.md is the one benchmarks/report.py renders from the
+stored benchmark results: no figure in it is typed by hand or left stale."""
 from __future__ import annotations
 
 import re
@@ -9,11 +9,11 @@ from tests.conftest import REPO
 
 
 def test_readme_performance_table_is_rendered_from_the_reported_json():
-    readme = (REPO / "README.md").read_text()
+    readme = (REPO / "benchmarks" / "README.md").read_text()
     section = re.search(re.escape(report.START) + r"\n(.*?)" + re.escape(report.END), readme, flags=re.S)
-    assert section, "README.md lacks the performance markers"
+    assert section, "benchmarks/README.md lacks the performance markers"
     expected = report.render(report.load(REPO / "benchmarks" / "reported"))
-    assert section.group(1) == expected, "run: python benchmarks/report.py --dir benchmarks/reported --write README.md"
+    assert section.group(1) == expected, "run: python benchmarks/report.py --write benchmarks/README.md"
 
 
 def test_every_reported_result_names_its_command_and_machine():
