@@ -107,7 +107,7 @@ def main(args) -> dict:
         make_folder(Path(args.make), args.images, args.classes, tuple(args.size))
         return {}
     if args.one:
-        print(json.dumps(one_pass(args.one, args.data_dir, args.batch_size, args.workers)))
+        print(json.dumps(one_pass(args.one, args.data_dir, args.batch_size, args.workers), allow_nan=False))
         return {}
     env = environment(torch.device("cpu"))
     files = sum(1 for p in Path(args.data_dir).rglob("*.jpg"))
