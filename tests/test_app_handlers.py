@@ -414,7 +414,7 @@ def test_architecture_table_totals(app_catalog):
 
 
 def test_curves_and_erasing_comparison_come_from_the_run_files(app_catalog, app_runs):
-    keys = [e.key for e in curves_tab.runs_with_history(app_catalog)]
+    keys = [e.key for e in app_catalog.with_files() if curves_tab.has_history(e)]
     assert "cifar10/tiny" in keys
     acc, loss = curves_tab.curves(app_catalog, ["cifar10/tiny"])
     history = json.loads((app_runs / "cifar10" / "tiny" / "history.json").read_text())
@@ -431,7 +431,7 @@ def test_curves_and_erasing_comparison_come_from_the_run_files(app_catalog, app_
 
 
 def test_model_card_is_rendered_without_front_matter(app_catalog):
-    keys = [e.key for e in cards_tab.card_entries(app_catalog)]
+    keys = [e.key for e in app_catalog.with_files() if cards_tab.has_card(e)]
     assert "cifar10/tiny" in keys
     text, curves = cards_tab.model_card(app_catalog, "cifar10/tiny")
     assert not text.startswith("---") and "model-index" not in text

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import gradio as gr
 import torch
-from PIL import Image
 
 from models.augment import TrainAugment
 from models.digits import NotADigit
@@ -19,6 +18,7 @@ from models.tasks import BASELINE, TASKS
 from ui import inputs
 from ui.catalog import Catalog
 from ui.common import ASSETS_DIR, LIGHT_CONCURRENCY, is_empty, read_image, user_error
+from ui.why.adapters import enlarge
 
 MAX_COPIES = 24
 MAX_SEED = 2**31 - 1  # torch.Generator takes any int64; the UI's Number field stops here
@@ -46,13 +46,6 @@ def recipes(catalog: Catalog) -> dict:
 def samples() -> dict[str, str]:
     """Sample images shipped in assets/: display name -> path (the only files this tab opens)."""
     return {p.stem.replace("_", " "): str(p) for p in sorted(ASSETS_DIR.glob("*.png"))}
-
-
-def tile(pixels: torch.Tensor) -> Image.Image:
-    """uint8 (C, S, S) -> an image, small ones upscaled (nearest neighbour) for the gallery."""
-    img = pixels_to_image(pixels)
-    factor = -(-TILE // img.width)
-    return img.resize((img.width * factor, img.height * factor), Image.NEAREST) if factor > 1 else img
 
 
 def describe(augment: dict, cfg) -> str:
@@ -97,8 +90,8 @@ def augment_grid(catalog: Catalog, recipe_name: str, sample: str | None = None, 
         batch = TrainAugment.from_recipe(augment, cfg)(stored.unsqueeze(0).repeat(copies, 1, 1, 1),
                                                        torch.Generator().manual_seed(seed),
                                                        erase_generator=torch.Generator().manual_seed(seed + 1))
-    items = [(tile(stored), f"as stored, {stored.shape[-1]}x{stored.shape[-1]}")]
-    items += [(tile(denormalize(x, cfg)), f"#{i + 1}") for i, x in enumerate(batch)]
+    items = [(enlarge(pixels_to_image(stored), TILE), f"as stored, {stored.shape[-1]}x{stored.shape[-1]}")]
+    items += [(enlarge(pixels_to_image(denormalize(x, cfg)), TILE), f"#{i + 1}") for i, x in enumerate(batch)]
     side = cfg.input_size
     return items, (f"**{recipe_name}** on {what}: {describe(augment, cfg)}. Model input {side}x{side}. "
                    f"Source: {source}; seed {seed}.")

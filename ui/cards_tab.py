@@ -6,29 +6,24 @@ import re
 import gradio as gr
 
 from models.jsonfile import run_file
-from models.predict import ImageInputError, decode_image
-from ui import inputs, live
+from ui import inputs
 from ui.catalog import Catalog, public_text
 from ui.common import LIGHT_CONCURRENCY, user_error
+from ui.why.adapters import nothing_chosen, run_picker, thumbnail
 
 FRONT_MATTER = re.compile(r"\A---\s*\n.*?\n---\s*\n", re.S)
 MAX_CARD_CHARS = 200_000
 
 
-def card_entries(catalog: Catalog):
-    return [e for e in catalog.with_files() if run_file(e.root, "README.md")]
-
-
-def default_card(catalog: Catalog) -> str | None:
-    entries = card_entries(catalog)
-    return next((e.key for e in entries if e.default), entries[0].key if entries else None)
+def has_card(entry) -> bool:
+    return run_file(entry.root, "README.md") is not None
 
 
 def model_card(catalog: Catalog, model_run: str | None):
     """A catalog key -> (card markdown without its YAML front matter, curves.png image or None)."""
-    if inputs.from_browser() and inputs.run_key(model_run) is None:
-        return gr.skip(), gr.skip()          # no card yet: the tab's notice says how to get one
-    entries = {e.key: e for e in card_entries(catalog)}
+    if (skipped := nothing_chosen(model_run, 2)) is not None:
+        return skipped                       # no card yet: the tab's notice says how to get one
+    entries = {e.key: e for e in catalog.with_files() if has_card(e)}
     model_run = inputs.required_run_key(model_run)
     if model_run not in entries:
         raise user_error(f"model_run: no model card for {model_run!r}; choose one of "
@@ -41,28 +36,14 @@ def model_card(catalog: Catalog, model_run: str | None):
     text = public_text(FRONT_MATTER.sub("", text, count=1), catalog.runs_dir)
     # Relative images (curves.png) cannot be served from the card; the plot is shown beside it.
     text = re.sub(r"!\[[^\]]*\]\((?!https?://)[^)]*\)", "", text)
-    return text, _curves_image(run_file(root, "curves.png"))
-
-
-def _curves_image(path):
-    """curves.png as an image (served from Gradio's cache, never from the run folder), or None."""
-    if path is None:
-        return None
-    try:
-        return decode_image(path)
-    except ImageInputError:
-        return None
+    return text, thumbnail(run_file(root, "curves.png"), size=None)   # served from Gradio's cache, not the run
 
 
 def build(catalog: Catalog) -> None:
-    default = default_card(catalog)
     gr.Markdown("The model card of each run: data, recipe, results and limits, as published with the weights.")
-    live.markdown(catalog, lambda: "" if card_entries(catalog) else (
-        "⚠️ No model cards yet: every training run writes one (`README.md` in its run folder)."),
-        hide_empty=True, elem_classes=["notice"])
-    chooser = live.dropdown(catalog, lambda: [e.key for e in card_entries(catalog)], lambda: default_card(catalog),
-                            label="Model")
-    text, curves = model_card(catalog, default) if default else ("", None)
+    chooser = run_picker(catalog, has_card, label="Model", notice="⚠️ No model cards yet: every training run "
+                         "writes one (`README.md` in its run folder).")
+    text, curves = model_card(catalog, chooser.value) if chooser.value else ("", None)
     # One column: the card's tables get the page's width (beside a picture they broke words).
     card = gr.Markdown(text, label="Model card", elem_id="model-card", container=True, padding=True)
     plot = gr.Image(curves, label="curves.png", interactive=False, buttons=["fullscreen"], elem_id="model-card-curves")

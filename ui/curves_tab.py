@@ -12,17 +12,17 @@ from matplotlib.ticker import MaxNLocator, PercentFormatter
 
 from models.jsonfile import try_read_json
 from models.tasks import BASELINE, TASKS
-from ui import inputs, live
+from ui import inputs
 from ui.catalog import Catalog, ModelEntry, train_command
 from ui.common import LIGHT_CONCURRENCY, user_error
-from ui.why.adapters import SIDE_BY_SIDE
+from ui.why.adapters import SIDE_BY_SIDE, first_key, run_picker
 
 CURVE_COLUMNS = ["epoch", "value", "series"]
 COMPARISON_COLUMNS = ["run", "variant", "accuracy", "split", "task"]
 
 
-def runs_with_history(catalog: Catalog) -> list[ModelEntry]:
-    return [e for e in catalog.with_files() if isinstance(try_read_json(e.root, "history.json"), list)]
+def has_history(entry: ModelEntry) -> bool:
+    return isinstance(try_read_json(entry.root, "history.json"), list)
 
 
 def default_selection(entries: list[ModelEntry]) -> list[str]:
@@ -33,8 +33,7 @@ def default_selection(entries: list[ModelEntry]) -> list[str]:
         pair = [e.key for e in entries if e.default and e.task == task]
         if len(pair) == len(TASKS[task].variants):
             return pair
-    first = next((e for e in entries if e.default), entries[0] if entries else None)
-    return [first.key] if first else []
+    return [first] if (first := first_key(entries)) else []
 
 
 def history_rows(history, name: str, split: str = "val") -> tuple[list, list]:
@@ -53,7 +52,7 @@ def history_rows(history, name: str, split: str = "val") -> tuple[list, list]:
 def curves(catalog: Catalog, model_runs):
     """Chosen run keys -> (accuracy frame, loss frame): columns epoch, value, series."""
     model_runs = inputs.run_keys(model_runs, "model_runs")
-    known = {e.key: e for e in runs_with_history(catalog)}
+    known = {e.key: e for e in catalog.with_files() if has_history(e)}
     unknown = [k for k in model_runs if k not in known]
     if unknown:
         raise user_error(f"no training history for {', '.join(unknown)}")
@@ -116,15 +115,12 @@ def erasing_comparison(catalog: Catalog) -> tuple[pd.DataFrame, str]:
 
 
 def build(catalog: Catalog) -> None:
-    defaults = default_selection(runs_with_history(catalog))
     gr.Markdown("Accuracy and loss per epoch, on the training images and on the split each run is evaluated on "
                 "(`history.json`). Pick several runs to compare them.")
-    live.markdown(catalog, lambda: "" if runs_with_history(catalog) else (
-        f"⚠️ No runs with a training history yet. Train one, e.g. `{train_command(next(iter(TASKS)), BASELINE)}`."),
-        hide_empty=True, elem_classes=["notice"])
-    chooser = live.dropdown(catalog, lambda: [e.key for e in runs_with_history(catalog)],
-                            lambda: default_selection(runs_with_history(catalog)), multiselect=True, label="Runs")
-    acc0, loss0 = curve_figures(catalog, defaults)
+    chooser = run_picker(catalog, has_history, default=default_selection, multiselect=True, label="Runs",
+                         notice="⚠️ No runs with a training history yet. Train one, e.g. "
+                                f"`{train_command(next(iter(TASKS)), BASELINE)}`.")
+    acc0, loss0 = curve_figures(catalog, chooser.value)
     with gr.Row():
         acc_plot = gr.Plot(acc0, label="Accuracy", show_label=False, elem_id="curves-accuracy", min_width=300)
         loss_plot = gr.Plot(loss0, label="Loss", show_label=False, elem_id="curves-loss", min_width=300)

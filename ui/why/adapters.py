@@ -32,19 +32,23 @@ def no_model_message(task: str = "catsdogs") -> str:
     return f"No {record.title} model is available. To train them, run: {commands}."
 
 
+def first_key(entries) -> str | None:
+    """The key of the first default model among `entries`, else of the first entry."""
+    return next((e.key for e in entries if e.default), next((e.key for e in entries), None))
+
+
 def run_picker(catalog: Catalog, keep=lambda entry: True, notice: str = NO_RUNS, notice_id=None,
-               **kwargs) -> gr.Dropdown:
+               default=first_key, **kwargs) -> gr.Dropdown:
     """A notice while no run qualifies (`keep(entry)`), and a dropdown of the runs whose files can be
-    read, starting on the first default model (its `.value`); both follow the catalog when it reloads."""
+    read, starting on `default(those runs)` (its `.value`); both follow the catalog when it reloads.
+    Every tab's run list is made here."""
     def entries():
         return [e for e in catalog.with_files() if keep(e)]
 
-    def first():
-        return next((e.key for e in entries() if e.default), next((e.key for e in entries()), None))
-
     live.markdown(catalog, lambda: "" if entries() else notice, hide_empty=True, elem_classes=["notice"],
                   elem_id=notice_id)
-    return live.dropdown(catalog, lambda: [(e.label, e.key) for e in entries()], first, **kwargs)
+    return live.dropdown(catalog, lambda: [(e.label, e.key) for e in entries()], lambda: default(entries()),
+                         **kwargs)
 
 
 def nothing_chosen(key, outputs: int):
@@ -98,11 +102,15 @@ def run_images(root) -> dict[int, Path]:
     return files
 
 
-def thumbnail(path: Path) -> Image.Image | None:
+def thumbnail(path: Path | None, size: int | None = 128) -> Image.Image | None:
+    """The image at `path`, enlarged to `size` when smaller (None: as it is); None when absent or unreadable."""
+    if path is None:
+        return None
     try:
-        return enlarge(decode_image(path), 128)
+        img = decode_image(path)
     except ImageInputError:
         return None
+    return enlarge(img, size) if size else img
 
 
 def enlarge(img: Image.Image, size: int = VIEW_SIZE) -> Image.Image:

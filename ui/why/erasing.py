@@ -52,10 +52,9 @@ def comparison(catalog: Catalog, comparison_name=None):
 
 
 def build(catalog: Catalog) -> None:
-    first = next(iter(key for _, key in comparison_choices(catalog)), None)
     pick = live.dropdown(catalog, lambda: comparison_choices(catalog),
                          lambda: next(iter(key for _, key in comparison_choices(catalog)), None), label="Comparison")
-    text0, points0 = comparison(catalog, first)
+    text0, points0 = comparison(catalog, pick.value)
     text = gr.Markdown(text0, label="Comparison summary")
     plot = gr.ScatterPlot(points0, x="variant", y=COLUMNS[1], color="seed", title="Accuracy of each variant per seed",
                           height=300, label="Accuracy per seed", show_label=False, elem_id="erasing-seeds")

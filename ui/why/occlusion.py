@@ -119,9 +119,9 @@ def occlusion_probe(catalog: Catalog, image, baseline_run, erasing_run, box_x, b
 
 
 def occlusion_sweep(catalog: Catalog, image, baseline_run, erasing_run, box_size, fine_sweep=False, fill="mean",
-                    progress=None):
-    """`progress` (a gr.Progress in the app) shows which model is being swept: a sweep runs the
-    model once per box position, seconds to minutes on a CPU."""
+                    progress=gr.Progress()):
+    """`progress` shows which model is being swept (in the app; elsewhere it does nothing): a sweep
+    runs the model once per box position, seconds to minutes on a CPU."""
     baseline_run, erasing_run, fill = _choices(baseline_run, erasing_run, fill)
     fine_sweep = inputs.flag(fine_sweep, "fine_sweep")
     if is_empty(image):
@@ -130,8 +130,7 @@ def occlusion_sweep(catalog: Catalog, image, baseline_run, erasing_run, box_size
     side = models[0][1].config.input_size
     box = inputs.whole_number(box_size, "box_size", 1, side)
     check_sweep_work(side, box, fine_sweep, len(models))
-    if progress is not None:
-        models = progress.tqdm(models, desc="sweeping the box over the image, model by model")
+    models = progress.tqdm(models, desc="sweeping the box over the image, model by model")
     return sweep_view(list(models), read_image(image), box, max(1, box // 2) if fine_sweep else box, fill)
 
 
@@ -207,9 +206,6 @@ def build(catalog: Catalog) -> None:
     view.select(on_view_click, inputs=[image, base, erasing, size, fill], outputs=[x, y, view, table],
                 api_name="occlusion_click", preprocess=False, **INFERENCE_CONCURRENCY)
 
-    def on_sweep(image, baseline_run, erasing_run, box_size, fine_sweep, fill, progress=gr.Progress()):
-        return occlusion_sweep(catalog, image, baseline_run, erasing_run, box_size, fine_sweep, fill, progress=progress)
-
-    sweep_button.click(inputs.endpoint(on_sweep), inputs=[image, base, erasing, size, fine, fill],
+    sweep_button.click(inputs.endpoint(occlusion_sweep, catalog), inputs=[image, base, erasing, size, fine, fill],
                        outputs=[maps, sweep_table, sweep_note], api_name="occlusion_sweep", preprocess=False,
                        **INFERENCE_CONCURRENCY)
