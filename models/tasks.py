@@ -279,3 +279,5 @@ register(Task(
     intended_use="Classifying images like the ones in the training folder, into its classes. The model has seen "
                  "only those images: it says little about images from other sources.",
     api_name="classify_folder"))
+
+QUICKEST_TASK = "mnist"     # what the Train tab offers first: its quick preset trains in minutes on a CPU

@@ -120,7 +120,9 @@ def test_the_random_erasing_bars_and_legend_share_their_order(page):
     legend = chart.locator(".role-legend-label text").all_text_contents()
     bars = [t.split("/")[0] for t in ticks.all_text_contents()]
     assert legend == ["baseline", "Random Erasing"], legend
-    assert bars == ["catsdogs", "catsdogs-re"], bars          # baseline bar first, as in the legend
+    # every task with both variants (here cats vs dogs; your images' run has no Random Erasing twin):
+    # its baseline bar first, as in the legend
+    assert [b for b in bars if b.startswith("catsdogs")] == ["catsdogs", "catsdogs-re"], bars
 
 
 def test_top_losses_and_confusion_galleries_are_whole(page, studio):

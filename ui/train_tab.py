@@ -16,7 +16,7 @@ import pandas as pd
 
 from models.jsonfile import try_read_json
 from models.registry import ARCHITECTURES
-from models.tasks import TASKS
+from models.tasks import QUICKEST_TASK, TASKS
 from ui import inputs, upload
 from ui.common import LIGHT_CONCURRENCY, user_error
 from ui.curves_tab import CURVE_COLUMNS, curve_figure, history_rows
@@ -271,9 +271,9 @@ def build(catalog, trainer: Trainer | None = None) -> gr.Number:
 
 def _form(trainer: Trainer):
     """The left column: task (with the zip for your own images), variant, preset, Advanced, command, buttons."""
-    task = gr.Dropdown([(spec.title, name) for name, spec in TASKS.items()], value="mnist", label="Task",
+    task = gr.Dropdown([(spec.title, name) for name, spec in TASKS.items()], value=QUICKEST_TASK, label="Task",
                        elem_id="train-task")
-    _, choices, grey = _options("mnist", "quick")
+    _, choices, grey = _options(QUICKEST_TASK, "quick")
     with gr.Group(visible=False) as own:
         zip_file = gr.File(label=f"Your images: a .zip of class folders, {upload.MIN_IMAGES}+ images each "
                                  "(<class>/<image>, or train/<class>/ and val/<class>/)", file_types=[".zip"],
@@ -288,7 +288,7 @@ def _form(trainer: Trainer):
                                  elem_id=f"train-{name.replace('_', '-')}")
                       for (name, label), text in zip(FIELDS.items(), grey)]
     dataset = gr.Textbox("", visible=False, label="Uploaded images (the id /train_upload returned)")
-    command = gr.Textbox(command_preview(trainer, "mnist", "baseline", "quick"), lines=2, max_lines=8,
+    command = gr.Textbox(command_preview(trainer, QUICKEST_TASK, "baseline", "quick"), lines=2, max_lines=8,
                          label="Command (exactly what Start runs: copy it into a terminal)", interactive=False,
                          buttons=["copy"], elem_id="train-command")
     with gr.Row():

@@ -25,7 +25,7 @@ NO_RUNS = ("⚠️ No trained run yet, so there is nothing to show here. Train o
 SIDE_BY_SIDE = [name for name, task in TASKS.items() if RANDOM_ERASING in task.variants]
 
 
-def no_model_message(task: str = "catsdogs") -> str:
+def no_model_message(task: str) -> str:
     """One sentence for "no model of `task` at all", with the command of each of its variants."""
     record = TASKS[task]
     commands = " and ".join(f"{record.train_command(v)} ({v.title})" for v in record.variants)
