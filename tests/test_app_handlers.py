@@ -20,7 +20,7 @@ from models.tasks import RANDOM_ERASING_DEFAULTS, TASKS
 from models.runs import discover_runs, newest_runs
 from tests.conftest import UNREACHABLE_HUB_REPO
 from ui import architecture_tab, augment_tab, cards_tab, classify_tab, curves_tab
-from ui.catalog import TRAIN_COMMANDS, Catalog, hub_ids_from_env, missing_model_message
+from ui.catalog import Catalog, hub_ids_from_env, missing_model_message
 from ui.common import read_image
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
@@ -281,13 +281,13 @@ def test_a_photo_of_two_digits_is_refused_with_the_reason_not_classified(app_cat
 def test_missing_models_name_the_command_that_trains_them(empty_catalog, tmp_path):
     image = payload(MODES["RGB"](tmp_path))
     for task in TASKS:
-        commands = [TRAIN_COMMANDS[(task, variant)] for variant in TASKS[task].variants]
+        commands = [TASKS[task].train_command(variant) for variant in TASKS[task].variants]
         with pytest.raises(gr.Error) as err:
             answers(empty_catalog, task, image)
         assert all(c in err.value.message for c in commands[:len(classify_tab.columns(TASKS[task]))]), err.value.message
         text = classify_tab.notice(empty_catalog, TASKS[task])
         assert all(f"`{c}`" in text for c in commands)
-    assert TRAIN_COMMANDS[("catsdogs", "random-erasing")] == "python -m training.train --task catsdogs --random-erasing"
+    assert TASKS["catsdogs"].train_command("random-erasing") == "python -m training.train --task catsdogs --random-erasing"
     assert missing_model_message("cifar10") == ("No CIFAR-10 model is available. "
                                                 "Train one with: python -m training.train --task cifar10")
 
@@ -297,7 +297,7 @@ def test_one_missing_cats_dogs_model_still_shows_the_other(app_catalog, tmp_path
     seen, base, _, erasing, why = answers(only_baseline, "catsdogs", payload(ASSETS / "cat_drawing.png"))
     assert_distribution(base, ("cat", "dog"))
     assert erasing is None and seen is not None
-    assert TRAIN_COMMANDS[("catsdogs", "random-erasing")] in why
+    assert TASKS["catsdogs"].train_command("random-erasing") in why
 
 
 def test_tabs_without_models_still_work(empty_catalog):
@@ -308,7 +308,7 @@ def test_tabs_without_models_still_work(empty_catalog):
     acc, loss = curves_tab.curves(empty_catalog, [])
     assert acc.empty and loss.empty
     frame, text = curves_tab.erasing_comparison(empty_catalog)
-    assert frame.empty and TRAIN_COMMANDS[("catsdogs", "random-erasing")] in text
+    assert frame.empty and TASKS["catsdogs"].train_command("random-erasing") in text
 
 
 # --- run discovery and the catalog --------------------------------------------------------------

@@ -12,9 +12,9 @@ import gradio as gr
 import pytest
 
 import app
+from models.tasks import TASKS
 from ui import serving
 from tests.studio_helpers import untrained_run
-from ui.catalog import TRAIN_COMMANDS
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 MODEL_APIS = {"classify_cifar10", "classify_digit", "classify_digit_image", "classify_catdog", "classify_folder"}
@@ -212,7 +212,7 @@ def test_an_app_without_models_starts_and_says_how_to_train_them(tmp_path):
     demo = app.build_demo(tmp_path / "no-runs")
     texts = "\n".join(str(block.value) for block in demo.blocks.values()
                       if type(block).__name__ == "Markdown" and block.value)
-    for command in TRAIN_COMMANDS.values():
+    for command in [t.train_command(v) for t in TASKS.values() for v in t.variants]:
         assert f"`{command}`" in texts
     assert "No trained models found" in texts
 

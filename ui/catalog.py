@@ -32,9 +32,6 @@ from models.tasks import BASELINE, HUB_MODELS_ENV, TASKS, Variant
 
 TASK_TITLES = {name: task.title for name, task in TASKS.items()}
 VARIANT_TITLES = {variant: variant.title for variant in Variant}
-# The models the app offers, with the exact command that trains each (README and app say the same).
-TRAIN_COMMANDS = {(name, variant): task.train_command(variant) for name, task in TASKS.items()
-                  for variant in task.variants}
 
 
 def train_command(task: str, variant: str = BASELINE) -> str:

@@ -32,7 +32,9 @@ import re
 import typing
 from urllib.parse import urlsplit
 
+from starlette.datastructures import Headers
 from starlette.middleware import Middleware
+from starlette.responses import JSONResponse
 
 from ui.common import NOT_AN_UPLOAD, upload_path
 
@@ -63,15 +65,15 @@ class RequestLimits:
             return
         refused = _foreign(scope) if self.local_only else None
         if refused:
-            await _answer(send, 403, refused)
+            await _refusal(403, refused)(scope, receive, send)
             return
-        declared = _header(scope, b"content-length")
+        declared = Headers(scope=scope).get("content-length")
         if declared is not None:
             if not declared.isdigit():
-                await _answer(send, 400, "Content-Length must be a whole number of bytes")
+                await _refusal(400, "Content-Length must be a whole number of bytes")(scope, receive, send)
                 return
             if int(declared) > self.max_body_bytes:
-                await _answer(send, 413, self._too_large(int(declared)))
+                await _refusal(413, self._too_large(int(declared)))(scope, receive, send)
                 return
         counted = _Counter(receive, self.max_body_bytes)
         started = False
@@ -87,14 +89,14 @@ class RequestLimits:
                 body = await counted.read_all()
                 status, problem = self._body_problem(scope, body)
                 if problem:
-                    await _answer(send, status, problem)
+                    await _refusal(status, problem)(scope, receive, send)
                     return
                 await self.app(scope, _replay(body, receive), tracking_send)
             else:
                 await self.app(scope, counted, tracking_send)
         except BodyTooLarge:
             if not started:
-                await _answer(send, 413, self._too_large(None))
+                await _refusal(413, self._too_large(None))(scope, receive, send)
 
     def _too_large(self, size: int | None) -> str:
         limit = f"{self.max_body_bytes / 2**20:g} MiB"
@@ -224,7 +226,8 @@ def is_loopback(host: str | None) -> bool:
 
 def _foreign(scope) -> str | None:
     """Why a request to an app for this machine only is refused (None: it is not)."""
-    host, origin = _header(scope, b"host") or "", _header(scope, b"origin")
+    headers = Headers(scope=scope)
+    host, origin = headers.get("host", ""), headers.get("origin")
     why = ("its Train tab and Hub loading are on because it listens on a loopback address "
            "(start it with --allow-training to serve other names)")
     if not _names_this_machine(host):
@@ -298,22 +301,11 @@ def _replay(body: bytes, receive):
     return replay
 
 
-def _header(scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers", []):
-        if key.lower() == name:
-            return value.decode("latin-1").strip()
-    return None
-
-
 def _is_json(scope) -> bool:
     """Whether FastAPI parses the body as JSON: no content type, application/json or application/*+json."""
-    kind = (_header(scope, b"content-type") or "").split(";")[0].strip().lower()
+    kind = Headers(scope=scope).get("content-type", "").split(";")[0].strip().lower()
     return kind in ("", "application/json") or (kind.startswith("application/") and kind.endswith("+json"))
 
 
-async def _answer(send, status: int, message: str) -> None:
-    body = json.dumps({"error": message, "detail": message}, allow_nan=False).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            (b"connection", b"close")]})
-    await send({"type": "http.response.body", "body": body})
+def _refusal(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message, "detail": message}, status_code=status, headers={"connection": "close"})

@@ -1,10 +1,11 @@
 """What an endpoint accepts, and one-line gr.Errors that name the parameter.
 
-Gradio preprocesses every input (a Dropdown's choices, a Number's or Slider's range, a Textbox's
-text) except images, which reach `ui.common.read_image` unopened (UploadedImage). The checks here
-are for what Gradio does not say clearly, or at all: the model-run keys (their lists change while
-the app runs) and the events still wired with `preprocess=False`, whose handlers check each input
-first; the message says which parameter and what it allows.
+Gradio's own checks (a Dropdown's choices, a Number's or Slider's bounds) do not name the
+parameter; a value of the wrong type ("abc" for a Number, None for a Slider) fails inside Gradio
+with a message it hides from an API caller, and a Number takes 3.5 as 4 and true as 1. So the
+events whose inputs are numbers or choices keep `preprocess=False` and their handlers check each
+input here; so are the model-run keys (their lists change while the app runs). Images reach
+`ui.common.read_image` unopened (UploadedImage).
 
 `endpoint(handler, *bound)` is what the events call: the handler with its first arguments
 bound (the catalog), the same parameter names (they are the API's), and one difference: an
@@ -58,55 +59,32 @@ def _kind(value: Any) -> str:
                                                                                    type(value).__name__)
 
 
-def _takes_default(value: Any, name: str, allowed: str, default: Any) -> bool:
-    """True when a number parameter is left empty and has a default; refuses an empty one without
-    a default, and true/false (a bool is an int to Python, never a number to a user)."""
-    if value is None or value == "":
-        if default is not None:
-            return True
-        raise user_error(f"{name} is missing: {allowed[len(name) + 1:]}")
-    if isinstance(value, bool):
-        raise user_error(f"{allowed}, not {shown(value)}")
-    return False
-
-
-def whole_number(value: Any, name: str, minimum: int, maximum: int, *, default: int | None = None) -> int:
+def whole_number(value: Any, name: str, minimum: int, maximum: int) -> int:
     """An integer in [minimum, maximum]; integral floats (3.0) and digit strings ("3") are accepted."""
-    allowed = f"{name} must be a whole number from {minimum} to {maximum}"
-    if _takes_default(value, name, allowed, default):
-        return default
-    number = _as_number(value, allowed)
-    if not math.isfinite(number) or number != int(number):
-        raise user_error(f"{allowed}, not {shown(value)}")
-    number = int(number)
-    if not minimum <= number <= maximum:
-        raise user_error(f"{allowed}, not {number}")
-    return number
+    return int(_number(value, name, f"a whole number from {minimum} to {maximum}", minimum, maximum, whole=True))
 
 
-def real_number(value: Any, name: str, minimum: float, maximum: float, *, default: float | None = None) -> float:
+def real_number(value: Any, name: str, minimum: float, maximum: float) -> float:
     """A finite number in [minimum, maximum]."""
-    allowed = f"{name} must be a number from {minimum:g} to {maximum:g}"
-    if _takes_default(value, name, allowed, default):
-        return default
-    number = _as_number(value, allowed)
-    if not (math.isfinite(number) and minimum <= number <= maximum):
-        raise user_error(f"{allowed}, not {shown(value)}")
+    return _number(value, name, f"a number from {minimum:g} to {maximum:g}", minimum, maximum, whole=False)
+
+
+def _number(value: Any, name: str, allowed: str, minimum: float, maximum: float, *, whole: bool) -> float:
+    """`value` as a float in range, or a gr.Error saying what is `allowed`. True/false is refused
+    (a bool is an int to Python, never a number to a user)."""
+    if value is None or value == "":
+        raise user_error(f"{name} is missing: send {allowed}")
+    number = None
+    if isinstance(value, Real) and not isinstance(value, bool):
+        with contextlib.suppress(OverflowError):
+            number = float(value)
+    elif isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            number = float(value.strip())
+    if number is None or not (math.isfinite(number) and minimum <= number <= maximum) \
+            or (whole and not number.is_integer()):
+        raise user_error(f"{name} must be {allowed}, not {shown(value)}")
     return number
-
-
-def _as_number(value: Any, allowed: str) -> float:
-    if isinstance(value, Real):
-        try:
-            return float(value)
-        except OverflowError:
-            raise user_error(f"{allowed}, not {shown(value)}") from None
-    if isinstance(value, str):
-        try:
-            return float(value.strip())
-        except ValueError:
-            pass
-    raise user_error(f"{allowed}, not {shown(value)}")
 
 
 def choice(value: Any, name: str, options: Sequence[str], *, default: str | None = None) -> str:
@@ -126,10 +104,10 @@ def _listing(options: Sequence[str], limit: int = 8) -> str:
         if items else "(none available)"
 
 
-def flag(value: Any, name: str, *, default: bool = False) -> bool:
-    """true or false (None: the default)."""
+def flag(value: Any, name: str) -> bool:
+    """true or false (None: false)."""
     if value is None:
-        return default
+        return False
     if not isinstance(value, bool):
         raise user_error(f"{name} must be true or false, not {shown(value)}")
     return value
@@ -163,9 +141,9 @@ def run_keys(value: Any, name: str = "model_runs") -> list[str]:
     return value
 
 
-def text(value: Any, name: str, *, default: str | None = None) -> str | None:
+def text(value: Any, name: str) -> str | None:
     if value is None:
-        return default
+        return None
     if not isinstance(value, str):
         raise user_error(f"{name} must be text, not {_kind(value)}")
     return value
