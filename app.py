@@ -30,7 +30,7 @@ import torch
 from models.tasks import HUB_MODELS_ENV, TASKS
 from ui import architecture_tab, augment_tab, cards_tab, classify_tab, curves_tab, explain_tab, hub_panel, live, serving
 from ui import train_tab
-from ui.catalog import Catalog, hub_ids_from_env
+from ui.catalog import Catalog
 from ui.jobs import TrainingJobs
 from ui.catalog import hub_models  # noqa: F401  (app.hub_models: the Hub repos `python app.py` serves)
 from ui.shell import (CACHE_ENV, CSS, MAX_FILE_SIZE, MAX_REQUEST_BYTES, OFF_UNLESS_LOCAL, ON_A_SPACE,  # noqa: F401
