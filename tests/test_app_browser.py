@@ -111,7 +111,7 @@ def test_clicking_an_example_classifies_it(page):
 def test_draw_a_digit_with_the_mouse_and_see_probabilities(page):
     page.get_by_role("tab", name="MNIST").click()
     sketch = page.locator("#mnist-sketch")
-    sketch.get_by_role("button", name="Brush").click()
+    sketch.get_by_role("button", name="Brush", exact=True).click()
     box = sketch.locator("canvas").first.bounding_box()
     x, y = box["x"] + box["width"] * 0.45, box["y"] + box["height"] * 0.2
     page.mouse.move(x, y)
