@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from models.augment import normalize
+from models.augment import EvalTransform
 from models.predict import logits_to_probs
 from models.registry import ModelConfig
 
@@ -25,14 +25,11 @@ def default_shift(cfg: ModelConfig) -> int:
     return max(1, round(cfg.input_size / 16))
 
 
-class FullImageTransform:
-    """uint8 (N, C, H, W) -> normalised float, not cropped: TTAModel takes its own crops."""
+class FullImageTransform(EvalTransform):
+    """Stored uint8 (N, C, S, S) -> normalised float, not cropped: TTAModel takes its own crops."""
 
     def __init__(self, cfg: ModelConfig):
-        self.mean, self.std = tuple(cfg.mean), tuple(cfg.std)
-
-    def __call__(self, batch: torch.Tensor, generator=None, erase_generator=None) -> torch.Tensor:
-        return normalize(batch, self.mean, self.std)
+        super().__init__(crop=cfg.stored_size, mean=cfg.mean, std=cfg.std)
 
 
 class TTAModel(nn.Module):

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from analysis.stats import comparison_markdown
 from models.atomic import atomic_write_text
 from models.jsonfile import JSONFileError, read_json
 from models.registry import ALIASES, ARCHITECTURES
@@ -232,17 +233,10 @@ def render_card(facts: dict) -> str:
         recipe=flatten(config.get("recipe") or {}), full_split=evaluated_on_full_split(config, facts.get("metrics")),
         subset=subset_flags(config), timm=timm_name(config) if facts.get("hub") else None,
         repo_id=repo_id, revision=revision or None, code_file=HUB_CODE_FILE, license_file=LICENSE_FILE,
-        comparison=_comparison_markdown(facts.get("comparison")),
+        comparison=comparison_markdown(facts["comparison"]) if facts.get("comparison") else "",
         bibtex=[b for b in (arch and arch.bibtex, re_params is not None and RANDOM_ERASING_CITATION,
                             public and public.citation) if b])
     text = str(card)
     while "\n\n\n" in text:  # the template's optional sections leave blank runs
         text = text.replace("\n\n\n", "\n\n")
     return text.rstrip("\n") + "\n"
-
-
-def _comparison_markdown(comparison: dict | None) -> str:
-    if not comparison:
-        return ""
-    from analysis.stats import comparison_markdown
-    return comparison_markdown(comparison)

@@ -18,7 +18,7 @@ import json
 import logging
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -68,7 +68,6 @@ class LoadedModel:
     info: dict                        # the whole config.json (task, recipe, versions, ...)
     root: Path                        # local folder holding the files (run dir or Hub snapshot)
     source: str                       # what the user asked for: a path or repo_id[@revision]
-    extras: dict = field(default_factory=dict)
 
     def read_json(self, name: str, default=None):
         """history.json, metrics.json, ... of this model, or `default` when absent."""

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
+import stat
 from pathlib import Path
 from typing import Callable
 
@@ -29,18 +30,18 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
     naming `path`; the previous file, if any, is left as it was.
     """
     path = Path(path)
+    tmp_path = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        # Created as any new file is (0666 less the umask): the mode the target must end with.
+        os.close(os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        mode = stat.S_IMODE(tmp_path.stat().st_mode)
     except OSError as e:
         raise WriteError(e.errno, e.strerror or str(e), str(path)) from e
-    os.close(fd)
-    tmp_path = Path(tmp)
     try:
         write(tmp_path)
-        # mkstemp makes 0600, and a writer may recreate the file (safetensors' save_file does):
-        # set the usual permissions on what was written, just before it takes the target's name.
-        os.chmod(tmp_path, 0o666 & ~_umask())
+        # A writer may recreate the file with other permissions (safetensors' save_file does).
+        os.chmod(tmp_path, mode)
         with open(tmp_path, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp_path, path)
@@ -87,20 +88,6 @@ def atomic_write_json(path: str | os.PathLike, obj) -> Path:
     except ValueError as e:
         raise ValueError(f"{path}: not written, the data holds a value JSON cannot represent ({e})") from e
     return atomic_write_text(path, text + "\n")
-
-
-def _umask() -> int:
-    """The process umask, read without changing it where the OS allows (other threads may be creating files)."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    mask = os.umask(0o022)   # no other way to read it: set and restore at once
-    os.umask(mask)
-    return mask
 
 
 def _fsync_dir(folder: Path) -> None:

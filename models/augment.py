@@ -34,59 +34,39 @@ def _affine(mean, std, device) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def normalize(batch: torch.Tensor, mean, std, *, _cache: dict | None = None) -> torch.Tensor:
-    """uint8 (N, C, H, W) -> float32, scaled to 0-1 then normalised per channel.
-
-    Computed as one multiply-add on the converted batch, in place (the folded constants come
-    from float64, so results match (x / 255 - mean) / std to float32 rounding).
-    """
+    """uint8 (N, C, H, W) -> float32 (x / 255 - mean) / std per channel, as one multiply-add in place
+    (constants folded in float64: the same to float32 rounding); `_cache` keeps them per device."""
+    cache = {} if _cache is None else _cache
     key = (batch.device, tuple(mean), tuple(std))
-    if _cache is not None and key in _cache:
-        scale, shift = _cache[key]
-    else:
-        scale, shift = _affine(mean, std, batch.device)
-        if _cache is not None:
-            _cache[key] = (scale, shift)
+    if key not in cache:
+        cache[key] = _affine(mean, std, batch.device)
+    scale, shift = cache[key]
     return batch.to(torch.float32, copy=True).mul_(scale).add_(shift)
-
-
-def _pad_and_draw_offsets(batch: torch.Tensor, size: int, padding: int,
-                          generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Zero-pad, then draw each image's crop offset (rows first, then columns)."""
-    if padding:
-        batch = F.pad(batch, (padding, padding, padding, padding))
-    n, _, h, w = batch.shape
-    if h < size or w < size:
-        raise ValueError(f"cannot crop {size}x{size} from {h}x{w}")
-    oy = torch.randint(0, h - size + 1, (n,), device=batch.device, generator=generator)
-    ox = torch.randint(0, w - size + 1, (n,), device=batch.device, generator=generator)
-    return batch, oy, ox
-
-
-def random_crop(batch: torch.Tensor, size: int, padding: int = 0,
-                generator: torch.Generator | None = None) -> torch.Tensor:
-    """A `size` x `size` crop at an independent random offset per image, after zero padding."""
-    batch, oy, ox = _pad_and_draw_offsets(batch, size, padding, generator)
-    n, dev = batch.shape[0], batch.device
-    # A view of every size x size window, (N, C, h-size+1, w-size+1, size, size); picking one
-    # window per image copies only the crops. Indices on dims 0, 2, 3 around the channel slice
-    # give (N, C, size, size).
-    windows = batch.unfold(2, size, 1).unfold(3, size, 1)
-    return windows[torch.arange(n, device=dev), :, oy, ox]
 
 
 def random_crop_flip(batch: torch.Tensor, size: int, padding: int = 0, flip_p: float = 0.5,
                      generator: torch.Generator | None = None) -> torch.Tensor:
-    """`random_crop` and `random_flip` in one gather (a flipped crop reads its columns backwards).
-
-    Draws the same numbers in the same order as `random_crop` then `random_flip`, and gives
-    the same result, with one pass over the output instead of three.
-    """
-    batch, oy, ox = _pad_and_draw_offsets(batch, size, padding, generator)
+    """A `size` x `size` crop at its own random offset per image (after zero padding), each image
+    flipped horizontally with probability `flip_p`. Draws the offsets (rows, then columns) unless
+    the batch is already `size` x `size`, then the flips unless `flip_p` is 0: a crop alone or a
+    flip alone draws only its own numbers."""
+    if padding:
+        batch = F.pad(batch, (padding, padding, padding, padding))
     n, c, h, w = batch.shape
     dev = batch.device
-    flip = torch.rand(n, device=dev, generator=generator) < flip_p
+    if h < size or w < size:
+        raise ValueError(f"cannot crop {size}x{size} from {h}x{w}")
+    if (h, w) == (size, size):
+        oy = ox = torch.zeros(n, dtype=torch.long, device=dev)
+    else:
+        oy = torch.randint(0, h - size + 1, (n,), device=dev, generator=generator)
+        ox = torch.randint(0, w - size + 1, (n,), device=dev, generator=generator)
     ar = torch.arange(size, device=dev)
-    cols = torch.where(flip[:, None], size - 1 - ar, ar) + ox[:, None]          # (N, S)
+    cols = ar.expand(n, size)
+    if flip_p:
+        flip = torch.rand(n, device=dev, generator=generator) < flip_p
+        cols = torch.where(flip[:, None], size - 1 - ar, ar)
+    cols = cols + ox[:, None]                                                     # (N, S)
     rows = oy[:, None] + ar                                                       # (N, S)
     index = (rows[:, :, None] * w + cols[:, None, :]).view(n, 1, size * size).expand(n, c, size * size)
     return batch.reshape(n, c, h * w).gather(2, index).view(n, c, size, size)
@@ -96,13 +76,6 @@ def center_crop(batch: torch.Tensor, size: int) -> torch.Tensor:
     h, w = batch.shape[-2:]
     top, left = (h - size) // 2, (w - size) // 2
     return batch[..., top:top + size, left:left + size]
-
-
-def random_flip(batch: torch.Tensor, p: float = 0.5,
-                generator: torch.Generator | None = None) -> torch.Tensor:
-    """Flip each image horizontally with probability p, independently."""
-    flip = torch.rand(batch.shape[0], device=batch.device, generator=generator) < p
-    return torch.where(flip[:, None, None, None], batch.flip(-1), batch)
 
 
 def erasing_rectangles(n: int, h: int, w: int, *, p: float, scale, ratio, attempts: int = 10,
@@ -143,12 +116,9 @@ def _fill_dense(x, apply, y0, x0, eh, ew, value, generator):
 
 
 def _fill_sparse(x, apply, y0, x0, eh, ew, value, generator):
-    """Draw noise for the erased pixels only (about a tenth of them) and write them by index.
-
-    On a CPU, drawing normal numbers dominates the dense fill; this draws ~10x fewer. Each
-    rectangle is a run of `ew` pixels on each of its `eh` rows in each channel: the flat
-    index of every erased pixel is built from those runs with one repeat_interleave.
-    """
+    """Draw noise for the erased pixels only (about a tenth of them) and write them by index. Each
+    rectangle is a run of `ew` pixels on each of its `eh` rows in each channel: the flat index of
+    every erased pixel is built from those runs with one repeat_interleave."""
     n, c, h, w = x.shape
     dev = x.device
     if not x.is_contiguous():
@@ -179,12 +149,10 @@ def random_erasing(batch: torch.Tensor, *, p: float = 0.5, scale=(0.02, 0.4), ra
                    value: float | str = "random", attempts: int = 10,
                    generator: torch.Generator | None = None, inplace: bool = False,
                    sparse: bool | None = None) -> torch.Tensor:
-    """Random Erasing (Zhong et al. 2017) with its own rectangle per image.
+    """Random Erasing (Zhong et al. 2017) with its own rectangle per image (`erasing_rectangles`).
 
-    Like torchvision's `RandomErasing`: area fraction uniform in `scale`, aspect ratio
-    log-uniform in `ratio`, up to `attempts` draws until the rectangle fits; an image with no
-    fitting draw is left alone. `value="random"` fills with standard-normal noise (the batch
-    is already normalised, so this is the paper's random-pixel fill).
+    `value="random"` fills with standard-normal noise (the batch is already normalised, so this
+    is the paper's random-pixel fill).
 
     `sparse` (default: on CPU) draws noise for the erased pixels only instead of for the whole
     batch; both give the same distribution, from different random streams.
@@ -228,13 +196,8 @@ class TrainAugment:
                  erase_generator: torch.Generator | None = None) -> torch.Tensor:
         """`erase_generator` (default: `generator`) drives Random Erasing alone, so a run with
         and one without erasing can share crops and flips."""
-        crop = self.padding or batch.shape[-1] != self.crop or batch.shape[-2] != self.crop
-        if crop and self.flip:
-            batch = random_crop_flip(batch, self.crop, self.padding, 0.5, generator)
-        elif crop:
-            batch = random_crop(batch, self.crop, self.padding, generator)
-        elif self.flip:
-            batch = random_flip(batch, 0.5, generator)
+        if self.padding or tuple(batch.shape[-2:]) != (self.crop, self.crop) or self.flip:
+            batch = random_crop_flip(batch, self.crop, self.padding, 0.5 if self.flip else 0.0, generator)
         x = normalize(batch, self.mean, self.std, _cache=self._constants)
         if self.random_erasing:
             re = self.random_erasing
@@ -242,10 +205,6 @@ class TrainAugment:
                                value=re.get("value", "random"), generator=erase_generator or generator,
                                inplace=True)   # x is this call's own tensor
         return x
-
-    def __repr__(self) -> str:
-        return (f"TrainAugment(crop={self.crop}, padding={self.padding}, flip={self.flip}, "
-                f"random_erasing={self.random_erasing})")
 
 
 class EvalTransform:

@@ -73,8 +73,7 @@ def decode_image(source: bytes | str | os.PathLike | Image.Image | np.ndarray, *
             img = _from_array(source)
         elif isinstance(source, Image.Image):
             img = source
-            _check_format(_format_of(img))
-            _check_size(img.size)
+            _check_header(img)
             img.load()
         else:
             img = _open_bytes(_read(source), draft)
@@ -126,8 +125,7 @@ def _open_bytes(data: bytes, draft: int | None = None) -> Image.Image:
         if named:
             raise ImageInputError(f"unsupported image format {named}; use {_allowed_list()}") from None
         raise ImageInputError(f"not a readable image (expected {_allowed_list()})") from None
-    _check_format(_format_of(img))
-    _check_size(img.size)
+    _check_header(img)
     img.seek(0)  # first frame of an animation
     if draft and img.format in ("JPEG", "MPO"):
         img.draft(None, (draft, draft))
@@ -135,13 +133,12 @@ def _open_bytes(data: bytes, draft: int | None = None) -> Image.Image:
     return img
 
 
-def _format_of(img: Image.Image) -> str | None:
-    return FORMAT_ALIASES.get(img.format, img.format) if img.format else None
-
-
-def _check_format(fmt: str | None) -> None:
-    if fmt is not None and fmt not in ALLOWED_FORMATS:
+def _check_header(img: Image.Image) -> None:
+    """The format (when the image names one) and the size, from the header alone."""
+    fmt = FORMAT_ALIASES.get(img.format, img.format)
+    if fmt and fmt not in ALLOWED_FORMATS:
         raise ImageInputError(f"unsupported image format {fmt}; use {_allowed_list()}")
+    _check_size(img.size)
 
 
 def _check_size(size: tuple[int, int]) -> None:

@@ -80,14 +80,6 @@ def discover_runs(root: str | os.PathLike) -> list[RunRef]:
     return sorted(found, key=newest_first, reverse=True)
 
 
-def newest_runs(refs: list[RunRef]) -> dict[tuple[str, str], RunRef]:
-    """The newest run per (task, variant), from a newest-first list such as discover_runs()."""
-    newest: dict[tuple[str, str], RunRef] = {}
-    for ref in refs:
-        newest.setdefault((ref.task, ref.variant), ref)
-    return newest
-
-
 # --- runs still training ------------------------------------------------------------------------
 
 PROGRESS_FILE = "progress.json"     # written by training/progress.py while a run trains

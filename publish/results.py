@@ -109,15 +109,6 @@ def update_readme(path: Path, md: str) -> None:
     atomic_write_text(path, text)
 
 
-def readme_table(path: Path) -> str:
-    """The table currently between the markers of `path`."""
-    text = path.read_text(encoding="utf-8")
-    found = re.search(re.escape(START) + r"\n(.*?)\n" + re.escape(END), text, flags=re.S)
-    if not found:
-        raise ResultsError(f"{path}: no {START} ... {END} markers")
-    return found.group(1)
-
-
 def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m publish.results", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)

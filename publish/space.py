@@ -115,9 +115,7 @@ def norm_name(requirement: str) -> str:
     return re.sub(r"[-_.]+", "-", re.split(r"[<>=!~;\[ #]", requirement, maxsplit=1)[0].strip()).lower()
 
 
-@functools.cache
-def _distributions_by_module() -> dict[str, list[str]]:
-    return dict(metadata.packages_distributions())   # reads every installed package's metadata: once
+_distributions_by_module = functools.cache(metadata.packages_distributions)   # reads all installed metadata: once
 
 
 def space_requirements(code: dict[str, ast.AST], root: Path = REPO_ROOT) -> list[str]:

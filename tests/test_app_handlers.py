@@ -17,7 +17,7 @@ from PIL import Image, ImageDraw
 
 from models.digits import to_mnist_digit
 from models.tasks import RANDOM_ERASING_DEFAULTS, TASKS
-from models.runs import discover_runs, newest_runs
+from models.runs import discover_runs
 from tests.conftest import UNREACHABLE_HUB_REPO
 from ui import architecture_tab, augment_tab, cards_tab, classify_tab, curves_tab
 from ui.catalog import Catalog, hub_ids_from_env, missing_model_message
@@ -338,7 +338,9 @@ def test_discovery_picks_the_newest_complete_run_per_task_and_variant(tmp_path):
     (tmp_path / "notes" / "x").mkdir()
     refs = discover_runs(tmp_path)
     assert [r.key for r in refs][0] == "cifar10/new"
-    newest = newest_runs(refs)
+    newest = {}
+    for ref in refs:                        # newest first: the first of each (task, variant)
+        newest.setdefault((ref.task, ref.variant), ref)
     assert {k: r.key for k, r in newest.items()} == {("cifar10", "baseline"): "cifar10/new",
                                                      ("catsdogs", "baseline"): "catsdogs/a",
                                                      ("catsdogs", "random-erasing"): "catsdogs-re/b",

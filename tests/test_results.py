@@ -31,8 +31,16 @@ def table_rows(md: str) -> list[list[str]]:
     return [[cell.strip() for cell in ln.strip("|").split(" | ")] for ln in lines if not ln.startswith("| ---")]
 
 
+def readme_table(path: Path) -> str:
+    """The table currently between the results markers of `path`."""
+    found = re.search(re.escape(results.START) + r"\n(.*?)\n" + re.escape(results.END),
+                      path.read_text(encoding="utf-8"), flags=re.S)
+    assert found, f"{path}: no {results.START} ... {results.END} markers"
+    return found.group(1)
+
+
 def test_readme_table_is_what_publish_results_builds_from_the_committed_folders():
-    shown = results.readme_table(README)
+    shown = readme_table(README)
     assert shown == results.table(results.find_runs(RESULTS), REPO_ROOT)
     # and the CLI prints the same table
     out = subprocess.run([sys.executable, "-m", "publish.results"], cwd=REPO_ROOT, capture_output=True,
@@ -42,7 +50,7 @@ def test_readme_table_is_what_publish_results_builds_from_the_committed_folders(
 
 
 def test_every_row_names_a_committed_folder_with_its_facts_and_no_weights():
-    rows = table_rows(results.readme_table(README))
+    rows = table_rows(readme_table(README))
     assert rows and rows[0][0] != "(no committed results yet)", "at least one real row"
     folders = committed_result_folders()
     assert len(rows) == len(folders)
@@ -62,7 +70,7 @@ def test_every_row_names_a_committed_folder_with_its_facts_and_no_weights():
 
 
 def test_each_row_reads_its_numbers_from_the_folder_and_flags_subsets():
-    for cells in table_rows(results.readme_table(README)):
+    for cells in table_rows(readme_table(README)):
         [link] = re.findall(r"\[`([^`]+)`\]", cells[-1])
         folder = REPO_ROOT / link
         config = json.loads((folder / "config.json").read_text())
@@ -108,7 +116,7 @@ def test_update_needs_the_markers(tmp_path, capsys):
     assert "no <!-- results:start -->" in capsys.readouterr().err
     readme.write_text(f"a\n{results.START}\nold\n{results.END}\nb\n")
     assert results.main(["--update", str(readme)]) == 0
-    assert results.readme_table(readme) == results.table(results.find_runs(RESULTS), REPO_ROOT)
+    assert readme_table(readme) == results.table(results.find_runs(RESULTS), REPO_ROOT)
     assert readme.read_text().startswith("a\n") and readme.read_text().endswith(f"{results.END}\nb\n")
 
 
