@@ -27,7 +27,7 @@ from models.tasks import get_task
 from training.data import Batches, DatasetError, find_source, load_split
 from training.engine import evaluate, make_loss
 from training.precision import resolve_device
-from training.release import predictions_record
+from training.release import metrics_record, predictions_record
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -71,9 +71,7 @@ def main(args) -> dict:
     loader = batches(EvalTransform.from_config(cfg))
     loss_fn = make_loss(info["recipe"]["loss"], cfg)
     ev = evaluate(loaded.model, loader, loss_fn, cfg, device=device)
-    metrics = {"accuracy": ev["accuracy"], "loss": ev["loss"], "split": info["dataset"]["val_split"],
-               "num_images": ev["num_images"], "labels": list(cfg.labels),
-               "per_class_accuracy": ev["per_class_accuracy"], "confusion_matrix": ev["confusion_matrix"]}
+    metrics = metrics_record(ev, info)
     if args.tta:
         if cfg.in_channels == 1:
             print("note: flip TTA on digits changes their meaning; reported anyway", file=sys.stderr)

@@ -13,7 +13,9 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
+from torchvision.transforms.v2.functional import to_pil_image
 
 from models.artifact import GALLERY_DIR
 from models.atomic import atomic_write, atomic_write_json
@@ -53,7 +55,7 @@ def write_gallery(run_dir: Path, record: dict, images_by_index) -> list[dict]:
         kept = 0
         for row in rows:
             index = int(record["indices"][row])
-            img = _to_pil(images_by_index(index))
+            img = to_pil_image(torch.as_tensor(images_by_index(index)))
             large = max(img.size) > THUMBNAIL
             if bounded and kept >= (MAX_LARGE_IMAGES if large else MAX_IMAGES):
                 break
@@ -66,12 +68,3 @@ def write_gallery(run_dir: Path, record: dict, images_by_index) -> list[dict]:
             kept += 1
     atomic_write_json(folder / "index.json", {"split": record.get("split"), "rule": RULE, "images": entries})
     return entries
-
-
-def _to_pil(image) -> Image.Image:
-    arr = np.asarray(image.cpu() if hasattr(image, "cpu") else image, dtype=np.uint8)
-    if arr.ndim == 3 and arr.shape[0] in (1, 3):
-        arr = arr.transpose(1, 2, 0)
-    if arr.ndim == 3 and arr.shape[2] == 1:
-        arr = arr[:, :, 0]
-    return Image.fromarray(np.ascontiguousarray(arr))
