@@ -171,12 +171,9 @@ def train_one_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer, 
 
 @torch.inference_mode()
 def evaluate(model: nn.Module, loader, loss_fn: nn.Module, cfg: ModelConfig, *, device: torch.device,
-             channels_last: bool = False, tta_flip: bool = False) -> dict:
+             channels_last: bool = False) -> dict:
     """Loss, accuracy, per-class accuracy, confusion matrix and per-image predictions, in float32
-    (the released weights are evaluated as the app and training.evaluate run them).
-
-    `tta_flip` averages the probabilities of the image and its horizontal mirror.
-    """
+    (the released weights are evaluated as the app and training.evaluate run them)."""
     model.eval()
     k = cfg.num_classes
     confusion = torch.zeros(k, k, dtype=torch.long, device=device)
@@ -189,8 +186,6 @@ def evaluate(model: nn.Module, loader, loss_fn: nn.Module, cfg: ModelConfig, *, 
         logits = model(x)
         loss_sum += compute_loss(loss_fn, logits, y, cfg).double() * y.shape[0]
         probs = logits_to_probs(logits, cfg)
-        if tta_flip:
-            probs = (probs + logits_to_probs(model(x.flip(-1)), cfg)) / 2
         pred = probs.argmax(dim=1)
         confusion += torch.bincount(y * k + pred, minlength=k * k).view(k, k)
         seen += y.shape[0]

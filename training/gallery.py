@@ -1,11 +1,6 @@
-"""The validation images the app's See why galleries show, saved into the run folder.
-
-predictions.json names images only by their position in the split, so a run keeps the images its
-galleries show as small PNGs in `see_why/` (listed in `see_why/index.json`): the galleries then work
-wherever the run folder is (a Space, a Hub repo), with no dataset. Kept: the misclassified images,
-most confidently wrong first (at most MAX_IMAGES, MAX_LARGE_IMAGES when larger than THUMBNAIL), and
-per class the CORRECT_PER_CLASS least confident correct ones, so every confusion cell, the diagonal
-too, has thumbnails. Large images (cats vs dogs) are shrunk to THUMBNAIL pixels on the long side.
+"""The validation images the app's See why galleries show, saved into the run folder (`see_why/`),
+so the galleries work wherever the run folder is (a Space, a Hub repo), with no dataset: which
+images, and index.json, in docs/run-directory.md.
 """
 from __future__ import annotations
 

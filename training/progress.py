@@ -87,26 +87,24 @@ class RunProgress:
         self._marks = [(self.clock(), self.global_step)]
         self.write("training", force=True)
 
-    def on_step(self, step_in_epoch: int) -> bool:
-        """Record a finished step (1-based in the epoch); True when the interval has passed (and
-        progress.json was rewritten), so the caller can refresh what it shows."""
+    def on_step(self, step_in_epoch: int) -> None:
+        """Record a finished step (1-based in the epoch)."""
         self.step = step_in_epoch
         self._marks.append((self.clock(), self.global_step))
         if len(self._marks) > 50:
             del self._marks[1:len(self._marks) - 49]   # keep the epoch's start: a steadier rate early on
-        return self.write("training")
+        self.write("training")
 
     def end_epoch(self, val_accuracy: float) -> None:
         self.last_val_accuracy = float(val_accuracy)
 
-    def write(self, status: str, message: str = "", *, force: bool = False) -> bool:
+    def write(self, status: str, message: str = "", *, force: bool = False) -> None:
         now = self.clock()
         if not force and now - self._last_write < self.interval:
-            return False
+            return
         self._last_write = now
         if self.path is not None:
             try:
                 atomic_write_json(self.path, self.state(status, message))
             except OSError:
                 pass   # progress is informative; a full disk must not stop training here
-        return True

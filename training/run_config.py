@@ -159,11 +159,6 @@ class RunConfig:
                 "limit_train": self.limit_train, "limit_val": self.limit_val, "precision": self.precision}
 
 
-def default_out(task: str, variant: Variant) -> Path:
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    return Path(RUNS_DIR) / variant.task_folder(task) / stamp
-
-
 def _checkpoint_path(args) -> Path | None:
     if not args.resume:
         return None
@@ -179,7 +174,7 @@ def _out_dir(args, task: str, variant: Variant) -> Path:
         return Path(args.out)
     if args.resume and args.resume != "auto":
         return Path(args.resume).parent
-    return default_out(task, variant)
+    return Path(RUNS_DIR) / variant.task_folder(task) / datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
 
 
 def resolve(args: argparse.Namespace) -> RunConfig:
