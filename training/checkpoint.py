@@ -56,9 +56,8 @@ def rng_state() -> dict:
 
 def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
-    random.setstate(_as_tuple(state["python"]))
-    if "numpy" in state:
-        _set_numpy_rng_state(state["numpy"])
+    random.setstate(state["python"])
+    _set_numpy_rng_state(state["numpy"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
@@ -101,19 +100,13 @@ def _feed(h, value) -> None:
         h.update(f"{type(value).__name__}:{value!r};".encode())
 
 
-def _as_tuple(v):
-    return tuple(_as_tuple(x) for x in v) if isinstance(v, (list, tuple)) else v
-
-
 def save_checkpoint(path: Path, state: dict) -> None:
     """Write `state` atomically, after checking that it will load with `weights_only=True`.
 
     `config` and `history` are stored as plain JSON data (a `torch.__version__` string, for
-    instance, is a TorchVersion object that the weights-only unpickler refuses). An epoch's
-    data order needs no state of its own: it is a function of (seed, epoch) in
-    `training.data.Batches`; the place within it is `partial_epoch["loader"]`. The
-    temporary file is read back weights-only before it replaces the previous checkpoint, so
-    a checkpoint that could not be resumed never overwrites one that can.
+    instance, is a TorchVersion object that the weights-only unpickler refuses). The temporary
+    file is read back weights-only before it replaces the previous checkpoint, so a checkpoint
+    that could not be resumed never overwrites one that can.
     """
     state = dict(state)
     for key in ("config", "history"):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
+import logging
 import math
 import os
 import sys
@@ -20,41 +21,25 @@ from pathlib import Path
 from typing import Callable
 
 
-def positive_int(text: str) -> int:
-    value = _parse(int, text, "an integer")
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def _number(kind: type, low: float, bound: str, *, strict: bool = False):
+    """An argparse type: a finite `kind` (int or float) of at least `low` (above it when `strict`);
+    nan, inf and anything out of range are refused, the message saying `bound`."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {'an integer' if kind is int else 'a number'}, "
+                                             f"got {text!r}") from None
+        if not math.isfinite(value) or value < low or (strict and value == low):
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {text}")
+        return value
+    return parse
 
 
-def nonnegative_int(text: str) -> int:
-    value = _parse(int, text, "an integer")
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    """A finite number above 0 (a learning rate): nan, inf, 0 and negatives are refused."""
-    value = _parse(float, text, "a number")
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number above 0, got {text}")
-    return value
-
-
-def nonnegative_float(text: str) -> float:
-    """A finite number, 0 or more (minutes between checkpoints; 0 turns them off)."""
-    value = _parse(float, text, "a number")
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number, 0 or more, got {text}")
-    return value
-
-
-def _parse(kind, text: str, what: str):
-    try:
-        return kind(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
+positive_int = _number(int, 1, "at least 1")
+nonnegative_int = _number(int, 0, "0 or more")
+positive_float = _number(float, 0, "a finite number above 0", strict=True)        # a learning rate
+nonnegative_float = _number(float, 0, "a finite number, 0 or more")   # minutes between checkpoints; 0: off
 
 
 def check_writable_folder(path: str | os.PathLike, flag: str) -> None:
@@ -137,6 +122,7 @@ def run_cli(main: Callable, parser: argparse.ArgumentParser, argv: list[str] | N
     `errors` are the exception types that mean "refused, say why" besides OSError and CliError.
     Anything else is a bug and keeps its traceback.
     """
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")   # e.g. files skipped as unreadable
     args = parser.parse_args(argv)
     try:
         main(args)

@@ -2,61 +2,46 @@
 
     python -m training.compare --task catsdogs --seeds 0 1 2 [--epochs N] [--out runs/compare/catsdogs]
 
-For each seed, trains the baseline and the Random Erasing model with `training.train` from
-the same initial weights (same seed: same init_sha256, same data order, crops and flips;
-they differ only in the erasing), into
-
-    OUT/<task>/seed-<s>/        baseline
-    OUT/<task>-re/seed-<s>/     Random Erasing
-
-(the runs/ layout, so `python app.py --runs OUT` serves them too). Resumable: a finished run
-(model.safetensors present) is kept as it is, an interrupted one is continued with --resume,
-so running the same command again picks up where it stopped; seeds can be added later.
-
-Then writes OUT/comparison.json and OUT/comparison.md (analysis/stats.py): accuracy per seed
-and variant with mean ± std, the paired difference (Random Erasing - baseline) with a
-bootstrap confidence interval (seeds and images resampled, seeded), and McNemar's exact test
-on the paired per-image predictions (predictions.json of each pair, the same validation
-images), pooled over seeds.
+For each seed, trains both variants with `training.train` from the same initial weights into
+OUT/<task>/seed-<s> and OUT/<task>-re/seed-<s> (the runs/ layout, so `python app.py --runs OUT`
+serves them too), keeping finished runs and continuing interrupted ones; then writes
+OUT/comparison.json and OUT/comparison.md (analysis/stats.py). The study and the file:
+docs/see-why.md.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
 
 from models.artifact import CONFIG_FILE, WEIGHTS_FILE
-from models.atomic import atomic_write, atomic_write_json
+from models.atomic import atomic_write_json, atomic_write_text
+from models.jsonfile import read_json
 from models.tasks import BASELINE, RANDOM_ERASING, TASKS, Variant
 from analysis.stats import COMPARISON_FILE, comparison_markdown, load_predictions, paired_comparison
-from training.checkpoint import CHECKPOINT_FILE
 from training.precision import resolve_device, set_torch_flags
-from training.run_config import RunConfig, options, resolve
+from training.checkpoint import CHECKPOINT_FILE, CheckpointError
+from training.cli import nonnegative_int, positive_int, run_cli
+from training.data import DatasetError
+from training.divergence import DivergedError
+from training.record import now_utc
+from training.run_config import HelpFormatter, RunConfig, add_shared_flags, options, resolve
 
 VARIANTS = (BASELINE, RANDOM_ERASING)
 SUMMARY_FILE = "comparison.md"
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description="Train baseline and Random Erasing for several seeds and compare them.",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(prog="python -m training.compare", formatter_class=HelpFormatter,
+                                description="Train baseline and Random Erasing for several seeds and compare them.")
     p.add_argument("--task", choices=list(TASKS), help="default: the first task whose app compares the two variants",
                    default=next(name for name, task in TASKS.items() if RANDOM_ERASING in task.variants))
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="one baseline/RE pair per seed")
-    p.add_argument("--epochs", type=int, help="epochs (default: the task's recipe)")
-    p.add_argument("--batch-size", type=int, help="images per step (default: the task's recipe)")
-    p.add_argument("--lr", type=float, help="peak learning rate (default: the task's recipe)")
-    p.add_argument("--data-dir", default="data")
+    p.add_argument("--seeds", type=nonnegative_int, nargs="+", default=[0, 1, 2], help="one baseline/RE pair per seed")
+    add_shared_flags(p)
     p.add_argument("--out", help="comparison folder (default: runs/compare/<task>)")
-    p.add_argument("--limit-train", type=int, help="train on a seeded subset of N images (smoke runs)")
-    p.add_argument("--limit-val", type=int, help="evaluate on a seeded subset of N images")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
-    p.add_argument("--workers", type=int, default=2, help="processes decoding image files")
-    p.add_argument("--bootstrap", type=int, default=10_000, help="bootstrap replicates for the CI")
+    p.add_argument("--workers", type=nonnegative_int, default=2, help="processes decoding image files")
+    p.add_argument("--bootstrap", type=positive_int, default=10_000, help="bootstrap replicates for the CI")
     p.add_argument("--level", type=float, default=0.95, help="confidence level of the interval")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars, summary lines only")
     return p
 
 
@@ -95,7 +80,7 @@ def ensure_run(args, variant: str, seed: int, out: Path) -> Path:
     from training.train import run
     folder = run_dir(out, args.task, variant, seed)
     if (folder / WEIGHTS_FILE).is_file():
-        config = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
+        config = read_json(folder / CONFIG_FILE)
         differ = mismatches(config, args, variant, seed)
         if differ:
             raise SystemExit(f"{folder} holds a finished run with other settings: {'; '.join(differ)}. "
@@ -111,9 +96,8 @@ def ensure_run(args, variant: str, seed: int, out: Path) -> Path:
 
 
 def read_run(folder: Path) -> dict:
-    config = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
-    metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
-    return {"config": config, "metrics": metrics, "predictions": load_predictions(folder)}
+    return {"config": read_json(folder / CONFIG_FILE), "metrics": read_json(folder / "metrics.json"),
+            "predictions": load_predictions(folder)}
 
 
 def compare_runs(out: Path, task: str, seeds: list[int], *, replicates: int = 10_000, level: float = 0.95) -> dict:
@@ -136,7 +120,7 @@ def compare_runs(out: Path, task: str, seeds: list[int], *, replicates: int = 10
                            "init_sha256": init_b}
     stats = paired_comparison(pairs, (BASELINE, RANDOM_ERASING), replicates=replicates, level=level)
     first = read_run(run_dir(out, task, BASELINE, seeds[0]))["config"]
-    return {"task": task, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    return {"task": task, "created": now_utc(),
             "epochs": first["recipe"]["epochs"], "limit_train": first.get("limit_train"),
             "limit_val": first.get("limit_val"), "split": first["dataset"]["val_split"],
             "runs": runs, **stats}
@@ -165,17 +149,11 @@ def main(args) -> dict:
         for variant in VARIANTS:
             write_card(out / pair[variant], comparison=comparison)
     text = summary_markdown(comparison)
-    atomic_write(out / SUMMARY_FILE, lambda p: Path(p).write_text(text, encoding="utf-8"))
+    atomic_write_text(out / SUMMARY_FILE, text)
     print(text)
     print(f"written: {out / COMPARISON_FILE}, {out / SUMMARY_FILE}")
     return comparison
 
 
 if __name__ == "__main__":
-    import logging
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    from training.checkpoint import CheckpointError
-    try:
-        main(get_args_parser().parse_args())
-    except CheckpointError as e:
-        raise SystemExit(str(e))
+    sys.exit(run_cli(main, get_args_parser(), errors=(CheckpointError, DatasetError, DivergedError)))

@@ -11,9 +11,7 @@ torchvision downloads what is missing into --data-dir on first use (and verifies
 already there are used offline. A cats-vs-dogs --data-dir holding an image folder is read as
 one: the run then records "a local image folder", never the public dataset.
 
-`Batches` is the one batch path of training and evaluation for both kinds of split: the order
-of epoch E is a function of (seed, E), whole uint8 batches are augmented at once on the device
-(models/augment.py), and its place within an epoch can be saved and resumed (training/midepoch.py).
+`Batches` is the one batch path of training and evaluation for both kinds of split.
 """
 from __future__ import annotations
 
@@ -275,9 +273,11 @@ def _collate(items) -> tuple[torch.Tensor, torch.Tensor]:
 class Batches:
     """Augmented batches of a split: (x float32 (N, C, S, S) normalised, labels, positions in the split).
 
-    The order of epoch E depends only on (seed, E), so a resumed run sees the data in the same order
-    and two runs with the same seed (baseline and Random Erasing) see the same batches. Augmentation
-    draws from its own generator, Random Erasing from another, so the two variants also get identical
+    Whole uint8 batches are augmented at once on the device (models/augment.py), and the place
+    within an epoch can be saved and resumed (`place`, `resume_at`: training/midepoch.py). The order
+    of epoch E depends only on (seed, E), so a resumed run sees the data in the same order and two
+    runs with the same seed (baseline and Random Erasing) see the same batches. Augmentation draws
+    from its own generator, Random Erasing from another, so the two variants also get identical
     crops and flips and differ only in erasing. Under torchrun every rank draws the same permutation
     and takes every world_size-th entry; shuffled shards are cut to equal length (all ranks run the
     same steps), evaluation shards cover every image once (no padded repeats counted twice).

@@ -30,13 +30,13 @@ class DistInfo:
         return self.rank == 0
 
 
-def launched_by_torchrun() -> bool:
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+def _active() -> bool:
+    return dist.is_available() and dist.is_initialized()
 
 
 def setup(device: torch.device, timeout_s: int = 600) -> tuple[DistInfo, torch.device]:
     """Join the process group if torchrun started us; returns rank info and this rank's device."""
-    if not launched_by_torchrun():
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return DistInfo(), device
     info = DistInfo(rank=int(os.environ["RANK"]), local_rank=int(os.environ.get("LOCAL_RANK", 0)),
                     world_size=int(os.environ["WORLD_SIZE"]))
@@ -53,28 +53,20 @@ def setup(device: torch.device, timeout_s: int = 600) -> tuple[DistInfo, torch.d
 
 
 def cleanup() -> None:
-    if dist.is_available() and dist.is_initialized():
+    if _active():
         dist.destroy_process_group()
 
 
 def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
-    if dist.is_available() and dist.is_initialized():
+    if _active():
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
     return t
 
 
-def any_rank(flag: bool, device: torch.device) -> bool:
-    """True on every rank when `flag` is true on at least one (so all ranks stop at the same step)."""
-    if not (dist.is_available() and dist.is_initialized()):
-        return flag
-    t = torch.tensor([1.0 if flag else 0.0], device=device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item())
-
-
 def any_rank_flags(flags: list[bool], device: torch.device) -> list[bool]:
-    """`any_rank` for several flags in one collective."""
-    if not (dist.is_available() and dist.is_initialized()):
+    """Each flag true on every rank when it is true on at least one, in one collective (so all ranks
+    stop at the same step)."""
+    if not _active():
         return list(flags)
     t = torch.tensor([1.0 if f else 0.0 for f in flags], device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
@@ -83,7 +75,7 @@ def any_rank_flags(flags: list[bool], device: torch.device) -> list[bool]:
 
 def gather_cat(t: torch.Tensor) -> torch.Tensor:
     """Concatenate a tensor of rank-dependent length from all ranks, in rank order."""
-    if not (dist.is_available() and dist.is_initialized()):
+    if not _active():
         return t
     parts: list = [None] * dist.get_world_size()
     dist.all_gather_object(parts, t.cpu())
@@ -91,7 +83,7 @@ def gather_cat(t: torch.Tensor) -> torch.Tensor:
 
 
 def broadcast_object(obj):
-    if not (dist.is_available() and dist.is_initialized()):
+    if not _active():
         return obj
     box = [obj]
     dist.broadcast_object_list(box, src=0)
@@ -99,5 +91,5 @@ def broadcast_object(obj):
 
 
 def barrier() -> None:
-    if dist.is_available() and dist.is_initialized():
+    if _active():
         dist.barrier()

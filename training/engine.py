@@ -1,7 +1,6 @@
 """One epoch of training and one evaluation pass, returning plain metric dicts."""
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from dataclasses import dataclass
@@ -32,18 +31,6 @@ def compute_loss(loss_fn: nn.Module, logits: torch.Tensor, labels: torch.Tensor,
     if cfg.binary:
         return loss_fn(logits.float().squeeze(1), labels.float())
     return loss_fn(logits.float(), labels)
-
-
-def predicted_classes(logits: torch.Tensor, cfg: ModelConfig) -> torch.Tensor:
-    if cfg.binary:
-        return (logits.squeeze(1) > 0).long()   # sigmoid(logit) > 0.5
-    return logits.argmax(dim=1)
-
-
-def _autocast(device: torch.device, dtype: torch.dtype | None):
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
 
 
 @dataclass
@@ -152,7 +139,7 @@ def train_one_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer, 
         for step, (x, y, _) in enumerate(loader, start=start_step):
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            with _autocast(device, autocast_dtype):
+            with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
                 logits = model(x)
             loss = compute_loss(loss_fn, logits, y, cfg)
             losses.add(loss)
@@ -166,7 +153,7 @@ def train_one_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer, 
             optimizer.step()
             if scheduler is not None:
                 scheduler.step()
-            tally.add(loss.detach(), (predicted_classes(logits.detach(), cfg) == y).sum(), y.shape[0])
+            tally.add(loss.detach(), (logits_to_probs(logits.detach(), cfg).argmax(dim=1) == y).sum(), y.shape[0])
             if progress and sync_point:   # tqdm redraws at most every `mininterval` (0.1 s)
                 bar.set_postfix(tally.postfix(), refresh=False)
             bar.update(1)
@@ -184,12 +171,9 @@ def train_one_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer, 
 
 @torch.inference_mode()
 def evaluate(model: nn.Module, loader, loss_fn: nn.Module, cfg: ModelConfig, *, device: torch.device,
-             channels_last: bool = False, tta_flip: bool = False) -> dict:
+             channels_last: bool = False) -> dict:
     """Loss, accuracy, per-class accuracy, confusion matrix and per-image predictions, in float32
-    (the released weights are evaluated as the app and training.evaluate run them).
-
-    `tta_flip` averages the probabilities of the image and its horizontal mirror.
-    """
+    (the released weights are evaluated as the app and training.evaluate run them)."""
     model.eval()
     k = cfg.num_classes
     confusion = torch.zeros(k, k, dtype=torch.long, device=device)
@@ -202,8 +186,6 @@ def evaluate(model: nn.Module, loader, loss_fn: nn.Module, cfg: ModelConfig, *, 
         logits = model(x)
         loss_sum += compute_loss(loss_fn, logits, y, cfg).double() * y.shape[0]
         probs = logits_to_probs(logits, cfg)
-        if tta_flip:
-            probs = (probs + logits_to_probs(model(x.flip(-1)), cfg)) / 2
         pred = probs.argmax(dim=1)
         confusion += torch.bincount(y * k + pred, minlength=k * k).view(k, k)
         seen += y.shape[0]

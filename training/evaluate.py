@@ -7,9 +7,7 @@ Loads the release files only (config.json + model.safetensors, through models.ar
 same loader the app and Hub users have) and evaluates on the same split and, by default,
 the same seeded subset the run used, so it reproduces the run's metrics.json.
 
---tta adds test-time augmentation accuracies beside the plain one (flip only, and flip +
-small shifts, analysis/tta.py); the plain numbers stay what they are. --predictions writes the
-per-image predictions (predictions.json, the format train writes) to FILE, or into RUN_DIR.
+--tta and --predictions: docs/see-why.md.
 """
 from __future__ import annotations
 
@@ -27,7 +25,7 @@ from models.tasks import get_task
 from training.data import Batches, DatasetError, find_source, load_split
 from training.engine import evaluate, make_loss
 from training.precision import resolve_device
-from training.release import predictions_record
+from training.release import metrics_record, predictions_record
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -71,18 +69,16 @@ def main(args) -> dict:
     loader = batches(EvalTransform.from_config(cfg))
     loss_fn = make_loss(info["recipe"]["loss"], cfg)
     ev = evaluate(loaded.model, loader, loss_fn, cfg, device=device)
-    metrics = {"accuracy": ev["accuracy"], "loss": ev["loss"], "split": info["dataset"]["val_split"],
-               "num_images": ev["num_images"], "labels": list(cfg.labels),
-               "per_class_accuracy": ev["per_class_accuracy"], "confusion_matrix": ev["confusion_matrix"]}
+    metrics = metrics_record(ev, info)
     if args.tta:
         if cfg.in_channels == 1:
             print("note: flip TTA on digits changes their meaning; reported anyway", file=sys.stderr)
-        metrics["tta_flip_accuracy"] = evaluate(loaded.model, loader, loss_fn, cfg, device=device,
-                                                tta_flip=True)["accuracy"]
+        full = batches(FullImageTransform(cfg))
+        flip_only = TTAModel(loaded.model, cfg, flip=True, shift=0)    # the centre crop and its mirror
+        metrics["tta_flip_accuracy"] = evaluate(flip_only, full, loss_fn, cfg, device=device)["accuracy"]
         # Flip (only for tasks trained with flips) + shifted crops of the stored image.
         tta_model = TTAModel(loaded.model, cfg, flip=bool(info["recipe"]["augment"].get("flip", True)))
-        metrics["tta_accuracy"] = evaluate(tta_model, batches(FullImageTransform(cfg)), loss_fn, cfg,
-                                           device=device)["accuracy"]
+        metrics["tta_accuracy"] = evaluate(tta_model, full, loss_fn, cfg, device=device)["accuracy"]
         metrics["tta"] = tta_model.describe()
     print_report(metrics)
     if args.out:

@@ -1,11 +1,6 @@
-"""The validation images the app's See why galleries show, saved into the run folder.
-
-predictions.json names images only by their position in the split, so a run keeps the images its
-galleries show as small PNGs in `see_why/` (listed in `see_why/index.json`): the galleries then work
-wherever the run folder is (a Space, a Hub repo), with no dataset. Kept: the misclassified images,
-most confidently wrong first (at most MAX_IMAGES, MAX_LARGE_IMAGES when larger than THUMBNAIL), and
-per class the CORRECT_PER_CLASS least confident correct ones, so every confusion cell, the diagonal
-too, has thumbnails. Large images (cats vs dogs) are shrunk to THUMBNAIL pixels on the long side.
+"""The validation images the app's See why galleries show, saved into the run folder (`see_why/`),
+so the galleries work wherever the run folder is (a Space, a Hub repo), with no dataset: which
+images, and index.json, in docs/run-directory.md.
 """
 from __future__ import annotations
 
@@ -13,7 +8,9 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
+from torchvision.transforms.v2.functional import to_pil_image
 
 from models.artifact import GALLERY_DIR
 from models.atomic import atomic_write, atomic_write_json
@@ -53,7 +50,7 @@ def write_gallery(run_dir: Path, record: dict, images_by_index) -> list[dict]:
         kept = 0
         for row in rows:
             index = int(record["indices"][row])
-            img = _to_pil(images_by_index(index))
+            img = to_pil_image(torch.as_tensor(images_by_index(index)))
             large = max(img.size) > THUMBNAIL
             if bounded and kept >= (MAX_LARGE_IMAGES if large else MAX_IMAGES):
                 break
@@ -66,12 +63,3 @@ def write_gallery(run_dir: Path, record: dict, images_by_index) -> list[dict]:
             kept += 1
     atomic_write_json(folder / "index.json", {"split": record.get("split"), "rule": RULE, "images": entries})
     return entries
-
-
-def _to_pil(image) -> Image.Image:
-    arr = np.asarray(image.cpu() if hasattr(image, "cpu") else image, dtype=np.uint8)
-    if arr.ndim == 3 and arr.shape[0] in (1, 3):
-        arr = arr.transpose(1, 2, 0)
-    if arr.ndim == 3 and arr.shape[2] == 1:
-        arr = arr[:, :, 0]
-    return Image.fromarray(np.ascontiguousarray(arr))

@@ -1,18 +1,11 @@
 """Stopping within an epoch, and continuing at the same step.
 
 A checkpoint is saved at a step, not only at an epoch's end: when `--checkpoint-every` minutes
-have passed since the last one, and when SIGINT/SIGTERM asks the run to stop. Besides what every
-checkpoint holds (model, optimizer, scheduler, RNG states, history), one saved within an epoch
-holds its `Position` and the `partial_epoch`:
-
-    tally        the epoch's running loss/accuracy sums, images and seconds (engine.EpochTally)
-    lr           the learning rate the epoch started with (its history row records that one)
-    loader       the loader's place in the epoch (training/data.py: batches handed out, and the
-                 augmentation generators' states)
-    world_size   the ranks that trained it (a place in an epoch belongs to one sharding)
-
-`--resume` restores all of it, so a run stopped and resumed within an epoch equals one run
-straight through, bit for bit on the CPU with --deterministic (tests/test_resume.py).
+have passed since the last one, and when SIGINT/SIGTERM asks the run to stop. One saved within an
+epoch also holds its `Position` and the `partial_epoch` (the epoch's running sums, the learning
+rate it started with, the loader's place, the ranks: docs/run-directory.md), and `--resume`
+restores all of it, so a run stopped and resumed within an epoch equals one run straight through,
+bit for bit on the CPU with --deterministic (tests/test_resume.py).
 
 Checkpoints are taken at the engine's sync points only (every step on the CPU, every 50 on an
 accelerator), where nothing is in flight on the device.
@@ -65,7 +58,7 @@ class IntervalTimer:
 
 @dataclass
 class PartialEpoch:
-    """The epoch in progress when a checkpoint was saved within it (see the module docstring)."""
+    """The epoch in progress when a checkpoint was saved within it."""
     step: int
     tally: EpochTally
     lr: float
@@ -87,9 +80,9 @@ def resume_partial(checkpoint: dict, *, device: torch.device, rank: int, world_s
                    path) -> PartialEpoch | None:
     """The epoch a checkpoint stopped within (None when it was saved at an epoch's end)."""
     saved = checkpoint.get("partial_epoch")
-    step = int(checkpoint.get("step") or 0)
-    if not step or not saved:
+    if not saved:
         return None
+    step = int(checkpoint["step"])
     epoch = int(checkpoint["epoch"]) + 1
     if saved["world_size"] != world_size:
         raise CheckpointError(f"{path}: was saved within epoch {epoch} (step {step}) by "
@@ -116,17 +109,12 @@ class StepCheckpoints:
     def begin_epoch(self, epoch: int, tally: EpochTally, lr: float) -> None:
         self.epoch, self.tally, self.lr = epoch, tally, lr
 
-    def _agree(self, *flags: bool) -> list[bool]:
-        if self.world_size == 1:
-            return list(flags)
-        return distributed.any_rank_flags(list(flags), self.device)
-
     def stop_requested(self) -> bool:
-        return self._agree(self.stop())[0]
+        return distributed.any_rank_flags([self.stop()], self.device)[0]
 
     def __call__(self, steps_done: int) -> bool:
         """The engine's `at_sync`: True to stop the epoch here."""
-        stop, due = self._agree(self.stop(), self.log.timer.due())
+        stop, due = distributed.any_rank_flags([self.stop(), self.log.timer.due()], self.device)
         # At an epoch's last step the epoch-end checkpoint comes next anyway (unless stopping).
         if stop or (due and steps_done < self.log.steps_per_epoch):
             partial = PartialEpoch(steps_done, self.tally, self.lr, self.loader.place()).state(self.world_size)

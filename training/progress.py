@@ -1,32 +1,19 @@
 """What a running training job reports: `progress.json` in the run directory, rewritten atomically.
 
 Readers (the app's Train tab and model list, scripts) see the last complete state, never a
-half-written file. Fields (docs/run-directory.md):
-
-    status        "training" | "evaluating" | "stopped" | "finished" | "failed"
-    task, variant, preset, run_name, device, precision, pid
-    epoch         the epoch in progress (1-based); when stopped, where checkpoint.pt stands:
-                  `step` steps of `epoch` done (step = steps_per_epoch: at that epoch's end)
-    epochs        epochs in the run
-    step          optimizer steps done in `epoch`; steps_per_epoch; images_per_epoch
-    images_per_s  training throughput over the recent steps
-    epoch_eta_s, run_eta_s   seconds left in this epoch / in the whole run (null until known)
-    last_val_accuracy        the latest finished epoch's validation accuracy (null before)
-    message       one line for people (what was kept on a stop, why it failed)
-    updated       ISO 8601 time of this write
-
-The file is rewritten at most every `interval` seconds during an epoch, and at every change
-of status; with --no-progress, the CLI's whole-run progress line is derived from the same numbers.
+half-written file; its fields are listed in docs/run-directory.md. The file is rewritten at most
+every `interval` seconds during an epoch, and at every change of status; with --no-progress, the
+CLI's whole-run progress line is derived from the same numbers.
 """
 from __future__ import annotations
 
 import os
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 from models.atomic import atomic_write_json
 from models.runs import PROGRESS_FILE
+from training.record import now_utc
 
 
 def format_seconds(seconds: float | None) -> str:
@@ -81,7 +68,7 @@ class RunProgress:
                 "epoch_eta_s": None if epoch_eta is None else round(epoch_eta, 1),
                 "run_eta_s": None if run_eta is None else round(run_eta, 1),
                 "last_val_accuracy": self.last_val_accuracy, "message": message,
-                "updated": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+                "updated": now_utc()}
 
     def line(self) -> str:
         """One line for the terminal: the whole run at a glance."""
@@ -100,26 +87,24 @@ class RunProgress:
         self._marks = [(self.clock(), self.global_step)]
         self.write("training", force=True)
 
-    def on_step(self, step_in_epoch: int) -> bool:
-        """Record a finished step (1-based in the epoch); True when the interval has passed (and
-        progress.json was rewritten), so the caller can refresh what it shows."""
+    def on_step(self, step_in_epoch: int) -> None:
+        """Record a finished step (1-based in the epoch)."""
         self.step = step_in_epoch
         self._marks.append((self.clock(), self.global_step))
         if len(self._marks) > 50:
             del self._marks[1:len(self._marks) - 49]   # keep the epoch's start: a steadier rate early on
-        return self.write("training")
+        self.write("training")
 
     def end_epoch(self, val_accuracy: float) -> None:
         self.last_val_accuracy = float(val_accuracy)
 
-    def write(self, status: str, message: str = "", *, force: bool = False) -> bool:
+    def write(self, status: str, message: str = "", *, force: bool = False) -> None:
         now = self.clock()
         if not force and now - self._last_write < self.interval:
-            return False
+            return
         self._last_write = now
         if self.path is not None:
             try:
                 atomic_write_json(self.path, self.state(status, message))
             except OSError:
                 pass   # progress is informative; a full disk must not stop training here
-        return True

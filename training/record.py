@@ -8,7 +8,6 @@ config.json holds both, in the flat layout readers and Hub users know (docs/run-
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import platform
 from dataclasses import dataclass
@@ -36,16 +35,6 @@ class RunRecord:
     created: str                  # ISO 8601, UTC; kept from the first invocation on resume
     versions: dict
     hardware: dict                # what the timings in history.json were measured on (this invocation's machine)
-
-
-def weights_sha256(model: torch.nn.Module) -> str:
-    """SHA-256 over the state dict (names, dtypes, shapes, bytes), in key order."""
-    h = hashlib.sha256()
-    for name, t in model.state_dict().items():
-        t = t.detach().to("cpu").contiguous()
-        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
 
 
 def versions() -> dict:

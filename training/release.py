@@ -5,11 +5,11 @@ from __future__ import annotations
 from itertools import islice
 from pathlib import Path
 
-from PIL import Image
+from matplotlib.figure import Figure
+from torchvision.transforms.v2.functional import to_pil_image
 
 from models.artifact import save_release
 from models.atomic import atomic_write, atomic_write_json
-from training.curves import write_curves
 from training.gallery import write_gallery
 from training.data import Split
 
@@ -23,13 +23,36 @@ def save_examples(run_dir: Path, val: Split, labels: tuple[str, ...], per_class:
         found = ((pos, val.image(pos)) for pos in (val.labels == class_id).nonzero().flatten().tolist())
         chosen = list(islice(((pos, img) for pos, img in found if img is not None), per_class))
         for k, (pos, img) in enumerate(chosen):
-            arr = img[0].numpy() if img.shape[0] == 1 else img.permute(1, 2, 0).numpy()
             # Named by class number: a class name from a user's folder may not be a safe file name.
             name = f"{class_id:02d}_{k}.png"
-            atomic_write(folder / name, lambda p, a=arr: Image.fromarray(a).save(p, format="PNG"))
+            atomic_write(folder / name, lambda p, im=to_pil_image(img): im.save(p, format="PNG"))
             entries.append({"file": name, "label": label, "index": int(val.indices[pos])})
     atomic_write_json(folder / "index.json", entries)
     return entries
+
+
+def write_curves(run_dir: Path, history: list[dict], title: str) -> None:
+    """curves.png: accuracy and loss per epoch, train vs validation."""
+    epochs = [row["epoch"] for row in history]
+    fig = Figure(figsize=(10, 4), dpi=100)
+    for ax, key, name in zip(fig.subplots(1, 2), ("accuracy", "loss"), ("Accuracy", "Loss")):
+        ax.plot(epochs, [r[f"train_{key}"] for r in history], marker="o", ms=3, label="train")
+        ax.plot(epochs, [r[f"val_{key}"] for r in history], marker="o", ms=3, label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(name.lower())
+        ax.set_title(name)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    atomic_write(run_dir / "curves.png", lambda p: fig.savefig(p, format="png"))
+
+
+def metrics_record(ev: dict, config: dict) -> dict:
+    """metrics.json: the final evaluation on the run's validation split (training.evaluate writes it too)."""
+    return {"accuracy": ev["accuracy"], "loss": ev["loss"], "split": config["dataset"]["val_split"],
+            "num_images": ev["num_images"], "labels": config["labels"],
+            "per_class_accuracy": ev["per_class_accuracy"], "confusion_matrix": ev["confusion_matrix"]}
 
 
 def predictions_record(ev: dict, val_split: Split, config: dict) -> dict:
@@ -44,10 +67,7 @@ def predictions_record(ev: dict, val_split: Split, config: dict) -> dict:
 
 def write_release(run_dir: Path, model, config: dict, history: list[dict], ev: dict, val_split: Split) -> None:
     """Write the release files: metrics, predictions, weights + config, curves, card."""
-    metrics = {"accuracy": ev["accuracy"], "loss": ev["loss"], "split": config["dataset"]["val_split"],
-               "num_images": ev["num_images"], "epoch": history[-1]["epoch"] if history else 0,
-               "labels": config["labels"], "per_class_accuracy": ev["per_class_accuracy"],
-               "confusion_matrix": ev["confusion_matrix"]}
+    metrics = {**metrics_record(ev, config), "epoch": history[-1]["epoch"] if history else 0}
     atomic_write_json(run_dir / "metrics.json", metrics)
     record = predictions_record(ev, val_split, config)
     atomic_write_json(run_dir / "predictions.json", record)

@@ -29,7 +29,7 @@ from training.precision import resolve_device, resolve_precision, run_precision,
 DEFAULT_CHECKPOINT_MINUTES = 5.0   # a checkpoint of VGG19-BN takes about a second to write and verify
 
 
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Shows a flag's default once: not when there is none, nor when the help text already says it."""
 
     def _get_help_string(self, action):
@@ -41,7 +41,7 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m training.train",
                                 description="Train a CNN Studio model and write its run directory.",
-                                formatter_class=_HelpFormatter)
+                                formatter_class=HelpFormatter)
     p.add_argument("--task", choices=list(TASKS), help="what to train (required unless --resume); folder: your "
                                                        "own images in --data-dir (DIR/<class>/*)")
     p.add_argument("--arch", choices=sorted(ARCHITECTURES), help="another architecture the task offers "
@@ -51,18 +51,11 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", choices=PRESETS, default=None,
                    help="full: the task's recipe (default); quick: a short run sized for a CPU "
                         "(MNIST: one epoch; see models/tasks.py)")
-    p.add_argument("--epochs", type=positive_int, help="epochs (default: the preset's, 40 for full)")
-    p.add_argument("--batch-size", type=positive_int, help="images per step (default: the task's recipe)")
-    p.add_argument("--lr", type=positive_float, help="peak learning rate (default: the task's recipe)")
-    p.add_argument("--data-dir", default="data", help="where datasets are downloaded / found; for --task folder, "
-                                                      "the folder of class folders")
+    add_shared_flags(p)
     p.add_argument("--out", help="run directory (default: runs/<task>[-re]/<timestamp>)")
     p.add_argument("--seed", type=nonnegative_int, help="seed for initial weights, data order and augmentation (default 0)")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--resume", nargs="?", const="auto", metavar="CHECKPOINT",
                    help="continue from --out's checkpoint.pt, or from the named checkpoint file")
-    p.add_argument("--limit-train", type=positive_int, help="train on a seeded subset of N images (smoke runs)")
-    p.add_argument("--limit-val", type=positive_int, help="evaluate on a seeded subset of N images")
     p.add_argument("--workers", type=nonnegative_int, default=min(4, os.cpu_count() or 1),
                    help="processes that decode image files (image folders, Oxford-IIIT Pet) while training; "
                         "0: in the main process")
@@ -83,7 +76,6 @@ def get_args_parser() -> argparse.ArgumentParser:
                    metavar="MINUTES", help="also save a checkpoint within an epoch when this long has passed "
                                            "since the last one (0: at epoch ends only); SIGINT/SIGTERM always "
                                            "save one at the step where they stop the run")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars, summary lines only")
     ddp = p.add_argument_group("distributed (under torchrun; --batch-size is per rank)")
     ddp.add_argument("--sync-bn", action="store_true", help="synchronise BatchNorm statistics across ranks (CUDA)")
     ddp.add_argument("--lr-scaling", choices=["none", "linear"], default="none",
@@ -91,6 +83,19 @@ def get_args_parser() -> argparse.ArgumentParser:
     ddp.add_argument("--dist-timeout", type=positive_int, default=600,
                      help="seconds before a collective with a dead rank fails instead of hanging")
     return p
+
+
+def add_shared_flags(p: argparse.ArgumentParser) -> None:
+    """The flags of training.train that training.compare passes on to each of its runs."""
+    p.add_argument("--epochs", type=positive_int, help="epochs (default: the preset's, 40 for full)")
+    p.add_argument("--batch-size", type=positive_int, help="images per step (default: the task's recipe)")
+    p.add_argument("--lr", type=positive_float, help="peak learning rate (default: the task's recipe)")
+    p.add_argument("--data-dir", default="data", help="where datasets are downloaded / found; for --task folder, "
+                                                      "the folder of class folders")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--limit-train", type=positive_int, help="train on a seeded subset of N images (smoke runs)")
+    p.add_argument("--limit-val", type=positive_int, help="evaluate on a seeded subset of N images")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars, summary lines only")
 
 
 def options(**given) -> argparse.Namespace:
@@ -154,11 +159,6 @@ class RunConfig:
                 "limit_train": self.limit_train, "limit_val": self.limit_val, "precision": self.precision}
 
 
-def default_out(task: str, variant: Variant) -> Path:
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    return Path(RUNS_DIR) / variant.task_folder(task) / stamp
-
-
 def _checkpoint_path(args) -> Path | None:
     if not args.resume:
         return None
@@ -174,7 +174,7 @@ def _out_dir(args, task: str, variant: Variant) -> Path:
         return Path(args.out)
     if args.resume and args.resume != "auto":
         return Path(args.resume).parent
-    return default_out(task, variant)
+    return Path(RUNS_DIR) / variant.task_folder(task) / datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
 
 
 def resolve(args: argparse.Namespace) -> RunConfig:

@@ -2,7 +2,7 @@
 and what it tells the terminal (an opening line, a bar for the whole run, one line per epoch,
 a line per checkpoint saved within an epoch, and on a stop what was kept).
 
-Only rank 0 writes; the other ranks get a writer that discards, and take part only in what
+Only rank 0 writes; the other ranks open no TensorBoard writer, and take part only in what
 needs every rank (a checkpoint's sums, training/midepoch.py).
 """
 from __future__ import annotations
@@ -32,7 +32,7 @@ class RunLog:
         self.ckpt_path = cfg.out / CHECKPOINT_FILE
         self.steps_per_epoch = len(parts.train_loader)
         self.epochs = cfg.recipe["epochs"]
-        self.writer = NullWriter()
+        self.writer = None                                   # TensorBoard (rank 0, from open())
         self.progress = RunProgress(self.run_dir if self.is_main else None, config, epochs=self.epochs,
                                     steps_per_epoch=self.steps_per_epoch,
                                     batch_size=cfg.recipe["batch_size"] * rank_info.world_size)
@@ -66,6 +66,10 @@ class RunLog:
                             desc="run", unit="step", dynamic_ncols=True)
         if not self.resumed:
             self.save_checkpoint(Position(0))   # a resumable point before the first step
+
+    def scalar(self, tag: str, value: float, step: int) -> None:
+        if self.writer is not None:
+            self.writer.add_scalar(tag, value, step)
 
     def say(self, message: str) -> None:
         """A line on stdout (rank 0) that leaves the progress bars whole, flushed for readers of a pipe."""
@@ -107,7 +111,7 @@ class RunLog:
             self.bar.set_postfix_str(f"evaluating epoch {epoch}", refresh=True)
 
     def step_done(self, epoch: int, step: int, loss: float) -> None:
-        self.writer.add_scalar("train/step_loss", loss, (epoch - 1) * self.steps_per_epoch + step + 1)
+        self.scalar("train/step_loss", loss, (epoch - 1) * self.steps_per_epoch + step + 1)
         self.progress.on_step(step + 1)
         if self.bar is not None:
             self.bar.update(1)   # redrawn at most every 0.1 s (tqdm's mininterval), with the run's rate and ETA
@@ -116,7 +120,7 @@ class RunLog:
             print(self.progress.line(), file=sys.stderr, flush=True)
 
     def lr_applied(self, epoch: int, step: int, lr: float) -> None:
-        self.writer.add_scalar("train/lr", lr, (epoch - 1) * self.steps_per_epoch + step + 1)
+        self.scalar("train/lr", lr, (epoch - 1) * self.steps_per_epoch + step + 1)
 
     def epoch_done(self, row: dict) -> None:
         self.history.append(row)
@@ -125,8 +129,8 @@ class RunLog:
             self.bar.set_postfix_str(f"last val acc {row['val_accuracy']:.4f}", refresh=False)
         step = row["epoch"] * self.steps_per_epoch
         for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy"):
-            self.writer.add_scalar(key.replace("_", "/", 1), row[key], step)
-        self.writer.add_scalar("train/images_per_second", row["images_per_s"], step)   # lr: per step, above
+            self.scalar(key.replace("_", "/", 1), row[key], step)
+        self.scalar("train/images_per_second", row["images_per_s"], step)   # lr: per step, above
         # The checkpoint first: history.json is never ahead of what --resume can continue from.
         self.save_checkpoint(Position(row["epoch"]))
         if self.is_main:
@@ -174,18 +178,5 @@ class RunLog:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
-        self.writer.close()
-
-
-class NullWriter:
-    """TensorBoard stand-in for ranks other than 0, which write nothing."""
-
-    def add_scalar(self, *args, **kwargs):
-        pass
-
-    def flush(self):
-        pass
-
-    def close(self):
-        pass
-
+        if self.writer is not None:
+            self.writer.close()

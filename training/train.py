@@ -26,7 +26,7 @@ from torch import nn
 from models.augment import EvalTransform, TrainAugment
 from models.registry import create_model
 from training import distributed
-from training.checkpoint import CheckpointError, load_checkpoint, set_rng_state
+from training.checkpoint import CheckpointError, load_checkpoint, set_rng_state, state_sha256
 from training.cli import CliError, check_writable_folder, one_line, run_cli, run_folder_lock
 from training.data import Batches, DatasetError, Split, load_split
 from training.divergence import DivergedError, check_epoch
@@ -34,8 +34,7 @@ from training.engine import EpochTally, NonFiniteLossError, evaluate, make_loss,
 from training.midepoch import PartialEpoch, Position, StepCheckpoints, resume_partial
 from training.optim import build_optimizer, build_scheduler
 from training.precision import autocast_dtype, set_torch_flags, use_channels_last
-from training.record import (RunRecord, class_counts, config_json, distributed_facts, hardware, now_utc,
-                             versions, weights_sha256)
+from training.record import RunRecord, class_counts, config_json, distributed_facts, hardware, now_utc, versions
 from training.release import save_examples, write_release
 from training.run_config import RunConfig, get_args_parser, options, resolve
 from training.runlog import RunLog
@@ -73,7 +72,7 @@ def _run(cfg: RunConfig, device: torch.device, rank_info: distributed.DistInfo) 
     model = create_model(cfg.model)
     if cfg.recipe.get("pretrained"):
         load_pretrained_backbone(model, cfg.recipe["pretrained"])
-    init_sha256 = weights_sha256(model)
+    init_sha256 = state_sha256(model.state_dict())   # names, dtypes, shapes and bytes of every tensor
     parts = build_parts(cfg, model, device, rank_info, train_split, val_split)
     checkpoint = load_checkpoint(cfg.resume_from) if cfg.resume_from is not None else None
     history, start, partial = restore(cfg, parts, checkpoint, device, rank_info)
@@ -276,8 +275,6 @@ def load_pretrained_backbone(model: torch.nn.Module, weights_name: str) -> None:
 
 
 if __name__ == "__main__":
-    import logging
     from models.artifact import ArtifactError
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     sys.exit(run_cli(main, get_args_parser(),
                      errors=(CheckpointError, DatasetError, DivergedError, ArtifactError)))
