@@ -277,6 +277,8 @@ def test_your_images_tab_answers_with_the_classes_of_the_run_chosen(page, studio
     page.get_by_role("tab", name="Your images", exact=True).click()
     page.locator("#folder-input input[type=file]").set_input_files(str(ASSETS / "cat_drawing.png"))
     shows_probabilities(page, "#folder-label")
+    choose(page, "#folder-run", studio.catalog.entry("folder/fruit").label)     # the app_runs' folder run is another
+    page.locator("#folder-about").filter(has_text="by folder/fruit").wait_for()
     assert class_axis(page, "#folder-bars") == list(FRUIT)
     pets = studio.catalog.entry("folder-re/pets")
     choose(page, "#folder-run", pets.label)
