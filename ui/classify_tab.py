@@ -258,8 +258,10 @@ def build(catalog: Catalog, task: Task) -> None:
     # `input`, not `change`: Gradio 6's Image fires `change` twice when an image replaces another. An
     # upload the page could not answer is cleared (`last` is then None).
     answer_image = endpoint(catalog, task, "image", " for the uploaded image" if sketch else "")
+    # always_last: an upload while an answer is pending is answered after it ("once" dropped it: the page
+    # then showed the new image beside the old answer).
     gr.on([image.input, buttons[0].click], answer_image, [image, *runs], outputs, api_name=task.api_name,
-          trigger_mode="once", **INFERENCE_CONCURRENCY
+          trigger_mode="always_last", **INFERENCE_CONCURRENCY
           ).then(lambda value: gr.skip() if value is not None else None, last, image, api_name=f"cleared_{short}",
                  api_visibility="private", queue=False)
     pick.then(answer_image, [image, *runs], outputs, api_name=f"{short}_example_answer", api_visibility="private",
