@@ -513,6 +513,23 @@ def test_examples_and_accuracy_name_the_split_as_the_run_does(app_catalog, app_r
     assert heading == "**Examples**" and "mnist 3" in [caption for _, caption in items]
 
 
+def test_examples_are_served_from_gradios_cache_wherever_the_runs_folder_is(app_catalog, app_runs):
+    """Gradio serves only files under the working directory, the temp folder or its cache: an example
+    handed out as a path into the runs folder broke every classify tab of `--runs /data/runs`
+    (InvalidPathError). The examples are copies in the cache, with the run's own pixels."""
+    from gradio.utils import get_upload_folder
+    from PIL import Image
+    cache = Path(get_upload_folder()).resolve()
+    for task in ("cifar10", "mnist"):
+        _, items = classify_tab.examples(app_catalog, TASKS[task])
+        rows = json.loads((app_runs / task / "tiny" / "examples" / "index.json").read_text())
+        assert items
+        for (path, _), row in zip(items, rows):
+            assert Path(path).resolve().is_relative_to(cache), path
+            original = app_runs / task / "tiny" / "examples" / Path(row["file"]).name
+            assert np.array_equal(np.asarray(Image.open(path).convert("RGB")), np.asarray(Image.open(original).convert("RGB")))
+
+
 def test_the_hub_panel_says_in_one_line_that_an_uncached_repo_cannot_be_loaded_offline(empty_catalog):
     """Item 13: offline, a repo not in the Hub cache is one warning a person understands, and the
     Models table stays as it was (no error badge); an API caller gets the full reason."""

@@ -21,7 +21,7 @@ from PIL import Image
 
 from models.digits import NotADigit
 from models.jsonfile import run_file, try_read_json
-from models.predict import input_to_image, logits_to_probs, prepare
+from models.predict import ImageInputError, decode_image, input_to_image, logits_to_probs, prepare
 from models.tasks import BASELINE, RANDOM_ERASING, TASKS, Task
 from ui import inputs, live, serving
 from ui.catalog import Catalog, ModelEntry, ModelUnavailable, code, missing_model_message, plain, train_command
@@ -204,9 +204,21 @@ def run_examples(entry: ModelEntry | None, limit: int = 10) -> list[tuple[str, s
     items = []
     for i, row in enumerate(rows if isinstance(rows, list) else []):
         path = run_file(entry.root, f"examples/{Path(str(row.get('file', ''))).name}") if isinstance(row, dict) else None
-        if path is not None:
-            items.append((str(path), f"{row.get('label', path.stem)} #{row.get('index', i)}"))
-    return items[:limit]
+        if path is not None and (copy := served_copy(path)) is not None:
+            items.append((copy, f"{row.get('label', path.stem)} #{row.get('index', i)}"))
+        if len(items) == limit:
+            break
+    return items
+
+
+def served_copy(path: Path) -> str | None:
+    """A copy of an image file inside Gradio's cache folder (None: unreadable). Gradio serves and moves
+    only files under the working directory, the temp folder or its cache: a runs folder elsewhere
+    (`--runs /data/runs`) must not break the examples, and no folder of the server is opened to clients."""
+    try:
+        return serving.image_file(decode_image(path), path.stem)
+    except ImageInputError:
+        return None
 
 
 def examples(catalog: Catalog, task: Task) -> tuple[str, list[tuple[str, str]]]:
@@ -218,8 +230,9 @@ def examples(catalog: Catalog, task: Task) -> tuple[str, list[tuple[str, str]]]:
         split = try_read_json(entry.root, "metrics.json")
         split = split.get("split") if isinstance(split, dict) else None
         return f"**Examples:** {plain(split or 'held-out')} images of {code(entry.key)}", items
-    assets = [(str(p), p.stem.replace("_", " ")) for p in sorted(ASSETS_DIR.glob(task.examples))] if task.examples else []
-    return ("**Examples**" if assets else ""), assets[:10]
+    files = sorted(ASSETS_DIR.glob(task.examples))[:10] if task.examples else []
+    assets = [(copy, p.stem.replace("_", " ")) for p in files if (copy := served_copy(p)) is not None]
+    return ("**Examples**" if assets else ""), assets
 
 
 def notice(catalog: Catalog, task: Task) -> str:
