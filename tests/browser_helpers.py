@@ -60,16 +60,6 @@ def open_page(browser, url: str, height: int = 900, width: int = 1280):
     return page
 
 
-def open_tab(page, name: str) -> None:
-    """Show the tab `name`; on a narrow page the later tabs are behind the "More tabs" button."""
-    tab = page.get_by_role("tab", name=name, exact=True)
-    if tab.is_visible():
-        tab.click()
-        return
-    page.get_by_role("button", name="More tabs").click()
-    page.locator("button:not([role=tab]):not([tabindex])", has_text=name).filter(visible=True).first.click()
-
-
 def screenshot(page, name: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
@@ -119,14 +109,23 @@ def assert_categorical_digits(page, plot: str) -> None:
 def open_tab(page, name: str) -> None:
     """Click the tab `name`; on a narrow page, where Gradio moves tabs that do not fit into a "More
     tabs" menu, open that menu first."""
-    tab = page.get_by_role("tab", name=name, exact=True).filter(visible=True)
-    if tab.count():
-        tab.first.click()
-        return
-    menu = page.locator(".overflow-menu").filter(visible=True).filter(
-        has=page.locator(".overflow-dropdown button").filter(has_text=re.compile(rf"^\s*{re.escape(name)}\s*$")))
-    menu.first.get_by_role("button", name="More tabs").click()
-    menu.first.locator(".overflow-dropdown button").filter(has_text=re.compile(rf"^\s*{re.escape(name)}\s*$")).click()
+    from playwright.sync_api import Error as PlaywrightError
+    for attempt in range(6):     # at a phone's width Gradio may move a tab into the menu while it is clicked
+        try:
+            tab = page.get_by_role("tab", name=name, exact=True).filter(visible=True)
+            if tab.count():
+                tab.first.click(timeout=10_000)
+                return
+            menu = page.locator(".overflow-menu").filter(visible=True).filter(
+                has=page.locator(".overflow-dropdown button").filter(has_text=re.compile(rf"^\s*{re.escape(name)}\s*$")))
+            menu.first.get_by_role("button", name="More tabs").click(timeout=10_000)
+            menu.first.locator(".overflow-dropdown button").filter(
+                has_text=re.compile(rf"^\s*{re.escape(name)}\s*$")).click(timeout=10_000)
+            return
+        except PlaywrightError:
+            if attempt == 5:
+                raise
+            page.keyboard.press("Escape")
 
 
 def choose(page, dropdown: str, option: str) -> None:
