@@ -30,9 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as `python b
 import torch
 
 from benchmarks.common import add_common_args, fmt, interleave, print_table, ratio_summary, setup, summary, write_result
-from benchmarks.train_throughput import CnnStudio, speed_settings
-from models.tasks import TASKS, get_task
-from training.run_config import override_recipe
+from benchmarks.train_throughput import CnnStudio, speed_settings, task_recipe
+from models.tasks import TASKS
 
 VARIANTS = {"fp32": (None, False), "fp32+channels_last": (None, True),
             "bf16": (torch.bfloat16, False), "bf16+channels_last": (torch.bfloat16, True)}
@@ -51,9 +50,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 def main(args) -> dict:
     device, env = setup(args)
-    task = get_task(args.task)
-    cfg = task.model_config()
-    recipe = override_recipe(task.resolved_recipe(binary=cfg.binary), batch_size=args.batch_size)
+    task, cfg, recipe = task_recipe(args)
     bs = recipe["batch_size"]
     g = torch.Generator().manual_seed(0)
     x = torch.randn(bs, cfg.in_channels, cfg.input_size, cfg.input_size, generator=g).to(device)

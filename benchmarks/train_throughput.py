@@ -232,11 +232,16 @@ def contenders(args, cfg, recipe, split, device) -> list:
     return found
 
 
-def main(args) -> dict:
-    device, env = setup(args)
+def task_recipe(args):
+    """(task, its model config, its training recipe at --batch-size) for --task: what every step timed uses."""
     task = get_task(args.task)
     cfg = task.model_config()
-    recipe = override_recipe(task.resolved_recipe(binary=cfg.binary), batch_size=args.batch_size)
+    return task, cfg, override_recipe(task.resolved_recipe(binary=cfg.binary), batch_size=args.batch_size)
+
+
+def main(args) -> dict:
+    device, env = setup(args)
+    task, cfg, recipe = task_recipe(args)
     bs = recipe["batch_size"]
     if args.data_dir:
         split = load_split(task, find_source(task, args.data_dir), args.data_dir, train=True, limit=args.images,

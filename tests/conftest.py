@@ -148,3 +148,13 @@ def app_server(app_catalog):
     demo, url = launch_app(app_catalog)
     yield demo, url
     demo.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One Chromium for a browser test module (tests/browser_helpers.py skips the module without it)."""
+    from tests.browser_helpers import chromium
+    playwright, browser = chromium()
+    yield browser
+    browser.close()
+    playwright.stop()

@@ -16,13 +16,12 @@ The tests of one module share one app and one browser; each waits on what the pa
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 
 import pytest
 
-from tests.browser_helpers import (ASSETS, PERCENT, assert_categorical_digits, box, cell, choose, chromium, cut_off, launch,
+from tests.browser_helpers import (ASSETS, PERCENT, assert_categorical_digits, box, cell, choose, cut_off, launch,
                                    needs_browser, open_page, open_tab, overlaps, recorded_toasts, reset_toasts,
                                    screenshot, shows_probabilities, top_class, x_axis)
 from tests.conftest import train_tiny
@@ -55,14 +54,6 @@ def studio(app_runs, mnist_dir, catsdogs_dir, tmp_path_factory):
     demo.url = launch(demo)
     yield demo
     demo.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    playwright, browser = chromium()
-    yield browser
-    browser.close()
-    playwright.stop()
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from tests.browser_helpers import ASSETS, box, cell, choose, chromium, cut_off, launch, needs_browser, open_tab, \
+from tests.browser_helpers import ASSETS, box, cell, choose, cut_off, launch, needs_browser, open_tab, \
     overlaps, screenshot
 
 pytestmark = needs_browser
@@ -26,14 +26,6 @@ def studio(app_runs):
     demo.url = launch(demo)
     yield demo
     demo.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    playwright, browser = chromium()
-    yield browser
-    browser.close()
-    playwright.stop()
 
 
 def new_page(browser, url: str, size: str):

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -23,9 +22,8 @@ from huggingface_hub import ModelCard
 from PIL import Image
 
 from models.artifact import load_model
-from models.predict import predict_probs
 from tests.conftest import launch_app, train_tiny
-from tests.test_hub import ALLOWED_DISTRIBUTIONS, PARITY, pushed_repo, user_python
+from tests.test_hub import assert_hub_code_gives_the_apps_answer
 
 # A small architecture of the user's own, in a module of its own: registered when imported, as
 # docs/adding-a-task.md shows. The Hub code ships every registered architecture's module.
@@ -142,7 +140,7 @@ def test_every_task_record_keeps_the_contract(contract_runs, tmp_path):
             answer = client.predict(handle_file(pictures["rgb8.png"]), api_name=f"/{task.api_name}")
             label = answer[1]          # outputs: what the model sees, then each model's top classes and bars
             assert label["label"] in loaded.config.labels, (name, answer)
-            check_hub_code(run, pictures, tmp_path / name)
+            assert_hub_code_gives_the_apps_answer(run, pictures, tmp_path / name)
     finally:
         demo.close()
 
@@ -160,20 +158,3 @@ def check_card(run: Path, task) -> None:
         assert not (task.dataset.hub_id and task.dataset.hub_id in card.text), task.name
     from models.registry import ARCHITECTURES
     assert ARCHITECTURES[config["architecture"]].title in card.text, task.name
-
-
-def check_hub_code(run: Path, pictures: dict[str, Path], work: Path) -> None:
-    """The repo as a push stages it, its cnn_studio.py run in a fresh venv without the project."""
-    repo, _ = pushed_repo(run, work)
-    python, env, elsewhere = user_python(work, ALLOWED_DISTRIBUTIONS)
-    result = subprocess.run([python, "-c", PARITY, str(repo / "cnn_studio.py"), str(repo), *map(str, pictures.values())],
-                            cwd=elsewhere, env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    answers = json.loads(result.stdout.strip().splitlines()[-1])
-    loaded = load_model(run)
-    for name, path in pictures.items():
-        expected = predict_probs(loaded.model, loaded.config, path)   # the app's answer, the task's step included
-        got = answers[str(path)]
-        assert list(got) == list(expected), (run, name)
-        for label in expected:
-            assert got[label] == pytest.approx(expected[label], abs=1e-5), (run, name, label)

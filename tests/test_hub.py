@@ -550,12 +550,16 @@ print(json.dumps({path: model.classify(path) for path in sys.argv[3:]}))
 def test_hub_code_gives_the_apps_answer_on_every_kind_of_image(run_fixture, request, tmp_path):
     """cnn_studio.py, generated from models/predict.py, run without the project, against
     predict_probs (the app's answer) on the images a hand-kept preparation got wrong."""
-    from models.predict import predict_probs
-
     run = request.getfixturevalue(run_fixture)
-    repo, _ = pushed_repo(run, tmp_path)
-    images = awkward_images(tmp_path / "images")
-    python, env, elsewhere = user_python(tmp_path, ALLOWED_DISTRIBUTIONS)
+    assert_hub_code_gives_the_apps_answer(run, awkward_images(tmp_path / "images"), tmp_path)
+
+
+def assert_hub_code_gives_the_apps_answer(run: Path, images: dict[str, Path], work: Path) -> None:
+    """The repo as a push stages it, its cnn_studio.py run in a fresh venv without the project: the
+    answer of predict_probs (the app's, the task's step included) to 1e-5 on every image."""
+    from models.predict import predict_probs
+    repo, _ = pushed_repo(run, work)
+    python, env, elsewhere = user_python(work, ALLOWED_DISTRIBUTIONS)
     result = subprocess.run([python, "-c", PARITY, str(repo / "cnn_studio.py"), str(repo), *map(str, images.values())],
                             cwd=elsewhere, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -564,9 +568,9 @@ def test_hub_code_gives_the_apps_answer_on_every_kind_of_image(run_fixture, requ
     for name, path in images.items():
         expected = predict_probs(loaded.model, loaded.config, path)
         got = answers[str(path)]
-        assert list(got) == list(expected), name
+        assert list(got) == list(expected), (run, name)
         for label in expected:
-            assert got[label] == pytest.approx(expected[label], abs=1e-5), (name, label)
+            assert got[label] == pytest.approx(expected[label], abs=1e-5), (run, name, label)
 
 
 def test_hub_code_loads_strictly_and_refuses_a_foreign_weight_file(catsdogs_run, tmp_path):
