@@ -16,6 +16,11 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    # pytest.ini runs one xdist worker per core: each worker's torch (and the training processes it
+    # starts) gets its share of the cores, or the workers' thread pools fight over them.
+    _share = max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+    os.environ.setdefault("OMP_NUM_THREADS", str(_share))
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -150,9 +155,10 @@ def app_server(app_catalog):
     demo.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser():
-    """One Chromium for a browser test module (tests/browser_helpers.py skips the module without it)."""
+    """One Chromium for every browser test (a page is a context of its own); the browser modules skip
+    without it (tests/browser_helpers.needs_browser)."""
     from tests.browser_helpers import chromium
     playwright, browser = chromium()
     yield browser

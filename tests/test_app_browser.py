@@ -1,34 +1,18 @@
 """A real browser (Playwright + Debian's Chromium) uses the launched app: it uploads an image through
 the page, draws a digit on the sketchpad with the mouse, and sees probabilities. Screenshots go to
-test-artifacts/ (git-ignored). One browser for the module, on the shared app_server.
+test-artifacts/ (git-ignored). One browser for the session (tests/conftest.py).
 """
 from __future__ import annotations
 
-import importlib.util
 import re
 import shutil
-from pathlib import Path
 
 import pytest
 
-from tests.browser_helpers import choose
+from tests.browser_helpers import ARTIFACTS, ASSETS, PERCENT, TIMEOUT_MS, choose, needs_browser
+from tests.conftest import REPO
 
-REPO = Path(__file__).resolve().parents[1]
-ASSETS = REPO / "assets"
-ARTIFACTS = REPO / "test-artifacts"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run"]
-INSTALL = "apt-get install -y chromium && pip install playwright"
-
-pytestmark = [
-    pytest.mark.skipif(not (CHROMIUM.is_file() or shutil.which("chromium")),
-                       reason=f"browser tests need Chromium: {INSTALL}"),
-    pytest.mark.skipif(importlib.util.find_spec("playwright") is None,
-                       reason=f"browser tests need Playwright: {INSTALL}"),
-]
-PERCENT = re.compile(r"\d+(\.\d+)?%")
-TIMEOUT_MS = 60_000
+pytestmark = needs_browser
 
 
 @pytest.fixture(scope="module")
@@ -54,18 +38,8 @@ def studio(app_runs, catsdogs_dir, mnist_dir, tmp_path_factory):
     demo.close()
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-    ARTIFACTS.mkdir(exist_ok=True)
-    executable = str(CHROMIUM) if CHROMIUM.is_file() else shutil.which("chromium")
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
 def open_page(browser, url: str):
+    ARTIFACTS.mkdir(exist_ok=True)
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     page.set_default_timeout(TIMEOUT_MS)
     errors: list[str] = []

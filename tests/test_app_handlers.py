@@ -16,7 +16,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from models.digits import to_mnist_digit
-from models.tasks import RANDOM_ERASING_DEFAULTS, TASKS
+from models.tasks import TASKS
 from models.runs import discover_runs
 from tests.conftest import UNREACHABLE_HUB_REPO
 from ui import architecture_tab, augment_tab, cards_tab, classify_tab, curves_tab

@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from tests.studio_helpers import CHROMIUM_ARGS, REPO, chromium_path, train_cli
+from tests.studio_helpers import REPO, chromium_path, train_cli
 
 ASSETS = REPO / "assets"
 
@@ -120,12 +120,10 @@ def test_a_newer_run_becomes_the_default_and_a_deleted_one_goes(tmp_path, mnist_
 
 @pytest.mark.skipif(chromium_path() is None or importlib.util.find_spec("playwright") is None,
                     reason="browser test needs Chromium and Playwright")
-def test_in_the_browser_a_page_load_shows_the_new_run_and_opens_on_its_tab(empty_app, trained_run):
-    from playwright.sync_api import sync_playwright
+def test_in_the_browser_a_page_load_shows_the_new_run_and_opens_on_its_tab(browser, empty_app, trained_run):
     _, url, _ = empty_app
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    try:
         page.set_default_timeout(60_000)
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
@@ -137,7 +135,8 @@ def test_in_the_browser_a_page_load_shows_the_new_run_and_opens_on_its_tab(empty
         label = page.locator("#mnist-label").filter(has_text=re.compile(r"\d+(\.\d+)?%"))
         label.wait_for()
         assert set(label.inner_text().split()) & {str(d) for d in range(10)}
-        browser.close()
+    finally:
+        page.close()
     assert not errors
 
 

@@ -18,7 +18,7 @@ import re
 
 import pytest
 
-from tests.browser_helpers import (ASSETS, choose, chromium, cut_off, launch, needs_browser, open_page,
+from tests.browser_helpers import (ASSETS, choose, cut_off, launch, needs_browser, open_page,
                                    reset_toasts, screenshot, top_class)
 
 pytestmark = needs_browser
@@ -72,9 +72,9 @@ def stop_and_resume(page, job: int, epochs: int) -> None:
     page.locator("#train-message").filter(has_text=f"job {job + 1}: resuming").wait_for()
 
 
-def test_train_watch_stop_resume_finish_and_classify(studio):
+def test_train_watch_stop_resume_finish_and_classify(browser, studio):
     from playwright.sync_api import expect
-    playwright, browser = chromium()
+    page = None
     try:
         page = open_page(browser, studio.url, height=1100)
         page.set_default_timeout(TIMEOUT_MS)
@@ -124,12 +124,12 @@ def test_train_watch_stop_resume_finish_and_classify(studio):
         assert top_class(page, "#mnist-label")[0] in [str(d) for d in range(10)]
         assert not page.errors, page.errors
     finally:
-        browser.close()
-        playwright.stop()
+        if page is not None:
+            page.close()
     assert studio.catalog.default_key("mnist") == key
 
 
-def test_your_images_from_a_zip_on_a_phone(studio, tmp_path):
+def test_your_images_from_a_zip_on_a_phone(browser, studio, tmp_path):
     from playwright.sync_api import expect
 
     import app
@@ -137,7 +137,7 @@ def test_your_images_from_a_zip_on_a_phone(studio, tmp_path):
     archive = tmp_path / "my pets.zip"
     archive.write_bytes(make_zip(class_folders(("cat", "dog"), per_class=20, top="my pets/")
                                  + [("my pets/notes.txt", b"a note")]))
-    playwright, browser = chromium()
+    page = None
     try:
         page = open_page(browser, studio.url, width=390, height=844)
         page.set_default_timeout(TIMEOUT_MS)
@@ -176,5 +176,5 @@ def test_your_images_from_a_zip_on_a_phone(studio, tmp_path):
         assert (studio.trainer.jobs.jobs[job - 1].run_dir / "model.safetensors").is_file()
         assert not page.errors, page.errors
     finally:
-        browser.close()
-        playwright.stop()
+        if page is not None:
+            page.close()

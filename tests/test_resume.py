@@ -31,6 +31,7 @@ import torch
 from safetensors.torch import load_file
 
 from tests.conftest import REPO
+from tests.test_training import check_run_directory
 
 EPOCHS = 4
 STEPS_PER_EPOCH = 2
@@ -323,6 +324,8 @@ def test_sigint_within_an_epoch_then_resume_equals_a_straight_run(tmp_path, stra
     run, data = tmp_path / "run", straight_runs.data["files"]
     proc = child(within_epoch_args("files", data, run), PAUSE_AT_STEP="2:2")
     assert stop_with_a_signal_at(proc, signal.SIGINT, "2:2") == 130, proc.text()
+    assert "SIGINT received: stopping after this step and saving a checkpoint" in proc.text()
+    assert "Traceback" not in proc.text() and not (run / "model.safetensors").exists()
     assert proc.text().splitlines()[-1].startswith(f"stopped at epoch 2, step 2 of {MNIST_STEPS}; checkpoint saved at "
                                                    f"that step ({run / 'checkpoint.pt'}); resume with: ")
     ckpt = load_checkpoint(run / "checkpoint.pt")
@@ -358,10 +361,11 @@ def test_checkpoints_at_a_time_interval_survive_kill_9(tmp_path, mnist_dir, stra
     assert_one_value_per_step(run, reference=straight, epochs=2, steps_per_epoch=MNIST_STEPS)
 
 
-def test_under_torchrun_a_checkpoint_within_an_epoch_holds_both_ranks_and_resumes(tmp_path, mnist_dir):
+def test_under_torchrun_a_checkpoint_within_an_epoch_holds_both_ranks_and_resumes(tmp_path, mnist_dir, mnist_run):
     """Two ranks (Gloo, CPU), three steps of 2 x 16 images: with every step due, the ranks agree to
     checkpoint at each step (rank 0 writes, the sums are both ranks'); both go down at step 2, and
-    torchrun --resume ends with the weights of a straight two-rank run."""
+    torchrun --resume ends with the weights of a straight two-rank run, in one whole run folder that
+    rank 0 alone wrote, its metrics reduced over both ranks' halves of the validation subset."""
     from training.checkpoint import load_checkpoint
     script = tmp_path / "child.py"
     script.write_text(CHILD)
@@ -389,7 +393,13 @@ def test_under_torchrun_a_checkpoint_within_an_epoch_holds_both_ranks_and_resume
     assert partial["world_size"] == 2 and partial["tally"]["seen"] == 32    # both ranks' 16 images
     resumed = torchrun(run, "--resume")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming" in resumed.stdout and resumed.stdout.count("epoch 1/1") == 1    # said by rank 0 only
     assert_same_weights(tmp_path / "straight", run)
+    config, _, metrics, _ = check_run_directory(run, task="mnist", epochs=1, val_images=32, train_images=96)
+    assert (config["distributed"]["world_size"], config["distributed"]["effective_batch_size"]) == (2, 32)
+    assert metrics["num_images"] == 32 and sum(map(sum, metrics["confusion_matrix"])) == 32   # not rank 0's half
+    single, both = (json.loads((r / "predictions.json").read_text()) for r in (mnist_run, run))
+    assert (both["indices"], both["labels"]) == (single["indices"], single["labels"])   # a one-process run's images
     rows = [json.loads((r / "history.json").read_text())[0] for r in (tmp_path / "straight", run)]
     for key in ("train_loss", "train_accuracy"):   # the same sums, added in another order
         assert rows[1][key] == pytest.approx(rows[0][key], rel=1e-6)
@@ -768,10 +778,11 @@ def stop_with_a_signal_at(child: Child, signum: int, pause: str) -> int:
     return child.finish()
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("signum", [signal.SIGTERM], ids=["SIGTERM"])
 def test_signal_saves_at_the_step_closes_tensorboard_and_says_how_to_resume(signum, tmp_path, data, child):
-    """Ctrl-C / SIGTERM within epoch 2: the step finishes, a checkpoint is saved at it, TensorBoard
-    is flushed and closed, the exit code is 128 + signal, stderr says what was kept and how to resume."""
+    """SIGTERM within epoch 2: the step finishes, a checkpoint is saved at it, TensorBoard is flushed
+    and closed, the exit code is 128 + signal, stderr says what was kept and how to resume. (Ctrl-C,
+    SIGINT, is the same handler: test_sigint_within_an_epoch_then_resume_equals_a_straight_run.)"""
     run = tmp_path / "run"
     proc = child(tiny_args(data, run), PAUSE_AT_STEP="2:1")
     code = stop_with_a_signal_at(proc, signum, "2:1")
