@@ -87,7 +87,7 @@ def ratio_summary(num: list[float], den: list[float]) -> dict:
 
 
 def write_result(name: str, device: torch.device, result: dict, env: dict) -> Path:
-    """Print the result as benchmarks/README.md's table shows it, then write its JSON file."""
+    """Write the result's JSON file, then print it as benchmarks/README.md's table shows it."""
     from benchmarks.report import print_rows, rows_for
     env = {**env, "load_average_end": load_average(), "finished": now_utc()}
     out_dir = Path(os.environ["BENCH_OUT"]) if os.environ.get("BENCH_OUT") else RESULTS
@@ -95,9 +95,9 @@ def write_result(name: str, device: torch.device, result: dict, env: dict) -> Pa
     path = out_dir / f"{name}-{device.type}.json"
     payload = {"benchmark": name, "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
                "environment": env, **result}
+    path.write_text(json.dumps(payload, indent=2, allow_nan=False) + "\n")
     print()
     print_rows(rows_for({name: payload}))
-    path.write_text(json.dumps(payload, indent=2, allow_nan=False) + "\n")
     print(f"\nwrote {path}")
     return path
 

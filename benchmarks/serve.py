@@ -45,6 +45,7 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -56,9 +57,8 @@ from models.tasks import RANDOM_ERASING, TASKS  # noqa: E402
 
 ASSETS = REPO / "assets"
 DEFAULT_RUNS = REPO / "benchmarks" / "results" / "serve-runs"
-# the classify endpoints timed, each with the task whose images it gets
-ENDPOINTS = {t.api_name: t for t in TASKS.values() if t.api_name in
-             ("classify_digit_image", "classify_cifar10", "classify_catdog")}
+# the classify endpoints timed (those of the tasks with a public dataset), each with its task
+ENDPOINTS = {t.api_name: t for t in TASKS.values() if not t.dataset.local}
 
 
 # --- the floor app ---------------------------------------------------------------------------------
@@ -194,43 +194,34 @@ class Target:
 
 def run_phase(target: Target, images: list[Path], clients: int, requests: int, atol: float) -> dict:
     """`clients` threads, each its own Client, `requests` calls each; latencies, failures, mismatches."""
-    latencies: list[float] = []
-    failures: list[str] = []
-    mismatches: list[str] = []
-    lock = threading.Lock()
     start_line = threading.Barrier(clients)
 
-    def user(i: int) -> None:
-        client = target.clients[i]
+    def user(i: int) -> list[tuple[float | None, str | None]]:
+        """(seconds, None or what differed) of each answered call, (None, the error) of each failed one."""
         start_line.wait()
+        calls = []
         for r in range(requests):
             image = images[(i * requests + r) % len(images)]
             t0 = time.perf_counter()
             try:
-                answer = target.call(client, image)
+                answer = target.call(target.clients[i], image)
             except Exception as e:  # noqa: BLE001 - counted and reported
-                with lock:
-                    failures.append(f"{type(e).__name__}: {str(e)[:200]}")
+                calls.append((None, f"{type(e).__name__}: {str(e)[:200]}"))
                 continue
-            dt = time.perf_counter() - t0
-            diff = differences(answer, target.reference[image], atol)
-            with lock:
-                latencies.append(dt)
-                if diff:
-                    mismatches.append(f"{image.name}: {'; '.join(diff[:3])}")
+            seconds, diff = time.perf_counter() - t0, differences(answer, target.reference[image], atol)
+            calls.append((seconds, f"{image.name}: {'; '.join(diff[:3])}" if diff else None))
+        return calls
 
-    threads = [threading.Thread(target=user, args=(i,)) for i in range(clients)]
     t0 = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    with ThreadPoolExecutor(clients) as pool:
+        calls = [call for user_calls in pool.map(user, range(clients)) for call in user_calls]
     wall = time.perf_counter() - t0
-    lat = sorted(latencies)
+    lat = sorted(seconds for seconds, _ in calls if seconds is not None)
     return {"p50_ms": 1000 * statistics.median(lat) if lat else None,
             "p95_ms": 1000 * lat[min(len(lat) - 1, math.ceil(0.95 * len(lat)) - 1)] if lat else None,
             "throughput": len(lat) / wall, "calls": clients * requests, "answered": len(lat),
-            "failures": failures, "mismatches": mismatches}
+            "failures": [why for seconds, why in calls if seconds is None],
+            "mismatches": [why for seconds, why in calls if seconds is not None and why]}
 
 
 # --- the bare models ----------------------------------------------------------------------------------
