@@ -101,26 +101,19 @@ def ensure_runs(runs: Path, tasks: list, data_dir: Path | None) -> None:
                        limit_val=limit_val, batch_size=batch)
 
 
-def images_for(task, folder: Path, data_dir: Path | None, count: int) -> list[Path]:
-    """`count` distinct PNG files for a task: real MNIST test digits when available, else the task's
-    example images in assets/ and deterministic variants of them (flips, crops)."""
+def images_for(task, folder: Path, count: int) -> list[Path]:
+    """`count` distinct PNG files for a task: its example images in assets/ (for MNIST, real test digits)
+    and deterministic variants of them (flips, crops)."""
     from PIL import Image, ImageOps
     folder.mkdir(parents=True, exist_ok=True)
-    if task.dataset.source.endswith(".MNIST") and data_dir is not None and (data_dir / "MNIST" / "raw").is_dir():
-        from torchvision.datasets import MNIST
-        test = MNIST(str(data_dir), train=False, download=False)
-        sources = [test[i][0] for i in range(count)]
-    else:
-        base = [Image.open(p).convert("L" if task.in_channels == 1 else "RGB") for p in sorted(ASSETS.glob(task.examples))]
-        sources = []
-        for i in range(count):
-            img, variant = base[i % len(base)], i // len(base)
-            img = ImageOps.mirror(img) if variant % 2 else img
-            k = 2 * (variant // 2)
-            sources.append(img.crop((k, k, img.width - k, img.height - k)))
-    out = [folder / f"{task.name}-{i:02d}.png" for i in range(len(sources))]
-    for img, path in zip(sources, out):
-        img.save(path)
+    base = [Image.open(p).convert("L" if task.in_channels == 1 else "RGB") for p in sorted(ASSETS.glob(task.examples))]
+    out = []
+    for i in range(count):
+        img, variant = base[i % len(base)], i // len(base)
+        img = ImageOps.mirror(img) if variant % 2 else img
+        k = 2 * (variant // 2)
+        out.append(folder / f"{task.name}-{i:02d}.png")
+        img.crop((k, k, img.width - k, img.height - k)).save(out[-1])
     return out
 
 
@@ -295,7 +288,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--runs", type=Path, help=f"runs folder for the app (default: tiny runs in {DEFAULT_RUNS})")
     p.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data",
-                   help="MNIST files (real digits as requests; training a tiny MNIST run if needed)")
+                   help="MNIST files (for training a tiny MNIST run if needed)")
     p.add_argument("--endpoints", nargs="+", default=list(ENDPOINTS), choices=list(ENDPOINTS))
     p.add_argument("--clients", nargs="+", type=int, default=[1, 8, 16])
     p.add_argument("--requests", type=int, default=8, help="calls per client per phase")
@@ -334,7 +327,7 @@ def main(argv=None) -> dict:
     if args.runs is None:
         ensure_runs(runs, list({ENDPOINTS[e].name: ENDPOINTS[e] for e in args.endpoints}.values()), args.data_dir)
     work = Path(tempfile.mkdtemp(prefix="serve-bench-"))
-    images = {e: images_for(ENDPOINTS[e], work / "images", args.data_dir, args.images) for e in args.endpoints}
+    images = {e: images_for(ENDPOINTS[e], work / "images", args.images) for e in args.endpoints}
     phases, app_cmd, app_log = measure(args, runs, images, work)
     results = summarise(args, phases)
     env["torch_threads"] = args.threads or "app default"
