@@ -28,7 +28,7 @@ import torch
 from PIL import Image
 from torchvision.transforms import v2
 
-from benchmarks.common import add_common_args, fmt, interleave, print_table, ratio_summary, setup, summary, write_result
+from benchmarks.common import add_common_args, interleave, ratio_summary, setup, summary, write_result
 from models.augment import TrainAugment
 from models.tasks import RANDOM_ERASING_DEFAULTS, get_task
 
@@ -101,11 +101,6 @@ def main(args) -> dict:
                   for name in ("torchvision_pil", "torchvision_tensor")}
     print(f"augmentation, {args.task}, {device} ({env['gpu'] or env['cpu']}), batch {bs}, "
           f"{'with' if aug.random_erasing else 'without'} Random Erasing, {args.repeats} repeats")
-    print_table(["path", "images/s (wall)", "cnn_studio is", "images per CPU-second", "cnn_studio is"],
-                [[name, fmt(s, 0), "-" if name == "cnn_studio" else f"{fmt(ratios[f'cnn_studio / {name}'], 1)}x",
-                  fmt(cpu_results[name], 0),
-                  "-" if name == "cnn_studio" else f"{fmt(cpu_ratios[f'cnn_studio / {name}'], 1)}x"]
-                 for name, s in results.items()])
     result = {"task": args.task, "batch_size": bs, "images": n, "passes": args.passes, "repeats": args.repeats,
               "random_erasing": bool(aug.random_erasing), "transform": repr(aug),
               "per_image_transform": repr(per_image), "images_per_s": results, "ratios": ratios,

@@ -12,24 +12,15 @@ import statistics
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 
-from training.record import cpu_model  # one definition: training runs record it too
+from training.record import hardware, now_utc, versions  # one definition: training runs record them too
 
 REPO = Path(__file__).resolve().parents[1]
 
 RESULTS = REPO / "benchmarks" / "results"
-
-
-def cpu_features() -> dict:
-    feats = {"capability": torch.backends.cpu.get_cpu_capability()}
-    for name in ("avx512_bf16", "amx_tile"):
-        probe = getattr(torch.cpu, f"_is_{name}_supported", None)
-        feats[name] = bool(probe()) if probe else None
-    return feats
 
 
 def load_average() -> list[float] | None:
@@ -48,24 +39,15 @@ def git_commit() -> str | None:
 
 
 def environment(device: torch.device) -> dict:
+    """The machine and software a benchmark ran on (training.record's record of a run's hardware, and more)."""
     import numpy
     import PIL
-    import torchvision
-    env = {
-        "cpu": cpu_model(), "cpu_cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-        "cpu_features": cpu_features(),
-        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
-        "device": str(device),
-        "versions": {"python": platform.python_version(), "torch": torch.__version__,
-                     "torchvision": torchvision.__version__, "numpy": numpy.__version__,
-                     "pillow": PIL.__version__,
-                     "cuda": torch.version.cuda if device.type == "cuda" else None,
-                     "cudnn": torch.backends.cudnn.version() if device.type == "cuda" else None},
-        "platform": platform.platform(), "commit": git_commit(),
-        "load_average_start": load_average(),
-        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-    return env
+    return {**hardware(device), "cpu_capability": torch.backends.cpu.get_cpu_capability(), "device": str(device),
+            "versions": {**versions(), "numpy": numpy.__version__, "pillow": PIL.__version__,
+                         "cuda": torch.version.cuda if device.type == "cuda" else None,
+                         "cudnn": torch.backends.cudnn.version() if device.type == "cuda" else None},
+            "platform": platform.platform(), "commit": git_commit(),
+            "load_average_start": load_average(), "started": now_utc()}
 
 
 def sync(device: torch.device) -> None:
@@ -104,29 +86,18 @@ def ratio_summary(num: list[float], den: list[float]) -> dict:
     return summary([a / b for a, b in zip(num, den)])
 
 
-def fmt(s: dict, digits: int = 1) -> str:
-    return f"{s['mean']:,.{digits}f} ± {s['std']:,.{digits}f}"
-
-
-def print_table(headers: list[str], rows: list[list]) -> None:
-    cells = [[str(c) for c in r] for r in [headers, *rows]]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    line = lambda r: "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
-    print(line(cells[0]))
-    print("  ".join("-" * w for w in widths))
-    for r in cells[1:]:
-        print(line(r))
-
-
 def write_result(name: str, device: torch.device, result: dict, env: dict) -> Path:
-    env = {**env, "load_average_end": load_average(),
-           "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    """Write the result's JSON file, then print it as benchmarks/README.md's table shows it."""
+    from benchmarks.report import print_rows, rows_for
+    env = {**env, "load_average_end": load_average(), "finished": now_utc()}
     out_dir = Path(os.environ["BENCH_OUT"]) if os.environ.get("BENCH_OUT") else RESULTS
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{name}-{device.type}.json"
     payload = {"benchmark": name, "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
                "environment": env, **result}
     path.write_text(json.dumps(payload, indent=2, allow_nan=False) + "\n")
+    print()
+    print_rows(rows_for({name: payload}))
     print(f"\nwrote {path}")
     return path
 

@@ -32,7 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as `python b
 
 import torch
 
-from benchmarks.common import environment, fmt, print_table, ratio_summary, summary, write_result
+from benchmarks.common import environment, ratio_summary, summary, write_result
+from benchmarks.report import fmt
 
 CONTENDERS = ("cnn_studio", "torchvision")
 
@@ -125,9 +126,9 @@ def main(args) -> dict:
     in_memory_mib = files * 3 * 256 * 256 / 2**20
     print(f"\nfolder of {files:,} JPEGs, batch {args.batch_size}, {args.workers} workers; held decoded at 256 px "
           f"it would take {in_memory_mib:,.0f} MiB")
-    print_table(["reader", "images/s", "peak MiB (main)", "peak MiB (a worker)"],
-                [[name, fmt(r["images_per_s"]), fmt(r["peak_rss_mib"], 0), fmt(r["peak_worker_rss_mib"], 0)]
-                 for name, r in results.items()])
+    for name, r in results.items():
+        print(f"  {name}: {fmt(r['images_per_s'], 1)} images/s, peak {fmt(r['peak_rss_mib'])} MiB (main process), "
+              f"{fmt(r['peak_worker_rss_mib'])} MiB (a worker)")
     print("cnn_studio / torchvision: " + ", ".join(f"{k} {fmt(v, 2)}x" for k, v in ratios.items()))
     result = {"data_dir_files": files, "batch_size": args.batch_size, "workers": args.workers,
               "repeats": args.repeats, "whole_set_decoded_mib": in_memory_mib, "results": results,

@@ -11,9 +11,15 @@ Under the table: the hardware, versions and exact command of every measurement.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
-import re
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as `python benchmarks/report.py`
+
+from publish.common import run_command  # noqa: E402
+from publish.results import ResultsError, update_readme  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 START, END = "<!-- performance:start -->", "<!-- performance:end -->"
@@ -31,7 +37,8 @@ def load(folder: Path) -> dict[str, dict[str, dict]]:
     return found
 
 
-def ms(s: dict, digits: int = 0) -> str:
+def fmt(s: dict, digits: int = 0) -> str:
+    """A summary (benchmarks.common.summary) as mean ± std."""
     return f"{s['mean']:,.{digits}f} ± {s['std']:,.{digits}f}"
 
 
@@ -55,7 +62,7 @@ def rows_for(results: dict[str, dict]) -> list[tuple[str, str, str]]:
                  "homework": "homework setup (torchvision vgg19_bn, 139.6M params), images/s"}
         for name, label in names.items():
             if name in ips:
-                out.append((sec, label, ms(ips[name], 1)))
+                out.append((sec, label, fmt(ips[name], 1)))
         for name, s in r["ratios"].items():
             label = (name.replace("cnn_studio_fp32", "CNN Studio fp32").replace("cnn_studio_bf16", "CNN Studio bf16")
                      .replace("cnn_studio", "CNN Studio"))
@@ -69,21 +76,27 @@ def rows_for(results: dict[str, dict]) -> list[tuple[str, str, str]]:
                f"auto picks {r['auto_picks']})")
         for name, s in r["images_per_s"].items():
             vs = f" ({r['ratios'][f'{name} / fp32']['mean']:.2f}x fp32)" if name != "fp32" else ""
-            out.append((sec, f"{name}, images/s", ms(s, 1) + vs))
+            out.append((sec, f"{name}, images/s", fmt(s, 1) + vs))
     for key in sorted((k for k in results if k.startswith("augment_throughput-")), reverse=True):
         r = results[key]
         sec = (f"Augmentation alone, {r['task']} (batch {r['batch_size']}, "
                f"{'with' if r['random_erasing'] else 'without'} Random Erasing)")
-        ips, cps = r["images_per_s"], r["images_per_cpu_second"]
-        out.append((sec, "CNN Studio batched per-sample pipeline, images/s", ms(ips["cnn_studio"])))
-        out.append((sec, "torchvision per image (PIL), images/s", ms(ips["torchvision_pil"])))
-        out.append((sec, "torchvision per image (tensor), images/s", ms(ips["torchvision_tensor"])))
+        ips = r["images_per_s"]
+        out.append((sec, "CNN Studio batched per-sample pipeline, images/s", fmt(ips["cnn_studio"])))
+        out.append((sec, "torchvision per image (PIL), images/s", fmt(ips["torchvision_pil"])))
+        out.append((sec, "torchvision per image (tensor), images/s", fmt(ips["torchvision_tensor"])))
         out.append((sec, "speed-up over per-image PIL (wall clock)", ratio(r["ratios"]["cnn_studio / torchvision_pil"])))
         out.append((sec, "speed-up over per-image PIL (per CPU-second)",
                     ratio(r["cpu_time_ratios"]["cnn_studio / torchvision_pil"])))
     for key in sorted((k for k in results if k == "serve" or k.startswith("serve-")), key=_serve_order):
         out += serve_rows(key, results[key])
     return out
+
+
+def print_rows(rows: list[tuple[str, str, str]]) -> None:
+    """Rows of the table as a benchmark prints them when it finishes: each section, then its metrics."""
+    for section, group in itertools.groupby(rows, key=lambda row: row[0]):
+        print(section, *(f"  {metric}: {value}" for _, metric, value in group), sep="\n")
 
 
 def _serve_order(key: str) -> tuple:
@@ -108,6 +121,15 @@ def serve_rows(key: str, r: dict) -> list[tuple[str, str, str]]:
                         f"{ratio(ratios['p50'])} · {ratio(ratios['throughput'])} · "
                         f"{app['failures'] + app['mismatches']} of {app['calls']} "
                         f"({floor['failures'] + floor['mismatches']} of {floor['calls']})"))
+            if "yardstick" in e:   # results since issue 25: against floor + the bare models
+                y, model = e["yardstick"], e["model"]
+                out.append((sec, f"{clients} client{'s' if clients != '1' else ''}: p50 ms, app / (floor + bare "
+                                 "models) · ratio · throughput /s, app / limit (floor and models combined) · "
+                                 "ratio · answers differing from the bare models (to the atol)",
+                            f"{app['p50_ms']['mean']:,.0f} / {y['p50_ms']['mean']:,.0f} · "
+                            f"{ratio(ratios['p50_vs_yardstick'])} · {app['throughput']['mean']:,.2f} / "
+                            f"{y['throughput_limit']['mean']:,.2f} · {ratio(ratios['throughput_vs_limit'])} · "
+                            f"{model['differing_answers']}"))
         met = []
         for clients in ("1", "16"):
             if clients in per_load:
@@ -164,25 +186,21 @@ def render(found: dict[str, dict[str, dict]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv=None) -> str:
+def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--dir", default=str(HERE / "reported"), help="folder of benchmark JSON files")
     p.add_argument("--write", metavar="FILE", help=f"replace the text between {START} and {END} in FILE")
     args = p.parse_args(argv)
     table = render(load(Path(args.dir)))
-    if args.write:
-        path = Path(args.write)
-        text = path.read_text()
-        if START not in text or END not in text:
-            raise SystemExit(f"{path}: add the markers {START} and {END} where the table goes")
-        text = re.sub(re.escape(START) + r".*?" + re.escape(END), lambda _: f"{START}\n{table}{END}", text,
-                      flags=re.S)
-        path.write_text(text)
-        print(f"updated {path}")
-    else:
+    if not args.write:
         print(table, end="")
-    return table
+        return 0
+
+    def write() -> None:
+        update_readme(Path(args.write), table.removesuffix("\n"), START, END)
+        print(f"updated {args.write}")
+    return run_command(write, (ResultsError,))
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -40,8 +40,7 @@ import torch
 from PIL import Image
 from torchvision.transforms import v2
 
-from benchmarks.common import (add_common_args, fmt, interleave, print_table, ratio_summary, setup, summary,
-                               write_result)
+from benchmarks.common import add_common_args, interleave, ratio_summary, setup, summary, write_result
 from benchmarks.augment_throughput import per_image_transform
 from models.augment import TrainAugment
 from models.registry import create_model
@@ -265,13 +264,6 @@ def main(args) -> dict:
     for ours, other in pairs:
         if ours in rates and other in rates:
             ratios[f"{ours} / {other}"] = ratio_summary(rates[ours], rates[other])
-    print()
-    vs = lambda name: (f"{fmt(ratios[f'cnn_studio / {name}'], 2)}x"  # noqa: E731
-                       if f"cnn_studio / {name}" in ratios else "-")
-    print_table(["contender", "parameters", "images/s", "cnn_studio is"],
-                [[c.name, f"{c.parameters:,}", fmt(results[c.name]), vs(c.name)] for c in found])
-    for key, r in ratios.items():
-        print(f"  {key}: {fmt(r, 2)}x")
     printable = lambda settings: {**settings, "autocast_dtype": str(settings["autocast_dtype"])}  # noqa: E731
     result = {"task": args.task, "data": data, "batch_size": bs, "steps": args.steps, "repeats": args.repeats,
               "workers": args.workers, "homework_size": args.homework_size, "compile": args.compile,

@@ -101,11 +101,13 @@ def table(runs: list[Path], base: Path = REPO_ROOT) -> str:
     return "\n".join(lines)
 
 
-def update_readme(path: Path, md: str) -> None:
+def update_readme(path: Path, md: str, start: str = START, end: str = END) -> None:
+    """Replace what stands between the markers `start` and `end` in `path` with `md` (also
+    benchmarks/report.py's performance table)."""
     text = path.read_text(encoding="utf-8")
-    if START not in text or END not in text:
-        raise ResultsError(f"{path}: no {START} ... {END} markers")
-    text = re.sub(re.escape(START) + ".*?" + re.escape(END), lambda m: f"{START}\n{md}\n{END}", text, flags=re.S)
+    if start not in text or end not in text:
+        raise ResultsError(f"{path}: no {start} ... {end} markers; add them where the table goes")
+    text = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda m: f"{start}\n{md}\n{end}", text, flags=re.S)
     atomic_write_text(path, text)
 
 

@@ -10,7 +10,6 @@ the app reads them from there when it starts, however the folder is uploaded. do
 """
 from __future__ import annotations
 
-import ast
 import functools
 import os
 import re
@@ -18,6 +17,7 @@ import shutil
 import sys
 import tempfile
 from importlib import metadata
+from modulefinder import ModuleFinder
 from pathlib import Path
 
 from huggingface_hub import HfApi, SpaceCard, SpaceCardData
@@ -65,46 +65,30 @@ def parse_model_ref(ref: str) -> tuple[str, str | None]:
 # --------------------------------------------------------------------------- what the app runs
 
 
-def _imports(tree: ast.AST, rel: str) -> list[tuple[str, list[str]]]:
-    """(absolute module, imported names) for every import in a file (relative ones resolved)."""
-    package = rel[:-3].split("/")[:-1] if not rel.endswith("__init__.py") else rel.split("/")[:-1]
-    out = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            out += [(a.name, []) for a in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            base = package[: len(package) - node.level + 1] if node.level else []
-            out.append((".".join(base + ([node.module] if node.module else [])), [a.name for a in node.names]))
-    return out
+def local_import_closure(root: Path = REPO_ROOT, entry: str = ENTRY) -> tuple[list[str], dict[str, set[str]]]:
+    """The repo's .py files that `entry` imports, directly or through each other (also inside functions),
+    with entry; and every other module they import: {top-level name: the files importing it}.
 
-
-def _module_file(root: Path, module: str) -> str | None:
-    """The repo file that defines `module` (a.b -> a/b.py or a/b/__init__.py), if it is local."""
-    path = module.replace(".", "/")
-    return next((c for c in (f"{path}.py", f"{path}/__init__.py") if (root / c).is_file()), None)
-
-
-def local_import_closure(root: Path = REPO_ROOT, entry: str = ENTRY) -> dict[str, ast.AST]:
-    """The repo's .py files that `entry` imports, directly or through each other, with entry: {path: tree}."""
+    stdlib's modulefinder follows the imports, looking only inside `root`: what it cannot find there
+    comes from elsewhere (the standard library or a distribution)."""
     if not (root / entry).is_file():
         raise HubError(f"{root / entry}: missing; the Space runs the CNN Studio app")
-    seen, todo = {}, [entry]
-    while todo:
-        rel = todo.pop()
-        if rel in seen:
-            continue
-        try:
-            seen[rel] = tree = ast.parse((root / rel).read_text(encoding="utf-8"), filename=str(root / rel))
-        except SyntaxError as e:
-            raise HubError(f"{root / rel}: does not parse ({e.msg}, line {e.lineno})") from e
-        for module, names in _imports(tree, rel):
-            parts = module.split(".")
-            # importing a.b.c runs a/__init__.py and a/b/__init__.py first; `from pkg import submodule`
-            for target in [".".join(parts[:i]) for i in range(1, len(parts) + 1)] + [f"{module}.{n}" for n in names]:
-                found = _module_file(root, target)
-                if found and found not in seen:
-                    todo.append(found)
-    return dict(sorted(seen.items()))
+    finder = ModuleFinder(path=[str(root)])
+    try:
+        finder.run_script(str(root / entry))
+        files = {m.__name__: Path(m.__file__).relative_to(root).as_posix()
+                 for m in finder.modules.values() if m.__file__}
+        for name in finder.badmodules:   # a repo module missed only when it does not compile: say where
+            path = next((c for c in (f"{name.replace('.', '/')}.py", f"{name.replace('.', '/')}/__init__.py")
+                         if (root / c).is_file()), None)
+            if path:
+                compile((root / path).read_text(encoding="utf-8"), str(root / path), "exec")
+    except SyntaxError as e:
+        raise HubError(f"{e.filename}: does not parse ({e.msg}, line {e.lineno})") from e
+    imported: dict[str, set[str]] = {}
+    for name, callers in finder.badmodules.items():
+        imported.setdefault(name.split(".")[0], set()).update(files.get(c, c) for c in callers)
+    return sorted(files.values()), imported
 
 
 # --------------------------------------------------------------------------- requirements
@@ -118,9 +102,9 @@ def norm_name(requirement: str) -> str:
 _distributions_by_module = functools.cache(metadata.packages_distributions)   # reads all installed metadata: once
 
 
-def space_requirements(code: dict[str, ast.AST], root: Path = REPO_ROOT) -> list[str]:
-    """requirements.txt lines for the third-party modules the Space code imports (any import, also
-    inside functions).
+def space_requirements(imported: dict[str, set[str]], root: Path = REPO_ROOT) -> list[str]:
+    """requirements.txt lines for the third-party modules the Space code imports ({module: files},
+    local_import_closure's).
 
     Each distribution gets the project's own requirements.txt line (a range, never the locally
     installed version as a floor). Gradio is left out: the Space installs the version in the
@@ -128,10 +112,6 @@ def space_requirements(code: dict[str, ast.AST], root: Path = REPO_ROOT) -> list
     project's requirements.txt must be fixed first.
     """
     own = {p.stem for p in root.glob("*.py")} | {p.parent.name for p in root.glob("*/__init__.py")}
-    imported: dict[str, set[str]] = {}
-    for rel, tree in code.items():
-        for module, _ in _imports(tree, rel):
-            imported.setdefault(module.split(".")[0], set()).add(rel)
     project = {}
     for line in (root / "requirements.txt").read_text(encoding="utf-8").splitlines():
         line = line.split("#", 1)[0].strip()
@@ -181,10 +161,10 @@ def write_space(out_dir: str | os.PathLike, models: list[str], *, root: Path = R
     """Write the Space folder. An existing folder must be empty, or an earlier Space (with --force)."""
     if not models:
         raise HubError("--models needs at least one Hub repo id")
-    code = local_import_closure(root)
+    code, imported = local_import_closure(root)
     data = [p.relative_to(root).as_posix() for pattern in SPACE_DATA for p in sorted(root.glob(pattern))
             if p.is_file() and not p.name.startswith(".")]
-    generated = {"requirements.txt": "\n".join(space_requirements(code, root)) + "\n",
+    generated = {"requirements.txt": "\n".join(space_requirements(imported, root)) + "\n",
                  "README.md": space_readme(models)}
     copies = sorted({*code, *data, LICENSE_FILE})
     out = Path(out_dir)

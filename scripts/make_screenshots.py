@@ -29,7 +29,7 @@ ASSETS = Path(__file__).resolve().parents[1] / "assets"
 REPO = ASSETS.parent
 sys.path.insert(0, str(REPO))   # run as `python scripts/make_screenshots.py`
 
-from tests.browser_helpers import cell, choose, chromium, launch, open_page, open_tab  # noqa: E402
+from tests.browser_helpers import SEVEN, cell, choose, chromium, draw, launch, open_page, open_tab  # noqa: E402
 
 
 def save_small(png: bytes, path: Path, width: int) -> None:
@@ -39,22 +39,6 @@ def save_small(png: bytes, path: Path, width: int) -> None:
         img = img.resize((width, round(img.height * width / img.width)), Image.LANCZOS)
     img.quantize(colors=128, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
     print(f"wrote {path} ({path.stat().st_size // 1024} KB)")
-
-
-def draw_digit(page) -> None:
-    sketch = page.locator("#mnist-sketch")
-    sketch.locator("button[aria-label=Brush].highlight").wait_for()     # the page picks the brush
-    box = sketch.locator("canvas").first.bounding_box()
-    # A "7": a bar across the top, then a stroke down to the lower left.
-    points = [(0.35, 0.22), (0.65, 0.22), (0.45, 0.8)]
-    page.mouse.move(box["x"] + box["width"] * points[0][0], box["y"] + box["height"] * points[0][1])
-    page.mouse.down()
-    for (x0, y0), (x1, y1) in zip(points, points[1:]):
-        for k in range(1, 16):
-            t = k / 15
-            page.mouse.move(box["x"] + box["width"] * (x0 + (x1 - x0) * t),
-                            box["y"] + box["height"] * (y0 + (y1 - y0) * t))
-    page.mouse.up()
 
 
 def open_app(browser, url: str, height: int = 900):
@@ -80,7 +64,8 @@ def tabs_shots(browser, demo, url: str, shot) -> None:
     shot(page, "cifar10")
     tab("MNIST")
     if has["mnist"]:
-        draw_digit(page)
+        page.locator("#mnist-sketch button[aria-label=Brush].highlight").wait_for()   # the page picks the brush
+        draw(page, SEVEN)
         page.locator("#mnist-label").filter(has_text="%").wait_for()
         page.get_by_text("Why? Grad-CAM: where the model looked (at the drawing").click()   # of the drawing
         page.get_by_role("button", name="Explain", exact=True).click()

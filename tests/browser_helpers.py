@@ -65,6 +65,21 @@ def screenshot(page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
+def draw(page, points) -> None:
+    """Drag the mouse along `points` (fractions of the canvas) on the MNIST sketchpad."""
+    area = page.locator("#mnist-sketch canvas").first.bounding_box()
+    at = lambda x, y: (area["x"] + area["width"] * x, area["y"] + area["height"] * y)  # noqa: E731
+    page.mouse.move(*at(*points[0]))
+    page.mouse.down()
+    for (x0, y0), (x1, y1) in zip(points, points[1:]):
+        for k in range(1, 13):
+            page.mouse.move(*at(x0 + (x1 - x0) * k / 12, y0 + (y1 - y0) * k / 12))
+    page.mouse.up()
+
+
+SEVEN = [(0.35, 0.22), (0.65, 0.22), (0.45, 0.8)]   # a "7": a bar across the top, then a stroke to the lower left
+
+
 def box(locator) -> dict:
     """The element's box on the page (its first match), as the browser lays it out."""
     return locator.evaluate("e => { const r = e.getBoundingClientRect(); "

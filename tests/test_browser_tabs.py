@@ -21,8 +21,8 @@ import shutil
 
 import pytest
 
-from tests.browser_helpers import (ASSETS, PERCENT, assert_categorical_digits, box, cell, choose, cut_off, launch,
-                                   needs_browser, open_page, open_tab, overlaps, recorded_toasts, reset_toasts,
+from tests.browser_helpers import (ASSETS, PERCENT, SEVEN, assert_categorical_digits, box, cell, choose, cut_off, draw,
+                                   launch, needs_browser, open_page, open_tab, overlaps, recorded_toasts, reset_toasts,
                                    screenshot, shows_probabilities, top_class, x_axis)
 from tests.conftest import train_tiny
 from tests.studio_helpers import untrained_run
@@ -81,19 +81,6 @@ def gradcam_caption(page) -> str:
     return caption.inner_text()
 
 
-def draw(page, points) -> None:
-    """Drag the mouse along `points` (fractions of the canvas) on the MNIST sketchpad."""
-    area = page.locator("#mnist-sketch canvas").first.bounding_box()
-    at = lambda x, y: (area["x"] + area["width"] * x, area["y"] + area["height"] * y)  # noqa: E731
-    page.mouse.move(*at(*points[0]))
-    page.mouse.down()
-    for (x0, y0), (x1, y1) in zip(points, points[1:]):
-        for k in range(1, 13):
-            page.mouse.move(*at(x0 + (x1 - x0) * k / 12, y0 + (y1 - y0) * k / 12))
-    page.mouse.up()
-
-
-SEVEN = [(0.35, 0.22), (0.65, 0.22), (0.45, 0.8)]
 ZERO = [(0.5, 0.2), (0.35, 0.35), (0.35, 0.65), (0.5, 0.8), (0.65, 0.65), (0.65, 0.35), (0.5, 0.2)]
 
 
