@@ -21,8 +21,8 @@
 - `local_only`: a request addressed to another host than this machine, or a POST from another
   origin's page, is refused (403): a web page cannot reach the app through DNS rebinding.
 
-Installed with `demo.launch(app_kwargs={"middleware": [limits_middleware(...)]})` (see
-app.launch_options): FastAPI's own `middleware` argument, so nothing of Gradio's is patched.
+Installed with `demo.launch(app_kwargs={"middleware": [Middleware(RequestLimits, ...)]})` (see
+ui/shell.launch_options): FastAPI's own `middleware` argument, so nothing of Gradio's is patched.
 """
 from __future__ import annotations
 
@@ -33,7 +33,6 @@ import typing
 from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers
-from starlette.middleware import Middleware
 from starlette.responses import JSONResponse
 
 from ui.common import NOT_AN_UPLOAD, upload_path
@@ -254,11 +253,6 @@ def _needs_click(fn) -> bool:
     except Exception:  # noqa: BLE001 - unresolvable annotations: not a click handler of ours
         return False
     return any(isinstance(h, type) and issubclass(h, EventData) and h is not EventData for h in hints.values())
-
-
-def limits_middleware(max_body_bytes: int, local_only: bool = False) -> Middleware:
-    """The middleware entry for FastAPI's `middleware=[...]` (Gradio's launch(app_kwargs=...))."""
-    return Middleware(RequestLimits, max_body_bytes=max_body_bytes, local_only=local_only)
 
 
 class _Counter:
