@@ -71,11 +71,8 @@ def default_torch_threads() -> int:
 
 
 class GroupBoundedQueue(queueing.Queue):
-    """Gradio's queue with a bound per concurrency group (see `bound_queue_per_group`)."""
-
-    max_waiting_per_group: dict[str, int] = {}
-    max_waiting_each: dict[str, int] = {}
-    max_waiting_other: int | None = None
+    """Gradio's queue with a bound per concurrency group (see `bound_queue_per_group`, which sets
+    max_waiting_per_group, max_waiting_each and max_waiting_other)."""
 
     async def push(self, body, request, username):
         try:
@@ -128,10 +125,9 @@ class ForwardBatcher:
     """
 
     def __init__(self, model: torch.nn.Module, max_batch: int | None = None):
-        self.model, self.max_batch = model, max_batch or MAX_BATCH
+        self.model, self.max_batch = model, max_batch     # None: MAX_BATCH (app.py --max-batch) at each turn
         self._waiting: list[tuple[torch.Tensor, Future]] = []
         self._lock = threading.Lock()
-        self.batch_sizes: list[int] = []   # for tests and benchmarks: how calls were combined
 
     @torch.inference_mode()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -142,13 +138,13 @@ class ForwardBatcher:
             with _FORWARD_TURN:
                 if call.done():
                     break
+                n = self.max_batch or MAX_BATCH
                 with self._lock:
-                    batch, self._waiting = self._waiting[:self.max_batch], self._waiting[self.max_batch:]
+                    batch, self._waiting = self._waiting[:n], self._waiting[n:]
                 self._run(batch)
         return call.result()
 
     def _run(self, batch: list[tuple[torch.Tensor, Future]]) -> None:
-        self.batch_sizes = (self.batch_sizes + [len(batch)])[-1000:]
         try:
             out = self.model(torch.cat([x for x, _ in batch]) if len(batch) > 1 else batch[0][0])
         except Exception as e:  # noqa: BLE001 - handed to each caller, raised in its own thread
@@ -166,10 +162,9 @@ _BATCHERS_LOCK = threading.Lock()
 def batcher_for(model: torch.nn.Module) -> ForwardBatcher:
     """The one ForwardBatcher of a model (models reloaded while the app runs get a new one)."""
     with _BATCHERS_LOCK:
-        found = _BATCHERS.get(model)
-        if found is None:
-            found = _BATCHERS[model] = ForwardBatcher(model)
-        return found
+        if model not in _BATCHERS:
+            _BATCHERS[model] = ForwardBatcher(model)
+        return _BATCHERS[model]
 
 
 def set_max_batch(n: int) -> None:
@@ -178,9 +173,6 @@ def set_max_batch(n: int) -> None:
     if n < 1:
         raise ValueError(f"max batch must be at least 1, got {n}")
     MAX_BATCH = n
-    with _BATCHERS_LOCK:
-        for batcher in _BATCHERS.values():
-            batcher.max_batch = n
 
 
 # --- output images as files written once ---------------------------------------------------------
