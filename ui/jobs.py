@@ -104,11 +104,11 @@ class TrainingJobs:
     """A queue of training jobs run one after another (one worker thread) in child processes."""
 
     def __init__(self, runs_dir: Path, *, data_dir: Path | None = None, device: str = "auto",
-                 on_finished: Callable[[Job], None] = lambda job: None) -> None:
+                 on_finished: Callable[[Job], None] = lambda job: None, python: str = sys.executable) -> None:
         self.runs_dir = Path(runs_dir).resolve()
         self.data_dir = Path(data_dir if data_dir is not None else "data").resolve()
         self.uploads = self.data_dir / "uploads"      # unpacked zips (ui/upload.py), one folder each
-        self.device, self.on_finished = device, on_finished
+        self.device, self.on_finished, self.python = device, on_finished, python
         self.jobs: list[Job] = []
         self.finished_count = 0           # bumps when a job finishes: the UI re-lists models then
         self._cond = threading.Condition()
@@ -124,7 +124,7 @@ class TrainingJobs:
             data = self.uploads / request.dataset
             if not (ID.fullmatch(request.dataset) and data.is_dir()):
                 raise LookupError(f"dataset {request.dataset!r} is no zip uploaded to this app; upload it again")
-        return [sys.executable, "-m", "training.train", *(["--resume"] if resume else request.flags()),
+        return [self.python, "-m", "training.train", *(["--resume"] if resume else request.flags()),
                 "--data-dir", str(data), "--device", self.device, "--no-progress",
                 "--out", str(run_dir or self._new_run_dir(request))]
 
