@@ -17,7 +17,6 @@ Tests import `build_demo`; only `python app.py` launches a server. This file nev
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 import signal
 import threading
@@ -30,9 +29,8 @@ import torch
 from models.tasks import HUB_MODELS_ENV, TASKS
 from ui import architecture_tab, augment_tab, cards_tab, classify_tab, curves_tab, explain_tab, hub_panel, live, serving
 from ui import train_tab
-from ui.catalog import Catalog
+from ui.catalog import Catalog, hub_models
 from ui.jobs import TrainingJobs
-from ui.catalog import hub_models  # noqa: F401  (app.hub_models: the Hub repos `python app.py` serves)
 from ui.shell import (CACHE_ENV, CSS, MAX_FILE_SIZE, MAX_REQUEST_BYTES, OFF_UNLESS_LOCAL, ON_A_SPACE,  # noqa: F401
                       StudioBlocks, hub_loading_refusal, launch_options, private_cache_dir, theme, training_refusal)
 
@@ -40,23 +38,16 @@ TITLE = "CNN Studio"
 DESCRIPTION = ("Classic image classifiers, trained from scratch and published with their evidence: "
                "VGG19-BN on CIFAR-10 and on MNIST, and ResNet50 for cats vs dogs with and without "
                "Random Erasing. Every number on these pages is read from the runs' own files.")
-# (label, id, module with build(catalog)) of the tabs after the classify tabs, in order.
+# (label, id, module with build(catalog)) of the tabs between the classify tabs and the Train tab, in order.
 OTHER_TABS = [("Augmentation", "augmentation", augment_tab), ("Architecture", "architecture", architecture_tab),
               ("Training curves", "curves", curves_tab), ("See why", "why", explain_tab),
-              ("Model cards", "cards", cards_tab), ("Train", "train", train_tab)]
+              ("Model cards", "cards", cards_tab)]
 # Each concurrency group (model calls, light pages, ...) has its own limit and queue bound, and each
 # model endpoint its share of it (ui/serving.py): beyond it, those requests are refused with a clear
 # message instead of piling up. QUEUE_MAX_SIZE bounds all waiting requests together.
 QUEUE_MAX_SIZE = 96
 # Uploads and answers' images leave the cache an hour after their last use: delete_cache (every, age) in s.
 CACHE_EXPIRY = (600, 3600)
-
-
-
-def tabs() -> list[tuple[str, str, object]]:
-    """Every tab, in order: one classify tab per task registered now, then the others."""
-    classify = [(task.title, task.name, functools.partial(classify_tab.build, task=task)) for task in TASKS.values()]
-    return classify + OTHER_TABS
 
 
 def open_first_model_tab(catalog: Catalog):
@@ -83,8 +74,6 @@ def build_demo(runs: str | os.PathLike | Catalog | None = "runs", hub: Sequence[
     jobs = TrainingJobs(catalog.runs_dir or "runs", data_dir=Path(data_dir or "data"), device=train_device,
                         on_finished=lambda job: catalog.reload())
     trainer = train_tab.Trainer(jobs, training_off or (None if catalog.runs_dir else "this app has no runs folder"))
-    options = {"train": {"trainer": trainer}}
-    built = {}
     with StudioBlocks(title=TITLE, analytics_enabled=False, delete_cache=CACHE_EXPIRY) as demo:
         gr.Markdown(f"# {TITLE}\n{DESCRIPTION}", elem_id="app-title")
         problems = bool(catalog.unavailable()) or not catalog.entries(available_only=True)
@@ -93,29 +82,35 @@ def build_demo(runs: str | os.PathLike | Catalog | None = "runs", hub: Sequence[
             reload_button = gr.Button("Reload models", size="sm", elem_id="reload-models")
             hub_repo = hub_panel.build(hub_loading_off)
         with gr.Tabs(selected=catalog.first_task_with_model(list(TASKS)) or next(iter(TASKS))) as tab_bar:
-            for label, tab_id, tab in tabs():
+            for task in TASKS.values():
+                with gr.Tab(task.title, id=task.name):
+                    classify_tab.build(catalog, task=task)
+            for label, tab_id, tab in OTHER_TABS:
                 with gr.Tab(label, id=tab_id):
-                    if tab_id == "train" and training_off == ON_A_SPACE:
-                        gr.Markdown(f"⚠️ Training is not available here: {ON_A_SPACE}.", elem_id="train-refused")
-                        continue
-                    built[tab_id] = getattr(tab, "build", tab)(catalog, **options.get(tab_id, {}))
+                    tab.build(catalog)
+            with gr.Tab("Train", id="train"):
+                finished = None
+                if training_off == ON_A_SPACE:
+                    gr.Markdown(f"⚠️ Training is not available here: {ON_A_SPACE}.", elem_id="train-refused")
+                else:
+                    finished = train_tab.build(catalog, trainer=trainer)
         # New runs appear without a restart: on every page load (which also opens the first tab
         # with a model) and on "Reload models", every model list and notice is rebuilt.
-        live.wire(catalog, [demo.load], api_name="open_page", outputs_first=(status, tab_bar),
-                  first=lambda: [catalog.status_markdown(), open_first_model_tab(catalog)])
-        live.wire(catalog, [reload_button.click], api_name="reload_models", outputs_first=(status,),
-                  first=lambda: [catalog.status_markdown()])
+        live.wire(catalog, [demo.load], api_name="open_page", outputs=[status, tab_bar],
+                  first=lambda: (catalog.status_markdown(), open_first_model_tab(catalog)))
+        live.wire(catalog, [reload_button.click], api_name="reload_models", outputs=[status],
+                  first=catalog.status_markdown)
         # A run started from the Train tab finished: every list offers it (the catalog already has it).
-        if "train" in built:
-            live.wire(catalog, [built["train"].change], api_name="train_finished", outputs_first=(status,),
-                      first=lambda: [catalog.status_markdown()])
+        if finished is not None:
+            live.wire(catalog, [finished.change], api_name="train_finished", outputs=[status],
+                      first=catalog.status_markdown)
         # A Hub repo loaded from the Models panel: every list offers it.
         live.rerender_after(catalog, hub_panel.wire(catalog, hub_repo, status, off=hub_loading_off),
                             api_name=hub_panel.API_NAME)
     demo.catalog = catalog  # for tests and scripts: the models this app serves
     demo.trainer = trainer  # and the training queue of the Train tab
     demo.local_features = training_off is None or hub_loading_off is None
-    serving.bound_queue_per_group(demo, max_size=QUEUE_MAX_SIZE, default_concurrency_limit=1)
+    serving.bound_queue_per_group(demo, max_size=QUEUE_MAX_SIZE)
     return demo
 
 
@@ -169,13 +164,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                 any_host=args.allow_training)
     if not demo.is_running:   # `gradio app.py` re-ran this file to reload it: its server is already up
         return
-    print(startup_message(demo.local_url), flush=True)
-    demo.block_thread()
-
-
-def startup_message(local_url: str) -> str:
     hint = "" if os.environ.get("SPACE_ID") else "\n* To create a public link, run: python app.py --share"
-    return f"* Running on local URL:  {local_url}{hint}"
+    print(f"* Running on local URL:  {demo.local_url}{hint}", flush=True)
+    demo.block_thread()
 
 
 def __getattr__(name: str):

@@ -21,8 +21,8 @@
 - `local_only`: a request addressed to another host than this machine, or a POST from another
   origin's page, is refused (403): a web page cannot reach the app through DNS rebinding.
 
-Installed with `demo.launch(app_kwargs={"middleware": [limits_middleware(...)]})` (see
-app.launch_options): FastAPI's own `middleware` argument, so nothing of Gradio's is patched.
+Installed with `demo.launch(app_kwargs={"middleware": [Middleware(RequestLimits, ...)]})` (see
+ui/shell.launch_options): FastAPI's own `middleware` argument, so nothing of Gradio's is patched.
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ import typing
 from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers
-from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 
 from ui.common import NOT_AN_UPLOAD, upload_path
@@ -54,42 +54,46 @@ class RequestLimits:
         self.app = app
         self.max_body_bytes = int(max_body_bytes)
         self.local_only = local_only
-        self._endpoints: dict[str, list[str]] | None = None    # api_name -> parameter names
-        self._components: dict[str, list] = {}                  # api_name -> input components
+        # api_name -> (parameter names, input components, whether it needs a click's event data)
+        self._endpoints: dict[str, tuple[list[str], list, bool]] | None = None
         self._by_index: dict[int, str] = {}                     # fn_index -> api_name
-        self._clicks: set[str] = set()                          # endpoints that need a click's data
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":      # Gradio serves no websocket; lifespan events pass
             await self.app(scope, receive, send)
             return
         refused = _foreign(scope) if self.local_only else None
-        if refused:
-            await _refusal(403, refused)(scope, receive, send)
-            return
         declared = Headers(scope=scope).get("content-length")
-        if declared is not None:
-            if not declared.isdigit():
-                await _refusal(400, "Content-Length must be a whole number of bytes")(scope, receive, send)
-                return
-            if int(declared) > self.max_body_bytes:
-                await _refusal(413, self._too_large(int(declared)))(scope, receive, send)
-                return
-        counted = _Counter(receive, self.max_body_bytes)
-        started = False
+        if refused:
+            refused = _refusal(403, refused)
+        elif declared is not None and not declared.isdigit():
+            refused = _refusal(400, "Content-Length must be a whole number of bytes")
+        elif declared is not None and int(declared) > self.max_body_bytes:
+            refused = _refusal(413, self._too_large(int(declared)))
+        if refused:
+            await refused(scope, receive, send)
+            return
+        seen, started = 0, False
+
+        async def counted():
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b"")) if message["type"] == "http.request" else 0
+            if seen > self.max_body_bytes:
+                raise BodyTooLarge()
+            return message
 
         async def tracking_send(message) -> None:
             nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
+            started = started or message["type"] == "http.response.start"
             await send(message)
 
         try:
             if scope["method"] == "POST" and _is_json(scope):
-                body = await counted.read_all()
-                status, problem = self._body_problem(scope, body)
-                if problem:
-                    await _refusal(status, problem)(scope, receive, send)
+                body = await Request(scope, counted).body()
+                refused = self._refused_body(scope, body)
+                if refused:
+                    await refused(scope, receive, send)
                     return
                 await self.app(scope, _replay(body, receive), tracking_send)
             else:
@@ -97,6 +101,8 @@ class RequestLimits:
         except BodyTooLarge:
             if not started:
                 await _refusal(413, self._too_large(None))(scope, receive, send)
+        except ClientDisconnect:     # gone while its body was read: nobody to answer
+            pass
 
     def _too_large(self, size: int | None) -> str:
         limit = f"{self.max_body_bytes / 2**20:g} MiB"
@@ -105,24 +111,24 @@ class RequestLimits:
 
     # --- endpoint calls --------------------------------------------------------------------------
 
-    def _body_problem(self, scope, body: bytes) -> tuple[int, str | None]:
-        """(status, one-line message) for a JSON body refused here; (0, None) to pass it on
-        (anything malformed is left to Gradio's own request validation)."""
+    def _refused_body(self, scope, body: bytes) -> JSONResponse | None:
+        """The answer to a JSON body refused here; None to pass it on (anything malformed is left to
+        Gradio's own request validation)."""
         try:
             payload = json.loads(body)
         except RecursionError:
-            return 400, TOO_DEEP
+            return _refusal(400, TOO_DEEP)
         except (ValueError, UnicodeDecodeError):
-            return 0, None
+            return None
         if _too_deep(payload):
-            return 400, TOO_DEEP
-        if CALL_PATH.match(scope["path"]) or scope["path"] == QUEUE_JOIN_PATH:
-            return 422, self._call_problem(scope, payload)
-        return 0, None
+            return _refusal(400, TOO_DEEP)
+        call = CALL_PATH.match(scope["path"]) or scope["path"] == QUEUE_JOIN_PATH
+        problem = self._call_problem(scope, payload) if call and isinstance(payload, dict) else None
+        return _refusal(422, problem) if problem else None
 
-    def _call_problem(self, scope, payload) -> str | None:
+    def _call_problem(self, scope, payload: dict) -> str | None:
         """A one-line message when a call carries the wrong number of inputs or an unusable file, else None."""
-        if not isinstance(payload, dict) or not isinstance(payload.get("data"), list):
+        if not isinstance(payload.get("data"), list):
             return None
         self._load_endpoints(scope)
         match = CALL_PATH.match(scope["path"])
@@ -130,10 +136,10 @@ class RequestLimits:
             name, exact = match.group(1), True
         else:
             name, exact = self._by_index.get(payload.get("fn_index")), False
-        parameters = self._endpoints.get(name) if name else None
-        if parameters is None:
+        if name not in self._endpoints:
             return None
-        if name in self._clicks and (exact or payload.get("event_data") is None):
+        parameters, components, needs_click = self._endpoints[name]
+        if needs_click and (exact or payload.get("event_data") is None):
             return (f"/{name} answers a click in the page and needs the click's event data; "
                     "API callers use the endpoint that takes coordinates or a choice instead")
         got = len(payload["data"])
@@ -141,28 +147,23 @@ class RequestLimits:
             listed = ", ".join(parameters) or "none"
             return (f"/{name} takes {len(parameters)} input{'s' if len(parameters) != 1 else ''} "
                     f"({listed}), in this order; got {got}")
-        for parameter, component, value in zip(parameters, self._components.get(name, []), payload["data"]):
-            problem = _file_problem(parameter, component, value)
-            if problem:
-                return problem
-        return None
+        problems = (_file_problem(*args) for args in zip(parameters, components, payload["data"]))
+        return next((problem for problem in problems if problem), None)
 
     def _load_endpoints(self, scope) -> None:
         if self._endpoints is not None:
             return
-        endpoints: dict[str, list[str]] = {}
-        app = scope.get("app")
-        blocks = app.get_blocks() if hasattr(app, "get_blocks") else None
-        if blocks is not None:
-            info = blocks.get_api_info(all_endpoints=True) or {}
-            for route, spec in (info.get("named_endpoints") or {}).items():
-                endpoints[route.lstrip("/")] = [p["parameter_name"] for p in spec.get("parameters", [])]
-            self._by_index = {fn_id: fn.api_name for fn_id, fn in blocks.fns.items()
-                              if fn.api_name in endpoints}
-            self._clicks = {fn.api_name for fn in blocks.fns.values()
-                            if fn.api_name in endpoints and _needs_click(fn.fn)}
-            self._components = {fn.api_name: list(fn.inputs) for fn in blocks.fns.values() if fn.api_name in endpoints}
-        self._endpoints = endpoints
+        self._endpoints = {}
+        blocks = getattr(scope.get("app"), "get_blocks", lambda: None)()
+        if blocks is None:
+            return
+        named = (blocks.get_api_info(all_endpoints=True) or {}).get("named_endpoints") or {}
+        for fn_index, fn in blocks.fns.items():
+            spec = named.get(f"/{fn.api_name}")
+            if spec is not None:
+                self._by_index[fn_index] = fn.api_name
+                self._endpoints[fn.api_name] = ([p["parameter_name"] for p in spec.get("parameters", [])],
+                                                list(fn.inputs), _needs_click(fn.fn))
 
 
 FILE_FORMS = ('send an upload as {"path": <what POST /gradio_api/upload returned>, "meta": {"_type": '
@@ -256,47 +257,12 @@ def _needs_click(fn) -> bool:
     return any(isinstance(h, type) and issubclass(h, EventData) and h is not EventData for h in hints.values())
 
 
-def limits_middleware(max_body_bytes: int, local_only: bool = False) -> Middleware:
-    """The middleware entry for FastAPI's `middleware=[...]` (Gradio's launch(app_kwargs=...))."""
-    return Middleware(RequestLimits, max_body_bytes=max_body_bytes, local_only=local_only)
-
-
-class _Counter:
-    """An ASGI `receive` that counts body bytes and raises BodyTooLarge past the cap."""
-
-    def __init__(self, receive, limit: int) -> None:
-        self.receive, self.limit, self.seen = receive, limit, 0
-
-    async def __call__(self):
-        message = await self.receive()
-        if message["type"] == "http.request":
-            self.seen += len(message.get("body", b""))
-            if self.seen > self.limit:
-                raise BodyTooLarge()
-        return message
-
-    async def read_all(self) -> bytes:
-        chunks = []
-        while True:
-            message = await self()
-            if message["type"] != "http.request":
-                break
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                break
-        return b"".join(chunks)
-
-
 def _replay(body: bytes, receive):
     """A `receive` that hands over an already read body once, then the real channel (disconnects)."""
-    sent = False
+    pending = [{"type": "http.request", "body": body, "more_body": False}]
 
     async def replay():
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
+        return pending.pop() if pending else await receive()
 
     return replay
 

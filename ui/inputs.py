@@ -54,11 +54,6 @@ def shown(value: Any) -> str:
     return text if len(text) <= MAX_SHOWN else text[:MAX_SHOWN - 3] + "..."
 
 
-def _kind(value: Any) -> str:
-    return {dict: "an object", list: "a list", str: "text", bool: "true/false"}.get(type(value),
-                                                                                   type(value).__name__)
-
-
 def whole_number(value: Any, name: str, minimum: int, maximum: int) -> int:
     """An integer in [minimum, maximum]; integral floats (3.0) and digit strings ("3") are accepted."""
     return int(_number(value, name, f"a whole number from {minimum} to {maximum}", minimum, maximum, whole=True))
@@ -118,7 +113,7 @@ def run_key(value: Any, name: str = "model_run") -> str | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        raise user_error(f"{name} must be a model run name (text, e.g. 'cifar10/<run>'), not {_kind(value)}")
+        raise user_error(f"{name} must be a model run name (text, e.g. 'cifar10/<run>'), not {shown(value)}")
     return value
 
 
@@ -145,7 +140,7 @@ def text(value: Any, name: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise user_error(f"{name} must be text, not {_kind(value)}")
+        raise user_error(f"{name} must be text, not {shown(value)}")
     return value
 
 

@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 import gradio as gr
 
+from ui import serving
 from ui.catalog import Catalog
 
 # <body data-views-rendered="<time>">: set in the page after every redraw of the views.
@@ -78,21 +79,13 @@ def markdown(catalog: Catalog, text: Callable[[], str], *, hide_empty: bool = Fa
     return follow(catalog, gr.Markdown(first, visible=bool(first) or not hide_empty, **kwargs), render)
 
 
-def inputs(catalog: Catalog) -> list:
-    return [v.component for v in _views(catalog) if v.takes_value]
-
-
-def outputs(catalog: Catalog) -> list:
-    return [v.component for v in _views(catalog)]
-
-
 def latest_views(catalog: Catalog) -> list[LiveView]:
     """The live views of the app built last on `catalog` (outside any Blocks: for tests and tools)."""
     return list(catalog.live_views.values())[-1] if catalog.live_views else []
 
 
 def render_all(catalog: Catalog, *current, views: list[LiveView] | None = None) -> list:
-    """Every registered component's new state; `current` are the values of `inputs(catalog)`, in order.
+    """Every registered component's new state; `current` are the values of the views that take one, in order.
     `views`: one app's views (default: those of the app built last on this catalog)."""
     if views is None:
         views = latest_views(catalog)
@@ -100,28 +93,27 @@ def render_all(catalog: Catalog, *current, views: list[LiveView] | None = None) 
     return [v.render(next(values, None) if v.takes_value else None) for v in views]
 
 
-def wire(catalog: Catalog, triggers: list, *, api_name: str, outputs_first: tuple = (),
-         first: Callable[[], list] = lambda: []):
-    """On any of `triggers`: reload the catalog and return `first()` for `outputs_first` (the public
+def wire(catalog: Catalog, triggers: list, *, api_name: str, outputs: list, first: Callable[[], Any]):
+    """On any of `triggers`: reload the catalog and return `first()` for `outputs` (the public
     `api_name` endpoint, no inputs: what an API caller uses), then re-render every live view with
     the page's current choices as inputs (a private follow-up step)."""
     def reload():
         catalog.reload()
-        values = first()
-        return values[0] if len(values) == 1 else values
+        return first()
 
     # Reloading can load a new model's weights (a second or more): the status shows a spinner.
-    event = gr.on(triggers, reload, inputs=None, outputs=list(outputs_first), api_name=api_name,
-                  show_progress="minimal", concurrency_id="light", concurrency_limit=4)
+    event = gr.on(triggers, reload, inputs=None, outputs=outputs, api_name=api_name,
+                  show_progress="minimal", **serving.LIGHT.event_options())
     return rerender_after(catalog, event, api_name=api_name)
 
 
 def rerender_after(catalog: Catalog, event, *, api_name: str):
     """After `event` (one that changed the catalog), re-render every live view of the app being
     built, with the page's current choices as inputs (a private follow-up step `<api_name>_views`)."""
-    rendered = event.then(partial(render_all, catalog, views=_views(catalog)), inputs=inputs(catalog),
-                          outputs=outputs(catalog), api_name=f"{api_name}_views", api_visibility="private",
-                          show_progress="hidden", concurrency_id="light", concurrency_limit=4)
+    views = _views(catalog)
+    rendered = event.then(partial(render_all, catalog, views=views), api_name=f"{api_name}_views",
+                          inputs=[v.component for v in views if v.takes_value], outputs=[v.component for v in views],
+                          api_visibility="private", show_progress="hidden", **serving.LIGHT.event_options())
     # In the page: when the lists were last redrawn (a page that just opened has its final lists and
     # tab from then on; browser tests and scripts wait for it before they click).
     return rendered.then(None, js=f"() => {{ document.body.dataset.{VIEWS_MARK} = String(Date.now()); }}")

@@ -18,6 +18,7 @@ import os
 import tempfile
 import threading
 import weakref
+from concurrent.futures import Future
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
@@ -70,11 +71,8 @@ def default_torch_threads() -> int:
 
 
 class GroupBoundedQueue(queueing.Queue):
-    """Gradio's queue with a bound per concurrency group (see `bound_queue_per_group`)."""
-
-    max_waiting_per_group: dict[str, int] = {}
-    max_waiting_each: dict[str, int] = {}
-    max_waiting_other: int | None = None
+    """Gradio's queue with a bound per concurrency group (see `bound_queue_per_group`, which sets
+    max_waiting_per_group, max_waiting_each and max_waiting_other)."""
 
     async def push(self, body, request, username):
         try:
@@ -95,32 +93,24 @@ class GroupBoundedQueue(queueing.Queue):
         return await super().push(body, request, username)
 
 
-def bound_queue_per_group(demo, groups=GROUPS, *, other: int | None = OTHER_MAX_WAITING,
-                          max_size: int | None = None, default_concurrency_limit: int = 1) -> None:
+def bound_queue_per_group(demo, max_size: int | None = None) -> None:
     """demo.queue(...), then each concurrency group refuses new events only when its own queue is full.
 
     `max_size` stays Gradio's bound on all waiting events together (None: the groups' bounds only).
     Gradio has no per-group bound, so its queue object (created by demo.queue) gets this subclass:
     same state, one extra check before Gradio's own in `push`.
     """
-    demo.queue(max_size=max_size, default_concurrency_limit=default_concurrency_limit)
+    demo.queue(max_size=max_size, default_concurrency_limit=1)
     queue = demo._queue
     if type(queue) not in (queueing.Queue, GroupBoundedQueue):   # a Gradio that builds its queue differently: fail loudly
         raise TypeError(f"unexpected Gradio queue type {type(queue).__name__}")
     queue.__class__ = GroupBoundedQueue
-    queue.max_waiting_per_group = {g.id: g.max_waiting for g in groups}
-    queue.max_waiting_each = {g.id: g.max_waiting_each for g in groups if g.max_waiting_each is not None}
-    queue.max_waiting_other = other
+    queue.max_waiting_per_group = {g.id: g.max_waiting for g in GROUPS}
+    queue.max_waiting_each = {g.id: g.max_waiting_each for g in GROUPS if g.max_waiting_each is not None}
+    queue.max_waiting_other = OTHER_MAX_WAITING
 
 
 # --- one forward pass for concurrent requests ----------------------------------------------------
-
-class _Call:
-    __slots__ = ("x", "out", "error", "done")
-
-    def __init__(self, x: torch.Tensor):
-        self.x, self.out, self.error, self.done = x, None, None, False
-
 
 # On a CPU, two forward passes at once only compete for the same cores (and the request threads'
 # work in between), so every model's forward passes take turns.
@@ -131,43 +121,38 @@ class ForwardBatcher:
     """`batcher(x)` == `model(x)` for one input (1, C, H, W), with concurrent calls combined.
 
     Whoever gets the turn runs the model on every input waiting (up to `max_batch`, first come
-    first served) and hands each caller its row; a lone request runs at once, unbatched.
+    first served) and hands each caller its row (a Future per call); a lone request runs at once, unbatched.
     """
 
     def __init__(self, model: torch.nn.Module, max_batch: int | None = None):
-        self.model, self.max_batch = model, max_batch or MAX_BATCH
-        self._waiting: list[_Call] = []
+        self.model, self.max_batch = model, max_batch     # None: MAX_BATCH (app.py --max-batch) at each turn
+        self._waiting: list[tuple[torch.Tensor, Future]] = []
         self._lock = threading.Lock()
-        self.batch_sizes: list[int] = []   # for tests and benchmarks: how calls were combined
 
     @torch.inference_mode()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        call = _Call(x)
+        call = Future()
         with self._lock:
-            self._waiting.append(call)
-        while not call.done:
+            self._waiting.append((x, call))
+        while not call.done():
             with _FORWARD_TURN:
-                if call.done:
+                if call.done():
                     break
+                n = self.max_batch or MAX_BATCH
                 with self._lock:
-                    batch, self._waiting = self._waiting[:self.max_batch], self._waiting[self.max_batch:]
+                    batch, self._waiting = self._waiting[:n], self._waiting[n:]
                 self._run(batch)
-        if call.error is not None:
-            raise call.error
-        return call.out
+        return call.result()
 
-    def _run(self, batch: list[_Call]) -> None:
+    def _run(self, batch: list[tuple[torch.Tensor, Future]]) -> None:
         try:
-            out = self.model(torch.cat([c.x for c in batch]) if len(batch) > 1 else batch[0].x)
-            for i, c in enumerate(batch):
-                c.out = out[i:i + 1]
+            out = self.model(torch.cat([x for x, _ in batch]) if len(batch) > 1 else batch[0][0])
         except Exception as e:  # noqa: BLE001 - handed to each caller, raised in its own thread
-            for c in batch:
-                c.error = e
-        finally:
-            self.batch_sizes = (self.batch_sizes + [len(batch)])[-1000:]
-            for c in batch:
-                c.done = True
+            for _, call in batch:
+                call.set_exception(e)
+            return
+        for i, (_, call) in enumerate(batch):
+            call.set_result(out[i:i + 1])
 
 
 _BATCHERS: "weakref.WeakKeyDictionary[torch.nn.Module, ForwardBatcher]" = weakref.WeakKeyDictionary()
@@ -177,10 +162,9 @@ _BATCHERS_LOCK = threading.Lock()
 def batcher_for(model: torch.nn.Module) -> ForwardBatcher:
     """The one ForwardBatcher of a model (models reloaded while the app runs get a new one)."""
     with _BATCHERS_LOCK:
-        found = _BATCHERS.get(model)
-        if found is None:
-            found = _BATCHERS[model] = ForwardBatcher(model)
-        return found
+        if model not in _BATCHERS:
+            _BATCHERS[model] = ForwardBatcher(model)
+        return _BATCHERS[model]
 
 
 def set_max_batch(n: int) -> None:
@@ -189,9 +173,6 @@ def set_max_batch(n: int) -> None:
     if n < 1:
         raise ValueError(f"max batch must be at least 1, got {n}")
     MAX_BATCH = n
-    with _BATCHERS_LOCK:
-        for batcher in _BATCHERS.values():
-            batcher.max_batch = n
 
 
 # --- output images as files written once ---------------------------------------------------------

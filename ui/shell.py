@@ -15,10 +15,11 @@ import tempfile
 from pathlib import Path
 
 import gradio as gr
+from starlette.middleware import Middleware
 
 from ui import serving
 from ui.common import MAX_IMAGE_BYTES
-from ui.http_limits import RequestLimits, is_loopback, limits_middleware
+from ui.http_limits import RequestLimits, is_loopback
 
 MAX_FILE_SIZE = MAX_IMAGE_BYTES          # Gradio's upload limit: the one image byte limit
 # The whole request body: the largest legitimate one is an image at the limit sent as a
@@ -74,8 +75,9 @@ def launch_options(local_only: bool = False) -> dict:
     The request limits are ASGI middleware passed to the FastAPI app Gradio builds; `local_only`
     also refuses requests not addressed to this machine (ui/http_limits.py). The app's Blocks
     (StudioBlocks) adds these to every launch itself; passing them again changes nothing."""
+    limits = Middleware(RequestLimits, max_body_bytes=MAX_REQUEST_BYTES, local_only=local_only)
     return dict(theme=theme(), css=CSS, js=JS, max_file_size=MAX_FILE_SIZE, max_threads=serving.MAX_THREADS, footer_links=["api"],
-                app_kwargs={"middleware": [limits_middleware(MAX_REQUEST_BYTES, local_only=local_only)]})
+                app_kwargs={"middleware": [limits]})
 
 
 class StudioBlocks(gr.Blocks):
