@@ -46,6 +46,11 @@ class RunDropdown(gr.Dropdown):
     def preprocess(self, payload):
         return payload
 
+    def _warn_if_invalid_choice(self, value):
+        # Gradio checks an update's value against the choices the page was built with, and warns
+        # on every reload that brings a new run; the update carries its own, current, choices.
+        pass
+
 
 def follow(catalog: Catalog, component, render: Callable[[Any], Any], *, takes_value: bool = False):
     """`component`, re-rendered by `render(current value or None)` whenever the catalog reloads."""
@@ -65,7 +70,7 @@ def dropdown(catalog: Catalog, choices: Callable[[], list], default: Callable[[]
             value = [k for k in (current or []) if k in keys] or default()
         else:
             value = current if current in keys and current not in catalog.former_defaults else default()
-        return gr.Dropdown(choices=options, value=value)
+        return gr.Dropdown(choices=options, value=value, multiselect=multiselect)
 
     return follow(catalog, RunDropdown(choices(), value=default(), **kwargs), render, takes_value=True)
 
