@@ -47,16 +47,11 @@ class ModelUnavailable(Exception):
     """No usable model for a request; the message is one line meant for the user."""
 
 
-def hub_ids_from_env(environ: dict | None = None) -> list[str]:
-    text = (os.environ if environ is None else environ).get(HUB_MODELS_ENV, "")
-    return [part for part in text.replace(",", " ").split() if part]
-
-
 def hub_models(environ=os.environ, readme: Path = SPACE_README) -> list[str]:
     """The Hub repos to serve: $CNN_STUDIO_HUB_MODELS if set, else the `models` of a Space's README
     (beside app.py), each at the commit its `preload_from_hub` line pins (the platform has
     downloaded them there at build time; the loader then finds them in its Hub cache)."""
-    listed = hub_ids_from_env(environ)
+    listed = environ.get(HUB_MODELS_ENV, "").replace(",", " ").split()
     if listed or not readme.is_file():
         return listed
     from huggingface_hub.repocard import metadata_load
@@ -172,7 +167,10 @@ class Catalog:
             entries.append(ModelEntry(key=f"hub:{repo_id}", source=repo_id, kind="hub", run_name=repo_id))
         catalog = cls(entries, device=device, runs_dir=runs_path)
         catalog.unfinished = discover_unfinished(runs_path) if runs_path is not None else []
-        catalog._load_at_start()
+        for entry in catalog.entries_:
+            if entry.kind == "hub":
+                catalog._load(entry)
+        catalog._choose_defaults()
         return catalog
 
     def reload(self) -> list[str]:
@@ -231,12 +229,6 @@ class Catalog:
 
     def _hub_entry(self, repo_id: str) -> ModelEntry | None:
         return next((e for e in self.entries_ if e.kind == "hub" and e.source == repo_id), None)
-
-    def _load_at_start(self) -> None:
-        for entry in self.entries_:
-            if entry.kind == "hub":
-                self._load(entry)
-        self._choose_defaults()
 
     def _choose_defaults(self) -> None:
         # Newest first; when the newest run of a task/variant is broken, the next one serves.
