@@ -85,11 +85,15 @@ def public_text(text: str, runs_dir: str | os.PathLike | None = None) -> str:
     return text
 
 
-def missing_model_message(task: str, variant: str = BASELINE) -> str:
-    """One line: no model for (task, variant), and the command that trains one. The variant is named
-    where the task shows its variants side by side (cats vs dogs), or it is not the baseline."""
+def missing_model_message(task: str, variant: str | None = BASELINE) -> str:
+    """One line: no model for (task, variant), and the command that trains one (variant None: no model
+    of the task at all, and the command of each variant). The variant is named where the task shows
+    its variants side by side (cats vs dogs), or it is not the baseline."""
     record = TASKS.get(task)
     title = record.title if record else task
+    if variant is None:
+        commands = " and ".join(f"{record.train_command(v)} ({v.title})" for v in record.variants)
+        return f"No {title} model is available. To train them, run: {commands}."
     paired = variant != BASELINE or bool(record and record.labels and len(record.variants) > 1)
     what = f"{title} {VARIANT_TITLES.get(variant, variant)}" if paired else title
     return f"No {what} model is available. Train one with: {train_command(task, variant)}"
@@ -233,7 +237,7 @@ class Catalog:
     def _choose_defaults(self) -> None:
         # Newest first; when the newest run of a task/variant is broken, the next one serves.
         for entry in self.entries_:
-            if entry.kind != "run" or entry.error or self._default_entry(entry.task, entry.variant) is not None:
+            if entry.kind != "run" or entry.error or self.default_entry(entry.task, entry.variant) is not None:
                 continue
             if entry.loaded is not None or self._load(entry) is not None:
                 entry.default = True
@@ -243,7 +247,7 @@ class Catalog:
                 self._remember(entry)
         for entry in self.entries_:  # a Hub repo serves a task/variant no local run covers
             if entry.kind == "hub" and entry.loaded is not None \
-                    and self._default_entry(entry.task, entry.variant) is None:
+                    and self.default_entry(entry.task, entry.variant) is None:
                 entry.default = True
 
     def _load(self, entry: ModelEntry, progress: Progress | None = None) -> LoadedModel | None:
@@ -267,11 +271,12 @@ class Catalog:
                 if (task is None or e.task == task) and (variant is None or e.variant == variant)
                 and (not available_only or e.available)]
 
-    def _default_entry(self, task: str | None, variant: str | None) -> ModelEntry | None:
+    def default_entry(self, task: str | None, variant: str | None = BASELINE) -> ModelEntry | None:
+        """The (loaded) entry a tab starts with for task and variant; None when there is none."""
         return next((e for e in self.entries_ if e.default and e.task == task and e.variant == variant), None)
 
     def default_key(self, task: str, variant: str = BASELINE) -> str | None:
-        entry = self._default_entry(task, variant)
+        entry = self.default_entry(task, variant)
         return entry.key if entry else None
 
     def entry(self, key: str) -> ModelEntry:

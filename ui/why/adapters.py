@@ -25,13 +25,6 @@ NO_RUNS = ("⚠️ No trained run yet, so there is nothing to show here. Train o
 SIDE_BY_SIDE = [name for name, task in TASKS.items() if RANDOM_ERASING in task.variants]
 
 
-def no_model_message(task: str) -> str:
-    """One sentence for "no model of `task` at all", with the command of each of its variants."""
-    record = TASKS[task]
-    commands = " and ".join(f"{record.train_command(v)} ({v.title})" for v in record.variants)
-    return f"No {record.title} model is available. To train them, run: {commands}."
-
-
 def first_key(entries) -> str | None:
     """The key of the first default model among `entries`, else of the first entry."""
     return next((e.key for e in entries if e.default), next((e.key for e in entries), None))
@@ -114,5 +107,5 @@ def thumbnail(path: Path | None, size: int | None = 128) -> Image.Image | None:
 
 
 def enlarge(img: Image.Image, size: int = VIEW_SIZE) -> Image.Image:
-    img = img.convert("RGB")
+    """`img` upscaled to size x size with nearest neighbour (its pixels stay sharp) when smaller."""
     return img.resize((size, size), Image.NEAREST) if img.width < size else img
