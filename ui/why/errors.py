@@ -8,8 +8,6 @@ of the select handler at run time.
 import gradio as gr
 import numpy as np
 import pandas as pd
-from matplotlib import colormaps
-from matplotlib.colors import to_hex
 
 from analysis.stats import confusion_cell, top_losses
 from models.jsonfile import try_read_json
@@ -56,12 +54,9 @@ def confusion_heatmap(table: pd.DataFrame, colormap: str = "Blues"):
         return table
     counts = table.drop(columns=[TRUE_COLUMN])
     rates = counts.div(counts.sum(axis=1).replace(0, 1), axis=0)
-    cmap = colormaps[colormap]
-    styles = pd.DataFrame("", index=table.index, columns=table.columns)
-    # Dark text on light cells, white text on dark ones.
-    styles[counts.columns] = rates.map(lambda rate: f"background-color: {to_hex(cmap(0.05 + 0.9 * rate))}; "
-                                                    f"color: {'white' if rate > 0.5 else 'black'}")
-    styler = table.style.apply(lambda _: styles, axis=None)
+    # Rates 0..1 take the middle 90% of the colour map; pandas writes dark text on light cells, light on dark.
+    styler = table.style.background_gradient(colormap, subset=list(counts.columns), axis=None, gmap=rates,
+                                             vmin=-0.05 / 0.9, vmax=1 + 0.05 / 0.9)
     for row in table.index:
         for col in counts.columns:
             text = f"{counts.at[row, col]} · {rates.at[row, col]:.0%}"
