@@ -20,7 +20,8 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -32,10 +33,6 @@ from models.tasks import BASELINE, HUB_MODELS_ENV, TASKS, Variant
 
 TASK_TITLES = {name: task.title for name, task in TASKS.items()}
 VARIANT_TITLES = {variant: variant.title for variant in Variant}
-
-
-def train_command(task: str, variant: str = BASELINE) -> str:
-    return TASKS[task].train_command(variant) if task in TASKS else f"python -m training.train --task {task}"
 
 
 SPACE_README = Path(__file__).resolve().parents[1] / "README.md"   # beside app.py: a Space's lists its models
@@ -89,14 +86,13 @@ def missing_model_message(task: str, variant: str | None = BASELINE) -> str:
     """One line: no model for (task, variant), and the command that trains one (variant None: no model
     of the task at all, and the command of each variant). The variant is named where the task shows
     its variants side by side (cats vs dogs), or it is not the baseline."""
-    record = TASKS.get(task)
-    title = record.title if record else task
+    record = TASKS[task]
     if variant is None:
         commands = " and ".join(f"{record.train_command(v)} ({v.title})" for v in record.variants)
-        return f"No {title} model is available. To train them, run: {commands}."
-    paired = variant != BASELINE or bool(record and record.labels and len(record.variants) > 1)
-    what = f"{title} {VARIANT_TITLES.get(variant, variant)}" if paired else title
-    return f"No {what} model is available. Train one with: {train_command(task, variant)}"
+        return f"No {record.title} model is available. To train them, run: {commands}."
+    paired = variant != BASELINE or bool(record.labels and len(record.variants) > 1)
+    what = f"{record.title} {Variant(variant).title}" if paired else record.title
+    return f"No {what} model is available. Train one with: {record.train_command(variant)}"
 
 
 @dataclass
@@ -112,19 +108,22 @@ class ModelEntry:
     loaded: LoadedModel | None = None
     error: str | None = None        # why it is unavailable, one line
     default: bool = False           # the one a tab starts with for its task and variant
-    _quality: str | None = field(default=None, repr=False)
 
     @property
     def available(self) -> bool:
         return self.error is None
 
-    @property
+    @cached_property
     def quality(self) -> str:
         """How good it is, from its files: '82.0% test accuracy' (the split metrics.json names), with
         ', partial run' when config.json says it saw a subset (--limit-train/--limit-val); '' unknown."""
-        if self._quality is None and self.root is not None:
-            self._quality = run_quality(self.root)
-        return self._quality or ""
+        metrics, config = try_read_json(self.root, "metrics.json"), try_read_json(self.root, CONFIG_FILE)
+        accuracy = metrics.get("accuracy") if isinstance(metrics, dict) else None
+        if not isinstance(accuracy, (int, float)) or isinstance(accuracy, bool) or not 0 <= accuracy <= 1:
+            return ""
+        split = " ".join(str(metrics.get("split") or "evaluation").split())[:20]
+        partial = isinstance(config, dict) and any(config.get(k) for k in ("limit_train", "limit_val"))
+        return f"{accuracy:.1%} {split} accuracy" + ", partial run" * partial
 
     @property
     def unverified(self) -> bool:
@@ -358,17 +357,6 @@ class Catalog:
         for u in self.unfinished:
             rows.append(f"| run {code(u.key)} | {plain(TASK_TITLES.get(u.task, u.task))} | | {plain(u.describe())} |")
         return "\n".join(rows)
-
-
-def run_quality(root: Path) -> str:
-    """'82.0% test accuracy[, partial run]' from a run folder's metrics.json and config.json ('' without)."""
-    metrics, config = try_read_json(root, "metrics.json"), try_read_json(root, CONFIG_FILE)
-    accuracy = metrics.get("accuracy") if isinstance(metrics, dict) else None
-    if not isinstance(accuracy, (int, float)) or isinstance(accuracy, bool) or not 0 <= accuracy <= 1:
-        return ""
-    split = " ".join(str(metrics.get("split") or "evaluation").split())[:20]
-    partial = isinstance(config, dict) and any(config.get(k) for k in ("limit_train", "limit_val"))
-    return f"{accuracy:.1%} {split} accuracy" + ", partial run" * partial
 
 
 def _run_entries(runs_dir: Path | None) -> list[ModelEntry]:

@@ -24,7 +24,7 @@ from models.jsonfile import run_file, try_read_json
 from models.predict import ImageInputError, decode_image, input_to_image, logits_to_probs, prepare
 from models.tasks import BASELINE, RANDOM_ERASING, TASKS, Task
 from ui import inputs, live, serving
-from ui.catalog import Catalog, ModelEntry, ModelUnavailable, code, missing_model_message, plain, train_command
+from ui.catalog import Catalog, ModelEntry, ModelUnavailable, code, missing_model_message, plain
 from ui.common import ASSETS_DIR, INFERENCE_CONCURRENCY, UploadedImage, UploadedSketch, is_empty, read_image, user_error
 from ui.why import gradcam
 from ui.why.adapters import enlarge
@@ -232,7 +232,7 @@ def notice(catalog: Catalog, task: Task) -> str:
     served = len(columns(task)) == 1 and any(catalog.default_key(task.name, v) for v in task.variants)
     missing = [] if served else [v for v in task.variants if catalog.default_key(task.name, v) is None]
     lines = [f"⚠️ {missing_model_message(task.name, v).replace(cmd, f'`{cmd}`')}"
-             for v in missing if (cmd := train_command(task.name, v))]
+             for v in missing if (cmd := task.train_command(v))]
     return "\n\n".join(lines + [f"⚠️ {code(e.key)} unavailable: {plain(e.error)}" for e in catalog.unavailable(task.name)])
 
 

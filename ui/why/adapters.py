@@ -17,11 +17,11 @@ from models.jsonfile import run_file, try_read_json
 from models.predict import ImageInputError, decode_image
 from models.tasks import RANDOM_ERASING, TASKS
 from ui import inputs, live
-from ui.catalog import Catalog, ModelUnavailable, train_command
+from ui.catalog import Catalog, ModelUnavailable
 from ui.common import VIEW_SIZE, user_error
 
 NO_RUNS = ("⚠️ No trained run yet, so there is nothing to show here. Train one, e.g. "
-           f"`{train_command(next(iter(TASKS)))}`; its files then appear here.")
+           f"`{next(iter(TASKS.values())).train_command()}`; its files then appear here.")
 SIDE_BY_SIDE = [name for name, task in TASKS.items() if RANDOM_ERASING in task.variants]
 
 
