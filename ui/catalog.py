@@ -193,9 +193,7 @@ class Catalog:
                     for e in fresh]
             added = [e.key for e in runs if e.key not in known]
             hubs = [e for e in self.entries_ if e.kind == "hub"]
-            kept = {e.key for e in runs}
-            for key in [k for k in self._extra if k not in kept]:
-                del self._extra[key]
+            self._extra = OrderedDict((k, None) for k in self._extra if k in {e.key for e in runs})
             defaults = {e.key for e in self.entries_ if e.default}
             for e in runs + hubs:
                 e.default = False
