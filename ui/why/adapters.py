@@ -83,16 +83,18 @@ def no_predictions(root) -> str:
             f"`python -m training.evaluate {run} --predictions`.")
 
 
-def run_images(root) -> dict[int, Path]:
-    """Position in the split -> the run's own PNG of that image (see_why/index.json)."""
+def run_gallery(root, captions: list[tuple[int, str]], limit: int | None = None) -> list:
+    """(thumbnail, caption) per (position in the split, caption) whose image the run kept (its own PNG in
+    see_why/, see_why/index.json), at most `limit`."""
     files = {}
     try:
         for row in (try_read_json(root, f"{GALLERY_DIR}/index.json") or {}).get("images", []):
             if (path := run_file(root, f"{GALLERY_DIR}/{Path(str(row['file'])).name}")) is not None:
                 files[int(row["index"])] = path
     except (ValueError, TypeError, KeyError, AttributeError):
-        return {}
-    return files
+        return []
+    kept = [(files[index], caption) for index, caption in captions if index in files][:limit]
+    return [(img, caption) for path, caption in kept if (img := thumbnail(path)) is not None]
 
 
 def thumbnail(path: Path | None, size: int | None = 128) -> Image.Image | None:
