@@ -18,10 +18,6 @@ CURVE_COLUMNS = ["threshold", "value", "metric"]
 RELIABILITY_COLUMNS = ["P", "fraction", "curve"]
 
 
-def two_classes(entry) -> bool:
-    return len(labels_of(entry)) == 2
-
-
 def _percent(v) -> str:
     return "n/a" if v is None else f"{v:.2%}"
 
@@ -85,7 +81,8 @@ def calibration(catalog: Catalog, model_run, bins=10):
 
 def build(catalog: Catalog) -> None:
     commands = " or ".join(f"`{t.train_command()}`" for t in TASKS.values() if len(t.labels) == 2)
-    run = run_picker(catalog, two_classes, notice_id="threshold-empty", label="Two-class run", elem_id="threshold-run",
+    run = run_picker(catalog, lambda entry: len(labels_of(entry)) == 2, label="Two-class run", elem_id="threshold-run",
+                     notice_id="threshold-empty",
                      notice="⚠️ The decision threshold and calibration apply to a model with two classes, and there "
                             f"is none yet. Train one with {commands}; its predictions then appear here.")
     positive = labels_of(catalog.entry(run.value))[1] if run.value else "the second class"
