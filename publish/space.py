@@ -29,8 +29,8 @@ from publish.common import (REPO_ROOT, HubError, check_repo_id, describe, hub_er
                             require_token, user_agent)
 
 ENTRY = "app.py"
-# Read by the app at run time (ui/common.py: ASSETS_DIR/*.png, the tabs' example images).
-SPACE_DATA = ["assets/*.png"]
+# Read by the app at run time: the example images (ui/common.py), the page's CSS and script (ui/shell.py).
+SPACE_DATA = ["assets/*.png", "assets/app.css", "assets/app.js"]
 # The Python the Space runs (README python_version); the platform's default is older (3.10),
 # and pandas 3 / numpy 2.3+ need 3.11. tests/test_space.py resolves requirements.txt for it.
 SPACE_PYTHON = "3.11"

@@ -20,7 +20,7 @@ from models.tasks import TASKS
 from models.runs import discover_runs
 from tests.conftest import UNREACHABLE_HUB_REPO
 from ui import architecture_tab, augment_tab, cards_tab, classify_tab, curves_tab
-from ui.catalog import Catalog, hub_ids_from_env, missing_model_message
+from ui.catalog import Catalog, hub_models, missing_model_message
 from ui.common import read_image
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
@@ -368,8 +368,9 @@ def test_a_broken_newest_run_is_reported_and_the_previous_one_serves(app_runs, t
 
 def test_hub_ids_from_the_environment():
     env = {"CNN_STUDIO_HUB_MODELS": "me/cifar10, me/mnist@v1  me/catsdogs,,"}
-    assert hub_ids_from_env(env) == ["me/cifar10", "me/mnist@v1", "me/catsdogs"]
-    assert hub_ids_from_env({}) == []
+    no_readme = Path("/nonexistent/README.md")
+    assert hub_models(env, no_readme) == ["me/cifar10", "me/mnist@v1", "me/catsdogs"]
+    assert hub_models({}, no_readme) == []
 
 
 # That the app never imports training/ is checked in a fresh interpreter by tests/test_space.py

@@ -164,7 +164,7 @@ def test_top_losses_view_with_the_run_images(cifar_unchecked, cifar10_run):
 # --- Random Erasing comparison ---------------------------------------------------------------------
 
 def test_comparison_view(tmp_path):
-    assert erasing.find_comparisons(tmp_path) == []
+    assert erasing.find_comparisons(tmp_path) == {}
     text, points = erasing.comparison_view(None)
     assert points is None and "training.compare --task catsdogs" in text
     folder = tmp_path / "compare" / "catsdogs"
@@ -172,7 +172,7 @@ def test_comparison_view(tmp_path):
     data = paired_comparison(table_pairs(), ("baseline", "random-erasing"), replicates=500)
     (folder / "comparison.json").write_text(json.dumps(data))
     found = erasing.find_comparisons(tmp_path)
-    assert found == [folder / "comparison.json"]
-    text, points = erasing.comparison_view(found[0])
+    assert found == {"catsdogs": folder / "comparison.json"}
+    text, points = erasing.comparison_view(found["catsdogs"])
     assert "+15.00 points" in text and "p = 0.375" in text
     assert sorted(points[points.variant == "random-erasing"]["accuracy (%)"]) == [80.0, 80.0]      # per seed

@@ -66,7 +66,7 @@ def test_comparison_adapters(tmp_path):
     data = paired_comparison(table_pairs(), ("baseline", "random-erasing"), replicates=200)
     (folder / "comparison.json").write_text(json.dumps(data))
     catalog = Catalog([], runs_dir=tmp_path)
-    assert erasing.comparison_choices(catalog) == [("catsdogs", "catsdogs")]
+    assert list(erasing.find_comparisons(catalog.runs_dir)) == ["catsdogs"]
     text, points = erasing.comparison(catalog, "catsdogs")
     assert "p = 0.375" in text and len(points) == 4
     with pytest.raises(gr.Error, match="comparison_name must be one of 'catsdogs', not 'other'"):

@@ -26,10 +26,10 @@ def model_configs(catalog: Catalog) -> dict[str, ModelConfig]:
     """Display name -> config, one per task: the default run's config, else the preset."""
     out = {}
     for task, record in TASKS.items():
-        key = catalog.default_key(task, BASELINE)
-        if not key and not record.labels:
+        entry = catalog.default_entry(task, BASELINE)
+        if not entry and not record.labels:
             continue          # a folder task has no model before a run gives it labels
-        cfg = catalog.entry(key).loaded.config if key else record.model_config()
+        cfg = entry.loaded.config if entry else record.model_config()
         out[f"{record.title}: {cfg.architecture}"] = cfg
     return out
 

@@ -32,11 +32,10 @@ def recipes(catalog: Catalog) -> dict:
     for task_name, task in TASKS.items():
         for variant in task.variants:
             name = task.title + ("" if variant is BASELINE else f" + {variant.title}")
-            key = catalog.default_key(task_name, variant)
-            loaded = catalog.entry(key).loaded if key else None
-            augment = (loaded.info.get("recipe") or {}).get("augment") if loaded is not None else None
+            entry = catalog.default_entry(task_name, variant)
+            augment = (entry.loaded.info.get("recipe") or {}).get("augment") if entry else None
             if isinstance(augment, dict) and "crop" in augment:
-                out[name] = (loaded.config, dict(augment), f"recipe of run {key}")
+                out[name] = (entry.loaded.config, dict(augment), f"recipe of run {entry.key}")
             elif task.labels:
                 out[name] = (task.model_config(), task.resolved_recipe(variant=variant)["augment"],
                              "default recipe (no run yet)")

@@ -20,7 +20,8 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -34,10 +35,6 @@ TASK_TITLES = {name: task.title for name, task in TASKS.items()}
 VARIANT_TITLES = {variant: variant.title for variant in Variant}
 
 
-def train_command(task: str, variant: str = BASELINE) -> str:
-    return TASKS[task].train_command(variant) if task in TASKS else f"python -m training.train --task {task}"
-
-
 SPACE_README = Path(__file__).resolve().parents[1] / "README.md"   # beside app.py: a Space's lists its models
 MAX_EXTRA_LOADED = 4                # older runs kept in memory besides the newest per task/variant
 REFRESH_SECONDS = 1.0               # how often a request may look whether the runs folder changed
@@ -47,16 +44,11 @@ class ModelUnavailable(Exception):
     """No usable model for a request; the message is one line meant for the user."""
 
 
-def hub_ids_from_env(environ: dict | None = None) -> list[str]:
-    text = (os.environ if environ is None else environ).get(HUB_MODELS_ENV, "")
-    return [part for part in text.replace(",", " ").split() if part]
-
-
 def hub_models(environ=os.environ, readme: Path = SPACE_README) -> list[str]:
     """The Hub repos to serve: $CNN_STUDIO_HUB_MODELS if set, else the `models` of a Space's README
     (beside app.py), each at the commit its `preload_from_hub` line pins (the platform has
     downloaded them there at build time; the loader then finds them in its Hub cache)."""
-    listed = hub_ids_from_env(environ)
+    listed = environ.get(HUB_MODELS_ENV, "").replace(",", " ").split()
     if listed or not readme.is_file():
         return listed
     from huggingface_hub.repocard import metadata_load
@@ -90,14 +82,17 @@ def public_text(text: str, runs_dir: str | os.PathLike | None = None) -> str:
     return text
 
 
-def missing_model_message(task: str, variant: str = BASELINE) -> str:
-    """One line: no model for (task, variant), and the command that trains one. The variant is named
-    where the task shows its variants side by side (cats vs dogs), or it is not the baseline."""
-    record = TASKS.get(task)
-    title = record.title if record else task
-    paired = variant != BASELINE or bool(record and record.labels and len(record.variants) > 1)
-    what = f"{title} {VARIANT_TITLES.get(variant, variant)}" if paired else title
-    return f"No {what} model is available. Train one with: {train_command(task, variant)}"
+def missing_model_message(task: str, variant: str | None = BASELINE) -> str:
+    """One line: no model for (task, variant), and the command that trains one (variant None: no model
+    of the task at all, and the command of each variant). The variant is named where the task shows
+    its variants side by side (cats vs dogs), or it is not the baseline."""
+    record = TASKS[task]
+    if variant is None:
+        commands = " and ".join(f"{record.train_command(v)} ({v.title})" for v in record.variants)
+        return f"No {record.title} model is available. To train them, run: {commands}."
+    paired = variant != BASELINE or bool(record.labels and len(record.variants) > 1)
+    what = f"{record.title} {Variant(variant).title}" if paired else record.title
+    return f"No {what} model is available. Train one with: {record.train_command(variant)}"
 
 
 @dataclass
@@ -113,19 +108,22 @@ class ModelEntry:
     loaded: LoadedModel | None = None
     error: str | None = None        # why it is unavailable, one line
     default: bool = False           # the one a tab starts with for its task and variant
-    _quality: str | None = field(default=None, repr=False)
 
     @property
     def available(self) -> bool:
         return self.error is None
 
-    @property
+    @cached_property
     def quality(self) -> str:
         """How good it is, from its files: '82.0% test accuracy' (the split metrics.json names), with
         ', partial run' when config.json says it saw a subset (--limit-train/--limit-val); '' unknown."""
-        if self._quality is None and self.root is not None:
-            self._quality = run_quality(self.root)
-        return self._quality or ""
+        metrics, config = try_read_json(self.root, "metrics.json"), try_read_json(self.root, CONFIG_FILE)
+        accuracy = metrics.get("accuracy") if isinstance(metrics, dict) else None
+        if not isinstance(accuracy, (int, float)) or isinstance(accuracy, bool) or not 0 <= accuracy <= 1:
+            return ""
+        split = " ".join(str(metrics.get("split") or "evaluation").split())[:20]
+        partial = isinstance(config, dict) and any(config.get(k) for k in ("limit_train", "limit_val"))
+        return f"{accuracy:.1%} {split} accuracy" + ", partial run" * partial
 
     @property
     def unverified(self) -> bool:
@@ -172,7 +170,10 @@ class Catalog:
             entries.append(ModelEntry(key=f"hub:{repo_id}", source=repo_id, kind="hub", run_name=repo_id))
         catalog = cls(entries, device=device, runs_dir=runs_path)
         catalog.unfinished = discover_unfinished(runs_path) if runs_path is not None else []
-        catalog._load_at_start()
+        for entry in catalog.entries_:
+            if entry.kind == "hub":
+                catalog._load(entry)
+        catalog._choose_defaults()
         return catalog
 
     def reload(self) -> list[str]:
@@ -192,9 +193,7 @@ class Catalog:
                     for e in fresh]
             added = [e.key for e in runs if e.key not in known]
             hubs = [e for e in self.entries_ if e.kind == "hub"]
-            kept = {e.key for e in runs}
-            for key in [k for k in self._extra if k not in kept]:
-                del self._extra[key]
+            self._extra = OrderedDict((k, None) for k in self._extra if k in {e.key for e in runs})
             defaults = {e.key for e in self.entries_ if e.default}
             for e in runs + hubs:
                 e.default = False
@@ -232,16 +231,10 @@ class Catalog:
     def _hub_entry(self, repo_id: str) -> ModelEntry | None:
         return next((e for e in self.entries_ if e.kind == "hub" and e.source == repo_id), None)
 
-    def _load_at_start(self) -> None:
-        for entry in self.entries_:
-            if entry.kind == "hub":
-                self._load(entry)
-        self._choose_defaults()
-
     def _choose_defaults(self) -> None:
         # Newest first; when the newest run of a task/variant is broken, the next one serves.
         for entry in self.entries_:
-            if entry.kind != "run" or entry.error or self._default_entry(entry.task, entry.variant) is not None:
+            if entry.kind != "run" or entry.error or self.default_entry(entry.task, entry.variant) is not None:
                 continue
             if entry.loaded is not None or self._load(entry) is not None:
                 entry.default = True
@@ -251,7 +244,7 @@ class Catalog:
                 self._remember(entry)
         for entry in self.entries_:  # a Hub repo serves a task/variant no local run covers
             if entry.kind == "hub" and entry.loaded is not None \
-                    and self._default_entry(entry.task, entry.variant) is None:
+                    and self.default_entry(entry.task, entry.variant) is None:
                 entry.default = True
 
     def _load(self, entry: ModelEntry, progress: Progress | None = None) -> LoadedModel | None:
@@ -275,11 +268,12 @@ class Catalog:
                 if (task is None or e.task == task) and (variant is None or e.variant == variant)
                 and (not available_only or e.available)]
 
-    def _default_entry(self, task: str | None, variant: str | None) -> ModelEntry | None:
+    def default_entry(self, task: str | None, variant: str | None = BASELINE) -> ModelEntry | None:
+        """The (loaded) entry a tab starts with for task and variant; None when there is none."""
         return next((e for e in self.entries_ if e.default and e.task == task and e.variant == variant), None)
 
     def default_key(self, task: str, variant: str = BASELINE) -> str | None:
-        entry = self._default_entry(task, variant)
+        entry = self.default_entry(task, variant)
         return entry.key if entry else None
 
     def entry(self, key: str) -> ModelEntry:
@@ -361,17 +355,6 @@ class Catalog:
         for u in self.unfinished:
             rows.append(f"| run {code(u.key)} | {plain(TASK_TITLES.get(u.task, u.task))} | | {plain(u.describe())} |")
         return "\n".join(rows)
-
-
-def run_quality(root: Path) -> str:
-    """'82.0% test accuracy[, partial run]' from a run folder's metrics.json and config.json ('' without)."""
-    metrics, config = try_read_json(root, "metrics.json"), try_read_json(root, CONFIG_FILE)
-    accuracy = metrics.get("accuracy") if isinstance(metrics, dict) else None
-    if not isinstance(accuracy, (int, float)) or isinstance(accuracy, bool) or not 0 <= accuracy <= 1:
-        return ""
-    split = " ".join(str(metrics.get("split") or "evaluation").split())[:20]
-    partial = isinstance(config, dict) and any(config.get(k) for k in ("limit_train", "limit_val"))
-    return f"{accuracy:.1%} {split} accuracy" + ", partial run" * partial
 
 
 def _run_entries(runs_dir: Path | None) -> list[ModelEntry]:

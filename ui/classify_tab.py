@@ -24,10 +24,10 @@ from models.jsonfile import run_file, try_read_json
 from models.predict import ImageInputError, decode_image, input_to_image, logits_to_probs, prepare
 from models.tasks import BASELINE, RANDOM_ERASING, TASKS, Task
 from ui import inputs, live, serving
-from ui.catalog import Catalog, ModelEntry, ModelUnavailable, code, missing_model_message, plain, train_command
-from ui.common import (ASSETS_DIR, INFERENCE_CONCURRENCY, VIEW_SIZE, UploadedImage, UploadedSketch, is_empty, read_image,
-                       user_error)
+from ui.catalog import Catalog, ModelEntry, ModelUnavailable, code, missing_model_message, plain
+from ui.common import ASSETS_DIR, INFERENCE_CONCURRENCY, UploadedImage, UploadedSketch, is_empty, read_image, user_error
 from ui.why import gradcam
+from ui.why.adapters import enlarge
 
 NO_DIGIT = ("no digit found: the image is blank or a single colour (fully transparent, uniform, "
             "one pixel); draw or upload a digit, dark on light or light on dark")
@@ -103,7 +103,7 @@ def classify(catalog: Catalog, task: Task | str, image, runs=(), *, blank_is_emp
                 return empty
             raise user_error(f"Could not classify the image: {NO_DIGIT}")
         result.answers.append(Answer(entry, probs))
-        result.seen = result.seen or model_view(x, entry.loaded.config)
+        result.seen = result.seen or enlarge(input_to_image(x, entry.loaded.config))
     return result
 
 
@@ -120,12 +120,6 @@ def run_model(entry: ModelEntry, img: Image.Image) -> tuple[dict[str, float] | N
     probs = logits_to_probs(serving.batcher_for(loaded.model)(x), loaded.config)[0].double().cpu()
     probs = probs / probs.sum()
     return {label: float(p) for label, p in zip(loaded.config.labels, probs)}, x[0].cpu()
-
-
-def model_view(x: torch.Tensor, cfg, size: int = VIEW_SIZE) -> Image.Image:
-    """A normalised input (C, S, S) back to pixels, upscaled with nearest neighbour."""
-    img = input_to_image(x, cfg)
-    return img.resize((size, size), Image.NEAREST) if img.width < size else img
 
 
 def percent(p: float) -> str:
@@ -161,9 +155,8 @@ def shown(catalog: Catalog, task: Task, result: Result, source: str = "") -> lis
 
 
 def labels(catalog: Catalog, task: Task, column: Column) -> tuple[str, ...]:
-    key = catalog.default_key(task.name, variant_of(catalog, task, column))
-    loaded = catalog.entry(key).loaded if key else None
-    return loaded.config.labels if loaded is not None else task.labels
+    entry = catalog.default_entry(task.name, variant_of(catalog, task, column))
+    return entry.loaded.config.labels if entry else task.labels
 
 
 def respond(catalog: Catalog, task: Task, value, runs, source: str = "", *, blank_is_empty: bool = False) -> list:
@@ -223,8 +216,7 @@ def served_copy(path: Path) -> str | None:
 
 def examples(catalog: Catalog, task: Task) -> tuple[str, list[tuple[str, str]]]:
     """(heading, items): the default run's own examples, or the record's assets until a run brings some."""
-    key = catalog.default_key(task.name, variant_of(catalog, task, columns(task)[0]))
-    entry = catalog.entry(key) if key else None
+    entry = catalog.default_entry(task.name, variant_of(catalog, task, columns(task)[0]))
     items = run_examples(entry)
     if items:
         split = try_read_json(entry.root, "metrics.json")
@@ -240,7 +232,7 @@ def notice(catalog: Catalog, task: Task) -> str:
     served = len(columns(task)) == 1 and any(catalog.default_key(task.name, v) for v in task.variants)
     missing = [] if served else [v for v in task.variants if catalog.default_key(task.name, v) is None]
     lines = [f"⚠️ {missing_model_message(task.name, v).replace(cmd, f'`{cmd}`')}"
-             for v in missing if (cmd := train_command(task.name, v))]
+             for v in missing if (cmd := task.train_command(v))]
     return "\n\n".join(lines + [f"⚠️ {code(e.key)} unavailable: {plain(e.error)}" for e in catalog.unavailable(task.name)])
 
 
@@ -291,8 +283,8 @@ def build(catalog: Catalog, task: Task) -> None:
     for column, run in zip(cols, runs):
         gradcam.add_gradcam(catalog, task.name, image, run, variant=variant_of(catalog, task, column),
                             api_name=f"gradcam_{task.name}" + ("_re" if column.variant == RANDOM_ERASING else ""),
-                            labels=labels(catalog, task, column), clear_on=(image, run) + ((sketch,) if sketch else ()),
-                            last_classified=last, title="Why? Grad-CAM: where the model looked" + (
+                            clear_on=(image, run) + ((sketch,) if sketch else ()), last_classified=last,
+                            title="Why? Grad-CAM: where the model looked" + (
                                 f" ({column.variant.title})" if len(cols) > 1 else
                                 " (at the drawing or upload last answered)" if sketch else ""))
 

@@ -11,9 +11,9 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
 from models.jsonfile import try_read_json
-from models.tasks import BASELINE, TASKS
+from models.tasks import TASKS
 from ui import inputs
-from ui.catalog import Catalog, ModelEntry, train_command
+from ui.catalog import Catalog, ModelEntry
 from ui.common import LIGHT_CONCURRENCY, user_error
 from ui.why.adapters import SIDE_BY_SIDE, first_key, run_picker
 
@@ -107,7 +107,7 @@ def erasing_comparison(catalog: Catalog) -> tuple[pd.DataFrame, str]:
             and isinstance(m.get("accuracy"), (int, float))]
     frame = pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
     if frame.empty:
-        commands = " and ".join(f"`{train_command(SIDE_BY_SIDE[0], v)}`" for v in TASKS[SIDE_BY_SIDE[0]].variants)
+        commands = " and ".join(f"`{TASKS[SIDE_BY_SIDE[0]].train_command(v)}`" for v in TASKS[SIDE_BY_SIDE[0]].variants)
         return frame, f"No runs with metrics yet. Train both with {commands}."
     summary = frame.groupby(["task", "variant", "split"], sort=False).accuracy.agg(["mean", "std", "count"])
     return frame, "  \n".join(f"**{task}, {variant}**: {mean:.1%}" + (f" ± {std:.1%} over {n} runs" if n > 1 else "")
@@ -119,7 +119,7 @@ def build(catalog: Catalog) -> None:
                 "(`history.json`). Pick several runs to compare them.")
     chooser = run_picker(catalog, has_history, default=default_selection, multiselect=True, label="Runs",
                          notice="⚠️ No runs with a training history yet. Train one, e.g. "
-                                f"`{train_command(next(iter(TASKS)), BASELINE)}`.")
+                                f"`{next(iter(TASKS.values())).train_command()}`.")
     acc0, loss0 = curve_figures(catalog, chooser.value)
     with gr.Row():
         acc_plot = gr.Plot(acc0, label="Accuracy", show_label=False, elem_id="curves-accuracy", min_width=300)

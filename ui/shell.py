@@ -18,7 +18,7 @@ import gradio as gr
 from starlette.middleware import Middleware
 
 from ui import serving
-from ui.common import MAX_IMAGE_BYTES
+from ui.common import ASSETS_DIR, MAX_IMAGE_BYTES
 from ui.http_limits import RequestLimits, is_loopback
 
 MAX_FILE_SIZE = MAX_IMAGE_BYTES          # Gradio's upload limit: the one image byte limit
@@ -33,33 +33,11 @@ OFF_UNLESS_LOCAL = "it is enabled by `python app.py` on a loopback address, or w
 ON_A_SPACE = ("training needs the full CNN Studio project, which this Space does not carry: clone it and run "
               "`python -m training.train --task mnist` (or any task) on your machine")
 
-CSS = """
-.notice { border-left: 4px solid var(--color-accent); padding-left: 0.75em; }
-#app-title h1 { margin-bottom: 0; }
-#model-card { max-height: 640px; overflow-y: auto; }
-#model-card th, #model-card td { word-break: normal; overflow-wrap: normal; }
-#model-card thead:not(:has(th:not(:empty))) { display: none; }
-/* Galleries that show every image: no inner scroll cutting the last row, as many columns as fit. */
-.whole-gallery .grid-wrap.fixed-height { max-height: none; min-height: 0; }
-.whole-gallery .grid-wrap .grid-container { grid-template-columns: repeat(auto-fill, minmax(136px, 1fr)); }
-.whole-gallery .thumbnail-item .caption-label { white-space: normal; overflow-wrap: anywhere; }
-#model-status { overflow-x: auto; }
-#model-status table { word-break: normal; overflow-wrap: normal; }
-#architecture-table td:first-child { font-family: var(--font-mono); }
-.pixels img { image-rendering: pixelated; }
-.pixels .image-frame img, .pixels .image-container img { object-fit: contain; width: 100%; height: 100%; }
-.examples .grid-wrap.fixed-height { min-height: 0; max-height: none; overflow-y: visible; }
-.examples .gallery-item .thumbnail-item { display: flex; flex-direction: column; aspect-ratio: auto; height: auto; }
-.examples .gallery-item .thumbnail-item > img { aspect-ratio: 1; height: auto; }
-.examples .gallery-item .caption-label { position: static; max-width: 100%; white-space: normal; border: 0;
-  text-align: center; overflow-wrap: anywhere; }
-.examples .grid-container { grid-template-columns: repeat(auto-fill, minmax(88px, 1fr)); }
-"""
+# The page's look and script, static files beside the example images (a Space carries them too).
+CSS = (ASSETS_DIR / "app.css").read_text()
 # A Sketchpad says "select the draw tool to start" until its brush is picked: the page picks it
 # whenever a drawing tab's brush button appears (tabs are drawn when first shown).
-JS = """() => new MutationObserver(changes => changes.forEach(change => change.addedNodes.forEach(node =>
-    [node, ...(node.querySelectorAll?.('*') || [])].filter(e => e.matches?.('.sketch button[aria-label=Brush]'))
-        .forEach(brush => brush.click())))).observe(document.body, {childList: true, subtree: true})"""
+JS = (ASSETS_DIR / "app.js").read_text()
 
 
 def theme() -> gr.themes.Base:

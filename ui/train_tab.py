@@ -8,6 +8,7 @@ or client that started a job may do either. Training is on only on a loopback ad
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
 
@@ -35,11 +36,11 @@ JOB_COLUMNS = ["job", "run", "state"]
 POLL_SECONDS = 2.0
 
 
+@dataclass
 class Trainer:
     """The jobs, plus why this app may not start them (None: it may)."""
-
-    def __init__(self, jobs: TrainingJobs, refused: str | None = None) -> None:
-        self.jobs, self.refused = jobs, refused
+    jobs: TrainingJobs
+    refused: str | None = None
 
     def require(self) -> TrainingJobs:
         if self.refused:

@@ -17,19 +17,12 @@ from models.jsonfile import run_file, try_read_json
 from models.predict import ImageInputError, decode_image
 from models.tasks import RANDOM_ERASING, TASKS
 from ui import inputs, live
-from ui.catalog import Catalog, ModelUnavailable, train_command
+from ui.catalog import Catalog, ModelUnavailable
 from ui.common import VIEW_SIZE, user_error
 
 NO_RUNS = ("⚠️ No trained run yet, so there is nothing to show here. Train one, e.g. "
-           f"`{train_command(next(iter(TASKS)))}`; its files then appear here.")
+           f"`{next(iter(TASKS.values())).train_command()}`; its files then appear here.")
 SIDE_BY_SIDE = [name for name, task in TASKS.items() if RANDOM_ERASING in task.variants]
-
-
-def no_model_message(task: str) -> str:
-    """One sentence for "no model of `task` at all", with the command of each of its variants."""
-    record = TASKS[task]
-    commands = " and ".join(f"{record.train_command(v)} ({v.title})" for v in record.variants)
-    return f"No {record.title} model is available. To train them, run: {commands}."
 
 
 def first_key(entries) -> str | None:
@@ -90,16 +83,18 @@ def no_predictions(root) -> str:
             f"`python -m training.evaluate {run} --predictions`.")
 
 
-def run_images(root) -> dict[int, Path]:
-    """Position in the split -> the run's own PNG of that image (see_why/index.json)."""
+def run_gallery(root, captions: list[tuple[int, str]], limit: int | None = None) -> list:
+    """(thumbnail, caption) per (position in the split, caption) whose image the run kept (its own PNG in
+    see_why/, see_why/index.json), at most `limit`."""
     files = {}
     try:
         for row in (try_read_json(root, f"{GALLERY_DIR}/index.json") or {}).get("images", []):
             if (path := run_file(root, f"{GALLERY_DIR}/{Path(str(row['file'])).name}")) is not None:
                 files[int(row["index"])] = path
     except (ValueError, TypeError, KeyError, AttributeError):
-        return {}
-    return files
+        return []
+    kept = [(files[index], caption) for index, caption in captions if index in files][:limit]
+    return [(img, caption) for path, caption in kept if (img := thumbnail(path)) is not None]
 
 
 def thumbnail(path: Path | None, size: int | None = 128) -> Image.Image | None:
@@ -114,5 +109,5 @@ def thumbnail(path: Path | None, size: int | None = 128) -> Image.Image | None:
 
 
 def enlarge(img: Image.Image, size: int = VIEW_SIZE) -> Image.Image:
-    img = img.convert("RGB")
+    """`img` upscaled to size x size with nearest neighbour (its pixels stay sharp) when smaller."""
     return img.resize((size, size), Image.NEAREST) if img.width < size else img

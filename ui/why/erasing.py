@@ -17,11 +17,9 @@ from ui.why.adapters import SIDE_BY_SIDE
 COLUMNS = ["variant", "accuracy (%)", "seed"]
 
 
-def find_comparisons(runs_dir) -> list[Path]:
-    """comparison.json files written by training.compare under runs_dir/compare/*/."""
-    if runs_dir is None or not (Path(runs_dir) / "compare").is_dir():
-        return []
-    return sorted((Path(runs_dir) / "compare").glob("*/comparison.json"))
+def find_comparisons(runs_dir) -> dict[str, Path]:
+    """Name -> comparison.json written by training.compare under runs_dir/compare/<name>/."""
+    return {p.parent.name: p for p in sorted(Path(runs_dir).glob("compare/*/comparison.json"))} if runs_dir else {}
 
 
 def comparison_view(path: Path | None):
@@ -39,21 +37,17 @@ def comparison_view(path: Path | None):
         return f"comparison.json is not readable ({type(e).__name__}).", None
 
 
-def comparison_choices(catalog: Catalog):
-    return [(p.parent.name, p.parent.name) for p in find_comparisons(catalog.runs_dir)]
-
-
 def comparison(catalog: Catalog, comparison_name=None):
     comparison_name = inputs.text(comparison_name, "comparison_name")
-    paths = {p.parent.name: p for p in find_comparisons(catalog.runs_dir)}
+    paths = find_comparisons(catalog.runs_dir)
     if not paths:                 # nothing to choose from: the view says how to make one
         return comparison_view(None)
     return comparison_view(paths[inputs.choice(comparison_name, "comparison_name", list(paths))])
 
 
 def build(catalog: Catalog) -> None:
-    pick = live.dropdown(catalog, lambda: comparison_choices(catalog),
-                         lambda: next(iter(key for _, key in comparison_choices(catalog)), None), label="Comparison")
+    pick = live.dropdown(catalog, lambda: list(find_comparisons(catalog.runs_dir)),
+                         lambda: next(iter(find_comparisons(catalog.runs_dir)), None), label="Comparison")
     text0, points0 = comparison(catalog, pick.value)
     text = gr.Markdown(text0, label="Comparison summary")
     plot = gr.ScatterPlot(points0, x="variant", y=COLUMNS[1], color="seed", title="Accuracy of each variant per seed",

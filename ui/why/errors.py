@@ -8,16 +8,14 @@ of the select handler at run time.
 import gradio as gr
 import numpy as np
 import pandas as pd
-from matplotlib import colormaps
-from matplotlib.colors import to_hex
 
 from analysis.stats import confusion_cell, top_losses
 from models.jsonfile import try_read_json
 from ui import inputs
 from ui.catalog import Catalog
 from ui.common import LIGHT_CONCURRENCY
-from ui.why.adapters import (entry_of, labels_of, no_predictions, nothing_chosen, read_predictions, run_images,
-                             run_picker, thumbnail)
+from ui.why.adapters import (entry_of, labels_of, no_predictions, nothing_chosen, read_predictions, run_gallery,
+                             run_picker)
 
 TRUE_COLUMN = "true \\ predicted"
 PER_CLASS_COLUMNS = ["class", "accuracy", "images"]
@@ -56,12 +54,9 @@ def confusion_heatmap(table: pd.DataFrame, colormap: str = "Blues"):
         return table
     counts = table.drop(columns=[TRUE_COLUMN])
     rates = counts.div(counts.sum(axis=1).replace(0, 1), axis=0)
-    cmap = colormaps[colormap]
-    styles = pd.DataFrame("", index=table.index, columns=table.columns)
-    # Dark text on light cells, white text on dark ones.
-    styles[counts.columns] = rates.map(lambda rate: f"background-color: {to_hex(cmap(0.05 + 0.9 * rate))}; "
-                                                    f"color: {'white' if rate > 0.5 else 'black'}")
-    styler = table.style.apply(lambda _: styles, axis=None)
+    # Rates 0..1 take the middle 90% of the colour map; pandas writes dark text on light cells, light on dark.
+    styler = table.style.background_gradient(colormap, subset=list(counts.columns), axis=None, gmap=rates,
+                                             vmin=-0.05 / 0.9, vmax=1 + 0.05 / 0.9)
     for row in table.index:
         for col in counts.columns:
             text = f"{counts.at[row, col]} · {rates.at[row, col]:.0%}"
@@ -88,10 +83,8 @@ def cell_gallery(root, true_class: int, predicted_class: int, labels, limit: int
     if not (0 <= true_class < preds.num_classes and 0 <= predicted_class < preds.num_classes):
         return [], "No such cell."
     rows = confusion_cell(preds, true_class, predicted_class)
-    files = run_images(root)
-    kept = [r for r in rows if int(preds.indices[r]) in files][:limit]
-    items = [(img, f"#{int(preds.indices[r])} · {preds.probabilities[r, predicted_class]:.0%}") for r in kept
-             if (img := thumbnail(files[int(preds.indices[r])])) is not None]
+    items = run_gallery(root, [(int(preds.indices[r]), f"#{int(preds.indices[r])} · "
+                                f"{preds.probabilities[r, predicted_class]:.0%}") for r in rows], limit)
     text = f"true **{labels[true_class]}**, predicted **{labels[predicted_class]}**: {len(rows)} image(s)"
     if len(rows):
         which = "most confidently wrong" if true_class != predicted_class else "least confident correct"
@@ -105,9 +98,9 @@ def top_losses_view(root, labels, k: int = 16):
     preds = read_predictions(root)
     if preds is None:
         return [], pd.DataFrame(columns=LOSS_COLUMNS), no_predictions(root)
-    rows, files = top_losses(preds, k=k), run_images(root)
-    items = [(img, f"#{r['index']} · {labels[r['label']]}→{labels[r['predicted']]}") for r in rows
-             if r["index"] in files and (img := thumbnail(files[r["index"]])) is not None]
+    rows = top_losses(preds, k=k)
+    items = run_gallery(root, [(r["index"], f"#{r['index']} · {labels[r['label']]}→{labels[r['predicted']]}")
+                               for r in rows])
     table = pd.DataFrame([[r["index"], labels[r["label"]], labels[r["predicted"]], round(r["confidence"], 4),
                            round(r["p_true"], 4), round(r["loss"], 3)] for r in rows], columns=LOSS_COLUMNS)
     note = (f"{int((~preds.correct).sum())} of {len(preds)} images of the {preds.split or 'validation'} split are "

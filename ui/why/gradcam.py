@@ -85,7 +85,7 @@ def target_dropdown(catalog: Catalog, model_run):
 
 
 def add_gradcam(catalog: Catalog, task: str | None, image: gr.components.Component, run: gr.components.Component,
-                *, api_name: str, variant: str = BASELINE, labels=None, clear_on=None, last_classified=None,
+                *, api_name: str, variant: str = BASELINE, clear_on=None, last_classified=None,
                 title: str = "Why? Grad-CAM: where the model looked", elem_id: str | None = None) -> None:
     """A Grad-CAM panel for an existing classify tab: call inside its build(), after its image
     input and run dropdown exist (an empty run means the task's default model, as in the tab).
@@ -96,10 +96,10 @@ def add_gradcam(catalog: Catalog, task: str | None, image: gr.components.Compone
 
     `task` None (See why): any run, open; the classes follow the run, and a new image or run is
     explained at once instead of cleared. One panel everywhere, so every Grad-CAM behaves alike."""
-    if labels is None and task is not None:
-        key = catalog.default_key(task, variant)
-        labels = catalog.entry(key).loaded.config.labels if key else TASKS[task].labels
-    elif labels is None:
+    if task is not None:
+        entry = catalog.default_entry(task, variant)
+        labels = entry.loaded.config.labels if entry else TASKS[task].labels
+    else:
         labels = labels_of(catalog.entry(run.value)) if run.value else []
     ids = (lambda part: f"{elem_id}-{part}") if elem_id else (lambda part: None)  # noqa: E731
     with gr.Accordion(title, open=task is None):

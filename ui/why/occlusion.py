@@ -16,9 +16,9 @@ from analysis.explain import FILLS, erase, occlusion_sweep as sweep, sweep_posit
 from models.predict import input_to_image, logits_to_probs, prepare
 from models.tasks import BASELINE, RANDOM_ERASING, TASKS
 from ui import inputs, live
-from ui.catalog import Catalog, ModelUnavailable
+from ui.catalog import Catalog, ModelUnavailable, missing_model_message
 from ui.common import INFERENCE_CONCURRENCY, VIEW_SIZE, is_empty, read_image, user_error
-from ui.why.adapters import SIDE_BY_SIDE, enlarge, entry_of, no_model_message
+from ui.why.adapters import SIDE_BY_SIDE, enlarge, entry_of
 
 # A sweep runs every model once per box position on the whole input: its work, positions x pixels
 # x models, is bounded by what 2,048 passes at 224x224 cost (two ResNet50s, box 8).
@@ -46,7 +46,7 @@ def occlusion_models(catalog: Catalog, base_key, re_key):
             if key:                            # a run asked for by name: say why it cannot serve
                 raise user_error(str(e)) from e
     if not models:
-        raise user_error(no_model_message(task))
+        raise user_error(missing_model_message(task, None))
     return models
 
 
@@ -149,8 +149,8 @@ def check_sweep_work(side: int, box: int, fine_sweep: bool, models: int) -> None
 def last_label(catalog: Catalog) -> str:
     """The class whose probability the page shows: the last of the first side-by-side model's labels."""
     task = default_task(catalog)
-    key = catalog.default_key(task, BASELINE) or catalog.default_key(task, RANDOM_ERASING)
-    labels = catalog.entry(key).loaded.config.labels if key else TASKS[task].labels
+    entry = catalog.default_entry(task, BASELINE) or catalog.default_entry(task, RANDOM_ERASING)
+    labels = entry.loaded.config.labels if entry else TASKS[task].labels
     return labels[-1] if labels else "last class"
 
 
@@ -166,7 +166,7 @@ def build(catalog: Catalog) -> None:
     probe_columns, sweep_columns = columns(last_label(catalog))
     live.markdown(catalog, lambda: intro(catalog))
     live.markdown(catalog, lambda: "" if any(catalog.choices(t) for t in SIDE_BY_SIDE) else
-                  f"⚠️ {no_model_message(default_task(catalog))} Then upload a photo here.",
+                  f"⚠️ {missing_model_message(default_task(catalog), None)} Then upload a photo here.",
                   hide_empty=True, elem_classes=["notice"], elem_id="occlusion-empty")
     with gr.Row(equal_height=False):
         with gr.Column():

@@ -9,17 +9,13 @@ import pandas as pd
 from analysis.stats import reliability, threshold_metrics, threshold_sweep
 from models.tasks import TASKS
 from ui import inputs
-from ui.catalog import Catalog, train_command
+from ui.catalog import Catalog
 from ui.common import LIGHT_CONCURRENCY
 from ui.why.adapters import entry_of, labels_of, no_predictions, nothing_chosen, read_predictions, run_picker
 
 TABLE_COLUMNS = ["at this threshold", "value"]
 CURVE_COLUMNS = ["threshold", "value", "metric"]
 RELIABILITY_COLUMNS = ["P", "fraction", "curve"]
-
-
-def two_classes(entry) -> bool:
-    return len(labels_of(entry)) == 2
 
 
 def _percent(v) -> str:
@@ -84,8 +80,9 @@ def calibration(catalog: Catalog, model_run, bins=10):
 
 
 def build(catalog: Catalog) -> None:
-    commands = " or ".join(f"`{train_command(name)}`" for name, t in TASKS.items() if len(t.labels) == 2)
-    run = run_picker(catalog, two_classes, notice_id="threshold-empty", label="Two-class run", elem_id="threshold-run",
+    commands = " or ".join(f"`{t.train_command()}`" for t in TASKS.values() if len(t.labels) == 2)
+    run = run_picker(catalog, lambda entry: len(labels_of(entry)) == 2, label="Two-class run", elem_id="threshold-run",
+                     notice_id="threshold-empty",
                      notice="⚠️ The decision threshold and calibration apply to a model with two classes, and there "
                             f"is none yet. Train one with {commands}; its predictions then appear here.")
     positive = labels_of(catalog.entry(run.value))[1] if run.value else "the second class"
