@@ -26,6 +26,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from models.augment import normalize
 from models.predict import input_to_image, logits_to_probs, prepare
 from models.registry import ARCHITECTURES, ModelConfig
 
@@ -155,9 +156,8 @@ def erase(x: torch.Tensor, box: tuple[int, int, int, int], cfg: ModelConfig, fil
     region = out[..., top:bottom, left:right]
     if fill == "mean":
         region.zero_()
-    elif fill == "black":
-        mean, std = (torch.tensor(v, device=x.device, dtype=x.dtype).view(1, -1, 1, 1) for v in (cfg.mean, cfg.std))
-        region.copy_((-mean / std).expand_as(region))
+    elif fill == "black":   # pixel value 0, normalised as every model input is
+        region.copy_(normalize(torch.zeros_like(region, dtype=torch.uint8), cfg.mean, cfg.std))
     elif fill == "noise":
         region.copy_(torch.randn(region.shape, generator=torch.Generator().manual_seed(seed)).to(x.device, x.dtype))
     elif isinstance(fill, (int, float)) and not isinstance(fill, bool):

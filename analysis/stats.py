@@ -131,13 +131,13 @@ def _ratio(num: int, den: int) -> float | None:
     return num / den if den else None
 
 
-def threshold_metrics(preds: Predictions, threshold: float, positive: int = 1) -> dict:
-    """Accuracy, precision, recall (and counts) when "positive" means P(positive) > threshold.
+def threshold_metrics(preds: Predictions, threshold: float) -> dict:
+    """Accuracy, precision, recall (and counts) when "positive" (class 1) means P(class 1) > threshold.
 
     Strictly greater, so that threshold 0.5 reproduces the model's own predictions (the binary
     model predicts class 1 when its logit is > 0, i.e. P > 0.5).
     """
-    says, truth = preds.probabilities[:, positive] > threshold, preds.labels == positive
+    says, truth = preds.probabilities[:, 1] > threshold, preds.labels == 1
     tp, fp, fn, tn = (int((s & t).sum()) for s, t in ((says, truth), (says, ~truth), (~says, truth), (~says, ~truth)))
     precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
     f1 = 2 * precision * recall / (precision + recall) if precision is not None and recall is not None \
@@ -146,10 +146,9 @@ def threshold_metrics(preds: Predictions, threshold: float, positive: int = 1) -
             "accuracy": _ratio(tp + tn, len(preds)), "precision": precision, "recall": recall, "f1": f1}
 
 
-def threshold_sweep(preds: Predictions, thresholds: Sequence[float] | None = None, positive: int = 1) -> list[dict]:
-    """threshold_metrics at each threshold (default 0.00, 0.01, ..., 1.00), for a curve."""
-    thresholds = np.round(np.linspace(0, 1, 101), 2) if thresholds is None else thresholds
-    return [threshold_metrics(preds, float(t), positive) for t in thresholds]
+def threshold_sweep(preds: Predictions) -> list[dict]:
+    """threshold_metrics at each threshold 0.00, 0.01, ..., 1.00, for a curve."""
+    return [threshold_metrics(preds, float(t)) for t in np.round(np.linspace(0, 1, 101), 2)]
 
 
 def top_losses(preds: Predictions, k: int = 16) -> list[dict]:
