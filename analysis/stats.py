@@ -252,18 +252,16 @@ def paired_comparison(pairs: Sequence[tuple[int, Predictions, Predictions]], nam
     """
     if not pairs:
         raise ValueError("no pairs to compare")
-    (name_a, name_b), pooled = names, dict.fromkeys(("both_correct", "only_a_correct", "only_b_correct",
-                                                     "both_wrong"), 0)
+    name_a, name_b = names
     for seed, pa, pb in pairs:
         if len(pa) != len(pb) or not np.array_equal(pa.indices, pb.indices):
             raise ValueError(f"seed {seed}: the two runs were evaluated on different images")
         if not np.array_equal(pa.labels, pb.labels):
             raise ValueError(f"seed {seed}: the two runs disagree about the labels of the same images")
-        for key, value in discordant_counts(pa.correct, pb.correct).items():
-            pooled[key] += value
     acc_a, acc_b = [pa.accuracy for _, pa, _ in pairs], [pb.accuracy for _, _, pb in pairs]
     diffs = [b - a for a, b in zip(acc_a, acc_b)]
     groups = [(pa.correct, pb.correct) for _, pa, pb in pairs]
+    pooled = discordant_counts(*map(np.concatenate, zip(*groups)))   # every image of every seed
     lo, hi = paired_bootstrap_ci(groups, replicates=replicates, level=level, seed=bootstrap_seed)
     method = "percentile; seeds resampled, then images within each seed (paired)" if len(groups) > 1 \
         else "percentile; images resampled (paired)"
