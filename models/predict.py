@@ -212,10 +212,8 @@ def _normalise_mode(img: Image.Image) -> Image.Image:
         return Image.alpha_composite(white, rgba).convert("RGB")
     if img.mode == "1":
         return img.convert("L")
-    if img.mode.startswith("I;16"):
-        # 16-bit samples: 0-65535 -> 0-255 by scaling (Pillow's convert("L") would clip at 255).
-        return Image.fromarray(_rescale_to_uint8(np.asarray(img).astype(np.uint16)), mode="L")
-    if img.mode in ("I", "F"):
+    if img.mode.startswith("I") or img.mode == "F":
+        # 16- and 32-bit samples (I;16*, I, F) scaled to 0-255 (Pillow's convert("L") would clip at 255).
         return Image.fromarray(_rescale_to_uint8(np.asarray(img)), mode="L")
     return img.convert("RGB")  # CMYK, YCbCr, LAB, HSV, RGBX, ...
 
