@@ -26,6 +26,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from models.augment import normalize
 from models.predict import input_to_image, logits_to_probs, prepare
 from models.registry import ARCHITECTURES, ModelConfig
 
@@ -103,11 +104,10 @@ class GradCamResult:
     view: Image.Image              # what the model sees: the preprocessed input as pixels (S x S)
 
 
-def explain_image(model: nn.Module, cfg: ModelConfig, image, target: int | str | None = None, *,
-                  layer: nn.Module | None = None) -> GradCamResult:
+def explain_image(model: nn.Module, cfg: ModelConfig, image, target: int | str | None = None) -> GradCamResult:
     """Any image (path, bytes, PIL, array) -> Grad-CAM of `target` (None: the predicted class)."""
     x = prepare(image, cfg, task_step=False)[0].to(next(model.parameters()).device)  # the caller did the task's step
-    maps, classes, probs = gradcam(model, cfg, x, target, layer=layer)
+    maps, classes, probs = gradcam(model, cfg, x, target)
     raw = maps[0].numpy()
     peak = float(raw.max())
     cls = int(classes[0])
@@ -116,9 +116,8 @@ def explain_image(model: nn.Module, cfg: ModelConfig, image, target: int | str |
                          view=input_to_image(x[0].cpu(), cfg))
 
 
-def overlay(image: Image.Image | np.ndarray, heatmap: np.ndarray, *, alpha: float = 0.5,
-            colormap: str = "jet", size: int | None = None) -> Image.Image:
-    """The heatmap (H, W) in colour over `image`, as RGB.
+def overlay(image: Image.Image, heatmap: np.ndarray, *, alpha: float = 0.5, size: int | None = None) -> Image.Image:
+    """The heatmap (H, W) in colour (matplotlib's jet) over `image`, as RGB.
 
     The heatmap is scaled to [0, 1] by its maximum (an all-zero map leaves the image as it is)
     and resized to the image; with `size`, both are enlarged to size x size first
@@ -126,7 +125,7 @@ def overlay(image: Image.Image | np.ndarray, heatmap: np.ndarray, *, alpha: floa
     """
     from matplotlib import colormaps
 
-    img = (image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image))).convert("RGB")
+    img = image.convert("RGB")
     if size is not None and img.size != (size, size):
         img = img.resize((size, size), Image.NEAREST)
     heat = np.clip(np.nan_to_num(np.asarray(heatmap, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0), 0, None)
@@ -136,7 +135,7 @@ def overlay(image: Image.Image | np.ndarray, heatmap: np.ndarray, *, alpha: floa
     heat = np.clip(np.asarray(Image.fromarray(heat / peak, mode="F").resize(img.size, Image.BILINEAR)), 0, 1)
     # Stronger colour where the map is high, so low-evidence regions keep the photo visible.
     weight = alpha * heat[..., None]
-    out = np.asarray(img, dtype=np.float32) / 255 * (1 - weight) + colormaps[colormap](heat)[..., :3] * weight
+    out = np.asarray(img, dtype=np.float32) / 255 * (1 - weight) + colormaps["jet"](heat)[..., :3] * weight
     return Image.fromarray((out * 255).round().clip(0, 255).astype(np.uint8))
 
 
@@ -155,9 +154,8 @@ def erase(x: torch.Tensor, box: tuple[int, int, int, int], cfg: ModelConfig, fil
     region = out[..., top:bottom, left:right]
     if fill == "mean":
         region.zero_()
-    elif fill == "black":
-        mean, std = (torch.tensor(v, device=x.device, dtype=x.dtype).view(1, -1, 1, 1) for v in (cfg.mean, cfg.std))
-        region.copy_((-mean / std).expand_as(region))
+    elif fill == "black":   # pixel value 0, normalised as every model input is
+        region.copy_(normalize(torch.zeros_like(region, dtype=torch.uint8), cfg.mean, cfg.std))
     elif fill == "noise":
         region.copy_(torch.randn(region.shape, generator=torch.Generator().manual_seed(seed)).to(x.device, x.dtype))
     elif isinstance(fill, (int, float)) and not isinstance(fill, bool):

@@ -131,13 +131,13 @@ def _ratio(num: int, den: int) -> float | None:
     return num / den if den else None
 
 
-def threshold_metrics(preds: Predictions, threshold: float, positive: int = 1) -> dict:
-    """Accuracy, precision, recall (and counts) when "positive" means P(positive) > threshold.
+def threshold_metrics(preds: Predictions, threshold: float) -> dict:
+    """Accuracy, precision, recall (and counts) when "positive" (class 1) means P(class 1) > threshold.
 
     Strictly greater, so that threshold 0.5 reproduces the model's own predictions (the binary
     model predicts class 1 when its logit is > 0, i.e. P > 0.5).
     """
-    says, truth = preds.probabilities[:, positive] > threshold, preds.labels == positive
+    says, truth = preds.probabilities[:, 1] > threshold, preds.labels == 1
     tp, fp, fn, tn = (int((s & t).sum()) for s, t in ((says, truth), (says, ~truth), (~says, truth), (~says, ~truth)))
     precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
     f1 = 2 * precision * recall / (precision + recall) if precision is not None and recall is not None \
@@ -146,10 +146,9 @@ def threshold_metrics(preds: Predictions, threshold: float, positive: int = 1) -
             "accuracy": _ratio(tp + tn, len(preds)), "precision": precision, "recall": recall, "f1": f1}
 
 
-def threshold_sweep(preds: Predictions, thresholds: Sequence[float] | None = None, positive: int = 1) -> list[dict]:
-    """threshold_metrics at each threshold (default 0.00, 0.01, ..., 1.00), for a curve."""
-    thresholds = np.round(np.linspace(0, 1, 101), 2) if thresholds is None else thresholds
-    return [threshold_metrics(preds, float(t), positive) for t in thresholds]
+def threshold_sweep(preds: Predictions) -> list[dict]:
+    """threshold_metrics at each threshold 0.00, 0.01, ..., 1.00, for a curve."""
+    return [threshold_metrics(preds, float(t)) for t in np.round(np.linspace(0, 1, 101), 2)]
 
 
 def top_losses(preds: Predictions, k: int = 16) -> list[dict]:
@@ -253,18 +252,16 @@ def paired_comparison(pairs: Sequence[tuple[int, Predictions, Predictions]], nam
     """
     if not pairs:
         raise ValueError("no pairs to compare")
-    (name_a, name_b), pooled = names, dict.fromkeys(("both_correct", "only_a_correct", "only_b_correct",
-                                                     "both_wrong"), 0)
+    name_a, name_b = names
     for seed, pa, pb in pairs:
         if len(pa) != len(pb) or not np.array_equal(pa.indices, pb.indices):
             raise ValueError(f"seed {seed}: the two runs were evaluated on different images")
         if not np.array_equal(pa.labels, pb.labels):
             raise ValueError(f"seed {seed}: the two runs disagree about the labels of the same images")
-        for key, value in discordant_counts(pa.correct, pb.correct).items():
-            pooled[key] += value
     acc_a, acc_b = [pa.accuracy for _, pa, _ in pairs], [pb.accuracy for _, _, pb in pairs]
     diffs = [b - a for a, b in zip(acc_a, acc_b)]
     groups = [(pa.correct, pb.correct) for _, pa, pb in pairs]
+    pooled = discordant_counts(*map(np.concatenate, zip(*groups)))   # every image of every seed
     lo, hi = paired_bootstrap_ci(groups, replicates=replicates, level=level, seed=bootstrap_seed)
     method = "percentile; seeds resampled, then images within each seed (paired)" if len(groups) > 1 \
         else "percentile; images resampled (paired)"

@@ -20,11 +20,6 @@ from models.predict import logits_to_probs
 from models.registry import ModelConfig
 
 
-def default_shift(cfg: ModelConfig) -> int:
-    """A small shift: 1/16 of the input side (2 px at 32, 14 px at 224)."""
-    return max(1, round(cfg.input_size / 16))
-
-
 class FullImageTransform(EvalTransform):
     """Stored uint8 (N, C, S, S) -> normalised float, not cropped: TTAModel takes its own crops."""
 
@@ -40,7 +35,8 @@ class TTAModel(nn.Module):
     def __init__(self, model: nn.Module, cfg: ModelConfig, *, flip: bool = True, shift: int | None = None):
         super().__init__()
         self.model, self.cfg, self.flip = model, cfg, flip
-        self.shift = s = default_shift(cfg) if shift is None else int(shift)
+        # By default a small shift: 1/16 of the input side (2 px at 32, 14 px at 224).
+        self.shift = s = max(1, round(cfg.input_size / 16)) if shift is None else int(shift)
         self.offsets = [(0, 0)] + ([(-s, 0), (s, 0), (0, -s), (0, s)] if s else [])
 
     @property

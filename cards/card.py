@@ -14,6 +14,7 @@ Here are only the decisions: which facts go into the metadata, and what a card m
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
@@ -236,7 +237,5 @@ def render_card(facts: dict) -> str:
         comparison=comparison_markdown(facts["comparison"]) if facts.get("comparison") else "",
         bibtex=[b for b in (arch and arch.bibtex, re_params is not None and RANDOM_ERASING_CITATION,
                             public and public.citation) if b])
-    text = str(card)
-    while "\n\n\n" in text:  # the template's optional sections leave blank runs
-        text = text.replace("\n\n\n", "\n\n")
+    text = re.sub(r"\n{3,}", "\n\n", str(card))  # the template's optional sections leave blank runs
     return text.rstrip("\n") + "\n"

@@ -14,7 +14,6 @@ for each Hub repo it is pushed to.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import re
@@ -53,10 +52,6 @@ log = logging.getLogger(__name__)
 Progress = Callable[[float, str], None]
 
 
-def _no_progress(fraction: float, description: str) -> None:
-    pass
-
-
 class ArtifactError(Exception):
     """A model folder or Hub repo that cannot be used; the message names the file and problem."""
 
@@ -68,14 +63,6 @@ class LoadedModel:
     info: dict                        # the whole config.json (task, recipe, versions, ...)
     root: Path                        # local folder holding the files (run dir or Hub snapshot)
     source: str                       # what the user asked for: a path or repo_id[@revision]
-
-    def read_json(self, name: str, default=None):
-        """history.json, metrics.json, ... of this model, or `default` when absent."""
-        path = run_file(self.root, name)
-        try:
-            return read_json(path, default) if path is not None else default
-        except JSONFileError as e:
-            raise ArtifactError(str(e)) from e
 
 
 def save_release(run_dir: str | os.PathLike, model: nn.Module, config: dict) -> None:
@@ -151,7 +138,7 @@ def read_manifest(root: Path) -> dict[str, str] | None:
     return digests
 
 
-def verify_release(root: Path, progress: Progress = _no_progress) -> bool:
+def verify_release(root: Path, progress: Progress) -> bool:
     """Check every file SHA256SUMS lists against its digest; False when there is no SHA256SUMS.
 
     The weights and the config must be listed; other listed files are checked when present
@@ -232,9 +219,9 @@ def read_config(path: Path) -> tuple[dict, ModelConfig]:
     if path.stat().st_size > MAX_CONFIG_BYTES:
         raise ArtifactError(f"{path}: too large for a config ({path.stat().st_size:,} bytes)")
     try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
-        raise ArtifactError(f"{path}: not valid JSON ({e})") from e
+        info = read_json(path)
+    except JSONFileError as e:
+        raise ArtifactError(str(e)) from e
     if not isinstance(info, dict):
         raise ArtifactError(f"{path}: expected a JSON object")
     try:
@@ -280,7 +267,7 @@ def load_model(source: str | os.PathLike, *, revision: str | None = None,
 
     `progress` (see Progress) hears each stage: fetching (a Hub download), checking digests
     file by file, reading the weights, done."""
-    progress = progress or _no_progress
+    progress = progress or (lambda fraction, what: None)
     progress(0.0, f"fetching {source}" + (" from the Hub" if is_hub_id(str(source)) else ""))
     root = resolve_source(source, revision)
 

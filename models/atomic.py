@@ -5,6 +5,7 @@ the target (atomic on POSIX and Windows when both are on the same filesystem).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -54,18 +55,15 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
     return path
 
 
-def remove_stale_temps(folder: str | os.PathLike, recursive: bool = True) -> list[Path]:
-    """Delete temporary files left by an `atomic_write` that was killed (SIGKILL, power loss).
+def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
+    """Delete temporary files left by an `atomic_write` that was killed (SIGKILL, power loss), in
+    `folder` and below it.
 
     Only files named like ours (`.<name>.<random>.tmp`) are touched. Call it when no other
     process is writing into `folder` (e.g. when a run is resumed). Returns what was removed.
     """
-    folder = Path(folder)
-    if not folder.is_dir():
-        return []
-    found = folder.rglob(".*.tmp") if recursive else folder.glob(".*.tmp")
     removed = []
-    for p in sorted(found):
+    for p in sorted(Path(folder).rglob(".*.tmp")):
         if p.is_file() and not p.is_symlink():
             p.unlink(missing_ok=True)
             removed.append(p)
@@ -92,13 +90,9 @@ def atomic_write_json(path: str | os.PathLike, obj) -> Path:
 
 def _fsync_dir(folder: Path) -> None:
     # Makes the rename itself durable; not possible on every platform.
-    try:
+    with contextlib.suppress(OSError):
         fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

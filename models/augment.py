@@ -146,9 +146,8 @@ def _fill_sparse(x, apply, y0, x0, eh, ew, value, generator):
 
 
 def random_erasing(batch: torch.Tensor, *, p: float = 0.5, scale=(0.02, 0.4), ratio=(0.3, 3.3),
-                   value: float | str = "random", attempts: int = 10,
-                   generator: torch.Generator | None = None, inplace: bool = False,
-                   sparse: bool | None = None) -> torch.Tensor:
+                   value: float | str = "random", generator: torch.Generator | None = None,
+                   inplace: bool = False, sparse: bool | None = None) -> torch.Tensor:
     """Random Erasing (Zhong et al. 2017) with its own rectangle per image (`erasing_rectangles`).
 
     `value="random"` fills with standard-normal noise (the batch is already normalised, so this
@@ -158,8 +157,8 @@ def random_erasing(batch: torch.Tensor, *, p: float = 0.5, scale=(0.02, 0.4), ra
     batch; both give the same distribution, from different random streams.
     """
     n, c, h, w = batch.shape
-    apply, y0, x0, eh, ew = erasing_rectangles(n, h, w, p=p, scale=scale, ratio=ratio, attempts=attempts,
-                                               device=batch.device, generator=generator)
+    apply, y0, x0, eh, ew = erasing_rectangles(n, h, w, p=p, scale=scale, ratio=ratio, device=batch.device,
+                                               generator=generator)
     x = batch if inplace else batch.clone()
     if x.dtype == torch.uint8 and value == "random":
         raise ValueError("random-value erasing needs a normalised float batch")

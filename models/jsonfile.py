@@ -39,7 +39,7 @@ def read_json(path: str | os.PathLike, default=None):
         return default
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as e:
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:   # RecursionError: deep nesting
         raise JSONFileError(f"{path}: not valid JSON ({e})") from e
 
 

@@ -25,6 +25,7 @@ from models.registry import ModelConfig
 ALLOWED_FORMATS = {"PNG", "JPEG", "WEBP", "GIF", "BMP"}
 # Variants Pillow names differently: MPO is a camera JPEG with extra (preview/stereo) frames.
 FORMAT_ALIASES = {"MPO": "JPEG"}
+_ALLOWED_LIST = ", ".join(sorted(ALLOWED_FORMATS))   # for messages
 # Well below Pillow's decompression-bomb limit (~89M pixels): an upload never needs more.
 MAX_PIXELS = 40_000_000
 MAX_BYTES = 64 * 1024 * 1024       # larger files are refused before they are read
@@ -123,8 +124,8 @@ def _open_bytes(data: bytes, draft: int | None = None) -> Image.Image:
     except UnidentifiedImageError:
         named = _sniff(data)
         if named:
-            raise ImageInputError(f"unsupported image format {named}; use {_allowed_list()}") from None
-        raise ImageInputError(f"not a readable image (expected {_allowed_list()})") from None
+            raise ImageInputError(f"unsupported image format {named}; use {_ALLOWED_LIST}") from None
+        raise ImageInputError(f"not a readable image (expected {_ALLOWED_LIST})") from None
     _check_header(img)
     img.seek(0)  # first frame of an animation
     if draft and img.format in ("JPEG", "MPO"):
@@ -137,7 +138,7 @@ def _check_header(img: Image.Image) -> None:
     """The format (when the image names one) and the size, from the header alone."""
     fmt = FORMAT_ALIASES.get(img.format, img.format)
     if fmt and fmt not in ALLOWED_FORMATS:
-        raise ImageInputError(f"unsupported image format {fmt}; use {_allowed_list()}")
+        raise ImageInputError(f"unsupported image format {fmt}; use {_ALLOWED_LIST}")
     _check_size(img.size)
 
 
@@ -157,10 +158,6 @@ def _sniff(data: bytes) -> str | None:
     if head[4:8] == b"ftyp":
         return "HEIF/AVIF"
     return None
-
-
-def _allowed_list() -> str:
-    return ", ".join(sorted(ALLOWED_FORMATS))
 
 
 def _one_line(e: BaseException, limit: int = 160) -> str:
@@ -215,10 +212,8 @@ def _normalise_mode(img: Image.Image) -> Image.Image:
         return Image.alpha_composite(white, rgba).convert("RGB")
     if img.mode == "1":
         return img.convert("L")
-    if img.mode.startswith("I;16"):
-        # 16-bit samples: 0-65535 -> 0-255 by scaling (Pillow's convert("L") would clip at 255).
-        return Image.fromarray(_rescale_to_uint8(np.asarray(img).astype(np.uint16)), mode="L")
-    if img.mode in ("I", "F"):
+    if img.mode.startswith("I") or img.mode == "F":
+        # 16- and 32-bit samples (I;16*, I, F) scaled to 0-255 (Pillow's convert("L") would clip at 255).
         return Image.fromarray(_rescale_to_uint8(np.asarray(img)), mode="L")
     return img.convert("RGB")  # CMYK, YCbCr, LAB, HSV, RGBX, ...
 
@@ -271,10 +266,7 @@ def denormalize(x: torch.Tensor, cfg: ModelConfig) -> torch.Tensor:
     return ((x.detach().float().cpu() * std + mean).clamp(0, 1) * 255).round().to(torch.uint8)
 
 
-def pixels_to_image(pixels: torch.Tensor) -> Image.Image:
-    """uint8 (C, H, W) -> an L (one channel) or RGB image."""
-    arr = pixels.permute(1, 2, 0).numpy()
-    return Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr)
+pixels_to_image = TF.to_pil_image   # uint8 (C, H, W) -> an L (one channel) or RGB image
 
 
 def input_to_image(x: torch.Tensor, cfg: ModelConfig) -> Image.Image:

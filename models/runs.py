@@ -98,10 +98,7 @@ class UnfinishedRun:
     last_val_accuracy: float | None = None
     message: str = ""
     alive: bool = False           # its training process is still running (same machine)
-
-    @property
-    def key(self) -> str:
-        return f"{self.path.parent.name}/{self.path.name}"
+    key = RunRef.key              # `<task folder>/<run folder>`
 
     def describe(self) -> str:
         """One line, e.g. 'training: epoch 3 of 40, last test accuracy 98.12%' (the split its task evaluates on)."""

@@ -48,9 +48,8 @@ class Variant(StrEnum):
     @classmethod
     def from_folder(cls, folder: str) -> tuple[str, "Variant"]:
         """(task, variant) of a runs/ folder name, the inverse of `task_folder`."""
-        if folder.endswith(_RE_SUFFIX):
-            return folder.removesuffix(_RE_SUFFIX), cls.RANDOM_ERASING
-        return folder, cls.BASELINE
+        task = folder.removesuffix(_RE_SUFFIX)
+        return task, cls.RANDOM_ERASING if task != folder else cls.BASELINE
 
     @classmethod
     def of(cls, config: dict) -> "Variant":

@@ -10,7 +10,7 @@ from torch import nn
 
 from models.augment import EvalTransform, normalize
 from models.tasks import TASKS
-from analysis.tta import FullImageTransform, TTAModel, default_shift
+from analysis.tta import FullImageTransform, TTAModel
 
 CIFAR = TASKS["cifar10"].model_config()
 CATSDOGS = TASKS["catsdogs"].model_config()
@@ -31,7 +31,7 @@ class Recorder(nn.Module):
 
 
 def test_default_shift():
-    assert default_shift(CIFAR) == 2 and default_shift(CATSDOGS) == 14
+    assert TTAModel(Recorder(10), CIFAR).shift == 2 and TTAModel(Recorder(1), CATSDOGS).shift == 14
 
 
 def test_views_are_exact_crops_of_the_stored_image():
