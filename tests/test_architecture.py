@@ -145,3 +145,16 @@ def test_task_names_are_written_only_in_the_task_records():
         spelled += [f"{path.relative_to(REPO)}:{node.lineno} {node.value!r}" for node in ast.walk(tree)
                     if isinstance(node, ast.Constant) and node.value in names and id(node) not in docstrings]
     assert not spelled, "task names outside models/tasks.py:\n" + "\n".join(spelled)
+
+
+# --- the docs name files that exist ------------------------------------------------------------
+
+def test_every_project_file_the_docs_name_exists():
+    """A file of the project named in the README or docs/ (`models/tasks.py`, `docs/hub.md:...`) is there:
+    files move in a redesign, and a guide that sends a reader to a missing file is a dead end."""
+    import re
+    named = re.compile(r"`([A-Za-z_][\w./-]*\.(?:py|md|json|txt|sh|css|js|png|ini))(?::[\w.]+)?`")
+    docs = [REPO / "README.md", REPO / "benchmarks" / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    missing = [f"{doc.relative_to(REPO)}: {path}" for doc in docs for path in named.findall(doc.read_text())
+               if path.split("/")[0] in PROJECT and "/" in path and not (REPO / path).exists()]
+    assert not missing, missing
