@@ -6,8 +6,8 @@ is built, and that is what `training.train.run` trains.
 
 On --resume, the task, variant, recipe, seed, subsets and precision come from the checkpoint's
 stored config (flags given again must agree with it). What is only known once the run has
-started (dataset counts, initial-weights digest, versions, times) is a `RunRecord`
-(training/record.py), kept apart from these settings.
+started (dataset counts, initial-weights digest, versions, times) is recorded by
+training/record.py, kept apart from these settings.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from models.tasks import BASELINE, PRESETS, RANDOM_ERASING, RUNS_DIR, TASKS, Tas
 from training.checkpoint import CHECKPOINT_FILE, check_resumable, load_checkpoint
 from training.cli import CliError, nonnegative_float, nonnegative_int, positive_float, positive_int
 from training.data import Source, find_source
-from training.precision import resolve_device, resolve_precision, run_precision, precision_name
+from training.precision import resolve_device, resolve_precision, run_precision
 
 
 DEFAULT_CHECKPOINT_MINUTES = 5.0   # a checkpoint of VGG19-BN takes about a second to write and verify
@@ -214,7 +214,7 @@ def resolve(args: argparse.Namespace) -> RunConfig:
         seed=pick(args.seed, "seed") or 0, out=out, data_dir=Path(args.data_dir), source=source,
         architecture=None if task.architecture == base_task.architecture else task.architecture,
         limit_train=pick(args.limit_train, "limit_train"), limit_val=pick(args.limit_val, "limit_val"),
-        device=device.type, precision=precision_name(resolve_precision(precision, device)), workers=args.workers,
+        device=device.type, precision="fp32" if resolve_precision(precision, device) is None else "bf16", workers=args.workers,
         compile=args.compile, deterministic=args.deterministic,
         distributed=DistSettings(sync_bn=args.sync_bn, lr_scaling=args.lr_scaling, timeout_s=args.dist_timeout),
         resume_from=ckpt_path, stop_after=args.stop_after, checkpoint_every_s=args.checkpoint_every * 60,
