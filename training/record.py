@@ -52,10 +52,10 @@ def now_utc() -> str:
 
 def distributed_facts(cfg: RunConfig, world_size: int) -> dict:
     batch_size = cfg.recipe["batch_size"]
-    lr_factor = world_size if cfg.distributed.lr_scaling == "linear" else 1
+    lr_factor = world_size if cfg.lr_scaling == "linear" else 1
     return {"world_size": world_size, "per_rank_batch_size": batch_size,
-            "effective_batch_size": batch_size * world_size, "lr_scaling": cfg.distributed.lr_scaling,
-            "effective_lr": cfg.recipe["optimizer"]["lr"] * lr_factor, "sync_bn": cfg.distributed.sync_bn}
+            "effective_batch_size": batch_size * world_size, "lr_scaling": cfg.lr_scaling,
+            "effective_lr": cfg.recipe["optimizer"]["lr"] * lr_factor, "sync_bn": cfg.sync_bn}
 
 
 def config_json(cfg: RunConfig, train: Split, val: Split, *, init_sha256: str, parameters: int,

@@ -223,8 +223,8 @@ class RunLog:
                 message = (f"stopped at once during {during}; the last checkpoint saved is kept: "
                            f"{self.kept()} ({self.ckpt_path}); {resume}")
             else:
-                message = (f"stopped at {self.kept()}; checkpoint saved "
-                           f"{'at that step' if self.saved and self.saved.step else 'there'} ({self.ckpt_path}); {resume}")
+                where = "at that step" if self.saved and self.saved.step else "there"
+                message = f"stopped at {self.kept()}; checkpoint saved {where} ({self.ckpt_path}); {resume}"
             self._show_saved_position()
             self.write_progress("stopped", message, force=True)
             print(message, file=sys.stderr, flush=True)

@@ -52,7 +52,7 @@ def main(args) -> Path:
 
 def run(cfg: RunConfig) -> Path:
     """Train (or continue) the run `cfg` describes; returns its run directory."""
-    rank_info, device = distributed.setup(torch.device(cfg.device), cfg.distributed.timeout_s)
+    rank_info, device = distributed.setup(torch.device(cfg.device), cfg.dist_timeout_s)
     try:
         # One run directory for all ranks (a default --out is a timestamp, rank 0's wins).
         cfg = dataclasses.replace(cfg, out=Path(distributed.broadcast_object(str(cfg.out))))
@@ -150,7 +150,7 @@ def wrap_distributed(cfg: RunConfig, model: nn.Module, device: torch.device,
     """(model, what trains): under torchrun, DistributedDataParallel (with SyncBatchNorm if asked)."""
     if not rank_info.enabled:
         return model, model
-    if cfg.distributed.sync_bn:
+    if cfg.sync_bn:
         if device.type != "cuda":
             raise SystemExit("--sync-bn needs CUDA (SyncBatchNorm has no CPU implementation)")
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
@@ -160,7 +160,7 @@ def wrap_distributed(cfg: RunConfig, model: nn.Module, device: torch.device,
         facts = distributed_facts(cfg, rank_info.world_size)
         print(f"distributed: {facts['world_size']} ranks x {facts['per_rank_batch_size']} images = "
               f"{facts['effective_batch_size']} per step, lr {facts['effective_lr']:g} "
-              f"({cfg.distributed.lr_scaling} scaling)")
+              f"({cfg.lr_scaling} scaling)")
     return model, train_model
 
 
