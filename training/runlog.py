@@ -165,9 +165,9 @@ class RunLog:
             self.bar.set_postfix_str(f"evaluating epoch {epoch}", refresh=True)
 
     def step_done(self, epoch: int, step: int, loss: float, lr: float) -> None:
-        self.scalar("train/step_loss", loss, (epoch - 1) * self.steps_per_epoch + step + 1)
-        self.scalar("train/lr", lr, (epoch - 1) * self.steps_per_epoch + step + 1)
         self.step = step + 1
+        self.scalar("train/step_loss", loss, self.global_step())
+        self.scalar("train/lr", lr, self.global_step())
         self.rate_marks = (self.rate_marks[0], (time.monotonic(), self.global_step()))
         self.write_progress("training")
         if self.bar is not None:
