@@ -82,7 +82,7 @@ def discover_runs(root: str | os.PathLike) -> list[RunRef]:
 
 # --- runs still training ------------------------------------------------------------------------
 
-PROGRESS_FILE = "progress.json"     # written by training/progress.py while a run trains
+PROGRESS_FILE = "progress.json"     # written by training/runlog.py while a run trains
 CHECKPOINT_FILE = "checkpoint.pt"   # resume state (training/checkpoint.py)
 
 

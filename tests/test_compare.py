@@ -234,5 +234,6 @@ def test_compare_cli_end_to_end_and_resumable(catsdogs_dir, tmp_path, capsys):
     assert resumed["init_sha256"] == result["runs"]["1"]["init_sha256"]
 
     # Other settings for an existing comparison folder are refused, naming the difference.
-    with pytest.raises(SystemExit, match="epochs 1 \\(asked 2\\)"):
+    from training.checkpoint import CheckpointError
+    with pytest.raises(CheckpointError, match="different run \\(recipe.epochs: checkpoint 1, now 2\\)"):
         main(get_args_parser().parse_args([*argv, "--epochs", "2"]))

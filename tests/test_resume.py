@@ -226,16 +226,14 @@ def test_stop_after_two_then_resume_equals_four_straight(straight, stopped_and_r
 
 def test_checkpoint_holds_the_whole_resume_state(stopped_and_resumed):
     run, ckpt = stopped_and_resumed
-    from training.checkpoint import config_hash
     assert ckpt["epoch"] == 2 and [r["epoch"] for r in ckpt["history"]] == [1, 2]
     assert ckpt["step"] == 0 and ckpt["partial_epoch"] is None   # at an epoch's end
     assert set(ckpt) == {"model", "optimizer", "scheduler", "epoch", "step", "partial_epoch", "history", "rng",
-                         "config", "config_hash", "format", "sha256"}   # nothing written that resume does not read
+                         "config", "format", "sha256"}   # nothing written that resume does not read
     assert ckpt["optimizer"]["state"], "optimizer state (momentum buffers) is saved"
     assert ckpt["scheduler"]["last_epoch"] == 2 * STEPS_PER_EPOCH   # OneCycleLR counts steps
     assert isinstance(ckpt["rng"]["torch"], torch.Tensor) and ckpt["rng"]["python"]
     assert ckpt["rng"]["numpy"]["key"].shape == (624,)      # numpy's MT19937 state
-    assert ckpt["config_hash"] == config_hash(ckpt["config"])
     # Data order and augmentation are functions of (seed, epoch): the config's seed and the epoch.
     assert ckpt["config"]["seed"] == 0
     # The config is stored as plain JSON data (no TorchVersion objects), so weights_only loads it.
@@ -642,7 +640,7 @@ def test_a_checkpoint_that_would_not_load_is_never_written(tmp_path):
     from training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
     path = tmp_path / "checkpoint.pt"
     state = {"model": {"w": torch.zeros(3)}, "optimizer": {}, "epoch": 1, "history": [], "rng": {},
-             "config": {"seed": 0, "versions": {"torch": torch.__version__}}, "config_hash": "x"}
+             "config": {"seed": 0, "versions": {"torch": torch.__version__}}}
     save_checkpoint(path, state)   # torch.__version__ is a TorchVersion: stored as a plain str
     assert load_checkpoint(path)["config"]["versions"]["torch"] == str(torch.__version__)
     before = sha256(path)

@@ -211,9 +211,9 @@ FLAG_EFFECTS = {
     "--stop-after": (["2"], lambda cfg: cfg.stop_after == 2),
     "--checkpoint-every": (["1.5"], lambda cfg: cfg.checkpoint_every_s == 90),
     "--no-progress": ([], lambda cfg: cfg.progress is False),
-    "--sync-bn": ([], lambda cfg: cfg.distributed.sync_bn is True),
-    "--lr-scaling": (["linear"], lambda cfg: cfg.distributed.lr_scaling == "linear"),
-    "--dist-timeout": (["30"], lambda cfg: cfg.distributed.timeout_s == 30),
+    "--sync-bn": ([], lambda cfg: cfg.sync_bn is True),
+    "--lr-scaling": (["linear"], lambda cfg: cfg.lr_scaling == "linear"),
+    "--dist-timeout": (["30"], lambda cfg: cfg.dist_timeout_s == 30),
 }
 
 

@@ -30,7 +30,7 @@ RESUME_KEYS = ("task", "variant", "architecture", "labels", "in_channels", "inpu
                "recipe", "seed", "limit_train", "limit_val")
 
 
-REQUIRED_KEYS = ("model", "optimizer", "epoch", "history", "rng", "config", "config_hash")
+REQUIRED_KEYS = ("model", "optimizer", "epoch", "history", "rng", "config")
 # 4: the one batch path's place within an epoch (training/data.py Batches). Checkpoints are resume
 # state of a run in progress, never released, so earlier formats are refused by name.
 CHECKPOINT_FORMAT = 4
@@ -39,11 +39,6 @@ DIGEST_KEY = "sha256"
 
 class CheckpointError(RuntimeError):
     """A checkpoint that cannot be resumed; the message names the file and the reason."""
-
-
-def config_hash(config: dict) -> str:
-    facts = {k: config.get(k) for k in RESUME_KEYS}
-    return hashlib.sha256(json.dumps(facts, sort_keys=True, allow_nan=False).encode()).hexdigest()
 
 
 def rng_state() -> dict:
@@ -191,13 +186,14 @@ def _verify_digest(state: dict, path: Path, written: Path | None = None) -> None
 def check_resumable(checkpoint: dict, config: dict, path: Path) -> None:
     """Refuse a checkpoint written for another task or recipe, naming what differs."""
     stored = checkpoint.get("config") or {}
-    if checkpoint.get("config_hash") == config_hash(config):
-        return
+    config = json.loads(json.dumps(config, allow_nan=False))   # as the checkpoint stores it (tuples: lists)
     differs = []
     for key in RESUME_KEYS:
         differs += _differences(key, stored.get(key), config.get(key))
+    if not differs:
+        return
     shown = "; ".join(differs[:4]) + (f"; and {len(differs) - 4} more" if len(differs) > 4 else "")
-    raise CheckpointError(f"{path}: was written for a different run ({shown or 'config differs'}); resume "
+    raise CheckpointError(f"{path}: was written for a different run ({shown}); resume "
                           f"with the same task and recipe (leave out the flags that differ), or choose a new --out")
 
 

@@ -59,37 +59,18 @@ def run_config(args, variant: str, seed: int, folder: Path, resume: bool) -> Run
                            resume="auto" if resume else None, no_progress=args.no_progress))
 
 
-def mismatches(config: dict, args, variant: str, seed: int) -> list[str]:
-    """What a finished run's config.json says differently from this command."""
-    recipe = config.get("recipe") or {}
-    wanted = {"task": (config.get("task"), args.task), "variant": (config.get("variant"), variant),
-              "seed": (config.get("seed"), seed),
-              "limit_train": (config.get("limit_train"), args.limit_train),
-              "limit_val": (config.get("limit_val"), args.limit_val)}
-    if args.epochs is not None:
-        wanted["epochs"] = (recipe.get("epochs"), args.epochs)
-    if args.batch_size is not None:
-        wanted["batch_size"] = (recipe.get("batch_size"), args.batch_size)
-    if args.lr is not None:
-        wanted["lr"] = ((recipe.get("optimizer") or {}).get("lr"), args.lr)
-    return [f"{k} {have!r} (asked {want!r})" for k, (have, want) in wanted.items() if have != want]
-
-
 def ensure_run(args, variant: str, seed: int, out: Path) -> Path:
     """Train, continue or keep the run of (variant, seed); returns its folder."""
     from training.train import run
     folder = run_dir(out, args.task, variant, seed)
+    resume = (folder / CHECKPOINT_FILE).is_file()
+    # A run there (finished or not) with other settings is refused, naming them (training.checkpoint).
+    cfg = run_config(args, variant, seed, folder, resume)
     if (folder / WEIGHTS_FILE).is_file():
-        config = read_json(folder / CONFIG_FILE)
-        differ = mismatches(config, args, variant, seed)
-        if differ:
-            raise SystemExit(f"{folder} holds a finished run with other settings: {'; '.join(differ)}. "
-                             f"Use the same settings, or another --out")
         print(f"seed {seed} {variant}: finished, kept ({folder})", flush=True)
         return folder
-    resume = (folder / CHECKPOINT_FILE).is_file()
     print(f"seed {seed} {variant}: {'continuing' if resume else 'training'} in {folder}", flush=True)
-    run(run_config(args, variant, seed, folder, resume))
+    run(cfg)
     if not (folder / WEIGHTS_FILE).is_file():   # stopped before the end (a signal, a full disk)
         raise SystemExit(f"{folder}: the run did not finish; run the same command again to continue")
     return folder

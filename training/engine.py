@@ -92,34 +92,35 @@ class EpochTally:
 
 class StepLosses:
     """Step losses read back from the device in groups (one device sync per group), each checked for
-    NaN/inf before it is reported (`on_step(step, loss)`)."""
+    NaN/inf before it is reported with the learning rate its step applied (`on_step(step, loss, lr)`)."""
 
-    def __init__(self, epoch: int, on_step: Callable[[int, float], None] | None):
-        self.epoch, self.on_step, self.pending = epoch, on_step, []
+    def __init__(self, epoch: int, on_step: Callable[[int, float, float], None] | None):
+        self.epoch, self.on_step, self.pending, self.lrs = epoch, on_step, [], []
 
-    def add(self, loss: torch.Tensor) -> None:
+    def add(self, loss: torch.Tensor, lr: float) -> None:
         self.pending.append(loss.detach().float())
+        self.lrs.append(lr)
 
     def drain(self, last_step: int) -> None:
         values = torch.stack(self.pending).tolist() if self.pending else []
         first = last_step - len(values) + 1
-        self.pending.clear()
-        for i, value in enumerate(values):
+        for i, (value, lr) in enumerate(zip(values, self.lrs)):
             if not math.isfinite(value):
                 raise NonFiniteLossError(f"non-finite loss at epoch {self.epoch} step {first + i}")
             if self.on_step is not None:
-                self.on_step(first + i, value)
+                self.on_step(first + i, value, lr)
+        self.pending.clear()
+        self.lrs.clear()
 
 
 def train_one_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer, scheduler, loss_fn: nn.Module,
                     cfg: ModelConfig, *, device: torch.device, epoch: int, autocast_dtype=None,
-                    channels_last: bool = False, on_step: Callable[[int, float], None] | None = None,
+                    channels_last: bool = False, on_step: Callable[[int, float, float], None] | None = None,
                     at_sync: Callable[[int], bool] = lambda steps_done: False, progress: bool = True,
-                    on_lr: Callable[[int, float], None] | None = None, tally: EpochTally | None = None,
-                    start_step: int = 0, epochs: int | None = None) -> dict:
+                    tally: EpochTally | None = None, start_step: int = 0, epochs: int | None = None) -> dict:
     """Train for one pass over `loader`; returns loss, accuracy, images, seconds, images_per_s.
 
-    `on_lr(step, lr)` gets the learning rate each optimizer step applies, as it applies it.
+    `on_step(step, loss, lr)` gets each step's loss and the learning rate its optimizer step applied.
     Raises NonFiniteLossError naming the first step with a NaN/inf loss; the caller saves nothing
     after it. `at_sync(steps_done)` is asked after the optimizer step at each sync point (where the
     caller may save a checkpoint); when it answers True the epoch stops there (`interrupted=True`).
@@ -142,14 +143,12 @@ def train_one_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer, 
             with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
                 logits = model(x)
             loss = compute_loss(loss_fn, logits, y, cfg)
-            losses.add(loss)
+            losses.add(loss, optimizer.param_groups[0]["lr"])   # the lr this step's optimizer.step applies
             sync_point = (step + 1) % sync_every == 0 or step == last
             if sync_point:
                 losses.drain(step)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            if on_lr is not None:
-                on_lr(step, optimizer.param_groups[0]["lr"])
             optimizer.step()
             if scheduler is not None:
                 scheduler.step()

@@ -12,7 +12,6 @@ the same seeded subset the run used, so it reproduces the run's metrics.json.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 

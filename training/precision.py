@@ -56,16 +56,6 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype | Non
     return torch.bfloat16 if device.type == "cpu" and cpu_bf16_instructions() else None
 
 
-def precision_name(autocast_dtype: torch.dtype | None) -> str:
-    """The name config.json records: bf16 (autocast) or fp32."""
-    return "bf16" if autocast_dtype is not None else "fp32"
-
-
-def autocast_dtype(precision: str) -> torch.dtype | None:
-    """The inverse of precision_name, for a resolved precision ("fp32" or "bf16")."""
-    return torch.bfloat16 if precision == "bf16" else None
-
-
 def run_precision(requested: str, stored: str | None, device: torch.device) -> str:
     """The --precision to train with: a resumed run (`stored`) keeps its arithmetic under auto."""
     if requested != "auto" or stored is None:

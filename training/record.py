@@ -4,13 +4,12 @@ hardware behind it (CPU model, cores, bf16 instructions, GPU), the distributed l
 and the creation time.
 
 config.json holds both, in the flat layout readers and Hub users know (docs/run-directory.md):
-`config_json(cfg, record)` is the only place that merges them.
+`config_json` is the only place that merges them.
 """
 from __future__ import annotations
 
 import os
 import platform
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -18,23 +17,9 @@ import torch
 import torchvision
 
 import models
+from training.data import Split
 from training.precision import cpu_bf16_instructions
 from training.run_config import RunConfig
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    train_images: int
-    val_images: int
-    skipped_unreadable: int       # files in the class folders that are not images, left out
-    class_counts: dict            # {"train": {label: images}, "val": {...}}
-    init_sha256: str              # the initial weights (same seed: same digest, whatever the variant)
-    parameters: int
-    device: str                   # the device trained on, e.g. cuda:0 under torchrun
-    distributed: dict             # world size, per-rank and effective batch size and learning rate
-    created: str                  # ISO 8601, UTC; kept from the first invocation on resume
-    versions: dict
-    hardware: dict                # what the timings in history.json were measured on (this invocation's machine)
 
 
 def versions() -> dict:
@@ -52,13 +37,6 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def class_counts(labels: tuple[str, ...], *splits) -> dict:
-    """{split name: {label: images}} of the splits a run trained and validated on."""
-    names = ("train", "val")
-    return {name: {label: int(n) for label, n in zip(labels, split.labels.bincount(minlength=len(labels)).tolist())}
-            for name, split in zip(names, splits)}
-
-
 def hardware(device: torch.device) -> dict:
     """The machine a run's timings come from: the CPU's model and usable cores, its bf16 instructions
     (AMX or AVX512-BF16: bf16 autocast by default), torch's threads, and the GPU if one is used."""
@@ -74,19 +52,25 @@ def now_utc() -> str:
 
 def distributed_facts(cfg: RunConfig, world_size: int) -> dict:
     batch_size = cfg.recipe["batch_size"]
-    lr_factor = world_size if cfg.distributed.lr_scaling == "linear" else 1
+    lr_factor = world_size if cfg.lr_scaling == "linear" else 1
     return {"world_size": world_size, "per_rank_batch_size": batch_size,
-            "effective_batch_size": batch_size * world_size, "lr_scaling": cfg.distributed.lr_scaling,
-            "effective_lr": cfg.recipe["optimizer"]["lr"] * lr_factor, "sync_bn": cfg.distributed.sync_bn}
+            "effective_batch_size": batch_size * world_size, "lr_scaling": cfg.lr_scaling,
+            "effective_lr": cfg.recipe["optimizer"]["lr"] * lr_factor, "sync_bn": cfg.sync_bn}
 
 
-def config_json(cfg: RunConfig, record: RunRecord) -> dict:
-    """config.json: the run's settings and what it measured (docs/run-directory.md)."""
+def config_json(cfg: RunConfig, train: Split, val: Split, *, init_sha256: str, parameters: int,
+                device: torch.device, world_size: int, created: str) -> dict:
+    """config.json: the run's settings and what it measured (docs/run-directory.md). `init_sha256`:
+    the initial weights (same seed: same digest, whatever the variant); `created`: ISO 8601, UTC,
+    kept from the first invocation on resume; `device`: the device trained on (cuda:1 under
+    torchrun); the hardware is this invocation's machine, where history.json's timings come from."""
     config = cfg.settings()
-    config["dataset"] = {**config["dataset"], "train_images": record.train_images,
-                         "val_images": record.val_images, "skipped_unreadable": record.skipped_unreadable,
-                         "class_counts": record.class_counts}
-    config.update(init_sha256=record.init_sha256, parameters=record.parameters,
-                  distributed=record.distributed, created=record.created, device=record.device,
-                  versions=record.versions, hardware=record.hardware)
+    labels = cfg.source.labels
+    counts = {name: dict(zip(labels, split.labels.bincount(minlength=len(labels)).tolist()))
+              for name, split in (("train", train), ("val", val))}
+    config["dataset"] = {**config["dataset"], "train_images": len(train), "val_images": len(val),
+                         "skipped_unreadable": train.skipped + val.skipped,   # files left out: not images
+                         "class_counts": counts}
+    config.update(init_sha256=init_sha256, parameters=parameters, distributed=distributed_facts(cfg, world_size),
+                  created=created, device=str(device), versions=versions(), hardware=hardware(device))
     return config

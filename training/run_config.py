@@ -6,15 +6,15 @@ is built, and that is what `training.train.run` trains.
 
 On --resume, the task, variant, recipe, seed, subsets and precision come from the checkpoint's
 stored config (flags given again must agree with it). What is only known once the run has
-started (dataset counts, initial-weights digest, versions, times) is a `RunRecord`
-(training/record.py), kept apart from these settings.
+started (dataset counts, initial-weights digest, versions, times) is recorded by
+training/record.py, kept apart from these settings.
 """
 from __future__ import annotations
 
 import argparse
 import copy
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -23,7 +23,7 @@ from models.tasks import BASELINE, PRESETS, RANDOM_ERASING, RUNS_DIR, TASKS, Tas
 from training.checkpoint import CHECKPOINT_FILE, check_resumable, load_checkpoint
 from training.cli import CliError, nonnegative_float, nonnegative_int, positive_float, positive_int
 from training.data import Source, find_source
-from training.precision import resolve_device, resolve_precision, run_precision, precision_name
+from training.precision import resolve_device, resolve_precision, run_precision
 
 
 DEFAULT_CHECKPOINT_MINUTES = 5.0   # a checkpoint of VGG19-BN takes about a second to write and verify
@@ -111,14 +111,6 @@ def options(**given) -> argparse.Namespace:
 
 
 @dataclass(frozen=True)
-class DistSettings:
-    """How to train under torchrun (the number of ranks is a fact of the launch, not a setting)."""
-    sync_bn: bool = False
-    lr_scaling: str = "none"        # none | linear (peak lr x number of ranks)
-    timeout_s: int = 600            # a collective with a dead rank fails after this long
-
-
-@dataclass(frozen=True)
 class RunConfig:
     """Everything a run is asked to do, resolved (no "auto", no None-means-recipe-default)."""
     task: str
@@ -137,7 +129,10 @@ class RunConfig:
     workers: int = 4
     compile: bool = False
     deterministic: bool = False
-    distributed: DistSettings = field(default_factory=DistSettings)
+    # Under torchrun (the number of ranks is a fact of the launch, not a setting):
+    sync_bn: bool = False
+    lr_scaling: str = "none"        # none | linear (peak lr x number of ranks)
+    dist_timeout_s: int = 600       # a collective with a dead rank fails after this long
     resume_from: Path | None = None  # the checkpoint to continue from
     stop_after: int | None = None    # epochs of this invocation, then stop cleanly
     checkpoint_every_s: float = DEFAULT_CHECKPOINT_MINUTES * 60   # within epochs (0: at epoch ends only)
@@ -208,15 +203,16 @@ def resolve(args: argparse.Namespace) -> RunConfig:
         recipe["pretrained"] = args.pretrained
     device = resolve_device(args.device)
     precision = run_precision(args.precision, stored.get("precision"), device)
+    precision = "fp32" if resolve_precision(precision, device) is None else "bf16"
     out = _out_dir(args, task.name, variant)
     cfg = RunConfig(
         task=task.name, variant=variant, preset=preset, recipe=recipe,
         seed=pick(args.seed, "seed") or 0, out=out, data_dir=Path(args.data_dir), source=source,
         architecture=None if task.architecture == base_task.architecture else task.architecture,
         limit_train=pick(args.limit_train, "limit_train"), limit_val=pick(args.limit_val, "limit_val"),
-        device=device.type, precision=precision_name(resolve_precision(precision, device)), workers=args.workers,
+        device=device.type, precision=precision, workers=args.workers,
         compile=args.compile, deterministic=args.deterministic,
-        distributed=DistSettings(sync_bn=args.sync_bn, lr_scaling=args.lr_scaling, timeout_s=args.dist_timeout),
+        sync_bn=args.sync_bn, lr_scaling=args.lr_scaling, dist_timeout_s=args.dist_timeout,
         resume_from=ckpt_path, stop_after=args.stop_after, checkpoint_every_s=args.checkpoint_every * 60,
         progress=not args.no_progress)
     if checkpoint is not None:

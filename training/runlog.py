@@ -2,25 +2,34 @@
 and what it tells the terminal (an opening line, a bar for the whole run, one line per epoch,
 a line per checkpoint saved within an epoch, and on a stop what was kept).
 
+progress.json (its fields: docs/run-directory.md) is rewritten atomically, at most every
+PROGRESS_FILE_SECONDS during an epoch and at every change of status, so readers (the app's Train
+tab and model list, scripts) see the last complete state, never a half-written file; with
+--no-progress, the whole-run progress line is derived from the same numbers.
+
 Only rank 0 writes; the other ranks open no TensorBoard writer, and take part only in what
 needs every rank (a checkpoint's sums, training/midepoch.py).
 """
 from __future__ import annotations
 
+import os
+import signal
 import sys
 import time
 
 from tqdm import tqdm
 
 from models.atomic import atomic_write_json, remove_stale_temps
+from models.runs import PROGRESS_FILE
 from training import distributed
-from training.checkpoint import CHECKPOINT_FILE, config_hash, rng_state, save_checkpoint
+from training.checkpoint import CHECKPOINT_FILE, rng_state, save_checkpoint
 from training.midepoch import IntervalTimer, Position
-from training.progress import RunProgress
+from training.record import now_utc
 from training.run_config import RunConfig
-from training.signals import StopFlag, exit_code, interrupted_message
+from training.signals import StopFlag
 
 PROGRESS_LINE_SECONDS = 30   # with --no-progress: how often a whole-run progress line is printed
+PROGRESS_FILE_SECONDS = 2.0  # how often progress.json is rewritten during an epoch, at most
 
 
 class RunLog:
@@ -32,11 +41,12 @@ class RunLog:
         self.ckpt_path = cfg.out / CHECKPOINT_FILE
         self.steps_per_epoch = len(parts.train_loader)
         self.epochs = cfg.recipe["epochs"]
+        self.batch_size = cfg.recipe["batch_size"] * rank_info.world_size   # images per step, all ranks
         self.writer = None                                   # TensorBoard (rank 0, from open())
-        self.progress = RunProgress(self.run_dir if self.is_main else None, config, epochs=self.epochs,
-                                    steps_per_epoch=self.steps_per_epoch,
-                                    batch_size=cfg.recipe["batch_size"] * rank_info.world_size)
-        self.progress.last_val_accuracy = history[-1]["val_accuracy"] if history else None
+        self.epoch, self.step = 0, 0                         # the epoch in progress, its steps done
+        self.last_val_accuracy = history[-1]["val_accuracy"] if history else None
+        self.rate_marks = None                               # (time, global step) at the epoch's start and now
+        self.last_write = float("-inf")                      # of progress.json
         self.timer = IntervalTimer(cfg.checkpoint_every_s)   # checkpoints within an epoch
         self.saved: Position | None = None                   # where checkpoint.pt stands
         self.bar = None                                      # the whole run's tqdm bar (rank 0, --progress)
@@ -46,12 +56,12 @@ class RunLog:
         self.saved = start if self.resumed else None
         if not self.is_main:
             return
-        cfg, images = self.cfg, self.steps_per_epoch * self.progress.batch_size
+        cfg, images = self.cfg, self.steps_per_epoch * self.batch_size
         where = f" at {start.describe(self.steps_per_epoch)}" if self.resumed else ""
         print(f"{'resuming' if self.resumed else 'training'} {cfg.task} ({cfg.variant.value}, preset {cfg.preset})"
               f"{where} in {self.run_dir}: device {self.config['device']}, precision {cfg.precision}, "
               f"{self.epochs} epochs of {images:,} images ({self.steps_per_epoch} steps of "
-              f"{self.progress.batch_size})", flush=True)
+              f"{self.batch_size})", flush=True)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if self.resumed:
             remove_stale_temps(self.run_dir)   # half-written files of a killed run (never the real ones)
@@ -77,14 +87,56 @@ class RunLog:
             tqdm.write(message, file=sys.stdout)
             sys.stdout.flush()
 
+    # --- progress: rate, ETAs, progress.json --------------------------------------------------
+    def global_step(self) -> int:
+        return Position(self.epoch - 1, self.step).global_step(self.steps_per_epoch) if self.epoch else 0
+
+    def etas(self) -> tuple[float | None, float | None, float | None]:
+        """(steps per second since the epoch (or this invocation) started, epoch ETA, run ETA)."""
+        (t0, s0), (t1, s1) = self.rate_marks or ((0, 0), (0, 0))
+        if not (t1 > t0 and s1 > s0):
+            return None, None, None
+        rate = (s1 - s0) / (t1 - t0)
+        return (rate, (self.steps_per_epoch - self.step) / rate,
+                (self.epochs * self.steps_per_epoch - self.global_step()) / rate)
+
+    def write_progress(self, status: str, message: str = "", *, force: bool = False) -> None:
+        """Rewrite progress.json (rank 0), at most every PROGRESS_FILE_SECONDS unless `force`."""
+        if not self.is_main or (not force and time.monotonic() - self.last_write < PROGRESS_FILE_SECONDS):
+            return
+        self.last_write = time.monotonic()
+        rate, epoch_eta, run_eta = self.etas() if status == "training" else (self.etas()[0], None, None)
+        facts = {k: self.config.get(k) for k in ("task", "variant", "preset", "run_name", "device", "precision")}
+        try:
+            atomic_write_json(self.run_dir / PROGRESS_FILE, {
+                "status": status, **facts, "pid": os.getpid(), "epoch": self.epoch, "epochs": self.epochs,
+                "step": self.step, "steps_per_epoch": self.steps_per_epoch,
+                "images_per_epoch": self.steps_per_epoch * self.batch_size,
+                "images_per_s": round(rate * self.batch_size, 2) if rate else None,
+                "epoch_eta_s": None if epoch_eta is None else round(epoch_eta, 1),
+                "run_eta_s": None if run_eta is None else round(run_eta, 1),
+                "last_val_accuracy": self.last_val_accuracy, "message": message, "updated": now_utc()})
+        except OSError:
+            pass   # progress is informative; a full disk must not stop training here
+
+    def progress_line(self) -> str:
+        """One line for the terminal (--no-progress): the whole run at a glance."""
+        rate, epoch_eta, run_eta = self.etas()
+        eta = lambda s: "?" if s is None else tqdm.format_interval(s)   # noqa: E731
+        parts = [f"run: epoch {self.epoch}/{self.epochs}", f"step {self.step}/{self.steps_per_epoch}",
+                 f"{rate * self.batch_size:.0f} img/s" if rate else "img/s ?",
+                 f"epoch ETA {eta(epoch_eta)}", f"run ETA {eta(run_eta)}"]
+        if self.last_val_accuracy is not None:
+            parts.append(f"last val acc {self.last_val_accuracy:.4f}")
+        return "  ".join(parts)
+
     # --- checkpoints --------------------------------------------------------------------------
     def checkpoint_state(self, position: Position, partial_epoch: dict | None) -> dict:
         p = self.parts
         return {"model": p.model.state_dict(), "optimizer": p.optimizer.state_dict(),
                 "scheduler": p.scheduler.state_dict() if p.scheduler is not None else None,
                 "epoch": position.epoch, "step": position.step, "partial_epoch": partial_epoch,
-                "history": self.history, "rng": rng_state(), "config": self.config,
-                "config_hash": config_hash(self.config)}
+                "history": self.history, "rng": rng_state(), "config": self.config}
 
     def save_checkpoint(self, position: Position, partial_epoch: dict | None = None) -> None:
         """Rank 0 writes checkpoint.pt (atomically); every rank restarts its interval timer."""
@@ -99,32 +151,34 @@ class RunLog:
 
     # --- steps and epochs ---------------------------------------------------------------------
     def start_epoch(self, epoch: int, step: int = 0) -> None:
-        self.progress.start_epoch(epoch, step)
+        self.epoch, self.step = epoch, step
+        self.rate_marks = ((time.monotonic(), self.global_step()),) * 2
+        self.write_progress("training", force=True)
         if self.bar is not None:
-            last = self.progress.last_val_accuracy
+            last = self.last_val_accuracy
             self.bar.set_description(f"run: epoch {epoch}/{self.epochs}", refresh=False)
             self.bar.set_postfix_str(f"last val acc {last:.4f}" if last is not None else "", refresh=True)
 
     def evaluating(self, epoch: int) -> None:
-        self.progress.write("evaluating", force=True)
+        self.write_progress("evaluating", force=True)
         if self.bar is not None:
             self.bar.set_postfix_str(f"evaluating epoch {epoch}", refresh=True)
 
-    def step_done(self, epoch: int, step: int, loss: float) -> None:
-        self.scalar("train/step_loss", loss, (epoch - 1) * self.steps_per_epoch + step + 1)
-        self.progress.on_step(step + 1)
+    def step_done(self, epoch: int, step: int, loss: float, lr: float) -> None:
+        self.step = step + 1
+        self.scalar("train/step_loss", loss, self.global_step())
+        self.scalar("train/lr", lr, self.global_step())
+        self.rate_marks = (self.rate_marks[0], (time.monotonic(), self.global_step()))
+        self.write_progress("training")
         if self.bar is not None:
             self.bar.update(1)   # redrawn at most every 0.1 s (tqdm's mininterval), with the run's rate and ETA
         elif self.is_main and time.monotonic() - self.last_line >= PROGRESS_LINE_SECONDS:
             self.last_line = time.monotonic()   # the whole run at a glance: epoch k/n, run ETA
-            print(self.progress.line(), file=sys.stderr, flush=True)
-
-    def lr_applied(self, epoch: int, step: int, lr: float) -> None:
-        self.scalar("train/lr", lr, (epoch - 1) * self.steps_per_epoch + step + 1)
+            print(self.progress_line(), file=sys.stderr, flush=True)
 
     def epoch_done(self, row: dict) -> None:
         self.history.append(row)
-        self.progress.end_epoch(row["val_accuracy"])
+        self.last_val_accuracy = float(row["val_accuracy"])
         if self.bar is not None:
             self.bar.set_postfix_str(f"last val acc {row['val_accuracy']:.4f}", refresh=False)
         step = row["epoch"] * self.steps_per_epoch
@@ -144,9 +198,9 @@ class RunLog:
         """progress.json's epoch and step while stopped: where checkpoint.pt stands."""
         saved = self.saved or Position(0)
         if saved.step:
-            self.progress.epoch, self.progress.step = saved.epoch + 1, saved.step
+            self.epoch, self.step = saved.epoch + 1, saved.step
         else:
-            self.progress.epoch, self.progress.step = saved.epoch, self.steps_per_epoch if saved.epoch else 0
+            self.epoch, self.step = saved.epoch, self.steps_per_epoch if saved.epoch else 0
 
     def stopped_as_asked(self, epoch: int) -> None:
         self.close()
@@ -154,25 +208,36 @@ class RunLog:
             message = (f"stopped after epoch {epoch} as asked; continue with: "
                        f"python -m training.train --resume --out {self.run_dir}")
             self._show_saved_position()
-            self.progress.write("stopped", message, force=True)
+            self.write_progress("stopped", message, force=True)
             print(message, flush=True)
 
     def interrupted(self, stop: StopFlag, signum: int | None = None):
-        """Say what was kept and how to resume, then exit with the signal's shell code."""
-        during = f"epoch {self.progress.epoch} (step {self.progress.step} of {self.steps_per_epoch})"
+        """Say what was kept and how to resume ("stopped at epoch 2, step 117 of 468; checkpoint saved
+        at that step ..."; a second signal: "stopped at once during ..."), then exit with the signal's
+        shell code (130 for Ctrl-C, 143 for SIGTERM)."""
+        during = f"epoch {self.epoch} (step {self.step} of {self.steps_per_epoch})"
         self.close()
         if self.is_main:
-            message = interrupted_message(self.run_dir, self.ckpt_path, self.kept(),
-                                          within_epoch=bool(self.saved and self.saved.step),
-                                          at_once=bool(signum), during=during)
+            resume = f"resume with: python -m training.train --resume --out {self.run_dir}"
+            if signum:
+                message = (f"stopped at once during {during}; the last checkpoint saved is kept: "
+                           f"{self.kept()} ({self.ckpt_path}); {resume}")
+            else:
+                where = "at that step" if self.saved and self.saved.step else "there"
+                message = f"stopped at {self.kept()}; checkpoint saved {where} ({self.ckpt_path}); {resume}"
             self._show_saved_position()
-            self.progress.write("stopped", message, force=True)
+            self.write_progress("stopped", message, force=True)
             print(message, file=sys.stderr, flush=True)
-        raise SystemExit(exit_code(stop, signum))
+        raise SystemExit(128 + (signum or stop.signal or signal.SIGINT))
+
+    def finished(self, ev: dict) -> None:
+        self.epoch, self.step = self.epochs, self.steps_per_epoch
+        self.write_progress("finished", f"done: val accuracy {ev['accuracy']:.4f} on {ev['num_images']} images",
+                            force=True)
 
     def failed(self, message: str) -> None:
         self.close()
-        self.progress.write("failed", message, force=True)
+        self.write_progress("failed", message, force=True)
 
     def close(self) -> None:
         if self.bar is not None:

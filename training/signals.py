@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import signal
 import sys
-from pathlib import Path
 
 
 class StopNow(KeyboardInterrupt):
@@ -45,22 +44,3 @@ class StopFlag:
     def restore(self):
         for s, h in self._previous.items():
             signal.signal(s, h)
-
-
-def interrupted_message(run_dir: Path, checkpoint: Path, kept: str, *, within_epoch: bool,
-                        at_once: bool = False, during: str = "") -> str:
-    """What a stop kept, and the command that continues the run.
-
-    `kept` says where the checkpoint on disk stands ("epoch 2, step 117 of 468", "the end of
-    epoch 1"); `during` says what a stop at once interrupted.
-    """
-    resume = f"resume with: python -m training.train --resume --out {run_dir}"
-    if at_once:
-        return (f"stopped at once{f' during {during}' if during else ''}; the last checkpoint saved is kept: "
-                f"{kept} ({checkpoint}); {resume}")
-    return f"stopped at {kept}; checkpoint saved {'at that step' if within_epoch else 'there'} ({checkpoint}); {resume}"
-
-
-def exit_code(stop: StopFlag, signum: int | None = None) -> int:
-    """The shell's code for the signal that stopped the run (130 for Ctrl-C, 143 for SIGTERM)."""
-    return 128 + (signum or stop.signal or signal.SIGINT)

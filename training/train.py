@@ -8,7 +8,7 @@
 After torchvision's classification reference: `main` turns the flags into a frozen RunConfig
 (training/run_config.py) and `run(cfg)` is the recipe of a run, read top to bottom; the
 parts live beside it (engine: train_one_epoch / evaluate; optim; precision; signals;
-runlog: what it writes while training; midepoch: checkpoints within an epoch and resuming
+runlog: what it writes while training, progress.json included; midepoch: checkpoints within an epoch and resuming
 at their step; record: what the run measured; release: the files it leaves). `training.compare`, the
 benchmarks and the app call `run(cfg)` directly.
 """
@@ -33,8 +33,8 @@ from training.divergence import DivergedError, check_epoch
 from training.engine import EpochTally, NonFiniteLossError, evaluate, make_loss, train_one_epoch
 from training.midepoch import PartialEpoch, Position, StepCheckpoints, resume_partial
 from training.optim import build_optimizer, build_scheduler
-from training.precision import autocast_dtype, set_torch_flags, use_channels_last
-from training.record import RunRecord, class_counts, config_json, distributed_facts, hardware, now_utc, versions
+from training.precision import resolve_precision, set_torch_flags, use_channels_last
+from training.record import config_json, distributed_facts, now_utc
 from training.release import save_examples, write_release
 from training.run_config import RunConfig, get_args_parser, options, resolve
 from training.runlog import RunLog
@@ -52,7 +52,7 @@ def main(args) -> Path:
 
 def run(cfg: RunConfig) -> Path:
     """Train (or continue) the run `cfg` describes; returns its run directory."""
-    rank_info, device = distributed.setup(torch.device(cfg.device), cfg.distributed.timeout_s)
+    rank_info, device = distributed.setup(torch.device(cfg.device), cfg.dist_timeout_s)
     try:
         # One run directory for all ranks (a default --out is a timestamp, rank 0's wins).
         cfg = dataclasses.replace(cfg, out=Path(distributed.broadcast_object(str(cfg.out))))
@@ -76,16 +76,11 @@ def _run(cfg: RunConfig, device: torch.device, rank_info: distributed.DistInfo) 
     parts = build_parts(cfg, model, device, rank_info, train_split, val_split)
     checkpoint = load_checkpoint(cfg.resume_from) if cfg.resume_from is not None else None
     history, start, partial = restore(cfg, parts, checkpoint, device, rank_info)
-    record = RunRecord(
-        train_images=len(train_split), val_images=len(val_split),
-        skipped_unreadable=train_split.skipped + val_split.skipped,
-        class_counts=class_counts(labels, train_split, val_split),
-        init_sha256=checkpoint["config"]["init_sha256"] if checkpoint else init_sha256,
-        parameters=sum(p.numel() for p in model.parameters()), device=str(device),
-        distributed=distributed_facts(cfg, rank_info.world_size),
-        created=checkpoint["config"].get("created") if checkpoint else now_utc(), versions=versions(),
-        hardware=hardware(device))
-    log = RunLog(cfg, config_json(cfg, record), parts, history, rank_info, resumed=checkpoint is not None)
+    created = checkpoint["config"].get("created") if checkpoint else now_utc()
+    config = config_json(cfg, train_split, val_split, parameters=sum(p.numel() for p in model.parameters()),
+                         init_sha256=checkpoint["config"]["init_sha256"] if checkpoint else init_sha256,
+                         device=device, world_size=rank_info.world_size, created=created)
+    log = RunLog(cfg, config, parts, history, rank_info, resumed=checkpoint is not None)
     if rank_info.is_main:
         save_examples(run_dir, val_split, labels, per_class=1 if len(labels) > 2 else 4)
     log.open(start)
@@ -93,11 +88,9 @@ def _run(cfg: RunConfig, device: torch.device, rank_info: distributed.DistInfo) 
     if last_eval is None:   # stopped early as asked (--stop-after)
         return run_dir
     if rank_info.is_main:
-        log.progress.write("evaluating", force=True)
+        log.write_progress("evaluating", force=True)
         write_release(run_dir, model, log.config, history, last_eval, val_split)
-        log.progress.epoch, log.progress.step = cfg.recipe["epochs"], log.steps_per_epoch
-        log.progress.write("finished", f"done: val accuracy {last_eval['accuracy']:.4f} on "
-                                       f"{last_eval['num_images']} images", force=True)
+        log.finished(last_eval)
     distributed.barrier()
     return run_dir
 
@@ -128,7 +121,7 @@ def build_parts(cfg: RunConfig, model: nn.Module, device: torch.device, rank_inf
                 train_split: Split, val_split: Split) -> Parts:
     recipe, model_cfg = cfg.recipe, cfg.model
     model.to(device)
-    amp = autocast_dtype(cfg.precision)
+    amp = resolve_precision(cfg.precision, device)   # cfg.precision is resolved: fp32 or bf16
     channels_last = use_channels_last(device, amp)
     if channels_last:
         model.to(memory_format=torch.channels_last)
@@ -157,7 +150,7 @@ def wrap_distributed(cfg: RunConfig, model: nn.Module, device: torch.device,
     """(model, what trains): under torchrun, DistributedDataParallel (with SyncBatchNorm if asked)."""
     if not rank_info.enabled:
         return model, model
-    if cfg.distributed.sync_bn:
+    if cfg.sync_bn:
         if device.type != "cuda":
             raise SystemExit("--sync-bn needs CUDA (SyncBatchNorm has no CPU implementation)")
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
@@ -167,7 +160,7 @@ def wrap_distributed(cfg: RunConfig, model: nn.Module, device: torch.device,
         facts = distributed_facts(cfg, rank_info.world_size)
         print(f"distributed: {facts['world_size']} ranks x {facts['per_rank_batch_size']} images = "
               f"{facts['effective_batch_size']} per step, lr {facts['effective_lr']:g} "
-              f"({cfg.distributed.lr_scaling} scaling)")
+              f"({cfg.lr_scaling} scaling)")
     return model, train_model
 
 
@@ -244,8 +237,7 @@ def train_and_evaluate(cfg: RunConfig, parts: Parts, log: RunLog, epoch: int, de
                          parts.loss_fn, cfg.model, device=device, epoch=epoch, epochs=cfg.recipe["epochs"],
                          autocast_dtype=parts.autocast_dtype, channels_last=parts.channels_last,
                          at_sync=checkpoints, progress=progress, tally=tally, start_step=start_step,
-                         on_step=lambda s, loss: log.step_done(epoch, s, loss),
-                         on_lr=lambda s, step_lr: log.lr_applied(epoch, s, step_lr))
+                         on_step=lambda s, loss, step_lr: log.step_done(epoch, s, loss, step_lr))
     if tr["interrupted"]:
         return None, None
     log.evaluating(epoch)
