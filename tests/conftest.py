@@ -19,7 +19,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
     # pytest.ini runs one xdist worker per core: each worker's torch (and the training processes it
     # starts) gets its share of the cores, or the workers' thread pools fight over them.
-    _share = max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+    _share = max(1, len(os.sched_getaffinity(0)) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
     os.environ.setdefault("OMP_NUM_THREADS", str(_share))
 
 REPO = Path(__file__).resolve().parents[1]
@@ -174,6 +174,15 @@ LONGEST_FILES = ("test_resume.py", "test_browser_tabs.py", "test_browser_train.p
                  "test_app_safety.py", "test_space.py", "test_app_handlers.py", "test_browser_why.py",
                  "test_app_reload.py", "test_hub_libraries.py", "test_app_browser.py", "test_hub.py",
                  "test_compare.py", "test_cli_errors.py", "test_serving.py", "test_training.py")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_xdist_auto_num_workers(config):
+    """`-n auto`: one worker per core this process may use, at most 4. Each worker trains its own tiny
+    runs and may hold an app, Chromium and ResNet50s (a few GiB); more workers would mostly repeat that."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None                                   # xdist's own variable decides
+    return max(1, min(len(os.sched_getaffinity(0)), 4))
 
 
 def pytest_collection_modifyitems(config, items):
