@@ -170,10 +170,10 @@ def browser():
 # per file). pytest.ini hands each xdist worker whole files in collection order: starting with the
 # long ones keeps one worker from running a long file alone at the end. Order only; a file missing
 # here runs after these, in the usual order.
-LONGEST_FILES = ("test_resume.py", "test_browser_tabs.py", "test_browser_train.py", "test_contract.py",
-                 "test_app_safety.py", "test_space.py", "test_app_handlers.py", "test_browser_why.py",
-                 "test_app_reload.py", "test_hub_libraries.py", "test_app_browser.py", "test_hub.py",
-                 "test_compare.py", "test_cli_errors.py", "test_serving.py", "test_training.py")
+LONGEST_FILES = ("test_resume.py", "test_browser_tabs.py", "test_browser_train.py", "test_space.py",
+                 "test_app_reload.py", "test_contract.py", "test_hostile.py", "test_serving.py", "test_browser_why.py",
+                 "test_app_browser.py", "test_app_safety.py", "test_hub_libraries.py", "test_hub.py",
+                 "test_cli_errors.py", "test_compare.py", "test_app_handlers.py", "test_train_tab.py", "test_training.py")
 
 
 @pytest.hookimpl(tryfirst=True)
