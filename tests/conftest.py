@@ -166,16 +166,6 @@ def browser():
     playwright.stop()
 
 
-# The files that take longest, longest first (`pytest --durations=0` on a quiet 2-core Xeon, summed
-# per file). pytest.ini hands each xdist worker whole files in collection order: starting with the
-# long ones keeps one worker from running a long file alone at the end. Order only; a file missing
-# here runs after these, in the usual order.
-LONGEST_FILES = ("test_resume.py", "test_browser_tabs.py", "test_browser_train.py", "test_space.py",
-                 "test_app_reload.py", "test_contract.py", "test_hostile.py", "test_serving.py", "test_browser_why.py",
-                 "test_app_browser.py", "test_app_safety.py", "test_hub_libraries.py", "test_hub.py",
-                 "test_cli_errors.py", "test_compare.py", "test_app_handlers.py", "test_train_tab.py", "test_training.py")
-
-
 @pytest.hookimpl(tryfirst=True)
 def pytest_xdist_auto_num_workers(config):
     """`-n auto`: one worker per core this process may use, at most 4. Each worker trains its own tiny
@@ -184,7 +174,3 @@ def pytest_xdist_auto_num_workers(config):
         return None                                   # xdist's own variable decides
     return max(1, min(len(os.sched_getaffinity(0)), 4))
 
-
-def pytest_collection_modifyitems(config, items):
-    rank = {name: i for i, name in enumerate(LONGEST_FILES)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))      # stable: tests keep their order
