@@ -46,11 +46,6 @@ class RunDropdown(gr.Dropdown):
     def preprocess(self, payload):
         return payload
 
-    def _warn_if_invalid_choice(self, value):
-        # Gradio checks an update's value against the choices the page was built with, and warns
-        # on every reload that brings a new run; the update carries its own, current, choices.
-        pass
-
 
 def follow(catalog: Catalog, component, render: Callable[[Any], Any], *, takes_value: bool = False):
     """`component`, re-rendered by `render(current value or None)` whenever the catalog reloads."""
