@@ -237,3 +237,9 @@ def test_compare_cli_end_to_end_and_resumable(catsdogs_dir, tmp_path, capsys):
     from training.checkpoint import CheckpointError
     with pytest.raises(CheckpointError, match="different run \\(recipe.epochs: checkpoint 1, now 2\\)"):
         main(get_args_parser().parse_args([*argv, "--epochs", "2"]))
+    # ... and so they are when a finished run's checkpoint was deleted since: its config.json decides.
+    for checkpoint in out.glob("*/seed-*/checkpoint.pt"):
+        checkpoint.unlink()
+    with pytest.raises(CheckpointError, match="config.json: was written for a different run \\(recipe.epochs: "
+                                              "checkpoint 1, now 2\\)"):
+        main(get_args_parser().parse_args([*argv, "--epochs", "2"]))

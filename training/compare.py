@@ -20,7 +20,7 @@ from models.jsonfile import read_json
 from models.tasks import BASELINE, RANDOM_ERASING, TASKS, Variant
 from analysis.stats import COMPARISON_FILE, comparison_markdown, load_predictions, paired_comparison
 from training.precision import resolve_device, set_torch_flags
-from training.checkpoint import CHECKPOINT_FILE, CheckpointError
+from training.checkpoint import CHECKPOINT_FILE, CheckpointError, check_resumable
 from training.cli import nonnegative_int, positive_int, run_cli
 from training.data import DatasetError
 from training.divergence import DivergedError
@@ -67,6 +67,8 @@ def ensure_run(args, variant: str, seed: int, out: Path) -> Path:
     # A run there (finished or not) with other settings is refused, naming them (training.checkpoint).
     cfg = run_config(args, variant, seed, folder, resume)
     if (folder / WEIGHTS_FILE).is_file():
+        if not resume:   # its checkpoint deleted since (they are large): its config.json's settings decide
+            check_resumable({"config": read_json(folder / CONFIG_FILE)}, cfg.settings(), folder / CONFIG_FILE)
         print(f"seed {seed} {variant}: finished, kept ({folder})", flush=True)
         return folder
     print(f"seed {seed} {variant}: {'continuing' if resume else 'training'} in {folder}", flush=True)
