@@ -456,6 +456,16 @@ def test_models_are_in_eval_mode_and_inference_is_deterministic(app_catalog, tmp
 
 # --- issue 24: how good the model is, one message, the split's own name --------------------------
 
+def test_a_hub_repos_quality_read_before_it_loaded_is_read_again_once_it_has(app_runs):
+    """A Hub repo's entry has no files until it loads; a list drawn meanwhile must not fix its quality as unknown."""
+    from ui.catalog import Catalog, ModelEntry
+    catalog = Catalog.from_sources(None)
+    entry = ModelEntry(key="hub:me/mnist", source=str(app_runs / "mnist" / "tiny"), kind="hub")
+    assert entry.quality == ""                           # before: nothing to read
+    catalog._load(entry)
+    assert entry.quality.endswith("accuracy, partial run"), entry.quality
+
+
 def test_every_model_list_and_answer_says_how_good_the_model_is(app_catalog, app_runs, tmp_path):
     """Item 5: an 11% Train-tab run and an 82% run no longer look alike: the dropdowns, the Models
     panel and the caption beside each answer give the accuracy from metrics.json, "partial run"

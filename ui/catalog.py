@@ -255,6 +255,7 @@ class Catalog:
             entry.error = public_text(" ".join(text.split()), self.runs_dir)
             return None
         entry.loaded, entry.root = loaded, loaded.root
+        vars(entry).pop("quality", None)    # a quality read before its files were known (a Hub repo) is stale
         if entry.kind == "hub":
             entry.task = str(loaded.info.get("task") or "") or None
             entry.variant = str(loaded.info.get("variant") or BASELINE)
