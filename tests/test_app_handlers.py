@@ -44,9 +44,11 @@ def assert_distribution(probs: dict, labels) -> None:
 
 def answers(catalog: Catalog, task: str, image, *runs, blank_is_empty: bool = False) -> tuple:
     """The classify tab's answer: (model view, then per model its probabilities and chart frame, or
-    None and the reason when that model is missing)."""
+    None and the reason when that model is missing). The model view is its own endpoint's
+    (classify_tab.model_input), asked when a model answered, as the page does."""
     result = classify_tab.classify(catalog, task, image, runs, blank_is_empty=blank_is_empty)
-    out = [result.seen]
+    answered = any(isinstance(a, classify_tab.Answer) for a in result.answers)
+    out = [classify_tab.model_input(catalog, task, image, runs) if answered else None]
     for answer in result.answers:
         found = isinstance(answer, classify_tab.Answer)
         out += [answer.probs, classify_tab.probs_frame(answer.probs)] if found else [None, answer]
@@ -249,9 +251,9 @@ def test_an_empty_sketch_gives_empty_outputs(app_catalog, tmp_path):
     from ui.inputs import browser_event
     blank = _sketch(tmp_path, [])["composite"]
     with browser_event():                     # the page's canvas, nothing drawn yet or just cleared
-        seen, probs, _, captions, last, _ = classify_tab.respond(app_catalog, TASKS["mnist"], blank, (),
-                                                                 blank_is_empty=True)
-    assert seen is None and probs is None and captions == [""] and last is blank
+        probs, _, captions, last, _ = classify_tab.respond(app_catalog, TASKS["mnist"], blank, (), blank_is_empty=True)
+    assert probs is None and captions == [""] and last is blank
+    assert classify_tab.model_input(app_catalog, "mnist", blank) is None    # and nothing shown as its input
     assert answers(app_catalog, "mnist", None)[1] is None
     if app_catalog.default_key("mnist") is not None:   # anywhere else a blank drawing is told why
         with pytest.raises(gr.Error, match="no digit found"):
@@ -501,8 +503,8 @@ def test_a_refusal_in_the_page_is_one_warning_and_answers_that_say_why(app_catal
     bad = tmp_path / "notes.png"
     bad.write_text("not an image")
     with browser_event(), pytest.warns(UserWarning, match="^Could not read the image: not a readable image"):
-        seen, label, frame, captions, last, _ = classify_tab.respond(app_catalog, TASKS["cifar10"], payload(bad), ())
-    assert seen is None and label is None and last is None and frame["probability"].sum() == 0
+        label, frame, captions, last, _ = classify_tab.respond(app_catalog, TASKS["cifar10"], payload(bad), ())
+    assert label is None and last is None and frame["probability"].sum() == 0
     assert captions[0].startswith("Could not read the image") and "\n" not in captions[0]
     with pytest.raises(gr.Error) as err:
         classify_tab.respond(app_catalog, TASKS["cifar10"], payload(bad), ())

@@ -51,11 +51,11 @@ def test_the_app_starts_empty_then_lists_a_run_trained_meanwhile(empty_app, trai
     demo, url, _ = empty_app
     client = Client(url, verbose=False, download_files=False)
     # No reload needed: an API call finds the run, as the MNIST default, since the runs folder changed.
-    seen, label, bars = client.predict(handle_file(ASSETS / "mnist_3.png"), None, api_name="/classify_digit_image")
+    label, bars = client.predict(handle_file(ASSETS / "mnist_3.png"), None, api_name="/classify_digit_image")
     assert label["label"] in {str(d) for d in range(10)}
     status = client.predict(api_name="/reload_models")
     assert "mnist/tiny-live" in status and "default" in status
-    seen, label, bars = client.predict(handle_file(ASSETS / "mnist_3.png"), "mnist/tiny-live",
+    label, bars = client.predict(handle_file(ASSETS / "mnist_3.png"), "mnist/tiny-live",
                                        api_name="/classify_digit_image")
     assert label["label"] in {str(d) for d in range(10)}
     assert len(bars["data"]) == 10

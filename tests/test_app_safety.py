@@ -56,7 +56,7 @@ def assert_answers(client, tmp_path: Path) -> None:
     """The server still classifies a good image."""
     good = tmp_path / "good.png"
     good.write_bytes(encode(photo(seed=7), "PNG"))
-    _, label, bars = classify(client, good)
+    label, bars = classify(client, good)
     column = bars["columns"].index("probability")
     assert math.isclose(sum(row[column] for row in bars["data"]), 1.0, abs_tol=1e-4)
 
@@ -81,10 +81,10 @@ def test_bad_upload_gets_its_message_and_the_server_keeps_answering(client, tmp_
 def test_every_mode_is_classified(client, tmp_path, name):
     upload = tmp_path / "upload.png"
     upload.write_bytes(GOOD[name]())
-    seen, label, bars = classify(client, upload)
+    label, bars = classify(client, upload)
     column = bars["columns"].index("probability")
     assert math.isclose(sum(row[column] for row in bars["data"]), 1.0, abs_tol=1e-4)
-    assert label["label"] in {row[0] for row in bars["data"]} and seen
+    assert label["label"] in {row[0] for row in bars["data"]}
 
 
 def test_an_upload_over_the_size_limit_is_refused_and_the_server_keeps_answering(app_server, client, tmp_path):
@@ -107,9 +107,9 @@ def test_parallel_calls_give_the_sequential_answers(client, tmp_path):
         p = tmp_path / f"img{seed}.png"
         p.write_bytes(encode(photo(40 + seed, 30 + seed, seed=seed), "PNG"))
         paths.append(p)
-    sequential = [classify(client, p)[1:3] for p in paths]
+    sequential = [classify(client, p) for p in paths]
     jobs = [client.submit(handle_file(p), api_name="/classify_cifar10") for p in paths * 2]
-    parallel = [job.result(timeout=300)[1:3] for job in jobs]
+    parallel = [job.result(timeout=300) for job in jobs]
     for i, (label, bars) in enumerate(parallel):
         ref_label, ref_bars = sequential[i % len(paths)]
         assert label["label"] == ref_label["label"]
@@ -195,7 +195,8 @@ def test_files_outside_the_served_folders_are_refused(app_server, app_runs, clie
         assert response.status_code in (400, 403, 404), (target, response.status_code)
         assert "root:" not in response.text
     # Positive control: the route does serve what the app itself produced.
-    seen, _, _ = classify(client, _write(tmp_path / "ok.png", encode(photo(), "PNG")))
+    from gradio_client import handle_file
+    seen = client.predict(handle_file(_write(tmp_path / "ok.png", encode(photo(), "PNG"))), api_name="/model_input_cifar10")
     served = _get(url, "/gradio_api/file=" + seen["path"])
     assert served.status_code == 200 and served.content[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -379,7 +380,7 @@ def test_a_data_url_over_the_image_limit_is_refused_before_it_is_decoded(app_ser
     event, payload = _call_api(url, "classify_digit_image", [data_url_payload(padded_png(30 * MIB)), None])
     assert event == "http" and payload.startswith("413") and "request body too large" in payload, payload[:200]
     # Under the limit the same form is classified.
-    seen, label, bars = _json_call(url, "classify_cifar10", [data_url_payload(padded_png(9 * MIB)), None])
+    label, bars = _json_call(url, "classify_cifar10", [data_url_payload(padded_png(9 * MIB)), None])
     assert label["label"] in {row[0] for row in bars["data"]}
     assert_answers(client, tmp_path)
 
@@ -645,7 +646,7 @@ def test_long_thin_images_are_classified_by_the_server(app_server, tmp_path):
     _, url = app_server
     strip = np.random.default_rng(1).integers(0, 256, (8, 4000, 3), dtype=np.uint8)
     upload = _uploaded(url, _write(tmp_path / "strip.png", encode(Image.fromarray(strip), "PNG")))
-    _, label, bars = _json_call(url, "classify_cifar10", [upload, None])
+    label, bars = _json_call(url, "classify_cifar10", [upload, None])
     column = bars["columns"].index("probability")
     assert math.isclose(sum(row[column] for row in bars["data"]), 1.0, abs_tol=1e-4)
 

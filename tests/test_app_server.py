@@ -17,7 +17,8 @@ from ui import serving
 from tests.studio_helpers import untrained_run
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
-MODEL_APIS = {"classify_cifar10", "classify_digit", "classify_digit_image", "classify_catdog", "classify_folder"}
+MODEL_APIS = {"classify_cifar10", "classify_digit", "classify_digit_image", "classify_catdog", "classify_folder",
+              "model_input_cifar10", "model_input_digit_image", "model_input_catdog", "model_input_folder"}
 OTHER_APIS = {"augment", "architecture", "curves", "model_card"}
 TAB_NAMES = ("cifar10", "digit_image", "catdog", "folder")            # each classify endpoint's name, less classify_
 # Picking an example (by its place in the list: the client names no file), then answering it.
@@ -36,7 +37,10 @@ STUDIO_PRIVATE = {"open_page_views", "reload_models_views", "train_finished_view
 # Private steps that keep a page in step: a model change re-answers, the answers' captions are shown,
 # an upload the page could not answer is cleared, a picked sample replaces an upload (issue 15).
 UI_PRIVATE = {f"{step}_{name}" for name in TAB_NAMES for step in ("reclassify", "captions", "cleared")} | {
-    "gradcam_rerun", "augment_sample"}
+    "gradcam_rerun", "augment_sample"} | {
+    # what the model sees, asked by the page after each answer (of an upload, an example, a drawing, a new run)
+    f"seen_{answer}" for name in TAB_NAMES for answer in (f"classify_{name}", f"{name}_example_answer", f"reclassify_{name}")
+} | {"seen_classify_digit"}
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +118,7 @@ def test_the_readme_api_examples_call_real_endpoints_with_real_parameter_names(c
                 names = {p["parameter_name"] for p in endpoints[api]["parameters"]}
                 assert set(kwargs) <= names, (api, set(kwargs) - names)
                 called.add(api)
-    families = ["/classify_", "/gradcam", "/augment", "/architecture", "/curves", "/model_card",
+    families = ["/classify_", "/model_input_", "/gradcam", "/augment", "/architecture", "/curves", "/model_card",
                 "/confusion", "/threshold", "/occlusion_"]
     assert all(any(api.startswith(f) for api in called) for f in families), called
     for api in endpoints:                       # every endpoint is at least named in the section
@@ -123,32 +127,32 @@ def test_the_readme_api_examples_call_real_endpoints_with_real_parameter_names(c
 
 def test_classify_cifar10(client):
     from gradio_client import handle_file
-    seen, label, bars = client.predict(handle_file(ASSETS / "sample_boat.png"), api_name="/classify_cifar10")
+    label, bars = client.predict(handle_file(ASSETS / "sample_boat.png"), api_name="/classify_cifar10")
     assert label["label"] in {row[0] for row in bars["data"]}
     assert len(bars["data"]) == 10 and math.isclose(bar_total(bars), 1.0, abs_tol=1e-4)
-    assert seen  # the 32x32 model input, as an image
+    # what the model sees is its own endpoint (an answer carries no file to download): the 32x32 input, upscaled
+    seen = client.predict(handle_file(ASSETS / "sample_boat.png"), api_name="/model_input_cifar10")
+    assert seen["path"].endswith("model_input.png") or seen["path"].endswith(".png")
 
 
 def test_classify_digit_from_a_sketch_and_from_an_upload(client, app_catalog):
     from gradio_client import handle_file
     digit = handle_file(ASSETS / "mnist_3.png")
-    seen, label, bars = client.predict({"background": None, "layers": [], "composite": digit},
-                                       api_name="/classify_digit")
-    assert seen and label["label"] in [str(d) for d in range(10)]
+    label, bars = client.predict({"background": None, "layers": [], "composite": digit}, api_name="/classify_digit")
+    assert label["label"] in [str(d) for d in range(10)]
     assert len(bars["data"]) == 10 and math.isclose(bar_total(bars), 1.0, abs_tol=1e-4)
-    seen, label, bars = client.predict(digit, api_name="/classify_digit_image")
+    label, bars = client.predict(digit, api_name="/classify_digit_image")
     assert math.isclose(bar_total(bars), 1.0, abs_tol=1e-4)
 
 
 def test_classify_catdog_gives_both_models(client):
     from gradio_client import handle_file
-    seen, base, base_bars, erasing, erasing_bars = client.predict(handle_file(ASSETS / "cat_drawing.png"),
-                                                                   api_name="/classify_catdog")
+    base, base_bars, erasing, erasing_bars = client.predict(handle_file(ASSETS / "cat_drawing.png"),
+                                                             api_name="/classify_catdog")
     for label, bars in ((base, base_bars), (erasing, erasing_bars)):
         assert {c["label"] for c in label["confidences"]} == {"cat", "dog"}
         assert math.isclose(label_total(label), 1.0, abs_tol=1e-6)
         assert math.isclose(bar_total(bars), 1.0, abs_tol=1e-4) and len(bars["data"]) == 2
-    assert seen
 
 
 def test_the_other_endpoints_answer(client):
@@ -168,11 +172,12 @@ def test_a_bad_upload_gets_a_one_line_message_and_the_server_keeps_serving(clien
     from gradio_client.exceptions import AppError
     bad = tmp_path / "upload.png"
     bad.write_bytes(content)
-    with pytest.raises(AppError) as err:
-        client.predict(handle_file(bad), api_name="/classify_cifar10")
-    message = str(err.value)
-    assert "Could not read the image" in message and "\n" not in message.strip() and "Traceback" not in message
-    _, label, bars = client.predict(handle_file(ASSETS / "sample_boat.png"), api_name="/classify_cifar10")
+    for api in ("/classify_cifar10", "/model_input_cifar10"):
+        with pytest.raises(AppError) as err:
+            client.predict(handle_file(bad), api_name=api)
+        message = str(err.value)
+        assert "Could not read the image" in message and "\n" not in message.strip() and "Traceback" not in message
+    label, bars = client.predict(handle_file(ASSETS / "sample_boat.png"), api_name="/classify_cifar10")
     assert math.isclose(bar_total(bars), 1.0, abs_tol=1e-4)
 
 
@@ -290,8 +295,9 @@ def test_a_task_registered_in_process_gets_its_tab_and_endpoint(tmp_path, monkey
         client = Client(url, verbose=False, download_files=False)
         params = client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/classify_tiny"]
         assert [p["parameter_name"] for p in params["parameters"]] == ["image", "model_run"]
-        seen, top, bars = client.predict(handle_file(ASSETS / "sample_boat.png"), None, api_name="/classify_tiny")
-        assert seen and {c["label"] for c in top["confidences"]} == {"circle", "square", "star"}
+        top, bars = client.predict(handle_file(ASSETS / "sample_boat.png"), None, api_name="/classify_tiny")
+        assert {c["label"] for c in top["confidences"]} == {"circle", "square", "star"}
+        assert client.predict(handle_file(ASSETS / "sample_boat.png"), None, api_name="/model_input_tiny")["path"]
         assert [row[0] for row in bars["data"]] == ["circle", "square", "star"]
     finally:
         demo.close()
@@ -315,7 +321,7 @@ def test_classify_folder_answers_with_the_classes_of_the_run_chosen(tmp_path):
         time.sleep(1.1)                                          # the runs folder is looked at once a second at most
         for run, labels in ((None, ["apple", "banana", "cherry"]), ("folder/fruit", ["apple", "banana", "cherry"]),
                             ("folder-re/pets", ["bird", "fish"])):
-            _, top, bars = client.predict(handle_file(ASSETS / "cat_drawing.png"), run, api_name="/classify_folder")
+            top, bars = client.predict(handle_file(ASSETS / "cat_drawing.png"), run, api_name="/classify_folder")
             assert [row[0] for row in bars["data"]] == labels and top["label"] in labels, run
         assert "folder-re/pets (Random Erasing) · 50.0% val accuracy, partial run" in [
             label for label, _ in demo.catalog.choices("folder")]

@@ -313,7 +313,7 @@ def test_the_api_sees_a_run_finished_after_the_app_started(local_app, mnist_run)
     _copy_run(mnist_run, runs / "mnist" / "live")          # as a finished training leaves it
     time.sleep(1.1)                                           # the runs folder is looked at once a second at most
     for key in ("mnist/live", None):
-        seen, label, bars = client.predict(digit, key, api_name="/classify_digit_image")
+        label, bars = client.predict(digit, key, api_name="/classify_digit_image")
         assert label["label"] in {str(d) for d in range(10)} and len(bars["data"]) == 10
     assert demo.catalog.default_key("mnist") == "mnist/live"
 
@@ -385,7 +385,7 @@ def test_a_burst_on_one_model_leaves_the_others_their_share_of_the_queue(app_ser
     refused = [j for j in burst if j.exception(timeout=300) is not None]
     assert refused and all("queue is full" in str(j.exception()).lower() for j in refused)
     for job in digits:
-        seen, label, bars = job.result(timeout=300)
+        label, bars = job.result(timeout=300)
         assert label["label"] in {str(d) for d in range(10)}
 
 

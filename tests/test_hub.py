@@ -353,8 +353,8 @@ def test_the_app_loads_a_hub_repo_with_a_progress_bar_and_then_serves_it(mnist_r
         table = job.result(timeout=300)
         assert f"Hub repo `{REPO_ID}`" in table and "loaded · default" in table
         assert demo.catalog.default_key("mnist") == f"hub:{REPO_ID}"
-        seen_digit, top, _ = client.predict(handle_file(REPO_ROOT / "assets" / "mnist_3.png"), f"hub:{REPO_ID}",
-                                            api_name="/classify_digit_image")
+        top, _ = client.predict(handle_file(REPO_ROOT / "assets" / "mnist_3.png"), f"hub:{REPO_ID}",
+                                api_name="/classify_digit_image")
         assert top["label"] in [str(i) for i in range(10)]
         from gradio_client.exceptions import AppError
         with pytest.raises(AppError, match=r"repo_id: hub:cnn-studio-test/absent is unavailable: .*not in the "

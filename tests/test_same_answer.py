@@ -58,8 +58,8 @@ def test_a_digit_gets_the_same_answer_from_every_endpoint(client, app_catalog, t
     key = app_catalog.default_key("mnist")
     image = black_on_white_digit(tmp_path)
     drawing = {"background": None, "layers": [], "composite": handle_file(image)}
-    reference = top(client.predict(handle_file(image), None, api_name="/classify_digit_image")[1])
-    assert_same(reference, top(client.predict(drawing, None, api_name="/classify_digit")[1]), "classify_digit")
+    reference = top(client.predict(handle_file(image), None, api_name="/classify_digit_image")[0])
+    assert_same(reference, top(client.predict(drawing, None, api_name="/classify_digit")[0]), "classify_digit")
     _, caption = client.predict(handle_file(image), None, PREDICTED, 0.5, api_name="/gradcam_mnist")
     assert_same(reference, explained(caption), "gradcam_mnist")
     _, caption = client.predict(handle_file(image), key, PREDICTED, api_name="/gradcam")
@@ -69,14 +69,14 @@ def test_a_digit_gets_the_same_answer_from_every_endpoint(client, app_catalog, t
 def test_a_photo_gets_the_same_answer_from_every_endpoint(client, app_catalog):
     from gradio_client import handle_file
     boat = handle_file(ASSETS / "sample_boat.png")
-    reference = top(client.predict(boat, None, api_name="/classify_cifar10")[1])
+    reference = top(client.predict(boat, None, api_name="/classify_cifar10")[0])
     _, caption = client.predict(boat, None, PREDICTED, 0.5, api_name="/gradcam_cifar10")
     assert_same(reference, explained(caption), "gradcam_cifar10")
     _, caption = client.predict(boat, app_catalog.default_key("cifar10"), PREDICTED, api_name="/gradcam")
     assert_same(reference, explained(caption), "See why -> Grad-CAM (CIFAR-10)")
 
     cat = handle_file(ASSETS / "cat_drawing.png")
-    _, baseline, _, erasing, _ = client.predict(cat, None, None, api_name="/classify_catdog")
+    baseline, _, erasing, _ = client.predict(cat, None, None, api_name="/classify_catdog")
     for label, panel, variant in ((baseline, "/gradcam_catsdogs", "baseline"),
                                   (erasing, "/gradcam_catsdogs_re", "random-erasing")):
         reference = top(label)

@@ -136,7 +136,8 @@ def _assert_same(answer, reference, where: str) -> None:
         assert answer == reference, where
 
 
-@pytest.mark.parametrize("api, task", [("/classify_cifar10", "cifar10"), ("/classify_digit_image", "mnist"),
+# /classify_digit_image is /classify_digit's answer for an upload; what the model sees is its own endpoint.
+@pytest.mark.parametrize("api, task", [("/classify_cifar10", "cifar10"), ("/model_input_digit_image", "mnist"),
                                        ("/classify_digit", "mnist"), ("/classify_catdog", "catsdogs")])
 def test_sixteen_concurrent_clients_get_the_sequential_answers_images_included(app_server, app_catalog, tmp_path,
                                                                                 api, task):
@@ -146,8 +147,8 @@ def test_sixteen_concurrent_clients_get_the_sequential_answers_images_included(a
     clients = [Client(url, verbose=False, download_files=str(tmp_path / f"client-{i}"), httpx_kwargs=HTTP)
                for i in range(CLIENTS)]
     reference = {p: _canonical(clients[0].predict(_payload(api, p), api_name=api)) for p in images}
-    files = [v for ref in reference.values() for v in ref if isinstance(v, tuple)]
-    assert files, "the answers carry the model-input image"
+    if api.startswith("/model_input_"):
+        assert all(isinstance(ref, tuple) for ref in reference.values()), "the answers are the model-input images"
 
     def user(i: int) -> list:
         out = []

@@ -434,7 +434,7 @@ def test_the_space_serves_the_models_its_readme_lists_as_the_platform_runs_it(mn
         digit = REPO_ROOT / "assets" / "mnist_7.png"
         sketch = {"background": handle_file(str(digit)), "layers": [], "composite": handle_file(str(digit))}
         for key in (f"hub:{REPO_ID}", f"hub:{pinned}@{commit}"):
-            label = client.predict(sketch, key, api_name="/classify_digit")[1]
+            label = client.predict(sketch, key, api_name="/classify_digit")[0]
             assert label["label"] in {str(i) for i in range(10)}, key
         assert not (folder / "runs").exists(), "the answers came from the Hub models in the cache"
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/config", timeout=60) as response:

@@ -6,7 +6,10 @@ A task's endpoint keeps the record's api_name and takes `image` (`sketch` for a 
 `model_run`, or one `<variant>_run` per model shown side by side (cats vs dogs: baseline and
 Random Erasing). A task whose labels come from its data (your own images) has one list of all
 its runs instead: runs of different folders have different classes, so none is paired with
-another. Outputs: what the model sees, then the top classes and the bar chart of each model.
+another. Outputs: the top classes and the bar chart of each model. What the model sees (its
+prepared input, upscaled) is its own endpoint, `/model_input_<name>` with the same parameters, and
+the page asks for it after each answer: an answer carries no picture file for an API caller to
+download (that download was the largest cost of a small model's answer; benchmarks/serve.py).
 """
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ from models.predict import ImageInputError, decode_image, input_to_image, logits
 from models.tasks import BASELINE, RANDOM_ERASING, TASKS, Task
 from ui import inputs, live, serving
 from ui.catalog import Catalog, ModelEntry, ModelUnavailable, code, missing_model_message, plain
-from ui.common import ASSETS_DIR, INFERENCE_CONCURRENCY, UploadedImage, UploadedSketch, is_empty, read_image, user_error
+from ui.common import ASSETS_DIR, INFERENCE_CONCURRENCY, LIGHT_CONCURRENCY, UploadedImage, UploadedSketch, is_empty, read_image, user_error
 from ui.why import gradcam
 from ui.why.adapters import enlarge
 
@@ -63,9 +66,24 @@ class Answer:
 
 @dataclass
 class Result:
-    """What a tab shows for one input: the model's view of it, and per column an Answer or why none."""
-    seen: Image.Image | None = None
+    """What a tab shows for one input: per column an Answer or why none."""
     answers: list = field(default_factory=list)
+
+
+def models_asked(catalog: Catalog, task: Task, runs=()) -> list:
+    """Per column the ModelEntry of its run key (None: its default), or why there is none; a gr.Error
+    saying how to train them when every model is missing."""
+    cols = columns(task)
+    keys = [inputs.run_key(key, c.parameter) for key, c in zip([*runs, *[None] * len(cols)], cols)]
+    found = []
+    for column, key in zip(cols, keys):
+        try:
+            found.append(catalog.get(key, task.name, variant_of(catalog, task, column)))
+        except ModelUnavailable as e:
+            found.append(str(e))
+    if all(isinstance(f, str) for f in found):
+        raise user_error("; ".join(found))
+    return found
 
 
 def classify(catalog: Catalog, task: Task | str, image, runs=(), *, blank_is_empty: bool = False) -> Result:
@@ -76,26 +94,17 @@ def classify(catalog: Catalog, task: Task | str, image, runs=(), *, blank_is_emp
     is a gr.Error saying how to train them. A blank image is a gr.Error saying why nothing is
     classified, except the page's empty canvas (`blank_is_empty`)."""
     task = TASKS[task] if isinstance(task, str) else task
-    cols = columns(task)
-    keys = [inputs.run_key(key, c.parameter) for key, c in zip([*runs, *[None] * len(cols)], cols)]
-    empty = Result(answers=[None] * len(cols))
+    empty = Result(answers=[None] * len(columns(task)))
     if is_empty(image):
         return empty
-    found = []
-    for column, key in zip(cols, keys):
-        try:
-            found.append(catalog.get(key, task.name, variant_of(catalog, task, column)))
-        except ModelUnavailable as e:
-            found.append(str(e))
-    if all(isinstance(f, str) for f in found):
-        raise user_error("; ".join(found))
+    found = models_asked(catalog, task, runs)
     img, result = read_image(image), Result()
     for entry in found:
         if isinstance(entry, str):
             result.answers.append(entry)
             continue
         try:
-            probs, x = run_model(entry, img)
+            probs = run_model(entry, img)
         except NotADigit as e:                    # marks, but not one digit: say so, never guess
             raise user_error(f"Could not classify the image: {e}") from e
         if probs is None:
@@ -103,23 +112,36 @@ def classify(catalog: Catalog, task: Task | str, image, runs=(), *, blank_is_emp
                 return empty
             raise user_error(f"Could not classify the image: {NO_DIGIT}")
         result.answers.append(Answer(entry, probs))
-        result.seen = result.seen or enlarge(input_to_image(x, entry.loaded.config))
     return result
 
 
+def model_input(catalog: Catalog, task: Task | str, image, runs=()) -> Image.Image | None:
+    """What the first model asked sees of an image: its prepared input (models.predict.prepare, as
+    run_model), upscaled. None: no image, or nothing to classify in it (a blank drawing)."""
+    task = TASKS[task] if isinstance(task, str) else task
+    if is_empty(image):
+        return None
+    entry = next(e for e in models_asked(catalog, task, runs) if not isinstance(e, str))
+    try:
+        x, _ = prepare(read_image(image), entry.loaded.config)
+    except NotADigit:
+        return None
+    return None if x is None else enlarge(input_to_image(x[0], entry.loaded.config))
+
+
 @torch.inference_mode()
-def run_model(entry: ModelEntry, img: Image.Image) -> tuple[dict[str, float] | None, torch.Tensor | None]:
-    """Probabilities over all labels (sum 1) and the normalised input (C, S, S); (None, None) when the
-    task's preparation finds nothing to classify. models.predict.prepare, as every endpoint; concurrent
-    calls on the same model share one forward pass (serving.ForwardBatcher)."""
+def run_model(entry: ModelEntry, img: Image.Image) -> dict[str, float] | None:
+    """Probabilities over all labels (sum 1); None when the task's preparation finds nothing to
+    classify. models.predict.prepare, as every endpoint; concurrent calls on the same model share
+    one forward pass (serving.ForwardBatcher)."""
     loaded = entry.loaded
     x, _ = prepare(img, loaded.config)
     if x is None:
-        return None, None
+        return None
     x = x.to(next(loaded.model.parameters()).device)
     probs = logits_to_probs(serving.batcher_for(loaded.model)(x), loaded.config)[0].double().cpu()
     probs = probs / probs.sum()
-    return {label: float(p) for label, p in zip(loaded.config.labels, probs)}, x[0].cpu()
+    return {label: float(p) for label, p in zip(loaded.config.labels, probs)}
 
 
 def percent(p: float) -> str:
@@ -144,9 +166,9 @@ def probs_frame(probs: dict[str, float] | None, labels=()) -> pd.DataFrame:
 
 
 def shown(catalog: Catalog, task: Task, result: Result, source: str = "") -> list:
-    """A Result as the tab's outputs: the model's view, each column's top classes and chart, then (for
-    the page only: a State, not in the API) each column's caption."""
-    out, captions = [serving.image_file(result.seen) if result.seen is not None else None], []
+    """A Result as the tab's outputs: each column's top classes and chart, then (for the page only: a
+    State, not in the API) each column's caption."""
+    out, captions = [], []
     for column, answer in zip(columns(task), result.answers):
         found = isinstance(answer, Answer)
         out += [answer.probs if found else None, probs_frame(answer.probs if found else None, labels(catalog, task, column))]
@@ -179,11 +201,30 @@ def endpoint(catalog: Catalog, task: Task, parameter: str, source: str = "", *, 
     """The function an event calls: `parameter` (the image) and one run key per column, named for the API."""
     def handler(image, *runs):
         return respond(catalog, task, image, runs, source, blank_is_empty=blank_is_empty)
+    handler.__name__ = task.api_name
+    handler.__doc__ = f"Classify {'a drawing' if source else 'an image'} with the {task.title} model(s)."
+    return _named(handler, task, parameter)
+
+
+def model_input_file(catalog: Catalog, task: Task, image, runs=()) -> str | None:
+    seen = model_input(catalog, task, image, runs)
+    return serving.image_file(seen) if seen is not None else None
+
+
+def model_input_endpoint(catalog: Catalog, task: Task):
+    """`/model_input_<name>`: the image and the run keys of the classify endpoint -> what the model sees."""
+    def handler(image, *runs):
+        return model_input_file(catalog, task, image, runs)
+    handler.__name__ = f"model_input_{task.api_name.removeprefix('classify_')}"
+    handler.__doc__ = f"What the {task.title} model sees of an image: its prepared input, upscaled."
+    return _named(handler, task, "image")
+
+
+def _named(handler, task: Task, parameter: str):
+    """`handler(image, *runs)` with its API parameters named: `parameter`, then one run key per column."""
     handler.__signature__ = inspect.Signature(
         [inspect.Parameter(parameter, inspect.Parameter.POSITIONAL_OR_KEYWORD)] +
         [inspect.Parameter(c.parameter, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None) for c in columns(task)])
-    handler.__name__ = task.api_name
-    handler.__doc__ = f"Classify {'a drawing' if source else 'an image'} with the {task.title} model(s)."
     return inputs.endpoint(handler, images=(parameter,))
 
 
@@ -256,7 +297,7 @@ def build(catalog: Catalog, task: Task) -> None:
     # The answers' captions, and the input last answered and which it was (a model change answers it
     # again, Grad-CAM explains it): States, so the API's outputs are plain values.
     captions, last, source = gr.State([]), gr.State(), gr.State("")
-    outputs = [seen, *[c for label, chart, _ in answers for c in (label, chart)], captions, last, source]
+    outputs = [*[c for label, chart, _ in answers for c in (label, chart)], captions, last, source]
     short = task.api_name.removeprefix("classify_")
     captions.change(lambda texts: texts[0] if len(texts) == 1 else tuple(texts), captions, [a[2] for a in answers],
                     api_name=f"captions_{short}", api_visibility="private", show_progress="hidden", queue=False)
@@ -265,21 +306,34 @@ def build(catalog: Catalog, task: Task) -> None:
     answer_image = endpoint(catalog, task, "image", " for the uploaded image" if sketch else "")
     # always_last: an upload while an answer is pending is answered after it ("once" dropped it: the page
     # then showed the new image beside the old answer).
-    gr.on([image.input, buttons[0].click], answer_image, [image, *runs], outputs, api_name=task.api_name,
-          trigger_mode="always_last", **INFERENCE_CONCURRENCY
-          ).then(lambda value: gr.skip() if value is not None else None, last, image, api_name=f"cleared_{short}",
-                 api_visibility="private", queue=False)
-    pick.then(answer_image, [image, *runs], outputs, api_name=f"{short}_example_answer", api_visibility="private",
-              **INFERENCE_CONCURRENCY)
+    answered = gr.on([image.input, buttons[0].click], answer_image, [image, *runs], outputs, api_name=task.api_name,
+                     trigger_mode="always_last", **INFERENCE_CONCURRENCY)
+    answered.then(lambda value: gr.skip() if value is not None else None, last, image, api_name=f"cleared_{short}",
+                  api_visibility="private", queue=False)
+    answered = {task.api_name: answered,
+                f"{short}_example_answer": pick.then(answer_image, [image, *runs], outputs,
+                                                     api_name=f"{short}_example_answer", api_visibility="private",
+                                                     **INFERENCE_CONCURRENCY)}
     if sketch is not None:        # MNIST's published names: /classify_digit_image and /classify_digit
         drawing = task.api_name.removesuffix("_image") if task.api_name.endswith("_image") else f"{task.api_name}_drawing"
-        gr.on([sketch.change, buttons[1].click], endpoint(catalog, task, "sketch", " for your drawing", blank_is_empty=True),
-              [sketch, *runs], outputs, api_name=drawing, trigger_mode="always_last", **INFERENCE_CONCURRENCY)
+        answered[drawing] = gr.on([sketch.change, buttons[1].click],
+                                  endpoint(catalog, task, "sketch", " for your drawing", blank_is_empty=True),
+                                  [sketch, *runs], outputs, api_name=drawing, trigger_mode="always_last",
+                                  **INFERENCE_CONCURRENCY)
 
     def again(value, what, *keys):
         return respond(catalog, task, value, keys, what, blank_is_empty=True)
-    gr.on([run.change for run in runs], inputs.endpoint(again, images=()), [last, source, *runs], outputs,
-          api_name=f"reclassify_{short}", api_visibility="private", **INFERENCE_CONCURRENCY)
+    answered[f"reclassify_{short}"] = gr.on([run.change for run in runs], inputs.endpoint(again, images=()),
+                                            [last, source, *runs], outputs, api_name=f"reclassify_{short}",
+                                            api_visibility="private", **INFERENCE_CONCURRENCY)
+    # What the model sees: its own endpoint for API callers (a button never shown), asked by the page
+    # after each answer, for the input answered (`last`: None when refused or cleared).
+    gr.Button(visible=False).click(model_input_endpoint(catalog, task), [image, *runs], seen,
+                                   api_name=f"model_input_{short}", **INFERENCE_CONCURRENCY)
+    for name, event in answered.items():
+        event.then(inputs.endpoint(lambda value, *keys: model_input_file(catalog, task, value, keys), images=()),
+                   [last, *runs], seen, api_name=f"seen_{name}", api_visibility="private",
+                   show_progress="hidden", **LIGHT_CONCURRENCY)
     for column, run in zip(cols, runs):
         gradcam.add_gradcam(catalog, task.name, image, run, variant=variant_of(catalog, task, column),
                             api_name=f"gradcam_{task.name}" + ("_re" if column.variant == RANDOM_ERASING else ""),
