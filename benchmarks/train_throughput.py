@@ -15,7 +15,7 @@ over `--steps` training steps (after `--warmup` untimed steps), data loading inc
   the precision auto did not pick (cnn_studio_fp32 or cnn_studio_bf16);
 - usual: the usual loop, as tutorials write it: a torch DataLoader over the split's PIL images
   with per-image torchvision transforms (RandomCrop with padding, flip, ToImage/ToDtype/
-  Normalize: benchmarks/augment_throughput.py `per_image_transform`) and `--workers`
+  Normalize: `per_image_transform` below) and `--workers`
   processes (pinned memory on CUDA), the *same model* (same architecture, same initial
   weights) and the same optimizer settings, in plain fp32;
 - homework: the original homework's setup: torchvision's `vgg19_bn(num_classes=10)` (the
@@ -31,6 +31,7 @@ all three. Reports images/s (mean ± std over repeats) and the paired ratios.
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 from pathlib import Path
 
@@ -40,8 +41,7 @@ import torch
 from PIL import Image
 from torchvision.transforms import v2
 
-from benchmarks.common import add_common_args, interleave, ratio_summary, setup, summary, write_result
-from benchmarks.augment_throughput import per_image_transform
+from benchmarks.common import add_common_args, compare, interleave, setup, write_result
 from models.augment import TrainAugment
 from models.registry import create_model
 from models.tasks import get_task
@@ -72,6 +72,16 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help="run only these contenders")
     add_common_args(p, repeats=3)
     return p
+
+
+def per_image_transform(aug: TrainAugment) -> v2.Compose:
+    """The same training transform as torchvision applies it, one image at a time."""
+    steps = [v2.RandomCrop(aug.crop, padding=aug.padding or None)] + ([v2.RandomHorizontalFlip()] if aug.flip else [])
+    steps += [v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(aug.mean), list(aug.std))]
+    if aug.random_erasing:
+        re = aug.random_erasing
+        steps.append(v2.RandomErasing(p=re["p"], scale=tuple(re["scale"]), ratio=tuple(re["ratio"]), value="random"))
+    return v2.Compose(steps)
 
 
 def speed_settings(device: torch.device, precision: str = "auto") -> dict:
@@ -123,8 +133,7 @@ class Window:
         return self.steps
 
     def __iter__(self):
-        for _ in range(self.steps):
-            yield next(self.iterator)
+        return itertools.islice(self.iterator, self.steps)
 
 
 def endless(loader):
@@ -256,14 +265,9 @@ def main(args) -> dict:
         c.run(args.warmup)
     rates, _ = interleave({c.name: (lambda c=c: c.run(args.steps)) for c in found}, args.repeats, device)
 
-    results = {name: summary(v) for name, v in rates.items()}
-    ratios = {}
     variants = [name for name in ("cnn_studio_fp32", "cnn_studio_bf16") if name in rates]
-    pairs = [("cnn_studio", v) for v in variants] + [
-        (ours, other) for ours in ("cnn_studio", *variants) for other in ("usual", "homework")]
-    for ours, other in pairs:
-        if ours in rates and other in rates:
-            ratios[f"{ours} / {other}"] = ratio_summary(rates[ours], rates[other])
+    results, ratios = compare(rates, [("cnn_studio", v) for v in variants] + [
+        (ours, other) for ours in ("cnn_studio", *variants) for other in ("usual", "homework")])
     printable = lambda settings: {**settings, "autocast_dtype": str(settings["autocast_dtype"])}  # noqa: E731
     result = {"task": args.task, "data": data, "batch_size": bs, "steps": args.steps, "repeats": args.repeats,
               "workers": args.workers, "homework_size": args.homework_size, "compile": args.compile,
