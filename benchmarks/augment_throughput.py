@@ -8,8 +8,8 @@ The same training transform three ways, on CIFAR-shaped random uint8 images:
 - cnn_studio: models.augment.TrainAugment on whole uint8 batches on the device (per-sample
   crop offsets, flips and Random Erasing rectangles drawn as tensor ops);
 - torchvision_pil: the usual per-image pipeline (v2 RandomCrop with padding, RandomHorizontalFlip,
-  ToImage, ToDtype, Normalize, RandomErasing: train_throughput.py's `per_image_transform`) applied to each PIL
-  image in turn, then stacked into a batch, in one process;
+  ToImage, ToDtype, Normalize, RandomErasing: train_throughput.py's `per_image_transform`) applied
+  to each PIL image in turn, then stacked into a batch, in one process;
 - torchvision_tensor: the same v2 transforms per image on uint8 tensors instead of PIL.
 
 PIL images are made before timing, so the per-image paths are not charged for decoding.
