@@ -38,8 +38,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as `python benchmarks/<name>.py`
 
 import torch
-from PIL import Image
 from torchvision.transforms import v2
+from torchvision.transforms.v2.functional import to_pil_image
 
 from benchmarks.common import add_common_args, compare, interleave, setup, write_result
 from models.augment import TrainAugment
@@ -110,9 +110,7 @@ class PilImages(torch.utils.data.Dataset):
         return len(self.labels)
 
     def __getitem__(self, i: int):
-        a = self.arrays[i]
-        img = Image.fromarray(a[:, :, 0], "L") if a.shape[2] == 1 else Image.fromarray(a, "RGB")
-        return self.transform(img), int(self.labels[i])
+        return self.transform(to_pil_image(self.arrays[i])), int(self.labels[i])   # HxWx1: mode L; HxWx3: RGB
 
 
 def plain_optimizer(model, opt: dict):
@@ -177,7 +175,6 @@ class CnnStudio:
                           if total_steps else None)
         self.loss_fn = make_loss(recipe["loss"], cfg)
         self.step_model = torch.compile(self.model) if compile_model else self.model
-        self.parameters = sum(p.numel() for p in self.model.parameters())
         self.batches = endless(loader)
 
     def run(self, steps: int) -> int:
@@ -194,7 +191,6 @@ class PlainLoop:
     def __init__(self, name, model, optimizer, loader, device):
         self.name, self.model, self.optimizer, self.loader, self.device = name, model, optimizer, loader, device
         self.loss_fn = torch.nn.CrossEntropyLoss()
-        self.parameters = sum(p.numel() for p in model.parameters())
         self.batches = endless(loader)
 
     def run(self, steps: int) -> int:
@@ -273,7 +269,7 @@ def main(args) -> dict:
               "workers": args.workers, "homework_size": args.homework_size, "compile": args.compile,
               "cnn_studio_settings": printable(speed_settings(device)),
               "other_settings": {c.name: printable(c.settings) for c in found if c.name.startswith("cnn_studio_")},
-              "parameters": {c.name: c.parameters for c in found},
+              "parameters": {c.name: sum(p.numel() for p in c.model.parameters()) for c in found},
               "images_per_s": results, "ratios": ratios}
     write_result(f"train_throughput-{args.task}" + (f"-{args.tag}" if args.tag else ""), device, result, env)
     return result
