@@ -64,8 +64,7 @@ def rows_for(results: dict[str, dict]) -> list[tuple[str, str, str]]:
             if name in ips:
                 out.append((sec, label, fmt(ips[name], 1)))
         for name, s in r["ratios"].items():
-            label = (name.replace("cnn_studio_fp32", "CNN Studio fp32").replace("cnn_studio_bf16", "CNN Studio bf16")
-                     .replace("cnn_studio", "CNN Studio"))
+            label = name.replace("cnn_studio_", "CNN Studio ").replace("cnn_studio", "CNN Studio")   # _fp32: " fp32"
             out.append((sec, label + " (speed-up)", ratio(s)))
         if r["task"] == "cifar10" and "cnn_studio" in ips and r["environment"]["gpu"]:
             minutes = 40 * 50_000 / ips["cnn_studio"]["mean"] / 60
