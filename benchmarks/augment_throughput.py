@@ -8,8 +8,8 @@ The same training transform three ways, on CIFAR-shaped random uint8 images:
 - cnn_studio: models.augment.TrainAugment on whole uint8 batches on the device (per-sample
   crop offsets, flips and Random Erasing rectangles drawn as tensor ops);
 - torchvision_pil: the usual per-image pipeline (v2 RandomCrop with padding, RandomHorizontalFlip,
-  ToImage, ToDtype, Normalize, RandomErasing: `per_image_transform` below) applied to each PIL
-  image in turn, then stacked into a batch, in one process;
+  ToImage, ToDtype, Normalize, RandomErasing: train_throughput.py's `per_image_transform`) applied
+  to each PIL image in turn, then stacked into a batch, in one process;
 - torchvision_tensor: the same v2 transforms per image on uint8 tensors instead of PIL.
 
 PIL images are made before timing, so the per-image paths are not charged for decoding.
@@ -25,22 +25,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as `python benchmarks/<name>.py`
 
 import torch
-from PIL import Image
-from torchvision.transforms import v2
 
-from benchmarks.common import add_common_args, interleave, ratio_summary, setup, summary, write_result
+from benchmarks.common import add_common_args, compare, interleave, setup, write_result
+from benchmarks.train_throughput import PilImages, per_image_transform, synthetic_split
 from models.augment import TrainAugment
 from models.tasks import RANDOM_ERASING_DEFAULTS, get_task
-
-
-def per_image_transform(aug: TrainAugment) -> v2.Compose:
-    """The same training transform as torchvision applies it, one image at a time."""
-    steps = [v2.RandomCrop(aug.crop, padding=aug.padding or None)] + ([v2.RandomHorizontalFlip()] if aug.flip else [])
-    steps += [v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(aug.mean), list(aug.std))]
-    if aug.random_erasing:
-        re = aug.random_erasing
-        steps.append(v2.RandomErasing(p=re["p"], scale=tuple(re["scale"]), ratio=tuple(re["ratio"]), value="random"))
-    return v2.Compose(steps)
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -66,12 +55,9 @@ def main(args) -> dict:
     per_image = per_image_transform(aug)
 
     n, bs = args.images, args.batch_size
-    g = torch.Generator().manual_seed(0)
-    size = cfg.stored_size
-    stored = torch.randint(0, 256, (n, cfg.in_channels, size, size), dtype=torch.uint8, generator=g)
-    on_device = stored.to(device)
-    mode = "L" if cfg.in_channels == 1 else "RGB"
-    pil_images = [Image.fromarray(a[:, :, 0] if mode == "L" else a, mode) for a in stored.permute(0, 2, 3, 1).numpy()]
+    split = synthetic_split(cfg, n)
+    on_device = split.images.to(device)
+    pil_images = [img for img, _ in PilImages(split, transform=lambda img: img)]
     gen = torch.Generator(device=device).manual_seed(1)
 
     def fast():
@@ -88,21 +74,20 @@ def main(args) -> dict:
         return run
 
     paths = {"cnn_studio": fast, "torchvision_pil": per_image_path(pil_images),
-             "torchvision_tensor": per_image_path(list(stored))}
+             "torchvision_tensor": per_image_path(list(split.images))}
     for fn in paths.values():      # warm-up (allocator, kernels, lazy imports)
         fn()
     rates, cpu_rates = interleave(paths, args.repeats, device)
 
-    results = {name: summary(v) for name, v in rates.items()}
-    cpu_results = {name: summary(v) for name, v in cpu_rates.items()}
-    ratios = {f"cnn_studio / {name}": ratio_summary(rates["cnn_studio"], rates[name])
-              for name in ("torchvision_pil", "torchvision_tensor")}
-    cpu_ratios = {f"cnn_studio / {name}": ratio_summary(cpu_rates["cnn_studio"], cpu_rates[name])
-                  for name in ("torchvision_pil", "torchvision_tensor")}
+    pairs = [("cnn_studio", "torchvision_pil"), ("cnn_studio", "torchvision_tensor")]
+    results, ratios = compare(rates, pairs)
+    cpu_results, cpu_ratios = compare(cpu_rates, pairs)
     print(f"augmentation, {args.task}, {device} ({env['gpu'] or env['cpu']}), batch {bs}, "
           f"{'with' if aug.random_erasing else 'without'} Random Erasing, {args.repeats} repeats")
     result = {"task": args.task, "batch_size": bs, "images": n, "passes": args.passes, "repeats": args.repeats,
-              "random_erasing": bool(aug.random_erasing), "transform": repr(aug),
+              "random_erasing": bool(aug.random_erasing),   # TrainAugment has no repr: its settings, written out
+              "transform": f"TrainAugment(crop={aug.crop}, padding={aug.padding}, flip={aug.flip}, "
+                           f"random_erasing={aug.random_erasing})",
               "per_image_transform": repr(per_image), "images_per_s": results, "ratios": ratios,
               "images_per_cpu_second": cpu_results, "cpu_time_ratios": cpu_ratios,
               "note": "images per CPU-second: process CPU time (all threads of this process), "

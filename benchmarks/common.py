@@ -86,6 +86,13 @@ def ratio_summary(num: list[float], den: list[float]) -> dict:
     return summary([a / b for a, b in zip(num, den)])
 
 
+def compare(rates: dict[str, list[float]], pairs) -> tuple[dict, dict]:
+    """Each contender's summary, and "ours / other": the paired ratio for each (ours, other) of `pairs`
+    that were both timed."""
+    return ({name: summary(v) for name, v in rates.items()},
+            {f"{a} / {b}": ratio_summary(rates[a], rates[b]) for a, b in pairs if a in rates and b in rates})
+
+
 def write_result(name: str, device: torch.device, result: dict, env: dict) -> Path:
     """Write the result's JSON file, then print it as benchmarks/README.md's table shows it."""
     from benchmarks.report import print_rows, rows_for
@@ -102,13 +109,12 @@ def write_result(name: str, device: torch.device, result: dict, env: dict) -> Pa
     return path
 
 
-def add_common_args(p, *, repeats: int | None = 3) -> None:
+def add_common_args(p, *, repeats: int = 3) -> None:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--threads", type=int,
                    help="torch intra-op threads (default: torch's choice, one per core). On a shared "
                         "machine, 1 avoids the stalls of threads waiting for each other")
-    if repeats is not None:
-        p.add_argument("--repeats", type=int, default=repeats, help="interleaved repeats (mean ± std over them)")
+    p.add_argument("--repeats", type=int, default=repeats, help="interleaved repeats (mean ± std over them)")
 
 
 def setup(args) -> tuple[torch.device, dict]:

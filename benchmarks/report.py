@@ -64,8 +64,7 @@ def rows_for(results: dict[str, dict]) -> list[tuple[str, str, str]]:
             if name in ips:
                 out.append((sec, label, fmt(ips[name], 1)))
         for name, s in r["ratios"].items():
-            label = (name.replace("cnn_studio_fp32", "CNN Studio fp32").replace("cnn_studio_bf16", "CNN Studio bf16")
-                     .replace("cnn_studio", "CNN Studio"))
+            label = name.replace("cnn_studio_", "CNN Studio ").replace("cnn_studio", "CNN Studio")   # _fp32: " fp32"
             out.append((sec, label + " (speed-up)", ratio(s)))
         if r["task"] == "cifar10" and "cnn_studio" in ips and r["environment"]["gpu"]:
             minutes = 40 * 50_000 / ips["cnn_studio"]["mean"] / 60
@@ -88,7 +87,8 @@ def rows_for(results: dict[str, dict]) -> list[tuple[str, str, str]]:
         out.append((sec, "speed-up over per-image PIL (wall clock)", ratio(r["ratios"]["cnn_studio / torchvision_pil"])))
         out.append((sec, "speed-up over per-image PIL (per CPU-second)",
                     ratio(r["cpu_time_ratios"]["cnn_studio / torchvision_pil"])))
-    for key in sorted((k for k in results if k == "serve" or k.startswith("serve-")), key=_serve_order):
+    for key in sorted((k for k in results if k == "serve" or k.startswith("serve-")),
+                      key=lambda k: (k != "serve-before", k)):   # the before run first, then this version
         out += serve_rows(key, results[key])
     return out
 
@@ -97,10 +97,6 @@ def print_rows(rows: list[tuple[str, str, str]]) -> None:
     """Rows of the table as a benchmark prints them when it finishes: each section, then its metrics."""
     for section, group in itertools.groupby(rows, key=lambda row: row[0]):
         print(section, *(f"  {metric}: {value}" for _, metric, value in group), sep="\n")
-
-
-def _serve_order(key: str) -> tuple:
-    return (key != "serve-before", key)   # the before run first, then this version
 
 
 def serve_rows(key: str, r: dict) -> list[tuple[str, str, str]]:
@@ -157,13 +153,8 @@ def hardware(results: dict[str, dict]) -> str:
 
 
 def render(found: dict[str, dict[str, dict]]) -> str:
-    per_kind = {kind: rows_for(found[kind]) for kind in KINDS}
-    order: list[tuple[str, str]] = []
-    for kind in KINDS:
-        for sec, metric, _ in per_kind[kind]:
-            if (sec, metric) not in order:
-                order.append((sec, metric))
-    values = {kind: {(s, m): v for s, m, v in per_kind[kind]} for kind in KINDS}
+    values = {kind: {(s, m): v for s, m, v in rows_for(found[kind])} for kind in KINDS}
+    order = list(dict.fromkeys(row for kind in KINDS for row in values[kind]))   # CPU's rows first, then GPU's others
     lines = ["| benchmark | metric | " + " | ".join(KINDS.values()) + " |",
              "| --- | --- | " + " | ".join("---:" for _ in KINDS) + " |"]
     last = None

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as `python b
 
 import torch
 
-from benchmarks.common import add_common_args, interleave, ratio_summary, setup, summary, write_result
+from benchmarks.common import add_common_args, compare, interleave, setup, write_result
 from benchmarks.train_throughput import CnnStudio, speed_settings, task_recipe
 from models.tasks import TASKS
 
@@ -70,8 +70,7 @@ def main(args) -> dict:
     for s in steps:
         s.run(args.warmup)
     rates, _ = interleave({s.name: (lambda s=s: s.run(args.steps)) for s in steps}, args.repeats, device)
-    results = {name: summary(v) for name, v in rates.items()}
-    ratios = {f"{name} / fp32": ratio_summary(v, rates["fp32"]) for name, v in rates.items() if name != "fp32"}
+    results, ratios = compare(rates, [(name, "fp32") for name in rates if name != "fp32"])
     result = {"task": args.task, "architecture": task.architecture, "batch_size": bs, "steps": args.steps,
               "repeats": args.repeats, "compile": args.compile, "auto_picks": picked,
               "images_per_s": results, "ratios": ratios}

@@ -15,7 +15,7 @@ over `--steps` training steps (after `--warmup` untimed steps), data loading inc
   the precision auto did not pick (cnn_studio_fp32 or cnn_studio_bf16);
 - usual: the usual loop, as tutorials write it: a torch DataLoader over the split's PIL images
   with per-image torchvision transforms (RandomCrop with padding, flip, ToImage/ToDtype/
-  Normalize: benchmarks/augment_throughput.py `per_image_transform`) and `--workers`
+  Normalize: `per_image_transform` below) and `--workers`
   processes (pinned memory on CUDA), the *same model* (same architecture, same initial
   weights) and the same optimizer settings, in plain fp32;
 - homework: the original homework's setup: torchvision's `vgg19_bn(num_classes=10)` (the
@@ -31,17 +31,17 @@ all three. Reports images/s (mean ± std over repeats) and the paired ratios.
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as `python benchmarks/<name>.py`
 
 import torch
-from PIL import Image
 from torchvision.transforms import v2
+from torchvision.transforms.v2.functional import to_pil_image
 
-from benchmarks.common import add_common_args, interleave, ratio_summary, setup, summary, write_result
-from benchmarks.augment_throughput import per_image_transform
+from benchmarks.common import add_common_args, compare, interleave, setup, write_result
 from models.augment import TrainAugment
 from models.registry import create_model
 from models.tasks import get_task
@@ -74,6 +74,16 @@ def get_args_parser() -> argparse.ArgumentParser:
     return p
 
 
+def per_image_transform(aug: TrainAugment) -> v2.Compose:
+    """The same training transform as torchvision applies it, one image at a time."""
+    steps = [v2.RandomCrop(aug.crop, padding=aug.padding or None)] + ([v2.RandomHorizontalFlip()] if aug.flip else [])
+    steps += [v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(aug.mean), list(aug.std))]
+    if aug.random_erasing:
+        re = aug.random_erasing
+        steps.append(v2.RandomErasing(p=re["p"], scale=tuple(re["scale"]), ratio=tuple(re["ratio"]), value="random"))
+    return v2.Compose(steps)
+
+
 def speed_settings(device: torch.device, precision: str = "auto") -> dict:
     """The settings training/train.py uses on this device."""
     autocast_dtype = resolve_precision(precision, device)
@@ -100,9 +110,7 @@ class PilImages(torch.utils.data.Dataset):
         return len(self.labels)
 
     def __getitem__(self, i: int):
-        a = self.arrays[i]
-        img = Image.fromarray(a[:, :, 0], "L") if a.shape[2] == 1 else Image.fromarray(a, "RGB")
-        return self.transform(img), int(self.labels[i])
+        return self.transform(to_pil_image(self.arrays[i])), int(self.labels[i])   # HxWx1: mode L; HxWx3: RGB
 
 
 def plain_optimizer(model, opt: dict):
@@ -123,8 +131,7 @@ class Window:
         return self.steps
 
     def __iter__(self):
-        for _ in range(self.steps):
-            yield next(self.iterator)
+        return itertools.islice(self.iterator, self.steps)
 
 
 def endless(loader):
@@ -168,7 +175,6 @@ class CnnStudio:
                           if total_steps else None)
         self.loss_fn = make_loss(recipe["loss"], cfg)
         self.step_model = torch.compile(self.model) if compile_model else self.model
-        self.parameters = sum(p.numel() for p in self.model.parameters())
         self.batches = endless(loader)
 
     def run(self, steps: int) -> int:
@@ -185,7 +191,6 @@ class PlainLoop:
     def __init__(self, name, model, optimizer, loader, device):
         self.name, self.model, self.optimizer, self.loader, self.device = name, model, optimizer, loader, device
         self.loss_fn = torch.nn.CrossEntropyLoss()
-        self.parameters = sum(p.numel() for p in model.parameters())
         self.batches = endless(loader)
 
     def run(self, steps: int) -> int:
@@ -256,20 +261,15 @@ def main(args) -> dict:
         c.run(args.warmup)
     rates, _ = interleave({c.name: (lambda c=c: c.run(args.steps)) for c in found}, args.repeats, device)
 
-    results = {name: summary(v) for name, v in rates.items()}
-    ratios = {}
     variants = [name for name in ("cnn_studio_fp32", "cnn_studio_bf16") if name in rates]
-    pairs = [("cnn_studio", v) for v in variants] + [
-        (ours, other) for ours in ("cnn_studio", *variants) for other in ("usual", "homework")]
-    for ours, other in pairs:
-        if ours in rates and other in rates:
-            ratios[f"{ours} / {other}"] = ratio_summary(rates[ours], rates[other])
+    results, ratios = compare(rates, [("cnn_studio", v) for v in variants] + [
+        (ours, other) for ours in ("cnn_studio", *variants) for other in ("usual", "homework")])
     printable = lambda settings: {**settings, "autocast_dtype": str(settings["autocast_dtype"])}  # noqa: E731
     result = {"task": args.task, "data": data, "batch_size": bs, "steps": args.steps, "repeats": args.repeats,
               "workers": args.workers, "homework_size": args.homework_size, "compile": args.compile,
               "cnn_studio_settings": printable(speed_settings(device)),
               "other_settings": {c.name: printable(c.settings) for c in found if c.name.startswith("cnn_studio_")},
-              "parameters": {c.name: c.parameters for c in found},
+              "parameters": {c.name: sum(p.numel() for p in c.model.parameters()) for c in found},
               "images_per_s": results, "ratios": ratios}
     write_result(f"train_throughput-{args.task}" + (f"-{args.tag}" if args.tag else ""), device, result, env)
     return result

@@ -100,10 +100,9 @@ def model_stats(config: dict) -> dict | None:
     return {"parameters": int(stats.total_params), "mult_adds": int(stats.total_mult_adds), "input_size": size}
 
 
-def write_card(run_dir: str | os.PathLike, *, source: str | None = None, comparison: dict | None = None) -> Path:
+def write_card(run_dir: str | os.PathLike, *, comparison: dict | None = None) -> Path:
     """Render the card of `run_dir` and write it to `run_dir/README.md` atomically."""
-    text = render_card(read_facts(run_dir, source=source, comparison=comparison))
-    return atomic_write_text(Path(run_dir) / CARD_FILE, text)
+    return atomic_write_text(Path(run_dir) / CARD_FILE, render_card(read_facts(run_dir, comparison=comparison)))
 
 
 def _read_json(path: Path, *, required: bool = False):

@@ -85,13 +85,12 @@ def check_repo_id(repo_id: str) -> None:
 
 
 def looks_like_repo_id(text: str) -> bool:
-    if text.count("/") != 1:
-        return False
+    """USER/NAME as the Hub spells a repo id (huggingface_hub's own check), with the user named."""
     try:
         validate_repo_id(text)
     except HFValidationError:
         return False
-    return True
+    return text.count("/") == 1
 
 
 def describe(folder: Path, files: list[str] | None = None) -> str:

@@ -12,13 +12,13 @@ says so: its numbers describe a subset, not the recipe on the full dataset.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import shutil
 import sys
 from pathlib import Path
 
 from models.atomic import atomic_write_text
+from models.jsonfile import read_json
 from publish.common import REPO_ROOT, run_command
 
 RESULTS_DIR = REPO_ROOT / "results"
@@ -59,9 +59,7 @@ def _cell(value) -> str:
 
 
 def row(run: Path, base: Path) -> str:
-    config = json.loads((run / "config.json").read_text(encoding="utf-8"))
-    metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
-    history = json.loads((run / "history.json").read_text(encoding="utf-8"))
+    config, metrics, history = (read_json(run / f"{name}.json") for name in ("config", "metrics", "history"))
     ds = config.get("dataset") or {}
     train = _cell(ds.get("train_images", "?"))
     if config.get("limit_train") is not None:
