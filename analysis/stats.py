@@ -136,11 +136,10 @@ def threshold_metrics(preds: Predictions, threshold: float) -> dict:
     """
     says, truth = preds.probabilities[:, 1] > threshold, preds.labels == 1
     tp, fp, fn, tn = (int((s & t).sum()) for s, t in ((says, truth), (says, ~truth), (~says, truth), (~says, ~truth)))
-    precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
-    f1 = 2 * precision * recall / (precision + recall) if precision is not None and recall is not None \
-        and precision + recall > 0 else None
+    # F1, the harmonic mean of precision and recall, is 2tp / (2tp + fp + fn); undefined without a true positive.
     return {"threshold": float(threshold), "tp": tp, "fp": fp, "fn": fn, "tn": tn,
-            "accuracy": _ratio(tp + tn, len(preds)), "precision": precision, "recall": recall, "f1": f1}
+            "accuracy": _ratio(tp + tn, len(preds)), "precision": _ratio(tp, tp + fp), "recall": _ratio(tp, tp + fn),
+            "f1": 2 * tp / (2 * tp + fp + fn) if tp else None}
 
 
 def threshold_sweep(preds: Predictions) -> list[dict]:
