@@ -142,11 +142,9 @@ def erase(x: torch.Tensor, box: tuple[int, int, int, int], cfg: ModelConfig, fil
     "noise" (standard-normal values after normalisation, Random Erasing's fill; seeded), or
     a number (the normalised value).
     """
-    top, left, h, w = (int(v) for v in box)
-    top, left = max(0, top), max(0, left)
-    bottom, right = min(x.shape[-2], top + max(0, h)), min(x.shape[-1], left + max(0, w))
+    top, left, h, w = (max(0, int(v)) for v in box)
     out = x.clone()
-    region = out[..., top:bottom, left:right]
+    region = out[..., top:top + h, left:left + w]     # slicing keeps the box inside the image
     if fill == "mean":
         region.zero_()
     elif fill == "black":   # pixel value 0, normalised as every model input is
