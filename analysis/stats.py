@@ -198,7 +198,8 @@ def bootstrap_differences(groups: Sequence[tuple[np.ndarray, np.ndarray]], *, re
 
     `groups` holds one (correct_a, correct_b) pair of boolean arrays per seed, paired by image.
     Each replicate draws the groups (seeds) with replacement (when there are at least two), then,
-    within each drawn group, its images with replacement, keeping the pairs together; the statistic is the mean of the per-group accuracy differences.
+    within each drawn group, its images with replacement, keeping the pairs together; the statistic
+    is the mean of the per-group accuracy differences.
     Resampling a group's images only changes how many of its "only b right" and "only a right"
     pairs are drawn, so each (replicate, drawn group) is one multinomial draw over
     (only b right, only a right, same outcome): the same distribution as resampling rows, at a
