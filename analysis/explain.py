@@ -19,6 +19,7 @@ makes it; `explain_image` goes from any image to a heatmap in one call.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,19 +39,13 @@ def gradcam_layer(model: nn.Module, cfg: ModelConfig) -> nn.Module:
     return model.get_submodule(ARCHITECTURES[cfg.architecture].gradcam_layer)
 
 
-class ClassScores(nn.Module):
+def class_scores(model: nn.Module, cfg: ModelConfig, x: torch.Tensor) -> torch.Tensor:
     """One score per class, whatever the head: the logits, or (-logit, logit) for a one-logit model.
 
     For the binary model, score[c] is the log-odds of class c: sigmoid(score[c]) = P(c).
     """
-
-    def __init__(self, model: nn.Module, cfg: ModelConfig):
-        super().__init__()
-        self.model, self.binary = model, cfg.binary
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        logits = self.model(x).float()
-        return torch.cat([-logits, logits], dim=1) if self.binary else logits
+    logits = model(x).float()
+    return torch.cat([-logits, logits], dim=1) if cfg.binary else logits
 
 
 def resolve_target(cfg: ModelConfig, target: int | str | None, probs: torch.Tensor) -> torch.Tensor:
@@ -79,7 +74,7 @@ def gradcam(model: nn.Module, cfg: ModelConfig, x: torch.Tensor, target: int | s
     was_training = model.training
     model.eval()
     try:
-        scores_fn = ClassScores(model, cfg)
+        scores_fn = functools.partial(class_scores, model, cfg)
         with torch.no_grad():
             scores = scores_fn(x)
             probs = logits_to_probs(scores[:, 1:] if cfg.binary else scores, cfg)
@@ -147,11 +142,9 @@ def erase(x: torch.Tensor, box: tuple[int, int, int, int], cfg: ModelConfig, fil
     "noise" (standard-normal values after normalisation, Random Erasing's fill; seeded), or
     a number (the normalised value).
     """
-    top, left, h, w = (int(v) for v in box)
-    top, left = max(0, top), max(0, left)
-    bottom, right = min(x.shape[-2], top + max(0, h)), min(x.shape[-1], left + max(0, w))
+    top, left, h, w = (max(0, int(v)) for v in box)
     out = x.clone()
-    region = out[..., top:bottom, left:right]
+    region = out[..., top:top + h, left:left + w]     # slicing keeps the box inside the image
     if fill == "mean":
         region.zero_()
     elif fill == "black":   # pixel value 0, normalised as every model input is

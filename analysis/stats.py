@@ -103,16 +103,13 @@ def reliability_bins(confidence, outcome, n_bins: int = 10) -> dict:
         raise ValueError("n_bins must be positive")
     edges = np.linspace(0.0, 1.0, n_bins + 1)
     which = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, n_bins - 1)
-    n, bins, gaps = len(confidence), [], []
-    for i in range(n_bins):
-        mask = which == i
-        conf, acc = (float(confidence[mask].mean()), float(outcome[mask].mean())) if mask.any() else (None, None)
-        if mask.any():
-            gaps.append((mask.sum() / n, abs(acc - conf)))
-        bins.append({"lo": float(edges[i]), "hi": float(edges[i + 1]), "count": int(mask.sum()),
-                     "confidence": conf, "accuracy": acc})
-    return {"bins": bins, "ece": float(sum(w * g for w, g in gaps)) if n else None,
-            "mce": float(max(g for _, g in gaps)) if n else None, "count": n}
+    n, count = len(confidence), np.bincount(which, minlength=n_bins)
+    conf, acc = (np.bincount(which, v, n_bins) / np.maximum(count, 1) for v in (confidence, outcome))
+    gaps = np.abs(acc - conf)[count > 0]
+    bins = [{"lo": float(lo), "hi": float(hi), "count": int(c), "confidence": float(cf) if c else None,
+             "accuracy": float(a) if c else None} for lo, hi, c, cf, a in zip(edges, edges[1:], count, conf, acc)]
+    return {"bins": bins, "ece": float(count[count > 0] @ gaps / n) if n else None,
+            "mce": float(gaps.max()) if n else None, "count": n}
 
 
 def reliability(preds: Predictions, n_bins: int = 10, class_index: int | None = None) -> dict:
@@ -139,11 +136,10 @@ def threshold_metrics(preds: Predictions, threshold: float) -> dict:
     """
     says, truth = preds.probabilities[:, 1] > threshold, preds.labels == 1
     tp, fp, fn, tn = (int((s & t).sum()) for s, t in ((says, truth), (says, ~truth), (~says, truth), (~says, ~truth)))
-    precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
-    f1 = 2 * precision * recall / (precision + recall) if precision is not None and recall is not None \
-        and precision + recall > 0 else None
+    # F1, the harmonic mean of precision and recall, is 2tp / (2tp + fp + fn); undefined without a true positive.
     return {"threshold": float(threshold), "tp": tp, "fp": fp, "fn": fn, "tn": tn,
-            "accuracy": _ratio(tp + tn, len(preds)), "precision": precision, "recall": recall, "f1": f1}
+            "accuracy": _ratio(tp + tn, len(preds)), "precision": _ratio(tp, tp + fp), "recall": _ratio(tp, tp + fn),
+            "f1": 2 * tp / (2 * tp + fp + fn) if tp else None}
 
 
 def threshold_sweep(preds: Predictions) -> list[dict]:
@@ -197,13 +193,13 @@ def mcnemar_exact(only_a: int, only_b: int) -> float:
 
 
 def bootstrap_differences(groups: Sequence[tuple[np.ndarray, np.ndarray]], *, replicates: int = 10_000,
-                          seed: int = 0, resample_groups: bool = True) -> np.ndarray:
+                          seed: int = 0) -> np.ndarray:
     """Bootstrap replicates (replicates,) of the mean over groups of (accuracy of b - accuracy of a).
 
     `groups` holds one (correct_a, correct_b) pair of boolean arrays per seed, paired by image.
-    Each replicate draws the groups (seeds) with replacement (when `resample_groups` and there
-    are at least two), then, within each drawn group, its images with replacement, keeping the
-    pairs together; the statistic is the mean of the per-group accuracy differences.
+    Each replicate draws the groups (seeds) with replacement (when there are at least two), then,
+    within each drawn group, its images with replacement, keeping the pairs together; the statistic
+    is the mean of the per-group accuracy differences.
     Resampling a group's images only changes how many of its "only b right" and "only a right"
     pairs are drawn, so each (replicate, drawn group) is one multinomial draw over
     (only b right, only a right, same outcome): the same distribution as resampling rows, at a
@@ -219,8 +215,7 @@ def bootstrap_differences(groups: Sequence[tuple[np.ndarray, np.ndarray]], *, re
     sizes = [sum(c.values()) for c in counts]
     if 0 in sizes:
         raise ValueError("a group has no images")
-    chosen = rng.integers(0, k, size=(replicates, k)) if resample_groups and k > 1 else \
-        np.broadcast_to(np.arange(k), (replicates, k))
+    chosen = rng.integers(0, k, size=(replicates, k)) if k > 1 else np.zeros((replicates, 1), dtype=int)
     diffs = np.empty((replicates, k), dtype=np.float64)
     for g, (c, n) in enumerate(zip(counts, sizes)):
         p = [c["only_b_correct"] / n, c["only_a_correct"] / n, (c["both_correct"] + c["both_wrong"]) / n]
@@ -230,28 +225,19 @@ def bootstrap_differences(groups: Sequence[tuple[np.ndarray, np.ndarray]], *, re
     return diffs.mean(axis=1)
 
 
-def paired_bootstrap_ci(groups: Sequence[tuple[np.ndarray, np.ndarray]], *, replicates: int = 10_000,
-                        level: float = 0.95, seed: int = 0, resample_groups: bool = True) -> tuple[float, float]:
-    """Percentile bootstrap CI (at `level`) of the mean paired accuracy difference b - a over
-    groups (seeds); see `bootstrap_differences` for the resampling."""
-    if not 0 < level < 1:
-        raise ValueError("level must be in (0, 1)")
-    stat = bootstrap_differences(groups, replicates=replicates, seed=seed, resample_groups=resample_groups)
-    lo, hi = np.quantile(stat, [(1 - level) / 2, (1 + level) / 2])
-    return float(lo), float(hi)
-
-
 def paired_comparison(pairs: Sequence[tuple[int, Predictions, Predictions]], names: tuple[str, str] = ("a", "b"),
                       *, replicates: int = 10_000, level: float = 0.95, bootstrap_seed: int = 0) -> dict:
     """Compare two variants trained once per seed: `pairs` = [(seed, preds_a, preds_b), ...].
 
     Each pair must cover the same images in the same order (same validation indices).
     Returns per-variant accuracies with mean and std over seeds, the per-seed and mean paired
-    difference (b - a) with its bootstrap CI, and McNemar's exact test on the per-image
-    outcomes pooled over seeds.
+    difference (b - a) with its percentile bootstrap CI at `level` (`bootstrap_differences` resamples),
+    and McNemar's exact test on the per-image outcomes pooled over seeds.
     """
     if not pairs:
         raise ValueError("no pairs to compare")
+    if not 0 < level < 1:
+        raise ValueError("level must be in (0, 1)")
     name_a, name_b = names
     for seed, pa, pb in pairs:
         if len(pa) != len(pb) or not np.array_equal(pa.indices, pb.indices):
@@ -262,7 +248,8 @@ def paired_comparison(pairs: Sequence[tuple[int, Predictions, Predictions]], nam
     diffs = [b - a for a, b in zip(acc_a, acc_b)]
     groups = [(pa.correct, pb.correct) for _, pa, pb in pairs]
     pooled = discordant_counts(*map(np.concatenate, zip(*groups)))   # every image of every seed
-    lo, hi = paired_bootstrap_ci(groups, replicates=replicates, level=level, seed=bootstrap_seed)
+    stat = bootstrap_differences(groups, replicates=replicates, seed=bootstrap_seed)
+    lo, hi = (float(q) for q in np.quantile(stat, [(1 - level) / 2, (1 + level) / 2]))
     method = "percentile; seeds resampled, then images within each seed (paired)" if len(groups) > 1 \
         else "percentile; images resampled (paired)"
     variant = lambda acc: dict(zip(("accuracy", "mean", "std"), (acc, *mean_std(acc))))  # noqa: E731

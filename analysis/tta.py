@@ -13,24 +13,17 @@ digits, where a mirrored 2 is not a 2).
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from models.augment import EvalTransform
 from models.predict import logits_to_probs
 from models.registry import ModelConfig
 
 
-class FullImageTransform(EvalTransform):
-    """Stored uint8 (N, C, S, S) -> normalised float, not cropped: TTAModel takes its own crops."""
-
-    def __init__(self, cfg: ModelConfig):
-        super().__init__(crop=cfg.stored_size, mean=cfg.mean, std=cfg.std)
-
-
 class TTAModel(nn.Module):
-    """Wraps a model: input the normalised *uncropped* batch (FullImageTransform), output logits
-    whose probabilities are the mean of the views' probabilities (log p for softmax models,
-    logit(p) for the one-logit model), so evaluation code treats it as any model."""
+    """Wraps a model: input the normalised *uncropped* batch (`EvalTransform` at crop=cfg.stored_size),
+    output logits whose probabilities are the mean of the views' probabilities (log p for softmax
+    models, logit(p) for the one-logit model), so evaluation code treats it as any model."""
 
     def __init__(self, model: nn.Module, cfg: ModelConfig, *, flip: bool = True, shift: int | None = None):
         super().__init__()
@@ -53,12 +46,10 @@ class TTAModel(nn.Module):
         if margin < 0:
             raise ValueError(f"input {h}x{w} is smaller than the model's {size}x{size}")
         pad = max(0, self.shift - margin)
-        if pad:
-            black = torch.tensor([-m / s for m, s in zip(self.cfg.mean, self.cfg.std)],
-                                 dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
-            padded = black.expand(x.shape[0], -1, h + 2 * pad, w + 2 * pad).clone()   # black pixels
-            padded[..., pad:pad + h, pad:pad + w] = x
-            x, h, w = padded, h + 2 * pad, w + 2 * pad
+        if pad:       # black pixels: each channel padded with its normalised 0
+            x = torch.stack([F.pad(x[:, c], (pad,) * 4, value=-m / s)
+                             for c, (m, s) in enumerate(zip(self.cfg.mean, self.cfg.std))], dim=1)
+            h, w = h + 2 * pad, w + 2 * pad
         top0, left0 = (h - size) // 2, (w - size) // 2
         for dy, dx in self.offsets:
             crop = x[..., top0 + dy:top0 + dy + size, left0 + dx:left0 + dx + size]
@@ -67,12 +58,6 @@ class TTAModel(nn.Module):
                 yield crop.flip(-1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        total = None
-        for view in self.views(x):
-            p = logits_to_probs(self.model(view.contiguous()), self.cfg)
-            total = p if total is None else total + p
-        p = (total / self.num_views).clamp(1e-7, 1 - 1e-7)
-        if self.cfg.binary:
-            q = p[:, 1]
-            return torch.log(q / (1 - q)).unsqueeze(1)
-        return torch.log(p)
+        p = torch.stack([logits_to_probs(self.model(view.contiguous()), self.cfg) for view in self.views(x)]).mean(0)
+        p = p.clamp(1e-7, 1 - 1e-7)
+        return torch.logit(p[:, 1:]) if self.cfg.binary else torch.log(p)

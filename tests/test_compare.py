@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from analysis.stats import (Predictions, bootstrap_differences, comparison_markdown, discordant_counts,
-                          mcnemar_exact, mean_std, paired_bootstrap_ci, paired_comparison)
+                          mcnemar_exact, mean_std, paired_comparison)
 
 # A small fixed table of paired per-image outcomes (1 = right), two seeds of ten images each.
 #   seed 0: baseline 6/10, RE 8/10; only baseline right: image 5; only RE right: 6, 7, 8
@@ -78,15 +78,18 @@ def test_mcnemar_on_identical_predictions_is_one():
 def test_bootstrap_degenerate_cases_by_hand():
     same = (np.array([1, 0, 1], bool), np.array([1, 0, 1], bool))
     all_better = (np.zeros(4, bool), np.ones(4, bool))
-    assert paired_bootstrap_ci([same], replicates=1000) == (0.0, 0.0)
-    assert paired_bootstrap_ci([all_better], replicates=1000) == (1.0, 1.0)
-    # Groups fixed: every replicate is (1 + 0) / 2.
-    assert paired_bootstrap_ci([all_better, same], replicates=1000, resample_groups=False) == (0.5, 0.5)
+    ci = lambda pairs, replicates: paired_comparison(  # noqa: E731
+        [(seed, *(predictions_from_outcomes(list(map(int, c))) for c in pair)) for seed, pair in enumerate(pairs)],
+        replicates=replicates)["difference"]["ci"]
+    assert ci([same], 1000) == [0.0, 0.0]
+    assert ci([all_better], 1000) == [1.0, 1.0]
     # Groups resampled: mean of two draws from {1, 0} is 0 (1/4), 0.5 (1/2) or 1 (1/4) -> 95% CI [0, 1].
     stat = bootstrap_differences([all_better, same], replicates=20000, seed=1)
     assert set(np.unique(stat)) == {0.0, 0.5, 1.0}
     assert np.mean(stat == 0.5) == pytest.approx(0.5, abs=0.02)
-    assert paired_bootstrap_ci([all_better, same], replicates=20000) == (0.0, 1.0)
+    assert ci([all_better, same], 20000) == [0.0, 1.0]
+    with pytest.raises(ValueError, match="level"):
+        paired_comparison([(0, *(predictions_from_outcomes(list(map(int, c))) for c in same))], level=1.0)
     # Two images with differences +1 and 0: resampled means 0, 0.5, 1 with 1/4, 1/2, 1/4.
     two = (np.array([0, 1], bool), np.array([1, 1], bool))
     stat = bootstrap_differences([two], replicates=20000, seed=2)

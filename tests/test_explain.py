@@ -11,7 +11,7 @@ from PIL import Image
 from torch import nn
 
 from models.artifact import load_model
-from analysis.explain import (ClassScores, erase, explain_image, gradcam, gradcam_layer, occlusion_sweep,
+from analysis.explain import (class_scores, erase, explain_image, gradcam, gradcam_layer, occlusion_sweep,
                             overlay, resolve_target, sweep_positions)
 from models.tasks import TASKS
 from analysis.stats import (Predictions, confusion_cell, load_predictions, reliability, reliability_bins,
@@ -111,8 +111,8 @@ def test_gradcam_binary_targets_explain_cat_with_the_negated_logit():
     assert maps["cat"][red].min() > 0 and maps["cat"][blue].abs().max() == 0
     # Away from both patches there is no evidence for either class.
     assert maps["dog"][0:8, 0:8].abs().max() == 0 and maps["cat"][0:8, 0:8].abs().max() == 0
-    # ClassScores gives sigmoid(score[c]) = P(c) for both classes.
-    scores = ClassScores(model, BINARY)(x)
+    # class_scores gives sigmoid(score[c]) = P(c) for both classes.
+    scores = class_scores(model, BINARY, x)
     p_dog = torch.sigmoid(model(x))[0, 0]
     assert torch.sigmoid(scores[0]).tolist() == pytest.approx([1 - p_dog.item(), p_dog.item()])
 

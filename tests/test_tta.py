@@ -10,7 +10,7 @@ from torch import nn
 
 from models.augment import EvalTransform, normalize
 from models.tasks import TASKS
-from analysis.tta import FullImageTransform, TTAModel
+from analysis.tta import TTAModel
 
 CIFAR = TASKS["cifar10"].model_config()
 CATSDOGS = TASKS["catsdogs"].model_config()
@@ -37,7 +37,7 @@ def test_default_shift():
 def test_views_are_exact_crops_of_the_stored_image():
     torch.manual_seed(0)
     stored = torch.randint(0, 256, (2, 3, 256, 256), dtype=torch.uint8)
-    x = FullImageTransform(CATSDOGS)(stored)
+    x = EvalTransform(crop=CATSDOGS.stored_size, mean=CATSDOGS.mean, std=CATSDOGS.std)(stored)
     tta = TTAModel(Recorder(1), CATSDOGS, flip=True, shift=14)
     views = list(tta.views(x))
     assert len(views) == tta.num_views == 10
@@ -51,7 +51,7 @@ def test_views_are_exact_crops_of_the_stored_image():
 
 def test_small_stored_images_are_padded_with_black():
     stored = torch.full((1, 3, 32, 32), 200, dtype=torch.uint8)
-    x = FullImageTransform(CIFAR)(stored)
+    x = EvalTransform(crop=CIFAR.stored_size, mean=CIFAR.mean, std=CIFAR.std)(stored)
     views = list(TTAModel(Recorder(10), CIFAR, flip=False, shift=2).views(x))
     assert len(views) == 5 and torch.equal(views[0], x)
     up = views[1]                                               # content moved down: 2 black rows on top

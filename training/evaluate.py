@@ -18,7 +18,7 @@ from pathlib import Path
 from models.artifact import ArtifactError, listed_files, load_model, record_digest
 from models.atomic import atomic_write_json
 from models.augment import EvalTransform
-from analysis.tta import FullImageTransform, TTAModel
+from analysis.tta import TTAModel
 from training.cli import CliError, check_writable_folder, nonnegative_int, positive_int, run_cli
 from models.tasks import get_task
 from training.data import Batches, DatasetError, find_source, load_split
@@ -72,7 +72,7 @@ def main(args) -> dict:
     if args.tta:
         if cfg.in_channels == 1:
             print("note: flip TTA on digits changes their meaning; reported anyway", file=sys.stderr)
-        full = batches(FullImageTransform(cfg))
+        full = batches(EvalTransform(crop=cfg.stored_size, mean=cfg.mean, std=cfg.std))   # uncropped: TTA crops
         flip_only = TTAModel(loaded.model, cfg, flip=True, shift=0)    # the centre crop and its mirror
         metrics["tta_flip_accuracy"] = evaluate(flip_only, full, loss_fn, cfg, device=device)["accuracy"]
         # Flip (only for tasks trained with flips) + shifted crops of the stored image.

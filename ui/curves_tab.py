@@ -38,15 +38,10 @@ def default_selection(entries: list[ModelEntry]) -> list[str]:
 
 def history_rows(history, name: str, split: str = "val") -> tuple[list, list]:
     """history.json rows -> (accuracy rows, loss rows) of (epoch, value, "<name> train|<split>")."""
-    acc, loss = [], []
-    for row in history if isinstance(history, list) else []:
-        if not isinstance(row, dict) or "epoch" not in row:
-            continue
-        for prefix, shown in (("train", "train"), ("val", split)):
-            for out, what in ((acc, "accuracy"), (loss, "loss")):
-                if isinstance(row.get(f"{prefix}_{what}"), (int, float)):
-                    out.append((row["epoch"], float(row[f"{prefix}_{what}"]), f"{name} {shown}"))
-    return acc, loss
+    rows = [row for row in history if isinstance(row, dict) and "epoch" in row] if isinstance(history, list) else []
+    return tuple([(row["epoch"], float(row[f"{prefix}_{what}"]), f"{name} {shown}") for row in rows
+                  for prefix, shown in (("train", "train"), ("val", split))
+                  if isinstance(row.get(f"{prefix}_{what}"), (int, float))] for what in ("accuracy", "loss"))
 
 
 def curves(catalog: Catalog, model_runs):
