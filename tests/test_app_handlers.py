@@ -48,7 +48,8 @@ def answers(catalog: Catalog, task: str, image, *runs, blank_is_empty: bool = Fa
     (classify_tab.model_input), asked when a model answered, as the page does."""
     result = classify_tab.classify(catalog, task, image, runs, blank_is_empty=blank_is_empty)
     answered = any(isinstance(a, classify_tab.Answer) for a in result.answers)
-    out = [classify_tab.model_input(catalog, task, image, runs) if answered else None]
+    seen = classify_tab.model_input(catalog, task, image, runs) if answered else None
+    out = [Image.open(seen) if seen else None]
     for answer in result.answers:
         found = isinstance(answer, classify_tab.Answer)
         out += [answer.probs, classify_tab.probs_frame(answer.probs)] if found else [None, answer]

@@ -6,10 +6,9 @@ A task's endpoint keeps the record's api_name and takes `image` (`sketch` for a 
 `model_run`, or one `<variant>_run` per model shown side by side (cats vs dogs: baseline and
 Random Erasing). A task whose labels come from its data (your own images) has one list of all
 its runs instead: runs of different folders have different classes, so none is paired with
-another. Outputs: the top classes and the bar chart of each model. What the model sees (its
-prepared input, upscaled) is its own endpoint, `/model_input_<name>` with the same parameters, and
-the page asks for it after each answer: an answer carries no picture file for an API caller to
-download (that download was the largest cost of a small model's answer; benchmarks/serve.py).
+another. Outputs: the top classes and the bar chart of each model. What the model sees is its own
+endpoint, `/model_input_<name>`, which the page asks after each answer: an answer carries no file
+to download (the largest cost of a small model's answer; benchmarks/serve.py).
 """
 from __future__ import annotations
 
@@ -115,9 +114,9 @@ def classify(catalog: Catalog, task: Task | str, image, runs=(), *, blank_is_emp
     return result
 
 
-def model_input(catalog: Catalog, task: Task | str, image, runs=()) -> Image.Image | None:
-    """What the first model asked sees of an image: its prepared input (models.predict.prepare, as
-    run_model), upscaled. None: no image, or nothing to classify in it (a blank drawing)."""
+def model_input(catalog: Catalog, task: Task | str, image, runs=()) -> str | None:
+    """What the first model asked sees of an image, as a PNG file: its prepared input (models.predict.prepare,
+    as run_model), upscaled. None: no image, or nothing to classify in it (a blank drawing)."""
     task = TASKS[task] if isinstance(task, str) else task
     if is_empty(image):
         return None
@@ -126,7 +125,7 @@ def model_input(catalog: Catalog, task: Task | str, image, runs=()) -> Image.Ima
         x, _ = prepare(read_image(image), entry.loaded.config)
     except NotADigit:
         return None
-    return None if x is None else enlarge(input_to_image(x[0], entry.loaded.config))
+    return None if x is None else serving.image_file(enlarge(input_to_image(x[0], entry.loaded.config)), "model_input")
 
 
 @torch.inference_mode()
@@ -206,15 +205,10 @@ def endpoint(catalog: Catalog, task: Task, parameter: str, source: str = "", *, 
     return _named(handler, task, parameter)
 
 
-def model_input_file(catalog: Catalog, task: Task, image, runs=()) -> str | None:
-    seen = model_input(catalog, task, image, runs)
-    return serving.image_file(seen) if seen is not None else None
-
-
 def model_input_endpoint(catalog: Catalog, task: Task):
     """`/model_input_<name>`: the image and the run keys of the classify endpoint -> what the model sees."""
     def handler(image, *runs):
-        return model_input_file(catalog, task, image, runs)
+        return model_input(catalog, task, image, runs)
     handler.__name__ = f"model_input_{task.api_name.removeprefix('classify_')}"
     handler.__doc__ = f"What the {task.title} model sees of an image: its prepared input, upscaled."
     return _named(handler, task, "image")
@@ -331,7 +325,7 @@ def build(catalog: Catalog, task: Task) -> None:
     gr.Button(visible=False).click(model_input_endpoint(catalog, task), [image, *runs], seen,
                                    api_name=f"model_input_{short}", **INFERENCE_CONCURRENCY)
     for name, event in answered.items():
-        event.then(inputs.endpoint(lambda value, *keys: model_input_file(catalog, task, value, keys), images=()),
+        event.then(inputs.endpoint(lambda value, *keys: model_input(catalog, task, value, keys), images=()),
                    [last, *runs], seen, api_name=f"seen_{name}", api_visibility="private",
                    show_progress="hidden", **LIGHT_CONCURRENCY)
     for column, run in zip(cols, runs):
