@@ -22,6 +22,7 @@ from huggingface_hub import ModelCard
 from PIL import Image
 
 from models.artifact import load_model
+from ui.common import VIEW_SIZE
 from tests.conftest import launch_app, train_tiny
 from tests.test_hub import assert_hub_code_gives_the_apps_answer
 
@@ -138,8 +139,11 @@ def test_every_task_record_keeps_the_contract(contract_runs, tmp_path):
             loaded = load_model(run)
             check_card(run, task)
             answer = client.predict(handle_file(pictures["rgb8.png"]), api_name=f"/{task.api_name}")
-            label = answer[1]          # outputs: what the model sees, then each model's top classes and bars
+            label = answer[0]          # outputs: each model's top classes and bars
             assert label["label"] in loaded.config.labels, (name, answer)
+            seen = client.predict(handle_file(pictures["rgb8.png"]),
+                                  api_name=f"/model_input_{task.api_name.removeprefix('classify_')}")
+            assert Image.open(seen).size == (VIEW_SIZE, VIEW_SIZE), name     # what the model sees, upscaled
             assert_hub_code_gives_the_apps_answer(run, pictures, tmp_path / name)
     finally:
         demo.close()
