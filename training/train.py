@@ -97,9 +97,8 @@ def _run(cfg: RunConfig, device: torch.device, rank_info: distributed.DistInfo) 
 
 def load_data(cfg: RunConfig) -> tuple[Split, Split]:
     """The training and validation splits (uint8 tensors, or image files decoded while training)."""
-    common = dict(seed=cfg.seed)
-    return (load_split(cfg.spec, cfg.source, cfg.data_dir, train=True, limit=cfg.limit_train, **common),
-            load_split(cfg.spec, cfg.source, cfg.data_dir, train=False, limit=cfg.limit_val, **common))
+    return (load_split(cfg.spec, cfg.source, cfg.data_dir, train=True, limit=cfg.limit_train, seed=cfg.seed),
+            load_split(cfg.spec, cfg.source, cfg.data_dir, train=False, limit=cfg.limit_val, seed=cfg.seed))
 
 
 @dataclass
