@@ -102,13 +102,10 @@ def prediction_target(args) -> Path | None:
 
 def keep_digests(run_dir: str, written: Path) -> None:
     """A release file of a local run rewritten here gets its new digest in the run's SHA256SUMS."""
-    folder = Path(run_dir)
-    if not folder.is_dir():
-        return
-    try:
-        name = written.resolve().relative_to(folder.resolve()).as_posix()
-    except ValueError:
-        return                       # written elsewhere: the release is untouched
+    folder = Path(run_dir).resolve()
+    if not folder.is_dir() or not written.resolve().is_relative_to(folder):
+        return                       # a Hub repo, or written elsewhere: the release is untouched
+    name = written.resolve().relative_to(folder).as_posix()
     if name in listed_files(folder):
         record_digest(folder, name)
 

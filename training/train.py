@@ -236,7 +236,7 @@ def train_and_evaluate(cfg: RunConfig, parts: Parts, log: RunLog, epoch: int, de
                          parts.loss_fn, cfg.model, device=device, epoch=epoch, epochs=cfg.recipe["epochs"],
                          autocast_dtype=parts.autocast_dtype, channels_last=parts.channels_last,
                          at_sync=checkpoints, progress=progress, tally=tally, start_step=start_step,
-                         on_step=lambda s, loss, step_lr: log.step_done(epoch, s, loss, step_lr))
+                         on_step=log.step_done)
     if tr["interrupted"]:
         return None, None
     log.evaluating(epoch)
