@@ -120,8 +120,7 @@ def _fill_sparse(x, apply, y0, x0, eh, ew, value, generator):
     every erased pixel is built from those runs with one repeat_interleave."""
     n, c, h, w = x.shape
     dev = x.device
-    if not x.is_contiguous():
-        x = x.contiguous()
+    x = x.contiguous()   # itself when it already is
     sel = apply.nonzero().flatten()
     if sel.numel() == 0:
         return x

@@ -112,9 +112,8 @@ def keep_digests(run_dir: str, written: Path) -> None:
 
 def print_report(metrics: dict) -> None:
     print(f"accuracy {metrics['accuracy']:.4f} on {metrics['num_images']} images ({metrics['split']} split)")
-    if "tta_flip_accuracy" in metrics:
+    if "tta" in metrics:   # --tta: both accuracies
         print(f"accuracy with flip TTA {metrics['tta_flip_accuracy']:.4f}")
-    if "tta_accuracy" in metrics:
         t = metrics["tta"]
         what = ("flip + " if t["flip"] else "") + f"{t['shift_px']} px shifts, {t['views']} views"
         print(f"accuracy with TTA ({what}) {metrics['tta_accuracy']:.4f}")
