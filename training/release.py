@@ -16,8 +16,7 @@ from training.data import Split
 
 def save_examples(run_dir: Path, val: Split, labels: tuple[str, ...], per_class: int) -> list[dict]:
     """A few validation images per class as PNG, for the app's examples; index.json lists them."""
-    folder = run_dir / "examples"
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = run_dir / "examples"   # created by the first atomic_write into it
     entries = []
     for class_id, label in enumerate(labels):
         found = ((pos, val.image(pos)) for pos in (val.labels == class_id).nonzero().flatten().tolist())

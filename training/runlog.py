@@ -62,7 +62,6 @@ class RunLog:
               f"{where} in {self.run_dir}: device {self.config['device']}, precision {cfg.precision}, "
               f"{self.epochs} epochs of {images:,} images ({self.steps_per_epoch} steps of "
               f"{self.batch_size})", flush=True)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         if self.resumed:
             remove_stale_temps(self.run_dir)   # half-written files of a killed run (never the real ones)
         from torch.utils.tensorboard import SummaryWriter
