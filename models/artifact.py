@@ -91,13 +91,9 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 def listed_files(run_dir: Path) -> list[str]:
     """The release files that SHA256SUMS covers: RELEASE_PATTERNS except the card and itself."""
-    names = set()
-    for pattern in RELEASE_PATTERNS:
-        if pattern in (MANIFEST_FILE, CARD_FILE):
-            continue
-        names.update(p.relative_to(run_dir).as_posix() for p in run_dir.glob(pattern)
-                     if p.is_file() and not p.is_symlink())
-    return sorted(names)
+    return sorted({p.relative_to(run_dir).as_posix()
+                   for pattern in RELEASE_PATTERNS if pattern not in (MANIFEST_FILE, CARD_FILE)
+                   for p in run_dir.glob(pattern) if p.is_file() and not p.is_symlink()})
 
 
 def write_manifest(run_dir: str | os.PathLike) -> Path:
@@ -214,8 +210,7 @@ def release_file(root: Path, name: str) -> Path:
 
 
 def read_config(path: Path) -> tuple[dict, ModelConfig]:
-    if not path.is_file():
-        raise ArtifactError(f"{path}: missing")
+    """config.json at `path` (a file: release_file found it) and the ModelConfig it holds."""
     if path.stat().st_size > MAX_CONFIG_BYTES:
         raise ArtifactError(f"{path}: too large for a config ({path.stat().st_size:,} bytes)")
     try:
@@ -231,9 +226,8 @@ def read_config(path: Path) -> tuple[dict, ModelConfig]:
 
 
 def read_weights(path: Path, model: nn.Module) -> dict[str, torch.Tensor]:
-    """Parse `path` with safetensors and check it against `model`: same keys, shapes, finite."""
-    if not path.is_file():
-        raise ArtifactError(f"{path}: missing")
+    """Parse `path` (a file: release_file found it) with safetensors and check it against `model`: same keys,
+    shapes, finite."""
     try:
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:

@@ -17,7 +17,9 @@ transforms training uses, and the app never imports training/.
 """
 from __future__ import annotations
 
+import functools
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -25,22 +27,19 @@ import torch.nn.functional as F
 from models.registry import ModelConfig
 
 
-def _affine(mean, std, device) -> tuple[torch.Tensor, torch.Tensor]:
-    """(scale, shift) with x_uint8 * scale + shift == (x / 255 - mean) / std, shaped (1, C, 1, 1)."""
+@functools.lru_cache(maxsize=None)
+def _affine(mean: tuple, std: tuple, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(scale, shift) with x_uint8 * scale + shift == (x / 255 - mean) / std, shaped (1, C, 1, 1);
+    folded in float64 (the same to float32 rounding), once per (mean, std, device)."""
     std_t = torch.as_tensor(std, dtype=torch.float64).view(1, -1, 1, 1)
     mean_t = torch.as_tensor(mean, dtype=torch.float64).view(1, -1, 1, 1)
     scale, shift = 1.0 / (255.0 * std_t), -mean_t / std_t
     return scale.float().to(device), shift.float().to(device)
 
 
-def normalize(batch: torch.Tensor, mean, std, *, _cache: dict | None = None) -> torch.Tensor:
-    """uint8 (N, C, H, W) -> float32 (x / 255 - mean) / std per channel, as one multiply-add in place
-    (constants folded in float64: the same to float32 rounding); `_cache` keeps them per device."""
-    cache = {} if _cache is None else _cache
-    key = (batch.device, tuple(mean), tuple(std))
-    if key not in cache:
-        cache[key] = _affine(mean, std, batch.device)
-    scale, shift = cache[key]
+def normalize(batch: torch.Tensor, mean, std) -> torch.Tensor:
+    """uint8 (N, C, H, W) -> float32 (x / 255 - mean) / std per channel, as one multiply-add in place."""
+    scale, shift = _affine(tuple(mean), tuple(std), batch.device)
     return batch.to(torch.float32, copy=True).mul_(scale).add_(shift)
 
 
@@ -121,8 +120,7 @@ def _fill_sparse(x, apply, y0, x0, eh, ew, value, generator):
     every erased pixel is built from those runs with one repeat_interleave."""
     n, c, h, w = x.shape
     dev = x.device
-    if not x.is_contiguous():
-        x = x.contiguous()
+    x = x.contiguous()   # itself when it already is
     sel = apply.nonzero().flatten()
     if sel.numel() == 0:
         return x
@@ -168,6 +166,7 @@ def random_erasing(batch: torch.Tensor, *, p: float = 0.5, scale=(0.02, 0.4), ra
     return fill(x, apply, y0, x0, eh, ew, value, generator)
 
 
+@dataclass(kw_only=True)
 class TrainAugment:
     """The training transform of a task: crop (+padding), flip, normalise, Random Erasing.
 
@@ -175,16 +174,12 @@ class TrainAugment:
     Random Erasing comes last, after normalisation, and only here: evaluation uses
     `EvalTransform`, which never erases.
     """
-
-    def __init__(self, *, crop: int, padding: int = 0, flip: bool = False,
-                 random_erasing: dict | None = None, mean, std):
-        self.crop = crop
-        self.padding = padding
-        self.flip = flip
-        self.random_erasing = dict(random_erasing) if random_erasing else None
-        self.mean = tuple(mean)
-        self.std = tuple(std)
-        self._constants: dict = {}     # normalisation constants per device
+    crop: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    padding: int = 0
+    flip: bool = False
+    random_erasing: dict | None = None   # p, scale, ratio, value (models/tasks.py)
 
     @classmethod
     def from_recipe(cls, augment: dict, cfg: ModelConfig) -> "TrainAugment":
@@ -197,7 +192,7 @@ class TrainAugment:
         and one without erasing can share crops and flips."""
         if self.padding or tuple(batch.shape[-2:]) != (self.crop, self.crop) or self.flip:
             batch = random_crop_flip(batch, self.crop, self.padding, 0.5 if self.flip else 0.0, generator)
-        x = normalize(batch, self.mean, self.std, _cache=self._constants)
+        x = normalize(batch, self.mean, self.std)
         if self.random_erasing:
             re = self.random_erasing
             x = random_erasing(x, p=re["p"], scale=tuple(re["scale"]), ratio=tuple(re["ratio"]),
@@ -206,14 +201,12 @@ class TrainAugment:
         return x
 
 
+@dataclass(kw_only=True)
 class EvalTransform:
     """Evaluation: centre crop of the stored uint8 batch to the input size, then normalise."""
-
-    def __init__(self, *, crop: int, mean, std):
-        self.crop = crop
-        self.mean = tuple(mean)
-        self.std = tuple(std)
-        self._constants: dict = {}     # normalisation constants per device
+    crop: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
 
     @classmethod
     def from_config(cls, cfg: ModelConfig) -> "EvalTransform":
@@ -221,4 +214,4 @@ class EvalTransform:
 
     def __call__(self, batch: torch.Tensor, generator: torch.Generator | None = None,
                  erase_generator: torch.Generator | None = None) -> torch.Tensor:
-        return normalize(center_crop(batch, self.crop), self.mean, self.std, _cache=self._constants)
+        return normalize(center_crop(batch, self.crop), self.mean, self.std)

@@ -125,22 +125,15 @@ def _numbers(v) -> bool:
 
 
 def _type_problems(cfg: ModelConfig) -> list[str]:
-    problems = []
-    if not isinstance(cfg.architecture, str):
-        problems.append(f"architecture must be a string, not {cfg.architecture!r}"[:120])
-    for name in ("in_channels", "input_size"):
-        if not _is_int(getattr(cfg, name)):
-            problems.append(f"{name} must be an integer, not {getattr(cfg, name)!r}"[:120])
-    if cfg.resize_size is not None and not _is_int(cfg.resize_size):
-        problems.append(f"resize_size must be an integer or null, not {cfg.resize_size!r}"[:120])
-    for name in ("mean", "std"):
-        if not _numbers(getattr(cfg, name)):
-            problems.append(f"{name} must be a list of numbers, not {getattr(cfg, name)!r}"[:120])
-    if not isinstance(cfg.labels, (list, tuple)) or not all(isinstance(v, str) and v for v in cfg.labels):
-        problems.append("labels must be a list of non-empty strings")
-    if cfg.preparation is not None and not isinstance(cfg.preparation, str):
-        problems.append("preparation must be a name or null")
-    return problems
+    checks = [("architecture", isinstance(cfg.architecture, str), "a string"),
+              ("in_channels", _is_int(cfg.in_channels), "an integer"),
+              ("input_size", _is_int(cfg.input_size), "an integer"),
+              ("resize_size", cfg.resize_size is None or _is_int(cfg.resize_size), "an integer or null"),
+              ("mean", _numbers(cfg.mean), "a list of numbers"), ("std", _numbers(cfg.std), "a list of numbers"),
+              ("labels", isinstance(cfg.labels, (list, tuple)) and all(isinstance(v, str) and v for v in cfg.labels),
+               "a list of non-empty strings"),
+              ("preparation", cfg.preparation is None or isinstance(cfg.preparation, str), "a name or null")]
+    return [f"{name} must be {what}, not {getattr(cfg, name)!r}"[:120] for name, ok, what in checks if not ok]
 
 
 def _value_problems(cfg: ModelConfig) -> list[str]:

@@ -42,12 +42,10 @@ class VGG19BN(nn.Module):
         self._init_weights()
 
     def _init_weights(self) -> None:
+        # BatchNorm keeps its own initialisation (weight 1, bias 0), which draws no random numbers.
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
             elif isinstance(m, nn.Linear):
                 nn.init.normal_(m.weight, 0, 0.01)
                 nn.init.zeros_(m.bias)

@@ -187,9 +187,7 @@ def check_resumable(checkpoint: dict, config: dict, path: Path) -> None:
     """Refuse a checkpoint written for another task or recipe, naming what differs."""
     stored = checkpoint.get("config") or {}
     config = json.loads(json.dumps(config, allow_nan=False))   # as the checkpoint stores it (tuples: lists)
-    differs = []
-    for key in RESUME_KEYS:
-        differs += _differences(key, stored.get(key), config.get(key))
+    differs = [d for key in RESUME_KEYS for d in _differences(key, stored.get(key), config.get(key))]
     if not differs:
         return
     shown = "; ".join(differs[:4]) + (f"; and {len(differs) - 4} more" if len(differs) > 4 else "")
@@ -200,10 +198,8 @@ def check_resumable(checkpoint: dict, config: dict, path: Path) -> None:
 def _differences(name: str, stored, given) -> list[str]:
     """'recipe.optimizer.lr: checkpoint 0.001, now 0.5' for each leaf that differs (dicts compared key by key)."""
     if isinstance(stored, dict) and isinstance(given, dict):
-        found = []
-        for key in sorted(set(stored) | set(given), key=str):
-            found += _differences(f"{name}.{key}", stored.get(key), given.get(key))
-        return found
+        return [d for key in sorted(set(stored) | set(given), key=str)
+                for d in _differences(f"{name}.{key}", stored.get(key), given.get(key))]
     if stored == given:
         return []
     return [f"{name}: checkpoint {json.dumps(stored, allow_nan=False)}, now {json.dumps(given, allow_nan=False)}"]

@@ -49,12 +49,8 @@ def check_writable_folder(path: str | os.PathLike, flag: str) -> None:
     (permission bits say nothing for root, and nothing about read-only mounts).
     """
     path = Path(path)
-    existing = path
-    while not existing.exists():
-        if existing.parent == existing:
-            break
-        existing = existing.parent
-    if existing.exists() and not existing.is_dir():
+    existing = next(p for p in (path, *path.parents) if p.exists())   # "." or "/" at the latest
+    if not existing.is_dir():
         raise CliError(f"{flag} {path}: {existing} is a file, not a folder")
     try:
         with tempfile.TemporaryFile(dir=existing):
@@ -80,7 +76,7 @@ def run_folder_lock(folder: Path):
     created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / LOCK_FILE
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd, held = os.open(path, os.O_RDWR | os.O_CREAT, 0o644), False
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -88,23 +84,16 @@ def run_folder_lock(folder: Path):
             holder = os.read(fd, 300).decode("utf-8", "replace").strip() or "another process"
             raise CliError(f"--out {folder}: another training run is writing there ({holder}); wait for it to "
                            f"end, or choose another --out") from None
+        held = True
         os.ftruncate(fd, 0)
         os.write(fd, f"pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}".encode())
         yield
     finally:
-        if path.exists() and _holds(fd):
+        if held:   # the lock file is ours to remove; another run's holder is left alone
             path.unlink(missing_ok=True)
         os.close(fd)
         if created and not any(folder.iterdir()):
             folder.rmdir()
-
-
-def _holds(fd: int) -> bool:
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)   # ours already, or free: no one else's to remove
-        return True
-    except BlockingIOError:
-        return False
 
 
 def one_line(e: BaseException) -> str:

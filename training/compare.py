@@ -87,8 +87,8 @@ def compare_runs(out: Path, task: str, seeds: list[int], *, replicates: int = 10
     """comparison.json's content from the finished runs under `out` (no training)."""
     pairs, runs = [], {}
     for seed in seeds:
-        base = read_run(run_dir(out, task, BASELINE, seed))
-        erase = read_run(run_dir(out, task, RANDOM_ERASING, seed))
+        folders = {variant: run_dir(out, task, variant, seed) for variant in VARIANTS}
+        base, erase = (read_run(folders[variant]) for variant in VARIANTS)
         init_b, init_e = base["config"].get("init_sha256"), erase["config"].get("init_sha256")
         if not init_b or init_b != init_e:
             raise SystemExit(f"seed {seed}: the baseline and Random Erasing runs did not start from the same "
@@ -98,11 +98,10 @@ def compare_runs(out: Path, task: str, seeds: list[int], *, replicates: int = 10
             if abs(run["predictions"].accuracy - run["metrics"]["accuracy"]) > 1e-9:
                 raise SystemExit(f"seed {seed} {name}: predictions.json and metrics.json disagree")
         pairs.append((seed, base["predictions"], erase["predictions"]))
-        runs[str(seed)] = {BASELINE: run_dir(out, task, BASELINE, seed).relative_to(out).as_posix(),
-                           RANDOM_ERASING: run_dir(out, task, RANDOM_ERASING, seed).relative_to(out).as_posix(),
+        runs[str(seed)] = {**{variant: folder.relative_to(out).as_posix() for variant, folder in folders.items()},
                            "init_sha256": init_b}
-    stats = paired_comparison(pairs, (BASELINE, RANDOM_ERASING), replicates=replicates, level=level)
-    first = read_run(run_dir(out, task, BASELINE, seeds[0]))["config"]
+    stats = paired_comparison(pairs, VARIANTS, replicates=replicates, level=level)
+    first = read_json(run_dir(out, task, BASELINE, seeds[0]) / CONFIG_FILE)
     return {"task": task, "created": now_utc(),
             "epochs": first["recipe"]["epochs"], "limit_train": first.get("limit_train"),
             "limit_val": first.get("limit_val"), "split": first["dataset"]["val_split"],

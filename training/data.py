@@ -141,8 +141,6 @@ def subset_indices(n: int, limit: int | None, seed: int) -> torch.Tensor:
     """A deterministic, seeded subset of `limit` positions out of `n`, in ascending order."""
     if limit is None or limit >= n:
         return torch.arange(n)
-    if limit <= 0:
-        raise ValueError(f"limit must be positive, got {limit}")
     g = torch.Generator().manual_seed(seed)
     return torch.randperm(n, generator=g)[:limit].sort().values
 
@@ -196,9 +194,7 @@ def _fetch(dataset: Dataset, data_dir: Path, make, download: bool):
     that says what to put where when there is no network.
     """
     existed = set(data_dir.iterdir()) if data_dir.is_dir() else None
-    top_missing = data_dir
-    while not top_missing.parent.exists():
-        top_missing = top_missing.parent
+    top_missing = next(p for p in (data_dir, *data_dir.parents) if p.parent.exists())
     try:
         return make(download)
     except (OSError, RuntimeError) as e:
@@ -290,7 +286,6 @@ class Batches:
         self.tensors = isinstance(split.images, torch.Tensor)
         self.images = split.images.to(self.device) if self.tensors else split.images
         self.labels = split.labels.to(self.device)
-        self.indices = split.indices
         self.batch_size, self.shuffle, self.seed, self.workers = batch_size, shuffle, seed, workers
         self.rank, self.world_size = rank, world_size
         n = len(split)

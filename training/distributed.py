@@ -18,7 +18,6 @@ import torch.distributed as dist
 @dataclass(frozen=True)
 class DistInfo:
     rank: int = 0
-    local_rank: int = 0
     world_size: int = 1
 
     @property
@@ -38,10 +37,9 @@ def setup(device: torch.device, timeout_s: int = 600) -> tuple[DistInfo, torch.d
     """Join the process group if torchrun started us; returns rank info and this rank's device."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return DistInfo(), device
-    info = DistInfo(rank=int(os.environ["RANK"]), local_rank=int(os.environ.get("LOCAL_RANK", 0)),
-                    world_size=int(os.environ["WORLD_SIZE"]))
+    info = DistInfo(rank=int(os.environ["RANK"]), world_size=int(os.environ["WORLD_SIZE"]))
     if device.type == "cuda":
-        device = torch.device("cuda", info.local_rank)
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
         torch.cuda.set_device(device)
         backend = "nccl"
     else:

@@ -90,27 +90,17 @@ class EpochTally:
                 "images_per_s": seen_total / max(self.seconds, 1e-9)}
 
 
-class StepLosses:
-    """Step losses read back from the device in groups (one device sync per group), each checked for
-    NaN/inf before it is reported with the learning rate its step applied (`on_step(step, loss, lr)`)."""
-
-    def __init__(self, epoch: int, on_step: Callable[[int, float, float], None] | None):
-        self.epoch, self.on_step, self.pending, self.lrs = epoch, on_step, [], []
-
-    def add(self, loss: torch.Tensor, lr: float) -> None:
-        self.pending.append(loss.detach().float())
-        self.lrs.append(lr)
-
-    def drain(self, last_step: int) -> None:
-        values = torch.stack(self.pending).tolist() if self.pending else []
-        first = last_step - len(values) + 1
-        for i, (value, lr) in enumerate(zip(values, self.lrs)):
-            if not math.isfinite(value):
-                raise NonFiniteLossError(f"non-finite loss at epoch {self.epoch} step {first + i}")
-            if self.on_step is not None:
-                self.on_step(first + i, value, lr)
-        self.pending.clear()
-        self.lrs.clear()
+def report_losses(pending: list[tuple[torch.Tensor, float]], last_step: int, epoch: int,
+                  on_step: Callable[[int, float, float], None] | None) -> None:
+    """Read the (step loss, lr its step applied) pairs up to `last_step` back from the device in one
+    sync, check each loss for NaN/inf, report it (`on_step(step, loss, lr)`) and empty `pending`."""
+    values = torch.stack([loss for loss, _ in pending]).tolist() if pending else []
+    for step, value, (_, lr) in zip(range(last_step - len(pending) + 1, last_step + 1), values, pending):
+        if not math.isfinite(value):
+            raise NonFiniteLossError(f"non-finite loss at epoch {epoch} step {step}")
+        if on_step is not None:
+            on_step(step, value, lr)
+    pending.clear()
 
 
 def train_one_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer, scheduler, loss_fn: nn.Module,
@@ -134,7 +124,7 @@ def train_one_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer, 
     tally.start_clock()
     bar = tqdm(total=len(loader), initial=start_step, desc=f"epoch {epoch}/{epochs}" if epochs else f"epoch {epoch}",
                leave=False, disable=not progress, unit="batch")
-    interrupted, losses = False, StepLosses(epoch, on_step)
+    interrupted, losses = False, []   # step losses not read back yet, each with its lr
     sync_every, last, step = (1 if device.type == "cpu" else 50), len(loader) - 1, start_step - 1
     try:
         for step, (x, y, _) in enumerate(loader, start=start_step):
@@ -143,10 +133,10 @@ def train_one_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer, 
             with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
                 logits = model(x)
             loss = compute_loss(loss_fn, logits, y, cfg)
-            losses.add(loss, optimizer.param_groups[0]["lr"])   # the lr this step's optimizer.step applies
+            losses.append((loss.detach().float(), optimizer.param_groups[0]["lr"]))   # the lr optimizer.step applies
             sync_point = (step + 1) % sync_every == 0 or step == last
             if sync_point:
-                losses.drain(step)
+                report_losses(losses, step, epoch, on_step)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -159,7 +149,7 @@ def train_one_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer, 
             if sync_point and at_sync(step + 1):
                 interrupted = True
                 break
-        losses.drain(step)   # a loader that ended early (batches of unreadable files left out)
+        report_losses(losses, step, epoch, on_step)   # a loader that ended early (batches of unreadable files left out)
     finally:
         bar.close()
     if device.type == "cuda":

@@ -102,22 +102,18 @@ def prediction_target(args) -> Path | None:
 
 def keep_digests(run_dir: str, written: Path) -> None:
     """A release file of a local run rewritten here gets its new digest in the run's SHA256SUMS."""
-    folder = Path(run_dir)
-    if not folder.is_dir():
-        return
-    try:
-        name = written.resolve().relative_to(folder.resolve()).as_posix()
-    except ValueError:
-        return                       # written elsewhere: the release is untouched
+    folder = Path(run_dir).resolve()
+    if not folder.is_dir() or not written.resolve().is_relative_to(folder):
+        return                       # a Hub repo, or written elsewhere: the release is untouched
+    name = written.resolve().relative_to(folder).as_posix()
     if name in listed_files(folder):
         record_digest(folder, name)
 
 
 def print_report(metrics: dict) -> None:
     print(f"accuracy {metrics['accuracy']:.4f} on {metrics['num_images']} images ({metrics['split']} split)")
-    if "tta_flip_accuracy" in metrics:
+    if "tta" in metrics:   # --tta: both accuracies
         print(f"accuracy with flip TTA {metrics['tta_flip_accuracy']:.4f}")
-    if "tta_accuracy" in metrics:
         t = metrics["tta"]
         what = ("flip + " if t["flip"] else "") + f"{t['shift_px']} px shifts, {t['views']} views"
         print(f"accuracy with TTA ({what}) {metrics['tta_accuracy']:.4f}")

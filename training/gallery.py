@@ -41,9 +41,8 @@ def write_gallery(run_dir: Path, record: dict, images_by_index) -> list[dict]:
     """Save the gallery images; `images_by_index(index)` gives the uint8 image (C, H, W) at that
     position of the full validation split. Returns the rows of see_why/index.json."""
     folder = Path(run_dir) / GALLERY_DIR
-    if folder.exists():
-        shutil.rmtree(folder)     # a resumed or re-finished run: only this evaluation's images
-    folder.mkdir(parents=True)
+    if folder.exists():   # a resumed or re-finished run: only this evaluation's images (atomic_write makes it anew)
+        shutil.rmtree(folder)
     wrong, correct = gallery_rows(record)
     entries = []
     for rows, bounded in ((wrong, True), (correct, False)):

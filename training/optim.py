@@ -10,11 +10,9 @@ def build_optimizer(model: torch.nn.Module, opt: dict, device: torch.device) -> 
     # Fused kernels on CUDA and on CPU: measured on the 2-core CPU (VGG19-BN, 20M parameters), one
     # SGD step takes 38 ms fused vs 198 ms foreach (Adam 60 vs 239 ms), ~10% of a whole training step.
     fused = {"fused": True} if device.type in ("cuda", "cpu") else {}
-    decay, no_decay = [], []
-    for name, param in model.named_parameters():
-        (no_decay if param.ndim <= 1 else decay).append(param)  # no weight decay on BN and biases
-    groups = [{"params": decay, "weight_decay": opt.get("weight_decay", 0.0)},
-              {"params": no_decay, "weight_decay": 0.0}]
+    params = list(model.parameters())
+    groups = [{"params": [p for p in params if p.ndim > 1], "weight_decay": opt.get("weight_decay", 0.0)},
+              {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}]   # none on BN and biases
     if opt["name"] == "sgd":
         return torch.optim.SGD(groups, lr=opt["lr"], momentum=opt.get("momentum", 0.0),
                                nesterov=opt.get("nesterov", False), **fused)

@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import torch
 
-PRECISIONS = ("fp32", "bf16")
-
-
 def resolve_device(name: str) -> torch.device:
     """`auto`: CUDA, else MPS, else CPU; a named device that is absent is a one-line error."""
     if name == "auto":

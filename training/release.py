@@ -16,8 +16,7 @@ from training.data import Split
 
 def save_examples(run_dir: Path, val: Split, labels: tuple[str, ...], per_class: int) -> list[dict]:
     """A few validation images per class as PNG, for the app's examples; index.json lists them."""
-    folder = run_dir / "examples"
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = run_dir / "examples"   # created by the first atomic_write into it
     entries = []
     for class_id, label in enumerate(labels):
         found = ((pos, val.image(pos)) for pos in (val.labels == class_id).nonzero().flatten().tolist())
@@ -35,12 +34,10 @@ def write_curves(run_dir: Path, history: list[dict], title: str) -> None:
     """curves.png: accuracy and loss per epoch, train vs validation."""
     epochs = [row["epoch"] for row in history]
     fig = Figure(figsize=(10, 4), dpi=100)
-    for ax, key, name in zip(fig.subplots(1, 2), ("accuracy", "loss"), ("Accuracy", "Loss")):
+    for ax, key in zip(fig.subplots(1, 2), ("accuracy", "loss")):
         ax.plot(epochs, [r[f"train_{key}"] for r in history], marker="o", ms=3, label="train")
         ax.plot(epochs, [r[f"val_{key}"] for r in history], marker="o", ms=3, label="validation")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(name.lower())
-        ax.set_title(name)
+        ax.set(xlabel="epoch", ylabel=key, title=key.capitalize())
         ax.grid(alpha=0.3)
         ax.legend()
     fig.suptitle(title)

@@ -62,7 +62,6 @@ class RunLog:
               f"{where} in {self.run_dir}: device {self.config['device']}, precision {cfg.precision}, "
               f"{self.epochs} epochs of {images:,} images ({self.steps_per_epoch} steps of "
               f"{self.batch_size})", flush=True)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         if self.resumed:
             remove_stale_temps(self.run_dir)   # half-written files of a killed run (never the real ones)
         from torch.utils.tensorboard import SummaryWriter
@@ -131,18 +130,16 @@ class RunLog:
         return "  ".join(parts)
 
     # --- checkpoints --------------------------------------------------------------------------
-    def checkpoint_state(self, position: Position, partial_epoch: dict | None) -> dict:
-        p = self.parts
-        return {"model": p.model.state_dict(), "optimizer": p.optimizer.state_dict(),
-                "scheduler": p.scheduler.state_dict() if p.scheduler is not None else None,
-                "epoch": position.epoch, "step": position.step, "partial_epoch": partial_epoch,
-                "history": self.history, "rng": rng_state(), "config": self.config}
-
     def save_checkpoint(self, position: Position, partial_epoch: dict | None = None) -> None:
         """Rank 0 writes checkpoint.pt (atomically); every rank restarts its interval timer."""
         if self.is_main:
             self.writer.flush()   # TensorBoard holds every step up to the checkpoint before it exists
-            save_checkpoint(self.ckpt_path, self.checkpoint_state(position, partial_epoch))
+            p = self.parts
+            save_checkpoint(self.ckpt_path, {
+                "model": p.model.state_dict(), "optimizer": p.optimizer.state_dict(),
+                "scheduler": p.scheduler.state_dict() if p.scheduler is not None else None,
+                "epoch": position.epoch, "step": position.step, "partial_epoch": partial_epoch,
+                "history": self.history, "rng": rng_state(), "config": self.config})
             self.saved = position
         self.timer.reset()
 
@@ -164,7 +161,7 @@ class RunLog:
         if self.bar is not None:
             self.bar.set_postfix_str(f"evaluating epoch {epoch}", refresh=True)
 
-    def step_done(self, epoch: int, step: int, loss: float, lr: float) -> None:
+    def step_done(self, step: int, loss: float, lr: float) -> None:
         self.step = step + 1
         self.scalar("train/step_loss", loss, self.global_step())
         self.scalar("train/lr", lr, self.global_step())
@@ -194,22 +191,21 @@ class RunLog:
                      f"  lr {row['lr']:.2e}  {row['images_per_s']:.0f} img/s  {row['seconds']:.1f}s")
 
     # --- endings ------------------------------------------------------------------------------
-    def _show_saved_position(self) -> None:
-        """progress.json's epoch and step while stopped: where checkpoint.pt stands."""
+    def _stopped(self, message: str, file) -> None:
+        """progress.json says "stopped", at where checkpoint.pt stands (its epoch and step); the terminal says why."""
         saved = self.saved or Position(0)
         if saved.step:
             self.epoch, self.step = saved.epoch + 1, saved.step
         else:
             self.epoch, self.step = saved.epoch, self.steps_per_epoch if saved.epoch else 0
+        self.write_progress("stopped", message, force=True)
+        print(message, file=file, flush=True)
 
     def stopped_as_asked(self, epoch: int) -> None:
         self.close()
         if self.is_main:
-            message = (f"stopped after epoch {epoch} as asked; continue with: "
-                       f"python -m training.train --resume --out {self.run_dir}")
-            self._show_saved_position()
-            self.write_progress("stopped", message, force=True)
-            print(message, flush=True)
+            self._stopped(f"stopped after epoch {epoch} as asked; continue with: "
+                          f"python -m training.train --resume --out {self.run_dir}", sys.stdout)
 
     def interrupted(self, stop: StopFlag, signum: int | None = None):
         """Say what was kept and how to resume ("stopped at epoch 2, step 117 of 468; checkpoint saved
@@ -225,9 +221,7 @@ class RunLog:
             else:
                 where = "at that step" if self.saved and self.saved.step else "there"
                 message = f"stopped at {self.kept()}; checkpoint saved {where} ({self.ckpt_path}); {resume}"
-            self._show_saved_position()
-            self.write_progress("stopped", message, force=True)
-            print(message, file=sys.stderr, flush=True)
+            self._stopped(message, sys.stderr)
         raise SystemExit(128 + (signum or stop.signal or signal.SIGINT))
 
     def finished(self, ev: dict) -> None:

@@ -97,9 +97,8 @@ def _run(cfg: RunConfig, device: torch.device, rank_info: distributed.DistInfo) 
 
 def load_data(cfg: RunConfig) -> tuple[Split, Split]:
     """The training and validation splits (uint8 tensors, or image files decoded while training)."""
-    common = dict(seed=cfg.seed)
-    return (load_split(cfg.spec, cfg.source, cfg.data_dir, train=True, limit=cfg.limit_train, **common),
-            load_split(cfg.spec, cfg.source, cfg.data_dir, train=False, limit=cfg.limit_val, **common))
+    return (load_split(cfg.spec, cfg.source, cfg.data_dir, train=True, limit=cfg.limit_train, seed=cfg.seed),
+            load_split(cfg.spec, cfg.source, cfg.data_dir, train=False, limit=cfg.limit_val, seed=cfg.seed))
 
 
 @dataclass
@@ -237,7 +236,7 @@ def train_and_evaluate(cfg: RunConfig, parts: Parts, log: RunLog, epoch: int, de
                          parts.loss_fn, cfg.model, device=device, epoch=epoch, epochs=cfg.recipe["epochs"],
                          autocast_dtype=parts.autocast_dtype, channels_last=parts.channels_last,
                          at_sync=checkpoints, progress=progress, tally=tally, start_step=start_step,
-                         on_step=lambda s, loss, step_lr: log.step_done(epoch, s, loss, step_lr))
+                         on_step=log.step_done)
     if tr["interrupted"]:
         return None, None
     log.evaluating(epoch)
