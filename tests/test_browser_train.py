@@ -97,7 +97,10 @@ def test_train_watch_stop_resume_finish_and_classify(browser, studio):
         screenshot(page, "browser-train-running")
         stop_and_resume(page, 1, 3)
         page.locator("#train-progress").filter(has_text="Running").wait_for()
-        # A second run asked for while one runs waits its turn.
+        # A second run asked for while one runs waits its turn. It is long (30 epochs), so that the Stop
+        # below lands while it trains however slowly the page follows (3 epochs had finished before it).
+        page.get_by_label("Epochs", exact=True).fill("30")
+        page.get_by_label("Epochs", exact=True).press("Tab")
         page.locator("#train-start").click()
         page.locator("#train-message").filter(has_text="job 3:").wait_for()
         assert "queued behind 1 run" in page.locator("#train-message").inner_text()
