@@ -139,7 +139,23 @@ def serve_rows(key: str, r: dict) -> list[tuple[str, str, str]]:
         met.append(f"{bad} failed/differing {'met' if bad == 0 else 'NOT met'}")
         out.append((sec, f"targets (p50 <= {targets['p50_ratio_max']}x floor at 1 and 16 clients, throughput "
                          f">= {targets['throughput_ratio_min_at_16']}x at 16, none failed)", "; ".join(met)))
+        if all("yardstick" in e for e in per_load.values()):
+            out.append((sec, f"yardstick targets (p50 <= {YARDSTICK['p50']}x floor + bare models at 1 and 16 "
+                             f"clients, throughput >= {YARDSTICK['throughput']}x the limit at 16)",
+                        "; ".join(yardstick_met(per_load))))
     return out
+
+
+YARDSTICK = {"p50": 1.15, "throughput": 0.9}     # issue 25's targets against the endpoint's physical limit
+
+
+def yardstick_met(per_load: dict) -> list[str]:
+    met = [f"p50 {p50:.2f}x at {c} {'met' if p50 <= YARDSTICK['p50'] else 'NOT met'}"
+           for c in ("1", "16") if c in per_load and (p50 := per_load[c]["ratios"]["p50_vs_yardstick"]["mean"])]
+    if "16" in per_load:
+        tp = per_load["16"]["ratios"]["throughput_vs_limit"]["mean"]
+        met.append(f"throughput {tp:.2f}x at 16 {'met' if tp >= YARDSTICK['throughput'] else 'NOT met'}")
+    return met
 
 
 def hardware(results: dict[str, dict]) -> str:

@@ -46,8 +46,11 @@ def test_serve_reports_each_endpoint_against_floor_plus_bare_models():
     assert entry["model"]["differing_answers"] == 0
     payload = {"results": results, "requests": 2, "repeats": 2, "targets": {"p50_ratio_max": 1.2,
                                                                              "throughput_ratio_min_at_16": 0.9}}
-    [row] = [value for _, metric, value in report.serve_rows("serve", payload) if "floor + bare models" in metric]
+    rows = {metric: value for _, metric, value in report.serve_rows("serve", payload)}
+    [row] = [value for metric, value in rows.items() if "app / (floor + bare models)" in metric]
     assert row == "315 / 210 · **1.50x** ± 0.00 · 4.25 / 5.00 · **0.85x** ± 0.07 · 0"
+    [met] = [value for metric, value in rows.items() if metric.startswith("yardstick targets (p50 <= 1.15x")]
+    assert met == "p50 1.50x at 16 NOT met; throughput 0.85x at 16 NOT met"
 
 
 def test_serve_compares_the_apps_probabilities_with_the_bare_models():
