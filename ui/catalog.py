@@ -193,7 +193,8 @@ class Catalog:
                     for e in fresh]
             added = [e.key for e in runs if e.key not in known]
             hubs = [e for e in self.entries_ if e.kind == "hub"]
-            self._extra = OrderedDict((k, None) for k in self._extra if k in {e.key for e in runs})
+            kept = {e.key for e in runs}
+            self._extra = OrderedDict((k, None) for k in self._extra if k in kept)
             defaults = {e.key for e in self.entries_ if e.default}
             for e in runs + hubs:
                 e.default = False
