@@ -324,9 +324,9 @@ def build(catalog: Catalog, task: Task) -> None:
     # after each answer, for the input answered (`last`: None when refused or cleared).
     gr.Button(visible=False).click(model_input_endpoint(catalog, task), [image, *runs], seen,
                                    api_name=f"model_input_{short}", **INFERENCE_CONCURRENCY)
+    show_seen = inputs.endpoint(lambda value, *keys: model_input(catalog, task, value, keys), images=())
     for name, event in answered.items():
-        event.then(inputs.endpoint(lambda value, *keys: model_input(catalog, task, value, keys), images=()),
-                   [last, *runs], seen, api_name=f"seen_{name}", api_visibility="private",
+        event.then(show_seen, [last, *runs], seen, api_name=f"seen_{name}", api_visibility="private",
                    show_progress="hidden", **LIGHT_CONCURRENCY)
     for column, run in zip(cols, runs):
         gradcam.add_gradcam(catalog, task.name, image, run, variant=variant_of(catalog, task, column),
