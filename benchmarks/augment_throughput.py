@@ -85,9 +85,7 @@ def main(args) -> dict:
     print(f"augmentation, {args.task}, {device} ({env['gpu'] or env['cpu']}), batch {bs}, "
           f"{'with' if aug.random_erasing else 'without'} Random Erasing, {args.repeats} repeats")
     result = {"task": args.task, "batch_size": bs, "images": n, "passes": args.passes, "repeats": args.repeats,
-              "random_erasing": bool(aug.random_erasing),   # TrainAugment has no repr: its settings, written out
-              "transform": f"TrainAugment(crop={aug.crop}, padding={aug.padding}, flip={aug.flip}, "
-                           f"random_erasing={aug.random_erasing})",
+              "random_erasing": bool(aug.random_erasing), "transform": repr(aug),
               "per_image_transform": repr(per_image), "images_per_s": results, "ratios": ratios,
               "images_per_cpu_second": cpu_results, "cpu_time_ratios": cpu_ratios,
               "note": "images per CPU-second: process CPU time (all threads of this process), "
