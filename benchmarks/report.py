@@ -126,7 +126,8 @@ def serve_rows(key: str, r: dict) -> list[tuple[str, str, str]]:
                             f"{ratio(ratios['p50_vs_yardstick'])} · {app['throughput']['mean']:,.2f} / "
                             f"{y['throughput_limit']['mean']:,.2f} · {ratio(ratios['throughput_vs_limit'])} · "
                             f"{model['differing_answers']}"))
-        met = targets_met(per_load, "p50", "throughput", targets["p50_ratio_max"], targets["throughput_ratio_min_at_16"])
+        met = targets_met(per_load, "p50", "throughput", targets["p50_ratio_max"],
+                          targets["throughput_ratio_min_at_16"])
         bad = sum(e["app"]["failures"] + e["app"]["mismatches"] for e in per_load.values())
         met.append(f"{bad} failed/differing {'met' if bad == 0 else 'NOT met'}")
         out.append((sec, f"targets (p50 <= {targets['p50_ratio_max']}x floor at 1 and 16 clients, throughput "

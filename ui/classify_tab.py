@@ -27,7 +27,8 @@ from models.predict import ImageInputError, decode_image, input_to_image, logits
 from models.tasks import BASELINE, RANDOM_ERASING, TASKS, Task
 from ui import inputs, live, serving
 from ui.catalog import Catalog, ModelEntry, ModelUnavailable, code, missing_model_message, plain
-from ui.common import ASSETS_DIR, INFERENCE_CONCURRENCY, LIGHT_CONCURRENCY, UploadedImage, UploadedSketch, is_empty, read_image, user_error
+from ui.common import (ASSETS_DIR, INFERENCE_CONCURRENCY, LIGHT_CONCURRENCY, UploadedImage, UploadedSketch, is_empty,
+                       read_image, user_error)
 from ui.why import gradcam
 from ui.why.adapters import enlarge
 
